@@ -1,0 +1,223 @@
+//! Preflight (runbook §1) and post-deployment verification (runbook §5), as typed reports.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::Deployer;
+use crate::database::DatabaseClusterExt;
+use crate::error::{Error, ErrorKind, Result};
+use crate::host::{Command, HostExt};
+use crate::model::Color;
+use crate::router::RouterExt;
+use crate::runtime::labels;
+
+/// A check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// Fine.
+    Pass,
+    /// Worth a look; does not stop a deploy.
+    Warn,
+    /// Stops a deploy.
+    Fail,
+}
+
+/// One check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What was checked (`disk /opt/connect`).
+    pub name: String,
+    /// The verdict.
+    pub status: CheckStatus,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// A list of checks.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The checks in the order they ran.
+    pub checks: Vec<Check>,
+}
+
+impl CheckReport {
+    fn push(&mut self, name: impl Into<String>, status: CheckStatus, detail: impl Into<String>) {
+        self.checks.push(Check {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+        });
+    }
+
+    fn record_result<T>(&mut self, name: &str, r: Result<T>, detail: impl FnOnce(T) -> String) {
+        match r {
+            Ok(v) => self.push(name, CheckStatus::Pass, detail(v)),
+            Err(e) => self.push(name, CheckStatus::Fail, e.to_string()),
+        }
+    }
+
+    /// Whether no check failed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.status != CheckStatus::Fail)
+    }
+
+    /// The checks with this verdict.
+    pub fn with_status(&self, status: CheckStatus) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(move |c| c.status == status)
+    }
+
+    /// Fails with `kind` naming every failed check, when any failed.
+    pub(crate) fn into_result(self, operation: &str, kind: ErrorKind) -> Result<CheckReport> {
+        if self.passed() {
+            return Ok(self);
+        }
+        let failed: Vec<String> = self
+            .with_status(CheckStatus::Fail)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        Err(Error::new(kind, operation, "", failed.join("; ")))
+    }
+}
+
+/// Lines the runbook counts as errors: any line containing "error", case-insensitively.
+fn is_error_line(line: &str) -> bool {
+    line.to_ascii_lowercase().contains("error")
+}
+
+impl Deployer {
+    /// The runbook's pre-deployment checks: the server answers, disks under the policy's thresholds, the
+    /// database cluster has a leader, the cache answers; plus the running containers, for the record.
+    pub async fn preflight(&self) -> Result<CheckReport> {
+        let b = &self.backends;
+        let policy = &self.config.policy;
+        let mut report = CheckReport::default();
+        let probe = Command::new(["echo", "server reachable"]);
+        report.record_result("server", b.host.run_checked(&probe).await, |_| {
+            b.host.name().to_string()
+        });
+        for path in &policy.disk_paths {
+            let name = format!("disk {path}");
+            match b.host.disk_usage(path).await {
+                Ok(usage) => {
+                    let pct = usage.used_percent();
+                    let (status, verdict) = if pct > policy.disk_fail_percent {
+                        (
+                            CheckStatus::Fail,
+                            format!(
+                                "above the {}% limit; free space before deploying",
+                                policy.disk_fail_percent
+                            ),
+                        )
+                    } else if pct > policy.disk_warn_percent {
+                        (
+                            CheckStatus::Warn,
+                            format!("above the {}% warning", policy.disk_warn_percent),
+                        )
+                    } else {
+                        (CheckStatus::Pass, "ok".to_string())
+                    };
+                    report.push(name, status, format!("{pct}% used, {verdict}"));
+                    if usage.total_inodes > 0 && usage.free_inodes * 100 < usage.total_inodes {
+                        report.push(
+                            format!("inodes {path}"),
+                            CheckStatus::Warn,
+                            "under 1% of inodes free",
+                        );
+                    }
+                }
+                Err(e) => report.push(name, CheckStatus::Fail, e.to_string()),
+            }
+        }
+        let app = [(labels::APP.to_string(), self.config.app.name.clone())].into();
+        report.record_result("containers", b.runtime.list(&app).await, |cs| {
+            let names: Vec<String> = cs
+                .iter()
+                .map(|c| format!("{} ({}, {})", c.name, c.release().unwrap_or("?"), c.health))
+                .collect();
+            if names.is_empty() {
+                "none of the app's containers run yet".into()
+            } else {
+                names.join(", ")
+            }
+        });
+        report.record_result("database", b.database.leader().await, |m| {
+            format!("leader {}", m.name)
+        });
+        report.record_result("cache", b.cache.ping().await, |_| "PONG".into());
+        Ok(report)
+    }
+
+    /// The runbook's post-deployment checks on `color`: the container healthy, the router sending it
+    /// traffic, the database's check query, the cache, and error lines logged since `since`.
+    pub async fn verify_color(&self, color: Color, since: SystemTime) -> Result<CheckReport> {
+        let b = &self.backends;
+        let slot = self.config.topology.slot(color);
+        let mut report = CheckReport::default();
+        match b.runtime.inspect(&slot.container).await {
+            Ok(Some(c)) if c.is_serving() => {
+                report.push("health", CheckStatus::Pass, format!("{} {}", c.name, c.health))
+            }
+            Ok(Some(c)) => report.push(
+                "health",
+                CheckStatus::Fail,
+                format!(
+                    "{} is {:?}, {}: {}",
+                    c.name,
+                    c.state,
+                    c.health,
+                    c.health_log.join("; ")
+                ),
+            ),
+            Ok(None) => report.push(
+                "health",
+                CheckStatus::Fail,
+                format!("{} does not exist", slot.container),
+            ),
+            Err(e) => report.push("health", CheckStatus::Fail, e.to_string()),
+        }
+        report.record_result(
+            "router",
+            b.router.server(&slot.server).await.and_then(|s| {
+                if s.is_live() {
+                    Ok(s)
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Unhealthy,
+                        "router.server",
+                        &slot.server,
+                        format!(
+                            "not live: {:?}, check {:?}, weight {}",
+                            s.admin, s.check, s.weight
+                        ),
+                    ))
+                }
+            }),
+            |s| format!("{}/{} live at {}", b.router.backend(), s.name, s.address),
+        );
+        report.record_result("database", b.database.check_query().await, |n| {
+            format!("check query answered {n}")
+        });
+        report.record_result("cache", b.cache.ping().await, |_| "PONG".into());
+        match b.runtime.logs_since(&slot.container, since).await {
+            Ok(lines) => {
+                let errors: Vec<&String> = lines.iter().filter(|l| is_error_line(l)).collect();
+                let max = self.config.policy.max_error_lines;
+                let status = if errors.len() > max {
+                    CheckStatus::Fail
+                } else {
+                    CheckStatus::Pass
+                };
+                let last = errors.last().map(|l| format!("; last: {l}")).unwrap_or_default();
+                report.push(
+                    "logs",
+                    status,
+                    format!("{} error lines (limit {max}){last}", errors.len()),
+                );
+            }
+            Err(e) => report.push("logs", CheckStatus::Fail, e.to_string()),
+        }
+        Ok(report)
+    }
+}

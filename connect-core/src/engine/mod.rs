@@ -1,0 +1,153 @@
+//! The deploy engine: the runbook as a state machine over the backend traits.
+//!
+//! ```text
+//! lock ─► reconcile ─► preflight ─► stage image ─► restore point ─► migrate ─► start idle color
+//!   ─► health gate ─► switch ─► drain old ─► verify ─► record
+//!        any failure before the switch: the idle container is removed, traffic never moves
+//!        a failure in verify: traffic goes back to the warm standby, and the journal says why
+//! ```
+
+mod checks;
+mod deploy;
+mod events;
+mod journal;
+mod reconcile;
+mod run;
+mod status;
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+pub use checks::{Check, CheckReport, CheckStatus};
+pub use events::{Event, Step};
+pub use journal::{Journal, LockInfo, OperationKind, OperationRecord, Outcome, SlotRecord, StepRecord};
+pub use reconcile::{Observed, ObservedSlot};
+pub use status::Status;
+
+use crate::cache::Cache;
+use crate::database::DatabaseCluster;
+use crate::error::Result;
+use crate::host::Host;
+use crate::model::{AppSpec, DeployPolicy, Topology};
+use crate::router::TrafficRouter;
+use crate::runtime::ContainerRuntime;
+use events::Events;
+use journal::JournalStore;
+
+/// The five backends the engine drives.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// The server (journal, lock, disks).
+    pub host: Arc<dyn Host>,
+    /// Docker.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// The HAProxy backend of the app.
+    pub router: Arc<dyn TrafficRouter>,
+    /// The Patroni cluster.
+    pub database: Arc<dyn DatabaseCluster>,
+    /// Redis.
+    pub cache: Arc<dyn Cache>,
+}
+
+/// What to deploy where, and how carefully.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// The app.
+    pub app: AppSpec,
+    /// The two slots.
+    pub topology: Topology,
+    /// Deadlines and thresholds.
+    pub policy: DeployPolicy,
+    /// The directory on the server holding the journal and the lock (`/opt/connect/state`).
+    pub state_dir: String,
+    /// Who is deploying, as recorded in the lock and the journal.
+    pub holder: String,
+}
+
+impl DeployConfig {
+    /// The runbook's app and topology with the default policy.
+    pub fn runbook() -> DeployConfig {
+        DeployConfig {
+            app: AppSpec::connect(),
+            topology: Topology::runbook(),
+            policy: DeployPolicy::default(),
+            state_dir: "/opt/connect/state".into(),
+            holder: default_holder(),
+        }
+    }
+}
+
+/// `user@host pid N`, so a lock names who took it.
+pub fn default_holder() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host} pid {}", std::process::id())
+}
+
+/// Deploys releases blue-green, rolls them back, and tells where things stand.
+///
+/// ```
+/// use connect_core::engine::{DeployConfig, Deployer};
+/// use connect_core::memory::{AppBehavior, MemoryStack};
+/// use connect_core::model::Release;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> connect_core::Result<()> {
+/// let config = DeployConfig::runbook();
+/// let stack = MemoryStack::new(&config.topology);
+/// let v1 = Release::new("connect", "v1")?;
+/// stack.add_image(&v1.image, AppBehavior::default());
+///
+/// let deployer = Deployer::new(stack.backends(), config)?;
+/// let report = deployer.deploy(v1).await?;
+/// assert_eq!(report.live_after, Some(connect_core::model::Color::Blue));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Deployer {
+    backends: Backends,
+    config: DeployConfig,
+    store: JournalStore,
+    events: Events,
+}
+
+impl Deployer {
+    /// A deployer over these backends; refuses an invalid policy.
+    pub fn new(backends: Backends, config: DeployConfig) -> Result<Deployer> {
+        config.policy.validate()?;
+        let store = JournalStore::new(backends.host.clone(), &config.state_dir);
+        Ok(Deployer {
+            backends,
+            config,
+            store,
+            events: Events::new(),
+        })
+    }
+
+    /// Follows the events of every later operation.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DeployConfig {
+        &self.config
+    }
+
+    /// The backends.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    /// The journal as stored on the server.
+    pub async fn journal(&self) -> Result<Journal> {
+        self.store.load().await
+    }
+
+    /// Removes the deploy lock whoever holds it, and says who did. For a lock whose process is gone.
+    pub async fn break_lock(&self) -> Result<Option<LockInfo>> {
+        self.store.break_lock().await
+    }
+}

@@ -1,0 +1,249 @@
+//! The server: run programs, move files, open byte streams, measure disks.
+
+use std::fmt;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A program to run: an argument vector, never a shell string, so no argument is ever re-parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Command {
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    /// Bytes written to the program's standard input, then closed.
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl Command {
+    /// A command from a program and its arguments.
+    pub fn new<I, S>(argv: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Command {
+            argv: argv.into_iter().map(Into::into).collect(),
+            stdin: None,
+        }
+    }
+
+    /// Gives the program this standard input.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Command {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Refuses an empty argv and NUL bytes, which no program can receive.
+    pub fn validate(&self) -> Result<()> {
+        if self.argv.is_empty() || self.argv[0].is_empty() {
+            return Err(
+                Error::invalid("host.run", "", "the command is empty").with_hint("give at least a program")
+            );
+        }
+        if let Some(a) = self.argv.iter().find(|a| a.contains('\0')) {
+            return Err(Error::invalid(
+                "host.run",
+                &self.argv[0],
+                format!("argument {a:?} contains a NUL byte"),
+            )
+            .with_hint("NUL cannot be passed in an argument; send such data on stdin"));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.argv.join(" "))
+    }
+}
+
+/// What a finished program left: exit status and its two output streams, kept apart.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Output {
+    /// The exit status; `None` when the program was killed by a signal.
+    pub status: Option<i32>,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// Whether the program exited 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// Standard output as text (lossy).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Turns a non-zero exit into an [`ErrorKind::Failed`] error carrying the tail of stderr.
+    pub fn check(self, command: &Command) -> Result<Output> {
+        if self.success() {
+            return Ok(self);
+        }
+        let stderr = String::from_utf8_lossy(&self.stderr);
+        let tail: String = stderr
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n");
+        let status = self
+            .status
+            .map_or("killed by a signal".to_string(), |s| format!("exited {s}"));
+        Err(Error::new(
+            ErrorKind::Failed,
+            "host.run",
+            command.to_string(),
+            format!("{status}: {tail}"),
+        ))
+    }
+}
+
+/// Disk usage of the filesystem holding a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    /// Bytes in the filesystem.
+    pub total_bytes: u64,
+    /// Bytes available to unprivileged users.
+    pub available_bytes: u64,
+    /// Inodes in the filesystem (0 when the filesystem does not count them).
+    pub total_inodes: u64,
+    /// Free inodes.
+    pub free_inodes: u64,
+}
+
+impl DiskUsage {
+    /// Used space in percent, rounded up as `df` does.
+    pub fn used_percent(&self) -> u8 {
+        if self.total_bytes == 0 {
+            return 0;
+        }
+        let used = self.total_bytes.saturating_sub(self.available_bytes) as u128;
+        (used * 100).div_ceil(self.total_bytes as u128).min(100) as u8
+    }
+}
+
+/// Where a byte stream on the server goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A TCP port, e.g. `127.0.0.1:8008` for Patroni's REST API.
+    Tcp {
+        /// Host name or address, as the server resolves it.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A unix socket, e.g. `/var/run/docker.sock`.
+    Unix(String),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Endpoint::Unix(p) => write!(f, "unix://{p}"),
+        }
+    }
+}
+
+/// A bidirectional byte stream.
+pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
+
+/// A boxed [`ByteStream`].
+pub type BoxStream = Pin<Box<dyn ByteStream>>;
+/// A boxed reader, for streaming file contents.
+pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// How [`Host::put_file`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutOptions {
+    /// The file's permission bits.
+    pub mode: u32,
+    /// Fail with [`ErrorKind::Conflict`] if the file exists (how the deploy lock is taken).
+    pub create_new: bool,
+}
+
+impl Default for PutOptions {
+    fn default() -> Self {
+        PutOptions {
+            mode: 0o644,
+            create_new: false,
+        }
+    }
+}
+
+/// The server the app runs on.
+///
+/// Files are written atomically: a reader sees the old content or the new, never a mix, and a crash leaves the
+/// old file in place.
+#[async_trait]
+pub trait Host: Send + Sync + fmt::Debug {
+    /// A name for messages, e.g. `deploy@prod-host`.
+    fn name(&self) -> &str;
+
+    /// Runs a program to completion. A non-zero exit is not an error here: see [`Output::check`].
+    async fn run(&self, command: &Command) -> Result<Output>;
+
+    /// Streams `data` into `path`: written to a temporary name, flushed to disk, then renamed over `path`.
+    /// Returns the bytes written.
+    async fn put_file(&self, path: &str, data: BoxReader, options: PutOptions) -> Result<u64>;
+
+    /// Streams a file's content. A missing file is [`ErrorKind::NotFound`].
+    async fn get_file(&self, path: &str) -> Result<BoxReader>;
+
+    /// Renames a file (atomically, on the same filesystem).
+    async fn rename(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Removes a file. A missing file is [`ErrorKind::NotFound`].
+    async fn remove_file(&self, path: &str) -> Result<()>;
+
+    /// Disk usage of the filesystem that holds `path`.
+    async fn disk_usage(&self, path: &str) -> Result<DiskUsage>;
+
+    /// Opens a byte stream to a TCP port or unix socket on the server.
+    async fn connect(&self, endpoint: &Endpoint) -> Result<BoxStream>;
+}
+
+/// Conveniences over any [`Host`].
+#[async_trait]
+pub trait HostExt: Host {
+    /// Reads a whole (small) file; `None` when it does not exist.
+    async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let mut reader = match self.get_file(path).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut buf = Vec::new();
+        reader.read_to_end(&mut buf).await.map_err(|e| {
+            Error::new(ErrorKind::Unavailable, "host.read_file", path, e.to_string()).with_source(e)
+        })?;
+        Ok(Some(buf))
+    }
+
+    /// Writes a whole (small) file atomically.
+    async fn write_file(&self, path: &str, data: Vec<u8>, options: PutOptions) -> Result<u64> {
+        self.put_file(path, Box::pin(std::io::Cursor::new(data)), options)
+            .await
+    }
+
+    /// Runs a program and fails unless it exits 0.
+    async fn run_checked(&self, command: &Command) -> Result<Output> {
+        self.run(command).await?.check(command)
+    }
+}
+
+impl<T: Host + ?Sized> HostExt for T {}

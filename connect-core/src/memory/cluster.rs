@@ -1,0 +1,181 @@
+//! A Patroni cluster in memory: a leader, replicas, switchover, restore points.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::{Faults, lock};
+use crate::database::{DatabaseCluster, Member, RestorePoint, Role};
+use crate::error::{Error, ErrorKind, Result};
+
+#[derive(Debug)]
+struct State {
+    members: Vec<Member>,
+    lsn: u64,
+    users: i64,
+    restore_points: Vec<RestorePoint>,
+}
+
+/// A Patroni cluster in memory: `patroni1` leads, `patroni2` replicates, as in the runbook.
+#[derive(Debug, Clone)]
+pub struct MemoryCluster {
+    state: Arc<Mutex<State>>,
+    faults: Faults,
+}
+
+impl Default for MemoryCluster {
+    fn default() -> Self {
+        MemoryCluster::new(&["patroni1", "patroni2"])
+    }
+}
+
+impl MemoryCluster {
+    /// A healthy cluster: the first name leads, the others stream from it.
+    pub fn new(names: &[&str]) -> MemoryCluster {
+        let members = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Member {
+                name: n.to_string(),
+                role: if i == 0 { Role::Leader } else { Role::Replica },
+                state: if i == 0 {
+                    "running".into()
+                } else {
+                    "streaming".into()
+                },
+                lag_bytes: if i == 0 { None } else { Some(0) },
+                timeline: Some(1),
+            })
+            .collect();
+        MemoryCluster {
+            state: Arc::new(Mutex::new(State {
+                members,
+                lsn: 0x300_0000,
+                users: 42,
+                restore_points: Vec::new(),
+            })),
+            faults: Faults::default(),
+        }
+    }
+
+    /// The faults this cluster injects.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Stops the leader (Patroni and postmaster) without a failover: the cluster has no leader.
+    pub fn kill_leader(&self) {
+        for m in lock(&self.state)
+            .members
+            .iter_mut()
+            .filter(|m| m.role == Role::Leader)
+        {
+            m.state = "stopped".into();
+        }
+    }
+
+    /// The restore points made so far.
+    pub fn restore_points(&self) -> Vec<RestorePoint> {
+        lock(&self.state).restore_points.clone()
+    }
+}
+
+#[async_trait]
+impl DatabaseCluster for MemoryCluster {
+    async fn members(&self) -> Result<Vec<Member>> {
+        self.faults.check("database.members", "cluster")?;
+        Ok(lock(&self.state).members.clone())
+    }
+
+    async fn switchover(&self, candidate: Option<&str>) -> Result<Member> {
+        self.faults
+            .check("database.switchover", candidate.unwrap_or(""))?;
+        let mut state = lock(&self.state);
+        let leader = state
+            .members
+            .iter()
+            .position(|m| m.role == Role::Leader && m.is_running())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Refused,
+                    "database.switchover",
+                    "cluster",
+                    "no leader to switch over from",
+                )
+            })?;
+        let target = state
+            .members
+            .iter()
+            .position(|m| m.role == Role::Replica && m.is_running() && candidate.is_none_or(|c| c == m.name))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Refused,
+                    "database.switchover",
+                    candidate.unwrap_or("any replica"),
+                    "candidate is not a running replica of this cluster",
+                )
+            })?;
+        let timeline = state.members[leader].timeline.unwrap_or(1) + 1;
+        state.members[leader].role = Role::Replica;
+        state.members[leader].state = "streaming".into();
+        state.members[leader].lag_bytes = Some(0);
+        state.members[target].role = Role::Leader;
+        state.members[target].state = "running".into();
+        state.members[target].lag_bytes = None;
+        for m in &mut state.members {
+            m.timeline = Some(timeline);
+        }
+        Ok(state.members[target].clone())
+    }
+
+    async fn restore_point(&self, name: &str) -> Result<RestorePoint> {
+        self.faults.check("database.restore_point", name)?;
+        if name.is_empty() || name.len() > 63 {
+            return Err(Error::invalid(
+                "database.restore_point",
+                name,
+                "a restore point name has 1 to 63 bytes",
+            ));
+        }
+        let mut state = lock(&self.state);
+        let leader = state
+            .members
+            .iter()
+            .find(|m| m.role == Role::Leader && m.is_running())
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unhealthy,
+                    "database.restore_point",
+                    name,
+                    "no running leader",
+                )
+            })?;
+        state.lsn += 0x90;
+        let point = RestorePoint {
+            name: name.to_string(),
+            lsn: format!("{:X}/{:X}", state.lsn >> 32, state.lsn & 0xffff_ffff),
+            timeline: leader.timeline.unwrap_or(1),
+        };
+        state.restore_points.push(point.clone());
+        Ok(point)
+    }
+
+    async fn check_query(&self) -> Result<i64> {
+        self.faults.check("database.check_query", "cluster")?;
+        let state = lock(&self.state);
+        if !state
+            .members
+            .iter()
+            .any(|m| m.role == Role::Leader && m.is_running())
+        {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "database.check_query",
+                "cluster",
+                "no running leader",
+            ));
+        }
+        Ok(state.users)
+    }
+}

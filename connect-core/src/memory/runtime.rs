@@ -1,0 +1,418 @@
+//! Containers and images in memory, with simulated start-up and health.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::{Faults, lock};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::ImageRef;
+use crate::runtime::{
+    ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ExecOutput, Health, ImageInfo, OneOff,
+};
+
+/// How the app in an image behaves once started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppBehavior {
+    /// How long it is `starting` before its health check judges it.
+    pub ready_after: Duration,
+    /// Whether it turns healthy (true) or unhealthy (false) at `ready_after`.
+    pub becomes_healthy: bool,
+    /// Error lines it logs right after start (the runbook counts them after a deploy).
+    pub error_lines: usize,
+    /// Exit code of its migration command.
+    pub migration_exit: i64,
+}
+
+impl Default for AppBehavior {
+    fn default() -> Self {
+        AppBehavior {
+            ready_after: Duration::from_millis(1500),
+            becomes_healthy: true,
+            error_lines: 0,
+            migration_exit: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Container {
+    id: String,
+    spec: ContainerSpec,
+    behavior: AppBehavior,
+    running: bool,
+    started: Instant,
+    started_wall: SystemTime,
+    logs: Vec<(SystemTime, String)>,
+}
+
+impl Container {
+    fn health(&self, now: Instant) -> Health {
+        if !self.running {
+            return Health::Unhealthy;
+        }
+        if now.duration_since(self.started) < self.behavior.ready_after {
+            Health::Starting
+        } else if self.behavior.becomes_healthy {
+            Health::Healthy
+        } else {
+            Health::Unhealthy
+        }
+    }
+
+    fn info(&self, now: Instant) -> ContainerInfo {
+        let health = self.health(now);
+        let health_log = match health {
+            Health::Unhealthy => vec![format!(
+                "GET {} failed: connection refused",
+                self.spec.health_path.as_deref().unwrap_or("/")
+            )],
+            Health::Starting => vec!["starting".into()],
+            _ => vec!["200 OK".into()],
+        };
+        ContainerInfo {
+            name: self.spec.name.clone(),
+            id: self.id.clone(),
+            image: self.spec.image.to_string(),
+            labels: self.spec.labels.clone(),
+            state: if self.running {
+                ContainerState::Running
+            } else {
+                ContainerState::Exited
+            },
+            health,
+            health_log,
+            started_at: Some(self.started_wall),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    images: BTreeMap<String, (ImageInfo, AppBehavior)>,
+    containers: BTreeMap<String, Container>,
+    jobs: Vec<OneOff>,
+    next_id: u64,
+}
+
+/// Containers and images in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRuntime {
+    state: Arc<Mutex<State>>,
+    faults: Faults,
+}
+
+impl MemoryRuntime {
+    /// A runtime with no image and no container.
+    pub fn new() -> MemoryRuntime {
+        MemoryRuntime::default()
+    }
+
+    /// The faults this runtime injects.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Makes an image available (as `docker load` would) whose app behaves as `behavior`.
+    pub fn add_image(&self, image: &ImageRef, behavior: AppBehavior) {
+        let mut state = lock(&self.state);
+        let n = state.images.len() as u64 + 1;
+        let info = ImageInfo {
+            id: format!("sha256:{n:064x}"),
+            tags: vec![image.to_string()],
+            // Releases share their base layers, as real builds do.
+            layers: vec![
+                format!("sha256:{:064x}", 0xba5e),
+                format!("sha256:{:064x}", 0x1000 + n),
+            ],
+            size_bytes: 180_000_000,
+        };
+        state.images.insert(image.to_string(), (info, behavior));
+    }
+
+    /// Removes an image (as `docker rmi` would).
+    pub fn remove_image(&self, image: &ImageRef) {
+        lock(&self.state).images.remove(&image.to_string());
+    }
+
+    /// Whether the named container is running and healthy right now (what HAProxy's check would see).
+    pub fn is_serving(&self, name: &str) -> bool {
+        lock(&self.state)
+            .containers
+            .get(name)
+            .is_some_and(|c| c.info(Instant::now()).is_serving())
+    }
+
+    /// Kills a container as a crash would: it stops running and fails its health check.
+    pub fn crash(&self, name: &str) {
+        if let Some(c) = lock(&self.state).containers.get_mut(name) {
+            c.running = false;
+        }
+    }
+
+    /// The one-off jobs run so far, oldest first.
+    pub fn jobs(&self) -> Vec<OneOff> {
+        lock(&self.state).jobs.clone()
+    }
+
+    /// Names of every container, running or not.
+    pub fn container_names(&self) -> Vec<String> {
+        lock(&self.state).containers.keys().cloned().collect()
+    }
+
+    fn not_found(operation: &str, name: &str) -> Error {
+        Error::new(ErrorKind::NotFound, operation, name, "no such container")
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for MemoryRuntime {
+    async fn image(&self, image: &ImageRef) -> Result<Option<ImageInfo>> {
+        self.faults.check("runtime.image", &image.to_string())?;
+        Ok(lock(&self.state)
+            .images
+            .get(&image.to_string())
+            .map(|(i, _)| i.clone()))
+    }
+
+    async fn start(&self, spec: &ContainerSpec) -> Result<ContainerInfo> {
+        self.faults.check("runtime.start", &spec.name)?;
+        let mut state = lock(&self.state);
+        if state.containers.contains_key(&spec.name) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "runtime.start",
+                &spec.name,
+                "the name is already in use",
+            )
+            .with_hint("stop and remove the old container first"));
+        }
+        let behavior = state
+            .images
+            .get(&spec.image.to_string())
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    "runtime.start",
+                    spec.image.to_string(),
+                    "no such image",
+                )
+            })?;
+        for (_, host_port) in &spec.ports {
+            if let Some(other) = state
+                .containers
+                .values()
+                .find(|c| c.running && c.spec.ports.iter().any(|(_, p)| p == host_port))
+            {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "runtime.start",
+                    &spec.name,
+                    format!("host port {host_port} is taken by {}", other.spec.name),
+                ));
+            }
+        }
+        state.next_id += 1;
+        let now = SystemTime::now();
+        let logs = (0..behavior.error_lines)
+            .map(|i| (now, format!("ERROR request {i} failed")))
+            .collect();
+        let c = Container {
+            id: format!("{:012x}", state.next_id),
+            spec: spec.clone(),
+            behavior,
+            running: true,
+            started: Instant::now(),
+            started_wall: now,
+            logs,
+        };
+        let info = c.info(Instant::now());
+        state.containers.insert(spec.name.clone(), c);
+        Ok(info)
+    }
+
+    async fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>> {
+        self.faults.check("runtime.inspect", name)?;
+        Ok(lock(&self.state)
+            .containers
+            .get(name)
+            .map(|c| c.info(Instant::now())))
+    }
+
+    async fn wait_healthy(&self, name: &str, deadline: Duration) -> Result<ContainerInfo> {
+        self.faults.check("runtime.wait_healthy", name)?;
+        if deadline.is_zero() {
+            return Err(Error::invalid(
+                "runtime.wait_healthy",
+                name,
+                "a deadline of zero can never be met",
+            ));
+        }
+        let until = Instant::now() + deadline;
+        loop {
+            let (info, changes_at) = {
+                let state = lock(&self.state);
+                let c = state
+                    .containers
+                    .get(name)
+                    .ok_or_else(|| Self::not_found("runtime.wait_healthy", name))?;
+                (c.info(Instant::now()), c.started + c.behavior.ready_after)
+            };
+            match info.health {
+                Health::Healthy | Health::None => return Ok(info),
+                Health::Unhealthy => {
+                    return Err(Error::new(
+                        ErrorKind::Unhealthy,
+                        "runtime.wait_healthy",
+                        name,
+                        format!("the health check failed: {}", info.health_log.join("; ")),
+                    ));
+                }
+                Health::Starting if Instant::now() >= until => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        "runtime.wait_healthy",
+                        name,
+                        format!(
+                            "still starting after {deadline:?}: {}",
+                            info.health_log.join("; ")
+                        ),
+                    ));
+                }
+                // The simulated health changes at a known instant: wait for exactly that event.
+                Health::Starting => tokio::time::sleep_until(changes_at.min(until)).await,
+            }
+        }
+    }
+
+    async fn stop(&self, name: &str, _grace: Duration) -> Result<()> {
+        self.faults.check("runtime.stop", name)?;
+        let mut state = lock(&self.state);
+        let c = state
+            .containers
+            .get_mut(name)
+            .ok_or_else(|| Self::not_found("runtime.stop", name))?;
+        c.running = false;
+        Ok(())
+    }
+
+    async fn remove(&self, name: &str) -> Result<()> {
+        self.faults.check("runtime.remove", name)?;
+        let mut state = lock(&self.state);
+        match state.containers.get(name) {
+            None => Err(Self::not_found("runtime.remove", name)),
+            Some(c) if c.running => Err(Error::new(
+                ErrorKind::Conflict,
+                "runtime.remove",
+                name,
+                "the container is running",
+            )
+            .with_hint("stop it first")),
+            Some(_) => {
+                state.containers.remove(name);
+                Ok(())
+            }
+        }
+    }
+
+    async fn logs_since(&self, name: &str, since: SystemTime) -> Result<Vec<String>> {
+        self.faults.check("runtime.logs_since", name)?;
+        let state = lock(&self.state);
+        let c = state
+            .containers
+            .get(name)
+            .ok_or_else(|| Self::not_found("runtime.logs_since", name))?;
+        Ok(c.logs
+            .iter()
+            .filter(|(t, _)| *t >= since)
+            .map(|(_, l)| l.clone())
+            .collect())
+    }
+
+    async fn exec(&self, name: &str, command: &[String]) -> Result<ExecOutput> {
+        self.faults.check("runtime.exec", name)?;
+        let state = lock(&self.state);
+        let c = state
+            .containers
+            .get(name)
+            .ok_or_else(|| Self::not_found("runtime.exec", name))?;
+        if !c.running {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "runtime.exec",
+                name,
+                "the container is not running",
+            ));
+        }
+        Ok(match command.first().map(String::as_str) {
+            Some("echo") => ExecOutput {
+                exit_code: 0,
+                output: format!("{}\n", command[1..].join(" ")),
+            },
+            Some("true") => ExecOutput::default(),
+            Some(other) => ExecOutput {
+                exit_code: 127,
+                output: format!("{other}: not found\n"),
+            },
+            None => return Err(Error::invalid("runtime.exec", name, "the command is empty")),
+        })
+    }
+
+    async fn run_once(&self, job: &OneOff) -> Result<ExecOutput> {
+        self.faults.check("runtime.run_once", &job.image.to_string())?;
+        if job.command.is_empty() {
+            return Err(Error::invalid(
+                "runtime.run_once",
+                job.image.to_string(),
+                "the command is empty",
+            ));
+        }
+        let mut state = lock(&self.state);
+        let behavior = state
+            .images
+            .get(&job.image.to_string())
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    "runtime.run_once",
+                    job.image.to_string(),
+                    "no such image",
+                )
+            })?;
+        state.jobs.push(job.clone());
+        Ok(ExecOutput {
+            exit_code: behavior.migration_exit,
+            output: if behavior.migration_exit == 0 {
+                "All migrations have been successfully applied.\n".into()
+            } else {
+                "Error: P3018 A migration failed to apply.\n".into()
+            },
+        })
+    }
+
+    async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
+        self.faults.check("runtime.list", "")?;
+        let now = Instant::now();
+        Ok(lock(&self.state)
+            .containers
+            .values()
+            .filter(|c| labels.iter().all(|(k, v)| c.spec.labels.get(k) == Some(v)))
+            .map(|c| c.info(now))
+            .collect())
+    }
+}
+
+/// What the in-memory router's health check needs from the runtime: is this container serving?
+pub(crate) type ServingProbe = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+impl MemoryRuntime {
+    pub(crate) fn probe(&self) -> ServingProbe {
+        let rt = self.clone();
+        Arc::new(move |name: &str| rt.is_serving(name))
+    }
+}

@@ -1,0 +1,525 @@
+//! The deployment model in the runbook's words: colors, releases, the app, the slots and the deploy policy.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One of the two app slots behind HAProxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Color {
+    /// The runbook's app1.
+    Blue,
+    /// The runbook's app2.
+    Green,
+}
+
+impl Color {
+    /// Both colors, blue first.
+    pub const ALL: [Color; 2] = [Color::Blue, Color::Green];
+
+    /// The other color.
+    pub fn other(self) -> Color {
+        match self {
+            Color::Blue => Color::Green,
+            Color::Green => Color::Blue,
+        }
+    }
+
+    /// `"blue"` or `"green"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Color::Blue => "blue",
+            Color::Green => "green",
+        }
+    }
+}
+
+impl fmt::Display for Color {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for Color {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Color> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "blue" => Ok(Color::Blue),
+            "green" => Ok(Color::Green),
+            _ => {
+                Err(Error::invalid("color.parse", s, "unknown color").with_hint("use \"blue\" or \"green\""))
+            }
+        }
+    }
+}
+
+/// A validated Docker image reference: `[registry/]repository[:tag][@digest]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ImageRef {
+    repository: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Parses and validates a reference such as `connect:20251013-1400` or `registry:5000/connect@sha256:…`.
+    pub fn parse(s: &str) -> Result<ImageRef> {
+        let bad = |why: &str| {
+            Error::invalid("image.parse", s, why.to_string())
+                .with_hint("write it as repository[:tag][@sha256:<64 hex>], e.g. connect:20251013-1400")
+        };
+        if s.is_empty() || s.len() > 512 {
+            return Err(bad("an image reference has 1 to 512 characters"));
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => {
+                let (algo, hex) = d
+                    .split_once(':')
+                    .ok_or_else(|| bad("a digest is algorithm:hex"))?;
+                if algo != "sha256"
+                    || hex.len() != 64
+                    || !hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
+                    return Err(bad("a digest is sha256: followed by 64 lower-case hex digits"));
+                }
+                (r, Some(d.to_string()))
+            }
+            None => (s, None),
+        };
+        // A colon after the last slash separates the tag; one before it belongs to a registry port.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (repository, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(tag) = tag {
+            validate_tag(tag).map_err(|why| bad(&why))?;
+        }
+        if repository.is_empty() {
+            return Err(bad("the repository name is empty"));
+        }
+        let mut parts = repository.split('/').peekable();
+        let mut first = true;
+        while let Some(part) = parts.next() {
+            let is_registry = first && parts.peek().is_some() && (part.contains('.') || part.contains(':'));
+            first = false;
+            if is_registry {
+                if part.is_empty()
+                    || !part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+                {
+                    return Err(bad("the registry host has invalid characters"));
+                }
+                continue;
+            }
+            let ok = !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && part.as_bytes()[0].is_ascii_alphanumeric()
+                && part.as_bytes()[part.len() - 1].is_ascii_alphanumeric();
+            if !ok {
+                return Err(bad(
+                    "repository path components are lower-case letters, digits and . _ -, starting and ending \
+                     with a letter or digit",
+                ));
+            }
+        }
+        Ok(ImageRef {
+            repository: repository.to_string(),
+            tag: tag.map(str::to_string),
+            digest,
+        })
+    }
+
+    /// The repository, e.g. `connect`.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tag, if any.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The content digest, if the reference pins one.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+
+    /// The same repository with another tag.
+    pub fn with_tag(&self, tag: &str) -> Result<ImageRef> {
+        validate_tag(tag).map_err(|why| Error::invalid("image.with_tag", tag, why))?;
+        Ok(ImageRef {
+            repository: self.repository.clone(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        })
+    }
+}
+
+fn validate_tag(tag: &str) -> std::result::Result<(), String> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && (tag.as_bytes()[0].is_ascii_alphanumeric() || tag.as_bytes()[0] == b'_')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tag {tag:?} must be 1 to 128 of letters, digits, _ . -, not starting with . or -"
+        ))
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ImageRef> {
+        ImageRef::parse(s)
+    }
+}
+
+impl TryFrom<String> for ImageRef {
+    type Error = Error;
+    fn try_from(s: String) -> Result<ImageRef> {
+        ImageRef::parse(&s)
+    }
+}
+
+impl From<ImageRef> for String {
+    fn from(i: ImageRef) -> String {
+        i.to_string()
+    }
+}
+
+/// A release of the app: its version and the image that carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Release {
+    /// The version tag, e.g. `20251013-1400` (the runbook's `date +%Y%m%d-%H%M%S`).
+    pub version: String,
+    /// The image to run.
+    pub image: ImageRef,
+    /// The image's content id once the runtime has seen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl Release {
+    /// A release whose image is `repository:version`, e.g. `Release::new("connect", "v2")`.
+    pub fn new(repository: &str, version: &str) -> Result<Release> {
+        let image = ImageRef::parse(&format!("{repository}:{version}"))?;
+        Ok(Release {
+            version: version.to_string(),
+            image,
+            digest: None,
+        })
+    }
+
+    /// A release from an explicit image reference; the version is the image's tag.
+    pub fn from_image(image: ImageRef) -> Result<Release> {
+        let version = image.tag().map(str::to_string).ok_or_else(|| {
+            Error::invalid(
+                "release.from_image",
+                image.to_string(),
+                "the image has no tag to use as version",
+            )
+            .with_hint("tag the image with its version, e.g. connect:20251013-1400")
+        })?;
+        Ok(Release {
+            version,
+            image,
+            digest: None,
+        })
+    }
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.version, self.image)
+    }
+}
+
+/// How the app runs, whatever the release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSpec {
+    /// The app's name, used in container labels (`connect`).
+    pub name: String,
+    /// Environment variables given to every container of the app.
+    pub env: BTreeMap<String, String>,
+    /// The port the app listens on inside its container (3000).
+    pub container_port: u16,
+    /// The health endpoint's path (`/api/health`).
+    pub health_path: String,
+    /// How long a container gets to stop after SIGTERM before it is killed.
+    pub stop_grace: Duration,
+    /// The migration command run in a one-off container of the new release (`npx prisma migrate deploy`).
+    pub migration: Option<Vec<String>>,
+}
+
+impl AppSpec {
+    /// The runbook's app: `connect`, port 3000, `/api/health`, 10 s grace, no migration.
+    pub fn connect() -> AppSpec {
+        AppSpec {
+            name: "connect".into(),
+            env: BTreeMap::new(),
+            container_port: 3000,
+            health_path: "/api/health".into(),
+            stop_grace: Duration::from_secs(10),
+            migration: None,
+        }
+    }
+}
+
+/// Where a color lives: its container and its server in the HAProxy backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// The color.
+    pub color: Color,
+    /// The container's name (`connect_app1`).
+    pub container: String,
+    /// The server's name in the HAProxy backend (`app1`).
+    pub server: String,
+    /// The host port the container's port is published on (3000 for blue, 3001 for green).
+    pub host_port: u16,
+}
+
+/// The two slots of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// Blue's slot.
+    pub blue: Slot,
+    /// Green's slot.
+    pub green: Slot,
+}
+
+impl Topology {
+    /// The runbook's layout: blue = `connect_app1` / `app1` on 3000, green = `connect_app2` / `app2` on 3001.
+    pub fn runbook() -> Topology {
+        Topology {
+            blue: Slot {
+                color: Color::Blue,
+                container: "connect_app1".into(),
+                server: "app1".into(),
+                host_port: 3000,
+            },
+            green: Slot {
+                color: Color::Green,
+                container: "connect_app2".into(),
+                server: "app2".into(),
+                host_port: 3001,
+            },
+        }
+    }
+
+    /// The slot of a color.
+    pub fn slot(&self, color: Color) -> &Slot {
+        match color {
+            Color::Blue => &self.blue,
+            Color::Green => &self.green,
+        }
+    }
+
+    /// The color whose container has this name.
+    pub fn color_of_container(&self, name: &str) -> Option<Color> {
+        Color::ALL.into_iter().find(|c| self.slot(*c).container == name)
+    }
+}
+
+/// What happens to the old color once the new one is live and verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum OldColorPolicy {
+    /// Keep it running, drained, so instant rollback is one router call (the default).
+    WarmStandby,
+    /// Keep it as a standby for this long after the deploy; the journal records when the window ends
+    /// ([`crate::engine::Status::standby_until_unix_ms`]), and `Deployer::retire_standby` removes it then.
+    RetireAfter {
+        /// How long the standby is kept.
+        #[serde(with = "duration_ms")]
+        window: Duration,
+    },
+    /// The runbook's step 6: put the new release on the old color too and serve from both.
+    Balanced,
+}
+
+/// The thresholds and deadlines of a deploy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployPolicy {
+    /// How long the new color gets to become healthy.
+    #[serde(with = "duration_ms")]
+    pub health_deadline: Duration,
+    /// How long the old color's in-flight requests get to finish after the switch.
+    #[serde(with = "duration_ms")]
+    pub drain_deadline: Duration,
+    /// How long a router server gets to be seen UP by HAProxy's own checks.
+    #[serde(with = "duration_ms")]
+    pub router_deadline: Duration,
+    /// Disk usage (percent) above which preflight warns (the runbook's 80).
+    pub disk_warn_percent: u8,
+    /// Disk usage (percent) above which preflight refuses.
+    pub disk_fail_percent: u8,
+    /// The paths whose disk usage preflight checks (`/opt/connect`).
+    pub disk_paths: Vec<String>,
+    /// Error lines in the new color's log since the deploy began above which verify fails (the runbook's 10).
+    pub max_error_lines: usize,
+    /// What happens to the old color.
+    pub old_color: OldColorPolicy,
+}
+
+impl Default for DeployPolicy {
+    fn default() -> Self {
+        DeployPolicy {
+            health_deadline: Duration::from_secs(60),
+            drain_deadline: Duration::from_secs(30),
+            router_deadline: Duration::from_secs(10),
+            disk_warn_percent: 80,
+            disk_fail_percent: 95,
+            disk_paths: vec!["/opt/connect".into()],
+            max_error_lines: 10,
+            old_color: OldColorPolicy::WarmStandby,
+        }
+    }
+}
+
+impl DeployPolicy {
+    /// Refuses zero deadlines and thresholds that cannot hold.
+    pub fn validate(&self) -> Result<()> {
+        for (name, d) in [
+            ("health_deadline", self.health_deadline),
+            ("drain_deadline", self.drain_deadline),
+            ("router_deadline", self.router_deadline),
+        ] {
+            if d.is_zero() {
+                return Err(
+                    Error::invalid("policy.validate", name, "a deadline of zero can never be met")
+                        .with_hint(format!("give {name} a positive duration")),
+                );
+            }
+        }
+        if self.disk_warn_percent > self.disk_fail_percent || self.disk_fail_percent > 100 {
+            return Err(Error::invalid(
+                "policy.validate",
+                "disk thresholds",
+                format!(
+                    "warn {}% and fail {}% must satisfy warn <= fail <= 100",
+                    self.disk_warn_percent, self.disk_fail_percent
+                ),
+            ));
+        }
+        if let OldColorPolicy::RetireAfter { window } = self.old_color
+            && window.is_zero()
+        {
+            return Err(Error::invalid(
+                "policy.validate",
+                "old_color",
+                "a retire window of zero leaves no standby",
+            )
+            .with_hint("use a positive window, or WarmStandby"));
+        }
+        Ok(())
+    }
+}
+
+/// Durations as whole milliseconds in JSON, so journals stay readable by people and other tools.
+pub(crate) mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_refs_parse_and_print_back() {
+        for s in [
+            "connect",
+            "connect:latest",
+            "connect:20251013-140000",
+            "registry.local:5000/team/connect:v2",
+            &format!("connect@sha256:{}", "a".repeat(64)),
+        ] {
+            assert_eq!(ImageRef::parse(s).unwrap().to_string(), s);
+        }
+        let i = ImageRef::parse("registry.local:5000/connect:v2").unwrap();
+        assert_eq!(i.repository(), "registry.local:5000/connect");
+        assert_eq!(i.tag(), Some("v2"));
+    }
+
+    #[test]
+    fn invalid_image_refs_are_refused_with_a_hint() {
+        for s in [
+            "",
+            "Connect:v1",
+            "connect:",
+            "connect:-x",
+            "connect@md5:abc",
+            "/connect",
+            "con nect",
+            "a//b",
+        ] {
+            let e = ImageRef::parse(s).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{s}");
+            assert!(e.hint().unwrap().contains("repository[:tag]"), "{s}");
+        }
+    }
+
+    #[test]
+    fn colors_parse_and_flip() {
+        assert_eq!("Blue".parse::<Color>().unwrap(), Color::Blue);
+        assert_eq!(Color::Blue.other(), Color::Green);
+        assert!("purple".parse::<Color>().is_err());
+    }
+
+    #[test]
+    fn zero_deadline_is_refused() {
+        let p = DeployPolicy {
+            health_deadline: Duration::ZERO,
+            ..DeployPolicy::default()
+        };
+        let e = p.validate().unwrap_err();
+        assert!(e.to_string().contains("health_deadline"), "{e}");
+        assert!(DeployPolicy::default().validate().is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn image_parse_never_panics(s in ".{0,80}") {
+            let _ = ImageRef::parse(&s);
+        }
+    }
+}

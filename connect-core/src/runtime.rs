@@ -1,0 +1,199 @@
+//! Containers and images: the Docker Engine's part of the runbook.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::{Color, ImageRef, Release};
+
+/// The labels Connect Ops puts on the containers it creates, so it can find and adopt them.
+pub mod labels {
+    /// The app's name.
+    pub const APP: &str = "ops.connect.app";
+    /// `blue` or `green`.
+    pub const COLOR: &str = "ops.connect.color";
+    /// The release version.
+    pub const RELEASE: &str = "ops.connect.release";
+}
+
+/// An image the runtime has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// The image id (`sha256:…`).
+    pub id: String,
+    /// The references that point at it.
+    pub tags: Vec<String>,
+    /// The layer digests, bottom first.
+    pub layers: Vec<String>,
+    /// Size in bytes.
+    pub size_bytes: u64,
+}
+
+/// Everything needed to run one color's container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// The container's name (`connect_app2`).
+    pub name: String,
+    /// The image to run.
+    pub image: ImageRef,
+    /// Labels (see [`labels`]).
+    pub labels: BTreeMap<String, String>,
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Container port → host port.
+    pub ports: Vec<(u16, u16)>,
+    /// The command, if not the image's default.
+    pub command: Option<Vec<String>>,
+    /// The health endpoint, probed by the runtime's health check.
+    pub health_path: Option<String>,
+    /// How long the container gets to stop before it is killed.
+    pub stop_grace: Duration,
+}
+
+impl ContainerSpec {
+    /// The color and release labels of this spec, if it carries them.
+    pub fn color(&self) -> Option<Color> {
+        self.labels.get(labels::COLOR).and_then(|c| c.parse().ok())
+    }
+}
+
+/// A container's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerState {
+    /// Created, not started.
+    Created,
+    /// Running.
+    Running,
+    /// Stopped or exited.
+    Exited,
+}
+
+/// A container's health as its health check sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No health check configured.
+    None,
+    /// Within its start period, not yet judged.
+    Starting,
+    /// The last checks passed.
+    Healthy,
+    /// The checks failed too often.
+    Unhealthy,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::None => "no health check",
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        })
+    }
+}
+
+/// A container as the runtime sees it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// Its name.
+    pub name: String,
+    /// Its id.
+    pub id: String,
+    /// The image reference it was created from.
+    pub image: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Running or not.
+    pub state: ContainerState,
+    /// Health check status.
+    pub health: Health,
+    /// The last health check outputs, newest last (why it is unhealthy).
+    pub health_log: Vec<String>,
+    /// When it was started, if it was.
+    pub started_at: Option<SystemTime>,
+}
+
+impl ContainerInfo {
+    /// The release version label.
+    pub fn release(&self) -> Option<&str> {
+        self.labels.get(labels::RELEASE).map(String::as_str)
+    }
+
+    /// Running and healthy (or running without a health check).
+    pub fn is_serving(&self) -> bool {
+        self.state == ContainerState::Running && matches!(self.health, Health::Healthy | Health::None)
+    }
+}
+
+/// A program's result inside a container.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecOutput {
+    /// Exit code.
+    pub exit_code: i64,
+    /// Standard output and standard error, interleaved as the program wrote them.
+    pub output: String,
+}
+
+/// A one-off container: run a command from an image, wait, collect its output, remove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOff {
+    /// The image to run (the NEW release, for migrations).
+    pub image: ImageRef,
+    /// The command.
+    pub command: Vec<String>,
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// How long it may run.
+    pub deadline: Duration,
+}
+
+/// Containers and images.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + fmt::Debug {
+    /// The image behind a reference; `None` when the runtime does not have it.
+    async fn image(&self, image: &ImageRef) -> Result<Option<ImageInfo>>;
+
+    /// Creates and starts a container. A name already in use is [`crate::ErrorKind::Conflict`].
+    async fn start(&self, spec: &ContainerSpec) -> Result<ContainerInfo>;
+
+    /// The container's current state; `None` when there is no such container.
+    async fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>>;
+
+    /// Waits until the container is healthy, with a deadline. Fails with [`crate::ErrorKind::Unhealthy`] when
+    /// it turns unhealthy or exits, with [`crate::ErrorKind::Timeout`] when the deadline passes; both carry
+    /// the last health check outputs.
+    async fn wait_healthy(&self, name: &str, deadline: Duration) -> Result<ContainerInfo>;
+
+    /// Stops the container: SIGTERM, then SIGKILL after `grace`. Stopping a stopped container is fine.
+    async fn stop(&self, name: &str, grace: Duration) -> Result<()>;
+
+    /// Removes a stopped container. A missing one is [`crate::ErrorKind::NotFound`].
+    async fn remove(&self, name: &str) -> Result<()>;
+
+    /// Log lines written since `since`, oldest first.
+    async fn logs_since(&self, name: &str, since: SystemTime) -> Result<Vec<String>>;
+
+    /// Runs a program inside a running container.
+    async fn exec(&self, name: &str, command: &[String]) -> Result<ExecOutput>;
+
+    /// Runs a one-off container to completion and removes it.
+    async fn run_once(&self, job: &OneOff) -> Result<ExecOutput>;
+
+    /// Containers whose labels include all of `labels`.
+    async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>>;
+}
+
+/// The labels a color's container carries.
+pub fn slot_labels(app: &str, color: Color, release: &Release) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::APP.to_string(), app.to_string()),
+        (labels::COLOR.to_string(), color.to_string()),
+        (labels::RELEASE.to_string(), release.version.clone()),
+    ])
+}

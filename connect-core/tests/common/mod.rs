@@ -1,0 +1,89 @@
+//! What the scenario tests share: a stack in memory, a deployer over it, and assertions on where things end.
+
+#![allow(dead_code)]
+
+use connect_core::engine::{DeployConfig, Deployer, Event, Journal};
+use connect_core::memory::{AppBehavior, MemoryStack};
+use connect_core::model::{Color, Release};
+use connect_core::router::TrafficRouter;
+
+pub struct Fixture {
+    pub stack: MemoryStack,
+    pub deployer: Deployer,
+}
+
+pub fn release(version: &str) -> Release {
+    Release::new("connect", version).unwrap()
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Fixture::with_config(DeployConfig {
+            holder: "test".into(),
+            ..DeployConfig::runbook()
+        })
+    }
+
+    pub fn with_config(config: DeployConfig) -> Fixture {
+        let stack = MemoryStack::new(&config.topology);
+        for v in ["v1", "v2", "v3"] {
+            stack.add_image(&release(v).image, AppBehavior::default());
+        }
+        let deployer = Deployer::new(stack.backends(), config).unwrap();
+        Fixture { stack, deployer }
+    }
+
+    /// A fixture where v1 is live on blue, as in the runbook's "current state".
+    pub async fn with_v1_live() -> Fixture {
+        let f = Fixture::new();
+        f.deployer.deploy(release("v1")).await.unwrap();
+        f
+    }
+
+    pub fn image(&self, version: &str, behavior: AppBehavior) -> Release {
+        let r = release(version);
+        self.stack.add_image(&r.image, behavior);
+        r
+    }
+
+    /// The servers taking traffic according to the router itself.
+    pub async fn live_servers(&self) -> Vec<String> {
+        self.stack
+            .router
+            .servers()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.is_live())
+            .map(|s| s.name)
+            .collect()
+    }
+
+    pub fn containers(&self) -> Vec<String> {
+        self.stack.runtime.container_names()
+    }
+
+    pub async fn journal(&self) -> Journal {
+        self.deployer.journal().await.unwrap()
+    }
+
+    /// Asserts traffic is on exactly `color`, per the router and the journal.
+    pub async fn assert_live(&self, color: Color) {
+        let server = self.deployer.config().topology.slot(color).server.clone();
+        assert_eq!(
+            self.live_servers().await,
+            [server],
+            "router: traffic on {color} only"
+        );
+        assert_eq!(self.journal().await.live, Some(color), "journal: {color} live");
+    }
+}
+
+/// Every event received so far.
+pub fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    events
+}
