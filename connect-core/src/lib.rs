@@ -39,6 +39,8 @@ pub mod memory;
 pub mod model;
 pub mod router;
 pub mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wait;
 
 pub use cache::Cache;

@@ -122,12 +122,23 @@ async fn print_events(mut rx: tokio::sync::broadcast::Receiver<Event>, json: boo
                 health,
             } => println!("       health        attempt {attempt}: {color} {health}"),
             Event::Warning { step, message } => println!("  warn {step:<13}           {message}"),
-            Event::OperationStarted { kind, release, target, .. } => {
+            Event::OperationStarted {
+                kind,
+                release,
+                target,
+                ..
+            } => {
                 let what = release.map_or(String::new(), |r| format!(" {}", r.version));
                 println!("\n== {kind:?}{what} -> {target}");
             }
-            Event::OperationFinished { succeeded, duration, .. } => {
-                println!("== {} in {} ms", if succeeded { "done" } else { "FAILED" }, duration.as_millis());
+            Event::OperationFinished {
+                succeeded, duration, ..
+            } => {
+                println!(
+                    "== {} in {} ms",
+                    if succeeded { "done" } else { "FAILED" },
+                    duration.as_millis()
+                );
             }
             Event::StepStarted { .. } => {}
         }
@@ -158,12 +169,12 @@ fn print_status(status: &Status) {
     println!("recent operations:");
     for op in &status.recent {
         let release = op.release.as_ref().map_or("-".into(), |r| r.version.clone());
-        println!(
-            "  {:<17} {:<16} {:>6} ms  {:?}",
-            format!("{:?}", op.kind),
-            release,
-            op.duration_ms,
-            op.outcome
-        );
+        let outcome = match &op.outcome {
+            Outcome::Succeeded => "succeeded".to_string(),
+            Outcome::Failed { step, kind, .. } => format!("failed at {step} ({kind})"),
+            Outcome::RolledBack { step, kind, .. } => format!("rolled back after {step} ({kind})"),
+        };
+        let kind = format!("{:?}", op.kind);
+        println!("  {kind:<17} {release:<16} {:>6} ms  {outcome}", op.duration_ms);
     }
 }
