@@ -631,3 +631,53 @@ async fn journal_write_failure_is_reported_not_hidden() {
         "{err}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn balanced_policy_failure_on_the_old_color_keeps_one_consistent_live_color() {
+    let mut config = DeployConfig {
+        holder: "test".into(),
+        ..DeployConfig::runbook()
+    };
+    config.policy.old_color = OldColorPolicy::Balanced;
+    let f = Fixture::with_config(config);
+    f.deployer.deploy(release("v1")).await.unwrap();
+    // Starting blue again (the balance step) fails; green already serves v2.
+    f.stack
+        .runtime
+        .faults()
+        .fail_on("runtime.start", "connect_app1", ErrorKind::Unavailable);
+    let err = f.deployer.deploy(release("v2")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    f.assert_live(Color::Green).await;
+    assert_eq!(f.containers(), ["connect_app2"]);
+    assert!(
+        f.deployer.status().await.unwrap().differences.is_empty(),
+        "journal and router agree"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_deploy_check_reports_every_check_of_the_live_color() {
+    let f = Fixture::new();
+    assert_eq!(
+        f.deployer.verify().await.unwrap_err().kind(),
+        ErrorKind::NotFound,
+        "nothing deployed yet"
+    );
+    f.deployer.deploy(release("v1")).await.unwrap();
+    let report = f.deployer.verify().await.unwrap();
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["health", "router", "database", "cache", "logs"]);
+    assert!(report.passed());
+    f.stack.cache.faults().fail("cache.ping", ErrorKind::Unavailable);
+    let report = f.deployer.verify().await.unwrap();
+    assert!(!report.passed());
+    assert_eq!(
+        report
+            .with_status(connect_core::engine::CheckStatus::Fail)
+            .next()
+            .unwrap()
+            .name,
+        "cache"
+    );
+}

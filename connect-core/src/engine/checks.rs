@@ -149,6 +149,23 @@ impl Deployer {
         Ok(report)
     }
 
+    /// The runbook's post-deployment check of the live color, counting error lines of the last five minutes
+    /// (`docker logs --since 5m`).
+    pub async fn verify(&self) -> Result<CheckReport> {
+        let journal = self.store.load().await?;
+        let live = journal.live.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                "deploy.verify",
+                "journal",
+                "nothing is deployed yet",
+            )
+            .with_hint("deploy a release first, or adopt a running one")
+        })?;
+        let since = SystemTime::now() - std::time::Duration::from_secs(300);
+        self.verify_color(live, since).await
+    }
+
     /// The runbook's post-deployment checks on `color`: the container healthy, the router sending it
     /// traffic, the database's check query, the cache, and error lines logged since `since`.
     pub async fn verify_color(&self, color: Color, since: SystemTime) -> Result<CheckReport> {

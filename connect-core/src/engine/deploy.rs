@@ -381,9 +381,15 @@ impl Deployer {
                     journal.standby_until_unix_ms = Some(now_unix_ms() + window.as_millis() as u64);
                 }
                 OldColorPolicy::Balanced => {
-                    run.step(Step::Balance, self.balance(journal, &events, old, &release))
-                        .await
-                        .map_err(Failure::Clean)?;
+                    let balanced = run
+                        .step(Step::Balance, self.balance(journal, &events, old, &release))
+                        .await;
+                    if let Err(e) = balanced {
+                        // The new release serves from `to`; the half-made old color goes, so the journal and
+                        // the router agree on a single live color.
+                        self.discard(run, journal, old).await;
+                        return Err(Failure::Clean(e));
+                    }
                 }
             }
         }
