@@ -35,6 +35,7 @@ pub mod database;
 pub mod engine;
 mod error;
 pub mod host;
+pub mod layers;
 pub mod memory;
 pub mod model;
 pub mod router;
