@@ -49,3 +49,5 @@ elif [ "$py_status" -ne 0 ]; then
   exit "$py_status"
 fi
 (cd connect-py && "$PY_VENV/bin/python" -m mypy --strict --cache-dir ../target/mypy-cache examples python/connect_ops tests)
+# The stubs of the Rust module must match what it really exports, argument by argument.
+(cd connect-py && "$PY_VENV/bin/python" -m mypy.stubtest --mypy-config-file pyproject.toml connect_ops._connect_ops)

@@ -129,3 +129,47 @@ def test_operation_async_iteration(live_v2: ops.Deployer) -> None:
         assert (await back.result_async()).kind == "instant_rollback"
 
     asyncio.run(main())
+
+
+def test_async_callbacks_run_on_the_loop_thread_and_their_errors_are_raised(stack: ops.MemoryStack) -> None:
+    async def main() -> None:
+        d = ops.Deployer(stack, holder="pytest")
+        loop_thread = threading.get_ident()
+        threads = set()
+
+        def record_thread(event: ops.Event) -> None:
+            threads.add(threading.get_ident())
+
+        await d.deploy_async(V1, on_event=record_thread)
+        assert threads == {loop_thread}
+
+        def boom(event: ops.Event) -> None:
+            raise ValueError("observer broke")
+
+        with pytest.raises(ValueError, match="observer broke"):
+            await d.deploy_async(V2, on_event=boom)
+        status = await d.status_async()
+        assert status.live == "green" and status.lock is None
+
+    asyncio.run(main())
+
+
+def test_cancelling_an_async_deploy_does_not_abandon_it() -> None:
+    async def main() -> None:
+        stack = ops.MemoryStack()
+        stack.add_image(V1, ready_after=0.3)
+        d = ops.Deployer(stack, holder="pytest")
+        started = asyncio.Event()
+        task = asyncio.ensure_future(d.deploy_async(V1, on_event=lambda e: started.set()))
+        await asyncio.wait_for(started.wait(), 10)  # the deploy holds the lock; cancel it mid-way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The engine carries on to its end: wait for the journal to say so, with a deadline.
+        deadline = time.monotonic() + 10
+        while (await d.status_async()).live != "blue":
+            assert time.monotonic() < deadline, "the cancelled deploy never finished"
+            await asyncio.sleep(0.02)
+        assert (await d.status_async()).lock is None
+
+    asyncio.run(main())

@@ -1,6 +1,21 @@
 """Type stubs of the extension module (Rust, pyo3). Scripts use these through ``connect_ops``."""
 
-from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Union, final
+
+__all__ = [
+    "Backends",
+    "ERROR_KINDS",
+    "MemoryCache",
+    "MemoryCluster",
+    "MemoryHost",
+    "MemoryRouter",
+    "MemoryRuntime",
+    "MemoryStack",
+    "Release",
+    "_Deployer",
+    "_Operation",
+    "__version__",
+]
 
 __version__: str
 #: Every error kind's name, as in ``ConnectError.kind`` and ``MemoryStack.fail(..., kind)``.
@@ -21,10 +36,11 @@ _Kind = Literal[
     "unsupported",
 ]
 
+@final
 class Release:
     """A release of the app: its version and the image that carries it. Immutable, hashable."""
 
-    def __init__(self, repository: str, version: str) -> None: ...
+    def __new__(cls, repository: str, version: str) -> Release: ...
     @staticmethod
     def from_image(image: str, version: Optional[str] = None) -> Release: ...
     @staticmethod
@@ -38,13 +54,14 @@ class Release:
     @property
     def digest(self) -> Optional[str]: ...
     def to_dict(self) -> Dict[str, Optional[str]]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
+@final
 class MemoryHost:
     """A server in memory: files in a map, disks whose usage a script sets."""
 
-    def __init__(self, name: str = "memory-host") -> None: ...
+    def __new__(cls, name: str = "memory-host") -> MemoryHost: ...
     def fail(
         self,
         operation: str,
@@ -58,10 +75,11 @@ class MemoryHost:
     def set_disk_usage(self, path: str, percent: int) -> None: ...
     def files(self) -> List[str]: ...
 
+@final
 class MemoryRuntime:
     """Docker in memory."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> MemoryRuntime: ...
     def fail(
         self,
         operation: str,
@@ -86,10 +104,11 @@ class MemoryRuntime:
     def is_serving(self, container: str) -> bool: ...
     def container_names(self) -> List[str]: ...
 
+@final
 class MemoryRouter:
     """A HAProxy backend in memory."""
 
-    def __init__(self, backend: str = "be_app") -> None: ...
+    def __new__(cls, backend: str = "be_app") -> MemoryRouter: ...
     def fail(
         self,
         operation: str,
@@ -103,10 +122,11 @@ class MemoryRouter:
     def add_server(self, name: str, address: str) -> None: ...
     def add_sessions(self, server: str, count: int, seconds: float) -> None: ...
 
+@final
 class MemoryCluster:
     """A Patroni cluster in memory."""
 
-    def __init__(self, members: Optional[Sequence[str]] = None) -> None: ...
+    def __new__(cls, members: Optional[Sequence[str]] = None) -> MemoryCluster: ...
     def fail(
         self,
         operation: str,
@@ -120,10 +140,11 @@ class MemoryCluster:
     def kill_leader(self) -> None: ...
     def restore_points(self) -> List[str]: ...
 
+@final
 class MemoryCache:
     """Redis in memory."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> MemoryCache: ...
     def fail(
         self,
         operation: str,
@@ -135,10 +156,11 @@ class MemoryCache:
     ) -> None: ...
     def clear_faults(self, operation: str) -> None: ...
 
+@final
 class MemoryStack:
     """The runbook's whole server in memory: HAProxy's checks probe the blue and green containers."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> MemoryStack: ...
     @property
     def host(self) -> MemoryHost: ...
     @property
@@ -170,24 +192,26 @@ class MemoryStack:
     def clear_faults(self, operation: str) -> None: ...
     def backends(self) -> Backends: ...
 
+@final
 class Backends:
     """The server, container runtime, router, database cluster and cache of one deployment."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         host: MemoryHost,
         runtime: MemoryRuntime,
         router: MemoryRouter,
         database: MemoryCluster,
         cache: MemoryCache,
-    ) -> None: ...
+    ) -> Backends: ...
 
 _RawCallback = Optional[Callable[[str], None]]
 
+@final
 class _Deployer:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         backends: Union[Backends, MemoryStack],
         *,
         holder: Optional[str] = None,
@@ -207,7 +231,7 @@ class _Deployer:
         max_error_lines: int = 10,
         old_color: str = "warm_standby",
         retire_after: Optional[float] = None,
-    ) -> None: ...
+    ) -> _Deployer: ...
     @property
     def holder(self) -> str: ...
     def deploy(self, release: Union[Release, str], on_event: _RawCallback = None) -> str: ...
@@ -234,6 +258,7 @@ class _Deployer:
     def journal(self) -> str: ...
     def journal_async(self) -> Awaitable[str]: ...
 
+@final
 class _Operation:
     @property
     def done(self) -> bool: ...

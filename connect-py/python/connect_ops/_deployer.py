@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import (
     Any,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterator,
+    List,
     Literal,
     Mapping,
     Optional,
@@ -37,6 +40,35 @@ def _callback(on_event: Optional[EventCallback]) -> Optional[Callable[[str], Non
         on_event(event_from_json(raw))
 
     return deliver
+
+
+async def _with_loop_callback(
+    start: Callable[[Optional[Callable[[str], None]]], Awaitable[str]], on_event: Optional[EventCallback]
+) -> str:
+    """Runs an async operation delivering its events on the running event loop's thread, in order, before the
+    awaiting coroutine resumes; the first exception of the callback is raised after the operation ends."""
+    if on_event is None:
+        return await start(None)
+    if not callable(on_event):
+        raise TypeError(f"on_event must be a callable taking an Event, not {type(on_event).__name__}")
+    loop = asyncio.get_running_loop()
+    errors: List[Exception] = []
+
+    def on_loop(raw: str) -> None:
+        if errors:
+            return
+        try:
+            on_event(event_from_json(raw))
+        except Exception as e:  # noqa: BLE001 - re-raised below, once the operation has finished
+            errors.append(e)
+
+    def deliver(raw: str) -> None:
+        loop.call_soon_threadsafe(on_loop, raw)
+
+    raw = await start(deliver)
+    if errors:
+        raise errors[0]
+    return raw
 
 
 def _argv(name: str, value: Optional[Sequence[str]]) -> Optional[list[str]]:
@@ -128,8 +160,9 @@ class Deployer:
     async def deploy_async(
         self, release: Union[Release, str], *, on_event: Optional[EventCallback] = None
     ) -> OperationRecord:
-        """:meth:`deploy` for asyncio. Cancelling the awaiting task does not stop the deploy halfway."""
-        return _record(await self._inner.deploy_async(release, _callback(on_event)))
+        """:meth:`deploy` for asyncio. ``on_event`` runs on the event loop's thread. Cancelling the awaiting task
+        does not stop the deploy halfway: the engine still undoes, records and unlocks."""
+        return _record(await _with_loop_callback(lambda cb: self._inner.deploy_async(release, cb), on_event))
 
     def rollback(self, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
         """Instant rollback: traffic back to the warm standby with one router call."""
@@ -137,7 +170,7 @@ class Deployer:
 
     async def rollback_async(self, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
         """:meth:`rollback` for asyncio."""
-        return _record(await self._inner.rollback_async(_callback(on_event)))
+        return _record(await _with_loop_callback(lambda cb: self._inner.rollback_async(cb), on_event))
 
     def rollback_to(self, version: str, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
         """Full rollback: redeploys a release the journal knows through the same health-gated path."""
@@ -145,7 +178,7 @@ class Deployer:
 
     async def rollback_to_async(self, version: str, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
         """:meth:`rollback_to` for asyncio."""
-        return _record(await self._inner.rollback_to_async(version, _callback(on_event)))
+        return _record(await _with_loop_callback(lambda cb: self._inner.rollback_to_async(version, cb), on_event))
 
     def retire_standby(self, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
         """Stops and removes the standby color now."""
@@ -153,7 +186,7 @@ class Deployer:
 
     async def retire_standby_async(self, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
         """:meth:`retire_standby` for asyncio."""
-        return _record(await self._inner.retire_standby_async(_callback(on_event)))
+        return _record(await _with_loop_callback(lambda cb: self._inner.retire_standby_async(cb), on_event))
 
     def start_deploy(self, release: Union[Release, str]) -> Operation:
         """Starts :meth:`deploy` in the background; iterate the result for its events."""
