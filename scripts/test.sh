@@ -41,7 +41,7 @@ fi
 "$PY_VENV/bin/python" -c "import connect_ops"
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 py_status=0
-(cd connect-py && "$PY_VENV/bin/python" -m pytest -q -p no:cacheprovider tests) || py_status=$?
+(cd connect-py && "$PY_VENV/bin/python" -m pytest -q -p no:cacheprovider --doctest-modules python/connect_ops tests) || py_status=$?
 if [ "$py_status" -eq 5 ]; then
   echo "pytest collected no tests in connect-py/tests" >&2
   exit 1

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::backends::backends_arg;
 use crate::errors::{CoreError, invalid, py as core_py};
-use crate::memory::seconds;
+use crate::memory::{seconds, whole};
 use crate::release::release_arg;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -231,16 +231,16 @@ impl Deployer {
         app: &str,
         env: Option<std::collections::BTreeMap<String, String>>,
         migration: Option<Vec<String>>,
-        container_port: u16,
+        container_port: i64,
         health_path: &str,
         stop_grace: f64,
         health_deadline: f64,
         drain_deadline: f64,
         router_deadline: f64,
-        disk_warn_percent: u8,
-        disk_fail_percent: u8,
+        disk_warn_percent: i64,
+        disk_fail_percent: i64,
         disk_paths: Option<Vec<String>>,
-        max_error_lines: usize,
+        max_error_lines: i64,
         old_color: &str,
         retire_after: Option<f64>,
     ) -> PyResult<Deployer> {
@@ -257,7 +257,7 @@ impl Deployer {
             app: AppSpec {
                 name: app.to_string(),
                 env: env.unwrap_or_default(),
-                container_port,
+                container_port: whole("container_port", container_port, "a port from 1 to 65535")?,
                 health_path: health_path.to_string(),
                 stop_grace: seconds("stop_grace", stop_grace)?,
                 migration,
@@ -267,10 +267,18 @@ impl Deployer {
                 health_deadline: seconds("health_deadline", health_deadline)?,
                 drain_deadline: seconds("drain_deadline", drain_deadline)?,
                 router_deadline: seconds("router_deadline", router_deadline)?,
-                disk_warn_percent,
-                disk_fail_percent,
+                disk_warn_percent: whole(
+                    "disk_warn_percent",
+                    disk_warn_percent,
+                    "a percentage from 0 to 100",
+                )?,
+                disk_fail_percent: whole(
+                    "disk_fail_percent",
+                    disk_fail_percent,
+                    "a percentage from 0 to 100",
+                )?,
                 disk_paths: disk_paths.unwrap_or(DeployPolicy::default().disk_paths),
-                max_error_lines,
+                max_error_lines: whole("max_error_lines", max_error_lines, "a count of 0 or more")?,
                 old_color: old_color_policy(old_color, retire_after)?,
             },
             state_dir: state_dir.to_string(),

@@ -54,6 +54,18 @@ pub fn seconds(name: &str, value: f64) -> PyResult<Duration> {
     })
 }
 
+/// A whole number from Python in the range of `T`; an `InvalidInputError` naming the argument otherwise.
+pub fn whole<T: TryFrom<i64>>(name: &str, value: i64, expected: &str) -> PyResult<T> {
+    T::try_from(value).map_err(|_| {
+        invalid(
+            "argument.parse",
+            name,
+            format!("{name} = {value} is out of range: expected {expected}"),
+            &format!("give {name} as {expected}"),
+        )
+    })
+}
+
 /// Installs a fault: `operation` fails with `kind`, always, `times` times, on `target`, or on `target`
 /// after `after` passing calls.
 fn inject(
@@ -62,10 +74,16 @@ fn inject(
     operation: &str,
     kind: &str,
     target: Option<&str>,
-    times: Option<u32>,
-    after: Option<u32>,
+    times: Option<i64>,
+    after: Option<i64>,
 ) -> PyResult<()> {
     let kind = parse_kind(kind)?;
+    let times = times
+        .map(|t| whole::<u32>("times", t, "a count of 1 or more"))
+        .transpose()?;
+    let after = after
+        .map(|a| whole::<u32>("after", a, "a count of 0 or more"))
+        .transpose()?;
     let prefix_ok = operation
         .split_once('.')
         .is_some_and(|(b, _)| backend.is_empty() || b == backend);
@@ -127,8 +145,8 @@ impl MemoryHost {
         operation: &str,
         kind: &str,
         target: Option<&str>,
-        times: Option<u32>,
-        after: Option<u32>,
+        times: Option<i64>,
+        after: Option<i64>,
     ) -> PyResult<()> {
         inject(self.inner.faults(), "host", operation, kind, target, times, after)
     }
@@ -148,7 +166,8 @@ impl MemoryHost {
     }
 
     /// Sets how full the disk holding `path` (and everything below it) is, in percent.
-    fn set_disk_usage(&self, path: &str, percent: u8) -> PyResult<()> {
+    fn set_disk_usage(&self, path: &str, percent: i64) -> PyResult<()> {
+        let percent: u8 = whole("percent", percent, "a percentage from 0 to 100")?;
         if percent > 100 {
             return Err(invalid(
                 "host.set_disk_usage",
@@ -188,8 +207,8 @@ impl MemoryRuntime {
         operation: &str,
         kind: &str,
         target: Option<&str>,
-        times: Option<u32>,
-        after: Option<u32>,
+        times: Option<i64>,
+        after: Option<i64>,
     ) -> PyResult<()> {
         inject(
             self.inner.faults(),
@@ -224,14 +243,14 @@ impl MemoryRuntime {
         release: &Bound<'_, PyAny>,
         ready_after: f64,
         healthy: bool,
-        error_lines: usize,
+        error_lines: i64,
         migration_exit: i64,
     ) -> PyResult<()> {
         let image = image_arg(release)?;
         let behavior = AppBehavior {
             ready_after: seconds("ready_after", ready_after)?,
             becomes_healthy: healthy,
-            error_lines,
+            error_lines: whole("error_lines", error_lines, "a count of 0 or more")?,
             migration_exit,
         };
         self.inner.add_image(&image, behavior);
@@ -281,8 +300,8 @@ impl MemoryRouter {
         operation: &str,
         kind: &str,
         target: Option<&str>,
-        times: Option<u32>,
-        after: Option<u32>,
+        times: Option<i64>,
+        after: Option<i64>,
     ) -> PyResult<()> {
         inject(
             self.inner.faults(),
@@ -315,7 +334,8 @@ impl MemoryRouter {
     }
 
     /// Simulates `count` requests in flight on `server`, each lasting `seconds`: drain waits for them.
-    fn add_sessions(&self, server: &str, count: usize, seconds: f64) -> PyResult<()> {
+    fn add_sessions(&self, server: &str, count: i64, seconds: f64) -> PyResult<()> {
+        let count: usize = whole("count", count, "a count of 0 or more")?;
         let lasting = self::seconds("seconds", seconds)?;
         // The router stamps sessions with tokio's clock.
         let _guard = pyo3_async_runtimes::tokio::get_runtime().enter();
@@ -348,8 +368,8 @@ impl MemoryCluster {
         operation: &str,
         kind: &str,
         target: Option<&str>,
-        times: Option<u32>,
-        after: Option<u32>,
+        times: Option<i64>,
+        after: Option<i64>,
     ) -> PyResult<()> {
         inject(
             self.inner.faults(),
@@ -418,8 +438,8 @@ impl MemoryCache {
         operation: &str,
         kind: &str,
         target: Option<&str>,
-        times: Option<u32>,
-        after: Option<u32>,
+        times: Option<i64>,
+        after: Option<i64>,
     ) -> PyResult<()> {
         inject(
             self.inner.faults(),
@@ -513,7 +533,7 @@ impl MemoryStack {
         release: &Bound<'_, PyAny>,
         ready_after: f64,
         healthy: bool,
-        error_lines: usize,
+        error_lines: i64,
         migration_exit: i64,
     ) -> PyResult<()> {
         self.runtime()
@@ -528,8 +548,8 @@ impl MemoryStack {
         operation: &str,
         kind: &str,
         target: Option<&str>,
-        times: Option<u32>,
-        after: Option<u32>,
+        times: Option<i64>,
+        after: Option<i64>,
     ) -> PyResult<()> {
         let faults = self.faults_of(operation)?;
         inject(faults, "", operation, kind, target, times, after)

@@ -187,6 +187,10 @@ def test_policy_arguments_are_validated(stack: ops.MemoryStack) -> None:
         ops.Deployer(stack, old_color="retire_after")
     with pytest.raises(TypeError):
         ops.Deployer(stack, health_deadline="soon")  # type: ignore[arg-type]
+    with pytest.raises(ops.InvalidInputError, match="container_port = 70000"):
+        ops.Deployer(stack, container_port=70000)
+    with pytest.raises(ops.InvalidInputError, match="max_error_lines = -1"):
+        ops.Deployer(stack, max_error_lines=-1)
     d = ops.Deployer(stack, old_color="retire_after", retire_after=3600, holder="x", env={"NODE_ENV": "production"},
                      disk_paths=["/opt/connect", "/var/lib/docker"], state_dir="/srv/state")
     assert d.holder == "x" and repr(d) == "Deployer(holder='x')"

@@ -51,8 +51,10 @@ def test_fault_arguments_are_validated(stack: ops.MemoryStack) -> None:
         stack.fail("runtime.start", "timeout", times=0)
     with pytest.raises(ops.InvalidInputError, match="combination"):
         stack.fail("runtime.start", "timeout", after=1)
-    with pytest.raises(OverflowError, match="times"):
+    with pytest.raises(ops.InvalidInputError, match="times = -1 is out of range: expected a count of 1 or more"):
         stack.fail("runtime.start", "timeout", times=-1)
+    with pytest.raises(ops.InvalidInputError, match="after = -2"):
+        stack.fail("runtime.start", "timeout", target="connect_app1", after=-2)
     with pytest.raises(TypeError):
         stack.fail("runtime.start", "timeout", target=5)  # type: ignore[arg-type]
     with pytest.raises(ops.InvalidInputError):
@@ -66,6 +68,8 @@ def test_add_image_behaviour_and_bad_values(stack: ops.MemoryStack) -> None:
         stack.add_image("connect:v3", ready_after=float("nan"))
     with pytest.raises(ops.InvalidInputError):
         stack.add_image("Connect:v3")
+    with pytest.raises(ops.InvalidInputError, match="error_lines = -3"):
+        stack.add_image("connect:v3", error_lines=-3)
     with pytest.raises(TypeError, match="expected a connect_ops.Release or an image reference"):
         stack.add_image(3)  # type: ignore[arg-type]
     stack.runtime.add_image("connect:v3", ready_after=0.01, error_lines=2)
@@ -81,6 +85,8 @@ def test_host_disk_router_cluster_helpers() -> None:
     host.set_disk_usage("/opt/connect", 90)
     with pytest.raises(ops.InvalidInputError):
         host.set_disk_usage("/opt/connect", 101)
+    with pytest.raises(ops.InvalidInputError, match="percent = -1"):
+        host.set_disk_usage("/opt/connect", -1)
     assert host.files() == [] and "MemoryHost" in repr(host)
     router = ops.MemoryRouter("be_app")
     router.add_server("app1", "127.0.0.1:3000")
@@ -115,3 +121,24 @@ def test_backends_compose_and_refuse_wrong_types() -> None:
         ops.Deployer(object())  # type: ignore[arg-type]
     stack = ops.MemoryStack()
     assert "Backends" in repr(stack.backends())
+
+
+def test_backend_faults_fail_the_right_step(stack: ops.MemoryStack) -> None:
+    deployer = ops.Deployer(stack, holder="pytest")
+    deployer.deploy(V1)
+    # The switch's set_state on app2 is its second call (start_idle puts app2 in maintenance first).
+    stack.router.fail("router.set_state", "refused", target="app2", after=1)
+    with pytest.raises(ops.RefusedError, match="traffic stayed on blue"):
+        deployer.deploy(V2)
+    stack.router.clear_faults("router.set_state")
+    assert deployer.status().live == "blue"
+    stack.runtime.fail("runtime.start", "unavailable", times=1)
+    with pytest.raises(ops.UnavailableError) as info:
+        deployer.deploy(V2)
+    assert info.value.retryable and isinstance(info.value, ConnectionError)
+    assert deployer.deploy(V2).live_after == "green"  # the retry works: the fault was spent
+    stack.runtime.clear_faults("runtime.start")
+    stack.database.kill_leader()
+    with pytest.raises(ops.RefusedError, match="database"):
+        deployer.deploy(V1)
+    stack.database.clear_faults("database.members")
