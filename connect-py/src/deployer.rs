@@ -2,8 +2,9 @@
 //! tokio runtime, and progress as a callback or an iterator of events.
 //!
 //! Results and events cross to Python as JSON (the core's serde shapes); `connect_ops/_types.py` turns them
-//! into dataclasses. Every operation runs as its own tokio task, so neither a cancelled asyncio task nor an
-//! abandoned iterator stops a deploy halfway: the engine always gets to undo, record and unlock.
+//! into dataclasses. Async operations and background `Operation`s run as their own tokio tasks, so neither a
+//! cancelled asyncio task nor an abandoned iterator stops a deploy halfway: the engine always gets to undo,
+//! record and unlock. A blocking call cannot be interrupted before the engine is done.
 
 use std::future::Future;
 use std::str::FromStr;
@@ -48,15 +49,15 @@ fn refuse_nested() -> PyResult<()> {
     Ok(())
 }
 
-/// Runs `fut` to its end on the runtime with the GIL released.
+/// Runs `fut` to its end with the GIL released. It is polled on the calling thread, so an `on_event` callback
+/// runs on the thread that called the deployer, as a Python caller expects.
 fn block<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
 where
-    T: Send + 'static,
-    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: Send,
+    F: Future<Output = PyResult<T>> + Send,
 {
     refuse_nested()?;
-    py.detach(|| runtime().block_on(runtime().spawn(fut)))
-        .map_err(join_error)?
+    py.detach(|| runtime().block_on(fut))
 }
 
 /// Runs `fut` on the runtime and gives Python an awaitable of its result.
@@ -451,8 +452,7 @@ impl Operation {
     fn start(d: &engine::Deployer, op: Op) -> Operation {
         let (tx, rx) = mpsc::unbounded_channel();
         let d = d.clone();
-        // Subscribing inside the task could miss the first events; the engine only emits once polled, and
-        // run_with_events subscribes before polling.
+        // run_with_events subscribes before it first polls the operation, so no event is missed.
         runtime().spawn(async move {
             let events = tx.clone();
             let result = run_with_events(d, op, move |json| {

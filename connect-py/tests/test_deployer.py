@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import List
+import threading
+from typing import List, Set
 
 import pytest
 
@@ -231,6 +232,12 @@ def test_callback_exception_is_raised_after_the_deploy_finishes(deployer: ops.De
     assert len(seen) == 1  # no more calls after the first exception
     status = deployer.status()
     assert status.live == "blue" and status.lock is None  # the deploy finished and unlocked
+
+
+def test_blocking_callbacks_run_on_the_calling_thread(deployer: ops.Deployer) -> None:
+    threads: Set[int] = set()
+    deployer.deploy(V1, on_event=lambda e: threads.add(threading.get_ident()))
+    assert threads == {threading.get_ident()}
 
 
 def test_blocking_call_inside_a_callback_is_refused(live_v2: ops.Deployer) -> None:
