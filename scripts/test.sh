@@ -29,3 +29,25 @@ fi
 echo "==> Rust: every crate, every test (CONNECT_REAL_TESTS=${CONNECT_REAL_TESTS:-0})"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+echo "==> Python: connect_ops built with maturin into a virtualenv, pytest, mypy --strict"
+PY_VENV="$PWD/target/py-venv"
+if [ ! -x "$PY_VENV/bin/python" ]; then
+  # Debian's own python3 needs python3-venv for this; a pyenv or python.org Python has it built in.
+  python3 -m venv "$PY_VENV" 2>/dev/null || { need_debian python3-venv; python3 -m venv "$PY_VENV"; }
+fi
+"$PY_VENV/bin/python" -m pip install -q --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 mypy==2.4.1
+(cd connect-py && VIRTUAL_ENV="$PY_VENV" PATH="$PY_VENV/bin:$PATH" maturin develop -q)
+"$PY_VENV/bin/python" -c "import connect_ops"
+# pytest exits 5 when it collected no test: that is a failure here, not a pass.
+py_status=0
+(cd connect-py && "$PY_VENV/bin/python" -m pytest -q -p no:cacheprovider --doctest-modules python/connect_ops tests) || py_status=$?
+if [ "$py_status" -eq 5 ]; then
+  echo "pytest collected no tests in connect-py/tests" >&2
+  exit 1
+elif [ "$py_status" -ne 0 ]; then
+  exit "$py_status"
+fi
+(cd connect-py && "$PY_VENV/bin/python" -m mypy --strict --cache-dir ../target/mypy-cache examples python/connect_ops tests)
+# The stubs of the Rust module must match what it really exports, argument by argument.
+(cd connect-py && "$PY_VENV/bin/python" -m mypy.stubtest --mypy-config-file pyproject.toml connect_ops._connect_ops)

@@ -1,0 +1,315 @@
+"""The deployer: the runbook's blue-green deploy, rollbacks, checks and status, from Python."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Union,
+)
+
+from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _Operation
+from ._events import Event, event_from_json
+from ._types import CheckReport, Color, Journal, LockInfo, OperationRecord, Status
+
+#: What happens to the old color after a deploy: kept up and drained for instant rollback (the default),
+#: retired after ``retire_after`` seconds, or given the new release too with both serving (runbook step 6).
+OldColorPolicy = Literal["warm_standby", "retire_after", "balanced"]
+
+#: Called with each event while an operation runs.
+EventCallback = Callable[[Event], Any]
+
+
+def _callback(on_event: Optional[EventCallback]) -> Optional[Callable[[str], None]]:
+    if on_event is None:
+        return None
+    if not callable(on_event):
+        raise TypeError(f"on_event must be a callable taking an Event, not {type(on_event).__name__}")
+
+    def deliver(raw: str) -> None:
+        on_event(event_from_json(raw))
+
+    return deliver
+
+
+async def _with_loop_callback(
+    start: Callable[[Optional[Callable[[str], None]]], Awaitable[str]], on_event: Optional[EventCallback]
+) -> str:
+    """Runs an async operation delivering its events on the running event loop's thread, in order, before the
+    awaiting coroutine resumes; the first exception of the callback is raised after the operation ends."""
+    if on_event is None:
+        return await start(None)
+    if not callable(on_event):
+        raise TypeError(f"on_event must be a callable taking an Event, not {type(on_event).__name__}")
+    loop = asyncio.get_running_loop()
+    errors: List[Exception] = []
+
+    def on_loop(raw: str) -> None:
+        if errors:
+            return
+        try:
+            on_event(event_from_json(raw))
+        except Exception as e:  # noqa: BLE001 - re-raised below, once the operation has finished
+            errors.append(e)
+
+    def deliver(raw: str) -> None:
+        loop.call_soon_threadsafe(on_loop, raw)
+
+    raw = await start(deliver)
+    if errors:
+        raise errors[0]
+    return raw
+
+
+def _argv(name: str, value: Optional[Sequence[str]]) -> Optional[list[str]]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise TypeError(f"{name} is a list of str (an argv), e.g. ['npx', 'prisma', 'migrate', 'deploy'], not a str")
+    return list(value)
+
+
+class Deployer:
+    """Deploys releases blue-green over a set of backends, rolls them back, and tells where things stand.
+
+    Every blocking method releases the GIL while the engine works (other Python threads run meanwhile) and
+    has an ``*_async`` twin for asyncio. Operations that move traffic take ``on_event``, called with each
+    :class:`Event` as it happens; ``start_*`` runs them in the background and iterates their events.
+
+    >>> stack = MemoryStack()
+    >>> stack.add_image("connect:v1", ready_after=0.1)
+    >>> deployer = Deployer(stack, holder="docs")
+    >>> deployer.deploy("connect:v1").live_after
+    'blue'
+    """
+
+    def __init__(
+        self,
+        backends: Union[Backends, MemoryStack],
+        *,
+        holder: Optional[str] = None,
+        state_dir: str = "/opt/connect/state",
+        app: str = "connect",
+        env: Optional[Mapping[str, str]] = None,
+        migration: Optional[Sequence[str]] = None,
+        container_port: int = 3000,
+        health_path: str = "/api/health",
+        stop_grace: float = 10.0,
+        health_deadline: float = 60.0,
+        drain_deadline: float = 30.0,
+        router_deadline: float = 10.0,
+        disk_warn_percent: int = 80,
+        disk_fail_percent: int = 95,
+        disk_paths: Optional[Sequence[str]] = None,
+        max_error_lines: int = 10,
+        old_color: OldColorPolicy = "warm_standby",
+        retire_after: Optional[float] = None,
+    ) -> None:
+        """The runbook's slots (blue = ``connect_app1``/``app1`` on 3000, green = ``connect_app2``/``app2``
+        on 3001) over ``backends``. Durations are seconds. ``holder`` names who deploys in the lock and the
+        journal (default ``user@host pid N``); ``migration`` is the argv run in a one-off container of the new
+        release after a database restore point."""
+        self._inner = _Deployer(
+            backends,
+            holder=holder,
+            state_dir=state_dir,
+            app=app,
+            env=None if env is None else dict(env),
+            migration=_argv("migration", migration),
+            container_port=container_port,
+            health_path=health_path,
+            stop_grace=stop_grace,
+            health_deadline=health_deadline,
+            drain_deadline=drain_deadline,
+            router_deadline=router_deadline,
+            disk_warn_percent=disk_warn_percent,
+            disk_fail_percent=disk_fail_percent,
+            disk_paths=_argv("disk_paths", disk_paths),
+            max_error_lines=max_error_lines,
+            old_color=old_color,
+            retire_after=retire_after,
+        )
+
+    @property
+    def holder(self) -> str:
+        """Who deploys, as the lock and the journal record it."""
+        return self._inner.holder
+
+    def __repr__(self) -> str:
+        return f"Deployer(holder={self.holder!r})"
+
+    # Operations that move traffic.
+
+    def deploy(self, release: Union[Release, str], *, on_event: Optional[EventCallback] = None) -> OperationRecord:
+        """Deploys ``release`` (a :class:`Release` or ``"connect:<version>"``) to the idle color, waits for it to
+        be healthy, switches traffic and keeps the old color as warm standby. Raises the
+        :class:`ConnectError` subclass of the failure; traffic is then where the message says (never moved
+        when the failure came before the switch)."""
+        return _record(self._inner.deploy(release, _callback(on_event)))
+
+    async def deploy_async(
+        self, release: Union[Release, str], *, on_event: Optional[EventCallback] = None
+    ) -> OperationRecord:
+        """:meth:`deploy` for asyncio. ``on_event`` runs on the event loop's thread. Cancelling the awaiting task
+        does not stop the deploy halfway: the engine still undoes, records and unlocks."""
+        return _record(await _with_loop_callback(lambda cb: self._inner.deploy_async(release, cb), on_event))
+
+    def rollback(self, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
+        """Instant rollback: traffic back to the warm standby with one router call."""
+        return _record(self._inner.rollback(_callback(on_event)))
+
+    async def rollback_async(self, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
+        """:meth:`rollback` for asyncio."""
+        return _record(await _with_loop_callback(lambda cb: self._inner.rollback_async(cb), on_event))
+
+    def rollback_to(self, version: str, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
+        """Full rollback: redeploys a release the journal knows through the same health-gated path."""
+        return _record(self._inner.rollback_to(version, _callback(on_event)))
+
+    async def rollback_to_async(self, version: str, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
+        """:meth:`rollback_to` for asyncio."""
+        return _record(await _with_loop_callback(lambda cb: self._inner.rollback_to_async(version, cb), on_event))
+
+    def retire_standby(self, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
+        """Stops and removes the standby color now."""
+        return _record(self._inner.retire_standby(_callback(on_event)))
+
+    async def retire_standby_async(self, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
+        """:meth:`retire_standby` for asyncio."""
+        return _record(await _with_loop_callback(lambda cb: self._inner.retire_standby_async(cb), on_event))
+
+    def start_deploy(self, release: Union[Release, str]) -> Operation:
+        """Starts :meth:`deploy` in the background; iterate the result for its events."""
+        return Operation(self._inner.start_deploy(release))
+
+    def start_rollback(self) -> Operation:
+        """Starts :meth:`rollback` in the background."""
+        return Operation(self._inner.start_rollback())
+
+    def start_rollback_to(self, version: str) -> Operation:
+        """Starts :meth:`rollback_to` in the background."""
+        return Operation(self._inner.start_rollback_to(version))
+
+    # Checks and state.
+
+    def preflight(self) -> CheckReport:
+        """The runbook's pre-deployment checks: the server, disks against the thresholds, the running
+        containers, the database leader, the cache. Never raises for a failed check: read ``passed``."""
+        return CheckReport.from_dict(json.loads(self._inner.preflight()))
+
+    async def preflight_async(self) -> CheckReport:
+        """:meth:`preflight` for asyncio."""
+        return CheckReport.from_dict(json.loads(await self._inner.preflight_async()))
+
+    def verify(self, color: Optional[Color] = None, *, since_seconds: float = 300.0) -> CheckReport:
+        """The runbook's post-deployment checks on ``color`` (default: the live one): container healthy,
+        router sending it traffic, the database's check query, the cache, and error lines logged in the last
+        ``since_seconds`` against the policy's limit."""
+        return CheckReport.from_dict(json.loads(self._inner.verify(color, since_seconds)))
+
+    async def verify_async(self, color: Optional[Color] = None, *, since_seconds: float = 300.0) -> CheckReport:
+        """:meth:`verify` for asyncio."""
+        return CheckReport.from_dict(json.loads(await self._inner.verify_async(color, since_seconds)))
+
+    def status(self) -> Status:
+        """The live color, the release on each color, the router's and runtime's view, and recent operations."""
+        return Status.from_dict(json.loads(self._inner.status()))
+
+    async def status_async(self) -> Status:
+        """:meth:`status` for asyncio."""
+        return Status.from_dict(json.loads(await self._inner.status_async()))
+
+    def journal(self) -> Journal:
+        """The journal as stored on the server."""
+        return Journal.from_dict(json.loads(self._inner.journal()))
+
+    async def journal_async(self) -> Journal:
+        """:meth:`journal` for asyncio."""
+        return Journal.from_dict(json.loads(await self._inner.journal_async()))
+
+    def adopt(self) -> Journal:
+        """Records what the router and the runtime show as the truth (after a change by hand, or a lost
+        journal) and returns the new journal."""
+        return Journal.from_dict(json.loads(self._inner.adopt()))
+
+    async def adopt_async(self) -> Journal:
+        """:meth:`adopt` for asyncio."""
+        return Journal.from_dict(json.loads(await self._inner.adopt_async()))
+
+    def break_lock(self) -> Optional[LockInfo]:
+        """Removes the deploy lock whoever holds it (for a lock whose process is gone); returns who held it."""
+        return _lock(self._inner.break_lock())
+
+    async def break_lock_async(self) -> Optional[LockInfo]:
+        """:meth:`break_lock` for asyncio."""
+        return _lock(await self._inner.break_lock_async())
+
+    # Backups (pg_basebackup, pg_dump, Redis BGSAVE) arrive with connect-db; until then the deploy's
+    # restore point before a migration (``OperationRecord.restore_point``) is the only database safety net.
+
+
+def _record(raw: str) -> OperationRecord:
+    return OperationRecord.from_dict(json.loads(raw))
+
+
+def _lock(raw: str) -> Optional[LockInfo]:
+    data = json.loads(raw)
+    return None if data is None else LockInfo.from_dict(data)
+
+
+class Operation:
+    """An operation running in the background. Iterate it (``for`` or ``async for``) for its events as they
+    happen; the iteration ends when the operation does. :meth:`result` returns its record or raises its
+    error. Dropping it stops only the reporting, never the operation."""
+
+    def __init__(self, inner: _Operation) -> None:
+        self._inner = inner
+
+    @property
+    def done(self) -> bool:
+        """Whether the operation has finished (and its events were all read)."""
+        return self._inner.done
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        raw = self._inner.next_event()
+        if raw is None:
+            raise StopIteration
+        return event_from_json(raw)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        raw = await self._inner.next_event_async()
+        if raw is None:
+            raise StopAsyncIteration
+        return event_from_json(raw)
+
+    def result(self) -> OperationRecord:
+        """Waits for the end (GIL released) and returns the record, or raises the operation's error."""
+        return _record(self._inner.result())
+
+    async def result_async(self) -> OperationRecord:
+        """:meth:`result` for asyncio."""
+        while not self._inner.done:
+            await self._inner.next_event_async()
+        return _record(self._inner.result())
+
+    def __repr__(self) -> str:
+        return f"<Operation {'done' if self.done else 'running'}>"
+
+
+__all__ = ["Deployer", "Operation", "OldColorPolicy", "EventCallback"]

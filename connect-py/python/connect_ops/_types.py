@@ -1,0 +1,314 @@
+"""Typed results of the engine: operation records, status, check reports, the journal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Mapping, Optional, Tuple
+
+from ._connect_ops import Release
+from ._data import Data, Raw, release_or_none
+
+#: The two app slots behind HAProxy: blue is the runbook's app1, green its app2.
+Color = Literal["blue", "green"]
+
+
+@dataclass(frozen=True)
+class StepRecord(Data):
+    """One step of an operation as it ran."""
+
+    step: str
+    status: str
+    """``"ok"``, ``"skipped"`` or ``"failed"``."""
+    duration_ms: int
+    detail: str
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> StepRecord:
+        return cls(raw["step"], raw["status"], raw["duration_ms"], raw["detail"])
+
+
+@dataclass(frozen=True)
+class Outcome(Data):
+    """How an operation ended: ``succeeded``, ``failed`` (traffic never moved) or ``rolled_back`` (verify
+    failed after the switch and traffic went back to the standby)."""
+
+    result: str
+    step: Optional[str] = None
+    kind: Optional[str] = None
+    error: Optional[str] = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result == "succeeded"
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> Outcome:
+        return cls(raw["result"], raw.get("step"), raw.get("kind"), raw.get("error"))
+
+
+@dataclass(frozen=True)
+class RestorePoint(Data):
+    """A database restore point made before a migration."""
+
+    name: str
+    lsn: str
+    timeline: int
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> RestorePoint:
+        return cls(raw["name"], raw["lsn"], raw["timeline"])
+
+
+@dataclass(frozen=True, repr=False)
+class OperationRecord(Data):
+    """One deploy, rollback, adoption or retirement, as the journal keeps it."""
+
+    id: str
+    kind: str
+    """``deploy``, ``instant_rollback``, ``full_rollback``, ``adopt`` or ``retire``."""
+    release: Optional[Release]
+    live_before: Optional[Color]
+    live_after: Optional[Color]
+    holder: str
+    started_unix_ms: int
+    duration_ms: int
+    outcome: Outcome
+    steps: Tuple[StepRecord, ...]
+    restore_point: Optional[RestorePoint] = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome.succeeded
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> OperationRecord:
+        point = raw.get("restore_point")
+        return cls(
+            id=raw["id"],
+            kind=raw["kind"],
+            release=release_or_none(raw.get("release")),
+            live_before=raw.get("live_before"),
+            live_after=raw.get("live_after"),
+            holder=raw["holder"],
+            started_unix_ms=raw["started_unix_ms"],
+            duration_ms=raw["duration_ms"],
+            outcome=Outcome.from_dict(raw["outcome"]),
+            steps=tuple(StepRecord.from_dict(s) for s in raw["steps"]),
+            restore_point=None if point is None else RestorePoint.from_dict(point),
+        )
+
+    def __repr__(self) -> str:
+        what = self.kind if self.release is None else f"{self.kind} {self.release.version}"
+        return (
+            f"<OperationRecord {self.id} {what}: {self.outcome.result}, "
+            f"live {self.live_before} -> {self.live_after}, {self.duration_ms} ms>"
+        )
+
+
+@dataclass(frozen=True)
+class LockInfo(Data):
+    """Who holds the deploy lock, for what, since when."""
+
+    holder: str
+    operation: str
+    since_unix_ms: int
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> LockInfo:
+        return cls(raw["holder"], raw["operation"], raw["since_unix_ms"])
+
+
+@dataclass(frozen=True)
+class ServerStatus(Data):
+    """A HAProxy server as the router shows it."""
+
+    name: str
+    admin: str
+    """``ready``, ``drain`` or ``maint``."""
+    check: str
+    weight: int
+    current_sessions: int
+    address: str
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> ServerStatus:
+        return cls(
+            raw["name"], raw["admin"], raw["check"], raw["weight"], raw["current_sessions"], raw["address"]
+        )
+
+
+@dataclass(frozen=True)
+class ContainerInfo(Data):
+    """A container as the runtime shows it."""
+
+    name: str
+    id: str
+    image: str
+    labels: Mapping[str, str]
+    state: str
+    health: str
+    health_log: Tuple[str, ...]
+    started_unix_ms: Optional[int]
+
+    @property
+    def release(self) -> Optional[str]:
+        """The release version the container is labelled with."""
+        return self.labels.get("ops.connect.release")
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> ContainerInfo:
+        started = raw.get("started_at")
+        return cls(
+            name=raw["name"],
+            id=raw["id"],
+            image=raw["image"],
+            labels=dict(raw["labels"]),
+            state=raw["state"],
+            health=raw["health"],
+            health_log=tuple(raw["health_log"]),
+            started_unix_ms=None
+            if started is None
+            else started["secs_since_epoch"] * 1000 + started["nanos_since_epoch"] // 1_000_000,
+        )
+
+
+@dataclass(frozen=True)
+class ObservedSlot(Data):
+    """One color as the router and the runtime show it now."""
+
+    color: Color
+    server: ServerStatus
+    container: Optional[ContainerInfo]
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> ObservedSlot:
+        container = raw.get("container")
+        return cls(
+            raw["color"],
+            ServerStatus.from_dict(raw["server"]),
+            None if container is None else ContainerInfo.from_dict(container),
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class Status(Data):
+    """Where the deployment stands, recorded (the journal) and observed (router and runtime)."""
+
+    live: Optional[Color]
+    standby: Optional[Color]
+    standby_until_unix_ms: Optional[int]
+    releases: Mapping[Color, str]
+    """The release version on each color, per the journal."""
+    observed: Tuple[ObservedSlot, ...]
+    differences: Tuple[str, ...]
+    """Where the journal and the observation disagree; empty when they match."""
+    lock: Optional[LockInfo]
+    recent: Tuple[OperationRecord, ...]
+    """The last ten operations, newest first."""
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> Status:
+        lock = raw.get("lock")
+        return cls(
+            live=raw.get("live"),
+            standby=raw.get("standby"),
+            standby_until_unix_ms=raw.get("standby_until_unix_ms"),
+            releases={color: version for color, version in raw["releases"]},
+            observed=tuple(ObservedSlot.from_dict(s) for s in raw["observed"]["slots"]),
+            differences=tuple(raw["differences"]),
+            lock=None if lock is None else LockInfo.from_dict(lock),
+            recent=tuple(OperationRecord.from_dict(r) for r in raw["recent"]),
+        )
+
+    def __repr__(self) -> str:
+        releases = ", ".join(f"{c}={v}" for c, v in sorted(self.releases.items()))
+        drift = f", {len(self.differences)} differences" if self.differences else ""
+        lock = f", locked by {self.lock.holder}" if self.lock else ""
+        return f"<Status live={self.live} standby={self.standby} releases({releases}){drift}{lock}>"
+
+
+@dataclass(frozen=True)
+class Check(Data):
+    """One check of a preflight or post-deploy report."""
+
+    name: str
+    status: str
+    """``pass``, ``warn`` or ``fail``."""
+    detail: str
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> Check:
+        return cls(raw["name"], raw["status"], raw["detail"])
+
+
+@dataclass(frozen=True, repr=False)
+class CheckReport(Data):
+    """The checks of a preflight (runbook §1) or a post-deploy verification (runbook §5), in order."""
+
+    checks: Tuple[Check, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        """Whether no check failed (warnings do not stop a deploy)."""
+        return all(c.status != "fail" for c in self.checks)
+
+    @property
+    def failures(self) -> Tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.status == "fail")
+
+    @property
+    def warnings(self) -> Tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.status == "warn")
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> CheckReport:
+        return cls(tuple(Check.from_dict(c) for c in raw["checks"]))
+
+    def __repr__(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        listing = "; ".join(f"{c.name} {c.status}" for c in self.checks)
+        return f"<CheckReport {verdict}: {listing}>"
+
+    def __str__(self) -> str:
+        return "\n".join(f"{c.status.upper():<4} {c.name:<20} {c.detail}" for c in self.checks)
+
+
+@dataclass(frozen=True)
+class SlotRecord(Data):
+    """What the journal says runs on a color."""
+
+    release: Release
+    container: str
+    since_unix_ms: int
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> SlotRecord:
+        return cls(Release.from_dict(dict(raw["release"])), raw["container"], raw["since_unix_ms"])
+
+
+@dataclass(frozen=True, repr=False)
+class Journal(Data):
+    """The journal on the server: the live color, what each color runs, and the operations."""
+
+    format: int
+    live: Optional[Color]
+    balanced: bool
+    slots: Mapping[Color, SlotRecord]
+    standby_until_unix_ms: Optional[int]
+    history: Tuple[OperationRecord, ...]
+    """Oldest first."""
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> Journal:
+        return cls(
+            format=raw["format"],
+            live=raw.get("live"),
+            balanced=raw.get("balanced", False),
+            slots={color: SlotRecord.from_dict(s) for color, s in raw["slots"].items()},
+            standby_until_unix_ms=raw.get("standby_until_unix_ms"),
+            history=tuple(OperationRecord.from_dict(r) for r in raw["history"]),
+        )
+
+    def __repr__(self) -> str:
+        slots = ", ".join(f"{c}={s.release.version}" for c, s in sorted(self.slots.items()))
+        return f"<Journal live={self.live} slots({slots}) {len(self.history)} operations>"

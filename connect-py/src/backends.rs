@@ -1,0 +1,108 @@
+//! The five backends a `Deployer` drives, from whichever Python objects provide them.
+//!
+//! Today only the in-memory backends exist on this branch. The SSH and local hosts, Docker, HAProxy,
+//! Patroni and Redis appear here as their crates land: each gets a `#[pyclass]` holding its backend and one
+//! more arm in the matching `*_arg` function below; `Backends` and `Deployer` do not change.
+
+use std::sync::Arc;
+
+use connect_core::engine;
+use connect_core::{Cache, ContainerRuntime, DatabaseCluster, Host, TrafficRouter};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use crate::memory::{MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime, MemoryStack};
+use crate::release::type_name;
+
+fn wrong(role: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!("{role} must be a {expected}, not {}", type_name(obj)))
+}
+
+fn host_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Host>> {
+    if let Ok(h) = obj.cast::<MemoryHost>() {
+        return Ok(Arc::new(h.get().inner.clone()));
+    }
+    Err(wrong("host", "connect_ops.MemoryHost", obj))
+}
+
+fn runtime_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn ContainerRuntime>> {
+    if let Ok(r) = obj.cast::<MemoryRuntime>() {
+        return Ok(Arc::new(r.get().inner.clone()));
+    }
+    Err(wrong("runtime", "connect_ops.MemoryRuntime", obj))
+}
+
+fn router_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn TrafficRouter>> {
+    if let Ok(r) = obj.cast::<MemoryRouter>() {
+        return Ok(Arc::new(r.get().inner.clone()));
+    }
+    Err(wrong("router", "connect_ops.MemoryRouter", obj))
+}
+
+fn database_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn DatabaseCluster>> {
+    if let Ok(c) = obj.cast::<MemoryCluster>() {
+        return Ok(Arc::new(c.get().inner.clone()));
+    }
+    Err(wrong("database", "connect_ops.MemoryCluster", obj))
+}
+
+fn cache_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Cache>> {
+    if let Ok(c) = obj.cast::<MemoryCache>() {
+        return Ok(Arc::new(c.get().inner.clone()));
+    }
+    Err(wrong("cache", "connect_ops.MemoryCache", obj))
+}
+
+/// The server, the container runtime, the router, the database cluster and the cache of one deployment.
+#[pyclass(frozen, module = "connect_ops")]
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub(crate) inner: engine::Backends,
+}
+
+#[pymethods]
+impl Backends {
+    /// Composes backends one by one, e.g. a real server with an in-memory cache.
+    #[new]
+    #[pyo3(signature = (*, host, runtime, router, database, cache))]
+    fn new(
+        host: &Bound<'_, PyAny>,
+        runtime: &Bound<'_, PyAny>,
+        router: &Bound<'_, PyAny>,
+        database: &Bound<'_, PyAny>,
+        cache: &Bound<'_, PyAny>,
+    ) -> PyResult<Backends> {
+        Ok(Backends {
+            inner: engine::Backends {
+                host: host_arg(host)?,
+                runtime: runtime_arg(runtime)?,
+                router: router_arg(router)?,
+                database: database_arg(database)?,
+                cache: cache_arg(cache)?,
+            },
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Backends(host={:?}, router={:?})",
+            self.inner.host.name(),
+            self.inner.router.backend()
+        )
+    }
+}
+
+/// A `Deployer`'s first argument: `Backends`, or a `MemoryStack` standing for all five.
+pub fn backends_arg(obj: &Bound<'_, PyAny>) -> PyResult<engine::Backends> {
+    if let Ok(b) = obj.cast::<Backends>() {
+        return Ok(b.get().inner.clone());
+    }
+    if let Ok(s) = obj.cast::<MemoryStack>() {
+        return Ok(s.get().inner.backends());
+    }
+    Err(wrong(
+        "backends",
+        "connect_ops.Backends or connect_ops.MemoryStack",
+        obj,
+    ))
+}

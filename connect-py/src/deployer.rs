@@ -1,0 +1,523 @@
+//! The engine's `Deployer` for Python: blocking calls that release the GIL, `async` variants on the same
+//! tokio runtime, and progress as a callback or an iterator of events.
+//!
+//! Results and events cross to Python as JSON (the core's serde shapes); `connect_ops/_types.py` turns them
+//! into dataclasses. Async operations and background `Operation`s run as their own tokio tasks, so neither a
+//! cancelled asyncio task nor an abandoned iterator stops a deploy halfway: the engine always gets to undo,
+//! record and unlock. A blocking call cannot be interrupted before the engine is done.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use connect_core::engine::{self, DeployConfig, Event, OperationRecord};
+use connect_core::model::{AppSpec, Color, DeployPolicy, OldColorPolicy, Release};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::backends::backends_arg;
+use crate::errors::{CoreError, invalid, py as core_py};
+use crate::memory::{seconds, whole};
+use crate::release::release_arg;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    pyo3_async_runtimes::tokio::get_runtime()
+}
+
+fn to_json<T: Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value)
+        .map_err(|e| PyRuntimeError::new_err(format!("connect_ops: could not encode a result: {e}")))
+}
+
+fn join_error(e: tokio::task::JoinError) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "connect_ops: the operation's task ended abnormally ({e}); this is a bug, please report it"
+    ))
+}
+
+/// A blocking call from inside the runtime (an event callback calling the deployer) would deadlock tokio.
+fn refuse_nested() -> PyResult<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(PyRuntimeError::new_err(
+            "connect_ops: a blocking Deployer call cannot be made from inside an event callback or the \
+             runtime's threads; use the *_async variant, or call it after the operation returns",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `fut` to its end with the GIL released. It is polled on the calling thread, so an `on_event` callback
+/// runs on the thread that called the deployer, as a Python caller expects.
+fn block<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    T: Send,
+    F: Future<Output = PyResult<T>> + Send,
+{
+    refuse_nested()?;
+    py.detach(|| runtime().block_on(fut))
+}
+
+/// Runs `fut` on the runtime and gives Python an awaitable of its result.
+fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+    F: Future<Output = PyResult<T>> + Send + 'static,
+{
+    let task = runtime().spawn(fut);
+    pyo3_async_runtimes::tokio::future_into_py(py, async move { task.await.map_err(join_error)? })
+}
+
+/// The operations that report progress.
+#[derive(Debug, Clone)]
+enum Op {
+    Deploy(Release),
+    Rollback,
+    RollbackTo(String),
+    RetireStandby,
+}
+
+async fn run_op(d: &engine::Deployer, op: Op) -> connect_core::Result<OperationRecord> {
+    match op {
+        Op::Deploy(release) => d.deploy(release).await,
+        Op::Rollback => d.rollback().await,
+        Op::RollbackTo(version) => d.rollback_to(&version).await,
+        Op::RetireStandby => d.retire_standby().await,
+    }
+}
+
+/// Runs an operation and hands each of its events (as JSON) to `sink` as it happens.
+async fn run_with_events(
+    d: engine::Deployer,
+    op: Op,
+    mut sink: impl FnMut(String) + Send,
+) -> connect_core::Result<OperationRecord> {
+    let mut rx = d.subscribe();
+    let work = run_op(&d, op);
+    tokio::pin!(work);
+    let mut forward = |event: Result<Event, broadcast::error::RecvError>| {
+        if let Ok(event) = event
+            && let Ok(json) = serde_json::to_string(&event)
+        {
+            sink(json);
+        }
+    };
+    let result = loop {
+        tokio::select! {
+            biased;
+            event = rx.recv() => forward(event),
+            result = &mut work => break result,
+        }
+    };
+    while let Ok(event) = rx.try_recv() {
+        forward(Ok(event));
+    }
+    result
+}
+
+/// Runs an operation calling `on_event` (a Python callable taking the event's JSON) for each event. The
+/// first exception the callback raises stops further calls and is raised once the operation has finished;
+/// the operation itself always runs to its end.
+async fn run_with_callback(d: engine::Deployer, op: Op, on_event: Option<Py<PyAny>>) -> PyResult<String> {
+    let mut callback = on_event;
+    let mut callback_error: Option<PyErr> = None;
+    let result = run_with_events(d, op, |json| {
+        if let Some(cb) = &callback
+            && let Err(e) = Python::attach(|py| cb.call1(py, (json,)).map(drop))
+        {
+            callback_error = Some(e);
+            callback = None;
+        }
+    })
+    .await;
+    let record = core_py(result)?;
+    if let Some(e) = callback_error {
+        return Err(e);
+    }
+    to_json(&record)
+}
+
+/// `Deployer`'s engine half; `connect_ops.Deployer` wraps it with typed results.
+#[pyclass(frozen, module = "connect_ops", name = "_Deployer")]
+#[derive(Debug)]
+pub struct Deployer {
+    inner: engine::Deployer,
+}
+
+fn old_color_policy(old_color: &str, retire_after: Option<f64>) -> PyResult<OldColorPolicy> {
+    match (old_color, retire_after) {
+        ("warm_standby", None) => Ok(OldColorPolicy::WarmStandby),
+        ("balanced", None) => Ok(OldColorPolicy::Balanced),
+        ("retire_after", Some(s)) => Ok(OldColorPolicy::RetireAfter {
+            window: seconds("retire_after", s)?,
+        }),
+        ("retire_after", None) => Err(invalid(
+            "deployer.new",
+            "retire_after",
+            "old_color=\"retire_after\" needs the window",
+            "pass retire_after=<seconds>",
+        )),
+        ("warm_standby" | "balanced", Some(_)) => Err(invalid(
+            "deployer.new",
+            "retire_after",
+            format!("retire_after only applies to old_color=\"retire_after\", not {old_color:?}"),
+            "drop retire_after, or set old_color=\"retire_after\"",
+        )),
+        (other, _) => Err(invalid(
+            "deployer.new",
+            other,
+            "unknown old_color policy; expected \"warm_standby\", \"retire_after\" or \"balanced\"",
+            "warm_standby keeps the old color up for instant rollback",
+        )),
+    }
+}
+
+impl Deployer {
+    fn op_from(&self, op: Op, on_event: Option<Py<PyAny>>) -> impl Future<Output = PyResult<String>> + use<> {
+        run_with_callback(self.inner.clone(), op, on_event)
+    }
+
+    fn verify_fut(
+        &self,
+        color: Option<&str>,
+        since_seconds: f64,
+    ) -> PyResult<impl Future<Output = PyResult<String>> + use<>> {
+        let color = color.map(Color::from_str).transpose().map_err(CoreError)?;
+        let window = seconds("since_seconds", since_seconds)?;
+        let since = SystemTime::now()
+            .checked_sub(window)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let d = self.inner.clone();
+        Ok(async move {
+            let color = match color {
+                Some(c) => c,
+                None => core_py(d.journal().await)?.live.ok_or_else(|| {
+                    invalid(
+                        "deployer.verify",
+                        "live color",
+                        "nothing is live yet, so there is no color to verify",
+                        "deploy first, or name the color: verify(\"blue\")",
+                    )
+                })?,
+            };
+            to_json(&core_py(d.verify_color(color, since).await)?)
+        })
+    }
+}
+
+/// A core call whose result crosses as JSON.
+macro_rules! json_call {
+    ($d:expr, |$x:ident| $body:expr) => {{
+        let $x = $d.inner.clone();
+        async move { to_json(&core_py($body.await)?) }
+    }};
+}
+
+#[pymethods]
+impl Deployer {
+    #[new]
+    #[pyo3(signature = (
+        backends, *, holder=None, state_dir="/opt/connect/state", app="connect", env=None, migration=None,
+        container_port=3000, health_path="/api/health", stop_grace=10.0, health_deadline=60.0,
+        drain_deadline=30.0, router_deadline=10.0, disk_warn_percent=80, disk_fail_percent=95,
+        disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        backends: &Bound<'_, PyAny>,
+        holder: Option<String>,
+        state_dir: &str,
+        app: &str,
+        env: Option<std::collections::BTreeMap<String, String>>,
+        migration: Option<Vec<String>>,
+        container_port: i64,
+        health_path: &str,
+        stop_grace: f64,
+        health_deadline: f64,
+        drain_deadline: f64,
+        router_deadline: f64,
+        disk_warn_percent: i64,
+        disk_fail_percent: i64,
+        disk_paths: Option<Vec<String>>,
+        max_error_lines: i64,
+        old_color: &str,
+        retire_after: Option<f64>,
+    ) -> PyResult<Deployer> {
+        if migration.as_ref().is_some_and(Vec::is_empty) {
+            return Err(invalid(
+                "deployer.new",
+                "migration",
+                "an empty migration command",
+                "pass the argv, e.g. [\"npx\", \"prisma\", \"migrate\", \"deploy\"], or None",
+            ));
+        }
+        let runbook = DeployConfig::runbook();
+        let config = DeployConfig {
+            app: AppSpec {
+                name: app.to_string(),
+                env: env.unwrap_or_default(),
+                container_port: whole("container_port", container_port, "a port from 1 to 65535")?,
+                health_path: health_path.to_string(),
+                stop_grace: seconds("stop_grace", stop_grace)?,
+                migration,
+            },
+            topology: runbook.topology,
+            policy: DeployPolicy {
+                health_deadline: seconds("health_deadline", health_deadline)?,
+                drain_deadline: seconds("drain_deadline", drain_deadline)?,
+                router_deadline: seconds("router_deadline", router_deadline)?,
+                disk_warn_percent: whole(
+                    "disk_warn_percent",
+                    disk_warn_percent,
+                    "a percentage from 0 to 100",
+                )?,
+                disk_fail_percent: whole(
+                    "disk_fail_percent",
+                    disk_fail_percent,
+                    "a percentage from 0 to 100",
+                )?,
+                disk_paths: disk_paths.unwrap_or(DeployPolicy::default().disk_paths),
+                max_error_lines: whole("max_error_lines", max_error_lines, "a count of 0 or more")?,
+                old_color: old_color_policy(old_color, retire_after)?,
+            },
+            state_dir: state_dir.to_string(),
+            holder: holder.unwrap_or_else(engine::default_holder),
+        };
+        let inner = core_py(engine::Deployer::new(backends_arg(backends)?, config))?;
+        Ok(Deployer { inner })
+    }
+
+    /// Who is deploying, as the lock and the journal record it.
+    #[getter]
+    fn holder(&self) -> &str {
+        &self.inner.config().holder
+    }
+
+    #[pyo3(signature = (release, on_event=None))]
+    fn deploy(
+        &self,
+        py: Python<'_>,
+        release: &Bound<'_, PyAny>,
+        on_event: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let op = Op::Deploy(release_arg(release)?);
+        block(py, self.op_from(op, on_event))
+    }
+
+    #[pyo3(signature = (release, on_event=None))]
+    fn deploy_async<'py>(
+        &self,
+        py: Python<'py>,
+        release: &Bound<'_, PyAny>,
+        on_event: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = Op::Deploy(release_arg(release)?);
+        awaitable(py, self.op_from(op, on_event))
+    }
+
+    #[pyo3(signature = (on_event=None))]
+    fn rollback(&self, py: Python<'_>, on_event: Option<Py<PyAny>>) -> PyResult<String> {
+        block(py, self.op_from(Op::Rollback, on_event))
+    }
+
+    #[pyo3(signature = (on_event=None))]
+    fn rollback_async<'py>(
+        &self,
+        py: Python<'py>,
+        on_event: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.op_from(Op::Rollback, on_event))
+    }
+
+    #[pyo3(signature = (version, on_event=None))]
+    fn rollback_to(&self, py: Python<'_>, version: String, on_event: Option<Py<PyAny>>) -> PyResult<String> {
+        block(py, self.op_from(Op::RollbackTo(version), on_event))
+    }
+
+    #[pyo3(signature = (version, on_event=None))]
+    fn rollback_to_async<'py>(
+        &self,
+        py: Python<'py>,
+        version: String,
+        on_event: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.op_from(Op::RollbackTo(version), on_event))
+    }
+
+    #[pyo3(signature = (on_event=None))]
+    fn retire_standby(&self, py: Python<'_>, on_event: Option<Py<PyAny>>) -> PyResult<String> {
+        block(py, self.op_from(Op::RetireStandby, on_event))
+    }
+
+    #[pyo3(signature = (on_event=None))]
+    fn retire_standby_async<'py>(
+        &self,
+        py: Python<'py>,
+        on_event: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.op_from(Op::RetireStandby, on_event))
+    }
+
+    fn start_deploy(&self, release: &Bound<'_, PyAny>) -> PyResult<Operation> {
+        Ok(Operation::start(&self.inner, Op::Deploy(release_arg(release)?)))
+    }
+
+    fn start_rollback(&self) -> Operation {
+        Operation::start(&self.inner, Op::Rollback)
+    }
+
+    fn start_rollback_to(&self, version: String) -> Operation {
+        Operation::start(&self.inner, Op::RollbackTo(version))
+    }
+
+    fn status(&self, py: Python<'_>) -> PyResult<String> {
+        block(py, json_call!(self, |d| d.status()))
+    }
+
+    fn status_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, json_call!(self, |d| d.status()))
+    }
+
+    fn preflight(&self, py: Python<'_>) -> PyResult<String> {
+        block(py, json_call!(self, |d| d.preflight()))
+    }
+
+    fn preflight_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, json_call!(self, |d| d.preflight()))
+    }
+
+    #[pyo3(signature = (color=None, since_seconds=300.0))]
+    fn verify(&self, py: Python<'_>, color: Option<&str>, since_seconds: f64) -> PyResult<String> {
+        block(py, self.verify_fut(color, since_seconds)?)
+    }
+
+    #[pyo3(signature = (color=None, since_seconds=300.0))]
+    fn verify_async<'py>(
+        &self,
+        py: Python<'py>,
+        color: Option<&str>,
+        since_seconds: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.verify_fut(color, since_seconds)?)
+    }
+
+    fn adopt(&self, py: Python<'_>) -> PyResult<String> {
+        block(py, json_call!(self, |d| d.adopt()))
+    }
+
+    fn adopt_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, json_call!(self, |d| d.adopt()))
+    }
+
+    fn break_lock(&self, py: Python<'_>) -> PyResult<String> {
+        block(py, json_call!(self, |d| d.break_lock()))
+    }
+
+    fn break_lock_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, json_call!(self, |d| d.break_lock()))
+    }
+
+    fn journal(&self, py: Python<'_>) -> PyResult<String> {
+        block(py, json_call!(self, |d| d.journal()))
+    }
+
+    fn journal_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, json_call!(self, |d| d.journal()))
+    }
+}
+
+enum Item {
+    Event(String),
+    Done(Box<connect_core::Result<OperationRecord>>),
+}
+
+type Outcome = Arc<Mutex<Option<PyResult<String>>>>;
+
+/// An operation running in the background: its events one by one, then its result.
+#[pyclass(frozen, module = "connect_ops", name = "_Operation")]
+pub struct Operation {
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Item>>>,
+    outcome: Outcome,
+}
+
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation").finish_non_exhaustive()
+    }
+}
+
+impl Operation {
+    fn start(d: &engine::Deployer, op: Op) -> Operation {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let d = d.clone();
+        // run_with_events subscribes before it first polls the operation, so no event is missed.
+        runtime().spawn(async move {
+            let events = tx.clone();
+            let result = run_with_events(d, op, move |json| {
+                // A dropped Operation only stops the reporting, never the deploy.
+                let _ = events.send(Item::Event(json));
+            })
+            .await;
+            let _ = tx.send(Item::Done(Box::new(result)));
+        });
+        Operation {
+            rx: Arc::new(tokio::sync::Mutex::new(rx)),
+            outcome: Arc::default(),
+        }
+    }
+}
+
+/// Takes the next item; records the outcome when the operation is done. `None` once it is.
+async fn next_item(
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Item>>>,
+    outcome: Outcome,
+) -> PyResult<Option<String>> {
+    let mut rx = rx.lock().await;
+    let done = match rx.recv().await {
+        Some(Item::Event(json)) => return Ok(Some(json)),
+        Some(Item::Done(result)) => core_py(*result).and_then(|r| to_json(&r)),
+        None => {
+            if crate::memory::lock(&outcome).is_some() {
+                return Ok(None);
+            }
+            Err(PyRuntimeError::new_err(
+                "connect_ops: the operation's task ended without a result; this is a bug, please report it",
+            ))
+        }
+    };
+    *crate::memory::lock(&outcome) = Some(done);
+    Ok(None)
+}
+
+#[pymethods]
+impl Operation {
+    /// The next event's JSON, waiting for it with the GIL released; `None` when the operation is over.
+    fn next_event(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        block(py, next_item(self.rx.clone(), self.outcome.clone()))
+    }
+
+    /// `next_event` for asyncio.
+    fn next_event_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, next_item(self.rx.clone(), self.outcome.clone()))
+    }
+
+    /// Whether the operation has finished and its result is known.
+    #[getter]
+    fn done(&self) -> bool {
+        crate::memory::lock(&self.outcome).is_some()
+    }
+
+    /// The operation record's JSON, or the operation's error; waits (GIL released) until it has finished.
+    fn result(&self, py: Python<'_>) -> PyResult<String> {
+        while !self.done() {
+            self.next_event(py)?;
+        }
+        match &*crate::memory::lock(&self.outcome) {
+            Some(Ok(json)) => Ok(json.clone()),
+            Some(Err(e)) => Err(e.clone_ref(py)),
+            None => Err(PyRuntimeError::new_err("connect_ops: no result")),
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Connect Ops for Python: the `connect_ops._connect_ops` extension module behind `import connect_ops`.
+//!
+//! This crate has no deploy logic of its own. It wraps [`connect_core`]'s engine and backends for Python:
+//! blocking calls release the GIL and run on the same tokio runtime as the `async` variants
+//! (`pyo3-async-runtimes`), results and events cross as JSON that the Python package turns into typed
+//! dataclasses, and every [`connect_core::Error`] becomes the `connect_ops.ConnectError` subclass of its kind.
+//!
+//! Build and use it from Python:
+//!
+//! ```text
+//! cd connect-py && maturin develop
+//! python -c "import connect_ops; print(connect_ops.MemoryStack())"
+//! ```
+
+mod backends;
+mod deployer;
+mod errors;
+mod memory;
+mod release;
+
+use pyo3::prelude::*;
+
+/// The extension module; `connect_ops/__init__.py` re-exports what scripts use.
+#[pymodule]
+fn _connect_ops(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<release::Release>()?;
+    m.add_class::<memory::MemoryHost>()?;
+    m.add_class::<memory::MemoryRuntime>()?;
+    m.add_class::<memory::MemoryRouter>()?;
+    m.add_class::<memory::MemoryCluster>()?;
+    m.add_class::<memory::MemoryCache>()?;
+    m.add_class::<memory::MemoryStack>()?;
+    m.add_class::<backends::Backends>()?;
+    m.add_class::<deployer::Deployer>()?;
+    m.add_class::<deployer::Operation>()?;
+    m.add("ERROR_KINDS", errors::KINDS.map(|(name, _)| name).to_vec())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

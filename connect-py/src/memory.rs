@@ -1,0 +1,602 @@
+//! The in-memory backends, for scripts and tests that simulate a server: add images with a behaviour, inject
+//! faults, crash containers, fill disks.
+
+use std::time::Duration;
+
+use connect_core::engine::DeployConfig;
+use connect_core::memory::{self as mem, AppBehavior, Faults};
+use pyo3::prelude::*;
+
+use crate::errors::{invalid, parse_kind};
+use crate::release::image_arg;
+
+/// The operations the in-memory backends can be made to fail, `<backend>.<method>`.
+pub const OPERATIONS: [&str; 28] = [
+    "host.run",
+    "host.put_file",
+    "host.get_file",
+    "host.rename",
+    "host.remove_file",
+    "host.disk_usage",
+    "host.connect",
+    "runtime.image",
+    "runtime.start",
+    "runtime.inspect",
+    "runtime.wait_healthy",
+    "runtime.stop",
+    "runtime.remove",
+    "runtime.logs_since",
+    "runtime.exec",
+    "runtime.run_once",
+    "runtime.list",
+    "router.servers",
+    "router.set_state",
+    "router.set_weight",
+    "router.set_address",
+    "database.members",
+    "database.switchover",
+    "database.restore_point",
+    "database.check_query",
+    "cache.ping",
+    "cache.info",
+    "cache.save",
+];
+
+/// Seconds as a duration, refusing negative, NaN and infinite values.
+pub fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        invalid(
+            "duration.parse",
+            name,
+            format!("{name} = {value} is not a number of seconds >= 0"),
+            &format!("give {name} as seconds, e.g. 1.5"),
+        )
+    })
+}
+
+/// A whole number from Python in the range of `T`; an `InvalidInputError` naming the argument otherwise.
+pub fn whole<T: TryFrom<i64>>(name: &str, value: i64, expected: &str) -> PyResult<T> {
+    T::try_from(value).map_err(|_| {
+        invalid(
+            "argument.parse",
+            name,
+            format!("{name} = {value} is out of range: expected {expected}"),
+            &format!("give {name} as {expected}"),
+        )
+    })
+}
+
+/// Installs a fault: `operation` fails with `kind`, always, `times` times, on `target`, or on `target`
+/// after `after` passing calls.
+fn inject(
+    faults: &Faults,
+    backend: &str,
+    operation: &str,
+    kind: &str,
+    target: Option<&str>,
+    times: Option<i64>,
+    after: Option<i64>,
+) -> PyResult<()> {
+    let kind = parse_kind(kind)?;
+    let times = times
+        .map(|t| whole::<u32>("times", t, "a count of 1 or more"))
+        .transpose()?;
+    let after = after
+        .map(|a| whole::<u32>("after", a, "a count of 0 or more"))
+        .transpose()?;
+    let prefix_ok = operation
+        .split_once('.')
+        .is_some_and(|(b, _)| backend.is_empty() || b == backend);
+    if !prefix_ok || !OPERATIONS.contains(&operation) {
+        let known: Vec<&str> = OPERATIONS
+            .iter()
+            .copied()
+            .filter(|o| backend.is_empty() || o.starts_with(&format!("{backend}.")))
+            .collect();
+        return Err(invalid(
+            "faults.inject",
+            operation,
+            format!(
+                "not an operation of this backend; expected one of {}",
+                known.join(", ")
+            ),
+            "name the operation <backend>.<method>, e.g. runtime.start",
+        ));
+    }
+    if times == Some(0) {
+        return Err(invalid(
+            "faults.inject",
+            operation,
+            "times = 0 would never fail",
+            "give times >= 1, or leave it out to fail every call",
+        ));
+    }
+    match (target, times, after) {
+        (None, None, None) => faults.fail(operation, kind),
+        (Some(t), None, None) => faults.fail_on(operation, t, kind),
+        (None, Some(n), None) => faults.fail_times(operation, kind, n),
+        (Some(t), None, Some(skip)) => faults.fail_after(operation, t, skip, kind),
+        _ => {
+            return Err(invalid(
+                "faults.inject",
+                operation,
+                "this combination is not supported: use target alone, times alone, or target with after",
+                "e.g. fail(\"router.set_state\", \"refused\", target=\"app2\", after=1)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A server in memory: files in a map, disks whose usage a script sets.
+#[pyclass(frozen, module = "connect_ops")]
+#[derive(Debug, Clone)]
+pub struct MemoryHost {
+    pub(crate) inner: mem::MemoryHost,
+}
+
+#[pymethods]
+impl MemoryHost {
+    /// Makes `operation` (e.g. `"host.disk_usage"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
+    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
+    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
+    fn fail(
+        &self,
+        operation: &str,
+        kind: &str,
+        target: Option<&str>,
+        times: Option<i64>,
+        after: Option<i64>,
+    ) -> PyResult<()> {
+        inject(self.inner.faults(), "host", operation, kind, target, times, after)
+    }
+
+    /// Removes every fault of `operation`.
+    fn clear_faults(&self, operation: &str) {
+        self.inner.faults().clear(operation);
+    }
+
+    /// An empty server.
+    #[new]
+    #[pyo3(signature = (name="memory-host"))]
+    fn new(name: &str) -> MemoryHost {
+        MemoryHost {
+            inner: mem::MemoryHost::new(name),
+        }
+    }
+
+    /// Sets how full the disk holding `path` (and everything below it) is, in percent.
+    fn set_disk_usage(&self, path: &str, percent: i64) -> PyResult<()> {
+        let percent: u8 = whole("percent", percent, "a percentage from 0 to 100")?;
+        if percent > 100 {
+            return Err(invalid(
+                "host.set_disk_usage",
+                path,
+                format!("{percent}% is not a percentage"),
+                "give 0 to 100",
+            ));
+        }
+        self.inner.set_disk_usage(path, percent);
+        Ok(())
+    }
+
+    /// The paths of every file on the server, sorted (the journal, the lock…).
+    fn files(&self) -> Vec<String> {
+        self.inner.files()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("MemoryHost(files={})", self.inner.files().len())
+    }
+}
+
+/// Docker in memory: images whose app starts, turns healthy or not, logs errors, migrates.
+#[pyclass(frozen, module = "connect_ops")]
+#[derive(Debug, Clone)]
+pub struct MemoryRuntime {
+    pub(crate) inner: mem::MemoryRuntime,
+}
+
+#[pymethods]
+impl MemoryRuntime {
+    /// Makes `operation` (e.g. `"runtime.start"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
+    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
+    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
+    fn fail(
+        &self,
+        operation: &str,
+        kind: &str,
+        target: Option<&str>,
+        times: Option<i64>,
+        after: Option<i64>,
+    ) -> PyResult<()> {
+        inject(
+            self.inner.faults(),
+            "runtime",
+            operation,
+            kind,
+            target,
+            times,
+            after,
+        )
+    }
+
+    /// Removes every fault of `operation`.
+    fn clear_faults(&self, operation: &str) {
+        self.inner.faults().clear(operation);
+    }
+
+    /// A runtime with no image and no container.
+    #[new]
+    fn new() -> MemoryRuntime {
+        MemoryRuntime {
+            inner: mem::MemoryRuntime::new(),
+        }
+    }
+
+    /// Makes a release's image present, as a build and transfer would. Its app is `starting` for
+    /// `ready_after` seconds (real time), then healthy (or unhealthy with `healthy=False`); it logs
+    /// `error_lines` error lines at start, and its migration exits `migration_exit`.
+    #[pyo3(signature = (release, *, ready_after=1.5, healthy=true, error_lines=0, migration_exit=0))]
+    fn add_image(
+        &self,
+        release: &Bound<'_, PyAny>,
+        ready_after: f64,
+        healthy: bool,
+        error_lines: i64,
+        migration_exit: i64,
+    ) -> PyResult<()> {
+        let image = image_arg(release)?;
+        let behavior = AppBehavior {
+            ready_after: seconds("ready_after", ready_after)?,
+            becomes_healthy: healthy,
+            error_lines: whole("error_lines", error_lines, "a count of 0 or more")?,
+            migration_exit,
+        };
+        self.inner.add_image(&image, behavior);
+        Ok(())
+    }
+
+    /// Removes an image, as `docker rmi` would.
+    fn remove_image(&self, release: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.remove_image(&image_arg(release)?);
+        Ok(())
+    }
+
+    /// Kills a container as a crash would: it stops and fails its health check.
+    fn crash(&self, container: &str) {
+        self.inner.crash(container);
+    }
+
+    /// Whether the named container runs and is healthy now.
+    fn is_serving(&self, container: &str) -> bool {
+        self.inner.is_serving(container)
+    }
+
+    /// The names of every container, running or not.
+    fn container_names(&self) -> Vec<String> {
+        self.inner.container_names()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("MemoryRuntime(containers={:?})", self.inner.container_names())
+    }
+}
+
+/// A HAProxy backend in memory. Its servers start in maintenance.
+#[pyclass(frozen, module = "connect_ops")]
+#[derive(Debug, Clone)]
+pub struct MemoryRouter {
+    pub(crate) inner: mem::MemoryRouter,
+}
+
+#[pymethods]
+impl MemoryRouter {
+    /// Makes `operation` (e.g. `"router.set_state"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
+    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
+    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
+    fn fail(
+        &self,
+        operation: &str,
+        kind: &str,
+        target: Option<&str>,
+        times: Option<i64>,
+        after: Option<i64>,
+    ) -> PyResult<()> {
+        inject(
+            self.inner.faults(),
+            "router",
+            operation,
+            kind,
+            target,
+            times,
+            after,
+        )
+    }
+
+    /// Removes every fault of `operation`.
+    fn clear_faults(&self, operation: &str) {
+        self.inner.faults().clear(operation);
+    }
+
+    /// An empty HAProxy backend named `backend`.
+    #[new]
+    #[pyo3(signature = (backend="be_app"))]
+    fn new(backend: &str) -> MemoryRouter {
+        MemoryRouter {
+            inner: mem::MemoryRouter::new(backend),
+        }
+    }
+
+    /// Adds a server (in maintenance, weight 100) whose health check always passes.
+    fn add_server(&self, name: &str, address: &str) {
+        self.inner.add_server(name, address);
+    }
+
+    /// Simulates `count` requests in flight on `server`, each lasting `seconds`: drain waits for them.
+    fn add_sessions(&self, server: &str, count: i64, seconds: f64) -> PyResult<()> {
+        let count: usize = whole("count", count, "a count of 0 or more")?;
+        let lasting = self::seconds("seconds", seconds)?;
+        // The router stamps sessions with tokio's clock.
+        let _guard = pyo3_async_runtimes::tokio::get_runtime().enter();
+        self.inner.add_sessions(server, count, lasting);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "MemoryRouter({:?})",
+            connect_core::TrafficRouter::backend(&self.inner)
+        )
+    }
+}
+
+/// A Patroni cluster in memory: the first member leads, the others replicate.
+#[pyclass(frozen, module = "connect_ops")]
+#[derive(Debug, Clone)]
+pub struct MemoryCluster {
+    pub(crate) inner: mem::MemoryCluster,
+}
+
+#[pymethods]
+impl MemoryCluster {
+    /// Makes `operation` (e.g. `"database.members"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
+    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
+    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
+    fn fail(
+        &self,
+        operation: &str,
+        kind: &str,
+        target: Option<&str>,
+        times: Option<i64>,
+        after: Option<i64>,
+    ) -> PyResult<()> {
+        inject(
+            self.inner.faults(),
+            "database",
+            operation,
+            kind,
+            target,
+            times,
+            after,
+        )
+    }
+
+    /// Removes every fault of `operation`.
+    fn clear_faults(&self, operation: &str) {
+        self.inner.faults().clear(operation);
+    }
+
+    /// A healthy cluster of these members (the runbook's `patroni1` and `patroni2` by default).
+    #[new]
+    #[pyo3(signature = (members=None))]
+    fn new(members: Option<Vec<String>>) -> PyResult<MemoryCluster> {
+        let names = members.unwrap_or_else(|| vec!["patroni1".into(), "patroni2".into()]);
+        if names.is_empty() {
+            return Err(invalid(
+                "cluster.new",
+                "members",
+                "a cluster has at least one member",
+                "give the member names, the leader first",
+            ));
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Ok(MemoryCluster {
+            inner: mem::MemoryCluster::new(&names),
+        })
+    }
+
+    /// Stops the leader without a failover: the cluster has no leader (preflight then refuses).
+    fn kill_leader(&self) {
+        self.inner.kill_leader();
+    }
+
+    /// The names of the restore points made so far (one before each migration).
+    fn restore_points(&self) -> Vec<String> {
+        self.inner.restore_points().into_iter().map(|p| p.name).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        "MemoryCluster()".to_string()
+    }
+}
+
+/// Redis in memory.
+#[pyclass(frozen, module = "connect_ops")]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryCache {
+    pub(crate) inner: mem::MemoryCache,
+}
+
+#[pymethods]
+impl MemoryCache {
+    /// Makes `operation` (e.g. `"cache.ping"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
+    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
+    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
+    fn fail(
+        &self,
+        operation: &str,
+        kind: &str,
+        target: Option<&str>,
+        times: Option<i64>,
+        after: Option<i64>,
+    ) -> PyResult<()> {
+        inject(
+            self.inner.faults(),
+            "cache",
+            operation,
+            kind,
+            target,
+            times,
+            after,
+        )
+    }
+
+    /// Removes every fault of `operation`.
+    fn clear_faults(&self, operation: &str) {
+        self.inner.faults().clear(operation);
+    }
+
+    /// A primary with RDB snapshots.
+    #[new]
+    fn new() -> MemoryCache {
+        MemoryCache::default()
+    }
+
+    fn __repr__(&self) -> String {
+        "MemoryCache()".to_string()
+    }
+}
+
+/// The runbook's whole server in memory: HAProxy's checks probe the blue and green containers.
+#[pyclass(frozen, module = "connect_ops")]
+#[derive(Debug, Clone)]
+pub struct MemoryStack {
+    pub(crate) inner: mem::MemoryStack,
+}
+
+#[pymethods]
+impl MemoryStack {
+    /// A fresh stack with the runbook's slots (`connect_app1`/`app1`, `connect_app2`/`app2`): no image, no
+    /// container, both HAProxy servers in maintenance.
+    #[new]
+    fn new() -> MemoryStack {
+        MemoryStack {
+            inner: mem::MemoryStack::new(&DeployConfig::runbook().topology),
+        }
+    }
+
+    /// The server.
+    #[getter]
+    fn host(&self) -> MemoryHost {
+        MemoryHost {
+            inner: self.inner.host.clone(),
+        }
+    }
+
+    /// Docker.
+    #[getter]
+    fn runtime(&self) -> MemoryRuntime {
+        MemoryRuntime {
+            inner: self.inner.runtime.clone(),
+        }
+    }
+
+    /// HAProxy's `be_app` backend.
+    #[getter]
+    fn router(&self) -> MemoryRouter {
+        MemoryRouter {
+            inner: self.inner.router.clone(),
+        }
+    }
+
+    /// Patroni.
+    #[getter]
+    fn database(&self) -> MemoryCluster {
+        MemoryCluster {
+            inner: self.inner.cluster.clone(),
+        }
+    }
+
+    /// Redis.
+    #[getter]
+    fn cache(&self) -> MemoryCache {
+        MemoryCache {
+            inner: self.inner.cache.clone(),
+        }
+    }
+
+    /// Makes a release's image present; see `MemoryRuntime.add_image`.
+    #[pyo3(signature = (release, *, ready_after=1.5, healthy=true, error_lines=0, migration_exit=0))]
+    fn add_image(
+        &self,
+        release: &Bound<'_, PyAny>,
+        ready_after: f64,
+        healthy: bool,
+        error_lines: i64,
+        migration_exit: i64,
+    ) -> PyResult<()> {
+        self.runtime()
+            .add_image(release, ready_after, healthy, error_lines, migration_exit)
+    }
+
+    /// Makes `operation` of any backend fail (`"router.set_state"`, `"runtime.start"`, `"cache.ping"`…); see
+    /// `MemoryHost.fail`.
+    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
+    fn fail(
+        &self,
+        operation: &str,
+        kind: &str,
+        target: Option<&str>,
+        times: Option<i64>,
+        after: Option<i64>,
+    ) -> PyResult<()> {
+        let faults = self.faults_of(operation)?;
+        inject(faults, "", operation, kind, target, times, after)
+    }
+
+    /// Removes every fault of `operation`.
+    fn clear_faults(&self, operation: &str) -> PyResult<()> {
+        self.faults_of(operation)?.clear(operation);
+        Ok(())
+    }
+
+    /// The backends for a `Deployer`.
+    fn backends(&self) -> crate::backends::Backends {
+        crate::backends::Backends {
+            inner: self.inner.backends(),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "MemoryStack(containers={:?}, files={})",
+            self.inner.runtime.container_names(),
+            self.inner.host.files().len()
+        )
+    }
+}
+
+impl MemoryStack {
+    fn faults_of(&self, operation: &str) -> PyResult<&Faults> {
+        let s = &self.inner;
+        match operation.split_once('.').map(|(b, _)| b) {
+            Some("host") => Ok(s.host.faults()),
+            Some("runtime") => Ok(s.runtime.faults()),
+            Some("router") => Ok(s.router.faults()),
+            Some("database") => Ok(s.cluster.faults()),
+            Some("cache") => Ok(s.cache.faults()),
+            _ => Err(invalid(
+                "faults.inject",
+                operation,
+                "the operation names no backend",
+                "name it <backend>.<method> with backend host, runtime, router, database or cache",
+            )),
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: a panic elsewhere must not make every later call panic.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
