@@ -681,3 +681,17 @@ async fn post_deploy_check_reports_every_check_of_the_live_color() {
         "cache"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_aborted_deploy_keeps_the_failing_steps_fix() {
+    let f = Fixture::with_v1_live().await;
+    f.image(
+        "v2",
+        AppBehavior {
+            ready_after: Duration::from_secs(600),
+            ..AppBehavior::default()
+        },
+    );
+    let err = f.deployer.deploy(release("v2")).await.unwrap_err();
+    assert!(err.hint().unwrap().contains("health_deadline"), "{err}");
+}

@@ -47,7 +47,8 @@ impl Deployer {
                 .iter()
                 .filter_map(|r| r.release.as_ref().map(|r| r.version.clone()))
                 .collect();
-            known.dedup();
+            let mut seen = std::collections::HashSet::new();
+            known.retain(|v| seen.insert(v.clone()));
             Error::new(
                 ErrorKind::NotFound,
                 "deploy.rollback_to",
@@ -411,12 +412,7 @@ impl Deployer {
             Failure::IdleStarted(e) => {
                 self.discard(run, journal, to).await;
                 let live = from.map_or("nothing (first deploy)".to_string(), |c| c.to_string());
-                Error::new(
-                    e.kind(),
-                    "deploy",
-                    "",
-                    format!("aborted at {step}; traffic stayed on {live}: {e}"),
-                )
+                rewrap(&e, format!("aborted at {step}; traffic stayed on {live}: {e}"))
             }
             Failure::Switched(e) => {
                 let Some(from) = from else {
@@ -443,7 +439,7 @@ impl Deployer {
                     Ok(()) => {
                         journal.live = Some(from);
                         self.discard(run, journal, to).await;
-                        Error::new(e.kind(), "deploy", "", format!("failed at {step} and was rolled back; traffic is on {from} again: {e}"))
+                        rewrap(&e, format!("failed at {step} and was rolled back; traffic is on {from} again: {e}"))
                     }
                     Err(back) => Error::new(
                         ErrorKind::Failed,
@@ -674,6 +670,15 @@ impl Deployer {
             Ok(format!("{} retired", slot.container))
         })
         .await
+    }
+}
+
+/// The deploy-level error for a step's error: same kind, the step's fix kept.
+fn rewrap(e: &Error, message: String) -> Error {
+    let wrapped = Error::new(e.kind(), "deploy", "", message);
+    match e.hint() {
+        Some(hint) => wrapped.with_hint(hint),
+        None => wrapped,
     }
 }
 
