@@ -1,0 +1,38 @@
+//! Containers and images through the Docker Engine API: the runbook's `docker-compose up`, `curl` health loop,
+//! `docker logs | grep -i error`, `docker exec` and `docker save | gzip | scp | docker load`, typed and without
+//! fixed sleeps.
+//!
+//! [`Docker`] reaches an engine on the local socket, through `DOCKER_HOST`, or through any
+//! [`connect_core::Host`] (over SSH, each HTTP connection is a `direct-streamlocal` channel to the server's
+//! `/var/run/docker.sock`); the API version is negotiated down to the engine's. It implements
+//! [`connect_core::ContainerRuntime`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use connect_core::ContainerRuntime;
+//! use connect_docker::Docker;
+//!
+//! # async fn demo() -> connect_core::Result<()> {
+//! let docker = Docker::connect().await?;
+//! let app2 = docker.wait_healthy("connect_app2", Duration::from_secs(60)).await?;
+//! println!("{} serves release {:?}", app2.name, app2.release());
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod containers;
+mod error;
+mod images;
+mod inspect;
+mod runtime;
+mod slot;
+mod tarball;
+mod transfer;
+mod transport;
+
+pub use client::{DEFAULT_SOCKET, Docker};
+pub use containers::{LogReport, ONE_OFF_LABEL};
+pub use images::{BuildContext, PruneReport};
+pub use slot::{HealthProbe, Restart, Secrets, SlotOptions};
+pub use transfer::{Compression, TransferMethod, TransferOptions, TransferProgress, TransferReport};
