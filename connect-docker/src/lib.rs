@@ -36,3 +36,6 @@ pub use containers::{LogReport, ONE_OFF_LABEL};
 pub use images::{BuildContext, PruneReport};
 pub use slot::{HealthProbe, Restart, Secrets, SlotOptions};
 pub use transfer::{Compression, TransferMethod, TransferOptions, TransferProgress, TransferReport};
+
+#[cfg(feature = "testing")]
+pub mod testing;
