@@ -66,6 +66,9 @@ fn source_hash() -> String {
 
 /// The statically linked test app, compiled on first use and cached in the target directory.
 pub fn test_app_binary() -> Result<PathBuf> {
+    // Tests of one binary run on parallel threads; one compiles, the others wait for it.
+    static COMPILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = COMPILING.lock().unwrap_or_else(|p| p.into_inner());
     let dir = target_dir().join("connect-docker-testapp").join(source_hash());
     let bin = dir.join("app");
     if bin.is_file() {
