@@ -35,7 +35,9 @@ pub use client::{DEFAULT_SOCKET, Docker};
 pub use containers::{LogReport, ONE_OFF_LABEL};
 pub use images::{BuildContext, PruneReport};
 pub use slot::{HealthProbe, Restart, Secrets, SlotOptions};
-pub use transfer::{Compression, TransferMethod, TransferOptions, TransferProgress, TransferReport};
+pub use transfer::{
+    Compression, ProgressFn, TransferMethod, TransferOptions, TransferProgress, TransferReport,
+};
 
 #[cfg(feature = "testing")]
 pub mod testing;

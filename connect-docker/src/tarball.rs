@@ -158,10 +158,10 @@ impl<R: AsyncRead + Unpin> TarReader<R> {
                     self.inner.read_exact(&mut data).await?;
                     if typeflag == b'L' {
                         name_override = Some(cstr(&data[..len]));
-                    } else if typeflag == b'x' {
-                        if let Some(p) = pax_path(&data[..len]) {
-                            name_override = Some(p);
-                        }
+                    } else if typeflag == b'x'
+                        && let Some(p) = pax_path(&data[..len])
+                    {
+                        name_override = Some(p);
                     }
                     raw.extend_from_slice(&data);
                 }

@@ -39,6 +39,9 @@ pub enum Compression {
     None,
 }
 
+/// Where progress goes: a progress bar, a log, the engine's event stream.
+pub type ProgressFn = Arc<dyn Fn(&TransferProgress) + Send + Sync>;
+
 /// How [`Docker::transfer_image`] sends.
 #[derive(Clone, Default)]
 pub struct TransferOptions {
@@ -47,7 +50,7 @@ pub struct TransferOptions {
     /// Fall back to the whole image (`save | gzip | load`) when the incremental load fails.
     pub fallback_to_whole: bool,
     /// Called with progress as the transfer goes.
-    pub progress: Option<Arc<dyn Fn(&TransferProgress) + Send + Sync>>,
+    pub progress: Option<ProgressFn>,
     /// Fault injection for tests: the connection breaks after this many bytes on the wire.
     pub cut_off_after: Option<u64>,
 }
@@ -611,7 +614,7 @@ async fn filter_archive(
     image_id: &str,
     skip: &BTreeSet<String>,
     diff_ids: &[String],
-    progress: Option<Arc<dyn Fn(&TransferProgress) + Send + Sync>>,
+    progress: Option<ProgressFn>,
 ) -> std::io::Result<(usize, u64)> {
     let mut tar = TarReader::new(StreamReader::new(source));
     let mut written = 0u64;
