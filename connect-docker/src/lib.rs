@@ -19,6 +19,25 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Shipping a release to the server's engine, reached through the server's [`connect_core::Host`] (over SSH),
+//! sends only the layers it lacks:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use connect_docker::{Docker, TransferOptions};
+//!
+//! # async fn demo(ssh: Arc<dyn connect_core::Host>) -> connect_core::Result<()> {
+//! let local = Docker::connect().await?;
+//! let server = Docker::connect_via(ssh, connect_docker::DEFAULT_SOCKET).await?;
+//! let release = connect_core::model::Release::new("connect", "20251014-090000")?;
+//! let report = local
+//!     .transfer_image(&server, &release.image, &TransferOptions::default())
+//!     .await?;
+//! println!("sent {} of {} layers, {} bytes", report.layers_sent, report.layers_total, report.wire_bytes);
+//! # Ok(())
+//! # }
+//! ```
 
 mod client;
 mod containers;

@@ -220,3 +220,54 @@ async fn transferring_a_missing_image_names_it() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_cannot_unpack_zstd_falls_back_to_the_whole_image() {
+    with_scope("transfer-zstd", |docker, scope| async move {
+        let Some(daemon) = SecondDaemon::start("transfer-zstd").await else {
+            return;
+        };
+        let dest = daemon.docker().await.unwrap();
+        let v1 = scope
+            .build(&docker, "v1", test_app_context(None, &[], &[]).unwrap())
+            .await
+            .unwrap();
+        let zstd = TransferOptions {
+            compression: Some(Compression::Zstd),
+            ..TransferOptions::default()
+        };
+        if dest.best_compression().await.unwrap() == Compression::Zstd {
+            let r = docker
+                .transfer_image(&dest, &v1, &zstd)
+                .await
+                .expect("zstd on an engine that unpacks it");
+            assert_eq!(r.compression, Compression::Zstd);
+            return;
+        }
+        // Engine 20.10's `docker load` does not unpack zstd: the load fails cleanly, nothing is tagged.
+        let err = docker
+            .transfer_image(&dest, &v1, &zstd)
+            .await
+            .expect_err("20.10 cannot unpack zstd");
+        assert_eq!(err.kind(), ErrorKind::Failed, "{err}");
+        assert!(dest.images(None).await.unwrap().is_empty());
+        // With the fallback, the whole image goes the runbook's way.
+        let r = docker
+            .transfer_image(
+                &dest,
+                &v1,
+                &TransferOptions {
+                    fallback_to_whole: true,
+                    ..zstd
+                },
+            )
+            .await
+            .expect("falls back");
+        assert_eq!(
+            (r.method, r.compression),
+            (TransferMethod::Whole, Compression::Gzip)
+        );
+        assert!(dest.image_info(&v1.to_string()).await.unwrap().is_some());
+    })
+    .await;
+}
