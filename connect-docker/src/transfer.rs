@@ -42,8 +42,9 @@ pub enum Compression {
 /// Where progress goes: a progress bar, a log, the engine's event stream.
 pub type ProgressFn = Arc<dyn Fn(&TransferProgress) + Send + Sync>;
 
-/// How [`Docker::transfer_image`] sends.
-#[derive(Clone, Default)]
+/// How [`Docker::transfer_image`] sends. The default picks the compression from the destination's engine and
+/// falls back to the whole image when the incremental load fails.
+#[derive(Clone)]
 pub struct TransferOptions {
     /// The compression; chosen from the destination engine's version when `None`.
     pub compression: Option<Compression>,
@@ -53,6 +54,17 @@ pub struct TransferOptions {
     pub progress: Option<ProgressFn>,
     /// Fault injection for tests: the connection breaks after this many bytes on the wire.
     pub cut_off_after: Option<u64>,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            compression: None,
+            fallback_to_whole: true,
+            progress: None,
+            cut_off_after: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for TransferOptions {

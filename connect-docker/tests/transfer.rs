@@ -141,6 +141,7 @@ async fn a_transfer_cut_off_halfway_leaves_nothing_tagged() {
             .unwrap();
         let cut = TransferOptions {
             cut_off_after: Some(256 * 1024),
+            fallback_to_whole: false,
             ..TransferOptions::default()
         };
         let err = docker
@@ -234,6 +235,7 @@ async fn an_engine_that_cannot_unpack_zstd_falls_back_to_the_whole_image() {
             .unwrap();
         let zstd = TransferOptions {
             compression: Some(Compression::Zstd),
+            fallback_to_whole: false,
             ..TransferOptions::default()
         };
         if dest.best_compression().await.unwrap() == Compression::Zstd {
