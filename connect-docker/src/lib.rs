@@ -44,11 +44,13 @@ mod containers;
 mod error;
 mod images;
 mod inspect;
+mod jobs;
 mod runtime;
 mod slot;
 mod tarball;
 mod transfer;
 mod transport;
+mod watch;
 
 pub use client::{DEFAULT_SOCKET, Docker};
 pub use containers::{LogReport, ONE_OFF_LABEL};
