@@ -1,0 +1,270 @@
+//! Images: build a release from a context, tag, inspect and list with their layers, prune old releases.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use bollard::query_parameters::{BuildImageOptions, ListImagesOptions, RemoveImageOptions, TagImageOptions};
+use connect_core::model::{ImageRef, Release};
+use connect_core::runtime::{ImageInfo, labels};
+use connect_core::{Error, ErrorKind, Result};
+use futures::StreamExt;
+
+use crate::client::Docker;
+use crate::error::{is_not_found, map_err};
+use crate::tarball::TarWriter;
+
+/// A build context: the files `docker build` sees, sent to the Engine as one tar.
+#[derive(Debug, Default, Clone)]
+pub struct BuildContext {
+    tar: TarWriter,
+}
+
+impl BuildContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        BuildContext::default()
+    }
+
+    /// Adds a file at `path` (relative, `/`-separated) with these bytes and permission bits.
+    pub fn file(mut self, path: &str, data: &[u8], mode: u32) -> Result<Self> {
+        self.tar
+            .file(path, data, mode)
+            .map_err(|e| Error::invalid("docker.build", path, e.to_string()))?;
+        Ok(self)
+    }
+
+    /// Adds the `Dockerfile`.
+    pub fn dockerfile(self, text: &str) -> Result<Self> {
+        self.file("Dockerfile", text.as_bytes(), 0o644)
+    }
+
+    /// Every file under a local directory, as `docker build <dir>` sends it (without `.dockerignore`).
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let mut ctx = BuildContext::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let read = std::fs::read_dir(&d).map_err(|e| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    "docker.build",
+                    d.display().to_string(),
+                    e.to_string(),
+                )
+            })?;
+            let mut entries: Vec<_> = read.filter_map(|e| e.ok()).collect();
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                let path = entry.path();
+                let meta = entry.metadata().map_err(|e| {
+                    Error::new(
+                        ErrorKind::Failed,
+                        "docker.build",
+                        path.display().to_string(),
+                        e.to_string(),
+                    )
+                })?;
+                if meta.is_dir() {
+                    stack.push(path);
+                } else if meta.is_file() {
+                    use std::os::unix::fs::PermissionsExt;
+                    let rel = path
+                        .strip_prefix(dir)
+                        .unwrap_or(&path)
+                        .to_string_lossy()
+                        .into_owned();
+                    let data = std::fs::read(&path).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Failed,
+                            "docker.build",
+                            path.display().to_string(),
+                            e.to_string(),
+                        )
+                    })?;
+                    ctx = ctx.file(&rel, &data, meta.permissions().mode() & 0o7777)?;
+                }
+            }
+        }
+        Ok(ctx)
+    }
+}
+
+/// What [`Docker::prune_releases`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PruneReport {
+    /// References removed.
+    pub removed: Vec<String>,
+    /// References kept: the newest N, the protected ones, and those a container still uses.
+    pub kept: Vec<String>,
+}
+
+impl Docker {
+    /// Builds `release`'s image from `context`, tagged `release.image` and labelled with the release version.
+    /// A failing Dockerfile is `Failed` with the builder's message.
+    pub async fn build_release(&self, context: BuildContext, release: &Release) -> Result<ImageInfo> {
+        let target = release.image.to_string();
+        let options = BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(target.clone()),
+            rm: true,
+            forcerm: true,
+            labels: Some(HashMap::from([(
+                labels::RELEASE.to_string(),
+                release.version.clone(),
+            )])),
+            ..Default::default()
+        };
+        let body = bollard::body_full(context.tar.finish().into());
+        let mut stream = self.api.build_image(options, None, Some(body));
+        let mut last_lines: Vec<String> = Vec::new();
+        while let Some(msg) = stream.next().await {
+            let msg = msg.map_err(|e| map_err("docker.build", &target, e))?;
+            if let Some(err) = msg.error_detail.and_then(|d| d.message) {
+                return Err(Error::new(
+                    ErrorKind::Failed,
+                    "docker.build",
+                    &target,
+                    format!("{err} (after: {})", last_lines.join(" | ")),
+                ));
+            }
+            if let Some(line) = msg.stream.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+                tracing::debug!(image = %target, "{line}");
+                last_lines.push(line);
+                if last_lines.len() > 3 {
+                    last_lines.remove(0);
+                }
+            }
+        }
+        self.image_info(&target).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Failed,
+                "docker.build",
+                &target,
+                "the build finished but the image is not there",
+            )
+        })
+    }
+
+    /// Gives `source` (a reference or id) another reference.
+    pub async fn tag(&self, source: &str, target: &ImageRef) -> Result<()> {
+        self.api
+            .tag_image(
+                source,
+                Some(TagImageOptions {
+                    repo: Some(target.repository().to_string()),
+                    tag: Some(target.tag().unwrap_or("latest").to_string()),
+                }),
+            )
+            .await
+            .map_err(|e| map_err("docker.tag", source, e))
+    }
+
+    /// An image by reference or id, with its layers; `None` when the engine does not have it.
+    pub async fn image_info(&self, reference: &str) -> Result<Option<ImageInfo>> {
+        match self.api.inspect_image(reference).await {
+            Ok(i) => Ok(Some(ImageInfo {
+                id: i.id.unwrap_or_default(),
+                tags: i.repo_tags.unwrap_or_default(),
+                layers: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                size_bytes: u64::try_from(i.size.unwrap_or(0)).unwrap_or(0),
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(map_err("docker.image", reference, e)),
+        }
+    }
+
+    /// The images of a repository (every image when `None`), with their layers, newest first.
+    pub async fn images(&self, repository: Option<&str>) -> Result<Vec<ImageInfo>> {
+        let filters = repository.map(|r| HashMap::from([("reference".to_string(), vec![r.to_string()])]));
+        let mut summaries = self
+            .api
+            .list_images(Some(ListImagesOptions {
+                all: false,
+                filters,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| map_err("docker.images", repository.unwrap_or(&self.location), e))?;
+        summaries.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        let mut out = Vec::new();
+        for s in summaries {
+            if let Some(info) = self.image_info(&s.id).await? {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the releases of `repository` except the newest `keep` and every reference in `protect` (the
+    /// live and standby releases). An image a container still uses is kept, not forced.
+    pub async fn prune_releases(
+        &self,
+        repository: &str,
+        keep: usize,
+        protect: &[&ImageRef],
+    ) -> Result<PruneReport> {
+        let protected: BTreeSet<String> = protect.iter().map(|r| r.to_string()).collect();
+        let protected_ids: BTreeSet<String> = {
+            let mut ids = BTreeSet::new();
+            for r in protect {
+                if let Some(i) = self.image_info(&r.to_string()).await? {
+                    ids.insert(i.id);
+                }
+            }
+            ids
+        };
+        let mut report = PruneReport::default();
+        let prefix = format!("{repository}:");
+        let mut seen = 0usize;
+        for image in self.images(Some(repository)).await? {
+            let refs: Vec<&String> = image.tags.iter().filter(|t| t.starts_with(&prefix)).collect();
+            if refs.is_empty() {
+                continue;
+            }
+            let keep_it = seen < keep || protected_ids.contains(&image.id);
+            seen += 1;
+            for r in refs {
+                if keep_it || protected.contains(r) {
+                    report.kept.push(r.clone());
+                    continue;
+                }
+                match self
+                    .api
+                    .remove_image(
+                        r,
+                        Some(RemoveImageOptions {
+                            force: false,
+                            noprune: false,
+                            platforms: None,
+                        }),
+                        None,
+                    )
+                    .await
+                {
+                    Ok(_) => report.removed.push(r.clone()),
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                        report.kept.push(r.clone())
+                    }
+                    Err(e) => return Err(map_err("docker.prune", r, e)),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes an image reference (and the image when it was its last one); a missing one is `NotFound`.
+    pub async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
+        self.api
+            .remove_image(
+                reference,
+                Some(RemoveImageOptions {
+                    force,
+                    noprune: false,
+                    platforms: None,
+                }),
+                None,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err("docker.remove_image", reference, e))
+    }
+}

@@ -1,0 +1,160 @@
+//! The Engine's inspect answers as [`ContainerInfo`], and its timestamps as [`SystemTime`].
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use connect_core::runtime::{ContainerInfo, ContainerState, Health};
+
+/// How many health-check outputs an error carries.
+const HEALTH_LOG_KEPT: usize = 5;
+
+pub(crate) fn container_info(r: ContainerInspectResponse) -> ContainerInfo {
+    let state = r.state.unwrap_or_default();
+    let config = r.config.unwrap_or_default();
+    let health = state.health.clone().unwrap_or_default();
+    let health_log: Vec<String> = health
+        .log
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| {
+            let out = h.output.unwrap_or_default();
+            format!("exit {}: {}", h.exit_code.unwrap_or(-1), out.trim())
+        })
+        .collect();
+    let skip = health_log.len().saturating_sub(HEALTH_LOG_KEPT);
+    ContainerInfo {
+        name: r.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        id: r.id.unwrap_or_default(),
+        image: config.image.unwrap_or_default(),
+        labels: config
+            .labels
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
+        state: match state.status {
+            Some(ContainerStateStatusEnum::RUNNING) | Some(ContainerStateStatusEnum::PAUSED) => {
+                ContainerState::Running
+            }
+            Some(ContainerStateStatusEnum::CREATED) => ContainerState::Created,
+            _ => ContainerState::Exited,
+        },
+        health: match health.status {
+            Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+            Some(HealthStatusEnum::STARTING) => Health::Starting,
+            _ => Health::None,
+        },
+        health_log: health_log.into_iter().skip(skip).collect(),
+        started_at: state.started_at.as_deref().and_then(parse_rfc3339),
+    }
+}
+
+/// What went wrong with a container that is not serving, for an error message: its state, exit code and
+/// last health outputs.
+pub(crate) fn why_not_serving(r: &ContainerInspectResponse) -> String {
+    let state = r.state.clone().unwrap_or_default();
+    let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+    let mut why = format!("state {status}");
+    if matches!(
+        state.status,
+        Some(
+            ContainerStateStatusEnum::EXITED
+                | ContainerStateStatusEnum::RESTARTING
+                | ContainerStateStatusEnum::DEAD
+        )
+    ) {
+        why.push_str(&format!(", exit code {}", state.exit_code.unwrap_or(-1)));
+        if let Some(e) = state.error.filter(|e| !e.is_empty()) {
+            why.push_str(&format!(", error: {e}"));
+        }
+    }
+    if let Some(h) = state.health {
+        why.push_str(&format!(
+            ", health {} after {} failing checks",
+            h.status.map(|s| s.to_string()).unwrap_or_default(),
+            h.failing_streak.unwrap_or(0)
+        ));
+    }
+    let info = container_info(r.clone());
+    if !info.health_log.is_empty() {
+        why.push_str("; last health checks: ");
+        why.push_str(&info.health_log.join(" | "));
+    }
+    why
+}
+
+/// Parses the Engine's RFC 3339 timestamps (`2025-10-13T14:00:00.123456789Z`, or with an offset). The zero
+/// time Docker uses for "never" (`0001-01-01T00:00:00Z`) is `None`.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut nanos: u32 = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let mut n: u64 = frac[..digits]
+            .chars()
+            .take(9)
+            .collect::<String>()
+            .parse()
+            .unwrap_or(0);
+        for _ in digits.min(9)..9 {
+            n *= 10;
+        }
+        nanos = u32::try_from(n).ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_secs = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let h: i64 = o[1..3].parse().ok()?;
+            let m: i64 = o[4..6].parse().ok()?;
+            let v = h * 3600 + m * 60;
+            if o.starts_with('-') { -v } else { v }
+        }
+        _ => return None,
+    };
+    if year < 1970 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_engine_timestamps() {
+        let t = parse_rfc3339("2026-11-27T04:47:38.695144348Z").expect("parses");
+        let d = t.duration_since(UNIX_EPOCH).expect("after epoch");
+        assert_eq!(d.as_secs(), 1_795_754_858);
+        assert_eq!(d.subsec_nanos(), 695_144_348);
+        assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
+        assert_eq!(
+            parse_rfc3339("2026-11-27T06:47:38+02:00"),
+            parse_rfc3339("2026-11-27T04:47:38Z")
+        );
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
+}
