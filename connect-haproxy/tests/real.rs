@@ -1,0 +1,543 @@
+//! Against the real HAProxy: master-worker on 127.0.0.1, in front of two real HTTP apps (blue and green).
+//! With `CONNECT_REAL_TESTS=1` a missing haproxy fails every test here.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use connect_core::conformance::{assert_kind, router_suite};
+use connect_core::router::{AdminState, CheckState, RouterExt};
+use connect_core::wait::poll_until;
+use connect_core::{ErrorKind, TrafficRouter};
+use connect_haproxy::stat::StatusWord;
+use connect_haproxy::testing::{HaproxyProcess, Load, TestApp, require_haproxy};
+use connect_haproxy::{Haproxy, RuntimeApi, Socket, Weight};
+
+const HEALTH: &str = "/api/health";
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Stack {
+    blue: TestApp,
+    green: TestApp,
+    proc: HaproxyProcess,
+    hx: Haproxy,
+}
+
+/// HAProxy in front of blue (`app1`, live) and green (`app2`, drained warm standby), both checked UP.
+async fn stack(test: &str) -> Option<Stack> {
+    let program = require_haproxy(test)?;
+    let blue = TestApp::start("blue", HEALTH).await.expect("blue app");
+    let green = TestApp::start("green", HEALTH).await.expect("green app");
+    let proc = HaproxyProcess::start(&program, blue.addr, green.addr)
+        .await
+        .expect("haproxy starts");
+    let hx = proc.haproxy();
+    hx.wait_up("app1", DEADLINE).await.expect("app1 UP");
+    hx.wait_up("app2", DEADLINE).await.expect("app2 UP");
+    hx.set_admin("app2", AdminState::Drain).await.expect("drain app2");
+    Some(Stack {
+        blue,
+        green,
+        proc,
+        hx,
+    })
+}
+
+async fn live(hx: &Haproxy) -> Vec<String> {
+    hx.servers()
+        .await
+        .expect("servers")
+        .into_iter()
+        .filter(|s| s.is_live())
+        .map(|s| s.name)
+        .collect()
+}
+
+/// One request through HAProxy on a fresh connection; returns the version that answered.
+async fn get_version(stack: &Stack) -> String {
+    let load = Load::start(stack.proc.http_addr(), 1, Duration::from_secs(5));
+    poll_until(
+        "test.get",
+        "haproxy",
+        DEADLINE,
+        Duration::from_millis(1),
+        || async {
+            Ok(if load.answered() > 0 {
+                Ok(())
+            } else {
+                Err("no answer yet".to_string())
+            })
+        },
+    )
+    .await
+    .expect("an answer");
+    let report = load.stop().await;
+    assert_eq!(report.failed, 0, "{:?}", report.errors);
+    let mut versions: Vec<_> = report.by_version.keys().cloned().collect();
+    assert_eq!(versions.len(), 1, "one version answered: {versions:?}");
+    versions.remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_passes_against_real_haproxy() {
+    let Some(s) = stack("conformance_suite_passes_against_real_haproxy").await else {
+        return;
+    };
+    router_suite(&s.hx, "app1", "app2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn states_read_back_from_show_stat_and_servers_state() {
+    let Some(s) = stack("states_read_back_from_show_stat_and_servers_state").await else {
+        return;
+    };
+    s.hx.set_admin("app1", AdminState::Maint).await.expect("maint");
+    let row = s.hx.stat().await.expect("stat");
+    let app1 = row.iter().find(|r| r.name == "app1").expect("app1");
+    assert_eq!(app1.status.word, StatusWord::Maint);
+    assert_eq!(app1.check(), CheckState::Unknown);
+    let state =
+        s.hx.api()
+            .show_servers_state(Some("be_app"))
+            .await
+            .expect("state");
+    let app1 = state.rows.iter().find(|r| r.server == "app1").expect("app1 row");
+    assert_eq!(app1.admin(), AdminState::Maint);
+
+    s.hx.set_admin("app1", AdminState::Drain).await.expect("drain");
+    let state =
+        s.hx.api()
+            .show_servers_state(Some("be_app"))
+            .await
+            .expect("state");
+    let app1 = state.rows.iter().find(|r| r.server == "app1").expect("app1 row");
+    assert_eq!(app1.admin(), AdminState::Drain);
+    s.hx.set_admin("app1", AdminState::Ready).await.expect("ready");
+    let st = s.hx.wait_up("app1", DEADLINE).await.expect("up again");
+    assert_eq!(st.status.word, StatusWord::Up);
+    // Every change was saved to the server-state-file, in HAProxy's own format.
+    let saved = std::fs::read_to_string(&s.proc.state_file).expect("state file");
+    assert!(saved.starts_with("1\n# be_id"), "{saved}");
+    assert!(saved.contains(" be_app ") && saved.contains(" app1 "), "{saved}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_absolute_and_percent() {
+    let Some(s) = stack("weight_absolute_and_percent").await else {
+        return;
+    };
+    s.hx.set_server_weight("app1", Weight::Absolute(37))
+        .await
+        .expect("37");
+    assert_eq!(s.hx.server("app1").await.expect("app1").weight, 37);
+    s.hx.set_server_weight("app1", Weight::Percent(50))
+        .await
+        .expect("50%");
+    // Percent is of the configured weight (100).
+    assert_eq!(s.hx.server("app1").await.expect("app1").weight, 50);
+    s.hx.set_server_weight("app1", Weight::Absolute(0))
+        .await
+        .expect("0");
+    let app1 = s.hx.server("app1").await.expect("app1");
+    assert_eq!(
+        (app1.weight, app1.check),
+        (0, CheckState::Up),
+        "weight 0 still reads UP"
+    );
+    assert!(!app1.is_live());
+    assert_kind(
+        s.hx.set_server_weight("app1", Weight::Percent(101)).await,
+        ErrorKind::InvalidInput,
+        "101%",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_and_port_change_moves_traffic() {
+    let Some(s) = stack("address_and_port_change_moves_traffic").await else {
+        return;
+    };
+    assert_eq!(get_version(&s).await, "blue");
+    let green = s.green.addr;
+    let said =
+        s.hx.set_server_address("app1", green.ip(), green.port())
+            .await
+            .expect("addr");
+    assert!(said.contains("changed"), "HAProxy's sentence: {said}");
+    assert_eq!(
+        s.hx.server("app1").await.expect("app1").address,
+        green.to_string()
+    );
+    assert_eq!(
+        get_version(&s).await,
+        "green",
+        "app1 now forwards to green's port"
+    );
+    let blue = s.blue.addr;
+    s.hx.set_address("app1", &blue.ip().to_string(), blue.port())
+        .await
+        .expect("back");
+    assert_eq!(get_version(&s).await, "blue");
+    assert_kind(
+        s.hx.set_address("app1", "not-an-ip", 80).await,
+        ErrorKind::InvalidInput,
+        "host name",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_off_and_on() {
+    let Some(s) = stack("health_checks_off_and_on").await else {
+        return;
+    };
+    s.hx.set_health_checks("app1", false).await.expect("disable");
+    let app1 =
+        s.hx.stat()
+            .await
+            .expect("stat")
+            .into_iter()
+            .find(|r| r.name == "app1")
+            .expect("app1");
+    assert_eq!(app1.status.word, StatusWord::NoCheck);
+    assert_eq!(
+        s.hx.server("app1").await.expect("app1").check,
+        CheckState::NoCheck
+    );
+    s.hx.set_health_checks("app1", true).await.expect("enable");
+    let state =
+        s.hx.api()
+            .show_servers_state(Some("be_app"))
+            .await
+            .expect("state");
+    assert!(
+        state
+            .rows
+            .iter()
+            .find(|r| r.server == "app1")
+            .expect("row")
+            .checks_enabled()
+    );
+    s.hx.wait_up("app1", DEADLINE).await.expect("checked UP again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_server_added_used_and_deleted() {
+    let Some(s) = stack("dynamic_server_added_used_and_deleted").await else {
+        return;
+    };
+    let g = s.green.addr;
+    s.hx.add_server("app3", g.ip(), g.port(), &["check", "inter", "100ms"])
+        .await
+        .expect("add");
+    assert_eq!(
+        s.hx.server("app3").await.expect("app3").admin,
+        AdminState::Maint,
+        "starts in maint"
+    );
+    assert_kind(
+        s.hx.add_server("app3", g.ip(), g.port(), &[]).await,
+        ErrorKind::Conflict,
+        "same name twice",
+    );
+    s.hx.switch_to("app3", DEADLINE)
+        .await
+        .expect("switch to the dynamic server");
+    assert_eq!(get_version(&s).await, "green");
+    s.hx.switch_to("app1", DEADLINE).await.expect("back to app1");
+    let refused = s.hx.del_server("app3").await;
+    assert!(
+        refused.is_err(),
+        "a draining server cannot be deleted: {refused:?}"
+    );
+    s.hx.set_admin("app3", AdminState::Maint).await.expect("maint");
+    s.hx.del_server("app3").await.expect("del");
+    assert_kind(s.hx.server("app3").await, ErrorKind::NotFound, "deleted");
+    assert_kind(
+        s.hx.add_server("bad name", g.ip(), g.port(), &[]).await,
+        ErrorKind::InvalidInput,
+        "name with a space",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_up_times_out_on_a_failing_health_endpoint_and_switch_refuses() {
+    let Some(s) = stack("wait_up_times_out_on_a_failing_health_endpoint_and_switch_refuses").await else {
+        return;
+    };
+    s.green.set_healthy(false);
+    poll_until(
+        "test",
+        "app2 DOWN",
+        DEADLINE,
+        Duration::from_millis(20),
+        || async {
+            let r = s.hx.server("app2").await?;
+            Ok(if r.check == CheckState::Down {
+                Ok(())
+            } else {
+                Err(format!("{r:?}"))
+            })
+        },
+    )
+    .await
+    .expect("app2 seen DOWN");
+    assert_kind(
+        s.hx.wait_up("app2", Duration::from_millis(300)).await,
+        ErrorKind::Timeout,
+        "wait_up of a DOWN server",
+    );
+    let e =
+        s.hx.switch_to("app2", Duration::from_millis(300))
+            .await
+            .expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.to_string().contains("traffic stays"), "{e}");
+    assert_eq!(live(&s.hx).await, ["app1"], "traffic never left blue");
+    assert_eq!(
+        s.hx.server("app2").await.expect("app2").admin,
+        AdminState::Drain,
+        "restored"
+    );
+    assert_eq!(get_version(&s).await, "blue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_both_ways_under_traffic_and_drain() {
+    let Some(s) = stack("switch_both_ways_under_traffic_and_drain").await else {
+        return;
+    };
+    let load = Load::start(s.proc.http_addr(), 8, Duration::from_secs(60));
+    let report = s.hx.switch_to("app2", DEADLINE).await.expect("to green");
+    assert_eq!(
+        (report.drained.as_slice(), report.live.as_str()),
+        (&["app1".to_string()][..], "app2")
+    );
+    s.hx.wait_drained_rows("app1", DEADLINE)
+        .await
+        .expect("blue drained");
+    let blue_after = s.blue.served();
+    let green_before = s.green.served();
+    poll_until(
+        "test",
+        "green serves",
+        DEADLINE,
+        Duration::from_millis(5),
+        || async {
+            Ok(if s.green.served() > green_before + 50 {
+                Ok(())
+            } else {
+                Err("waiting".to_string())
+            })
+        },
+    )
+    .await
+    .expect("green takes traffic");
+    assert_eq!(s.blue.served(), blue_after, "a drained blue takes no new request");
+    let back = s.hx.switch_to("app1", DEADLINE).await.expect("rollback to blue");
+    assert_eq!(back.drained, ["app2"]);
+    assert_eq!(live(&s.hx).await, ["app1"]);
+    let r = load.stop().await;
+    assert_eq!(r.failed, 0, "{:?}", r.errors);
+    assert!(
+        r.by_version.contains_key("green") && r.by_version.contains_key("blue"),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_the_switched_state() {
+    let Some(s) = stack("reload_keeps_the_switched_state").await else {
+        return;
+    };
+    s.hx.switch_to("app2", DEADLINE).await.expect("to green");
+    s.hx.set_server_weight("app2", Weight::Absolute(42))
+        .await
+        .expect("weight");
+    let before = s.proc.master().show_proc().await.expect("show proc");
+    let reload = s.hx.reload(DEADLINE).await.expect("reload");
+    assert!(!reload.new_workers.is_empty());
+    assert!(
+        reload
+            .new_workers
+            .iter()
+            .all(|w| !before.workers.iter().any(|b| b.pid == *w))
+    );
+    let app1 = s.hx.server("app1").await.expect("app1");
+    let app2 = s.hx.wait_up("app2", DEADLINE).await.expect("app2");
+    assert_eq!(
+        app1.admin,
+        AdminState::Drain,
+        "blue stays drained after the reload"
+    );
+    assert_eq!((app2.admin, app2.weight), (AdminState::Ready, 42));
+    assert_eq!(get_version(&s).await, "green");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_is_refused_and_never_installed() {
+    let Some(s) = stack("bad_config_is_refused_and_never_installed").await else {
+        return;
+    };
+    let good = std::fs::read_to_string(&s.proc.config_path).expect("config");
+    let bad = format!("{good}\n    definitely_not_a_keyword 1\n");
+    let e = s.proc.installer().install(&bad).await.expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("ALERT"), "HAProxy's words: {e}");
+    assert_eq!(
+        std::fs::read_to_string(&s.proc.config_path).expect("config"),
+        good,
+        "unchanged"
+    );
+    s.proc
+        .installer()
+        .validate(&good)
+        .await
+        .expect("the good one validates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_reload_is_reported_and_the_old_worker_serves() {
+    let Some(s) = stack("failed_reload_is_reported_and_the_old_worker_serves").await else {
+        return;
+    };
+    let good = std::fs::read_to_string(&s.proc.config_path).expect("config");
+    // Someone edited the file by hand, past the installer.
+    std::fs::write(&s.proc.config_path, format!("{good}\n    broken_keyword\n")).expect("write");
+    let e = s.hx.reload(DEADLINE).await.expect_err("reload fails");
+    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+    assert!(e.to_string().contains("old worker"), "{e}");
+    assert_eq!(get_version(&s).await, "blue", "the old worker still serves");
+    std::fs::write(&s.proc.config_path, good).expect("restore");
+    s.hx.reload(DEADLINE).await.expect("reload with the good config");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_error_replies_become_typed_errors() {
+    let Some(s) = stack("haproxy_error_replies_become_typed_errors").await else {
+        return;
+    };
+    let e =
+        s.hx.set_admin("nope", AdminState::Ready)
+            .await
+            .expect_err("unknown server");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("No such server."), "{e}");
+    let other = Haproxy::new(RuntimeApi::unix(&s.proc.admin_socket), "be_nope").expect("name");
+    let e = other
+        .set_admin("app1", AdminState::Ready)
+        .await
+        .expect_err("unknown backend");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("No such backend."), "{e}");
+    assert_kind(
+        other.servers().await,
+        ErrorKind::NotFound,
+        "servers of an unknown backend",
+    );
+    // A socket at `level user` reads but may not change.
+    let monitor = s.proc.config.monitor_socket.clone().expect("monitor socket");
+    let user = Haproxy::new(RuntimeApi::unix(monitor), "be_app").expect("name");
+    assert_eq!(user.servers().await.expect("read").len(), 2);
+    let e = user
+        .set_admin("app1", AdminState::Drain)
+        .await
+        .expect_err("not admin");
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert_eq!(
+        s.hx.server("app1").await.expect("app1").admin,
+        AdminState::Ready,
+        "nothing applied"
+    );
+    // A socket that is not there.
+    let gone = Haproxy::new(RuntimeApi::unix(s.proc.dir().join("missing.sock")), "be_app").expect("name");
+    let e = gone.servers().await.expect_err("missing socket");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.hint().is_some_and(|h| h.contains("level admin")), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_over_any_byte_stream() {
+    let Some(s) = stack("works_over_any_byte_stream").await else {
+        return;
+    };
+    let path = s.proc.admin_socket.clone();
+    let socket = Socket::custom("test stream", move || {
+        let path = path.clone();
+        async move {
+            let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+                connect_core::Error::new(ErrorKind::Unavailable, "connect", "test", e.to_string())
+            })?;
+            Ok::<connect_core::host::BoxStream, connect_core::Error>(Box::pin(stream))
+        }
+    });
+    let hx = Haproxy::new(RuntimeApi::new(socket), "be_app").expect("name");
+    hx.switch_to("app2", DEADLINE)
+        .await
+        .expect("switch over the stream");
+    assert_eq!(live(&hx).await, ["app2"]);
+    assert_eq!(get_version(&s).await, "green");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_drained_and_wait_live_report_the_server() {
+    let Some(s) = stack("wait_drained_and_wait_live_report_the_server").await else {
+        return;
+    };
+    let r = s.hx.wait_drained("app2", DEADLINE).await.expect("app2 idle");
+    assert_eq!(r.current_sessions, 0);
+    assert_kind(
+        s.hx.wait_live("app2", Duration::from_millis(100)).await,
+        ErrorKind::Timeout,
+        "a draining server never becomes live by itself",
+    );
+    let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+    assert_eq!(
+        s.hx.server("app2").await.expect("app2").address,
+        format!("{ip}:{}", s.green.addr.port())
+    );
+}
+
+/// While 32 keep-alive clients send requests through HAProxy: 20 switches and 3 reloads; every request is
+/// answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_downtime_under_load_through_20_switches_and_3_reloads() {
+    let Some(s) = stack("zero_downtime_under_load_through_20_switches_and_3_reloads").await else {
+        return;
+    };
+    let load = Load::start(s.proc.http_addr(), 32, Duration::from_secs(120));
+    let mut reloads = 0;
+    for i in 0..20 {
+        let to = if i % 2 == 0 { "app2" } else { "app1" };
+        let before = load.answered();
+        s.hx.switch_to(to, DEADLINE).await.expect("switch");
+        if i % 7 == 3 {
+            s.hx.reload(DEADLINE).await.expect("reload");
+            reloads += 1;
+        }
+        // Let traffic flow on the new color before the next switch: wait for answers, not for time.
+        poll_until(
+            "test",
+            "traffic flows",
+            DEADLINE,
+            Duration::from_millis(2),
+            || async {
+                Ok(if load.answered() >= before + 64 {
+                    Ok(())
+                } else {
+                    Err("waiting".to_string())
+                })
+            },
+        )
+        .await
+        .expect("requests keep being answered");
+    }
+    let r = load.stop().await;
+    eprintln!(
+        "zero-downtime: {} requests answered 200, {} failed, {} re-sent after an idle keep-alive close, by \
+         version {:?}, {reloads} reloads, 20 switches",
+        r.ok, r.failed, r.resent_on_closed_idle, r.by_version
+    );
+    assert_eq!(reloads, 3);
+    assert_eq!(r.failed, 0, "every request answered 200: {:?}", r.errors);
+    assert!(r.ok > 20 * 64, "{r:?}");
+    assert_eq!(live(&s.hx).await, ["app1"], "20 switches end where they began");
+}
