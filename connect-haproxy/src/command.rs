@@ -329,10 +329,10 @@ impl Command {
             )
         } else if lower.contains("already exists") {
             (ErrorKind::Conflict, "pick another server name")
-        } else if lower.contains("must be") && lower.contains("maint") {
+        } else if lower.contains("maintenance") || lower.contains("still has") {
             (
                 ErrorKind::Conflict,
-                "put the server in maintenance first: `state maint`",
+                "put the server in maintenance first (`state maint`) and wait until it is drained",
             )
         } else {
             (ErrorKind::Refused, "read HAProxy's message above")
