@@ -371,7 +371,7 @@ impl Haproxy {
                 })
                 .await?;
         }
-        let live = poll_until("haproxy.switch", &target, deadline, POLL, || async {
+        let live = poll_fast("haproxy.switch", &target, deadline, || async {
             let row = self.row(to).await?;
             let s = status_of(&row);
             Ok(if s.is_live() {
@@ -463,9 +463,19 @@ impl Haproxy {
             .with_hint("start HAProxy with `-W -S <master.sock>` and use Haproxy::with_master")
         })?;
         self.save_state().await?;
-        let before = master.show_proc().await?;
-        master.execute(&Command::Reload).await?;
         let target = master.socket().to_string();
+        // A master still re-executing itself after an earlier reload refuses connections for a moment.
+        let before = poll_until("haproxy.reload", &target, deadline, POLL * 5, || async {
+            match master.show_proc().await {
+                Ok(p) => Ok(Ok(p)),
+                Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Corrupt) => {
+                    Ok(Err(e.to_string()))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        master.execute(&Command::Reload).await?;
         let after: ProcList = poll_until("haproxy.reload", &target, deadline, POLL * 5, || async {
             // While the master re-executes itself its CLI answers nothing or refuses connections.
             match master.show_proc().await {
@@ -522,6 +532,38 @@ impl Haproxy {
             new_workers: new,
             took: started.elapsed(),
         })
+    }
+}
+
+/// Polls a condition back to back for its first tries (each try is a socket round trip, ~0.2 ms, which
+/// paces it), then every [`POLL`]: tokio's timer cannot wait less than a millisecond, and HAProxy applies a
+/// state change within an event-loop turn, so the first few immediate tries usually see it.
+async fn poll_fast<F, Fut>(operation: &str, target: &str, deadline: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<std::result::Result<(), String>>>,
+{
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let why = match check().await? {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        };
+        if started.elapsed() >= deadline {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                operation,
+                target,
+                format!("not done after {deadline:?}: {why}"),
+            ));
+        }
+        if attempt < 20 {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(POLL).await;
+        }
+        attempt = attempt.saturating_add(1);
     }
 }
 

@@ -238,19 +238,28 @@ impl HaproxyProcess {
             dir,
         };
         let api = RuntimeApi::unix(&process.admin_socket);
+        let master = process.master();
         poll_until(
             "haproxy.start",
-            "admin socket",
+            "admin socket and master CLI",
             Duration::from_secs(10),
             Duration::from_millis(10),
             || async {
-                Ok(match api.show_stat().await {
-                    Ok(_) => Ok(()),
+                if let Err(e) = api.show_stat().await {
+                    return Ok(Err(e.to_string()));
+                }
+                Ok(match master.show_proc().await {
+                    Ok(p) if !p.workers.is_empty() => Ok(()),
+                    Ok(p) => Err(format!("no worker yet: {p:?}")),
                     Err(e) => Err(e.to_string()),
                 })
             },
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            let log = process.log();
+            Error::new(e.kind(), "haproxy.start", "haproxy", format!("{e}; log: {log}"))
+        })?;
         Ok(process)
     }
 
