@@ -12,7 +12,7 @@ use connect_haproxy::testing::{HaproxyProcess, Load, TestApp, require_haproxy};
 
 const SWITCHES: usize = 200;
 const CONFIG_SWITCHES: usize = 10;
-const CLIENTS: usize = 16;
+const CLIENTS: usize = 8;
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn percentile(samples: &[Duration], p: f64) -> f64 {

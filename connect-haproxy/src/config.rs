@@ -67,6 +67,8 @@ pub struct ProxyConfig {
     pub state_file: Option<PathBuf>,
     /// Weight of every server (percent weights are relative to it).
     pub weight: u32,
+    /// How long an old worker may finish its connections after a reload before it is stopped.
+    pub hard_stop_after: Duration,
     /// A read-only socket for monitoring (`level user`): `show stat` works, changes are refused.
     pub monitor_socket: Option<PathBuf>,
 }
@@ -91,6 +93,7 @@ impl ProxyConfig {
             admin_socket: admin_socket.to_path_buf(),
             state_file: Some(state_file.to_path_buf()),
             weight: 100,
+            hard_stop_after: Duration::from_secs(30),
             monitor_socket: None,
         }
     }
@@ -154,12 +157,21 @@ impl ProxyConfig {
             let _ = writeln!(c, "    stats socket {} mode 600 level user", monitor.display());
         }
         let _ = writeln!(c, "    master-worker");
+        // `idle-close-on-response` keeps an old worker's idle keep-alive connections until their next
+        // request, answered with `Connection: close`, instead of closing them under clients that are about
+        // to send; this bounds how long such a worker may wait for that request.
+        let _ = writeln!(
+            c,
+            "    hard-stop-after {}ms",
+            self.hard_stop_after.as_millis().max(1)
+        );
         if let Some(state) = &self.state_file {
             let _ = writeln!(c, "    server-state-file {}", state.display());
         }
         let _ = writeln!(c, "\ndefaults");
         let _ = writeln!(c, "    mode http");
         let _ = writeln!(c, "    option http-keep-alive");
+        let _ = writeln!(c, "    option idle-close-on-response");
         let _ = writeln!(c, "    timeout connect 5s");
         let _ = writeln!(c, "    timeout client 30s");
         let _ = writeln!(c, "    timeout server 30s");

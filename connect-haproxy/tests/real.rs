@@ -538,6 +538,8 @@ async fn zero_downtime_under_load_through_20_switches_and_3_reloads() {
     );
     assert_eq!(reloads, 3);
     assert_eq!(r.failed, 0, "every request answered 200: {:?}", r.errors);
+    // `option idle-close-on-response`: an old worker never closes an idle connection under a client.
+    assert_eq!(r.resent_on_closed_idle, 0, "no request needed a resend");
     assert!(r.ok > 20 * 64, "{r:?}");
     assert_eq!(live(&s.hx).await, ["app1"], "20 switches end where they began");
 }
