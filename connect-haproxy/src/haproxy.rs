@@ -149,9 +149,38 @@ impl Haproxy {
             .api
             .raw(&format!("show stat;show servers state {}", self.backend))
             .await?;
+        self.parse_stat_reply(&reply)
+    }
+
+    /// A change and the backend's `show stat` right after it, in one connection: the switch confirms each
+    /// step without another round trip.
+    async fn change_then_stat(&self, command: &Command) -> Result<Vec<StatRow>> {
+        let line = command.line()?;
+        let reply = self
+            .api
+            .raw(&format!(
+                "set severity-output string; {line}; show stat;show servers state {}",
+                self.backend
+            ))
+            .await?;
+        let Some(at) = reply.find("# pxname") else {
+            command.check_reply(&reply)?;
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                command.operation(),
+                command.target(),
+                "no `show stat` after the change: the reply was cut, and the change may have applied",
+            )
+            .with_hint("read the state with `show stat` before retrying"));
+        };
+        command.check_reply(&reply[..at])?;
+        self.parse_stat_reply(&reply[at..])
+    }
+
+    fn parse_stat_reply(&self, reply: &str) -> Result<Vec<StatRow>> {
         let (stat, state) = match reply.split_once("\n\n") {
             Some((stat, state)) => (format!("{stat}\n\n"), state),
-            None => (reply.clone(), ""),
+            None => (reply.to_string(), ""),
         };
         let first = state.lines().next().unwrap_or("");
         if first.starts_with("Can't find") || first.starts_with("No such") {
@@ -362,25 +391,36 @@ impl Haproxy {
             .map(|r| r.name.clone())
             .collect();
         let (backend, server) = self.server_command(to)?;
+        let is_only_live = |rows: &[StatRow]| {
+            rows.iter()
+                .filter(|r| status_of(r).is_live())
+                .map(|r| r.name.as_str())
+                .eq([to])
+        };
+        let mut rows = before.clone();
         if previous != AdminState::Ready {
-            self.api
-                .execute(&Command::SetState {
+            rows = self
+                .change_then_stat(&Command::SetState {
                     backend: backend.clone(),
                     server: server.clone(),
                     state: AdminState::Ready,
                 })
                 .await?;
         }
-        let live = poll_fast("haproxy.switch", &target, deadline, || async {
-            let row = self.row(to).await?;
-            let s = status_of(&row);
-            Ok(if s.is_live() {
-                Ok(())
-            } else {
-                Err(format!("status {}, weight {}", row.status, row.weight))
+        let target_live = |rows: &[StatRow]| rows.iter().any(|r| r.name == to && status_of(r).is_live());
+        let live = if target_live(&rows) {
+            Ok(())
+        } else {
+            poll_fast("haproxy.switch", &target, deadline, || async {
+                let row = self.row(to).await?;
+                Ok(if status_of(&row).is_live() {
+                    Ok(())
+                } else {
+                    Err(format!("status {}, weight {}", row.status, row.weight))
+                })
             })
-        })
-        .await;
+            .await
+        };
         if let Err(e) = live {
             let undo = self
                 .api
@@ -405,32 +445,39 @@ impl Haproxy {
             )
             .with_hint("check the server's health endpoint; `show stat` check_desc says why"));
         }
+        let mut confirmed = None;
         for name in &old {
-            let drain = self
-                .api
-                .execute(&Command::SetState {
+            let drained = self
+                .change_then_stat(&Command::SetState {
                     backend: backend.clone(),
                     server: name.clone(),
                     state: AdminState::Drain,
                 })
                 .await;
-            if let Err(e) = drain {
-                let _ = self.save_state().await;
-                return Err(Error::new(
-                    e.kind(),
-                    "haproxy.switch",
-                    target,
-                    format!("{to} is live, but draining {name} failed, so both serve: {e}"),
-                ));
+            match drained {
+                Ok(rows) => confirmed = Some(rows),
+                Err(e) => {
+                    let _ = self.save_state().await;
+                    return Err(Error::new(
+                        e.kind(),
+                        "haproxy.switch",
+                        target,
+                        format!("{to} is live, but draining {name} failed, so both serve: {e}"),
+                    ));
+                }
             }
         }
-        let confirmed = self.stat().await?;
-        let now_live: Vec<&str> = confirmed
-            .iter()
-            .filter(|r| status_of(r).is_live())
-            .map(|r| r.name.as_str())
-            .collect();
-        if now_live != [to] {
+        // Confirmed from the `show stat` that followed the last drain, or a fresh one.
+        let confirmed = match confirmed {
+            Some(rows) => rows,
+            None => self.stat().await?,
+        };
+        if !is_only_live(&confirmed) {
+            let now_live: Vec<&str> = confirmed
+                .iter()
+                .filter(|r| status_of(r).is_live())
+                .map(|r| r.name.as_str())
+                .collect();
             return Err(Error::new(
                 ErrorKind::Drift,
                 "haproxy.switch",

@@ -543,3 +543,49 @@ async fn zero_downtime_under_load_through_20_switches_and_3_reloads() {
     assert!(r.ok > 20 * 64, "{r:?}");
     assert_eq!(live(&s.hx).await, ["app1"], "20 switches end where they began");
 }
+
+/// The admin socket reached through a `Host`'s byte stream (as over SSH), with the state file written
+/// through the same `Host`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_through_a_host_connection_and_host_state_file() {
+    use connect_core::host::{Endpoint, HostExt};
+    use connect_core::memory::MemoryHost;
+    use connect_haproxy::StateFile;
+    use std::sync::Arc;
+
+    let Some(s) = stack("works_through_a_host_connection_and_host_state_file").await else {
+        return;
+    };
+    let host = Arc::new(MemoryHost::new("deploy@prod-host"));
+    let endpoint = Endpoint::Unix("/run/haproxy/admin.sock".into());
+    let mut incoming = host.listen(endpoint.clone());
+    let admin = s.proc.admin_socket.clone();
+    // The "server side" of the host: each stream is carried to the real admin socket.
+    tokio::spawn(async move {
+        while let Some(mut stream) = incoming.recv().await {
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                if let Ok(mut real) = tokio::net::UnixStream::connect(admin).await {
+                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut real).await;
+                }
+            });
+        }
+    });
+    let hx = Haproxy::new(RuntimeApi::new(Socket::Host(host.clone(), endpoint)), "be_app")
+        .expect("name")
+        .with_state_file(StateFile::Host(
+            host.clone(),
+            "/var/lib/haproxy/server-state".into(),
+        ));
+    hx.switch_to("app2", DEADLINE)
+        .await
+        .expect("switch through the host");
+    assert_eq!(live(&hx).await, ["app2"]);
+    let saved = host
+        .read_file("/var/lib/haproxy/server-state")
+        .await
+        .expect("read")
+        .expect("the state file was written on the host");
+    assert!(String::from_utf8_lossy(&saved).starts_with("1\n# be_id"));
+    assert_eq!(get_version(&s).await, "green");
+}
