@@ -10,8 +10,14 @@ use connect_core::wait::poll_until;
 use connect_haproxy::Command;
 use connect_haproxy::testing::{HaproxyProcess, Load, TestApp, require_haproxy};
 
-const SWITCHES: usize = 200;
-const CONFIG_SWITCHES: usize = 10;
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs this too, without it: then a short smoke run.
+fn sizes() -> (usize, usize) {
+    if std::env::args().any(|a| a == "--bench") {
+        (400, 10)
+    } else {
+        (20, 2)
+    }
+}
 const CLIENTS: usize = 8;
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -87,13 +93,10 @@ async fn config_way_switch(proc: &HaproxyProcess, to_green: bool) -> Result<Dura
 }
 
 async fn run(load_runtime: &tokio::runtime::Runtime) -> Result<()> {
+    let (switches, config_switches) = sizes();
+    // Without CONNECT_REAL_TESTS=1 a missing haproxy is a loud skip; with it, require_haproxy panics.
     let Some(program) = require_haproxy("bench switch") else {
-        return Err(connect_core::Error::new(
-            connect_core::ErrorKind::NotFound,
-            "bench",
-            "haproxy",
-            "haproxy is not installed",
-        ));
+        return Ok(());
     };
     let start_app = |version: &'static str| async move {
         load_runtime
@@ -119,7 +122,7 @@ async fn run(load_runtime: &tokio::runtime::Runtime) -> Result<()> {
     traffic_flows(&load, 100).await?;
 
     let (mut switch, mut rollback) = (Vec::new(), Vec::new());
-    for i in 0..SWITCHES {
+    for i in 0..switches {
         traffic_flows(&load, 16).await?;
         if i % 2 == 0 {
             switch.push(hx.switch_to("app2", DEADLINE).await?.took);
@@ -138,7 +141,7 @@ async fn run(load_runtime: &tokio::runtime::Runtime) -> Result<()> {
     );
 
     let mut config_way = Vec::new();
-    for i in 0..CONFIG_SWITCHES {
+    for i in 0..config_switches {
         traffic_flows(&load, 16).await?;
         config_way.push(config_way_switch(&proc, i % 2 == 0).await?);
     }
