@@ -589,3 +589,111 @@ async fn works_through_a_host_connection_and_host_state_file() {
     assert!(String::from_utf8_lossy(&saved).starts_with("1\n# be_id"));
     assert_eq!(get_version(&s).await, "green");
 }
+
+/// The HTTPS variant (certificate, redirect) is accepted by `haproxy -c`, and HTTP answers with the redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_config_validates_and_redirects() {
+    use connect_core::testing::{free_port, require_program};
+    use connect_haproxy::ConfigInstaller;
+    use connect_haproxy::config::Https;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let test = "https_config_validates_and_redirects";
+    let (Some(program), Some(openssl)) = (
+        require_haproxy(test),
+        require_program(test, "openssl", &["/usr/bin/openssl"]),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let made = std::process::Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let pem = dir.path().join("connect.pem");
+    let bundle = [
+        std::fs::read(&cert).expect("cert"),
+        std::fs::read(&key).expect("key"),
+    ]
+    .concat();
+    std::fs::write(&pem, bundle).expect("pem");
+
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut config = connect_haproxy::ProxyConfig::runbook(
+        http,
+        ([127, 0, 0, 1], free_port()).into(),
+        ([127, 0, 0, 1], free_port()).into(),
+        &dir.path().join("admin.sock"),
+        &dir.path().join("server-state"),
+    );
+    config.https = Some(Https {
+        bind: ([127, 0, 0, 1], free_port()).into(),
+        certificate: pem.clone(),
+    });
+    let path = dir.path().join("haproxy.cfg");
+    let installer = ConfigInstaller::new(&program, &path);
+    installer
+        .install(&config.render().expect("render"))
+        .await
+        .expect("haproxy -c accepts it");
+
+    let mut child = std::process::Command::new(&program)
+        .arg("-W")
+        .arg("-f")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy starts");
+    let answer = poll_until(test, "redirect", DEADLINE, Duration::from_millis(10), || async {
+        let Ok(mut c) = tokio::net::TcpStream::connect(http).await else {
+            return Ok(Err("not listening yet".to_string()));
+        };
+        let sent = c
+            .write_all(b"GET /x HTTP/1.1\r\nHost: connect.test\r\nConnection: close\r\n\r\n")
+            .await;
+        let mut reply = String::new();
+        let read = c.read_to_string(&mut reply).await;
+        Ok(match (sent, read) {
+            (Ok(()), Ok(_)) if !reply.is_empty() => Ok(reply),
+            _ => Err("no answer yet".to_string()),
+        })
+    })
+    .await;
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    for _ in 0..200 {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let answer = answer.expect("HTTP answers");
+    assert!(answer.starts_with("HTTP/1.1 301"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("location: https://connect.test/x"),
+        "{answer}"
+    );
+}
