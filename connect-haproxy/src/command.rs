@@ -75,6 +75,29 @@ pub enum Command {
         /// Server.
         server: String,
     },
+    /// `set map <map> <key> <value>` (the key must exist).
+    SetMap {
+        /// The map file as the configuration names it.
+        map: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// `add map <map> <key> <value>`.
+    AddMap {
+        /// The map file as the configuration names it.
+        map: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// `show map <map>`: the entries as `0x… key value` lines.
+    ShowMap {
+        /// The map file as the configuration names it.
+        map: String,
+    },
     /// `show stat`.
     ShowStat,
     /// `show servers state [backend]`.
@@ -123,6 +146,23 @@ fn validate_option(option: &str) -> Result<()> {
     }
 }
 
+fn validate_map_word(what: &str, word: &str) -> Result<()> {
+    let ok = !word.is_empty()
+        && word.len() <= 1024
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-' | '/' | '#'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "haproxy.set_map",
+            word,
+            format!("a map {what} must be one word of `[A-Za-z0-9_.:/#-]`"),
+        ))
+    }
+}
+
 impl Command {
     /// `be/srv` of a server command.
     pub fn target(&self) -> String {
@@ -133,6 +173,10 @@ impl Command {
             | Command::Health { backend, server, .. }
             | Command::AddServer { backend, server, .. }
             | Command::DelServer { backend, server } => format!("{backend}/{server}"),
+            Command::SetMap { map, key, .. } | Command::AddMap { map, key, .. } => {
+                format!("{map} {key}")
+            }
+            Command::ShowMap { map } => map.clone(),
             Command::ShowServersState { backend: Some(b) } => b.clone(),
             _ => String::new(),
         }
@@ -147,6 +191,8 @@ impl Command {
             Command::Health { .. } => "haproxy.set_health",
             Command::AddServer { .. } => "haproxy.add_server",
             Command::DelServer { .. } => "haproxy.del_server",
+            Command::SetMap { .. } | Command::AddMap { .. } => "haproxy.set_map",
+            Command::ShowMap { .. } => "haproxy.show_map",
             Command::ShowStat => "haproxy.show_stat",
             Command::ShowServersState { .. } => "haproxy.show_servers_state",
             Command::ShowProc => "haproxy.show_proc",
@@ -158,7 +204,11 @@ impl Command {
     pub fn is_set(&self) -> bool {
         !matches!(
             self,
-            Command::ShowStat | Command::ShowServersState { .. } | Command::ShowProc | Command::Reload
+            Command::ShowStat
+                | Command::ShowServersState { .. }
+                | Command::ShowProc
+                | Command::Reload
+                | Command::ShowMap { .. }
         )
     }
 
@@ -241,6 +291,21 @@ impl Command {
                 names(backend, server)?;
                 format!("del server {backend}/{server}")
             }
+            Command::SetMap { map, key, value } | Command::AddMap { map, key, value } => {
+                validate_map_word("map", map)?;
+                validate_map_word("key", key)?;
+                validate_map_word("value", value)?;
+                let verb = if matches!(self, Command::SetMap { .. }) {
+                    "set"
+                } else {
+                    "add"
+                };
+                format!("{verb} map {map} {key} {value}")
+            }
+            Command::ShowMap { map } => {
+                validate_map_word("map", map)?;
+                format!("show map {map}")
+            }
             Command::ShowStat => "show stat".into(),
             Command::ShowServersState { backend } => match backend {
                 Some(b) => {
@@ -281,7 +346,9 @@ impl Command {
             return Ok(info.join("\n"));
         }
         let first = reply.lines().next().unwrap_or("").trim();
-        if reply.trim().is_empty() && !matches!(self, Command::Reload) {
+        // An empty map is one blank line; zero bytes means HAProxy closed without answering.
+        let may_be_blank = matches!(self, Command::ShowMap { .. }) && !reply.is_empty();
+        if reply.trim().is_empty() && !matches!(self, Command::Reload) && !may_be_blank {
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 self.operation(),
@@ -291,6 +358,7 @@ impl Command {
             .with_retryable(true));
         }
         let known_error = first.starts_with("Unknown command")
+            || first.starts_with("Unknown map")
             || first.starts_with("Permission denied")
             || first.starts_with("No such")
             || first.starts_with("Can't find");
@@ -312,7 +380,11 @@ impl Command {
     /// An error reply as a typed error carrying HAProxy's words.
     pub fn error(&self, words: &str) -> Error {
         let lower = words.to_ascii_lowercase();
-        let (kind, hint) = if lower.starts_with("no such") || lower.starts_with("can't find") {
+        let (kind, hint) = if lower.starts_with("no such")
+            || lower.starts_with("can't find")
+            || lower.starts_with("unknown map")
+            || lower.starts_with("entry not found")
+        {
             (
                 ErrorKind::NotFound,
                 "check the backend and server names against `show stat`",

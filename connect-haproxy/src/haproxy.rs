@@ -75,6 +75,49 @@ pub(crate) async fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<
     })
 }
 
+/// A map file HAProxy loaded (`map(<path>)` in the config): runtime changes are written back to it, as
+/// `show servers state` is to the state file, or a reload would revert them.
+#[derive(Debug, Clone)]
+pub struct MapFile {
+    /// The map as the configuration names it (its path on the HAProxy server).
+    pub name: String,
+    /// Where to write its content.
+    pub file: StateFile,
+}
+
+/// Parses `show map <map>`: `0x… key value` lines into the file format, `key value` lines.
+pub fn map_file_text(reply: &str) -> Result<String> {
+    if !(reply == "\n" || reply.ends_with("\n\n")) {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            "haproxy.show_map",
+            "haproxy runtime API",
+            "the reply does not end with a blank line (truncated?); the map file was not rewritten",
+        ));
+    }
+    let mut text = String::new();
+    for line in reply.lines().filter(|l| !l.trim().is_empty()) {
+        let mut words = line.splitn(3, ' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some(id), Some(key), Some(value)) if id.starts_with("0x") => {
+                text.push_str(key);
+                text.push(' ');
+                text.push_str(value);
+                text.push('\n');
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    "haproxy.show_map",
+                    "haproxy runtime API",
+                    format!("unexpected line in `show map`: {line:?}"),
+                ));
+            }
+        }
+    }
+    Ok(text)
+}
+
 /// What a switch did, confirmed from `show stat`.
 #[derive(Debug, Clone)]
 pub struct SwitchReport {
@@ -108,6 +151,7 @@ pub struct Haproxy {
     api: RuntimeApi,
     backend: String,
     state_file: Option<StateFile>,
+    maps: Vec<MapFile>,
     master: Option<RuntimeApi>,
 }
 
@@ -119,6 +163,7 @@ impl Haproxy {
             api,
             backend: backend.to_string(),
             state_file: None,
+            maps: Vec::new(),
             master: None,
         })
     }
@@ -127,6 +172,36 @@ impl Haproxy {
     pub fn with_state_file(mut self, file: StateFile) -> Haproxy {
         self.state_file = Some(file);
         self
+    }
+
+    /// Rewrites this map file after every change, so runtime map changes survive a reload.
+    pub fn with_map(mut self, map: MapFile) -> Haproxy {
+        self.maps.push(map);
+        self
+    }
+
+    /// Sets `key` to `value` in a map (`set map`, or `add map` for a new key), then rewrites every map
+    /// file and the state file.
+    pub async fn set_map_entry(&self, map: &str, key: &str, value: &str) -> Result<()> {
+        let set = Command::SetMap {
+            map: map.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+        };
+        match self.api.execute(&set).await {
+            Ok(_) => {}
+            Err(e) if e.message().starts_with("entry not found") => {
+                self.api
+                    .execute(&Command::AddMap {
+                        map: map.to_string(),
+                        key: key.to_string(),
+                        value: value.to_string(),
+                    })
+                    .await?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.persist_after(&format!("map {map}")).await
     }
 
     /// The master CLI (`haproxy -W -S <master.sock>`), for [`Haproxy::reload`].
@@ -249,8 +324,18 @@ impl Haproxy {
         })
     }
 
-    /// Writes `show servers state` to the server-state-file, if one is configured.
+    /// Writes `show servers state` to the server-state-file and every map's entries to its file, for those
+    /// configured.
     pub async fn save_state(&self) -> Result<()> {
+        for map in &self.maps {
+            let reply = self
+                .api
+                .execute(&Command::ShowMap {
+                    map: map.name.clone(),
+                })
+                .await?;
+            map.file.write(&map_file_text(&reply)?).await?;
+        }
         let Some(file) = &self.state_file else {
             return Ok(());
         };

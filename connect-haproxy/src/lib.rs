@@ -36,4 +36,4 @@ pub mod testing;
 pub use client::{RuntimeApi, Socket};
 pub use command::{Command, Weight, validate_name};
 pub use config::{ConfigInstaller, ProxyConfig, ServerSpec};
-pub use haproxy::{Haproxy, ReloadReport, StateFile, SwitchReport, status_of};
+pub use haproxy::{Haproxy, MapFile, ReloadReport, StateFile, SwitchReport, map_file_text, status_of};

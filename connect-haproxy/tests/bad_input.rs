@@ -191,3 +191,17 @@ fn config_renders_the_runbook_topology() {
     c.servers[0].name = "app1;x".into();
     assert_eq!(c.render().expect_err("name").kind(), ErrorKind::InvalidInput);
 }
+
+#[test]
+fn show_map_replies_become_map_files_or_errors() {
+    use connect_haproxy::map_file_text;
+    assert_eq!(
+        map_file_text("0x55 live green\n0x56 since v2\n\n").expect("parses"),
+        "live green\nsince v2\n"
+    );
+    assert_eq!(map_file_text("\n").expect("empty map"), "");
+    for bad in ["", "0x55 live green\n0x56 sin", "garbage\n\n", "0x55 live\n\n"] {
+        let e = map_file_text(bad).expect_err(bad);
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{bad:?}");
+    }
+}

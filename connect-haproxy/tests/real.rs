@@ -15,6 +15,27 @@ use connect_haproxy::{Haproxy, RuntimeApi, Socket, Weight};
 const HEALTH: &str = "/api/health";
 const DEADLINE: Duration = Duration::from_secs(10);
 
+/// A haproxy started with a config of the test's own, stopped (SIGTERM, then SIGKILL) when dropped, even
+/// when an assertion fails first.
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        for _ in 0..200 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Stack {
     blue: TestApp,
     green: TestApp,
@@ -653,14 +674,16 @@ async fn https_config_validates_and_redirects() {
         .await
         .expect("haproxy -c accepts it");
 
-    let mut child = std::process::Command::new(&program)
-        .arg("-W")
-        .arg("-f")
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("haproxy starts");
+    let child = Stop(
+        std::process::Command::new(&program)
+            .arg("-W")
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy starts"),
+    );
     let answer = poll_until(test, "redirect", DEADLINE, Duration::from_millis(10), || async {
         let Ok(mut c) = tokio::net::TcpStream::connect(http).await else {
             return Ok(Err("not listening yet".to_string()));
@@ -676,18 +699,7 @@ async fn https_config_validates_and_redirects() {
         })
     })
     .await;
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    for _ in 0..200 {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let answer = answer.expect("HTTP answers");
     assert!(answer.starts_with("HTTP/1.1 301"), "{answer}");
     assert!(
@@ -696,4 +708,91 @@ async fn https_config_validates_and_redirects() {
             .contains("location: https://connect.test/x"),
         "{answer}"
     );
+}
+
+/// A runtime map change is written back to the map file, so a reload keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_changes_are_written_back_and_survive_a_reload() {
+    use connect_core::testing::free_port;
+    use connect_haproxy::{MapFile, StateFile};
+
+    let test = "map_changes_are_written_back_and_survive_a_reload";
+    let Some(program) = require_haproxy(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let map = dir.path().join("live.map");
+    std::fs::write(&map, "live blue\n").expect("map");
+    let (admin, master) = (dir.path().join("admin.sock"), dir.path().join("master.sock"));
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = format!(
+        "global\n    stats socket {} mode 600 level admin\n    master-worker\ndefaults\n    mode http\n    \
+         timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {http}\n    \
+         http-request return status 200 content-type text/plain lf-string \"%[str(live),map({},none)]\"\n\
+         backend be_app\n    server app1 127.0.0.1:1 disabled\n",
+        admin.display(),
+        map.display()
+    );
+    let path = dir.path().join("haproxy.cfg");
+    connect_haproxy::ConfigInstaller::new(&program, &path)
+        .install(&config)
+        .await
+        .expect("valid");
+    let child = Stop(
+        std::process::Command::new(&program)
+            .arg("-W")
+            .arg("-S")
+            .arg(&master)
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy starts"),
+    );
+    let map_name = map.display().to_string();
+    let hx = Haproxy::new(RuntimeApi::unix(&admin), "be_app")
+        .expect("name")
+        .with_master(RuntimeApi::unix(&master))
+        .with_map(MapFile {
+            name: map_name.clone(),
+            file: StateFile::Local(map.clone()),
+        });
+    let ready = poll_until(
+        test,
+        "admin socket",
+        DEADLINE,
+        Duration::from_millis(10),
+        || async {
+            Ok(match RuntimeApi::unix(&master).show_proc().await {
+                Ok(p) if !p.workers.is_empty() && hx.api().show_stat().await.is_ok() => Ok(()),
+                other => Err(format!("{other:?}")),
+            })
+        },
+    )
+    .await;
+    let outcome = async {
+        ready?;
+        hx.set_map_entry(&map_name, "live", "green").await?;
+        hx.set_map_entry(&map_name, "since", "v2").await?;
+        let written = std::fs::read_to_string(&map).expect("map file");
+        assert_eq!(written, "live green\nsince v2\n");
+        hx.reload(DEADLINE).await?;
+        let after = hx
+            .api()
+            .execute(&connect_haproxy::Command::ShowMap {
+                map: map_name.clone(),
+            })
+            .await?;
+        assert!(after.contains(" live green"), "{after}");
+        let e = hx
+            .set_map_entry("/no/such.map", "live", "x")
+            .await
+            .expect_err("unknown map");
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        Ok::<(), connect_core::Error>(())
+    }
+    .await;
+    drop(child);
+    outcome.expect("map changes");
 }
