@@ -9,7 +9,7 @@ use std::time::Duration;
 use connect_core::{Error, ErrorKind, Result};
 
 use crate::command::validate_name;
-use crate::haproxy::write_atomic;
+use crate::files::write_atomic;
 
 /// A server of the backend (one color).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,146 +1,21 @@
 //! [`Haproxy`]: one backend of a running HAProxy, driven through the runtime API, kept safe across reloads.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use connect_core::host::{HostExt, PutOptions};
 use connect_core::router::{AdminState, CheckState, ServerStatus};
 use connect_core::wait::poll_until;
-use connect_core::{Error, ErrorKind, Host, Result, TrafficRouter};
+use connect_core::{Error, ErrorKind, Result, TrafficRouter};
 
 use crate::client::RuntimeApi;
 use crate::command::{Command, Weight, validate_name};
-use crate::stat::{ProcList, StatRow, parse_servers_state, parse_show_stat};
+use crate::files::{MapFile, StateFile, map_file_text};
+use crate::stat::{StatRow, parse_servers_state, parse_show_stat};
 
 /// How often a condition is polled: `show stat` on a unix socket costs well under a millisecond, and a
 /// switch is judged by how soon it is confirmed.
-const POLL: Duration = Duration::from_millis(2);
-
-/// Where the server-state-file lives (the path in `server-state-file`), so HAProxy reloads into the state
-/// the runtime API set instead of the configuration's.
-#[derive(Debug, Clone)]
-pub enum StateFile {
-    /// A file on this machine.
-    Local(PathBuf),
-    /// A file on a server, written through [`Host::put_file`] (atomic).
-    Host(Arc<dyn Host>, String),
-}
-
-impl StateFile {
-    async fn write(&self, text: &str) -> Result<()> {
-        match self {
-            StateFile::Local(path) => write_atomic(path, text.as_bytes()).await,
-            StateFile::Host(host, path) => host
-                .write_file(path, text.as_bytes().to_vec(), PutOptions::default())
-                .await
-                .map(|_| ()),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            StateFile::Local(p) => p.display().to_string(),
-            StateFile::Host(h, p) => format!("{p} on {}", h.name()),
-        }
-    }
-}
-
-/// Writes a file so that a reader (HAProxy reloading) sees the old content or the new, never a mix.
-pub(crate) async fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
-    let path = path.to_path_buf();
-    let data = data.to_vec();
-    let target = path.display().to_string();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(format!(".tmp-{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })
-    .await
-    .map_err(|e| Error::new(ErrorKind::Failed, "haproxy.write_file", &target, e.to_string()))?
-    .map_err(|e| {
-        let kind = match e.kind() {
-            std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-            _ => ErrorKind::Failed,
-        };
-        Error::new(kind, "haproxy.write_file", target, e.to_string()).with_source(e)
-    })
-}
-
-/// A map file HAProxy loaded (`map(<path>)` in the config): runtime changes are written back to it, as
-/// `show servers state` is to the state file, or a reload would revert them.
-#[derive(Debug, Clone)]
-pub struct MapFile {
-    /// The map as the configuration names it (its path on the HAProxy server).
-    pub name: String,
-    /// Where to write its content.
-    pub file: StateFile,
-}
-
-/// Parses `show map <map>`: `0x… key value` lines into the file format, `key value` lines.
-pub fn map_file_text(reply: &str) -> Result<String> {
-    if !(reply == "\n" || reply.ends_with("\n\n")) {
-        return Err(Error::new(
-            ErrorKind::Corrupt,
-            "haproxy.show_map",
-            "haproxy runtime API",
-            "the reply does not end with a blank line (truncated?); the map file was not rewritten",
-        ));
-    }
-    let mut text = String::new();
-    for line in reply.lines().filter(|l| !l.trim().is_empty()) {
-        let mut words = line.splitn(3, ' ');
-        match (words.next(), words.next(), words.next()) {
-            (Some(id), Some(key), Some(value)) if id.starts_with("0x") => {
-                text.push_str(key);
-                text.push(' ');
-                text.push_str(value);
-                text.push('\n');
-            }
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::Corrupt,
-                    "haproxy.show_map",
-                    "haproxy runtime API",
-                    format!("unexpected line in `show map`: {line:?}"),
-                ));
-            }
-        }
-    }
-    Ok(text)
-}
-
-/// What a switch did, confirmed from `show stat`.
-#[derive(Debug, Clone)]
-pub struct SwitchReport {
-    /// The servers that were live before and are now draining.
-    pub drained: Vec<String>,
-    /// The server that now takes the traffic.
-    pub live: String,
-    /// From the call to the confirmation.
-    pub took: Duration,
-    /// The backend's servers as `show stat` showed them at the confirmation.
-    pub confirmed: Vec<StatRow>,
-}
-
-/// What a reload did, from the master's `show proc`.
-#[derive(Debug, Clone)]
-pub struct ReloadReport {
-    /// Workers before the reload (now finishing their connections and exiting).
-    pub old_workers: Vec<u32>,
-    /// The new worker(s), serving.
-    pub new_workers: Vec<u32>,
-    /// From the call until the new worker answered on the admin socket.
-    pub took: Duration,
-}
+pub(crate) const POLL: Duration = Duration::from_millis(2);
 
 /// One backend of a running HAProxy (`be_app`), driven through the runtime API.
 ///
@@ -148,11 +23,11 @@ pub struct ReloadReport {
 /// so a reload keeps it; [`Haproxy::reload`] goes through the master CLI and confirms a new worker runs.
 #[derive(Debug, Clone)]
 pub struct Haproxy {
-    api: RuntimeApi,
-    backend: String,
-    state_file: Option<StateFile>,
-    maps: Vec<MapFile>,
-    master: Option<RuntimeApi>,
+    pub(crate) api: RuntimeApi,
+    pub(crate) backend: String,
+    pub(crate) state_file: Option<StateFile>,
+    pub(crate) maps: Vec<MapFile>,
+    pub(crate) master: Option<RuntimeApi>,
 }
 
 impl Haproxy {
@@ -229,7 +104,7 @@ impl Haproxy {
 
     /// A change and the backend's `show stat` right after it, in one connection: the switch confirms each
     /// step without another round trip.
-    async fn change_then_stat(&self, command: &Command) -> Result<Vec<StatRow>> {
+    pub(crate) async fn change_then_stat(&self, command: &Command) -> Result<Vec<StatRow>> {
         let line = command.line()?;
         let reply = self
             .api
@@ -283,7 +158,7 @@ impl Haproxy {
             .collect())
     }
 
-    async fn row(&self, server: &str) -> Result<StatRow> {
+    pub(crate) async fn row(&self, server: &str) -> Result<StatRow> {
         self.stat()
             .await?
             .into_iter()
@@ -291,7 +166,7 @@ impl Haproxy {
             .ok_or_else(|| self.no_server("haproxy.server", server))
     }
 
-    fn no_server(&self, operation: &str, server: &str) -> Error {
+    pub(crate) fn no_server(&self, operation: &str, server: &str) -> Error {
         Error::new(
             ErrorKind::NotFound,
             operation,
@@ -309,7 +184,7 @@ impl Haproxy {
         Ok(reply)
     }
 
-    async fn persist_after(&self, what: &str) -> Result<()> {
+    pub(crate) async fn persist_after(&self, what: &str) -> Result<()> {
         self.save_state().await.map_err(|e| {
             Error::new(
                 e.kind(),
@@ -351,7 +226,7 @@ impl Haproxy {
         })
     }
 
-    fn server_command(&self, server: &str) -> Result<(String, String)> {
+    pub(crate) fn server_command(&self, server: &str) -> Result<(String, String)> {
         validate_name("server", server)?;
         Ok((self.backend.clone(), server.to_string()))
     }
@@ -453,249 +328,6 @@ impl Haproxy {
             })
         })
         .await
-    }
-
-    /// The blue-green switch as one call: `to` is made ready and seen live, then every other live server
-    /// of the backend is drained, so there is never a moment without a live server; then `show stat` must
-    /// show `to` as the only live server. Instant rollback is the same call with the other server.
-    ///
-    /// If `to` does not become live by the deadline, its previous state is restored and nothing else was
-    /// touched. If draining an old server fails, the error says that both serve.
-    pub async fn switch_to(&self, to: &str, deadline: Duration) -> Result<SwitchReport> {
-        let started = Instant::now();
-        let target = format!("{}/{to}", self.backend);
-        let before = self.stat().await?;
-        let previous = before
-            .iter()
-            .find(|r| r.name == to)
-            .ok_or_else(|| self.no_server("haproxy.switch", to))?
-            .admin;
-        let old: Vec<String> = before
-            .iter()
-            .filter(|r| r.name != to && status_of(r).is_live())
-            .map(|r| r.name.clone())
-            .collect();
-        let (backend, server) = self.server_command(to)?;
-        let is_only_live = |rows: &[StatRow]| {
-            rows.iter()
-                .filter(|r| status_of(r).is_live())
-                .map(|r| r.name.as_str())
-                .eq([to])
-        };
-        let mut rows = before.clone();
-        if previous != AdminState::Ready {
-            rows = self
-                .change_then_stat(&Command::SetState {
-                    backend: backend.clone(),
-                    server: server.clone(),
-                    state: AdminState::Ready,
-                })
-                .await?;
-        }
-        let target_live = |rows: &[StatRow]| rows.iter().any(|r| r.name == to && status_of(r).is_live());
-        let live = if target_live(&rows) {
-            Ok(())
-        } else {
-            poll_fast("haproxy.switch", &target, deadline, || async {
-                let row = self.row(to).await?;
-                Ok(if status_of(&row).is_live() {
-                    Ok(())
-                } else {
-                    Err(format!("status {}, weight {}", row.status, row.weight))
-                })
-            })
-            .await
-        };
-        if let Err(e) = live {
-            let undo = self
-                .api
-                .execute(&Command::SetState {
-                    backend: backend.clone(),
-                    server: server.clone(),
-                    state: previous,
-                })
-                .await;
-            let undone = match undo {
-                Ok(_) => format!("{to} is back in {previous}"),
-                Err(u) => format!("putting {to} back in {previous} failed too ({u}); it is ready"),
-            };
-            return Err(Error::new(
-                e.kind(),
-                "haproxy.switch",
-                target,
-                format!(
-                    "{to} did not become live, traffic stays on {old:?}; {undone}: {}",
-                    e.message()
-                ),
-            )
-            .with_hint("check the server's health endpoint; `show stat` check_desc says why"));
-        }
-        let mut confirmed = None;
-        for name in &old {
-            let drained = self
-                .change_then_stat(&Command::SetState {
-                    backend: backend.clone(),
-                    server: name.clone(),
-                    state: AdminState::Drain,
-                })
-                .await;
-            match drained {
-                Ok(rows) => confirmed = Some(rows),
-                Err(e) => {
-                    let _ = self.save_state().await;
-                    return Err(Error::new(
-                        e.kind(),
-                        "haproxy.switch",
-                        target,
-                        format!("{to} is live, but draining {name} failed, so both serve: {e}"),
-                    ));
-                }
-            }
-        }
-        // Confirmed from the `show stat` that followed the last drain, or a fresh one.
-        let confirmed = match confirmed {
-            Some(rows) => rows,
-            None => self.stat().await?,
-        };
-        if !is_only_live(&confirmed) {
-            let now_live: Vec<&str> = confirmed
-                .iter()
-                .filter(|r| status_of(r).is_live())
-                .map(|r| r.name.as_str())
-                .collect();
-            return Err(Error::new(
-                ErrorKind::Drift,
-                "haproxy.switch",
-                target,
-                format!("after the switch `show stat` shows {now_live:?} live, expected only {to}"),
-            ));
-        }
-        let took = started.elapsed();
-        self.persist_after(&format!("switch to {to}")).await?;
-        Ok(SwitchReport {
-            drained: old,
-            live: to.to_string(),
-            took,
-            confirmed,
-        })
-    }
-
-    /// Reloads HAProxy through the master CLI: saves the server state first (so the new worker starts in
-    /// it), sends `reload`, and confirms from `show proc` that a new worker runs. A reload HAProxy refused
-    /// (a bad config on disk) is [`ErrorKind::Failed`] naming the old worker that still serves.
-    pub async fn reload(&self, deadline: Duration) -> Result<ReloadReport> {
-        let started = Instant::now();
-        let master = self.master.as_ref().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unsupported,
-                "haproxy.reload",
-                &self.backend,
-                "no master CLI configured",
-            )
-            .with_hint("start HAProxy with `-W -S <master.sock>` and use Haproxy::with_master")
-        })?;
-        self.save_state().await?;
-        let target = master.socket().to_string();
-        // A master still re-executing itself after an earlier reload refuses connections for a moment.
-        let before = poll_until("haproxy.reload", &target, deadline, POLL * 5, || async {
-            match master.show_proc().await {
-                Ok(p) => Ok(Ok(p)),
-                Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Corrupt) => {
-                    Ok(Err(e.to_string()))
-                }
-                Err(e) => Err(e),
-            }
-        })
-        .await?;
-        master.execute(&Command::Reload).await?;
-        let after: ProcList = poll_until("haproxy.reload", &target, deadline, POLL * 5, || async {
-            // While the master re-executes itself its CLI answers nothing or refuses connections.
-            match master.show_proc().await {
-                Ok(p) if p.master.reloads > before.master.reloads => Ok(Ok(p)),
-                Ok(p) => Ok(Err(format!(
-                    "the master has done {} reloads, waiting for {}",
-                    p.master.reloads,
-                    before.master.reloads + 1
-                ))),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::Unavailable | ErrorKind::Corrupt | ErrorKind::NotFound
-                    ) =>
-                {
-                    Ok(Err(e.to_string()))
-                }
-                Err(e) => Err(e),
-            }
-        })
-        .await?;
-        let old: Vec<u32> = before.workers.iter().map(|w| w.pid).collect();
-        let new: Vec<u32> = after
-            .workers
-            .iter()
-            .map(|w| w.pid)
-            .filter(|p| !old.contains(p))
-            .collect();
-        if after.failed_reloads > 0 || new.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Failed,
-                "haproxy.reload",
-                target,
-                format!(
-                    "HAProxy refused the reload ({} failed); the old worker(s) {:?} still serve with the \
-                     previous configuration",
-                    after.failed_reloads,
-                    after.workers.iter().map(|w| w.pid).collect::<Vec<_>>()
-                ),
-            )
-            .with_hint("run `haproxy -c -f <config>` to see what is wrong with the configuration"));
-        }
-        // The new worker owns the admin socket once it answers; only then do commands reach it.
-        let remaining = deadline.saturating_sub(started.elapsed()).max(POLL);
-        poll_until("haproxy.reload", &target, remaining, POLL * 5, || async {
-            Ok(match self.api.show_stat().await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(e.to_string()),
-            })
-        })
-        .await?;
-        Ok(ReloadReport {
-            old_workers: old,
-            new_workers: new,
-            took: started.elapsed(),
-        })
-    }
-}
-
-/// Polls a condition back to back for its first tries (each try is a socket round trip, ~0.2 ms, which
-/// paces it), then every [`POLL`]: tokio's timer cannot wait less than a millisecond, and HAProxy applies a
-/// state change within an event-loop turn, so the first few immediate tries usually see it.
-async fn poll_fast<F, Fut>(operation: &str, target: &str, deadline: Duration, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<std::result::Result<(), String>>>,
-{
-    let started = Instant::now();
-    let mut attempt = 0u32;
-    loop {
-        let why = match check().await? {
-            Ok(()) => return Ok(()),
-            Err(why) => why,
-        };
-        if started.elapsed() >= deadline {
-            return Err(Error::new(
-                ErrorKind::Timeout,
-                operation,
-                target,
-                format!("not done after {deadline:?}: {why}"),
-            ));
-        }
-        if attempt < 20 {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(POLL).await;
-        }
-        attempt = attempt.saturating_add(1);
     }
 }
 

@@ -28,12 +28,18 @@
 mod client;
 mod command;
 pub mod config;
+mod files;
 mod haproxy;
+mod reload;
 pub mod stat;
+mod switch;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use client::{RuntimeApi, Socket};
 pub use command::{Command, Weight, validate_name};
 pub use config::{ConfigInstaller, ProxyConfig, ServerSpec};
-pub use haproxy::{Haproxy, MapFile, ReloadReport, StateFile, SwitchReport, map_file_text, status_of};
+pub use files::{MapFile, StateFile, map_file_text};
+pub use haproxy::{Haproxy, status_of};
+pub use reload::ReloadReport;
+pub use switch::SwitchReport;

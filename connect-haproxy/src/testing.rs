@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 
 use crate::client::RuntimeApi;
 use crate::config::{ConfigInstaller, ProxyConfig};
-use crate::haproxy::{Haproxy, StateFile};
+use crate::files::StateFile;
+use crate::haproxy::Haproxy;
 
 /// Finds haproxy; with `CONNECT_REAL_TESTS=1` a missing haproxy fails the test.
 pub fn require_haproxy(test: &str) -> Option<PathBuf> {
