@@ -35,6 +35,7 @@ pub mod database;
 pub mod engine;
 mod error;
 pub mod host;
+pub mod local;
 pub mod memory;
 pub mod model;
 pub mod router;
@@ -47,6 +48,7 @@ pub use cache::Cache;
 pub use database::DatabaseCluster;
 pub use error::{Error, ErrorKind, Result};
 pub use host::Host;
+pub use local::LocalHost;
 pub use router::TrafficRouter;
 pub use runtime::ContainerRuntime;
 
