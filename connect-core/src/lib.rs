@@ -40,6 +40,8 @@ pub mod memory;
 pub mod model;
 pub mod router;
 pub mod runtime;
+#[cfg(feature = "ssh")]
+pub mod ssh;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wait;
