@@ -38,6 +38,7 @@ pub mod host;
 pub mod local;
 pub mod memory;
 pub mod model;
+pub mod preflight;
 pub mod router;
 pub mod runtime;
 #[cfg(feature = "ssh")]
