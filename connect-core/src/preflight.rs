@@ -134,49 +134,30 @@ fn now_secs() -> f64 {
 pub async fn preflight(host: &dyn Host, config: &PreflightConfig) -> HostPreflight {
     let mut report = HostPreflight::default();
     let started = std::time::Instant::now();
-    let local_before = now_secs();
-    let probe = tokio::time::timeout(config.timeout, host.run(&Command::new(["date", "+%s.%N"]))).await;
-    let local_after = now_secs();
+    let probe = tokio::time::timeout(config.timeout, host.run(&Command::new(["true"]))).await;
     let rtt_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let out = match probe {
-        Ok(Ok(out)) if out.success() => out,
-        Ok(Ok(out)) => {
-            report.checks.push(check(
-                HostCheckKind::Reachable,
-                "",
-                CheckStatus::Fail,
-                None,
-                format!(
-                    "`date` failed on the server: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            ));
-            return report;
-        }
-        Ok(Err(e)) => {
-            report.checks.push(check(
-                HostCheckKind::Reachable,
-                "",
-                CheckStatus::Fail,
-                None,
-                e.to_string(),
-            ));
-            return report;
-        }
-        Err(_) => {
-            report.checks.push(check(
-                HostCheckKind::Reachable,
-                "",
-                CheckStatus::Fail,
-                None,
-                format!(
-                    "no answer within {:?}; check the network and sshd",
-                    config.timeout
-                ),
-            ));
-            return report;
-        }
+    let failure = match probe {
+        Ok(Ok(out)) if out.success() => None,
+        Ok(Ok(out)) => Some(format!(
+            "`true` failed on the server: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!(
+            "no answer within {:?}; check the network and sshd",
+            config.timeout
+        )),
     };
+    if let Some(detail) = failure {
+        report.checks.push(check(
+            HostCheckKind::Reachable,
+            "",
+            CheckStatus::Fail,
+            None,
+            detail,
+        ));
+        return report;
+    }
     report.checks.push(check(
         HostCheckKind::Reachable,
         "",
@@ -252,7 +233,13 @@ pub async fn preflight(host: &dyn Host, config: &PreflightConfig) -> HostPreflig
             .push(docker_ping(host, socket, config.timeout).await);
     }
 
-    let text = out.stdout_text();
+    let local_before = now_secs();
+    let clock = tokio::time::timeout(config.timeout, host.run(&Command::new(["date", "+%s.%N"]))).await;
+    let local_after = now_secs();
+    let text = match clock {
+        Ok(Ok(out)) if out.success() => out.stdout_text(),
+        _ => String::new(),
+    };
     match text.trim().parse::<f64>() {
         Ok(remote) => {
             let skew_ms = (remote - (local_before + local_after) / 2.0) * 1000.0;
