@@ -179,7 +179,7 @@ async fn main() {
     let (ours_s, scp_s) = (best(&ours), best(&scp));
     let transfer_ratio_vs_scp = scp_s / ours_s;
     println!(
-        "upload {mib:.0} MiB: SshHost {ours_s:.2} s ({:.0} MiB/s, sha256-verified, fsynced), scp {scp_s:.2} s ({:.0} MiB/s)",
+        "upload {mib:.0} MiB: SshHost {ours_s:.2} s ({:.0} MiB/s, cksum-verified, fsynced), scp {scp_s:.2} s ({:.0} MiB/s)",
         mib / ours_s,
         mib / scp_s
     );
@@ -199,7 +199,7 @@ async fn main() {
     }
     assert_eq!(total, TRANSFER_BYTES);
     println!(
-        "download {mib:.0} MiB: SshHost {:.2} s (sha256-verified)",
+        "download {mib:.0} MiB: SshHost {:.2} s (cksum-verified)",
         t.elapsed().as_secs_f64()
     );
     assert_eq!(host.connections_opened(), 1);

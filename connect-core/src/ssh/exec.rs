@@ -131,7 +131,7 @@ pub(crate) fn script_error(operation: &str, target: &str, out: &Output) -> Error
         ),
         Some(127) => (
             ErrorKind::Unsupported,
-            Some("the server lacks a POSIX shell or coreutils (sh, tee, sha256sum, stat, mv)"),
+            Some("the server lacks a POSIX shell or coreutils (sh, tee, cksum, stat, mv, mkfifo)"),
         ),
         _ => (ErrorKind::Failed, None),
     };

@@ -324,7 +324,7 @@ impl Host for SshHost {
         if !out.success() {
             return Err(exec::script_error("host.put_file", path, &out));
         }
-        let (written, local_sum) = match sent {
+        let (local_sum, written) = match sent {
             Some(Ok(v)) => v,
             Some(Err(e)) => {
                 let _ = self
@@ -351,7 +351,7 @@ impl Host for SshHost {
             }
         };
         let receipt = transfer::parse_receipt(&out);
-        if receipt != Some((local_sum.clone(), written)) {
+        if receipt != Some((local_sum, written, written)) {
             let _ = self
                 .script(&session, transfer::DISCARD, &[&temp], "host.put_file", path)
                 .await;
@@ -359,7 +359,7 @@ impl Host for SshHost {
                 ErrorKind::Corrupt,
                 "host.put_file",
                 path,
-                format!("the server received something else: sent {written} bytes sha256 {local_sum}, server reports {receipt:?}"),
+                format!("the server stored something else: sent {written} bytes with cksum {local_sum}, the server reports (cksum, received, stored) {receipt:?}"),
             )
             .with_hint("check the server's disk (full?) and retry"));
         }
