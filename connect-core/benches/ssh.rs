@@ -2,6 +2,11 @@
 //! fresh `ssh` process per command (the runbook's way), and upload throughput against `scp`.
 //!
 //! `cargo bench -p connect-core --bench ssh`; the last line is JSON.
+//!
+//! Both latency figures include the server's per-session cost: sshd forks and the login shell starts,
+//! reading the user's rc files (bash reads `~/.bashrc` when run by sshd). A heavy `~/.bashrc` (e.g. `pyenv
+//! init`) adds the same fixed cost to both and shrinks the ratio; `CONNECT_BENCH_SSH_USER=<user>` measures
+//! latency as another local user (the test sshd's authorized_keys applies to any user).
 
 use std::path::Path;
 use std::process::Command as Process;
@@ -109,14 +114,24 @@ async fn main() {
         "20 mixed operations (run, put, get, df, tunnel): sshd accepted {sshd_connections} TCP connection(s)"
     );
 
+    let latency_user = std::env::var("CONNECT_BENCH_SSH_USER").unwrap_or_else(|_| sshd.user().to_string());
+    let latency_host = if latency_user == sshd.user() {
+        host.clone()
+    } else {
+        let mut config = sshd.config();
+        config.user = latency_user.clone();
+        SshHost::connect(config)
+            .await
+            .expect("connect as the latency user")
+    };
     let true_cmd = Command::new(["true"]);
     for _ in 0..5 {
-        host.run(&true_cmd).await.expect("warm up");
+        latency_host.run(&true_cmd).await.expect("warm up");
     }
     let mut shared = Vec::new();
     for _ in 0..100 {
         let t = Instant::now();
-        host.run(&true_cmd).await.expect("run");
+        latency_host.run(&true_cmd).await.expect("run");
         shared.push(t.elapsed());
     }
     let exec_p50_ms = p50(shared);
@@ -127,7 +142,7 @@ async fn main() {
         let out = Process::new("ssh")
             .args(ssh_args(&sshd))
             .args(["-p", &sshd.port().to_string()])
-            .arg(format!("{}@127.0.0.1", sshd.user()))
+            .arg(format!("{latency_user}@127.0.0.1"))
             .arg("true")
             .output()
             .expect("ssh");
@@ -137,7 +152,7 @@ async fn main() {
     let ssh_process_p50_ms = p50(fresh);
     let speedup = ssh_process_p50_ms / exec_p50_ms;
     println!(
-        "`true`: shared connection p50 {exec_p50_ms:.2} ms, fresh ssh process p50 {ssh_process_p50_ms:.2} ms ({speedup:.1}x)"
+        "`true` as {latency_user}: shared connection p50 {exec_p50_ms:.2} ms, fresh ssh process p50 {ssh_process_p50_ms:.2} ms ({speedup:.1}x)"
     );
 
     let source = scratch.join("source.bin");

@@ -44,6 +44,12 @@ impl Sshd {
         keygen(&d.join("host_ed25519"), "ed25519", "");
         keygen(&d.join("client_ed25519"), "ed25519", "");
         std::fs::copy(d.join("client_ed25519.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        // sshd reads authorized_keys as the user logging in: let any local user reach it (private keys
+        // stay 0600).
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [(d.to_path_buf(), 0o755), (d.join("authorized_keys"), 0o644)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
         let port = super::free_port();
         let user = current_user();
         let config = format!(
