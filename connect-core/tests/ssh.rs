@@ -554,3 +554,29 @@ async fn arguments_arrive_exactly_through_the_remote_shell() {
     result.expect("every argument arrived unchanged");
     assert!(!std::path::Path::new("/tmp/connect-pwned").exists());
 }
+
+#[tokio::test]
+async fn a_download_dropped_midway_frees_its_session() {
+    let Some((sshd, host)) = server("download_dropped").await else {
+        return;
+    };
+    let path = sshd.dir().join("twenty.bin");
+    std::fs::write(&path, vec![7u8; 20 * 1024 * 1024]).expect("write");
+    let path = path.to_str().expect("utf-8").to_string();
+    // More abandoned downloads than sshd's MaxSessions (10): each must give its session back.
+    for _ in 0..12 {
+        let mut reader = host.get_file(&path).await.expect("download");
+        let mut buf = [0u8; 4096];
+        reader.read_exact(&mut buf).await.expect("first bytes");
+        assert_eq!(buf, [7u8; 4096]);
+    }
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        host.run(&Command::new(["echo", "still serving"])),
+    )
+    .await
+    .expect("no session leak")
+    .expect("run");
+    assert_eq!(out.stdout_text(), "still serving\n");
+    assert_eq!(host.connections_opened(), 1);
+}

@@ -192,11 +192,12 @@ pub(crate) async fn start_download(
     let (queue, reader) = mpsc::channel::<io::Result<Bytes>>(8);
     let path = path.to_string();
     tokio::spawn(async move {
-        let _keep_open = (tx, permit);
+        let _permit = permit;
         let mut hasher = Cksum::new();
         let rest = first.slice(1..);
         hasher.update(&rest);
         if !rest.is_empty() && queue.send(Ok(rest)).await.is_err() {
+            let _ = tx.close().await;
             return;
         }
         let mut status = None;
@@ -207,7 +208,9 @@ pub(crate) async fn start_download(
                 ChannelMsg::Data { data } => {
                     hasher.update(&data);
                     if queue.send(Ok(data)).await.is_err() {
-                        return; // the reader was dropped
+                        // The reader was dropped: close the channel so the server stops sending.
+                        let _ = tx.close().await;
+                        return;
                     }
                 }
                 ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
