@@ -94,19 +94,44 @@ pub(crate) async fn send_stream(
 ) -> io::Result<(u32, u64)> {
     let mut writer = tx.make_writer();
     let mut hasher = Cksum::new();
-    let mut buf = vec![0u8; COPY_BUFFER];
-    loop {
-        let n = data.read(&mut buf).await?;
-        if n == 0 {
-            break;
+    // Reading the source overlaps with sending: two buffers in flight, so memory stays constant.
+    let (chunks, mut ready) = mpsc::channel::<io::Result<Vec<u8>>>(2);
+    let reading = tokio::spawn(async move {
+        loop {
+            let mut buf = vec![0u8; COPY_BUFFER];
+            match data.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if chunks.send(Ok(buf)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = chunks.send(Err(e)).await;
+                    return;
+                }
+            }
         }
-        hasher.update(&buf[..n]);
-        writer.write_all(&buf[..n]).await?;
+    });
+    let _stop_reading = AbortOnDrop(reading);
+    while let Some(chunk) = ready.recv().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        writer.write_all(&chunk).await?;
     }
     writer.flush().await?;
     drop(writer);
     tx.eof().await.map_err(io::Error::other)?;
     Ok(hasher.finish())
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Parses the receiving script's `CKSUM STREAM_SIZE FILE_SIZE` line.
