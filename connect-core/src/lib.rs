@@ -36,10 +36,14 @@ pub mod engine;
 mod error;
 pub mod host;
 pub mod layers;
+pub mod local;
 pub mod memory;
 pub mod model;
+pub mod preflight;
 pub mod router;
 pub mod runtime;
+#[cfg(feature = "ssh")]
+pub mod ssh;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wait;
@@ -48,6 +52,7 @@ pub use cache::Cache;
 pub use database::DatabaseCluster;
 pub use error::{Error, ErrorKind, Result};
 pub use host::Host;
+pub use local::LocalHost;
 pub use router::TrafficRouter;
 pub use runtime::ContainerRuntime;
 

@@ -50,3 +50,9 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("bind 127.0.0.1:0")
 }
+
+mod proxy;
+mod sshd;
+
+pub use proxy::TcpProxy;
+pub use sshd::Sshd;

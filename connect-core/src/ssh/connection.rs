@@ -1,0 +1,340 @@
+//! Opening and authenticating the one SSH connection: host key check, key file or agent, timeouts.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use russh::client;
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+
+use super::SshConfig;
+use super::known_hosts::{self, Verdict};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The russh handle of an authenticated connection.
+pub(crate) type Session = client::Handle<Client>;
+
+/// russh's callbacks: only the server key check matters to us.
+pub(crate) struct Client {
+    host: String,
+    port: u16,
+    known_hosts: PathBuf,
+    trust_on_first_use: bool,
+    /// Why the key was refused; russh only reports "unknown key".
+    refusal: Arc<Mutex<Option<Error>>>,
+}
+
+impl Client {
+    fn judge(&self, key: &russh::keys::PublicKey) -> Result<()> {
+        let file = self.known_hosts.display().to_string();
+        let fingerprint = known_hosts::fingerprint(key);
+        let pattern = known_hosts::host_pattern(&self.host, self.port);
+        match known_hosts::check(&self.known_hosts, &self.host, self.port, key)? {
+            Verdict::Known => Ok(()),
+            Verdict::Unknown if self.trust_on_first_use => {
+                tracing::warn!(host = %pattern, %fingerprint, file = %file, "trusting a new host key on first use");
+                known_hosts::learn(&self.known_hosts, &self.host, self.port, key)
+            }
+            Verdict::Unknown => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "ssh.connect",
+                &pattern,
+                format!("the host is not in {file} (its {} key is {fingerprint})", key.algorithm()),
+            )
+            .with_hint(format!(
+                "check the fingerprint out of band, then add it: `ssh-keyscan -p {} {} >> {file}`, or opt into trust on first use",
+                self.port, self.host
+            ))),
+            Verdict::Changed { line } => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "ssh.connect",
+                &pattern,
+                format!(
+                    "the host key CHANGED: {file}:{line} records another {} key; the server shows {fingerprint}. Someone may be intercepting the connection",
+                    key.algorithm()
+                ),
+            )
+            .with_hint(format!(
+                "if the server was really reinstalled, remove line {line} of {file} (`ssh-keygen -R '{pattern}' -f {file}`) and verify the new key"
+            ))),
+            Verdict::Revoked { line } => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "ssh.connect",
+                &pattern,
+                format!("the host key {fingerprint} is marked @revoked at {file}:{line}"),
+            )
+            .with_hint("the server must get a new host key")),
+        }
+    }
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let verdict = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.judge(key),
+            PublicKeyOrCertificate::Certificate(_) => Err(Error::new(
+                ErrorKind::Unsupported,
+                "ssh.connect",
+                &self.host,
+                "the server presented a host certificate",
+            )),
+        };
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                if let Ok(mut slot) = self.refusal.lock() {
+                    *slot = Some(e);
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Reads the private key before any network traffic, so a missing file or wrong passphrase fails at once.
+pub(crate) fn load_key(config: &SshConfig) -> Result<Option<Arc<PrivateKey>>> {
+    let Some(path) = &config.key_file else {
+        return Ok(None);
+    };
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let (kind, hint) = match e.kind() {
+            std::io::ErrorKind::NotFound => (
+                ErrorKind::InvalidInput,
+                "give the path of an existing private key (e.g. ~/.ssh/id_ed25519), or create one with ssh-keygen",
+            ),
+            std::io::ErrorKind::PermissionDenied => (
+                ErrorKind::PermissionDenied,
+                "make the key readable by this user (chmod 600, owned by you)",
+            ),
+            _ => (ErrorKind::InvalidInput, "check the key file"),
+        };
+        Error::new(kind, "ssh.load_key", &shown, format!("cannot read the key file: {e}"))
+            .with_hint(hint)
+            .with_source(e)
+    })?;
+    let key = russh::keys::decode_secret_key(&text, config.passphrase.as_deref()).map_err(|e| {
+        let (msg, hint) = match (&e, &config.passphrase) {
+            (russh::keys::Error::KeyIsEncrypted, _) => (
+                "the key is encrypted".to_string(),
+                "give its passphrase (SshConfig::passphrase) or use an ssh-agent",
+            ),
+            (_, Some(_)) => (
+                format!("cannot decrypt or decode the key: {e}"),
+                "check the passphrase and that the file is an OpenSSH or PEM private key",
+            ),
+            (_, None) => (
+                format!("not a private key this SDK can read: {e}"),
+                "give an OpenSSH or PEM private key (ed25519, RSA or ECDSA), not the .pub file",
+            ),
+        };
+        Error::new(ErrorKind::InvalidInput, "ssh.load_key", &shown, msg).with_hint(hint)
+    })?;
+    Ok(Some(Arc::new(key)))
+}
+
+fn russh_config(config: &SshConfig) -> client::Config {
+    // AES-GCM runs on the CPU's AES instructions; it moves files faster than ChaCha20 here.
+    let preferred = russh::Preferred {
+        cipher: std::borrow::Cow::Owned(vec![
+            russh::cipher::AES_256_GCM,
+            russh::cipher::CHACHA20_POLY1305,
+            russh::cipher::AES_256_CTR,
+        ]),
+        ..russh::Preferred::default()
+    };
+    client::Config {
+        keepalive_interval: Some(config.keepalive_interval),
+        keepalive_max: config.keepalive_max,
+        window_size: 16 * 1024 * 1024,
+        nodelay: true,
+        preferred,
+        ..client::Config::default()
+    }
+}
+
+/// Opens, checks and authenticates a new connection.
+pub(crate) async fn open(config: &SshConfig) -> Result<Session> {
+    let key = load_key(config)?;
+    if key.is_none() && config.agent.is_none() {
+        return Err(Error::invalid(
+            "ssh.connect",
+            config.target(),
+            "no key file and no ssh-agent to authenticate with",
+        )
+        .with_hint("give a key file (SshConfig::key_file) or start ssh-agent and set SSH_AUTH_SOCK"));
+    }
+    let refusal = Arc::new(Mutex::new(None));
+    let handler = Client {
+        host: config.host.clone(),
+        port: config.port,
+        known_hosts: config.known_hosts.clone(),
+        trust_on_first_use: config.trust_on_first_use,
+        refusal: refusal.clone(),
+    };
+    let target = config.target();
+    let connecting = client::connect(
+        Arc::new(russh_config(config)),
+        (config.host.as_str(), config.port),
+        handler,
+    );
+    let mut session = match tokio::time::timeout(config.connect_timeout, connecting).await {
+        Err(_) => {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "ssh.connect",
+                &target,
+                format!("no SSH handshake within {:?}", config.connect_timeout),
+            )
+            .with_hint("check the host and port, that sshd runs there, and that no firewall drops packets"));
+        }
+        Ok(Err(e)) => {
+            if let Some(refused) = refusal.lock().ok().and_then(|mut s| s.take()) {
+                return Err(refused);
+            }
+            return Err(connect_error(&target, config, e));
+        }
+        Ok(Ok(s)) => s,
+    };
+    match tokio::time::timeout(config.auth_timeout, authenticate(&mut session, config, key)).await {
+        Ok(Ok(())) => Ok(session),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            "ssh.auth",
+            &target,
+            format!("authentication took longer than {:?}", config.auth_timeout),
+        )
+        .with_hint("check the ssh-agent answers, and the server's auth logs")),
+    }
+}
+
+fn connect_error(target: &str, config: &SshConfig, e: russh::Error) -> Error {
+    let (kind, hint) = match &e {
+        russh::Error::IO(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => (
+            ErrorKind::Unavailable,
+            format!(
+                "nothing listens on {}:{}: check the port (sshd's `Port`) and that sshd runs",
+                config.host, config.port
+            ),
+        ),
+        russh::Error::IO(io) if io.kind() == std::io::ErrorKind::NotFound => (
+            ErrorKind::Unavailable,
+            format!("the name {} does not resolve: check the host name", config.host),
+        ),
+        russh::Error::IO(_) => (
+            ErrorKind::Unavailable,
+            "check the network path to the server".to_string(),
+        ),
+        russh::Error::Version | russh::Error::Disconnect | russh::Error::HUP => (
+            ErrorKind::Unavailable,
+            "the peer closed the connection during the handshake: is this port really sshd?".to_string(),
+        ),
+        russh::Error::NoCommonAlgo { .. } => (
+            ErrorKind::Refused,
+            "the server offers no algorithm in common; update the server's OpenSSH".to_string(),
+        ),
+        _ => (
+            ErrorKind::Unavailable,
+            "retry; check the server's sshd log".to_string(),
+        ),
+    };
+    Error::new(
+        kind,
+        "ssh.connect",
+        target,
+        format!("cannot open the SSH connection: {e}"),
+    )
+    .with_hint(hint)
+    .with_source(e)
+}
+
+async fn authenticate(session: &mut Session, config: &SshConfig, key: Option<Arc<PrivateKey>>) -> Result<()> {
+    let target = config.target();
+    let lost = |e: russh::Error| {
+        Error::new(
+            ErrorKind::Unavailable,
+            "ssh.auth",
+            &target,
+            format!("the connection broke: {e}"),
+        )
+        .with_source(e)
+    };
+    let mut tried = Vec::new();
+    if let Some(key) = key {
+        let hash = if key.algorithm().is_rsa() {
+            session.best_supported_rsa_hash().await.map_err(lost)?.flatten()
+        } else {
+            None
+        };
+        let result = session
+            .authenticate_publickey(&config.user, PrivateKeyWithHashAlg::new(key.clone(), hash))
+            .await
+            .map_err(lost)?;
+        if result.success() {
+            return Ok(());
+        }
+        tried.push(format!(
+            "key {} ({})",
+            config
+                .key_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            known_hosts::fingerprint(key.public_key())
+        ));
+    }
+    if let Some(socket) = &config.agent {
+        let mut agent = russh::keys::agent::client::AgentClient::connect_uds(socket)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "ssh.auth",
+                    &target,
+                    format!("cannot reach the ssh-agent at {}: {e}", socket.display()),
+                )
+                .with_hint("start ssh-agent and export SSH_AUTH_SOCK, or give a key file")
+            })?;
+        let identities = agent.request_identities().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                "ssh.auth",
+                &target,
+                format!("the ssh-agent failed: {e}"),
+            )
+        })?;
+        for identity in identities {
+            let public = identity.public_key().into_owned();
+            let hash = if public.algorithm().is_rsa() {
+                session.best_supported_rsa_hash().await.map_err(lost)?.flatten()
+            } else {
+                None
+            };
+            match session
+                .authenticate_publickey_with(&config.user, public.clone(), hash, &mut agent)
+                .await
+            {
+                Ok(r) if r.success() => return Ok(()),
+                Ok(_) | Err(_) => tried.push(format!("agent key {}", known_hosts::fingerprint(&public))),
+            }
+        }
+        if tried.is_empty() {
+            tried.push("the ssh-agent (it holds no keys)".to_string());
+        }
+    }
+    Err(Error::new(
+        ErrorKind::PermissionDenied,
+        "ssh.auth",
+        &target,
+        format!("the server refused {}", tried.join(", ")),
+    )
+    .with_hint(format!(
+        "add the public key to ~{}/.ssh/authorized_keys on {} (ssh-copy-id), or check the user name",
+        config.user, config.host
+    )))
+}

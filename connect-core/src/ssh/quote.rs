@@ -1,0 +1,107 @@
+//! Quoting an argv for the remote shell: sshd hands the command line to the user's login shell, so every
+//! argument is single-quoted and arrives exactly as given, whatever it contains.
+
+use crate::error::Result;
+use crate::host::Command;
+
+/// Characters that mean nothing to a POSIX shell; an argument made only of them needs no quotes.
+fn is_plain(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c)
+}
+
+/// Quotes one argument for a POSIX shell (sh, dash, bash, zsh).
+pub fn quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(is_plain) {
+        return arg.to_string();
+    }
+    // Inside single quotes nothing is special except the closing quote, which is written as '\''.
+    let mut out = String::with_capacity(arg.len() + 2);
+    out.push('\'');
+    for c in arg.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The command line for a [`Command`]: every argument quoted. Refuses what no program can receive (NUL).
+pub fn command_line(command: &Command) -> Result<String> {
+    command.validate()?;
+    Ok(command
+        .argv
+        .iter()
+        .map(|a| quote(a))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// The command line that runs a fixed POSIX `script` with `args` as `$1`, `$2`…: the script is ours, the
+/// arguments are data and never parsed as code.
+pub fn script_line(script: &str, args: &[&str]) -> Result<String> {
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        script.to_string(),
+        "sh".to_string(),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    command_line(&Command::new(argv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn plain_words_stay_bare_and_the_rest_is_quoted() {
+        assert_eq!(quote("docker"), "docker");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
+
+    #[test]
+    fn nul_is_refused() {
+        let e = command_line(&Command::new(["echo", "a\0b"])).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+    }
+
+    /// Runs the quoted line through the local `sh` and reads back the arguments `printf` received.
+    fn through_sh(args: &[String]) -> Vec<String> {
+        let mut argv = vec!["printf".to_string(), "%s\\0".to_string()];
+        argv.extend(args.iter().cloned());
+        let line = command_line(&Command::new(argv)).expect("valid");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .expect("run sh");
+        assert!(out.status.success(), "{line}: {out:?}");
+        let text = String::from_utf8(out.stdout).expect("utf-8 back");
+        let mut got: Vec<String> = text.split('\0').map(str::to_string).collect();
+        got.pop();
+        got
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn arbitrary_arguments_arrive_exactly(args in proptest::collection::vec(
+            prop_oneof![
+                "[^\\x00]{0,24}",
+                Just("$(touch /tmp/pwned)".to_string()),
+                Just("a'b\"c`d`\\e".to_string()),
+                Just("*; ls\n#".to_string()),
+                Just("ünïcødé ☃".to_string()),
+            ],
+            1..6,
+        )) {
+            prop_assert_eq!(through_sh(&args), args);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! A TCP proxy on 127.0.0.1 that counts the connections it carries and can cut them all, to test what a
+//! client does when its connection dies mid-operation.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A counting, cuttable TCP proxy to a port on 127.0.0.1. Stops on drop.
+#[derive(Debug)]
+pub struct TcpProxy {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    acceptor: JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Listens on a free port of 127.0.0.1 and forwards every connection to `127.0.0.1:target`.
+    pub async fn start(target: u16) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (count, held) = (accepted.clone(), links.clone());
+        let acceptor = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await {
+                        let _ = client.set_nodelay(true);
+                        let _ = server.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                if let Ok(mut l) = held.lock() {
+                    l.push(link);
+                }
+            }
+        });
+        Ok(TcpProxy {
+            port,
+            accepted,
+            links,
+            acceptor,
+        })
+    }
+
+    /// The proxy's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// How many TCP connections the proxy has accepted.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Drops every connection carried so far, as a dead network or a killed peer would.
+    pub fn cut(&self) {
+        if let Ok(mut l) = self.links.lock() {
+            for link in l.drain(..) {
+                link.abort();
+            }
+        }
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+        self.cut();
+    }
+}

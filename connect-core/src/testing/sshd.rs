@@ -1,0 +1,208 @@
+//! Debian's OpenSSH server on 127.0.0.1 for tests: its own temp dir, free port, host key, authorized_keys
+//! and config; stopped on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `sshd -D -e -f <own config>`.
+#[derive(Debug)]
+pub struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+    user: String,
+}
+
+fn keygen(path: &Path, kind: &str, passphrase: &str) {
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", kind, "-N", passphrase, "-C", "connect-ops-test", "-f"])
+        .arg(path);
+    if kind == "rsa" {
+        cmd.args(["-b", "2048"]);
+    }
+    let out = cmd.output().expect("run ssh-keygen");
+    assert!(out.status.success(), "ssh-keygen failed: {out:?}");
+}
+
+impl Sshd {
+    /// Starts sshd with `MaxSessions` as OpenSSH ships it (10). `None` (with a loud SKIP) when sshd is not
+    /// installed and real tests are not required.
+    pub async fn start(test: &str) -> Option<Sshd> {
+        Sshd::start_with(test, "").await
+    }
+
+    /// Starts sshd with extra config lines.
+    pub async fn start_with(test: &str, extra_config: &str) -> Option<Sshd> {
+        let sshd = super::require_program(test, "sshd", &["/usr/sbin/sshd"])?;
+        super::require_program(test, "ssh-keygen", &["/usr/bin/ssh-keygen"])?;
+        let dir = tempfile::Builder::new()
+            .prefix("connect-sshd-")
+            .tempdir()
+            .expect("temp dir");
+        let d = dir.path();
+        keygen(&d.join("host_ed25519"), "ed25519", "");
+        keygen(&d.join("client_ed25519"), "ed25519", "");
+        std::fs::copy(d.join("client_ed25519.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        // sshd reads authorized_keys as the user logging in: let any local user reach it (private keys
+        // stay 0600).
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [(d.to_path_buf(), 0o755), (d.join("authorized_keys"), 0o644)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        let port = super::free_port();
+        let user = current_user();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPubkeyAuthentication yes\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             PermitRootLogin prohibit-password\nAllowTcpForwarding yes\nAllowStreamLocalForwarding yes\n\
+             Subsystem sftp /usr/lib/openssh/sftp-server\nLogLevel VERBOSE\nMaxStartups 100\n{extra_config}\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).expect("write sshd_config");
+        // sshd running as root insists on its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let log = std::fs::File::create(d.join("sshd.log")).expect("log file");
+        let child = Command::new(sshd)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sshd");
+        let mut server = Sshd {
+            dir,
+            port,
+            child,
+            user,
+        };
+        let log_path = server.log_path();
+        let ready = crate::wait::poll_until(
+            "sshd.start",
+            "127.0.0.1",
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let exited = server.child.try_wait().ok().flatten();
+                async move {
+                    if log.contains("Server listening on") {
+                        Ok(Ok(()))
+                    } else if let Some(status) = exited {
+                        Ok(Err(format!("sshd exited ({status}): {log}")))
+                    } else {
+                        Ok(Err(log))
+                    }
+                }
+            },
+        )
+        .await;
+        if let Err(e) = ready {
+            panic!("sshd did not start: {e}");
+        }
+        Some(server)
+    }
+
+    /// sshd's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The user the tests log in as (whoever runs them).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The server's temp dir (config, keys, log); tests may use it as scratch space.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The authorized client key (ed25519, no passphrase).
+    pub fn client_key(&self) -> PathBuf {
+        self.dir().join("client_ed25519")
+    }
+
+    /// The server's public host key line (`ssh-ed25519 AAAA... comment`).
+    pub fn host_key_line(&self) -> String {
+        std::fs::read_to_string(self.dir().join("host_ed25519.pub"))
+            .expect("host key")
+            .trim()
+            .to_string()
+    }
+
+    /// A known_hosts file that lists this server (written on first call).
+    pub fn known_hosts(&self) -> PathBuf {
+        let path = self.dir().join("known_hosts");
+        if !path.exists() {
+            let line = format!("[127.0.0.1]:{} {}\n", self.port, self.host_key_line());
+            std::fs::write(&path, line).expect("write known_hosts");
+        }
+        path
+    }
+
+    /// Generates a new client key (`kind`: ed25519, rsa, ecdsa) with an optional passphrase; with
+    /// `authorize` it is added to authorized_keys. Returns the private key's path.
+    pub fn new_client_key(&self, name: &str, kind: &str, passphrase: &str, authorize: bool) -> PathBuf {
+        let path = self.dir().join(name);
+        keygen(&path, kind, passphrase);
+        if authorize {
+            let public = std::fs::read_to_string(path.with_extension("pub"))
+                .or_else(|_| std::fs::read_to_string(format!("{}.pub", path.display())))
+                .expect("public key");
+            let mut keys =
+                std::fs::read_to_string(self.dir().join("authorized_keys")).expect("authorized_keys");
+            keys.push_str(&public);
+            std::fs::write(self.dir().join("authorized_keys"), keys).expect("authorized_keys");
+        }
+        path
+    }
+
+    /// The sshd log (`-e`, LogLevel VERBOSE).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir().join("sshd.log")
+    }
+
+    /// TCP connections sshd accepted so far (its `Connection from` log lines).
+    pub fn accepted_connections(&self) -> usize {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .matches("Connection from ")
+            .count()
+    }
+
+    /// A client configuration for this server: its key, its known_hosts, no agent, short timeouts.
+    #[cfg(feature = "ssh")]
+    pub fn config(&self) -> crate::ssh::SshConfig {
+        crate::ssh::SshConfig::new("127.0.0.1", self.user.clone())
+            .port(self.port)
+            .key_file(self.client_key())
+            .known_hosts(self.known_hosts())
+            .no_agent()
+            .connect_timeout(Duration::from_secs(5))
+            .auth_timeout(Duration::from_secs(5))
+    }
+}
+
+fn current_user() -> String {
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|u| !u.is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".to_string())
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
