@@ -18,6 +18,7 @@
 //! ```
 
 pub mod demo_app;
+pub mod demo_image;
 pub mod http;
 pub mod load;
 #[cfg(feature = "testing")]
