@@ -218,9 +218,22 @@ impl Tally {
     }
 }
 
+#[derive(Default)]
+struct Phases {
+    names: Vec<String>,
+    pending: Vec<u64>,
+}
+
+impl Shared {
+    fn book(&self) -> std::sync::MutexGuard<'_, Phases> {
+        self.phases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 struct Shared {
-    phases: Mutex<Vec<String>>,
-    current: AtomicUsize,
+    // Names and requests without an outcome yet, per phase; one lock, so a request's phase and its pending
+    // count change together and a phase marked over can only see its pending count fall.
+    phases: Mutex<Phases>,
     sent: AtomicU64,
     answered: AtomicU64,
     running: AtomicUsize,
@@ -253,8 +266,10 @@ impl Load {
             ));
         }
         let shared = Arc::new(Shared {
-            phases: Mutex::new(vec![config.first_phase.clone()]),
-            current: AtomicUsize::new(0),
+            phases: Mutex::new(Phases {
+                names: vec![config.first_phase.clone()],
+                pending: vec![0],
+            }),
             sent: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             running: AtomicUsize::new(config.connections),
@@ -289,9 +304,18 @@ impl Load {
 
     /// Marks the start of a phase: requests sent from now on count in it.
     pub fn phase(&self, name: impl Into<String>) {
-        let mut phases = self.shared.phases.lock().unwrap_or_else(|p| p.into_inner());
-        phases.push(name.into());
-        self.shared.current.store(phases.len() - 1, Ordering::SeqCst);
+        let mut book = self.shared.book();
+        book.names.push(name.into());
+        book.pending.push(0);
+    }
+
+    /// Requests sent in the phase named `name` (its last marking) that have no outcome yet; `None` if no such
+    /// phase was marked. Once a later phase is marked this only falls, so waiting for 0 means every request of
+    /// that phase is counted, and what happens next cannot affect them.
+    pub fn pending(&self, name: &str) -> Option<u64> {
+        let book = self.shared.book();
+        let i = book.names.iter().rposition(|n| n == name)?;
+        book.pending.get(i).copied()
     }
 
     /// Requests that finished (answered or failed) so far, in all phases.
@@ -323,12 +347,7 @@ impl Load {
                 per_phase[i].merge(t);
             }
         }
-        let names = self
-            .shared
-            .phases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let names = self.shared.book().names.clone();
         let mut total = Tally::default();
         let mut phases = Vec::new();
         for (i, name) in names.into_iter().enumerate() {
@@ -369,7 +388,12 @@ async fn worker(
         if shared.sent.fetch_add(1, Ordering::SeqCst) >= config.max_requests {
             break;
         }
-        let phase = shared.current.load(Ordering::SeqCst);
+        let phase = {
+            let mut book = shared.book();
+            let i = book.names.len() - 1;
+            book.pending[i] += 1;
+            i
+        };
         if tallies.len() <= phase {
             tallies.resize(phase + 1, Tally::default());
         }
@@ -408,6 +432,7 @@ async fn worker(
         .await
         .unwrap_or(Err(Failure::Timeout));
         shared.answered.fetch_add(1, Ordering::SeqCst);
+        shared.book().pending[phase] -= 1;
         match outcome {
             Ok((response, latency)) => {
                 tally

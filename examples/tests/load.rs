@@ -50,8 +50,28 @@ async fn failures_are_counted_in_the_phase_that_caused_them() {
     load.phase("healthy");
     let mark = load.completed();
     wait_completed(&load, mark + 300).await;
-    // Requests sent while the switch is under way may be answered either way; they count in "switch".
+    // Requests sent while the switch is under way may be answered either way; they count in "switch". The
+    // switch waits until every request of "healthy" has its outcome, so none of them can see the new mode.
     load.phase("switch");
+    poll_until(
+        "wait phase settled",
+        "load",
+        Duration::from_secs(30),
+        Duration::from_millis(2),
+        || {
+            let pending = load.pending("healthy");
+            async move {
+                Ok(if pending == Some(0) {
+                    Ok(())
+                } else {
+                    Err(format!("{pending:?} pending"))
+                })
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(load.pending("no such phase"), None);
     app.set_mode("erroring").await.unwrap();
     load.phase("erroring");
     let mark = load.completed();
