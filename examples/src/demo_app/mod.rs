@@ -28,7 +28,7 @@ pub enum Mode {
     Healthy,
     /// `/api/health` answers 503; the main route still works (the process is up, the health check says no).
     Unhealthy,
-    /// Every route answers after an added delay.
+    /// Every route but `/admin/mode` answers after an added delay (`APP_SLOW_MS`, or `slow <ms>`), health too.
     Slow,
     /// Health answers 200, but the main route answers 500 and writes an `ERROR` line to stderr per request:
     /// a release that passes the health gate and must fail verification.
