@@ -99,8 +99,10 @@ pub fn is_statically_linked(path: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Writes a build context for release `version` into `dir` (created): `Dockerfile`, the binary, `VERSION`,
-/// and `migrations/` (Prisma layout) when `migrations` is given. Returns the Dockerfile's text.
+/// Writes a build context for release `version` into `dir` (created): a `Dockerfile` and one directory per
+/// layer: `bin/app/connect-demo-app`, `version/app/VERSION`, and `migrations/app/migrations/<name>/migration.sql`
+/// when `migrations` is given. Every file's mtime is pinned, so two releases of one binary share its layer
+/// byte for byte, cache or no cache. Returns the Dockerfile's text.
 ///
 /// The image: `FROM scratch`, `ENTRYPOINT ["/app/connect-demo-app"]` (so `docker run IMAGE migrate` is the
 /// migration job), `PORT=3000`, `MIGRATIONS_DIR=/app/migrations`, and a `HEALTHCHECK` running the binary's
@@ -116,22 +118,25 @@ pub fn write_context(dir: &Path, binary: &Path, version: &str, migrations: Optio
     let io = |op: &str, p: &Path, e: std::io::Error| {
         Error::new(ErrorKind::Failed, op, p.display().to_string(), e.to_string())
     };
-    std::fs::create_dir_all(dir).map_err(|e| io("create context", dir, e))?;
-    std::fs::copy(binary, dir.join("connect-demo-app")).map_err(|e| io("copy binary", binary, e))?;
-    std::fs::write(dir.join("VERSION"), format!("{version}\n")).map_err(|e| io("write VERSION", dir, e))?;
-    let mut dockerfile = format!(
-        "FROM scratch\n\
-         COPY connect-demo-app {IMAGE_BINARY}\n\
-         COPY VERSION /app/VERSION\n"
-    );
+    // Each layer's files sit under their own `<layer>/app/…` so the `/app` directory itself comes from the
+    // context with a pinned mtime too; a COPY that had to create it would stamp it with the build time.
+    let bin_dir = dir.join("bin/app");
+    let version_dir = dir.join("version/app");
+    for d in [&bin_dir, &version_dir] {
+        std::fs::create_dir_all(d).map_err(|e| io("create context", d, e))?;
+    }
+    std::fs::copy(binary, bin_dir.join("connect-demo-app")).map_err(|e| io("copy binary", binary, e))?;
+    std::fs::write(version_dir.join("VERSION"), format!("{version}\n"))
+        .map_err(|e| io("write VERSION", dir, e))?;
+    let mut dockerfile = "FROM scratch\nCOPY bin/ /\nCOPY version/ /\n".to_string();
     if let Some(src) = migrations {
         let migrations = crate::demo_app::load_migrations(src)?;
         for m in &migrations {
-            let d = dir.join("migrations").join(&m.name);
+            let d = dir.join("migrations/app/migrations").join(&m.name);
             std::fs::create_dir_all(&d).map_err(|e| io("copy migrations", &d, e))?;
             std::fs::write(d.join("migration.sql"), &m.sql).map_err(|e| io("copy migrations", &d, e))?;
         }
-        dockerfile.push_str(&format!("COPY migrations {IMAGE_MIGRATIONS}\n"));
+        dockerfile.push_str("COPY migrations/ /\n");
     }
     dockerfile.push_str(&format!(
         "ENV PORT=3000 MIGRATIONS_DIR={IMAGE_MIGRATIONS}\n\
@@ -140,7 +145,34 @@ pub fn write_context(dir: &Path, binary: &Path, version: &str, migrations: Optio
          ENTRYPOINT [\"{IMAGE_BINARY}\"]\n"
     ));
     std::fs::write(dir.join("Dockerfile"), &dockerfile).map_err(|e| io("write Dockerfile", dir, e))?;
+    pin_mtimes(dir)?;
     Ok(dockerfile)
+}
+
+/// The modification time given to every file of a context: a layer's tar records it, so the same binary copied
+/// at two different moments would otherwise make two different layers, and v2 would ship its binary again.
+pub const CONTEXT_MTIME_UNIX: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+fn pin_mtimes(dir: &Path) -> Result<()> {
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(CONTEXT_MTIME_UNIX);
+    let io = |p: &Path, e: std::io::Error| {
+        Error::new(
+            ErrorKind::Failed,
+            "set mtime",
+            p.display().to_string(),
+            e.to_string(),
+        )
+    };
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let path = entry.map_err(|e| io(dir, e))?.path();
+        if path.is_dir() {
+            pin_mtimes(&path)?;
+        }
+        std::fs::File::open(&path)
+            .and_then(|f| f.set_times(std::fs::FileTimes::new().set_modified(when)))
+            .map_err(|e| io(&path, e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -178,29 +210,40 @@ mod tests {
         let me = std::env::current_exe().unwrap();
         let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let dockerfile = write_context(&dir.join("v2"), &me, "v2", Some(&migrations)).unwrap();
-        assert!(dockerfile.starts_with("FROM scratch\n"), "{dockerfile}");
         assert!(
-            dockerfile.contains("COPY migrations /app/migrations"),
+            dockerfile.starts_with("FROM scratch\nCOPY bin/ /\nCOPY version/ /\n"),
             "{dockerfile}"
         );
+        assert!(dockerfile.contains("COPY migrations/ /\n"), "{dockerfile}");
         assert!(
             dockerfile.contains("ENTRYPOINT [\"/app/connect-demo-app\"]"),
             "{dockerfile}"
         );
-        assert_eq!(std::fs::read_to_string(dir.join("v2/VERSION")).unwrap(), "v2\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("v2/version/app/VERSION")).unwrap(),
+            "v2\n"
+        );
         assert!(
-            dir.join("v2/migrations/20260101000000_create_visits/migration.sql")
+            dir.join("v2/migrations/app/migrations/20260101000000_create_visits/migration.sql")
                 .is_file()
         );
-        assert!(dir.join("v2/connect-demo-app").is_file());
+        let pinned = std::time::UNIX_EPOCH + std::time::Duration::from_secs(CONTEXT_MTIME_UNIX);
+        for file in [
+            "bin/app/connect-demo-app",
+            "bin/app",
+            "version/app",
+            "migrations/app/migrations",
+        ] {
+            let mtime = std::fs::metadata(dir.join("v2").join(file))
+                .unwrap()
+                .modified()
+                .unwrap();
+            assert_eq!(mtime, pinned, "{file}");
+        }
         let v1 = write_context(&dir.join("v1"), &me, "v1", None).unwrap();
-        assert!(!v1.contains("migrations /app"), "{v1}");
-        assert_eq!(
-            write_context(&dir.join("x"), &me, "v 3", None)
-                .unwrap_err()
-                .kind(),
-            ErrorKind::InvalidInput
-        );
+        assert!(!v1.contains("COPY migrations"), "{v1}");
+        let bad = write_context(&dir.join("x"), &me, "v 3", None).unwrap_err();
+        assert_eq!(bad.kind(), ErrorKind::InvalidInput);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
