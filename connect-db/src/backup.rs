@@ -12,7 +12,7 @@ use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::postgres::PgTarget;
-use crate::util::{run_pg, sha256_file, stderr_tail, utc_stamp};
+use crate::util::{run_pg, sha256_file, stderr_tail, utc_stamp_millis};
 
 /// Where backups go and how many to keep.
 #[derive(Debug, Clone)]
@@ -123,7 +123,7 @@ pub async fn backup_before_migration(
     })
 }
 
-/// `pg_dump -Fc` of `source` into `<dir>/<db>-<UTC stamp>-<label>.dump`, with its SHA-256, verified by
+/// `pg_dump -Fc` of `source` into `<dir>/<db>-<UTC stamp in ms>-<label>.dump`, with its SHA-256, verified by
 /// `pg_restore --list`. A dump that fails verification is removed and reported [`ErrorKind::Corrupt`].
 pub async fn logical_backup(
     host: &dyn Host,
@@ -133,7 +133,11 @@ pub async fn logical_backup(
 ) -> Result<LogicalBackup> {
     validate_deploy_id(label)?;
     let started = Instant::now();
-    let name = format!("{}-{}-{label}.dump", source.dbname, utc_stamp(SystemTime::now()));
+    let name = format!(
+        "{}-{}-{label}.dump",
+        source.dbname,
+        utc_stamp_millis(SystemTime::now())
+    );
     let path = format!("{}/{name}", config.dir);
     let partial = format!("{}/.{name}.partial", config.dir);
     host.run_checked(&Command::new(["mkdir", "-p", &config.dir]))

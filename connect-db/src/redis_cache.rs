@@ -12,7 +12,7 @@ use connect_core::{Error, ErrorKind, Result};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
-use crate::util::{sha256_file, stderr_tail, utc_stamp};
+use crate::util::{sha256_file, stderr_tail, utc_stamp_millis};
 
 /// A Redis server. Each call opens its own connection: cheap on loopback, and a restart never leaves a dead
 /// one behind.
@@ -145,7 +145,7 @@ impl Redis {
         let dest = format!(
             "{}/redis-{}.rdb",
             dest_dir.trim_end_matches('/'),
-            utc_stamp(SystemTime::now())
+            utc_stamp_millis(SystemTime::now())
         );
         let reader = host.get_file(&src).await?;
         host.put_file(

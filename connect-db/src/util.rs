@@ -20,6 +20,16 @@ pub(crate) fn utc_stamp(t: SystemTime) -> String {
     )
 }
 
+/// `YYYYMMDDTHHMMSS.mmmZ`: like [`utc_stamp`], unique enough for backups taken in the same second.
+pub(crate) fn utc_stamp_millis(t: SystemTime) -> String {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_millis())
+        .unwrap_or(0);
+    let s = utc_stamp(t);
+    format!("{}.{ms:03}Z", &s[..s.len() - 1])
+}
+
 /// Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -88,6 +98,10 @@ mod tests {
         assert_eq!(
             utc_stamp(UNIX_EPOCH + Duration::from_secs(1_760_364_000)),
             "20251013T140000Z"
+        );
+        assert_eq!(
+            utc_stamp_millis(UNIX_EPOCH + Duration::from_millis(1_760_364_000_042)),
+            "20251013T140000.042Z"
         );
     }
 }

@@ -1,10 +1,8 @@
-//! The Patroni cluster, PostgreSQL health and migrations against etcd + two Patroni nodes of PostgreSQL 15.
-
-mod common;
+//! Cluster health, switchover, restore points, migrations and bad input.
 
 use std::time::Duration;
 
-use common::{LEADERSHIP, app_database, cluster};
+use crate::common::{self, LEADERSHIP, app_database, cluster};
 use connect_core::ErrorKind;
 use connect_core::database::{DatabaseCluster, DatabaseClusterExt, Role};
 use connect_core::testing::free_port;
