@@ -258,6 +258,33 @@ impl Patroni {
         self.post_action(op, &m, "/reload", &serde_json::json!({})).await
     }
 
+    /// Pauses or resumes automatic failover (`PATCH /config {"pause": …}`), e.g. around maintenance.
+    pub async fn set_paused(&self, paused: bool) -> Result<()> {
+        let op = "patroni.pause";
+        let body = serde_json::json!({ "pause": paused });
+        let mut last = None;
+        for node in &self.nodes {
+            let url = format!("{node}/config");
+            match self
+                .http
+                .patch(&url)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let text = r.text().await.unwrap_or_default();
+                    return Err(refusal(op, node, status, &text));
+                }
+                Err(e) => last = Some(transport(op, &url, e)),
+            }
+        }
+        Err(unreachable_all(op, &self.nodes, last))
+    }
+
     async fn member(&self, op: &str, name: &str) -> Result<PatroniMember> {
         let members = self.cluster().await?;
         check_candidate(op, name, &members)?;
