@@ -277,8 +277,7 @@ pub async fn list_backups(host: &dyn Host, config: &BackupConfig, database: &str
         .filter(|n| n.starts_with(&prefix) && n.ends_with(".dump"))
         // `<db>-<stamp>-…`: a database whose name extends this one's (connect-staging) has no stamp here.
         .filter(|n| {
-            n[prefix.len()..]
-                .as_bytes()
+            n.as_bytes()[prefix.len()..]
                 .first()
                 .is_some_and(u8::is_ascii_digit)
         })
