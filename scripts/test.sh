@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the real-backend tests start on 127.0.0.1. Each backend's issue adds its own.
-DEBIAN_PACKAGES=()
+DEBIAN_PACKAGES=(etcd-server patroni postgresql postgresql-contrib redis-server redis-tools util-linux)
 
 need_debian() {
   local missing=()

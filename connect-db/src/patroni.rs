@@ -196,13 +196,31 @@ impl Patroni {
             }
             None => None,
         };
-        let mut body = serde_json::json!({ "leader": leader.member.name });
-        if let Some(c) = &candidate {
-            body["candidate"] = Value::String(c.clone());
-        }
-        self.post_action(op, &leader, "/switchover", &body).await?;
-        self.wait_for_new_leader(op, &leader.member.name, candidate.as_deref())
+        self.switchover_from(&leader.member.name, candidate.as_deref())
             .await
+    }
+
+    /// Patroni's own switchover request: from `leader` (which Patroni checks is still the leader, answering
+    /// 412 when it is not: someone else switched in between) to `candidate` or any healthy replica; waits until
+    /// done like [`Patroni::switchover`].
+    pub async fn switchover_from(&self, leader: &str, candidate: Option<&str>) -> Result<Member> {
+        let op = "patroni.switchover";
+        let members = self.cluster().await?;
+        check_candidate(op, leader, &members)?;
+        if let Some(c) = candidate {
+            check_candidate(op, c, &members)?;
+        }
+        let via = members
+            .iter()
+            .find(|m| m.member.name == leader)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::Refused, op, leader, "no such member"))?;
+        let mut body = serde_json::json!({ "leader": leader });
+        if let Some(c) = candidate {
+            body["candidate"] = Value::String(c.to_string());
+        }
+        self.post_action(op, &via, "/switchover", &body).await?;
+        self.wait_for_new_leader(op, leader, candidate).await
     }
 
     /// Promotes `candidate` even without a healthy leader (`POST /failover`), then waits until it leads.

@@ -176,9 +176,20 @@ async fn switchover_to_any_replica_leaves_a_cluster_that_takes_writes() {
     );
     let history = db.patroni().history().await.expect("history");
     assert!(history.len() > old_history, "{history:?}");
-    // Patroni's own refusal: switching "from" a member that is not the leader.
+    // Switching to the member that already leads is refused before anything is posted.
     let e = db.switchover(Some(&new.name)).await.expect_err("already leads");
     assert_eq!(e.kind(), ErrorKind::Refused);
+    // Patroni's own refusal, with its words: a switchover "from" a member that does not lead.
+    let e = db
+        .patroni()
+        .switchover_from(&old.name, Some(&new.name))
+        .await
+        .expect_err("not the leader");
+    assert_eq!(e.kind(), ErrorKind::Refused, "{e}");
+    assert!(
+        e.message().contains("412") && e.message().contains("leader name does not match"),
+        "{e}"
+    );
     db.switchover(Some(&old.name)).await.expect("switch back");
 }
 
