@@ -146,11 +146,16 @@ impl TestCluster {
     }
 
     async fn try_start(config: TestClusterConfig) -> Result<TestCluster> {
+        remove_stale_dirs();
         let dir = tempfile::Builder::new()
             .prefix("connect-db-cluster-")
             .tempdir()
             .map_err(|e| io("testing.cluster", Path::new("/tmp"), e))?;
         let root = dir.path().to_path_buf();
+        // A cluster kept in a `static` is never dropped: its directory is removed by a later run (see
+        // `remove_stale_dirs`) once this process is gone.
+        std::fs::write(root.join("owner.pid"), std::process::id().to_string())
+            .map_err(|e| io("testing.cluster", &root, e))?;
         let etcd_port = free_port();
         let peer_port = free_port();
         let etcd_dir = root.join("etcd");
@@ -361,6 +366,26 @@ impl Drop for TestCluster {
         }
         if let Some(mut e) = self.etcd.take() {
             e.kill();
+        }
+    }
+}
+
+/// Removes cluster directories left by test binaries that have exited.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("connect-db-cluster-"));
+        let owner = std::fs::read_to_string(path.join("owner.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if is_ours && owner.is_some_and(|pid| !alive(pid)) {
+            let _ = std::fs::remove_dir_all(&path);
         }
     }
 }
