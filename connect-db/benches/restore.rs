@@ -2,7 +2,8 @@
 //! initdb (no Patroni: the figures are PostgreSQL's, not the replica's), against the runbook's
 //! `psql < dump.sql` on the same data.
 //!
-//! `cargo bench -p connect-db --bench restore` (set `BENCH_SCALE` for a smaller database). The last line is
+//! `cargo bench -p connect-db --bench restore` (set `BENCH_SCALE` for a smaller database, `BENCH_JOBS` for
+//! `pg_restore -j`). The last line is
 //! JSON: db_mb, backup_s, restore_s, psql_restore_s, restore_point_s.
 
 use std::process::Stdio;
@@ -96,16 +97,25 @@ async fn main() {
         backup.bytes as f64 / 1_048_576.0
     );
 
+    let jobs: u32 = std::env::var("BENCH_JOBS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     let options = RestoreOptions {
-        jobs: 2,
+        jobs,
         ..RestoreOptions::default()
     };
+    // Start from a clean slate: pgbench -i's WAL would otherwise be checkpointed during the restore.
+    admin_client
+        .batch_execute("CHECKPOINT")
+        .await
+        .expect("checkpoint");
     let report = restore_logical(&host, bench.target(), &backup.path, &config, &options)
         .await
         .expect("restore");
     let restore_s = report.took.as_secs_f64();
     println!(
-        "restore (verify + pg_restore --exit-on-error -j2 into a fresh database + swap): {restore_s:.1} s (pg_restore {:.1} s)",
+        "restore (verify + pg_restore --exit-on-error -j{jobs} into a fresh database + swap): {restore_s:.1} s (pg_restore {:.1} s)",
         report.pg_restore_took.as_secs_f64()
     );
     assert_eq!(
@@ -126,6 +136,10 @@ async fn main() {
     let mut dump = pg_tool("pg_dump", port);
     dump.args(["-d", "bench", "-f", sql.to_str().expect("utf-8")]);
     run(dump, "pg_dump plain");
+    admin_client
+        .batch_execute("CHECKPOINT")
+        .await
+        .expect("checkpoint");
     let t = Instant::now();
     let mut psql = pg_tool("psql", port);
     psql.args(["-q", "-d", "bench_psql"])

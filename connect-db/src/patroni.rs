@@ -219,8 +219,9 @@ impl Patroni {
         if let Some(c) = candidate {
             body["candidate"] = Value::String(c.to_string());
         }
+        let timeline = via.member.timeline;
         self.post_action(op, &via, "/switchover", &body).await?;
-        self.wait_for_new_leader(op, leader, candidate).await
+        self.wait_for_new_leader(op, leader, candidate, timeline).await
     }
 
     /// Promotes `candidate` even without a healthy leader (`POST /failover`), then waits until it leads.
@@ -233,14 +234,16 @@ impl Patroni {
             .find(|m| m.member.name == candidate)
             .cloned()
             .ok_or_else(|| Error::new(ErrorKind::Refused, op, candidate, "no such member"))?;
-        let old = members
+        let old_name = members
             .iter()
             .find(|m| m.member.role == Role::Leader)
             .map(|m| m.member.name.clone())
             .unwrap_or_default();
+        let timeline = members.iter().filter_map(|m| m.member.timeline).max();
         let body = serde_json::json!({ "candidate": candidate });
         self.post_action(op, &via, "/failover", &body).await?;
-        self.wait_for_new_leader(op, &old, Some(candidate)).await
+        self.wait_for_new_leader(op, &old_name, Some(candidate), timeline)
+            .await
     }
 
     /// Restarts PostgreSQL on `member` through Patroni and waits until it runs again.
@@ -312,7 +315,13 @@ impl Patroni {
             .ok_or_else(|| Error::new(ErrorKind::Refused, op, name, "no such member"))
     }
 
-    async fn wait_for_new_leader(&self, op: &str, old: &str, candidate: Option<&str>) -> Result<Member> {
+    async fn wait_for_new_leader(
+        &self,
+        op: &str,
+        old: &str,
+        candidate: Option<&str>,
+        old_timeline: Option<u64>,
+    ) -> Result<Member> {
         let target = candidate.unwrap_or("any replica");
         poll_until(
             op,
@@ -338,6 +347,12 @@ impl Patroni {
                 };
                 if !moved {
                     return Ok(Err(format!("{} still leads", leader.member.name)));
+                }
+                // Patroni lists the new leader one loop before it reports the timeline its promotion started.
+                if let (Some(old_tl), Some(tl)) = (old_timeline, leader.member.timeline)
+                    && tl <= old_tl
+                {
+                    return Ok(Err(format!("{} still on timeline {tl}", leader.member.name)));
                 }
                 // "Done" means the cluster answers again: every other member is back and running.
                 if let Some(down) = members.iter().find(|m| !m.member.is_running()) {

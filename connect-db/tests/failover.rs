@@ -52,8 +52,24 @@ async fn leader_crash_promotes_the_replica_and_no_leader_is_refused_until_a_fail
     .expect("the replica is promoted");
     assert!(promoted.timeline > first.timeline, "{first:?} -> {promoted:?}");
     assert_eq!(db.check_query().await.expect("rows on the new leader"), 10);
-    let history = db.patroni().history().await.expect("history");
-    assert!(!history.is_empty());
+    // Patroni writes the timeline history to etcd a few loops after the promotion.
+    let history = poll_until(
+        "test",
+        "history",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || async {
+            let h = db.patroni().history().await?;
+            Ok(if h.is_empty() {
+                Err("no history yet".to_string())
+            } else {
+                Ok(h)
+            })
+        },
+    )
+    .await
+    .expect("history");
+    assert_eq!(history.last().map(|h| h.timeline), first.timeline, "{history:?}");
 
     // 2. The crashed node comes back as a replica of the new leader.
     c.restart_node(&first.name).expect("restart");

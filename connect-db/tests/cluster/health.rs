@@ -174,8 +174,23 @@ async fn switchover_to_any_replica_leaves_a_cluster_that_takes_writes() {
             .iter()
             .any(|m| m.name == old.name && m.role == Role::Replica)
     );
-    let history = db.patroni().history().await.expect("history");
-    assert!(history.len() > old_history, "{history:?}");
+    // Patroni writes the timeline history to etcd a few loops after the promotion.
+    connect_core::wait::poll_until(
+        "test",
+        "history",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || async {
+            let h = db.patroni().history().await?;
+            Ok(if h.len() > old_history {
+                Ok(())
+            } else {
+                Err(format!("{h:?}"))
+            })
+        },
+    )
+    .await
+    .expect("history grew");
     // Switching to the member that already leads is refused before anything is posted.
     let e = db.switchover(Some(&new.name)).await.expect_err("already leads");
     assert_eq!(e.kind(), ErrorKind::Refused);
