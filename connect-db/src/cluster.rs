@@ -8,7 +8,7 @@ use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 
 use crate::patroni::Patroni;
-use crate::postgres::{PgTarget, Postgres, validate_restore_point_name};
+use crate::postgres::{PgTarget, Postgres, pg_error, validate_restore_point_name};
 
 /// Members and switchover from Patroni; restore points and the check query on the leader's PostgreSQL,
 /// found through Patroni at each call so a failover never leaves it talking to a replica.
@@ -86,32 +86,39 @@ impl PatroniCluster {
         self.leader_postgres().await?.check_query(&self.check_sql).await
     }
 
-    /// Waits until every replica runs and Patroni reports no lag: what a restore or migration wrote on the
-    /// leader has reached them.
+    /// Waits until every replica Patroni lists has replayed the leader's WAL up to where it was at the call:
+    /// what a restore or migration wrote on the leader has reached them. (Patroni's own lag figure is a loop
+    /// old, so it is not used for this.)
     pub async fn wait_replicas_caught_up(&self, deadline: Duration) -> Result<Vec<Member>> {
-        poll_until(
-            "cluster.wait_replicas",
-            "cluster",
-            deadline,
-            Duration::from_millis(200),
-            || async {
-                let members = match self.patroni.members().await {
-                    Ok(m) => m,
-                    Err(e) if e.is_retryable() => return Ok(Err(e.to_string())),
-                    Err(e) => return Err(e),
-                };
-                let behind: Vec<String> = members
-                    .iter()
-                    .filter(|m| m.role == Role::Replica && (!m.is_running() || m.lag_bytes != Some(0)))
-                    .map(|m| format!("{} {} lag {:?}", m.name, m.state, m.lag_bytes))
-                    .collect();
-                if behind.is_empty() && members.iter().any(|m| m.role == Role::Replica) {
-                    Ok(Ok(members))
-                } else {
-                    Ok(Err(format!("behind: {behind:?}")))
-                }
-            },
-        )
+        let op = "cluster.wait_replicas";
+        let leader = self.leader_postgres().await?;
+        let client = leader.connect().await?;
+        let target: String = client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .map_err(|e| pg_error(op, leader.target(), e))?
+            .get(0);
+        poll_until(op, &target, deadline, Duration::from_millis(50), || async {
+            let members = match self.patroni.members().await {
+                Ok(m) => m,
+                Err(e) if e.is_retryable() => return Ok(Err(e.to_string())),
+                Err(e) => return Err(e),
+            };
+            let replicas = members.iter().filter(|m| m.role == Role::Replica).count() as i64;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE replay_lsn >= $1::text::pg_lsn), count(*) FROM pg_stat_replication",
+                    &[&target],
+                )
+                .await
+                .map_err(|e| pg_error(op, leader.target(), e))?;
+            let (done, streaming): (i64, i64) = (row.get(0), row.get(1));
+            if replicas > 0 && done >= replicas {
+                Ok(Ok(members))
+            } else {
+                Ok(Err(format!("{done} of {replicas} replicas replayed to {target} ({streaming} connected)")))
+            }
+        })
         .await
     }
 }
