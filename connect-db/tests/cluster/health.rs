@@ -387,3 +387,50 @@ async fn patroni_and_postgres_unreachable_are_unavailable() {
         ErrorKind::Unavailable
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_and_reload_through_patroni() {
+    let Some(c) = cluster("restart_reload").await else {
+        return;
+    };
+    // A restarted replica stops streaming for a moment: keep other tests out.
+    let _g = LEADERSHIP.write().await;
+    let db = c.client("postgres");
+    let replica = db
+        .members()
+        .await
+        .expect("members")
+        .into_iter()
+        .find(|m| m.role == Role::Replica)
+        .expect("replica");
+    let pg = db.member_postgres(&replica.name).await.expect("replica pg");
+    let started = |pg: Postgres| async move {
+        pg.check_query("SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8")
+            .await
+            .expect("start time")
+    };
+    let before = started(pg.clone()).await;
+    db.patroni().reload(&replica.name).await.expect("reload");
+    db.patroni().restart(&replica.name).await.expect("restart");
+    let after = started(pg.clone()).await;
+    assert!(after > before, "a new postmaster: {before} -> {after}");
+    let reloaded = db
+        .patroni()
+        .node_status(
+            &c.nodes
+                .iter()
+                .find(|n| n.name == replica.name)
+                .expect("node")
+                .rest_url(),
+        )
+        .await
+        .expect("/patroni");
+    assert_eq!(reloaded["state"], "running", "{reloaded}");
+    assert_eq!(
+        db.patroni().restart("no-such-member").await.unwrap_err().kind(),
+        ErrorKind::Refused
+    );
+    db.wait_replicas_caught_up(Duration::from_secs(60))
+        .await
+        .expect("streaming again");
+}
