@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the real-backend tests start on 127.0.0.1. Each backend's issue adds its own.
 # connect-docker: docker.io (dockerd; its daemon must be running: the tests talk to it and start a second
 # dockerd with unshare from util-linux), libc6-dev (libc.a for the statically linked test app).
-DEBIAN_PACKAGES=(docker.io libc6-dev util-linux haproxy openssl openssh-server openssh-client postgresql redis-server)
+DEBIAN_PACKAGES=(docker.io libc6-dev util-linux haproxy openssl openssh-server openssh-client
+  etcd-server patroni postgresql postgresql-contrib redis-server redis-tools)
 
 need_debian() {
   local missing=()

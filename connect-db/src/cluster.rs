@@ -1,0 +1,165 @@
+//! Patroni and PostgreSQL together: the runbook's database cluster.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use connect_core::database::{DatabaseCluster, Member, RestorePoint, Role};
+use connect_core::wait::poll_until;
+use connect_core::{Error, ErrorKind, Result};
+
+use crate::patroni::Patroni;
+use crate::postgres::{PgTarget, Postgres, pg_error, validate_restore_point_name};
+
+/// Members and switchover from Patroni; restore points and the check query on the leader's PostgreSQL,
+/// found through Patroni at each call so a failover never leaves it talking to a replica.
+#[derive(Debug, Clone)]
+pub struct PatroniCluster {
+    patroni: Patroni,
+    login: PgTarget,
+    check_sql: String,
+}
+
+impl PatroniCluster {
+    /// A cluster reached through the Patroni nodes' REST addresses; `login` gives the user, password and app
+    /// database (its host and port are replaced by the leader's).
+    pub fn new<S: AsRef<str>>(patroni_nodes: &[S], login: PgTarget) -> Result<PatroniCluster> {
+        Ok(PatroniCluster {
+            patroni: Patroni::new(patroni_nodes)?,
+            login,
+            check_sql: "SELECT COUNT(*) FROM users".into(),
+        })
+    }
+
+    /// Uses another check query (one integer column) instead of the runbook's `SELECT COUNT(*) FROM users`.
+    pub fn with_check_query(mut self, sql: &str) -> PatroniCluster {
+        self.check_sql = sql.into();
+        self
+    }
+
+    /// The Patroni client.
+    pub fn patroni(&self) -> &Patroni {
+        &self.patroni
+    }
+
+    /// The login used on every member.
+    pub fn login(&self) -> &PgTarget {
+        &self.login
+    }
+
+    /// The leader's PostgreSQL.
+    pub async fn leader_postgres(&self) -> Result<Postgres> {
+        let leader = self.patroni.leader().await?;
+        Ok(Postgres::new(self.member_target(
+            &leader.member.name,
+            leader.host,
+            leader.port,
+        )?))
+    }
+
+    /// A member's PostgreSQL, by name.
+    pub async fn member_postgres(&self, name: &str) -> Result<Postgres> {
+        let m = self
+            .patroni
+            .cluster()
+            .await?
+            .into_iter()
+            .find(|m| m.member.name == name)
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "cluster.member", name, "no such member"))?;
+        Ok(Postgres::new(self.member_target(name, m.host, m.port)?))
+    }
+
+    fn member_target(&self, name: &str, host: Option<String>, port: Option<u16>) -> Result<PgTarget> {
+        match (host, port) {
+            (Some(h), Some(p)) => Ok(self.login.clone().at(&h, p)),
+            _ => Err(Error::new(
+                ErrorKind::Unhealthy,
+                "cluster.member",
+                name,
+                "Patroni lists no PostgreSQL address",
+            )
+            .with_hint("set postgresql.connect_address in Patroni's configuration")),
+        }
+    }
+
+    /// The check query's number, on the leader.
+    pub async fn check_query_count(&self) -> Result<i64> {
+        self.leader_postgres().await?.check_query(&self.check_sql).await
+    }
+
+    /// Waits until every replica Patroni lists has replayed the leader's WAL up to where it was at the call:
+    /// what a restore or migration wrote on the leader has reached them. (Patroni's own lag figure is a loop
+    /// old, so it is not used for this.)
+    pub async fn wait_replicas_caught_up(&self, deadline: Duration) -> Result<Vec<Member>> {
+        let op = "cluster.wait_replicas";
+        let leader = self.leader_postgres().await?;
+        let client = leader.connect().await?;
+        let target: String = client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .map_err(|e| pg_error(op, leader.target(), e))?
+            .get(0);
+        poll_until(op, &target, deadline, Duration::from_millis(50), || async {
+            let members = match self.patroni.members().await {
+                Ok(m) => m,
+                Err(e) if e.is_retryable() => return Ok(Err(e.to_string())),
+                Err(e) => return Err(e),
+            };
+            let replicas = members.iter().filter(|m| m.role == Role::Replica).count() as i64;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE replay_lsn >= $1::text::pg_lsn), count(*) FROM pg_stat_replication",
+                    &[&target],
+                )
+                .await
+                .map_err(|e| pg_error(op, leader.target(), e))?;
+            let (done, streaming): (i64, i64) = (row.get(0), row.get(1));
+            if replicas > 0 && done >= replicas {
+                Ok(Ok(members))
+            } else {
+                Ok(Err(format!("{done} of {replicas} replicas replayed to {target} ({streaming} connected)")))
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DatabaseCluster for PatroniCluster {
+    async fn members(&self) -> Result<Vec<Member>> {
+        self.patroni.members().await
+    }
+
+    async fn switchover(&self, candidate: Option<&str>) -> Result<Member> {
+        let leader = self.patroni.switchover(candidate).await?;
+        // "Done" includes the new leader taking writes, which Patroni's "running" can precede briefly.
+        let pg = self.leader_postgres().await?;
+        poll_until(
+            "cluster.switchover",
+            &leader.name,
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || {
+                let pg = pg.clone();
+                async move {
+                    match pg.is_in_recovery().await {
+                        Ok(false) => Ok(Ok(())),
+                        Ok(true) => Ok(Err("still in recovery".into())),
+                        Err(e) if e.is_retryable() => Ok(Err(e.to_string())),
+                        Err(e) => Err(e),
+                    }
+                }
+            },
+        )
+        .await?;
+        Ok(leader)
+    }
+
+    async fn restore_point(&self, name: &str) -> Result<RestorePoint> {
+        validate_restore_point_name(name)?;
+        self.leader_postgres().await?.restore_point(name).await
+    }
+
+    async fn check_query(&self) -> Result<i64> {
+        self.check_query_count().await
+    }
+}

@@ -1,0 +1,45 @@
+//! Connect Ops for the runbook's data tier: the Patroni cluster, PostgreSQL and Redis.
+//!
+//! - [`Patroni`]: the REST API (members, leader, health endpoints, history, switchover and failover that wait
+//!   until done, restart, reload); Patroni's refusals become [`connect_core::ErrorKind::Refused`] errors
+//!   carrying its own message.
+//! - [`Postgres`]: readiness like `pg_isready`, the app's check query, replication lag, WAL archiver health,
+//!   restore points.
+//! - [`PatroniCluster`]: both together, implementing [`connect_core::DatabaseCluster`].
+//! - [`migrations`]: reads Prisma's, sqlx's and Flyway's migration tables and refuses to go on while one is
+//!   unfinished or failed; lints migration SQL for changes that break the old color (expand/contract).
+//! - [`backup`]: a restore point unique to the deploy plus a checked `pg_dump -Fc`, run through a
+//!   [`connect_core::Host`]; [`restore`] restores one into a fresh database and swaps it in by rename.
+//! - [`Redis`]: PING, INFO, BGSAVE-and-wait, backup and restore of `dump.rdb`; implements
+//!   [`connect_core::Cache`].
+//!
+//! ```no_run
+//! use connect_core::database::DatabaseClusterExt;
+//! use connect_db::{PatroniCluster, PgTarget};
+//!
+//! # async fn run() -> connect_core::Result<()> {
+//! let cluster = PatroniCluster::new(
+//!     &["http://10.0.0.5:8008", "http://10.0.0.6:8008"],
+//!     PgTarget::new("postgres", "connect").password("secret"),
+//! )?;
+//! let leader = cluster.leader().await?;
+//! println!("{} leads; users: {}", leader.name, cluster.check_query_count().await?);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod backup;
+mod cluster;
+pub mod migrations;
+mod patroni;
+mod postgres;
+mod redis_cache;
+pub mod restore;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod util;
+
+pub use cluster::PatroniCluster;
+pub use patroni::{HealthCheck, Patroni, PatroniHistoryEntry, PatroniMember};
+pub use postgres::{ArchiverStatus, PgTarget, Postgres, Readiness, ReplicaLag};
+pub use redis_cache::{Redis, RedisBackup, RedisRestore};

@@ -1,0 +1,445 @@
+//! Redis: PING, INFO, BGSAVE-and-wait, and backup/restore of `dump.rdb`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use connect_core::cache::{Cache, CacheInfo};
+use connect_core::host::{Command, Host, HostExt, PutOptions};
+use connect_core::wait::poll_until;
+use connect_core::{Error, ErrorKind, Result};
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+
+use crate::util::{sha256_file, stderr_tail, utc_stamp_millis};
+
+/// A Redis server. Each call opens its own connection: cheap on loopback, and a restart never leaves a dead
+/// one behind.
+#[derive(Clone)]
+pub struct Redis {
+    client: redis::Client,
+    target: String,
+    /// How long a BGSAVE or a restart may take.
+    pub deadline: Duration,
+    /// The `redis-check-rdb` program, run on the host.
+    pub check_rdb: String,
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redis").field("target", &self.target).finish()
+    }
+}
+
+/// A checked copy of `dump.rdb`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisBackup {
+    /// The copy on the host.
+    pub path: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Keys in all databases when it was saved (`INFO keyspace`).
+    pub keys: u64,
+    /// `LASTSAVE` of the save it copies.
+    pub last_save_unix: i64,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedisRestore {
+    /// Keys after the restart, equal to the backup's.
+    pub keys: u64,
+    /// Stop, place, start and load, measured.
+    pub took: Duration,
+}
+
+impl Redis {
+    /// A client for `redis://127.0.0.1:6379` style addresses, with an optional password.
+    pub fn new(host: &str, port: u16, password: Option<&str>) -> Result<Redis> {
+        let target = format!("redis://{host}:{port}");
+        use redis::IntoConnectionInfo;
+        let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
+            .into_connection_info()
+            .map_err(|e| Error::invalid("redis.new", &target, e.to_string()))?;
+        let info = match password {
+            Some(p) => info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p)),
+            None => info,
+        };
+        let client = redis::Client::open(info).map_err(|e| {
+            Error::invalid("redis.new", &target, e.to_string())
+                .with_hint("give a host and port, e.g. 127.0.0.1 6379")
+        })?;
+        Ok(Redis {
+            client,
+            target,
+            deadline: Duration::from_secs(60),
+            check_rdb: "redis-check-rdb".into(),
+        })
+    }
+
+    /// Where it connects.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    async fn conn(&self, op: &str) -> Result<MultiplexedConnection> {
+        self.client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| redis_error(op, &self.target, e))
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, op: &str, cmd: &redis::Cmd) -> Result<T> {
+        let mut conn = self.conn(op).await?;
+        cmd.query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(op, &self.target, e))
+    }
+
+    /// `INFO` sections as `field -> value`.
+    pub async fn info_fields(&self, sections: &[&str]) -> Result<HashMap<String, String>> {
+        let mut cmd = redis::cmd("INFO");
+        for s in sections {
+            cmd.arg(*s);
+        }
+        let text: String = self.query("redis.info", &cmd).await?;
+        Ok(parse_info(&text))
+    }
+
+    /// Keys in all databases (`INFO keyspace`).
+    pub async fn total_keys(&self) -> Result<u64> {
+        Ok(keyspace_total(&self.info_fields(&["keyspace"]).await?))
+    }
+
+    async fn config_get(&self, key: &str) -> Result<String> {
+        let pairs: Vec<String> = self
+            .query("redis.config_get", redis::cmd("CONFIG").arg("GET").arg(key))
+            .await?;
+        pairs.get(1).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                "redis.config_get",
+                &self.target,
+                format!("no setting {key}"),
+            )
+        })
+    }
+
+    /// Where Redis writes its RDB file (`CONFIG GET dir` + `dbfilename`).
+    pub async fn rdb_path(&self) -> Result<String> {
+        let dir = self.config_get("dir").await?;
+        let file = self.config_get("dbfilename").await?;
+        Ok(format!("{}/{file}", dir.trim_end_matches('/')))
+    }
+
+    /// Saves, copies `dump.rdb` into `dest_dir` on `host` and checks the copy with `redis-check-rdb`.
+    pub async fn backup(&self, host: &dyn Host, dest_dir: &str) -> Result<RedisBackup> {
+        let op = "redis.backup";
+        let keys = self.total_keys().await?;
+        let saved = self.save().await?;
+        let src = self.rdb_path().await?;
+        host.run_checked(&Command::new(["mkdir", "-p", dest_dir])).await?;
+        let dest = format!(
+            "{}/redis-{}.rdb",
+            dest_dir.trim_end_matches('/'),
+            utc_stamp_millis(SystemTime::now())
+        );
+        let reader = host.get_file(&src).await?;
+        host.put_file(
+            &dest,
+            reader,
+            PutOptions {
+                mode: 0o600,
+                create_new: false,
+            },
+        )
+        .await?;
+        self.check_rdb_file(host, &dest).await.map_err(|e| {
+            Error::new(e.kind(), op, &dest, e.message().to_string()).with_hint("take the backup again")
+        })?;
+        let (sha256, bytes) = sha256_file(host, &dest).await?;
+        Ok(RedisBackup {
+            path: dest,
+            sha256,
+            bytes,
+            keys,
+            last_save_unix: saved.last_save_unix,
+        })
+    }
+
+    /// Runs `redis-check-rdb` on a file on the host: [`ErrorKind::Corrupt`] unless it passes.
+    pub async fn check_rdb_file(&self, host: &dyn Host, path: &str) -> Result<()> {
+        let out = host.run(&Command::new([self.check_rdb.as_str(), path])).await?;
+        let text = out.stdout_text();
+        if !out.success() || !text.contains("RDB looks OK") {
+            let why = text
+                .lines()
+                .chain(String::from_utf8_lossy(&out.stderr).lines())
+                .filter(|l| l.contains("--- RDB ERROR") || l.contains("Error") || l.contains("error"))
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                "redis.check_rdb",
+                path,
+                format!("redis-check-rdb: {why}"),
+            )
+            .with_hint("this file is not a readable RDB snapshot"));
+        }
+        Ok(())
+    }
+
+    /// Puts a backup in place of `dump.rdb`: refuses when AOF is on (Redis would load the AOF, not the RDB),
+    /// checks the file, stops Redis with `SHUTDOWN NOSAVE`, places the file, runs `start` on the host
+    /// (`systemctl start redis-server`, `docker start redis`…), waits until Redis answers and has loaded, and
+    /// compares the key count with the backup's.
+    pub async fn restore(
+        &self,
+        host: &dyn Host,
+        backup: &RedisBackup,
+        start: &Command,
+    ) -> Result<RedisRestore> {
+        let op = "redis.restore";
+        let started = Instant::now();
+        let persistence = self.info_fields(&["persistence"]).await?;
+        if persistence.get("aof_enabled").map(String::as_str) == Some("1") {
+            return Err(Error::new(ErrorKind::Refused, op, &self.target, "AOF is on: Redis would load the AOF and ignore dump.rdb")
+                .with_hint("`CONFIG SET appendonly no` (and in redis.conf) before restoring an RDB, or restore the AOF directory instead"));
+        }
+        let (sha, _) = sha256_file(host, &backup.path).await?;
+        if sha != backup.sha256 {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                op,
+                &backup.path,
+                format!("SHA-256 {sha} is not the recorded {}", backup.sha256),
+            )
+            .with_hint("the backup changed since it was taken; restore another one"));
+        }
+        self.check_rdb_file(host, &backup.path).await?;
+        let dest = self.rdb_path().await?;
+
+        // SHUTDOWN NOSAVE closes the connection instead of answering.
+        let mut conn = self.conn(op).await?;
+        let _ = redis::cmd("SHUTDOWN")
+            .arg("NOSAVE")
+            .query_async::<()>(&mut conn)
+            .await;
+        drop(conn);
+        poll_until(
+            op,
+            &self.target,
+            self.deadline,
+            Duration::from_millis(50),
+            || async {
+                Ok(match self.ping().await {
+                    Ok(()) => Err("still answering after SHUTDOWN".to_string()),
+                    Err(_) => Ok(()),
+                })
+            },
+        )
+        .await?;
+
+        let reader = host.get_file(&backup.path).await?;
+        host.put_file(
+            &dest,
+            reader,
+            PutOptions {
+                mode: 0o600,
+                create_new: false,
+            },
+        )
+        .await?;
+        let out = host.run(start).await?;
+        if !out.success() {
+            return Err(
+                Error::new(ErrorKind::Failed, op, start.to_string(), stderr_tail(&out, 5))
+                    .with_hint("start Redis by hand; dump.rdb is in place"),
+            );
+        }
+        poll_until(
+            op,
+            &self.target,
+            self.deadline,
+            Duration::from_millis(50),
+            || async {
+                match self.info_fields(&["persistence"]).await {
+                    Ok(f) if f.get("loading").map(String::as_str) == Some("0") => Ok(Ok(())),
+                    Ok(_) => Ok(Err("loading".into())),
+                    Err(e) => Ok(Err(e.to_string())),
+                }
+            },
+        )
+        .await?;
+        let keys = self.total_keys().await?;
+        if keys != backup.keys {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                op,
+                &self.target,
+                format!("{keys} keys after the restore, the backup had {}", backup.keys),
+            )
+            .with_hint("Redis did not load the placed dump.rdb (check dir/dbfilename and AOF)"));
+        }
+        Ok(RedisRestore {
+            keys,
+            took: started.elapsed(),
+        })
+    }
+
+    async fn server_time(&self) -> Result<(i64, i64)> {
+        let t: (String, String) = self.query("redis.time", &redis::cmd("TIME")).await?;
+        let parse = |s: &str| s.parse::<i64>().unwrap_or(0);
+        Ok((parse(&t.0), parse(&t.1)))
+    }
+}
+
+#[async_trait]
+impl Cache for Redis {
+    async fn ping(&self) -> Result<()> {
+        let pong: String = self.query("redis.ping", &redis::cmd("PING")).await?;
+        if pong != "PONG" {
+            return Err(Error::new(
+                ErrorKind::Unhealthy,
+                "redis.ping",
+                &self.target,
+                format!("answered {pong:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn info(&self) -> Result<CacheInfo> {
+        let f = self.info_fields(&["persistence", "replication"]).await?;
+        let last_save: i64 = self.query("redis.lastsave", &redis::cmd("LASTSAVE")).await?;
+        let keys: u64 = self.query("redis.dbsize", &redis::cmd("DBSIZE")).await?;
+        Ok(CacheInfo {
+            role: f.get("role").cloned().unwrap_or_default(),
+            last_save_unix: last_save,
+            bgsave_in_progress: f.get("rdb_bgsave_in_progress").map(String::as_str) == Some("1"),
+            last_bgsave_ok: f.get("rdb_last_bgsave_status").map(String::as_str) == Some("ok"),
+            aof_enabled: f.get("aof_enabled").map(String::as_str) == Some("1"),
+            keys,
+        })
+    }
+
+    async fn save(&self) -> Result<CacheInfo> {
+        let op = "redis.save";
+        let before: i64 = self.query(op, &redis::cmd("LASTSAVE")).await?;
+        // LASTSAVE counts whole seconds: a save finishing in the second of the previous one would not move
+        // it. Wait (by the server's own clock, to the microsecond) for the next second before saving.
+        let (now, micros) = self.server_time().await?;
+        if now <= before {
+            let wait = (before - now) as u64 * 1_000_000 + (1_000_000 - micros.clamp(0, 999_999) as u64);
+            tokio::time::sleep(Duration::from_micros(wait)).await;
+        }
+        let saves_before = self
+            .info_fields(&["persistence"])
+            .await?
+            .get("rdb_saves")
+            .and_then(|v| v.parse::<u64>().ok());
+        poll_until(
+            op,
+            &self.target,
+            self.deadline,
+            Duration::from_millis(20),
+            || async {
+                match self.query::<String>(op, &redis::cmd("BGSAVE")).await {
+                    Ok(_) => Ok(Ok(())),
+                    // Someone else's save is running: ours starts when it ends.
+                    Err(e) if e.message().contains("already in progress") => Ok(Err(e.message().to_string())),
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+        poll_until(
+            op,
+            &self.target,
+            self.deadline,
+            Duration::from_millis(20),
+            || async {
+                let f = self.info_fields(&["persistence"]).await?;
+                if f.get("rdb_bgsave_in_progress").map(String::as_str) != Some("0") {
+                    return Ok(Err("BGSAVE in progress".into()));
+                }
+                let saves = f.get("rdb_saves").and_then(|v| v.parse::<u64>().ok());
+                let last: i64 = self.query(op, &redis::cmd("LASTSAVE")).await?;
+                let status = f.get("rdb_last_bgsave_status").cloned().unwrap_or_default();
+                if status != "ok" && saves != saves_before {
+                    return Err(Error::new(
+                        ErrorKind::Failed,
+                        op,
+                        &self.target,
+                        format!("rdb_last_bgsave_status:{status}"),
+                    )
+                    .with_hint("see Redis's log: disk full, or dir not writable"));
+                }
+                if last <= before {
+                    return Ok(Err(format!("LASTSAVE still {last}")));
+                }
+                Ok(Ok(()))
+            },
+        )
+        .await?;
+        self.info().await
+    }
+}
+
+fn parse_info(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.trim().split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn keyspace_total(fields: &HashMap<String, String>) -> u64 {
+    fields
+        .iter()
+        .filter(|(k, _)| k.starts_with("db"))
+        .filter_map(|(_, v)| v.split(',').find_map(|p| p.strip_prefix("keys=")))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
+
+fn redis_error(op: &str, target: &str, e: redis::RedisError) -> Error {
+    let msg = e.to_string();
+    let (kind, hint) = if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || msg.contains("WRONGPASS")
+        || msg.contains("NOAUTH")
+    {
+        (
+            ErrorKind::PermissionDenied,
+            "check the Redis password (requirepass / ACL user)",
+        )
+    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+        (
+            ErrorKind::Unavailable,
+            "is Redis running and listening on that address?",
+        )
+    } else if e.is_timeout() {
+        (ErrorKind::Timeout, "Redis is slow to answer")
+    } else {
+        (ErrorKind::Failed, "see Redis's log")
+    };
+    Error::new(kind, op, target, msg).with_hint(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_info_and_keyspace() {
+        let f = parse_info(
+            "# Persistence\r\nloading:0\r\nrdb_saves:3\r\n# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\ndb2:keys=4,expires=1,avg_ttl=9\r\n",
+        );
+        assert_eq!(f["rdb_saves"], "3");
+        assert_eq!(keyspace_total(&f), 7);
+    }
+}

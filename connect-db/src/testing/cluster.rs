@@ -1,0 +1,462 @@
+//! etcd + two Patroni nodes running PostgreSQL 15, on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use connect_core::database::Role;
+use connect_core::testing::{free_port, require_program};
+use connect_core::wait::poll_until;
+use connect_core::{Error, ErrorKind, Result};
+
+use super::PG_PASSWORD;
+use super::process::{ServerProcess, alive, give_to_postgres, io, pg_bin, signal};
+use crate::{PatroniCluster, PgTarget};
+
+/// Cluster settings.
+#[derive(Debug, Clone)]
+pub struct TestClusterConfig {
+    /// Patroni scope.
+    pub scope: String,
+    /// Member names, first one bootstraps.
+    pub names: Vec<String>,
+}
+
+impl Default for TestClusterConfig {
+    fn default() -> Self {
+        TestClusterConfig {
+            scope: "connect-test".into(),
+            names: vec!["patroni1".into(), "patroni2".into()],
+        }
+    }
+}
+
+/// One Patroni node and where it listens.
+#[derive(Debug)]
+pub struct PatroniNode {
+    /// Member name.
+    pub name: String,
+    /// REST port.
+    pub rest_port: u16,
+    /// PostgreSQL port.
+    pub pg_port: u16,
+    /// Its directory (config, data, socket, log).
+    pub dir: PathBuf,
+    process: Option<ServerProcess>,
+}
+
+impl PatroniNode {
+    /// `http://127.0.0.1:<rest>`.
+    pub fn rest_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rest_port)
+    }
+
+    /// The PostgreSQL data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn start(&mut self) -> Result<()> {
+        let argv = vec![
+            "patroni".to_string(),
+            self.dir.join("patroni.yml").display().to_string(),
+        ];
+        self.process = Some(ServerProcess::start(
+            &self.name,
+            &argv,
+            &self.dir.join("patroni.log"),
+            true,
+            "TERM",
+        )?);
+        Ok(())
+    }
+
+    /// The postmaster's pid, from `postmaster.pid`.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Crash: SIGKILL to Patroni AND the postmaster (killing Patroni alone, without a watchdog, leaves a
+    /// second primary running).
+    pub fn crash(&mut self) {
+        let pm = self.postmaster_pid();
+        if let Some(p) = self.process.as_mut() {
+            p.kill();
+        }
+        if let Some(pm) = pm {
+            signal(pm, "KILL");
+        }
+    }
+
+    /// Whether its Patroni process runs.
+    pub fn is_running(&self) -> bool {
+        self.process
+            .as_ref()
+            .and_then(ServerProcess::pid)
+            .is_some_and(alive)
+    }
+
+    /// The tail of Patroni's log.
+    pub fn log_tail(&self) -> String {
+        self.process
+            .as_ref()
+            .map(ServerProcess::log_tail)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for PatroniNode {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.stop(Duration::from_secs(20));
+        }
+        // A postmaster orphaned by a crashed Patroni would outlive the test.
+        if let Some(pm) = self.postmaster_pid()
+            && alive(pm)
+        {
+            signal(pm, "QUIT");
+        }
+    }
+}
+
+/// etcd plus Patroni nodes of PostgreSQL 15, bootstrapped and streaming.
+#[derive(Debug)]
+pub struct TestCluster {
+    /// The nodes, in the order of the configuration.
+    pub nodes: Vec<PatroniNode>,
+    /// etcd's client port.
+    pub etcd_port: u16,
+    etcd: Option<ServerProcess>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts etcd and the nodes and waits until there is a running leader and every replica streams with no
+    /// lag. `None` (after a loud SKIP) when a program is missing and real tests are not required.
+    pub async fn start(test: &str, config: TestClusterConfig) -> Option<TestCluster> {
+        require_program(test, "etcd", &[])?;
+        require_program(test, "patroni", &[])?;
+        require_program(test, "setpriv", &[])?;
+        require_program(test, "postgres", &[pg_bin("postgres").to_str().unwrap_or("")])?;
+        Some(
+            Self::try_start(config)
+                .await
+                .unwrap_or_else(|e| panic!("{test}: starting the cluster: {e}")),
+        )
+    }
+
+    async fn try_start(config: TestClusterConfig) -> Result<TestCluster> {
+        remove_stale_dirs();
+        let dir = tempfile::Builder::new()
+            .prefix("connect-db-cluster-")
+            .tempdir()
+            .map_err(|e| io("testing.cluster", Path::new("/tmp"), e))?;
+        let root = dir.path().to_path_buf();
+        // A cluster kept in a `static` is never dropped: its directory is removed by a later run (see
+        // `remove_stale_dirs`) once this process is gone.
+        std::fs::write(root.join("owner.pid"), std::process::id().to_string())
+            .map_err(|e| io("testing.cluster", &root, e))?;
+        let etcd_port = free_port();
+        let peer_port = free_port();
+        let etcd_dir = root.join("etcd");
+        let etcd = ServerProcess::start(
+            "etcd",
+            &[
+                "etcd".into(),
+                "--name".into(),
+                "e1".into(),
+                "--data-dir".into(),
+                etcd_dir.display().to_string(),
+                "--listen-client-urls".into(),
+                format!("http://127.0.0.1:{etcd_port}"),
+                "--advertise-client-urls".into(),
+                format!("http://127.0.0.1:{etcd_port}"),
+                "--listen-peer-urls".into(),
+                format!("http://127.0.0.1:{peer_port}"),
+                "--initial-advertise-peer-urls".into(),
+                format!("http://127.0.0.1:{peer_port}"),
+                "--initial-cluster".into(),
+                format!("e1=http://127.0.0.1:{peer_port}"),
+                "--log-level".into(),
+                "warn".into(),
+            ],
+            &root.join("etcd.log"),
+            false,
+            "KILL",
+        )?;
+        let http = reqwest::Client::new();
+        poll_until(
+            "testing.etcd",
+            "etcd",
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || async {
+                Ok(
+                    match http
+                        .get(format!("http://127.0.0.1:{etcd_port}/health"))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => Ok(()),
+                        Ok(r) => Err(format!("status {}", r.status())),
+                        Err(e) => Err(e.to_string()),
+                    },
+                )
+            },
+        )
+        .await
+        .map_err(|e| {
+            Error::new(
+                e.kind(),
+                "testing.etcd",
+                "etcd",
+                format!("{e}\n{}", etcd.log_tail()),
+            )
+        })?;
+
+        let archive = root.join("archive");
+        std::fs::create_dir_all(&archive).map_err(|e| io("testing.cluster", &archive, e))?;
+        let mut nodes = Vec::new();
+        for name in &config.names {
+            let node_dir = root.join(name);
+            std::fs::create_dir_all(&node_dir).map_err(|e| io("testing.cluster", &node_dir, e))?;
+            let node = PatroniNode {
+                name: name.clone(),
+                rest_port: free_port(),
+                pg_port: free_port(),
+                dir: node_dir,
+                process: None,
+            };
+            let yml = patroni_yaml(&config.scope, &node, etcd_port, &archive);
+            std::fs::write(node.dir.join("patroni.yml"), yml)
+                .map_err(|e| io("testing.cluster", &node.dir, e))?;
+            nodes.push(node);
+        }
+        give_to_postgres(&root)?;
+        let mut cluster = TestCluster {
+            nodes,
+            etcd_port,
+            etcd: Some(etcd),
+            _dir: dir,
+        };
+        // The first node bootstraps alone, so it is the leader; then the others clone it.
+        cluster.nodes[0].start()?;
+        cluster.wait_leader(Duration::from_secs(60)).await?;
+        for n in cluster.nodes.iter_mut().skip(1) {
+            n.start()?;
+        }
+        cluster.wait_healthy(Duration::from_secs(90)).await?;
+        Ok(cluster)
+    }
+
+    /// The REST URLs of every node.
+    pub fn rest_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(PatroniNode::rest_url).collect()
+    }
+
+    /// The superuser login (database `postgres`), at the first node's address.
+    pub fn login(&self) -> PgTarget {
+        PgTarget::new("postgres", "postgres")
+            .at("127.0.0.1", self.nodes[0].pg_port)
+            .password(PG_PASSWORD)
+    }
+
+    /// A [`PatroniCluster`] over this cluster, logging in to `dbname`.
+    pub fn client(&self, dbname: &str) -> PatroniCluster {
+        PatroniCluster::new(&self.rest_urls(), self.login().database(dbname)).expect("valid test URLs")
+    }
+
+    /// A node by name.
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut PatroniNode> {
+        self.nodes.iter_mut().find(|n| n.name == name)
+    }
+
+    /// Starts a node again (after [`PatroniNode::crash`]); it rejoins as a replica.
+    pub fn restart_node(&mut self, name: &str) -> Result<()> {
+        let node = self
+            .node_mut(name)
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "testing.restart_node", name, "no such node"))?;
+        node.start()
+    }
+
+    /// Waits for a running leader.
+    pub async fn wait_leader(&self, deadline: Duration) -> Result<String> {
+        let patroni = crate::Patroni::new(&self.rest_urls())?;
+        poll_until(
+            "testing.cluster",
+            "leader",
+            deadline,
+            Duration::from_millis(200),
+            || async {
+                Ok(match patroni.leader().await {
+                    Ok(l) => Ok(l.member.name),
+                    Err(e) => Err(e.to_string()),
+                })
+            },
+        )
+        .await
+        .map_err(|e| self.with_logs(e))
+    }
+
+    /// Waits until every node is listed, one leads, and every replica streams with no lag.
+    pub async fn wait_healthy(&self, deadline: Duration) -> Result<()> {
+        let patroni = crate::Patroni::new(&self.rest_urls())?;
+        let want = self.nodes.len();
+        poll_until(
+            "testing.cluster",
+            "healthy",
+            deadline,
+            Duration::from_millis(200),
+            || async {
+                let ms = match patroni.members().await {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(e.to_string())),
+                };
+                let leaders = ms
+                    .iter()
+                    .filter(|m| m.role == Role::Leader && m.is_running())
+                    .count();
+                let replicas = ms
+                    .iter()
+                    .filter(|m| m.role == Role::Replica && m.is_running() && m.lag_bytes == Some(0))
+                    .count();
+                if !(ms.len() == want && leaders == 1 && replicas == want - 1) {
+                    return Ok(Err(format!("{ms:?}")));
+                }
+                // Patroni can call a replica running before its WAL receiver has connected.
+                let login = self.login();
+                let pg = match crate::PatroniCluster::new(&self.rest_urls(), login) {
+                    Ok(c) => match c.leader_postgres().await {
+                        Ok(pg) => pg,
+                        Err(e) => return Ok(Err(e.to_string())),
+                    },
+                    Err(e) => return Err(e),
+                };
+                Ok(match pg.replication().await {
+                    Ok(r) if r.iter().filter(|x| x.state == "streaming").count() == want - 1 => Ok(()),
+                    Ok(r) => Err(format!("pg_stat_replication: {r:?}")),
+                    Err(e) => Err(e.to_string()),
+                })
+            },
+        )
+        .await
+        .map_err(|e| self.with_logs(e))
+    }
+
+    fn with_logs(&self, e: Error) -> Error {
+        let logs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("--- {} ---\n{}", n.name, n.log_tail()))
+            .collect();
+        Error::new(
+            e.kind(),
+            e.operation(),
+            e.target(),
+            format!("{}\n{}", e.message(), logs.join("\n")),
+        )
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        // Replicas first, then the leader, then etcd, so no one fails over while we tear down.
+        while let Some(n) = self.nodes.pop() {
+            drop(n);
+        }
+        if let Some(mut e) = self.etcd.take() {
+            e.kill();
+        }
+    }
+}
+
+/// Removes cluster directories left by test binaries that have exited.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("connect-db-cluster-"));
+        let owner = std::fs::read_to_string(path.join("owner.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if is_ours && owner.is_some_and(|pid| !alive(pid)) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+fn patroni_yaml(scope: &str, node: &PatroniNode, etcd_port: u16, archive: &Path) -> String {
+    let dir = node.dir.display();
+    let archive = archive.display();
+    let bin = pg_bin("postgres");
+    let bin_dir = bin.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    format!(
+        r#"scope: {scope}
+name: {name}
+log:
+  level: WARNING
+restapi:
+  listen: 127.0.0.1:{rest}
+  connect_address: 127.0.0.1:{rest}
+etcd3:
+  hosts: 127.0.0.1:{etcd_port}
+bootstrap:
+  dcs:
+    ttl: 20
+    loop_wait: 2
+    retry_timeout: 5
+    maximum_lag_on_failover: 1048576
+    postgresql:
+      use_pg_rewind: true
+      remove_data_directory_on_rewind_failure: true
+      remove_data_directory_on_diverged_timelines: true
+      parameters:
+        wal_level: replica
+        hot_standby: "on"
+        max_wal_senders: 10
+        max_replication_slots: 10
+        wal_log_hints: "on"
+        archive_mode: "on"
+        archive_command: "test ! -f {archive}/%f && cp %p {archive}/%f"
+        max_connections: 50
+  initdb:
+    - encoding: UTF8
+    - locale: C.UTF-8
+postgresql:
+  listen: 127.0.0.1:{pg}
+  connect_address: 127.0.0.1:{pg}
+  data_dir: {dir}/data
+  bin_dir: {bin_dir}
+  pgpass: {dir}/pgpass
+  authentication:
+    superuser:
+      username: postgres
+      password: {pw}
+    replication:
+      username: replicator
+      password: {pw}
+  parameters:
+    unix_socket_directories: '{dir}'
+    shared_buffers: 32MB
+    fsync: "off"
+  pg_hba:
+    - local all all trust
+    - host all all 127.0.0.1/32 scram-sha-256
+    - host replication replicator 127.0.0.1/32 scram-sha-256
+tags:
+  nofailover: false
+  noloadbalance: false
+  clonefrom: false
+  nosync: false
+"#,
+        name = node.name,
+        rest = node.rest_port,
+        pg = node.pg_port,
+        pw = PG_PASSWORD,
+    )
+}

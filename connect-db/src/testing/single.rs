@@ -1,0 +1,141 @@
+//! One PostgreSQL 15 server made with initdb: for benchmarks and tests that need no cluster.
+
+use std::time::Duration;
+
+use connect_core::testing::{free_port, require_program};
+use connect_core::wait::poll_until;
+use connect_core::{Error, ErrorKind, Result};
+
+use super::PG_PASSWORD;
+use super::process::{ServerProcess, give_to_postgres, io, pg_bin, running_as_root};
+use crate::{PgTarget, Postgres, Readiness};
+
+/// A PostgreSQL server in its own temp dir, superuser `postgres` with [`PG_PASSWORD`] over TCP.
+#[derive(Debug)]
+pub struct TestPostgres {
+    /// Its port.
+    pub port: u16,
+    process: Option<ServerProcess>,
+    dir: tempfile::TempDir,
+}
+
+impl TestPostgres {
+    /// initdb and start. `None` after a loud SKIP when PostgreSQL is missing and real tests are not required.
+    pub async fn start(test: &str) -> Option<TestPostgres> {
+        require_program(test, "initdb", &[pg_bin("initdb").to_str().unwrap_or("")])?;
+        require_program(test, "setpriv", &[])?;
+        Some(
+            Self::try_start()
+                .await
+                .unwrap_or_else(|e| panic!("{test}: starting postgres: {e}")),
+        )
+    }
+
+    async fn try_start() -> Result<TestPostgres> {
+        let dir = tempfile::Builder::new()
+            .prefix("connect-db-pg-")
+            .tempdir()
+            .map_err(|e| io("testing.postgres", std::path::Path::new("/tmp"), e))?;
+        let root = dir.path();
+        let pwfile = root.join("pw");
+        std::fs::write(&pwfile, PG_PASSWORD).map_err(|e| io("testing.postgres", &pwfile, e))?;
+        give_to_postgres(root)?;
+        let data = root.join("data");
+        let mut initdb = std::process::Command::new("setpriv");
+        if running_as_root() {
+            initdb.args(["--reuid", "postgres", "--regid", "postgres", "--init-groups"]);
+        }
+        let out = initdb
+            .arg(pg_bin("initdb"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .arg("-D")
+            .arg(&data)
+            .output()
+            .map_err(|e| io("testing.initdb", &data, e))?;
+        if !out.status.success() {
+            return Err(Error::new(
+                ErrorKind::Failed,
+                "testing.initdb",
+                data.display().to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            ));
+        }
+        let port = free_port();
+        let process = ServerProcess::start(
+            "postgres",
+            &[
+                pg_bin("postgres").display().to_string(),
+                "-D".into(),
+                data.display().to_string(),
+                "-p".into(),
+                port.to_string(),
+                "-c".into(),
+                "listen_addresses=127.0.0.1".into(),
+                "-c".into(),
+                format!("unix_socket_directories={}", root.display()),
+                "-c".into(),
+                "shared_buffers=256MB".into(),
+                "-c".into(),
+                "max_wal_size=4GB".into(),
+                "-c".into(),
+                "wal_level=replica".into(),
+            ],
+            &root.join("postgres.log"),
+            true,
+            "TERM",
+        )?;
+        let pg = TestPostgres {
+            port,
+            process: Some(process),
+            dir,
+        };
+        let probe = Postgres::new(pg.login());
+        poll_until(
+            "testing.postgres",
+            "ready",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || {
+                let probe = probe.clone();
+                async move {
+                    Ok(match probe.readiness().await {
+                        Readiness::Accepting => Ok(()),
+                        r => Err(format!("{r:?}")),
+                    })
+                }
+            },
+        )
+        .await?;
+        Ok(pg)
+    }
+
+    /// The superuser login on database `postgres`.
+    pub fn login(&self) -> PgTarget {
+        PgTarget::new("postgres", "postgres")
+            .at("127.0.0.1", self.port)
+            .password(PG_PASSWORD)
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            // SIGINT is PostgreSQL's fast shutdown; SIGTERM waits for clients.
+            p.stop_with("INT", Duration::from_secs(15));
+        }
+    }
+}

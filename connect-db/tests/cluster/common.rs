@@ -1,0 +1,53 @@
+//! The cluster shared by the tests of one binary, started once.
+
+#![allow(dead_code)]
+
+use connect_db::testing::{TestCluster, TestClusterConfig};
+use connect_db::{PatroniCluster, PgTarget};
+use tokio::sync::{OnceCell, RwLock};
+
+static CLUSTER: OnceCell<Option<TestCluster>> = OnceCell::const_new();
+
+/// Switchovers take the write side; tests that need a stable leader take the read side.
+pub static LEADERSHIP: RwLock<()> = RwLock::const_new(());
+
+/// The shared cluster (started by the first test that asks), or `None` when skipping.
+pub async fn cluster(test: &str) -> Option<&'static TestCluster> {
+    CLUSTER
+        .get_or_init(|| async { TestCluster::start(test, TestClusterConfig::default()).await })
+        .await
+        .as_ref()
+}
+
+/// Creates a fresh database `name` with a `users` table of `rows` rows, on the leader.
+pub async fn app_database(c: &TestCluster, name: &str, rows: i64) -> PatroniCluster {
+    let admin = c.client("postgres");
+    let leader = admin.leader_postgres().await.expect("leader");
+    let client = leader.connect().await.expect("connect");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        client.batch_execute(&sql).await.expect("create database");
+    }
+    let app = c.client(name);
+    let db = app
+        .leader_postgres()
+        .await
+        .expect("leader")
+        .connect()
+        .await
+        .expect("connect app db");
+    db.batch_execute(&format!(
+        "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, created_at timestamptz DEFAULT now());
+         INSERT INTO users (email) SELECT 'user' || g || '@example.com' FROM generate_series(1, {rows}) g;"
+    ))
+    .await
+    .expect("users table");
+    app
+}
+
+/// The leader's login for `db`.
+pub async fn leader_target(c: &PatroniCluster) -> PgTarget {
+    c.leader_postgres().await.expect("leader").target().clone()
+}

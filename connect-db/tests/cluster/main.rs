@@ -1,0 +1,6 @@
+//! Real tests against etcd + two Patroni nodes of PostgreSQL 15, started once for this binary and shared:
+//! tests that switch leaders hold [`common::LEADERSHIP`] for writing, the others for reading.
+
+mod backup;
+mod common;
+mod health;

@@ -1,0 +1,185 @@
+//! Redis 7 on 127.0.0.1: the cache conformance suite, backup and restore of dump.rdb, and refusals.
+
+use connect_core::host::{Command, HostExt, PutOptions};
+use connect_core::testing::free_port;
+use connect_core::{Cache, ErrorKind};
+use connect_db::Redis;
+use connect_db::testing::{LocalTestHost, TestRedis};
+
+async fn fill(redis: &TestRedis, n: usize) {
+    let client = redis::Client::open(match &redis.password {
+        Some(p) => format!("redis://:{p}@127.0.0.1:{}/", redis.port),
+        None => format!("redis://127.0.0.1:{}/", redis.port),
+    })
+    .expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        pipe.cmd("SET")
+            .arg(format!("session:{i}"))
+            .arg(format!("user-{i}"))
+            .ignore();
+    }
+    pipe.cmd("SELECT")
+        .arg(2)
+        .ignore()
+        .cmd("SET")
+        .arg("other-db")
+        .arg("x")
+        .ignore();
+    pipe.query_async::<()>(&mut conn).await.expect("fill");
+}
+
+#[tokio::test]
+async fn real_redis_passes_the_cache_conformance_suite() {
+    let Some(r) = TestRedis::start("cache_conformance", None, false).await else {
+        return;
+    };
+    connect_core::conformance::cache_suite(&r.client()).await;
+}
+
+#[tokio::test]
+async fn saves_in_quick_succession_each_move_lastsave() {
+    let Some(r) = TestRedis::start("cache_same_second", None, false).await else {
+        return;
+    };
+    let c = r.client();
+    let mut last = c.info().await.expect("info").last_save_unix;
+    for _ in 0..3 {
+        let info = c.save().await.expect("save");
+        assert!(info.last_save_unix > last, "{last} -> {info:?}");
+        assert!(info.last_bgsave_ok && !info.bgsave_in_progress);
+        last = info.last_save_unix;
+    }
+}
+
+#[tokio::test]
+async fn backup_and_restore_bring_back_every_key() {
+    let Some(r) = TestRedis::start("redis_backup_restore", Some("redis-secret"), false).await else {
+        return;
+    };
+    let c = r.client();
+    fill(&r, 250).await;
+    let info = c.info().await.expect("info");
+    assert_eq!(info.role, "master");
+    assert_eq!(info.keys, 250, "DBSIZE of db 0");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = LocalTestHost;
+    let backup = c
+        .backup(&host, dir.path().to_str().expect("utf-8"))
+        .await
+        .expect("backup");
+    assert_eq!(backup.keys, 251, "all databases");
+    assert!(backup.bytes > 0 && backup.sha256.len() == 64);
+
+    // Lose data, then restore: stop, place, start, compare.
+    let mut conn = redis::Client::open(format!("redis://:redis-secret@127.0.0.1:{}/", r.port))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("flush");
+    redis::cmd("SET")
+        .arg("new-after-backup")
+        .arg("1")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("set");
+    drop(conn);
+    let restored = c
+        .restore(&host, &backup, &r.start_command())
+        .await
+        .expect("restore");
+    assert_eq!(restored.keys, 251);
+    assert_eq!(c.info().await.expect("info").keys, 250, "DBSIZE matches again");
+    assert_eq!(c.total_keys().await.expect("keys"), backup.keys);
+}
+
+#[tokio::test]
+async fn restore_is_refused_when_aof_would_override_the_rdb() {
+    let Some(r) = TestRedis::start("redis_aof", None, true).await else {
+        return;
+    };
+    let c = r.client();
+    fill(&r, 5).await;
+    assert!(c.info().await.expect("info").aof_enabled);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backup = c
+        .backup(&LocalTestHost, dir.path().to_str().expect("utf-8"))
+        .await
+        .expect("backup");
+    let e = c
+        .restore(&LocalTestHost, &backup, &r.start_command())
+        .await
+        .expect_err("AOF on");
+    assert_eq!(e.kind(), ErrorKind::Refused, "{e}");
+    assert!(e.message().contains("AOF"), "{e}");
+    c.ping().await.expect("Redis was not stopped");
+}
+
+#[tokio::test]
+async fn a_corrupt_rdb_is_refused_before_redis_is_stopped() {
+    let Some(r) = TestRedis::start("redis_corrupt", None, false).await else {
+        return;
+    };
+    let c = r.client();
+    fill(&r, 20).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = LocalTestHost;
+    let mut backup = c
+        .backup(&host, dir.path().to_str().expect("utf-8"))
+        .await
+        .expect("backup");
+    let bytes = std::fs::read(&backup.path).expect("read");
+    let bad = format!("{}/bad.rdb", dir.path().display());
+    host.write_file(&bad, bytes[..bytes.len() / 2].to_vec(), PutOptions::default())
+        .await
+        .expect("write");
+    assert_eq!(
+        c.check_rdb_file(&host, &bad).await.unwrap_err().kind(),
+        ErrorKind::Corrupt
+    );
+    // Recorded checksum of the good file, content of the bad one.
+    backup.path = bad;
+    let e = c
+        .restore(&host, &backup, &r.start_command())
+        .await
+        .expect_err("corrupt");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert_eq!(c.total_keys().await.expect("still up"), 21);
+}
+
+#[tokio::test]
+async fn wrong_password_and_no_server_are_told_apart() {
+    let Some(r) = TestRedis::start("redis_bad_input", Some("right"), false).await else {
+        return;
+    };
+    let wrong = Redis::new("127.0.0.1", r.port, Some("wrong")).expect("client");
+    assert_eq!(
+        wrong.ping().await.unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    let none = Redis::new("127.0.0.1", r.port, None).expect("client");
+    assert_eq!(none.ping().await.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    let gone = Redis::new("127.0.0.1", free_port(), None).expect("client");
+    let e = gone.ping().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    let failed_start = r
+        .client()
+        .restore(
+            &LocalTestHost,
+            &connect_db::RedisBackup {
+                path: "/nonexistent/dump.rdb".into(),
+                sha256: String::new(),
+                bytes: 0,
+                keys: 0,
+                last_save_unix: 0,
+            },
+            &Command::new(["true"]),
+        )
+        .await;
+    assert_eq!(failed_start.unwrap_err().kind(), ErrorKind::NotFound);
+}
