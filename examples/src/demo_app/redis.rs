@@ -204,9 +204,9 @@ mod tests {
     #[test]
     fn urls_parse_and_bad_ones_are_invalid_input() {
         assert_eq!(
-            RedisUrl::parse("redis://:pw@10.0.0.2:6380/3").unwrap(),
+            RedisUrl::parse("redis://:pw@cache.internal:6380/3").unwrap(),
             RedisUrl {
-                host: "10.0.0.2".into(),
+                host: "cache.internal".into(),
                 port: 6380,
                 password: Some("pw".into()),
                 db: 3
