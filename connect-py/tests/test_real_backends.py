@@ -132,3 +132,31 @@ def test_backends_names_what_it_accepts() -> None:
             database=ops.MemoryCluster(),
             cache=ops.MemoryCache(),
         )
+
+
+def test_blocking_constructor_releases_the_gil() -> None:
+    """An SSH server that accepts TCP but never speaks: the constructor blocks until its connect_timeout,
+    raising TimeoutError, while another Python thread keeps running."""
+    import threading
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        done = threading.Event()
+        ticks = 0
+
+        def count() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+
+        worker = threading.Thread(target=count)
+        worker.start()
+        try:
+            with pytest.raises(ops.TimeoutError, match="handshake"):
+                ops.SshHost("127.0.0.1", port, user="nobody", agent="/nonexistent/agent.sock", connect_timeout=0.5)
+        finally:
+            done.set()
+            worker.join()
+    assert ticks > 1000
