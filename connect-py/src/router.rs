@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::deployer::{block, to_json};
+use crate::deployer::{awaitable, block, to_json};
 use crate::errors::{invalid, py as core_py};
 use crate::hosts::real_host;
 use crate::memory::{seconds, whole};
@@ -276,6 +276,50 @@ impl Haproxy {
             "took_seconds": r.took.as_secs_f64(),
         });
         typed(py, "ReloadReport", &report)
+    }
+
+    /// `servers()` for asyncio.
+    fn servers_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.inner.clone();
+        awaitable(py, async move {
+            let servers = core_py(h.servers().await)?;
+            Python::attach(|py| typed_list(py, "ServerStatus", &servers))
+        })
+    }
+
+    /// `set_state()` for asyncio.
+    fn set_state_async<'py>(
+        &self,
+        py: Python<'py>,
+        server: String,
+        state: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let state = admin_state(state)?;
+        let h = self.inner.clone();
+        awaitable(py, async move { core_py(h.set_state(&server, state).await) })
+    }
+
+    /// `switch_to()` for asyncio.
+    #[pyo3(signature = (to, deadline=10.0))]
+    fn switch_to_async<'py>(
+        &self,
+        py: Python<'py>,
+        to: String,
+        deadline: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let deadline = seconds("deadline", deadline)?;
+        let h = self.inner.clone();
+        awaitable(py, async move {
+            let r = core_py(h.switch_to(&to, deadline).await)?;
+            let servers: Vec<_> = r.confirmed.iter().map(status_of).collect();
+            let report = json!({
+                "live": r.live,
+                "drained": r.drained,
+                "took_seconds": r.took.as_secs_f64(),
+                "servers": servers,
+            });
+            Python::attach(|py| typed(py, "SwitchReport", &report))
+        })
     }
 
     fn __repr__(&self) -> String {

@@ -207,6 +207,22 @@ def test_blue_green_switch_moves_the_traffic(haproxy: RunningHaproxy) -> None:
     assert haproxy.colors() == ["blue"]
 
 
+def test_async_switch(haproxy: RunningHaproxy) -> None:
+    import asyncio
+
+    router = haproxy.router
+
+    async def switch() -> ops.SwitchReport:
+        await router.set_state_async("app2", "ready")
+        servers = await router.servers_async()
+        assert {s.name: s.admin for s in servers}["app2"] == "ready"
+        return await router.switch_to_async("app2")
+
+    report = asyncio.run(switch())
+    assert (report.live, report.drained) == ("app2", ("app1",))
+    assert haproxy.colors() == ["green"]
+
+
 def test_set_weight_and_errors_in_haproxys_words(haproxy: RunningHaproxy) -> None:
     router = haproxy.router
     router.set_weight("app1", 50)
