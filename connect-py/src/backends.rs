@@ -1,8 +1,7 @@
 //! The five backends a `Deployer` drives, from whichever Python objects provide them.
 //!
-//! Today only the in-memory backends exist on this branch. The SSH and local hosts, Docker, HAProxy,
-//! Patroni and Redis appear here as their crates land: each gets a `#[pyclass]` holding its backend and one
-//! more arm in the matching `*_arg` function below; `Backends` and `Deployer` do not change.
+//! Each backend class (in-memory or real) is one arm of the matching `*_arg` function below; `Backends` and
+//! `Deployer` do not know which kind they drive.
 
 use std::sync::Arc;
 
@@ -13,6 +12,8 @@ use pyo3::prelude::*;
 
 use crate::memory::{MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime, MemoryStack};
 use crate::release::type_name;
+use crate::router::Haproxy;
+use crate::services::{Docker, PatroniCluster, Redis};
 
 fn wrong(role: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
     PyTypeError::new_err(format!("{role} must be a {expected}, not {}", type_name(obj)))
@@ -22,35 +23,54 @@ fn host_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Host>> {
     if let Ok(h) = obj.cast::<MemoryHost>() {
         return Ok(Arc::new(h.get().inner.clone()));
     }
-    Err(wrong("host", "connect_ops.MemoryHost", obj))
+    if let Some(h) = crate::hosts::real_host(obj) {
+        return Ok(h);
+    }
+    Err(wrong("host", "connect_ops.SshHost, LocalHost or MemoryHost", obj))
 }
 
 fn runtime_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn ContainerRuntime>> {
     if let Ok(r) = obj.cast::<MemoryRuntime>() {
         return Ok(Arc::new(r.get().inner.clone()));
     }
-    Err(wrong("runtime", "connect_ops.MemoryRuntime", obj))
+    if let Ok(d) = obj.cast::<Docker>() {
+        return Ok(Arc::new(d.get().inner.clone()));
+    }
+    Err(wrong("runtime", "connect_ops.Docker or MemoryRuntime", obj))
 }
 
 fn router_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn TrafficRouter>> {
     if let Ok(r) = obj.cast::<MemoryRouter>() {
         return Ok(Arc::new(r.get().inner.clone()));
     }
-    Err(wrong("router", "connect_ops.MemoryRouter", obj))
+    if let Ok(h) = obj.cast::<Haproxy>() {
+        return Ok(Arc::new(h.get().inner.clone()));
+    }
+    Err(wrong("router", "connect_ops.Haproxy or MemoryRouter", obj))
 }
 
 fn database_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn DatabaseCluster>> {
     if let Ok(c) = obj.cast::<MemoryCluster>() {
         return Ok(Arc::new(c.get().inner.clone()));
     }
-    Err(wrong("database", "connect_ops.MemoryCluster", obj))
+    if let Ok(c) = obj.cast::<PatroniCluster>() {
+        return Ok(Arc::new(c.get().inner.clone()));
+    }
+    Err(wrong(
+        "database",
+        "connect_ops.PatroniCluster or MemoryCluster",
+        obj,
+    ))
 }
 
 fn cache_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Cache>> {
     if let Ok(c) = obj.cast::<MemoryCache>() {
         return Ok(Arc::new(c.get().inner.clone()));
     }
-    Err(wrong("cache", "connect_ops.MemoryCache", obj))
+    if let Ok(r) = obj.cast::<Redis>() {
+        return Ok(Arc::new(r.get().inner.clone()));
+    }
+    Err(wrong("cache", "connect_ops.Redis or MemoryCache", obj))
 }
 
 /// The server, the container runtime, the router, the database cluster and the cache of one deployment.

@@ -23,11 +23,11 @@ use crate::errors::{CoreError, invalid, py as core_py};
 use crate::memory::{seconds, whole};
 use crate::release::release_arg;
 
-fn runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()
 }
 
-fn to_json<T: Serialize>(value: &T) -> PyResult<String> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value)
         .map_err(|e| PyRuntimeError::new_err(format!("connect_ops: could not encode a result: {e}")))
 }
@@ -51,7 +51,7 @@ fn refuse_nested() -> PyResult<()> {
 
 /// Runs `fut` to its end with the GIL released. It is polled on the calling thread, so an `on_event` callback
 /// runs on the thread that called the deployer, as a Python caller expects.
-fn block<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+pub(crate) fn block<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
 where
     T: Send,
     F: Future<Output = PyResult<T>> + Send,
@@ -61,7 +61,7 @@ where
 }
 
 /// Runs `fut` on the runtime and gives Python an awaitable of its result.
-fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+pub(crate) fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
     F: Future<Output = PyResult<T>> + Send + 'static,

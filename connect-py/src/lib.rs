@@ -15,8 +15,11 @@
 mod backends;
 mod deployer;
 mod errors;
+mod hosts;
 mod memory;
 mod release;
+mod router;
+mod services;
 
 use pyo3::prelude::*;
 
@@ -30,6 +33,18 @@ fn _connect_ops(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<memory::MemoryCluster>()?;
     m.add_class::<memory::MemoryCache>()?;
     m.add_class::<memory::MemoryStack>()?;
+    m.add_class::<hosts::LocalHost>()?;
+    m.add_class::<hosts::SshHost>()?;
+    m.add_class::<hosts::CommandOutput>()?;
+    m.add_class::<hosts::DiskUsage>()?;
+    m.add_class::<router::Haproxy>()?;
+    m.add_class::<services::Docker>()?;
+    m.add_class::<services::PgTarget>()?;
+    m.add_class::<services::PatroniCluster>()?;
+    m.add_class::<services::Redis>()?;
+    m.add_function(wrap_pyfunction!(services::logical_backup, m)?)?;
+    m.add_function(wrap_pyfunction!(services::restore_logical, m)?)?;
+    m.add_function(wrap_pyfunction!(services::list_backups, m)?)?;
     m.add_class::<backends::Backends>()?;
     m.add_class::<deployer::Deployer>()?;
     m.add_class::<deployer::Operation>()?;

@@ -115,7 +115,7 @@ def test_backends_compose_and_refuse_wrong_types() -> None:
     assert repr(backends) == 'Backends(host="memory-host", router="be_app")'
     record = ops.Deployer(backends, holder="pytest").deploy(V1)
     assert record.live_after == "blue"
-    with pytest.raises(TypeError, match="host must be a connect_ops.MemoryHost, not str"):
+    with pytest.raises(TypeError, match="host must be a connect_ops.SshHost, LocalHost or MemoryHost, not str"):
         ops.Backends(host="ssh://prod", runtime=runtime, router=router, database=ops.MemoryCluster(), cache=ops.MemoryCache())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="backends must be a connect_ops.Backends or connect_ops.MemoryStack"):
         ops.Deployer(object())  # type: ignore[arg-type]

@@ -13,8 +13,17 @@ The same engine as the Rust SDK (``connect-core``), with the same journal, lock,
     deployer.rollback()                            # one router call back to the warm standby
 
 Every failure raises a subclass of :class:`ConnectError` naming the operation, the target and the fix.
-Backups come with connect-db; the SSH/local hosts, Docker, HAProxy, Patroni and Redis backends appear here as
-their crates land (``Backends`` then accepts them; ``Deployer`` does not change).
+
+The real backends plug into the same ``Deployer`` through ``Backends``::
+
+    host = ops.SshHost("prod-host", user="deploy", key_file="/home/ci/.ssh/id_ed25519")
+    backends = ops.Backends(
+        host=host,
+        runtime=ops.Docker(host=host),                       # the server's engine, over the SSH connection
+        router=ops.Haproxy("be_app", socket="/run/haproxy/admin.sock", host=host),
+        database=ops.PatroniCluster(["http://10.0.0.5:8008"], user="connect", dbname="connect"),
+        cache=ops.Redis("10.0.0.5", 6379),
+    )
 """
 
 from __future__ import annotations
@@ -22,14 +31,26 @@ from __future__ import annotations
 from ._connect_ops import (
     ERROR_KINDS,
     Backends,
+    CommandOutput,
+    DiskUsage,
+    Docker,
+    Haproxy,
+    LocalHost,
     MemoryCache,
     MemoryCluster,
     MemoryHost,
     MemoryRouter,
     MemoryRuntime,
     MemoryStack,
+    PatroniCluster,
+    PgTarget,
+    Redis,
     Release,
+    SshHost,
     __version__,
+    list_backups,
+    logical_backup,
+    restore_logical,
 )
 from ._deployer import Deployer, EventCallback, OldColorPolicy, Operation
 from ._errors import (
@@ -62,43 +83,58 @@ from ._events import (
     StepWarning,
 )
 from ._types import (
+    CacheInfo,
     Check,
     CheckReport,
     Color,
     ContainerInfo,
     Journal,
     LockInfo,
+    LogicalBackup,
+    Member,
     ObservedSlot,
     OperationRecord,
     Outcome,
+    RedisBackup,
+    ReloadReport,
     RestorePoint,
+    RestoreReport,
     ServerStatus,
     SlotRecord,
     Status,
     StepRecord,
+    SwitchReport,
 )
 
 __all__ = [
-    "ERRORS_BY_KIND",
-    "ERROR_KINDS",
-    "EVENTS_BY_NAME",
     "Backends",
+    "CacheInfo",
     "Check",
     "CheckReport",
     "Color",
+    "CommandOutput",
     "ConflictError",
     "ConnectError",
     "ContainerInfo",
     "CorruptError",
     "Deployer",
+    "DiskUsage",
+    "Docker",
     "DriftError",
+    "ERRORS_BY_KIND",
+    "ERROR_KINDS",
+    "EVENTS_BY_NAME",
     "Event",
     "EventCallback",
     "FailedError",
+    "Haproxy",
     "HealthAttempt",
     "InvalidInputError",
     "Journal",
+    "LocalHost",
     "LockInfo",
+    "LogicalBackup",
+    "Member",
     "MemoryCache",
     "MemoryCluster",
     "MemoryHost",
@@ -114,12 +150,19 @@ __all__ = [
     "OperationStarted",
     "OtherEvent",
     "Outcome",
+    "PatroniCluster",
     "PermissionDeniedError",
+    "PgTarget",
+    "Redis",
+    "RedisBackup",
     "RefusedError",
     "Release",
+    "ReloadReport",
     "RestorePoint",
+    "RestoreReport",
     "ServerStatus",
     "SlotRecord",
+    "SshHost",
     "Status",
     "StepFailed",
     "StepFinished",
@@ -127,9 +170,13 @@ __all__ = [
     "StepSkipped",
     "StepStarted",
     "StepWarning",
+    "SwitchReport",
     "TimeoutError",
     "UnavailableError",
     "UnhealthyError",
     "UnsupportedError",
+    "list_backups",
+    "logical_backup",
+    "restore_logical",
     "__version__",
 ]

@@ -1,20 +1,46 @@
 """Type stubs of the extension module (Rust, pyo3). Scripts use these through ``connect_ops``."""
 
+from os import PathLike
 from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Union, final
+
+from ._types import (
+    CacheInfo,
+    ContainerInfo,
+    LogicalBackup,
+    Member,
+    RedisBackup,
+    ReloadReport,
+    RestorePoint,
+    RestoreReport,
+    ServerStatus,
+    SwitchReport,
+)
 
 __all__ = [
     "Backends",
+    "CommandOutput",
+    "DiskUsage",
+    "Docker",
     "ERROR_KINDS",
+    "Haproxy",
+    "LocalHost",
     "MemoryCache",
     "MemoryCluster",
     "MemoryHost",
     "MemoryRouter",
     "MemoryRuntime",
     "MemoryStack",
+    "PatroniCluster",
+    "PgTarget",
+    "Redis",
     "Release",
+    "SshHost",
     "_Deployer",
     "_Operation",
     "__version__",
+    "list_backups",
+    "logical_backup",
+    "restore_logical",
 ]
 
 __version__: str
@@ -192,6 +218,207 @@ class MemoryStack:
     def clear_faults(self, operation: str) -> None: ...
     def backends(self) -> Backends: ...
 
+_Path = Union[str, "PathLike[str]"]
+_State = Literal["ready", "drain", "maint"]
+
+@final
+class CommandOutput:
+    """What a program printed and how it exited."""
+
+    @property
+    def status(self) -> Optional[int]: ...
+    @property
+    def stdout(self) -> bytes: ...
+    @property
+    def stderr(self) -> bytes: ...
+    @property
+    def success(self) -> bool: ...
+    def stdout_text(self) -> str: ...
+
+@final
+class DiskUsage:
+    """How full a file system is."""
+
+    @property
+    def total_bytes(self) -> int: ...
+    @property
+    def available_bytes(self) -> int: ...
+    @property
+    def total_inodes(self) -> int: ...
+    @property
+    def free_inodes(self) -> int: ...
+    @property
+    def used_percent(self) -> int: ...
+
+@final
+class LocalHost:
+    """This machine as the server."""
+
+    def __new__(cls, name: str = "local", *, connect_timeout: float = 10.0) -> LocalHost: ...
+    @property
+    def name(self) -> str: ...
+    def run(self, argv: Sequence[str], *, stdin: Optional[bytes] = None, check: bool = False) -> CommandOutput: ...
+    def read_file(self, path: str) -> Optional[bytes]: ...
+    def write_file(self, path: str, data: bytes, *, mode: int = 0o644, create_new: bool = False) -> int: ...
+    def rename(self, from_: str, to: str) -> None: ...
+    def remove_file(self, path: str) -> None: ...
+    def disk_usage(self, path: str) -> DiskUsage: ...
+
+@final
+class SshHost:
+    """A server over SSH: one connection carries every program, file and stream."""
+
+    def __new__(
+        cls,
+        host: str,
+        port: int = 22,
+        *,
+        user: str,
+        key_file: Optional[_Path] = None,
+        passphrase: Optional[str] = None,
+        agent: Union[bool, _Path, None] = None,
+        known_hosts: Optional[_Path] = None,
+        trust_on_first_use: bool = False,
+        connect_timeout: float = 10.0,
+        auth_timeout: float = 10.0,
+        keepalive_interval: float = 15.0,
+        keepalive_max: int = 3,
+        max_sessions: int = 10,
+    ) -> SshHost: ...
+    @property
+    def name(self) -> str: ...
+    def run(self, argv: Sequence[str], *, stdin: Optional[bytes] = None, check: bool = False) -> CommandOutput: ...
+    def read_file(self, path: str) -> Optional[bytes]: ...
+    def write_file(self, path: str, data: bytes, *, mode: int = 0o644, create_new: bool = False) -> int: ...
+    def rename(self, from_: str, to: str) -> None: ...
+    def remove_file(self, path: str) -> None: ...
+    def disk_usage(self, path: str) -> DiskUsage: ...
+    def connections_opened(self) -> int: ...
+    def close(self) -> None: ...
+
+_RealHost = Union[LocalHost, SshHost]
+_AnyHost = Union[LocalHost, SshHost, MemoryHost]
+
+@final
+class Haproxy:
+    """One backend of a running HAProxy, through the runtime API."""
+
+    def __new__(
+        cls,
+        backend: str = "be_app",
+        *,
+        socket: Optional[str] = None,
+        address: Optional[str] = None,
+        host: Optional[_RealHost] = None,
+        timeout: float = 5.0,
+        state_file: Optional[str] = None,
+        master_socket: Optional[str] = None,
+    ) -> Haproxy: ...
+    @property
+    def backend(self) -> str: ...
+    def servers(self) -> List[ServerStatus]: ...
+    def server(self, name: str) -> ServerStatus: ...
+    def set_state(self, server: str, state: _State) -> None: ...
+    def set_weight(self, server: str, weight: int) -> None: ...
+    def set_address(self, server: str, address: str, port: int) -> None: ...
+    def wait_live(self, server: str, deadline: float = 10.0) -> ServerStatus: ...
+    def wait_drained(self, server: str, deadline: float = 30.0) -> ServerStatus: ...
+    def switch(self, from_: Optional[str], to: str, deadline: float = 10.0) -> None: ...
+    def switch_to(self, to: str, deadline: float = 10.0) -> SwitchReport: ...
+    def save_state(self) -> None: ...
+    def reload(self, deadline: float = 10.0) -> ReloadReport: ...
+    def servers_async(self) -> Awaitable[List[ServerStatus]]: ...
+    def set_state_async(self, server: str, state: _State) -> Awaitable[None]: ...
+    def switch_to_async(self, to: str, deadline: float = 10.0) -> Awaitable[SwitchReport]: ...
+
+@final
+class Docker:
+    """A Docker Engine through its API."""
+
+    def __new__(cls, *, socket: Optional[str] = None, host: Optional[_RealHost] = None) -> Docker: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def api_version(self) -> str: ...
+    def engine_version(self) -> str: ...
+    def inspect(self, name: str) -> Optional[ContainerInfo]: ...
+    def containers(self, labels: Optional[Mapping[str, str]] = None) -> List[ContainerInfo]: ...
+
+@final
+class PgTarget:
+    """Where and as whom to connect to PostgreSQL."""
+
+    def __new__(
+        cls,
+        user: str,
+        dbname: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5432,
+        password: Optional[str] = None,
+        connect_timeout: float = 5.0,
+    ) -> PgTarget: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def dbname(self) -> str: ...
+
+@final
+class PatroniCluster:
+    """The Patroni cluster: Patroni's REST API and the leader's PostgreSQL."""
+
+    def __new__(
+        cls,
+        patroni_urls: Sequence[str],
+        *,
+        user: str,
+        dbname: str,
+        password: Optional[str] = None,
+        connect_timeout: float = 5.0,
+        check_query: Optional[str] = None,
+    ) -> PatroniCluster: ...
+    def members(self) -> List[Member]: ...
+    def leader(self) -> Member: ...
+    def switchover(self, candidate: Optional[str] = None) -> Member: ...
+    def check_query(self) -> int: ...
+    def restore_point(self, name: str) -> RestorePoint: ...
+    def leader_target(self) -> PgTarget: ...
+
+@final
+class Redis:
+    """A Redis server."""
+
+    def __new__(
+        cls, host: str = "127.0.0.1", port: int = 6379, *, password: Optional[str] = None, deadline: float = 60.0
+    ) -> Redis: ...
+    @property
+    def target(self) -> str: ...
+    def ping(self) -> None: ...
+    def info(self) -> CacheInfo: ...
+    def save(self) -> CacheInfo: ...
+    def backup(self, host: _AnyHost, dest_dir: str) -> RedisBackup: ...
+
+def logical_backup(
+    host: _AnyHost, source: PgTarget, label: str, *, dir: str, bin_dir: Optional[str] = None
+) -> LogicalBackup: ...
+def restore_logical(
+    host: _AnyHost,
+    target: PgTarget,
+    dump: str,
+    *,
+    dir: str,
+    bin_dir: Optional[str] = None,
+    jobs: int = 2,
+    expected_sha256: Optional[str] = None,
+    allow_other_database: bool = False,
+    maintenance_db: str = "postgres",
+) -> RestoreReport: ...
+def list_backups(host: _AnyHost, dir: str, database: str) -> List[str]: ...
+
 @final
 class Backends:
     """The server, container runtime, router, database cluster and cache of one deployment."""
@@ -199,11 +426,11 @@ class Backends:
     def __new__(
         cls,
         *,
-        host: MemoryHost,
-        runtime: MemoryRuntime,
-        router: MemoryRouter,
-        database: MemoryCluster,
-        cache: MemoryCache,
+        host: _AnyHost,
+        runtime: Union[Docker, MemoryRuntime],
+        router: Union[Haproxy, MemoryRouter],
+        database: Union[PatroniCluster, MemoryCluster],
+        cache: Union[Redis, MemoryCache],
     ) -> Backends: ...
 
 _RawCallback = Optional[Callable[[str], None]]

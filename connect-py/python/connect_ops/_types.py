@@ -312,3 +312,132 @@ class Journal(Data):
     def __repr__(self) -> str:
         slots = ", ".join(f"{c}={s.release.version}" for c, s in sorted(self.slots.items()))
         return f"<Journal live={self.live} slots({slots}) {len(self.history)} operations>"
+
+
+@dataclass(frozen=True)
+class SwitchReport(Data):
+    """What ``Haproxy.switch_to`` did, confirmed from ``show stat``."""
+
+    live: str
+    """The server that now takes the traffic."""
+    drained: Tuple[str, ...]
+    """The servers that were live before and are now draining."""
+    took_seconds: float
+    servers: Tuple[ServerStatus, ...]
+    """The backend's servers at the confirmation."""
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> SwitchReport:
+        return cls(
+            raw["live"],
+            tuple(raw["drained"]),
+            raw["took_seconds"],
+            tuple(ServerStatus.from_dict(s) for s in raw["servers"]),
+        )
+
+
+@dataclass(frozen=True)
+class ReloadReport(Data):
+    """What ``Haproxy.reload`` did, from the master's ``show proc``."""
+
+    old_workers: Tuple[int, ...]
+    new_workers: Tuple[int, ...]
+    took_seconds: float
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> ReloadReport:
+        return cls(tuple(raw["old_workers"]), tuple(raw["new_workers"]), raw["took_seconds"])
+
+
+@dataclass(frozen=True)
+class Member(Data):
+    """A member of the Patroni cluster."""
+
+    name: str
+    role: Literal["leader", "replica"]
+    state: str
+    """Patroni's word: ``running``, ``streaming``, ``stopped``..."""
+    lag_bytes: Optional[int]
+    timeline: Optional[int]
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in ("running", "streaming")
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> Member:
+        return cls(raw["name"], raw["role"], raw["state"], raw.get("lag_bytes"), raw.get("timeline"))
+
+
+@dataclass(frozen=True)
+class CacheInfo(Data):
+    """Redis as ``INFO``, ``LASTSAVE`` and ``DBSIZE`` show it."""
+
+    role: str
+    last_save_unix: int
+    bgsave_in_progress: bool
+    last_bgsave_ok: bool
+    aof_enabled: bool
+    keys: int
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> CacheInfo:
+        return cls(
+            raw["role"],
+            raw["last_save_unix"],
+            raw["bgsave_in_progress"],
+            raw["last_bgsave_ok"],
+            raw["aof_enabled"],
+            raw["keys"],
+        )
+
+
+@dataclass(frozen=True)
+class RedisBackup(Data):
+    """A checked copy of ``dump.rdb`` on the host."""
+
+    path: str
+    sha256: str
+    bytes: int
+    keys: int
+    last_save_unix: int
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> RedisBackup:
+        return cls(raw["path"], raw["sha256"], raw["bytes"], raw["keys"], raw["last_save_unix"])
+
+
+@dataclass(frozen=True)
+class LogicalBackup(Data):
+    """A verified ``pg_dump -Fc`` on the host."""
+
+    path: str
+    sha256: str
+    bytes: int
+    database: str
+    toc_entries: int
+    took_seconds: float
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> LogicalBackup:
+        return cls(
+            raw["path"], raw["sha256"], raw["bytes"], raw["database"], raw["toc_entries"], raw["took_seconds"]
+        )
+
+
+@dataclass(frozen=True)
+class RestoreReport(Data):
+    """What ``restore_logical`` did, with its measured recovery time."""
+
+    database: str
+    previous_kept_as: Optional[str]
+    """The previous live database, renamed and kept: drop it once the restore is confirmed."""
+    dump: str
+    took_seconds: float
+    pg_restore_seconds: float
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> RestoreReport:
+        return cls(
+            raw["database"], raw.get("previous_kept_as"), raw["dump"], raw["took_seconds"], raw["pg_restore_seconds"]
+        )
