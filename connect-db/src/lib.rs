@@ -38,6 +38,7 @@ pub mod restore;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod util;
+mod via_host;
 
 pub use cluster::PatroniCluster;
 pub use patroni::{HealthCheck, Patroni, PatroniHistoryEntry, PatroniMember};
