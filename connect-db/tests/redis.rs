@@ -184,3 +184,32 @@ async fn wrong_password_and_no_server_are_told_apart() {
         .await;
     assert_eq!(failed_start.unwrap_err().kind(), ErrorKind::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_answers_through_one_ssh_connection() {
+    let test = "redis_through_ssh";
+    let Some(r) = TestRedis::start(test, Some("redis-secret"), false).await else {
+        return;
+    };
+    let Some(sshd) = connect_core::testing::Sshd::start(test).await else {
+        return;
+    };
+    fill(&r, 25).await;
+    let host = connect_core::ssh::SshHost::connect(sshd.config())
+        .await
+        .expect("ssh connect");
+    let remote = r.client().through(std::sync::Arc::new(host.clone()));
+    remote.ping().await.expect("ping through ssh");
+    assert_eq!(remote.total_keys().await.expect("keys"), 26);
+    let info = remote.save().await.expect("save through ssh");
+    assert!(info.last_bgsave_ok);
+    let wrong = Redis::new("127.0.0.1", r.port, Some("wrong"))
+        .expect("client")
+        .through(std::sync::Arc::new(host.clone()));
+    assert_eq!(
+        wrong.ping().await.expect_err("wrong password").kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(host.connections_opened(), 1);
+    assert_eq!(sshd.accepted_connections(), 1);
+}
