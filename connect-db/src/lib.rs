@@ -13,6 +13,10 @@
 //! - [`Redis`]: PING, INFO, BGSAVE-and-wait, backup and restore of `dump.rdb`; implements
 //!   [`connect_core::Cache`].
 //!
+//! Each client talks to its server directly by default; `.through(host)` carries it over a
+//! [`connect_core::Host`]'s byte streams instead (the one SSH connection to the server), with the addresses as
+//! the server sees them.
+//!
 //! ```no_run
 //! use connect_core::database::DatabaseClusterExt;
 //! use connect_db::{PatroniCluster, PgTarget};
