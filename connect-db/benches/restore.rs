@@ -9,10 +9,11 @@
 use std::process::Stdio;
 use std::time::Instant;
 
+use connect_core::local::LocalHost;
 use connect_db::Postgres;
 use connect_db::backup::{BackupConfig, logical_backup};
 use connect_db::restore::{RestoreOptions, restore_logical};
-use connect_db::testing::{LocalTestHost, PG_PASSWORD, TestPostgres, pg_bin};
+use connect_db::testing::{PG_PASSWORD, TestPostgres, pg_bin};
 
 fn pg_tool(program: &str, port: u16) -> std::process::Command {
     let mut c = std::process::Command::new(pg_bin(program));
@@ -87,7 +88,7 @@ async fn main() {
     let dir_s = dir.to_str().expect("utf-8").to_string();
     let bin = pg_bin("pg_dump");
     let config = BackupConfig::new(&dir_s).bin_dir(bin.parent().and_then(|p| p.to_str()).expect("bin dir"));
-    let host = LocalTestHost;
+    let host = LocalHost::new();
     let backup = logical_backup(&host, bench.target(), "bench", &config)
         .await
         .expect("backup");

@@ -1,9 +1,11 @@
 //! Patroni and PostgreSQL together: the runbook's database cluster.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use connect_core::database::{DatabaseCluster, Member, RestorePoint, Role};
+use connect_core::host::Host;
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 
@@ -17,6 +19,7 @@ pub struct PatroniCluster {
     patroni: Patroni,
     login: PgTarget,
     check_sql: String,
+    via: Option<Arc<dyn Host>>,
 }
 
 impl PatroniCluster {
@@ -27,12 +30,21 @@ impl PatroniCluster {
             patroni: Patroni::new(patroni_nodes)?,
             login,
             check_sql: "SELECT COUNT(*) FROM users".into(),
+            via: None,
         })
     }
 
     /// Uses another check query (one integer column) instead of the runbook's `SELECT COUNT(*) FROM users`.
     pub fn with_check_query(mut self, sql: &str) -> PatroniCluster {
         self.check_sql = sql.into();
+        self
+    }
+
+    /// Reaches Patroni's REST API and every member's PostgreSQL through `host`'s byte streams (e.g. the one
+    /// SSH connection to the server): the addresses Patroni lists are then used as the server sees them.
+    pub fn through(mut self, host: Arc<dyn Host>) -> PatroniCluster {
+        self.patroni = self.patroni.through(host.clone());
+        self.via = Some(host);
         self
     }
 
@@ -49,11 +61,8 @@ impl PatroniCluster {
     /// The leader's PostgreSQL.
     pub async fn leader_postgres(&self) -> Result<Postgres> {
         let leader = self.patroni.leader().await?;
-        Ok(Postgres::new(self.member_target(
-            &leader.member.name,
-            leader.host,
-            leader.port,
-        )?))
+        let target = self.member_target(&leader.member.name, leader.host, leader.port)?;
+        Ok(self.postgres(target))
     }
 
     /// A member's PostgreSQL, by name.
@@ -65,7 +74,15 @@ impl PatroniCluster {
             .into_iter()
             .find(|m| m.member.name == name)
             .ok_or_else(|| Error::new(ErrorKind::NotFound, "cluster.member", name, "no such member"))?;
-        Ok(Postgres::new(self.member_target(name, m.host, m.port)?))
+        let target = self.member_target(name, m.host, m.port)?;
+        Ok(self.postgres(target))
+    }
+
+    fn postgres(&self, target: PgTarget) -> Postgres {
+        match &self.via {
+            Some(host) => Postgres::new(target).through(host.clone()),
+            None => Postgres::new(target),
+        }
     }
 
     fn member_target(&self, name: &str, host: Option<String>, port: Option<u16>) -> Result<PgTarget> {

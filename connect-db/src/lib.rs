@@ -13,13 +13,17 @@
 //! - [`Redis`]: PING, INFO, BGSAVE-and-wait, backup and restore of `dump.rdb`; implements
 //!   [`connect_core::Cache`].
 //!
+//! Each client talks to its server directly by default; `.through(host)` carries it over a
+//! [`connect_core::Host`]'s byte streams instead (the one SSH connection to the server), with the addresses as
+//! the server sees them.
+//!
 //! ```no_run
 //! use connect_core::database::DatabaseClusterExt;
 //! use connect_db::{PatroniCluster, PgTarget};
 //!
 //! # async fn run() -> connect_core::Result<()> {
 //! let cluster = PatroniCluster::new(
-//!     &["http://10.0.0.5:8008", "http://10.0.0.6:8008"],
+//!     &["http://patroni1.internal:8008", "http://patroni2.internal:8008"],
 //!     PgTarget::new("postgres", "connect").password("secret"),
 //! )?;
 //! let leader = cluster.leader().await?;
@@ -38,6 +42,7 @@ pub mod restore;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod util;
+mod via_host;
 
 pub use cluster::PatroniCluster;
 pub use patroni::{HealthCheck, Patroni, PatroniHistoryEntry, PatroniMember};

@@ -1,8 +1,10 @@
 //! Patroni's REST API.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use connect_core::database::{Member, Role};
+use connect_core::host::Host;
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
@@ -13,7 +15,7 @@ use serde_json::Value;
 pub struct PatroniMember {
     /// Role, state, lag and timeline.
     pub member: Member,
-    /// Its REST API (`http://10.0.0.5:8008`), without the `/patroni` suffix Patroni adds.
+    /// Its REST API (`http://patroni1.internal:8008`), without the `/patroni` suffix Patroni adds.
     pub api_url: Option<String>,
     /// Where its PostgreSQL listens.
     pub host: Option<String>,
@@ -69,12 +71,18 @@ impl HealthCheck {
     }
 }
 
+/// How long one request may take, answer included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A client of Patroni's REST API. Given every node's API address, it asks the first that answers, so one
-/// node down does not blind it.
+/// node down does not blind it. Directly (reqwest), or with [`Patroni::through`] over a
+/// [`connect_core::Host`]'s byte streams, e.g. the one SSH connection to the server.
 #[derive(Debug, Clone)]
 pub struct Patroni {
     nodes: Vec<String>,
     http: reqwest::Client,
+    /// When set, every request is carried through this host instead of a TCP connection from here.
+    via: Option<Arc<dyn Host>>,
     /// How long switchover, failover and restart may take before [`ErrorKind::Timeout`].
     pub action_deadline: Duration,
 }
@@ -88,7 +96,7 @@ impl Patroni {
             .collect();
         if nodes.is_empty() {
             return Err(Error::invalid("patroni.new", "", "no Patroni address given")
-                .with_hint("give each node's REST API, e.g. http://10.0.0.5:8008"));
+                .with_hint("give each node's REST API, e.g. http://patroni1.internal:8008"));
         }
         if let Some(bad) = nodes
             .iter()
@@ -99,14 +107,48 @@ impl Patroni {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(60))
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| Error::new(ErrorKind::Failed, "patroni.new", &nodes[0], e.to_string()))?;
         Ok(Patroni {
             nodes,
             http,
+            via: None,
             action_deadline: Duration::from_secs(90),
         })
+    }
+
+    /// Sends every request through `host` (each on its own `host.connect` stream to the node's address as
+    /// the server sees it), so Patroni's API need not be reachable from here.
+    pub fn through(mut self, host: Arc<dyn Host>) -> Patroni {
+        self.via = Some(host);
+        self
+    }
+
+    /// The host requests go through, when not direct.
+    pub fn via(&self) -> Option<&Arc<dyn Host>> {
+        self.via.as_ref()
+    }
+
+    /// One request, directly or through the host: the status and the whole body. Not answering at all is
+    /// [`ErrorKind::Unavailable`] (retryable) or [`ErrorKind::Timeout`].
+    async fn send(&self, op: &str, method: &str, url: &str, body: Option<&Value>) -> Result<(u16, Vec<u8>)> {
+        let body = body.map(Value::to_string);
+        if let Some(host) = &self.via {
+            let reply =
+                crate::via_host::http_request(host.as_ref(), op, method, url, body, REQUEST_TIMEOUT).await?;
+            return Ok((reply.status, reply.body));
+        }
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| Error::invalid(op, url, e.to_string()))?;
+        let mut request = self.http.request(method, url);
+        if let Some(b) = body {
+            request = request.header("content-type", "application/json").body(b);
+        }
+        let resp = request.send().await.map_err(|e| transport(op, url, e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| transport(op, url, e))?;
+        Ok((status, bytes.to_vec()))
     }
 
     /// The configured node addresses.
@@ -146,13 +188,8 @@ impl Patroni {
     /// ([`ErrorKind::Unavailable`]), not a `false`.
     pub async fn health(&self, node: &str, check: HealthCheck) -> Result<bool> {
         let url = format!("{}{}", node.trim_end_matches('/'), check.path());
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| transport("patroni.health", &url, e))?;
-        Ok(resp.status().as_u16() == 200)
+        let (status, _) = self.send("patroni.health", "GET", &url, None).await?;
+        Ok(status == 200)
     }
 
     /// `GET /patroni` of one node: its own view (role `master` in Patroni 3, `primary` in 4).
@@ -286,21 +323,12 @@ impl Patroni {
         let mut last = None;
         for node in &self.nodes {
             let url = format!("{node}/config");
-            match self
-                .http
-                .patch(&url)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-            {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let text = r.text().await.unwrap_or_default();
-                    return Err(refusal(op, node, status, &text));
+            match self.send(op, "PATCH", &url, Some(&body)).await {
+                Ok((200..=299, _)) => return Ok(()),
+                Ok((status, text)) => {
+                    return Err(refusal(op, node, status, &String::from_utf8_lossy(&text)));
                 }
-                Err(e) => last = Some(transport(op, &url, e)),
+                Err(e) => last = Some(e),
             }
         }
         Err(unreachable_all(op, &self.nodes, last))
@@ -369,25 +397,21 @@ impl Patroni {
         let preferred = via.api_url.iter().cloned();
         for node in preferred.chain(self.nodes.iter().cloned()) {
             let url = format!("{node}{path}");
-            let resp = match self
-                .http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-            {
+            let (status, text) = match self.send(op, "POST", &url, Some(body)).await {
                 Ok(r) => r,
                 Err(e) => {
-                    last = Some(transport(op, &url, e));
+                    last = Some(e);
                     continue;
                 }
             };
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
             return match status {
                 200..=299 => Ok(()),
-                _ => Err(refusal(op, &via.member.name, status, &text)),
+                _ => Err(refusal(
+                    op,
+                    &via.member.name,
+                    status,
+                    &String::from_utf8_lossy(&text),
+                )),
             };
         }
         Err(unreachable_all(op, &self.nodes, last))
@@ -395,17 +419,7 @@ impl Patroni {
 
     async fn get_json(&self, node: &str, path: &str) -> Result<Value> {
         let url = format!("{node}{path}");
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| transport("patroni.get", &url, e))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport("patroni.get", &url, e))?;
+        let (status, bytes) = self.send("patroni.get", "GET", &url, None).await?;
         if !(200..300).contains(&status) {
             return Err(refusal(
                 "patroni.get",

@@ -1,9 +1,11 @@
 //! PostgreSQL: readiness, the check query, replication lag, the WAL archiver, restore points.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use connect_core::database::RestorePoint;
+use connect_core::host::Host;
 use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
@@ -154,12 +156,25 @@ impl ArchiverStatus {
 #[derive(Debug, Clone)]
 pub struct Postgres {
     target: PgTarget,
+    via: Option<Arc<dyn Host>>,
 }
 
 impl Postgres {
-    /// A client for `target`.
+    /// A client for `target`, connecting from this machine.
     pub fn new(target: PgTarget) -> Postgres {
-        Postgres { target }
+        Postgres { target, via: None }
+    }
+
+    /// Connects through `host`'s byte streams instead (e.g. the one SSH connection): `target`'s address is
+    /// then as the server sees it, typically 127.0.0.1 or a unix socket directory.
+    pub fn through(mut self, host: Arc<dyn Host>) -> Postgres {
+        self.via = Some(host);
+        self
+    }
+
+    /// The host connections go through, when not direct.
+    pub fn via(&self) -> Option<&Arc<dyn Host>> {
+        self.via.as_ref()
     }
 
     /// Where it connects.
@@ -169,13 +184,28 @@ impl Postgres {
 
     /// Connects, with errors sorted into wrong credentials, no such database, not answering.
     pub async fn connect(&self) -> Result<Client> {
-        connect(&self.target).await
+        connect_via(&self.target, self.via.as_deref()).await
     }
 
     /// Like `pg_isready`: whether the server accepts connections at all.
     pub async fn readiness(&self) -> Readiness {
-        match self.target.config().connect(NoTls).await {
-            Ok(_) => Readiness::Accepting,
+        let attempt = match &self.via {
+            None => self.target.config().connect(NoTls).await.map(|_| ()),
+            Some(host) => {
+                let t = &self.target;
+                let Ok(stream) =
+                    crate::via_host::pg_stream(host.as_ref(), &t.host, t.port, t.connect_timeout).await
+                else {
+                    return Readiness::NoResponse;
+                };
+                match tokio::time::timeout(t.connect_timeout, t.config().connect_raw(stream, NoTls)).await {
+                    Ok(r) => r.map(|_| ()),
+                    Err(_) => return Readiness::NoResponse,
+                }
+            }
+        };
+        match attempt {
+            Ok(()) => Readiness::Accepting,
             Err(e) => match e.code() {
                 Some(c) if *c == SqlState::CANNOT_CONNECT_NOW => Readiness::Rejecting,
                 Some(c) if *c == SqlState::TOO_MANY_CONNECTIONS || *c == SqlState::ADMIN_SHUTDOWN => {
@@ -310,14 +340,42 @@ pub(crate) fn validate_restore_point_name(name: &str) -> Result<()> {
 }
 
 pub(crate) async fn connect(target: &PgTarget) -> Result<Client> {
-    let (client, connection) = target
-        .config()
-        .connect(NoTls)
-        .await
-        .map_err(|e| pg_error("postgres.connect", target, e))?;
+    connect_via(target, None).await
+}
+
+/// Connects directly, or through `via`'s byte stream with the same login (`connect_raw`).
+pub(crate) async fn connect_via(target: &PgTarget, via: Option<&dyn Host>) -> Result<Client> {
+    let op = "postgres.connect";
+    let Some(host) = via else {
+        let (client, connection) = target
+            .config()
+            .connect(NoTls)
+            .await
+            .map_err(|e| pg_error(op, target, e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "postgres connection ended");
+            }
+        });
+        return Ok(client);
+    };
+    let stream = crate::via_host::pg_stream(host, &target.host, target.port, target.connect_timeout).await?;
+    let (client, connection) =
+        tokio::time::timeout(target.connect_timeout, target.config().connect_raw(stream, NoTls))
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    op,
+                    target.to_string(),
+                    "no login answer in time",
+                )
+                .with_retryable(true)
+            })?
+            .map_err(|e| pg_error(op, target, e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "postgres connection ended");
+            tracing::debug!(error = %e, "postgres connection through the host ended");
         }
     });
     Ok(client)

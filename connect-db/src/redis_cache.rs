@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use connect_core::cache::{Cache, CacheInfo};
-use connect_core::host::{Command, Host, HostExt, PutOptions};
+use connect_core::host::{Command, Endpoint, Host, HostExt, PutOptions};
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 use redis::aio::MultiplexedConnection;
@@ -20,6 +21,9 @@ use crate::util::{sha256_file, stderr_tail, utc_stamp_millis};
 pub struct Redis {
     client: redis::Client,
     target: String,
+    endpoint: Endpoint,
+    /// When set, connections are `host.connect` streams instead of TCP connections from here.
+    via: Option<Arc<dyn Host>>,
     /// How long a BGSAVE or a restart may take.
     pub deadline: Duration,
     /// The `redis-check-rdb` program, run on the host.
@@ -75,9 +79,21 @@ impl Redis {
         Ok(Redis {
             client,
             target,
+            endpoint: Endpoint::Tcp {
+                host: host.to_string(),
+                port,
+            },
+            via: None,
             deadline: Duration::from_secs(60),
             check_rdb: "redis-check-rdb".into(),
         })
+    }
+
+    /// Connects through `host`'s byte streams (e.g. the one SSH connection) to the address as the server
+    /// sees it, instead of from this machine.
+    pub fn through(mut self, host: Arc<dyn Host>) -> Redis {
+        self.via = Some(host);
+        self
     }
 
     /// Where it connects.
@@ -86,10 +102,27 @@ impl Redis {
     }
 
     async fn conn(&self, op: &str) -> Result<MultiplexedConnection> {
-        self.client
-            .get_multiplexed_async_connection()
+        let Some(host) = &self.via else {
+            return self
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| redis_error(op, &self.target, e));
+        };
+        let stream = host
+            .connect(&self.endpoint)
             .await
-            .map_err(|e| redis_error(op, &self.target, e))
+            .map_err(|e| e.with_hint("is Redis running and listening on that address on the server?"))?;
+        let settings = self.client.get_connection_info().redis_settings();
+        let (conn, driver) = MultiplexedConnection::new_with_config(
+            settings,
+            stream,
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(self.deadline)),
+        )
+        .await
+        .map_err(|e| redis_error(op, &self.target, e))?;
+        tokio::spawn(driver);
+        Ok(conn)
     }
 
     async fn query<T: redis::FromRedisValue>(&self, op: &str, cmd: &redis::Cmd) -> Result<T> {

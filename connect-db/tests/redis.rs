@@ -1,10 +1,11 @@
 //! Redis 7 on 127.0.0.1: the cache conformance suite, backup and restore of dump.rdb, and refusals.
 
 use connect_core::host::{Command, HostExt, PutOptions};
+use connect_core::local::LocalHost;
 use connect_core::testing::free_port;
 use connect_core::{Cache, ErrorKind};
 use connect_db::Redis;
-use connect_db::testing::{LocalTestHost, TestRedis};
+use connect_db::testing::TestRedis;
 
 async fn fill(redis: &TestRedis, n: usize) {
     let client = redis::Client::open(match &redis.password {
@@ -64,7 +65,7 @@ async fn backup_and_restore_bring_back_every_key() {
     assert_eq!(info.role, "master");
     assert_eq!(info.keys, 250, "DBSIZE of db 0");
     let dir = tempfile::tempdir().expect("temp dir");
-    let host = LocalTestHost;
+    let host = LocalHost::new();
     let backup = c
         .backup(&host, dir.path().to_str().expect("utf-8"))
         .await
@@ -108,11 +109,11 @@ async fn restore_is_refused_when_aof_would_override_the_rdb() {
     assert!(c.info().await.expect("info").aof_enabled);
     let dir = tempfile::tempdir().expect("temp dir");
     let backup = c
-        .backup(&LocalTestHost, dir.path().to_str().expect("utf-8"))
+        .backup(&LocalHost::new(), dir.path().to_str().expect("utf-8"))
         .await
         .expect("backup");
     let e = c
-        .restore(&LocalTestHost, &backup, &r.start_command())
+        .restore(&LocalHost::new(), &backup, &r.start_command())
         .await
         .expect_err("AOF on");
     assert_eq!(e.kind(), ErrorKind::Refused, "{e}");
@@ -128,7 +129,7 @@ async fn a_corrupt_rdb_is_refused_before_redis_is_stopped() {
     let c = r.client();
     fill(&r, 20).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let host = LocalTestHost;
+    let host = LocalHost::new();
     let mut backup = c
         .backup(&host, dir.path().to_str().expect("utf-8"))
         .await
@@ -170,7 +171,7 @@ async fn wrong_password_and_no_server_are_told_apart() {
     let failed_start = r
         .client()
         .restore(
-            &LocalTestHost,
+            &LocalHost::new(),
             &connect_db::RedisBackup {
                 path: "/nonexistent/dump.rdb".into(),
                 sha256: String::new(),
@@ -182,4 +183,33 @@ async fn wrong_password_and_no_server_are_told_apart() {
         )
         .await;
     assert_eq!(failed_start.unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_answers_through_one_ssh_connection() {
+    let test = "redis_through_ssh";
+    let Some(r) = TestRedis::start(test, Some("redis-secret"), false).await else {
+        return;
+    };
+    let Some(sshd) = connect_core::testing::Sshd::start(test).await else {
+        return;
+    };
+    fill(&r, 25).await;
+    let host = connect_core::ssh::SshHost::connect(sshd.config())
+        .await
+        .expect("ssh connect");
+    let remote = r.client().through(std::sync::Arc::new(host.clone()));
+    remote.ping().await.expect("ping through ssh");
+    assert_eq!(remote.total_keys().await.expect("keys"), 26);
+    let info = remote.save().await.expect("save through ssh");
+    assert!(info.last_bgsave_ok);
+    let wrong = Redis::new("127.0.0.1", r.port, Some("wrong"))
+        .expect("client")
+        .through(std::sync::Arc::new(host.clone()));
+    assert_eq!(
+        wrong.ping().await.expect_err("wrong password").kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(host.connections_opened(), 1);
+    assert_eq!(sshd.accepted_connections(), 1);
 }

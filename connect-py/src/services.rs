@@ -169,7 +169,7 @@ pub struct PatroniCluster {
 
 #[pymethods]
 impl PatroniCluster {
-    /// A cluster reached through each node's REST address (`http://10.0.0.5:8008`); `user`, `dbname` and
+    /// A cluster reached through each node's REST address (`http://patroni1.internal:8008`); `user`, `dbname` and
     /// `password` are the app's login on every member (host and port come from Patroni). `check_query` (one
     /// integer column) replaces the runbook's `SELECT COUNT(*) FROM users`. Nothing is contacted until a call.
     #[new]

@@ -95,7 +95,7 @@ def test_docker_without_a_daemon_raises(tmp_path: Path) -> None:
 
 def test_patroni_cluster_arguments_and_unreachable() -> None:
     with pytest.raises(ops.InvalidInputError, match="http"):
-        ops.PatroniCluster(["10.0.0.5:8008"], user="connect", dbname="connect")
+        ops.PatroniCluster(["patroni1.internal:8008"], user="connect", dbname="connect")
     with pytest.raises(ops.InvalidInputError):
         ops.PatroniCluster([], user="connect", dbname="connect")
     cluster = ops.PatroniCluster([f"http://127.0.0.1:{closed_port()}"], user="connect", dbname="connect")

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use connect_core::ErrorKind;
 use connect_core::database::DatabaseCluster;
-use connect_core::host::{Host, HostExt, PutOptions};
+use connect_core::host::{HostExt, PutOptions};
+use connect_core::local::LocalHost;
 use connect_db::backup::{BackupConfig, backup_before_migration, list_backups, logical_backup};
 use connect_db::restore::{RestoreOptions, drop_previous, restore_logical};
-use connect_db::testing::{LocalTestHost, pg_bin};
+use connect_db::testing::pg_bin;
 use connect_db::{PatroniCluster, Postgres};
 
 use crate::common::{LEADERSHIP, app_database, cluster, leader_target};
@@ -41,7 +42,7 @@ async fn backup_then_restore_brings_the_rows_back_and_the_replica_follows() {
     let db = app_database(c, "shop", 500).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = config(&dir);
-    let host = LocalTestHost;
+    let host = LocalHost::new();
     let target = leader_target(&db).await;
     let before = emails(&db).await;
 
@@ -134,13 +135,13 @@ async fn only_the_last_n_backups_are_kept() {
     let target = leader_target(&db).await;
     let mut made = Vec::new();
     for deploy in ["d1", "d2", "d3"] {
-        let b = backup_before_migration(&LocalTestHost, &db, &target, deploy, &cfg)
+        let b = backup_before_migration(&LocalHost::new(), &db, &target, deploy, &cfg)
             .await
             .expect("backup");
         made.push(b);
     }
     assert_eq!(made[2].pruned, [made[0].backup.path.clone()]);
-    let left = list_backups(&LocalTestHost, &cfg, "keep").await.expect("list");
+    let left = list_backups(&LocalHost::new(), &cfg, "keep").await.expect("list");
     assert_eq!(left, [made[1].backup.path.clone(), made[2].backup.path.clone()]);
     assert!(!std::path::Path::new(&format!("{}.sha256", made[0].backup.path)).exists());
 }
@@ -155,7 +156,7 @@ async fn corrupt_truncated_tampered_and_foreign_dumps_are_refused_and_the_live_d
     let other = app_database(c, "ledger_other", 7).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = config(&dir);
-    let host = LocalTestHost;
+    let host = LocalHost::new();
     let target = leader_target(&db).await;
     let good = logical_backup(&host, &target, "good", &cfg)
         .await
@@ -238,18 +239,17 @@ async fn backup_with_wrong_credentials_is_permission_denied_and_leaves_no_file()
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = config(&dir);
     let bad = leader_target(&db).await.password("wrong");
-    let e = logical_backup(&LocalTestHost, &bad, "x", &cfg)
+    let e = logical_backup(&LocalHost::new(), &bad, "x", &cfg)
         .await
         .expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
     assert!(left.is_empty(), "no dump, no password file left: {left:?}");
     assert_eq!(
-        logical_backup(&LocalTestHost, &bad, "bad id", &cfg)
+        logical_backup(&LocalHost::new(), &bad, "bad id", &cfg)
             .await
             .unwrap_err()
             .kind(),
         ErrorKind::InvalidInput
     );
-    let _ = LocalTestHost.name();
 }

@@ -21,8 +21,8 @@ The real backends plug into the same ``Deployer`` through ``Backends``::
         host=host,
         runtime=ops.Docker(host=host),                       # the server's engine, over the SSH connection
         router=ops.Haproxy("be_app", socket="/run/haproxy/admin.sock", host=host),
-        database=ops.PatroniCluster(["http://10.0.0.5:8008"], user="connect", dbname="connect"),
-        cache=ops.Redis("10.0.0.5", 6379),
+        database=ops.PatroniCluster(["http://patroni1.internal:8008"], user="connect", dbname="connect"),
+        cache=ops.Redis("redis.internal", 6379),
     )
 """
 

@@ -1,0 +1,170 @@
+//! Reaching the servers through a [`Host`]'s byte streams (one SSH connection for everything) instead of
+//! opening TCP connections from this machine: HTTP/1.1 for Patroni with hyper's client connection, the
+//! PostgreSQL protocol with tokio-postgres' `connect_raw`.
+
+use std::time::Duration;
+
+use connect_core::host::{BoxStream, Endpoint, Host};
+use connect_core::{Error, ErrorKind, Result};
+use hyper::body::Body as _;
+
+/// What an HTTP request through a host got back.
+pub(crate) struct HttpReply {
+    /// The status code.
+    pub status: u16,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+fn unavailable(op: &str, target: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        op,
+        target,
+        format!("Patroni did not answer: {why}"),
+    )
+    .with_hint("is Patroni running and restapi.listen reachable from the server?")
+    .with_retryable(true)
+}
+
+/// The endpoint (as the server sees it) and the request path of an `http://` URL.
+fn split_url(op: &str, url: &str) -> Result<(Endpoint, String, String)> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| Error::invalid(op, url, e.to_string()))?;
+    if parsed.scheme() != "http" {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            op,
+            url,
+            "only plain http is carried through the host",
+        )
+        .with_hint("use Patroni's REST API over http on the server's loopback, or connect directly"));
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| Error::invalid(op, url, "no host in the URL"))?;
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let authority = format!("{host}:{port}");
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let mut path = parsed.path().to_string();
+    if let Some(q) = parsed.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    Ok((Endpoint::Tcp { host, port }, authority, path))
+}
+
+/// One HTTP/1.1 request on a fresh stream through `host`, the whole answer read within `timeout`.
+pub(crate) async fn http_request(
+    host: &dyn Host,
+    op: &str,
+    method: &str,
+    url: &str,
+    body: Option<String>,
+    timeout: Duration,
+) -> Result<HttpReply> {
+    let (endpoint, authority, path) = split_url(op, url)?;
+    let exchange = async {
+        let stream = host.connect(&endpoint).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| unavailable(op, url, e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP connection through the host ended");
+            }
+        });
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(&path)
+            .header("host", &authority);
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .body(body.unwrap_or_default())
+            .map_err(|e| Error::invalid(op, url, e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| unavailable(op, url, e))?;
+        let status = response.status().as_u16();
+        let mut incoming = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut incoming).poll_frame(cx)).await
+        {
+            let frame = frame.map_err(|e| unavailable(op, url, e))?;
+            if let Ok(data) = frame.into_data() {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(HttpReply { status, body: bytes })
+    };
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            op,
+            url,
+            format!("no answer within {timeout:?}"),
+        )
+        .with_hint("is Patroni stuck? check its log")
+        .with_retryable(true)
+    })?
+}
+
+/// A byte stream to PostgreSQL at `host:port` as the server sees it, within `timeout`.
+pub(crate) async fn pg_stream(via: &dyn Host, host: &str, port: u16, timeout: Duration) -> Result<BoxStream> {
+    let endpoint = if host.starts_with('/') {
+        Endpoint::Unix(format!("{host}/.s.PGSQL.{port}"))
+    } else {
+        Endpoint::Tcp {
+            host: host.to_string(),
+            port,
+        }
+    };
+    tokio::time::timeout(timeout, via.connect(&endpoint))
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                "postgres.connect",
+                endpoint.to_string(),
+                format!("no connection through {} within {timeout:?}", via.name()),
+            )
+            .with_retryable(true)
+        })?
+        .map_err(|e| e.with_hint("is PostgreSQL running and listening on that address on the server?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_endpoint_and_path() {
+        let (e, authority, path) = split_url("t", "http://127.0.0.1:8008/replica?lag=10").unwrap();
+        assert_eq!(
+            e,
+            Endpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: 8008
+            }
+        );
+        assert_eq!(authority, "127.0.0.1:8008");
+        assert_eq!(path, "/replica?lag=10");
+        let (e, _, path) = split_url("t", "http://[::1]/cluster").unwrap();
+        assert_eq!(
+            e,
+            Endpoint::Tcp {
+                host: "::1".into(),
+                port: 80
+            }
+        );
+        assert_eq!(path, "/cluster");
+        assert_eq!(
+            split_url("t", "https://x:8008").unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+    }
+}
