@@ -151,6 +151,17 @@ impl Error {
         &self.message
     }
 
+    /// The error as displayed, without its hint: for an error that wraps this one and carries the hint once.
+    pub fn summary(&self) -> String {
+        let mut text = format!("{} {}", self.operation, self.kind);
+        if !self.target.is_empty() {
+            text.push_str(&format!(" ({})", self.target));
+        }
+        text.push_str(": ");
+        text.push_str(&self.message);
+        text
+    }
+
     /// How to fix it, when known.
     pub fn hint(&self) -> Option<&str> {
         self.hint.as_deref()
@@ -164,11 +175,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.operation, self.kind)?;
-        if !self.target.is_empty() {
-            write!(f, " ({})", self.target)?;
-        }
-        write!(f, ": {}", self.message)?;
+        f.write_str(&self.summary())?;
         if let Some(hint) = &self.hint {
             write!(f, "; fix: {hint}")?;
         }

@@ -279,6 +279,9 @@ pub struct AppSpec {
     pub stop_grace: Duration,
     /// The migration command run in a one-off container of the new release (`npx prisma migrate deploy`).
     pub migration: Option<Vec<String>>,
+    /// Paths the post-deploy check requests from the new color directly (the runbook's `curl` of the site):
+    /// an answer of 500 or more, or none, fails verification. Empty: only health, database, cache and logs.
+    pub smoke_paths: Vec<String>,
 }
 
 impl AppSpec {
@@ -291,6 +294,7 @@ impl AppSpec {
             health_path: "/api/health".into(),
             stop_grace: Duration::from_secs(10),
             migration: None,
+            smoke_paths: Vec::new(),
         }
     }
 }

@@ -188,6 +188,10 @@ async fn full_rollback_redeploys_a_journal_release_through_the_health_gate() {
 async fn assert_failed_before_switch(f: &Fixture, version: &str, step: Step, kind: ErrorKind) {
     let err = f.deployer.deploy(release(version)).await.unwrap_err();
     assert_eq!(err.kind(), kind, "{err}");
+    assert!(
+        err.to_string().matches("; fix: ").count() <= 1,
+        "the hint once: {err}"
+    );
     f.assert_live(Color::Blue).await;
     assert_eq!(f.containers(), ["connect_app1"], "no half-made container is left");
     let journal = f.journal().await;
@@ -694,4 +698,105 @@ async fn an_aborted_deploy_keeps_the_failing_steps_fix() {
     );
     let err = f.deployer.deploy(release("v2")).await.unwrap_err();
     assert!(err.hint().unwrap().contains("health_deadline"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deploy_cut_off_before_it_recorded_is_cleaned_up_by_the_next_one() {
+    use connect_core::ContainerRuntime;
+    use connect_core::runtime::{ContainerSpec, slot_labels};
+    let f = Fixture::with_v1_live().await;
+    // What a deploy whose connection died after starting green leaves: green's container, v2, out of rotation,
+    // unknown to the journal.
+    let v2 = release("v2");
+    f.stack
+        .runtime
+        .start(&ContainerSpec {
+            name: "connect_app2".into(),
+            image: v2.image.clone(),
+            labels: slot_labels("connect", Color::Green, &v2),
+            env: Default::default(),
+            ports: vec![(3000, 3001)],
+            command: None,
+            health_path: Some("/api/health".into()),
+            stop_grace: Duration::from_secs(10),
+        })
+        .await
+        .unwrap();
+    let status = f.deployer.status().await.unwrap();
+    assert!(
+        status
+            .differences
+            .iter()
+            .any(|d| d.contains("interrupted operation")),
+        "status still shows it: {:?}",
+        status.differences
+    );
+
+    let record = f.deployer.deploy(v2).await.unwrap();
+    let reconcile = record.steps.iter().find(|s| s.step == Step::Reconcile).unwrap();
+    assert!(
+        reconcile
+            .detail
+            .contains("an interrupted operation left connect_app2"),
+        "{reconcile:?}"
+    );
+    f.assert_live(Color::Green).await;
+    assert_eq!(f.containers(), ["connect_app1", "connect_app2"]);
+    assert!(f.deployer.status().await.unwrap().differences.is_empty());
+
+    // Traffic on the idle color is never a leftover: that is drift.
+    f.stack.router.set_state("app1", AdminState::Ready).await.unwrap();
+    assert_eq!(
+        f.deployer.deploy(release("v3")).await.unwrap_err().kind(),
+        ErrorKind::Drift
+    );
+}
+
+/// Serves every connection to `port` on the in-memory server with `status`, as the new color's app would.
+fn answer_http(f: &Fixture, port: u16, status: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conns = f.stack.host.listen(connect_core::host::Endpoint::Tcp {
+        host: "127.0.0.1".into(),
+        port,
+    });
+    tokio::spawn(async move {
+        while let Some(mut c) = conns.recv().await {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf).await;
+            let answer = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = c.write_all(answer.as_bytes()).await;
+        }
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_whose_smoke_path_answers_5xx_is_rolled_back() {
+    let mut config = DeployConfig {
+        holder: "test".into(),
+        ..DeployConfig::runbook()
+    };
+    config.app.smoke_paths = vec!["/".into()];
+    let f = Fixture::with_config(config);
+    answer_http(&f, 3000, 200);
+    f.deployer.deploy(release("v1")).await.unwrap();
+    answer_http(&f, 3001, 502);
+
+    let err = f.deployer.deploy(release("v2")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unhealthy);
+    assert!(
+        err.to_string().contains("GET / on port 3001 answered 502"),
+        "{err}"
+    );
+    f.assert_live(Color::Blue).await;
+    let last = f.journal().await.history.last().cloned().unwrap();
+    assert_eq!(failed_step(&last.outcome), Some(Step::Verify));
+
+    // verify_color on its own reports the same check.
+    let report = f
+        .deployer
+        .verify_color(Color::Green, std::time::SystemTime::now())
+        .await
+        .unwrap();
+    let smoke = report.checks.iter().find(|c| c.name == "smoke /").unwrap();
+    assert_eq!(smoke.status, connect_core::engine::CheckStatus::Fail, "{smoke:?}");
 }

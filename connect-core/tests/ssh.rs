@@ -380,13 +380,7 @@ async fn a_connection_killed_mid_operation_fails_clearly_and_recovers() {
         return;
     };
     let proxy = TcpProxy::start(sshd.port()).await.expect("proxy");
-    // Through the proxy the server is known as [127.0.0.1]:<proxy port>.
-    let known = sshd.dir().join("proxy_known_hosts");
-    std::fs::write(
-        &known,
-        format!("[127.0.0.1]:{} {}\n", proxy.port(), sshd.host_key_line()),
-    )
-    .expect("write");
+    let known = sshd.known_hosts_via(proxy.port());
     let host = SshHost::connect(sshd.config().port(proxy.port()).known_hosts(&known))
         .await
         .expect("connect via proxy");

@@ -127,9 +127,14 @@ async fn main() {
         accounts
     );
     if let Some(old) = &report.previous_kept_as {
-        connect_db::restore::drop_previous(bench.target(), "postgres", old)
-            .await
-            .expect("drop previous");
+        connect_db::restore::drop_previous(
+            &connect_core::local::LocalHost::new(),
+            bench.target(),
+            "postgres",
+            old,
+        )
+        .await
+        .expect("drop previous");
     }
 
     // The runbook: a plain dump piped into psql, into an empty database.

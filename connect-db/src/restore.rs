@@ -8,7 +8,7 @@ use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::backup::{BackupConfig, PassFile, list_dump};
-use crate::postgres::{PgTarget, connect, pg_error, quote_ident};
+use crate::postgres::{PgTarget, connect_via, pg_error, quote_ident};
 use crate::util::{run_pg, sha256_file, stderr_tail, utc_stamp};
 
 /// How to restore.
@@ -54,7 +54,8 @@ pub struct RestoreReport {
 /// Restores `dump` (a `pg_dump -Fc` file on `host`) as `target.dbname`: checks the checksum and that it is a
 /// dump of that database, restores into `<db>_restoring_<stamp>` with `pg_restore --exit-on-error`, then
 /// renames the live database to `<db>_before_<stamp>` and the fresh one to the live name. Connections to the
-/// live database are ended for the swap; replicas follow through the WAL.
+/// live database are ended for the swap; replicas follow through the WAL. Every connection goes through `host`,
+/// so `target` names the server as `host` sees it (over SSH: the one connection).
 ///
 /// Any error before the swap drops the fresh database and leaves the live one untouched; a failed swap
 /// renames the live database back.
@@ -108,7 +109,9 @@ pub async fn restore_logical(
     let fresh = db_name(&live, &format!("_restoring_{stamp}"));
     let previous = db_name(&live, &format!("_before_{stamp}"));
     let admin = target.database(&options.maintenance_db);
-    let client = connect(&admin).await?;
+    // Through the host that runs pg_restore: `target` is the server as that host sees it, and over SSH this
+    // is the same connection as everything else.
+    let client = connect_via(&admin, Some(host)).await?;
     let owner: Option<String> = client
         .query_opt(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
@@ -311,8 +314,14 @@ fn db_name(live: &str, suffix: &str) -> String {
     format!("{base}{suffix}")
 }
 
-/// Drops a database kept by a restore (`previous_kept_as`) once the restore is confirmed.
-pub async fn drop_previous(target: &PgTarget, maintenance_db: &str, name: &str) -> Result<()> {
+/// Drops a database kept by a restore (`previous_kept_as`) once the restore is confirmed, connecting through
+/// `host` as the restore did.
+pub async fn drop_previous(
+    host: &dyn Host,
+    target: &PgTarget,
+    maintenance_db: &str,
+    name: &str,
+) -> Result<()> {
     if name == target.dbname {
         return Err(Error::invalid(
             "restore.drop_previous",
@@ -321,7 +330,7 @@ pub async fn drop_previous(target: &PgTarget, maintenance_db: &str, name: &str) 
         ));
     }
     let admin = target.database(maintenance_db);
-    let client = connect(&admin).await?;
+    let client = connect_via(&admin, Some(host)).await?;
     client
         .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", quote_ident(name)))
         .await

@@ -64,7 +64,12 @@ pub(crate) async fn http_request(
 ) -> Result<HttpReply> {
     let (endpoint, authority, path) = split_url(op, url)?;
     let exchange = async {
-        let stream = host.connect(&endpoint).await?;
+        // The server refusing to open the stream is the node not listening: Unavailable, as a refused TCP
+        // connection is when direct, so callers move on to the next Patroni node.
+        let stream = host.connect(&endpoint).await.map_err(|e| match e.kind() {
+            ErrorKind::Refused => unavailable(op, url, e.summary()),
+            _ => e,
+        })?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await

@@ -6,7 +6,7 @@ use std::time::Duration;
 use connect_core::ErrorKind;
 use connect_core::database::{DatabaseCluster, DatabaseClusterExt, Role};
 use connect_core::wait::poll_until;
-use connect_db::testing::{TestCluster, TestClusterConfig};
+use connect_db::testing::{TestCluster, TestClusterConfig, wait_promotion};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_crash_promotes_the_replica_and_no_leader_is_refused_until_a_failover() {
@@ -34,22 +34,9 @@ async fn leader_crash_promotes_the_replica_and_no_leader_is_refused_until_a_fail
 
     // 1. Crash the leader: Patroni and the postmaster, SIGKILL. The replica takes over after the ttl.
     c.node_mut(&first.name).expect("node").crash();
-    let promoted = poll_until(
-        "test",
-        "promotion",
-        Duration::from_secs(90),
-        Duration::from_millis(250),
-        || async {
-            Ok(match db.leader().await {
-                // Patroni lists the new leader a loop before it reports the new timeline.
-                Ok(l) if l.name != first.name && l.timeline > first.timeline => Ok(l),
-                Ok(l) => Err(format!("{} still listed as leader", l.name)),
-                Err(e) => Err(e.to_string()),
-            })
-        },
-    )
-    .await
-    .expect("the replica is promoted");
+    let promoted = wait_promotion(&db, &first, Duration::from_secs(90))
+        .await
+        .expect("the replica is promoted");
     assert!(promoted.timeline > first.timeline, "{first:?} -> {promoted:?}");
     assert_eq!(db.check_query().await.expect("rows on the new leader"), 10);
     // Patroni writes the timeline history to etcd a few loops after the promotion.

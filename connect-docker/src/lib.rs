@@ -55,7 +55,7 @@ mod watch;
 pub use client::{DEFAULT_SOCKET, Docker};
 pub use containers::{LogReport, ONE_OFF_LABEL};
 pub use images::{BuildContext, PruneReport};
-pub use slot::{HealthProbe, Restart, Secrets, SlotOptions};
+pub use slot::{HOST_NETWORK, HealthProbe, Restart, Secrets, SlotOptions};
 pub use transfer::{
     Compression, ProgressFn, TransferMethod, TransferOptions, TransferProgress, TransferReport,
 };

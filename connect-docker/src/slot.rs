@@ -136,7 +136,8 @@ impl Default for HealthProbe {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlotOptions {
     /// The network to join (`connect_default` for a compose project called `connect`); the default bridge when
-    /// `None`.
+    /// `None`. With [`HOST_NETWORK`] the container shares the server's network: nothing is published, and the
+    /// app is told its color's host port through `PORT` (both colors cannot listen on one port there).
     pub network: Option<String>,
     /// The restart policy.
     pub restart: Restart,
@@ -173,16 +174,27 @@ impl Default for SlotOptions {
     }
 }
 
+/// The network mode in which a container shares the server's network stack (`docker run --network host`).
+pub const HOST_NETWORK: &str = "host";
+
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// The Engine's create body for a color's container.
 pub(crate) fn create_body(spec: &ContainerSpec, options: &SlotOptions) -> ContainerCreateBody {
+    let host_network = options.network.as_deref() == Some(HOST_NETWORK);
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.extend(options.secrets.iter().map(|(k, v)| format!("{k}={v}")));
-    let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
-        .ports
+    // On the host's network a published port means nothing: the app itself listens on the color's host
+    // port, which it learns from PORT (replacing an app-wide PORT).
+    let host_port = spec.ports.first().map(|p| p.1).filter(|_| host_network);
+    if let Some(port) = host_port {
+        env.retain(|v| !v.starts_with("PORT="));
+        env.push(format!("PORT={port}"));
+    }
+    let published = if host_network { &[][..] } else { &spec.ports[..] };
+    let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = published
         .iter()
         .map(|(container, host)| {
             (
@@ -194,9 +206,9 @@ pub(crate) fn create_body(spec: &ContainerSpec, options: &SlotOptions) -> Contai
             )
         })
         .collect();
-    let exposed: Vec<String> = spec.ports.iter().map(|(c, _)| format!("{c}/tcp")).collect();
+    let exposed: Vec<String> = published.iter().map(|(c, _)| format!("{c}/tcp")).collect();
     let healthcheck = spec.health_path.as_ref().map(|path| {
-        let port = spec.ports.first().map_or(options.app_port, |p| p.0);
+        let port = host_port.unwrap_or_else(|| spec.ports.first().map_or(options.app_port, |p| p.0));
         let url = format!("http://127.0.0.1:{port}{path}");
         let mut test = vec!["CMD".to_string()];
         test.extend(options.health.command.iter().map(|a| a.replace("{url}", &url)));
@@ -246,6 +258,39 @@ pub(crate) fn create_body(spec: &ContainerSpec, options: &SlotOptions) -> Contai
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_the_host_network_the_app_listens_on_its_host_port() {
+        let spec = ContainerSpec {
+            name: "connect_app2".into(),
+            image: connect_core::model::ImageRef::parse("connect:v2").unwrap(),
+            labels: Default::default(),
+            env: [("PORT".to_string(), "3000".to_string())].into(),
+            ports: vec![(3000, 3001)],
+            command: None,
+            health_path: Some("/api/health".into()),
+            stop_grace: Duration::from_secs(10),
+        };
+        let bridged = create_body(&spec, &SlotOptions::default());
+        assert!(bridged.host_config.as_ref().unwrap().port_bindings.is_some());
+        assert_eq!(bridged.env.as_deref(), Some(&["PORT=3000".to_string()][..]));
+
+        let options = SlotOptions {
+            network: Some(HOST_NETWORK.into()),
+            ..SlotOptions::default()
+        };
+        let body = create_body(&spec, &options);
+        let host_config = body.host_config.unwrap();
+        assert_eq!(host_config.port_bindings, None);
+        assert_eq!(host_config.network_mode.as_deref(), Some("host"));
+        assert_eq!(body.exposed_ports, None);
+        assert_eq!(body.env.as_deref(), Some(&["PORT=3001".to_string()][..]));
+        let probe = body.healthcheck.unwrap().test.unwrap();
+        assert!(
+            probe.iter().any(|a| a.contains("127.0.0.1:3001/api/health")),
+            "{probe:?}"
+        );
+    }
 
     #[test]
     fn env_file_parses_and_debug_hides_values() {

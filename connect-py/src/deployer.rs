@@ -220,7 +220,7 @@ impl Deployer {
     #[new]
     #[pyo3(signature = (
         backends, *, holder=None, state_dir="/opt/connect/state", app="connect", env=None, migration=None,
-        container_port=3000, health_path="/api/health", stop_grace=10.0, health_deadline=60.0,
+        container_port=3000, health_path="/api/health", smoke_paths=None, stop_grace=10.0, health_deadline=60.0,
         drain_deadline=30.0, router_deadline=10.0, disk_warn_percent=80, disk_fail_percent=95,
         disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None
     ))]
@@ -234,6 +234,7 @@ impl Deployer {
         migration: Option<Vec<String>>,
         container_port: i64,
         health_path: &str,
+        smoke_paths: Option<Vec<String>>,
         stop_grace: f64,
         health_deadline: f64,
         drain_deadline: f64,
@@ -262,6 +263,7 @@ impl Deployer {
                 health_path: health_path.to_string(),
                 stop_grace: seconds("stop_grace", stop_grace)?,
                 migration,
+                smoke_paths: smoke_paths.unwrap_or_default(),
             },
             topology: runbook.topology,
             policy: DeployPolicy {

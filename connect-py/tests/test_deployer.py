@@ -169,7 +169,7 @@ def test_migration_restore_point_and_failed_migration(stack: ops.MemoryStack) ->
     assert record.restore_point is not None and record.restore_point.name in stack.database.restore_points()
     with pytest.raises(ops.FailedError, match="exited 1"):
         deployer.deploy("connect:bad-migration")
-    with pytest.raises(TypeError, match="argv"):
+    with pytest.raises(TypeError, match="list of str"):
         ops.Deployer(stack, migration="npx prisma migrate deploy")
     with pytest.raises(ops.InvalidInputError, match="empty migration"):
         ops.Deployer(stack, migration=[])
@@ -192,6 +192,8 @@ def test_policy_arguments_are_validated(stack: ops.MemoryStack) -> None:
         ops.Deployer(stack, container_port=70000)
     with pytest.raises(ops.InvalidInputError, match="max_error_lines = -1"):
         ops.Deployer(stack, max_error_lines=-1)
+    with pytest.raises(TypeError, match=r"smoke_paths is a list of str, e.g. \['/'\]"):
+        ops.Deployer(stack, smoke_paths="/")
     d = ops.Deployer(stack, old_color="retire_after", retire_after=3600, holder="x", env={"NODE_ENV": "production"},
                      disk_paths=["/opt/connect", "/var/lib/docker"], state_dir="/srv/state")
     assert d.holder == "x" and repr(d) == "Deployer(holder='x')"

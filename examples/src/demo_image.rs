@@ -101,7 +101,7 @@ pub fn is_statically_linked(path: &Path) -> Result<bool> {
 
 /// Writes a build context for release `version` into `dir` (created): a `Dockerfile` and one directory per
 /// layer: `bin/app/connect-demo-app`, `version/app/VERSION`, and `migrations/app/migrations/<name>/migration.sql`
-/// when `migrations` is given. Every file's mtime is pinned, so two releases of one binary share its layer
+/// (only Prisma's `migration_lock.toml` when `migrations` is `None`). Every file's mtime is pinned, so two releases of one binary share its layer
 /// byte for byte, cache or no cache. Returns the Dockerfile's text.
 ///
 /// The image: `FROM scratch`, `ENTRYPOINT ["/app/connect-demo-app"]` (so `docker run IMAGE migrate` is the
@@ -128,16 +128,23 @@ pub fn write_context(dir: &Path, binary: &Path, version: &str, migrations: Optio
     std::fs::copy(binary, bin_dir.join("connect-demo-app")).map_err(|e| io("copy binary", binary, e))?;
     std::fs::write(version_dir.join("VERSION"), format!("{version}\n"))
         .map_err(|e| io("write VERSION", dir, e))?;
-    let mut dockerfile = "FROM scratch\nCOPY bin/ /\nCOPY version/ /\n".to_string();
+    // Every release has the directory with Prisma's lock file, so a release without migrations applies
+    // nothing instead of failing on a missing directory (and a build context never drops it as empty).
+    let migrations_dir = dir.join("migrations/app/migrations");
+    std::fs::create_dir_all(&migrations_dir).map_err(|e| io("copy migrations", &migrations_dir, e))?;
+    std::fs::write(
+        migrations_dir.join("migration_lock.toml"),
+        "# Prisma's lock file: the provider the migrations are written for.\nprovider = \"postgresql\"\n",
+    )
+    .map_err(|e| io("copy migrations", &migrations_dir, e))?;
     if let Some(src) = migrations {
-        let migrations = crate::demo_app::load_migrations(src)?;
-        for m in &migrations {
-            let d = dir.join("migrations/app/migrations").join(&m.name);
+        for m in &crate::demo_app::load_migrations(src)? {
+            let d = migrations_dir.join(&m.name);
             std::fs::create_dir_all(&d).map_err(|e| io("copy migrations", &d, e))?;
             std::fs::write(d.join("migration.sql"), &m.sql).map_err(|e| io("copy migrations", &d, e))?;
         }
-        dockerfile.push_str("COPY migrations/ /\n");
     }
+    let mut dockerfile = "FROM scratch\nCOPY bin/ /\nCOPY version/ /\nCOPY migrations/ /\n".to_string();
     dockerfile.push_str(&format!(
         "ENV PORT=3000 MIGRATIONS_DIR={IMAGE_MIGRATIONS}\n\
          EXPOSE 3000\n\
@@ -240,8 +247,14 @@ mod tests {
                 .unwrap();
             assert_eq!(mtime, pinned, "{file}");
         }
-        let v1 = write_context(&dir.join("v1"), &me, "v1", None).unwrap();
-        assert!(!v1.contains("COPY migrations"), "{v1}");
+        write_context(&dir.join("v1"), &me, "v1", None).unwrap();
+        let v1_migrations = dir.join("v1/migrations/app/migrations");
+        assert!(v1_migrations.join("migration_lock.toml").is_file());
+        assert_eq!(
+            std::fs::read_dir(&v1_migrations).unwrap().count(),
+            1,
+            "no migration in v1"
+        );
         let bad = write_context(&dir.join("x"), &me, "v 3", None).unwrap_err();
         assert_eq!(bad.kind(), ErrorKind::InvalidInput);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -6,6 +6,8 @@
 //! - [`load`]: a keep-alive HTTP/1.1 load generator that reports requests, failures (with reasons) and
 //!   p50/p99 latency per phase of a deploy.
 //! - `testing` (feature `testing`): the demo app, PostgreSQL and Redis started on 127.0.0.1 for tests.
+//! - `stack` (feature `testing`): the whole production setup on 127.0.0.1 (sshd, Docker through it, HAProxy,
+//!   etcd + Patroni + PostgreSQL, Redis) and the runbook run end to end on it.
 //!
 //! ```no_run
 //! # async fn run() -> connect_core::Result<()> {
@@ -21,5 +23,7 @@ pub mod demo_app;
 pub mod demo_image;
 pub mod http;
 pub mod load;
+#[cfg(feature = "testing")]
+pub mod stack;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::Deployer;
 use crate::database::DatabaseClusterExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::host::{Command, HostExt};
+use crate::host::{Command, Endpoint, Host, HostExt};
 use crate::model::Color;
 use crate::router::RouterExt;
 use crate::runtime::labels;
@@ -69,7 +69,7 @@ impl CheckReport {
     }
 
     /// Fails with `kind` naming every failed check, when any failed.
-    pub(crate) fn into_result(self, operation: &str, kind: ErrorKind) -> Result<CheckReport> {
+    pub fn into_result(self, operation: &str, kind: ErrorKind) -> Result<CheckReport> {
         if self.passed() {
             return Ok(self);
         }
@@ -84,6 +84,66 @@ impl CheckReport {
 /// Lines the runbook counts as errors: any line containing "error", case-insensitively.
 fn is_error_line(line: &str) -> bool {
     line.to_ascii_lowercase().contains("error")
+}
+
+/// How long a smoke request may take, connection included.
+const SMOKE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET path` on the color's port, from the server itself (through the host's stream, so over SSH it is the
+/// same connection): the status code of the answer.
+async fn smoke(host: &dyn Host, port: u16, path: &str) -> Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = format!("127.0.0.1:{port}{path}");
+    if !path.starts_with('/')
+        || path
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(Error::invalid(
+            "verify.smoke",
+            &target,
+            "a smoke path is an absolute URL path",
+        ));
+    }
+    let exchange = async {
+        let endpoint = Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let mut stream = host.connect(&endpoint).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let io =
+            |e: std::io::Error| Error::new(ErrorKind::Unavailable, "verify.smoke", &target, e.to_string());
+        stream.write_all(request.as_bytes()).await.map_err(io)?;
+        // The status line is all that is needed; it fits in the first read of any real server's answer,
+        // but a server may send it in pieces, so read until its end of line.
+        let mut head = Vec::new();
+        let mut buf = [0u8; 512];
+        while !head.contains(&b'\n') && head.len() < 4096 {
+            let n = stream.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head);
+        let line = line.lines().next().unwrap_or("");
+        line.split_whitespace()
+            .nth(1)
+            .filter(|_| line.starts_with("HTTP/"))
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unhealthy,
+                    "verify.smoke",
+                    &target,
+                    format!("not an HTTP answer: {line:?}"),
+                )
+            })
+    };
+    tokio::time::timeout(SMOKE_DEADLINE, exchange)
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, "verify.smoke", &target, "no answer in 5 s"))?
 }
 
 impl Deployer {
@@ -213,6 +273,18 @@ impl Deployer {
             }),
             |s| format!("{}/{} live at {}", b.router.backend(), s.name, s.address),
         );
+        for path in &self.config.app.smoke_paths {
+            let answer = smoke(b.host.as_ref(), slot.host_port, path).await;
+            let status = match &answer {
+                Ok(code) if *code < 500 => CheckStatus::Pass,
+                _ => CheckStatus::Fail,
+            };
+            let detail = match answer {
+                Ok(code) => format!("GET {path} on port {} answered {code}", slot.host_port),
+                Err(e) => e.to_string(),
+            };
+            report.push(format!("smoke {path}"), status, detail);
+        }
         report.record_result("database", b.database.check_query().await, |n| {
             format!("check query answered {n}")
         });

@@ -412,7 +412,10 @@ impl Deployer {
             Failure::IdleStarted(e) => {
                 self.discard(run, journal, to).await;
                 let live = from.map_or("nothing (first deploy)".to_string(), |c| c.to_string());
-                rewrap(&e, format!("aborted at {step}; traffic stayed on {live}: {e}"))
+                rewrap(
+                    &e,
+                    format!("aborted at {step}; traffic stayed on {live}: {}", e.summary()),
+                )
             }
             Failure::Switched(e) => {
                 let Some(from) = from else {
@@ -439,7 +442,10 @@ impl Deployer {
                     Ok(()) => {
                         journal.live = Some(from);
                         self.discard(run, journal, to).await;
-                        rewrap(&e, format!("failed at {step} and was rolled back; traffic is on {from} again: {e}"))
+                        rewrap(&e, format!(
+                            "failed at {step} and was rolled back; traffic is on {from} again: {}",
+                            e.summary()
+                        ))
                     }
                     Err(back) => Error::new(
                         ErrorKind::Failed,

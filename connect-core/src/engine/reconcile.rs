@@ -42,8 +42,38 @@ impl Observed {
         &self.slots[color as usize]
     }
 
-    /// Where the journal and this observation disagree, one sentence each.
+    /// Where the journal and this observation disagree, one sentence each (leftovers included).
     pub fn differences(&self, journal: &Journal) -> Vec<String> {
+        let mut diffs = self.drift(journal);
+        diffs.extend(self.leftovers(journal).into_iter().map(|(color, c)| {
+            format!(
+                "{} runs {} on {color}, which the journal does not know (left by an interrupted operation; \
+                 the next deploy replaces it)",
+                c.name, c.image
+            )
+        }));
+        diffs
+    }
+
+    /// Containers on a color that is not live and takes no traffic, which the journal does not know: what an
+    /// operation cut off before it could record or undo leaves behind (the new color started, the connection
+    /// lost). Nothing depends on them, so a deploy replaces them instead of calling it drift.
+    pub fn leftovers(&self, journal: &Journal) -> Vec<(Color, &ContainerInfo)> {
+        let ready = self.ready_colors();
+        Color::ALL
+            .into_iter()
+            .filter(|c| journal.live != Some(*c) && !journal.slots.contains_key(c) && !ready.contains(c))
+            .filter_map(|c| {
+                let info = self.slot(c).container.as_ref()?;
+                // A stopped one is no difference at all (as everywhere here): only running containers count.
+                (info.state == ContainerState::Running).then_some((c, info))
+            })
+            .collect()
+    }
+
+    /// Where the journal and this observation disagree in a way that needs a person: everything but leftovers.
+    pub fn drift(&self, journal: &Journal) -> Vec<String> {
+        let leftovers: Vec<Color> = self.leftovers(journal).into_iter().map(|(c, _)| c).collect();
         let mut diffs = Vec::new();
         for color in Color::ALL {
             let seen = self.slot(color);
@@ -70,6 +100,7 @@ impl Observed {
                         c.release().unwrap_or("an unlabelled image")
                     ))
                 }
+                (None, Some(_)) if leftovers.contains(&color) => {}
                 (None, Some(c)) => diffs.push(format!(
                     "{} runs {} on {color}, which the journal does not know",
                     c.name, c.image
@@ -122,11 +153,20 @@ impl Deployer {
     /// Fails with [`ErrorKind::Drift`] when the journal and the observed state disagree.
     pub(crate) async fn reconcile(&self, journal: &Journal) -> Result<String> {
         let observed = self.observe().await?;
-        let diffs = observed.differences(journal);
+        let diffs = observed.drift(journal);
         if diffs.is_empty() {
+            let leftovers: Vec<String> = observed
+                .leftovers(journal)
+                .iter()
+                .map(|(color, c)| format!("{} ({color}, {})", c.name, c.release().unwrap_or("unlabelled")))
+                .collect();
+            let live = journal.live.map_or("none".into(), |c| c.to_string());
+            if leftovers.is_empty() {
+                return Ok(format!("journal matches: live {live}"));
+            }
             return Ok(format!(
-                "journal matches: live {}",
-                journal.live.map_or("none".into(), |c| c.to_string())
+                "journal matches: live {live}; an interrupted operation left {}, replaced by this deploy",
+                leftovers.join(", ")
             ));
         }
         Err(Error::new(ErrorKind::Drift, "deploy.reconcile", self.store.journal_path(), diffs.join("; ")).with_hint(

@@ -145,6 +145,15 @@ impl Sshd {
         path
     }
 
+    /// A known_hosts file that lists this server as reached on another port of 127.0.0.1 (through a
+    /// [`super::TcpProxy`]), where a client sees it as `[127.0.0.1]:<port>`.
+    pub fn known_hosts_via(&self, port: u16) -> PathBuf {
+        let path = self.dir().join(format!("known_hosts_via_{port}"));
+        let line = format!("[127.0.0.1]:{port} {}\n", self.host_key_line());
+        std::fs::write(&path, line).expect("write known_hosts");
+        path
+    }
+
     /// Generates a new client key (`kind`: ed25519, rsa, ecdsa) with an optional passphrase; with
     /// `authorize` it is added to authorized_keys. Returns the private key's path.
     pub fn new_client_key(&self, name: &str, kind: &str, passphrase: &str, authorize: bool) -> PathBuf {

@@ -17,3 +17,27 @@ pub use single::TestPostgres;
 
 /// The superuser password of the test servers.
 pub const PG_PASSWORD: &str = "connect-test-secret";
+
+/// Waits until a member other than `old` leads on a later timeline: Patroni lists the new leader a loop before
+/// it reports the new timeline, and the dead leader's key outlives it by the ttl.
+pub async fn wait_promotion(
+    db: &crate::PatroniCluster,
+    old: &connect_core::database::Member,
+    deadline: std::time::Duration,
+) -> connect_core::Result<connect_core::database::Member> {
+    use connect_core::database::DatabaseClusterExt;
+    connect_core::wait::poll_until(
+        "testing.promotion",
+        &old.name,
+        deadline,
+        std::time::Duration::from_millis(250),
+        || async {
+            Ok(match db.leader().await {
+                Ok(l) if l.name != old.name && l.timeline > old.timeline => Ok(l),
+                Ok(l) => Err(format!("{} still listed as leader", l.name)),
+                Err(e) => Err(e.to_string()),
+            })
+        },
+    )
+    .await
+}

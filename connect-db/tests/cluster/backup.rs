@@ -111,11 +111,11 @@ async fn backup_then_restore_brings_the_rows_back_and_the_replica_follows() {
         on_replica.check_query("SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'created_at'").await.expect("column"),
         1
     );
-    drop_previous(&target, "postgres", &kept)
+    drop_previous(&host, &target, "postgres", &kept)
         .await
         .expect("drop the kept database");
     assert_eq!(
-        drop_previous(&target, "postgres", "shop")
+        drop_previous(&host, &target, "postgres", "shop")
             .await
             .unwrap_err()
             .kind(),

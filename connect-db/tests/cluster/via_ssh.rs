@@ -69,6 +69,24 @@ async fn patroni_and_postgres_answer_through_one_ssh_connection() {
         "{e}"
     );
 
+    // A Patroni node that does not answer (first in the list, as a crashed leader would be) is skipped
+    // through the host as it is directly.
+    let mut urls = vec![format!("http://127.0.0.1:{}", free_port())];
+    urls.extend(c.rest_urls());
+    let with_dead_node = connect_db::PatroniCluster::new(&urls, remote.login().clone())
+        .expect("urls")
+        .through(Arc::new(host.clone()));
+    assert_eq!(
+        with_dead_node
+            .patroni()
+            .leader()
+            .await
+            .expect("the live nodes answer")
+            .member
+            .name,
+        leader.member.name
+    );
+
     assert_eq!(remote.check_query_count().await.expect("check query again"), 42);
     assert_eq!(host.connections_opened(), 1);
     assert_eq!(

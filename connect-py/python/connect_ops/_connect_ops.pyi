@@ -448,6 +448,7 @@ class _Deployer:
         migration: Optional[Sequence[str]] = None,
         container_port: int = 3000,
         health_path: str = "/api/health",
+        smoke_paths: Optional[Sequence[str]] = None,
         stop_grace: float = 10.0,
         health_deadline: float = 60.0,
         drain_deadline: float = 30.0,

@@ -71,11 +71,13 @@ async def _with_loop_callback(
     return raw
 
 
-def _argv(name: str, value: Optional[Sequence[str]]) -> Optional[list[str]]:
+def _argv(
+    name: str, value: Optional[Sequence[str]], example: str = "['npx', 'prisma', 'migrate', 'deploy']"
+) -> Optional[list[str]]:
     if value is None:
         return None
     if isinstance(value, str):
-        raise TypeError(f"{name} is a list of str (an argv), e.g. ['npx', 'prisma', 'migrate', 'deploy'], not a str")
+        raise TypeError(f"{name} is a list of str, e.g. {example}, not a str")
     return list(value)
 
 
@@ -104,6 +106,7 @@ class Deployer:
         migration: Optional[Sequence[str]] = None,
         container_port: int = 3000,
         health_path: str = "/api/health",
+        smoke_paths: Optional[Sequence[str]] = None,
         stop_grace: float = 10.0,
         health_deadline: float = 60.0,
         drain_deadline: float = 30.0,
@@ -118,7 +121,8 @@ class Deployer:
         """The runbook's slots (blue = ``connect_app1``/``app1`` on 3000, green = ``connect_app2``/``app2``
         on 3001) over ``backends``. Durations are seconds. ``holder`` names who deploys in the lock and the
         journal (default ``user@host pid N``); ``migration`` is the argv run in a one-off container of the new
-        release after a database restore point."""
+        release after a database restore point; ``smoke_paths`` are requested from the new color after the
+        switch, and an answer of 500 or more rolls it back."""
         self._inner = _Deployer(
             backends,
             holder=holder,
@@ -128,6 +132,7 @@ class Deployer:
             migration=_argv("migration", migration),
             container_port=container_port,
             health_path=health_path,
+            smoke_paths=_argv("smoke_paths", smoke_paths, "['/']"),
             stop_grace=stop_grace,
             health_deadline=health_deadline,
             drain_deadline=drain_deadline,

@@ -74,15 +74,8 @@ pub fn load_migrations(dir: &Path) -> Result<Vec<Migration>> {
             sql,
         });
     }
+    // No migration at all is a release that changes no schema: like `prisma migrate deploy`, nothing to do.
     migrations.sort_by(|a, b| a.name.cmp(&b.name));
-    if migrations.is_empty() {
-        return Err(Error::new(
-            ErrorKind::NotFound,
-            "read migrations",
-            &target,
-            "no <name>/migration.sql in it",
-        ));
-    }
     Ok(migrations)
 }
 
@@ -230,12 +223,13 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_or_empty_directory_is_not_found() {
+    fn a_missing_directory_is_not_found_and_an_empty_one_has_no_migration() {
         let dir = std::env::temp_dir().join(format!("connect-demo-empty-{}", std::process::id()));
         assert_eq!(load_migrations(&dir).unwrap_err().kind(), ErrorKind::NotFound);
         std::fs::create_dir_all(&dir).unwrap();
-        let e = load_migrations(&dir).unwrap_err();
+        std::fs::write(dir.join("migration_lock.toml"), "provider = \"postgresql\"\n").unwrap();
+        let found = load_migrations(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(found.is_empty(), "{found:?}");
     }
 }

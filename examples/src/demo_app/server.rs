@@ -194,6 +194,26 @@ impl App {
         let Some(url) = &self.config.database_url else {
             return Ok("database: not configured (DATABASE_URL unset), skipped".to_string());
         };
+        let first = self.query_once(url).await;
+        if first.is_ok() || !self.db.lock().await.as_ref().is_none_or(|c| c.is_closed()) {
+            return first;
+        }
+        // As a connection pool does: a connection the server ended (a restore's swap, a failover) is replaced,
+        // waiting up to RECONNECT_WINDOW for the database to take connections again. The line says what
+        // happened without the driver's words, which contain "error": this is not one.
+        eprintln!("connect-demo-app: the database ended the connection; reconnecting");
+        let until = tokio::time::Instant::now() + RECONNECT_WINDOW;
+        loop {
+            match self.query_once(url).await {
+                Err(_) if tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(RECONNECT_PAUSE).await; // a pool's pause between connection attempts
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn query_once(&self, url: &str) -> Result<String> {
         let mut slot = self.db.lock().await;
         if slot.as_ref().is_none_or(|c| c.is_closed()) {
             *slot = Some(Arc::new(connect_database(url).await?));
@@ -207,7 +227,7 @@ impl App {
             ));
         };
         drop(slot);
-        let row = tokio::time::timeout(
+        let answer = tokio::time::timeout(
             DB_TIMEOUT,
             client.query_one("SELECT current_setting('server_version')", &[]),
         )
@@ -219,8 +239,21 @@ impl App {
                 "postgresql",
                 format!("no answer in {DB_TIMEOUT:?}"),
             )
-        })?
-        .map_err(|e| pg_error("query", e))?;
+        })?;
+        let row = match answer {
+            Ok(row) => row,
+            Err(e) => {
+                if connection_lost(&e) {
+                    // The server ended this session (a restore's swap, a shutdown): forget it, so the caller
+                    // reconnects, even before the driver notices the socket closed.
+                    let mut slot = self.db.lock().await;
+                    if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client)) {
+                        *slot = None;
+                    }
+                }
+                return Err(pg_error("query", e));
+            }
+        };
         let version: String = row.try_get(0).map_err(|e| pg_error("query", e))?;
         Ok(format!("database: ok, PostgreSQL {version}"))
     }
@@ -255,6 +288,25 @@ fn parse_mode_request(text: &str) -> Result<(Mode, Option<Duration>)> {
         };
     Ok((mode, slow))
 }
+
+/// Whether `e` means the session is gone (not that the query was wrong).
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(c)
+        })
+}
+
+/// How long a request waits for the database to take connections again after its connection was ended.
+const RECONNECT_WINDOW: Duration = Duration::from_secs(2);
+/// The pause between two connection attempts meanwhile.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(25);
 
 pub(super) fn pg_error(operation: &str, e: tokio_postgres::Error) -> Error {
     let kind = if e.as_db_error().is_some() {

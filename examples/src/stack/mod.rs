@@ -1,0 +1,438 @@
+//! The whole production setup on this machine, loopback only, from the crates' own harnesses: an OpenSSH server
+//! playing the production server, the Docker Engine reached through that one SSH connection, HAProxy
+//! (master-worker) in front of the blue and green demo-app containers, etcd + two Patroni nodes + PostgreSQL 15,
+//! and Redis. Started by [`Stack::start`], torn down on drop.
+//!
+//! Every backend the [`Deployer`] gets goes through the SSH connection, as it would to `prod-host`: Docker's
+//! socket, HAProxy's admin socket, master CLI and state file, Patroni's REST API, PostgreSQL and Redis.
+//! The containers share the server's network (as the runbook's apps reach `127.0.0.1` services), each color
+//! on its own port.
+
+mod releases;
+pub mod runbook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use connect_core::engine::{Backends, DeployConfig, Deployer};
+use connect_core::host::Endpoint;
+use connect_core::model::{AppSpec, Color, DeployPolicy, Release, Slot, Topology};
+use connect_core::router::{AdminState, TrafficRouter};
+use connect_core::ssh::SshHost;
+use connect_core::testing::{Sshd, TcpProxy, free_port, require_program};
+use connect_core::{Error, ErrorKind, Host, Result};
+use connect_db::PatroniCluster;
+use connect_db::backup::BackupConfig;
+use connect_db::testing::{TestCluster, TestClusterConfig, TestRedis, pg_bin};
+use connect_docker::{Docker, HOST_NETWORK, HealthProbe, Restart, SlotOptions};
+use connect_haproxy::testing::{HaproxyProcess, require_haproxy};
+use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
+
+pub use releases::Releases;
+
+/// The Docker Engine's socket on the server.
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// The app's database.
+pub const DATABASE: &str = "connect";
+
+/// How the stack is set up.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Names the stack's containers, images and temp dirs (a test's name).
+    pub name: String,
+    /// Reach sshd through a [`TcpProxy`] that can cut the connection ([`Stack::cut_ssh`]).
+    pub cuttable_ssh: bool,
+    /// Build the releases on a second Docker Engine (a build machine, in its own network namespace) and
+    /// ship them to the server through SSH, as the runbook does; otherwise build them on the server.
+    pub build_machine: bool,
+}
+
+impl StackOptions {
+    /// A stack named `name`, releases built on the server, SSH not cuttable.
+    pub fn new(name: &str) -> StackOptions {
+        StackOptions {
+            name: name.to_string(),
+            cuttable_ssh: false,
+            build_machine: false,
+        }
+    }
+}
+
+/// The running stack. Public fields are the harness pieces, for tests that break them on purpose.
+pub struct Stack {
+    /// Unique to this stack: the app's name, its containers' prefix, its images' repository.
+    pub prefix: String,
+    /// The OpenSSH server playing `prod-host`.
+    pub sshd: Sshd,
+    /// Between client and sshd when the stack was asked for a cuttable connection.
+    pub proxy: Option<TcpProxy>,
+    /// The one SSH connection.
+    pub ssh: Arc<SshHost>,
+    /// HAProxy master-worker.
+    pub haproxy: HaproxyProcess,
+    /// etcd + Patroni + PostgreSQL.
+    pub cluster: TestCluster,
+    /// Redis.
+    pub redis: TestRedis,
+    /// The server's Docker Engine, through SSH, with the demo app's slot options.
+    pub docker: Docker,
+    /// The releases: built, and where.
+    pub releases: Releases,
+    /// Blue's and green's ports on the server.
+    pub ports: (u16, u16),
+    dir: tempfile::TempDir,
+    _home: tempfile::TempDir,
+}
+
+static STACKS: AtomicU32 = AtomicU32::new(0);
+
+/// What is started before the stack is assembled.
+struct Parts {
+    prefix: String,
+    sshd: Sshd,
+    redis: TestRedis,
+    cluster: TestCluster,
+    home: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts everything and waits until each part answers. `None` (after a loud SKIP) when a program is
+    /// missing and real tests are not required; with `CONNECT_REAL_TESTS=1` a missing program panics, as does
+    /// a part that does not start (the harness's way; [`Stack::try_start`] returns that as an error).
+    pub async fn start(options: StackOptions) -> Option<Stack> {
+        let name = options.name.clone();
+        Stack::try_start(options)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: starting the stack: {e}"))
+    }
+
+    /// [`Stack::start`], with a part that does not start returned as the error.
+    pub async fn try_start(options: StackOptions) -> Result<Option<Stack>> {
+        let test = options.name.as_str();
+        let (Some(_), Some(_), Some(haproxy_program)) = (
+            require_program(test, "docker", &["/usr/bin/docker"]),
+            require_program(test, "dockerd", &["/usr/sbin/dockerd", "/usr/bin/dockerd"]),
+            require_haproxy(test),
+        ) else {
+            return Ok(None);
+        };
+        let n = STACKS.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("e2e-{}-{n}", std::process::id());
+        let temp = |what: &str| {
+            tempfile::Builder::new()
+                .prefix(&format!("connect-{prefix}-{what}-"))
+                .tempdir()
+                .map_err(|e| Error::new(ErrorKind::Failed, "stack", what, e.to_string()))
+        };
+        // Debian's bash reads ~/.bashrc for every command sshd runs; the server's account here is this
+        // machine's (root), whose ~/.bashrc may cost a quarter second per command. The server gets a HOME of
+        // its own, as a deploy account would have.
+        let home = temp("home")?;
+        let dir = temp("server")?;
+        let Some(sshd) = Sshd::start_with(test, &format!("SetEnv HOME={}", home.path().display())).await
+        else {
+            return Ok(None);
+        };
+        let Some(redis) = TestRedis::start(test, None, false).await else {
+            return Ok(None);
+        };
+        let scope = TestClusterConfig {
+            scope: prefix.clone(),
+            ..TestClusterConfig::default()
+        };
+        let Some(cluster) = TestCluster::start(test, scope).await else {
+            return Ok(None);
+        };
+        let parts = Parts {
+            prefix,
+            sshd,
+            redis,
+            cluster,
+            home,
+            dir,
+        };
+        Stack::assemble(options, parts, &haproxy_program).await.map(Some)
+    }
+
+    async fn assemble(
+        options: StackOptions,
+        parts: Parts,
+        haproxy_program: &std::path::Path,
+    ) -> Result<Stack> {
+        let Parts {
+            prefix,
+            sshd,
+            redis,
+            cluster,
+            home,
+            dir,
+        } = parts;
+        // The server's directories, as its setup makes them (`/opt/connect/state`, `/opt/connect/backups`).
+        for sub in ["state", "backups"] {
+            std::fs::create_dir_all(dir.path().join(sub))
+                .map_err(|e| Error::new(ErrorKind::Failed, "stack", sub, e.to_string()))?;
+        }
+        let proxy = if options.cuttable_ssh {
+            Some(
+                TcpProxy::start(sshd.port())
+                    .await
+                    .map_err(|e| Error::new(ErrorKind::Failed, "stack", "ssh proxy", e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let mut config = sshd.config();
+        if let Some(p) = &proxy {
+            config = config.port(p.port()).known_hosts(sshd.known_hosts_via(p.port()));
+        }
+        let ssh = Arc::new(SshHost::connect(config).await?);
+        let ports = (free_port(), free_port());
+        let haproxy = HaproxyProcess::start(
+            haproxy_program,
+            SocketAddr::from(([127, 0, 0, 1], ports.0)),
+            SocketAddr::from(([127, 0, 0, 1], ports.1)),
+        )
+        .await?;
+        let docker = Docker::connect_via(ssh.clone(), DOCKER_SOCKET)
+            .await?
+            .with_slot_options(slot_options());
+        create_database(&cluster).await?;
+        let releases = Releases::build(&prefix, &docker, options.build_machine, &options.name).await?;
+        let stack = Stack {
+            prefix,
+            sshd,
+            proxy,
+            ssh,
+            haproxy,
+            cluster,
+            redis,
+            docker,
+            releases,
+            ports,
+            dir,
+            _home: home,
+        };
+        // A fresh HAProxy serves both servers as configured; the first deploy starts from "nothing live".
+        let router = stack.router();
+        for server in ["app1", "app2"] {
+            router.set_state(server, AdminState::Maint).await?;
+        }
+        Ok(stack)
+    }
+
+    /// The HAProxy backend through the SSH connection: admin socket, master CLI and state file on the server.
+    pub fn router(&self) -> Haproxy {
+        let host: Arc<dyn Host> = self.ssh.clone();
+        let unix = |path: &std::path::Path| {
+            RuntimeApi::new(Socket::Host(
+                host.clone(),
+                Endpoint::Unix(path.display().to_string()),
+            ))
+        };
+        Haproxy::new(unix(&self.haproxy.admin_socket), &self.haproxy.config.backend)
+            .expect("the harness's backend name is valid")
+            .with_state_file(StateFile::Host(
+                host.clone(),
+                self.haproxy.state_file.display().to_string(),
+            ))
+            .with_master(unix(&self.haproxy.master_socket))
+    }
+
+    /// The Patroni cluster through the SSH connection, logging in to the app's database; its check query
+    /// counts the app's customers (the runbook counts its users).
+    pub fn database(&self) -> PatroniCluster {
+        self.cluster
+            .client(DATABASE)
+            .with_check_query("SELECT count(*) FROM customers")
+            .through(self.ssh.clone())
+    }
+
+    /// Redis through the SSH connection.
+    pub fn cache(&self) -> connect_db::Redis {
+        self.redis.client().through(self.ssh.clone())
+    }
+
+    /// The five backends, all through the one SSH connection.
+    pub fn backends(&self) -> Backends {
+        Backends {
+            host: self.ssh.clone(),
+            runtime: Arc::new(self.docker.clone()),
+            router: Arc::new(self.router()),
+            database: Arc::new(self.database()),
+            cache: Arc::new(self.cache()),
+        }
+    }
+
+    /// The app's database URL as the containers see it: every Patroni node, the writable one chosen, so a
+    /// failover needs no redeploy.
+    pub fn database_url(&self) -> String {
+        let hosts: Vec<String> = self
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.pg_port))
+            .collect();
+        format!(
+            "postgresql://postgres:{}@{}/{DATABASE}?target_session_attrs=read-write&connect_timeout=2",
+            connect_db::testing::PG_PASSWORD,
+            hosts.join(",")
+        )
+    }
+
+    /// The deploy configuration of this stack: the demo app with its migration, this stack's containers and
+    /// ports, deadlines for a machine under test load, the journal in the stack's temp dir.
+    pub fn deploy_config(&self) -> DeployConfig {
+        let slot = |color: Color, n: u8, port: u16| Slot {
+            color,
+            container: format!("{}_app{n}", self.prefix),
+            server: format!("app{n}"),
+            host_port: port,
+        };
+        let mut app = AppSpec::connect();
+        app.name = self.prefix.clone();
+        app.stop_grace = Duration::from_secs(5);
+        app.migration = Some(vec!["migrate".into()]);
+        app.env = [
+            ("BIND", "127.0.0.1".to_string()),
+            ("DATABASE_URL", self.database_url()),
+            ("REDIS_URL", format!("redis://127.0.0.1:{}", self.redis.port)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let policy = DeployPolicy {
+            health_deadline: Duration::from_secs(60),
+            drain_deadline: Duration::from_secs(10),
+            router_deadline: Duration::from_secs(10),
+            disk_paths: vec![self.state_dir(), self.backup_dir()],
+            ..DeployPolicy::default()
+        };
+        DeployConfig {
+            app,
+            topology: Topology {
+                blue: slot(Color::Blue, 1, self.ports.0),
+                green: slot(Color::Green, 2, self.ports.1),
+            },
+            policy,
+            state_dir: self.state_dir(),
+            holder: format!("e2e {} pid {}", self.prefix, std::process::id()),
+        }
+    }
+
+    /// A deployer over [`Stack::backends`] and [`Stack::deploy_config`].
+    pub fn deployer(&self) -> Result<Deployer> {
+        Deployer::new(self.backends(), self.deploy_config())
+    }
+
+    /// Where the journal and the lock live on the server.
+    pub fn state_dir(&self) -> String {
+        self.dir.path().join("state").display().to_string()
+    }
+
+    /// Where backups go on the server.
+    pub fn backup_dir(&self) -> String {
+        self.dir.path().join("backups").display().to_string()
+    }
+
+    /// Backups with this machine's PostgreSQL 15 programs.
+    pub fn backup_config(&self) -> BackupConfig {
+        let bin = pg_bin("pg_dump");
+        let bin_dir = bin
+            .parent()
+            .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string());
+        BackupConfig::new(&self.backup_dir()).bin_dir(&bin_dir)
+    }
+
+    /// HAProxy's HTTP address: where customers (the load generator) come in.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.haproxy.http_addr()
+    }
+
+    /// A release of the demo app built by [`Releases`].
+    pub fn release(&self, version: &str) -> Release {
+        self.releases.release(version)
+    }
+
+    /// How many SSH connections sshd accepted so far (the goal: one).
+    pub fn sshd_connections(&self) -> usize {
+        self.sshd.accepted_connections()
+    }
+
+    /// Cuts the SSH connection as a dead network would. New connections still get through.
+    pub fn cut_ssh(&self) {
+        if let Some(p) = &self.proxy {
+            p.cut();
+        }
+    }
+
+    /// The container names of this stack that exist on the server (one-off jobs included).
+    pub async fn containers(&self) -> Result<Vec<String>> {
+        let label = [(
+            connect_core::runtime::labels::APP.to_string(),
+            self.prefix.clone(),
+        )]
+        .into();
+        let mut names: Vec<String> = self
+            .docker
+            .list_containers(&label)
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let one_offs = [(connect_docker::ONE_OFF_LABEL.to_string(), "true".to_string())].into();
+        names.extend(
+            self.docker
+                .list_containers(&one_offs)
+                .await?
+                .into_iter()
+                .filter(|c| c.image.starts_with(&format!("{}:", self.prefix)))
+                .map(|c| c.name),
+        );
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// The demo app's container settings: the server's network, its own `healthcheck` as the probe (the image is
+/// `FROM scratch`, no curl), checked every 100 ms so the health gate sees it soon after it is ready (Engine
+/// 20.10 has no separate start-up interval).
+pub fn slot_options() -> SlotOptions {
+    SlotOptions {
+        network: Some(HOST_NETWORK.into()),
+        restart: Restart::No,
+        health: HealthProbe {
+            command: vec![crate::demo_image::IMAGE_BINARY.into(), "healthcheck".into()],
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(2),
+            retries: 3,
+            start_period: Duration::ZERO,
+        },
+        ..SlotOptions::default()
+    }
+}
+
+async fn create_database(cluster: &TestCluster) -> Result<()> {
+    let admin = cluster.client("postgres");
+    let client = admin.leader_postgres().await?.connect().await?;
+    client
+        .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Failed, "create database", DATABASE, e.to_string()))
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Synchronous on purpose: drop may run outside a runtime, and the Docker CLI talks to the same engine.
+        let names = [1, 2].map(|n| format!("{}_app{n}", self.prefix));
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&names)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        self.releases.remove_images_blocking();
+    }
+}

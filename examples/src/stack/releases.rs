@@ -1,0 +1,123 @@
+//! The demo app's releases as images: v1 (no migration), v2 (brings the `visits` migration) and v3 (same as
+//! v2, another version), built from one static binary so they share its layer.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use connect_core::model::Release;
+use connect_core::{Error, ErrorKind, Result};
+use connect_docker::testing::SecondDaemon;
+use connect_docker::{BuildContext, Docker, TransferOptions, TransferReport};
+
+use crate::demo_image;
+
+/// The versions every stack builds.
+pub const VERSIONS: [&str; 3] = ["v1", "v2", "v3"];
+
+/// The releases of one stack and where they were built.
+pub struct Releases {
+    repository: String,
+    /// The build machine, when the stack has one: releases are built there and shipped to the server.
+    builder: Option<(SecondDaemon, Docker)>,
+    server: Docker,
+}
+
+/// The static demo-app binary, built once per process (minutes from cold, seconds after).
+fn static_binary() -> Result<PathBuf> {
+    static BINARY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or(Path::new("."));
+            demo_image::build_static(workspace).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| Error::new(ErrorKind::Failed, "build demo app", "connect-demo-app", e))
+}
+
+impl Releases {
+    /// Builds every version as `<repository>:<version>`: on a second Docker Engine started for the purpose
+    /// when `build_machine` (ship them with [`Releases::ship`]), else straight on `server`.
+    pub async fn build(
+        repository: &str,
+        server: &Docker,
+        build_machine: bool,
+        test: &str,
+    ) -> Result<Releases> {
+        let binary = tokio::task::spawn_blocking(static_binary).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Failed,
+                "build demo app",
+                "connect-demo-app",
+                e.to_string(),
+            )
+        })??;
+        let builder = if build_machine {
+            let daemon = SecondDaemon::start(test)
+                .await
+                .ok_or_else(|| Error::new(ErrorKind::Unavailable, "build machine", "dockerd", "skipped"))?;
+            let docker = daemon.docker().await?;
+            Some((daemon, docker))
+        } else {
+            None
+        };
+        let releases = Releases {
+            repository: repository.to_string(),
+            builder,
+            server: server.clone(),
+        };
+        let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let dir = tempfile::tempdir()
+            .map_err(|e| Error::new(ErrorKind::Failed, "build releases", "temp dir", e.to_string()))?;
+        let engine = releases.build_engine();
+        for version in VERSIONS {
+            let context = dir.path().join(version);
+            let with_migrations = (version != "v1").then_some(migrations.as_path());
+            demo_image::write_context(&context, &binary, version, with_migrations)?;
+            engine
+                .build_release(BuildContext::from_dir(&context)?, &releases.release(version))
+                .await?;
+        }
+        Ok(releases)
+    }
+
+    fn build_engine(&self) -> &Docker {
+        self.builder.as_ref().map_or(&self.server, |(_, d)| d)
+    }
+
+    /// The release `<repository>:<version>`.
+    pub fn release(&self, version: &str) -> Release {
+        Release::new(&self.repository, version).expect("the stack's repository and versions are valid")
+    }
+
+    /// Ships `version` from the build machine to the server, only the layers the server lacks. `None` when
+    /// the releases were built on the server.
+    pub async fn ship(&self, version: &str) -> Result<Option<TransferReport>> {
+        let Some((_, builder)) = &self.builder else {
+            return Ok(None);
+        };
+        let report = builder
+            .transfer_image(
+                &self.server,
+                &self.release(version).image,
+                &TransferOptions::default(),
+            )
+            .await?;
+        Ok(Some(report))
+    }
+
+    /// Removes the releases from the server (drop time, through the Docker CLI).
+    pub(crate) fn remove_images_blocking(&self) {
+        let tags: Vec<String> = VERSIONS
+            .iter()
+            .map(|v| format!("{}:{v}", self.repository))
+            .collect();
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f"])
+            .args(&tags)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
