@@ -46,7 +46,8 @@ pub(crate) fn map_err(operation: &str, target: &str, e: BollardError) -> Error {
             ErrorKind::Unavailable,
             format!("cannot talk to the Docker Engine: {}", chain(&e)),
             Some(
-                "is the Docker daemon running and its socket reachable? (systemctl status docker, DOCKER_HOST)",
+                "is the Docker daemon running and its socket reachable (systemctl status docker, DOCKER_HOST), \
+                 and, when it is reached through SSH, is the connection to the server up?",
             ),
         ),
         _ => (ErrorKind::Failed, e.to_string(), None),

@@ -194,9 +194,10 @@ impl App {
         let Some(url) = &self.config.database_url else {
             return Ok("database: not configured (DATABASE_URL unset), skipped".to_string());
         };
-        let first = self.query_once(url).await;
-        if first.is_ok() || !self.db.lock().await.as_ref().is_none_or(|c| c.is_closed()) {
-            return first;
+        match self.query_once(url).await {
+            Ok(answer) => return Ok(answer),
+            Err(QueryFailure::Query(e)) => return Err(e),
+            Err(QueryFailure::Connection(_)) => {}
         }
         // As a connection pool does: a connection the server ended (a restore's swap, a failover) is replaced,
         // waiting up to RECONNECT_WINDOW for the database to take connections again. The line says what
@@ -205,26 +206,29 @@ impl App {
         let until = tokio::time::Instant::now() + RECONNECT_WINDOW;
         loop {
             match self.query_once(url).await {
-                Err(_) if tokio::time::Instant::now() < until => {
+                Ok(answer) => return Ok(answer),
+                Err(QueryFailure::Connection(_)) if tokio::time::Instant::now() < until => {
                     tokio::time::sleep(RECONNECT_PAUSE).await; // a pool's pause between connection attempts
                 }
-                done => return done,
+                Err(QueryFailure::Connection(e) | QueryFailure::Query(e)) => return Err(e),
             }
         }
     }
 
-    async fn query_once(&self, url: &str) -> Result<String> {
+    async fn query_once(&self, url: &str) -> std::result::Result<String, QueryFailure> {
         let mut slot = self.db.lock().await;
         if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            *slot = Some(Arc::new(connect_database(url).await?));
+            *slot = Some(Arc::new(
+                connect_database(url).await.map_err(QueryFailure::Connection)?,
+            ));
         }
         let Some(client) = slot.clone() else {
-            return Err(Error::new(
+            return Err(QueryFailure::Connection(Error::new(
                 ErrorKind::Unavailable,
                 "connect",
                 "postgresql",
                 "no client",
-            ));
+            )));
         };
         drop(slot);
         let answer = tokio::time::timeout(
@@ -233,28 +237,29 @@ impl App {
         )
         .await
         .map_err(|_| {
-            Error::new(
+            QueryFailure::Query(Error::new(
                 ErrorKind::Timeout,
                 "query",
                 "postgresql",
                 format!("no answer in {DB_TIMEOUT:?}"),
-            )
+            ))
         })?;
         let row = match answer {
             Ok(row) => row,
-            Err(e) => {
-                if connection_lost(&e) {
-                    // The server ended this session (a restore's swap, a shutdown): forget it, so the caller
-                    // reconnects, even before the driver notices the socket closed.
-                    let mut slot = self.db.lock().await;
-                    if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client)) {
-                        *slot = None;
-                    }
+            Err(e) if connection_lost(&e) => {
+                // The server ended this session (a restore's swap, a shutdown): forget it, so the next attempt
+                // reconnects, even before the driver notices the socket closed.
+                let mut slot = self.db.lock().await;
+                if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client)) {
+                    *slot = None;
                 }
-                return Err(pg_error("query", e));
+                return Err(QueryFailure::Connection(pg_error("query", e)));
             }
+            Err(e) => return Err(QueryFailure::Query(pg_error("query", e))),
         };
-        let version: String = row.try_get(0).map_err(|e| pg_error("query", e))?;
+        let version: String = row
+            .try_get(0)
+            .map_err(|e| QueryFailure::Query(pg_error("query", e)))?;
         Ok(format!("database: ok, PostgreSQL {version}"))
     }
 }
@@ -289,18 +294,27 @@ fn parse_mode_request(text: &str) -> Result<(Mode, Option<Duration>)> {
     Ok((mode, slow))
 }
 
-/// Whether `e` means the session is gone (not that the query was wrong).
+/// Why one attempt at the main route's query failed.
+enum QueryFailure {
+    /// No usable connection: connecting failed, or the server ended the session. Worth another attempt.
+    Connection(Error),
+    /// The database answered with an error, or not in time.
+    Query(Error),
+}
+
+/// Whether `e` means the session is gone rather than that the query was wrong: the server ending it, or any
+/// error that is not the server's answer (closed, a reset or broken socket), which leaves the connection suspect.
 fn connection_lost(e: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
-    e.is_closed()
-        || e.code().is_some_and(|c| {
-            [
-                SqlState::ADMIN_SHUTDOWN,
-                SqlState::CRASH_SHUTDOWN,
-                SqlState::CANNOT_CONNECT_NOW,
-            ]
-            .contains(c)
-        })
+    match e.code() {
+        None => e.as_db_error().is_none(),
+        Some(c) => [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(c),
+    }
 }
 
 /// How long a request waits for the database to take connections again after its connection was ended.
@@ -338,8 +352,10 @@ pub async fn connect_database(url: &str) -> Result<tokio_postgres::Client> {
                 pg_error("connect", e).with_hint("check DATABASE_URL (postgresql://user@host:port/db)")
             })?;
     tokio::spawn(async move {
+        // Not an error line: the request that needs the connection reconnects, and logs an error if it fails.
         if let Err(e) = connection.await {
-            eprintln!("connect-demo-app: database connection closed: {e}");
+            let why = e.code().map_or("closed", |c| c.code());
+            eprintln!("connect-demo-app: the database connection ended ({why})");
         }
     });
     Ok(client)

@@ -100,3 +100,18 @@ pub async fn stop_load(load: Load) -> LoadReport {
     eprintln!("{report}");
     report
 }
+
+/// Prints the error lines both colors' containers logged since `since`: what a failed request was.
+pub async fn print_app_errors(stack: &Stack, deployer: &Deployer, since: std::time::SystemTime) {
+    use connect_core::ContainerRuntime;
+    for slot in [
+        &deployer.config().topology.blue,
+        &deployer.config().topology.green,
+    ] {
+        if let Ok(lines) = stack.docker.logs_since(&slot.container, since).await {
+            for line in lines.iter().filter(|l| l.to_ascii_lowercase().contains("error")) {
+                eprintln!("{}: {line}", slot.container);
+            }
+        }
+    }
+}

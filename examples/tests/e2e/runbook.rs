@@ -6,7 +6,8 @@ use connect_examples::stack::StackOptions;
 use connect_examples::stack::runbook::{self, SEED_ROWS, V2_MIGRATION};
 
 use crate::common::{
-    assert_journal_true, assert_nothing_half_made, assert_one_healthy_color, serial, v1_live,
+    assert_journal_true, assert_nothing_half_made, assert_one_healthy_color, print_app_errors, serial,
+    v1_live,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,10 +29,14 @@ async fn the_whole_runbook_under_load_loses_no_request() {
             .is_empty()
     );
 
+    let since = std::time::SystemTime::now();
     let (report, traffic) = runbook::run_under_load(&stack, &deployer)
         .await
         .expect("the load starts");
     eprintln!("{traffic}");
+    if traffic.total.failed > 0 {
+        print_app_errors(&stack, &deployer, since).await;
+    }
     let report = report.unwrap_or_else(|e| panic!("the runbook failed: {e}"));
     eprintln!("{report}");
 
