@@ -157,6 +157,10 @@ pub async fn table_exists(stack: &Stack, name: &str) -> Result<bool> {
         .get(0))
 }
 
+fn color(c: Option<connect_core::model::Color>) -> String {
+    c.map_or_else(|| "nothing".into(), |c| c.to_string())
+}
+
 fn sql_error(op: &str, e: tokio_postgres::Error) -> Error {
     Error::new(ErrorKind::Failed, op, super::DATABASE, e.to_string())
 }
@@ -255,7 +259,7 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
     phase(
         "deploy v2",
         t,
-        format!("{:?}, live {:?}", deploy.outcome, deploy.live_after),
+        format!("{:?}, live {}", deploy.outcome, color(deploy.live_after)),
     );
 
     load.phase("instant rollback");
@@ -264,7 +268,7 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
     phase(
         "instant rollback",
         t,
-        format!("live {:?}", instant_rollback.live_after),
+        format!("live {}", color(instant_rollback.live_after)),
     );
 
     load.phase("full rollback");
@@ -273,7 +277,7 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
     phase(
         "full rollback",
         t,
-        format!("v1 live on {:?}", full_rollback.live_after),
+        format!("v1 live on {}", color(full_rollback.live_after)),
     );
 
     load.phase("restore");
