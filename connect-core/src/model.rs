@@ -285,6 +285,26 @@ pub struct AppSpec {
 }
 
 impl AppSpec {
+    /// Refuses settings that would only fail in the middle of a deploy: smoke paths that are not absolute URL
+    /// paths.
+    pub fn validate(&self) -> Result<()> {
+        for path in &self.smoke_paths {
+            if !path.starts_with('/')
+                || path
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            {
+                return Err(Error::invalid(
+                    "app.validate",
+                    format!("smoke_paths {path:?}"),
+                    "a smoke path is an absolute URL path without spaces",
+                )
+                .with_hint("e.g. \"/\" or \"/login\""));
+            }
+        }
+        Ok(())
+    }
+
     /// The runbook's app: `connect`, port 3000, `/api/health`, 10 s grace, no migration.
     pub fn connect() -> AppSpec {
         AppSpec {

@@ -26,6 +26,18 @@ fn invalid_release_strings_are_refused() {
 }
 
 #[test]
+fn smoke_paths_that_are_not_url_paths_are_refused_when_the_deployer_is_built() {
+    for bad in ["", "login", "/a b", "/x\r\nHost: evil"] {
+        let mut config = DeployConfig::runbook();
+        config.app.smoke_paths = vec!["/".into(), bad.into()];
+        let stack = MemoryStack::new(&config.topology);
+        let e = Deployer::new(stack.backends(), config).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}");
+        assert!(e.to_string().contains("smoke_paths"), "{e}");
+    }
+}
+
+#[test]
 fn zero_timeouts_are_refused_when_the_deployer_is_built() {
     let mut config = DeployConfig::runbook();
     config.policy.drain_deadline = Duration::ZERO;

@@ -194,6 +194,8 @@ def test_policy_arguments_are_validated(stack: ops.MemoryStack) -> None:
         ops.Deployer(stack, max_error_lines=-1)
     with pytest.raises(TypeError, match=r"smoke_paths is a list of str, e.g. \['/'\]"):
         ops.Deployer(stack, smoke_paths="/")
+    with pytest.raises(ops.InvalidInputError, match="absolute URL path"):
+        ops.Deployer(stack, smoke_paths=["login"])
     d = ops.Deployer(stack, old_color="retire_after", retire_after=3600, holder="x", env={"NODE_ENV": "production"},
                      disk_paths=["/opt/connect", "/var/lib/docker"], state_dir="/srv/state")
     assert d.holder == "x" and repr(d) == "Deployer(holder='x')"

@@ -114,9 +114,10 @@ pub struct Deployer {
 }
 
 impl Deployer {
-    /// A deployer over these backends; refuses an invalid policy.
+    /// A deployer over these backends; refuses an invalid policy or app.
     pub fn new(backends: Backends, config: DeployConfig) -> Result<Deployer> {
         config.policy.validate()?;
+        config.app.validate()?;
         let store = JournalStore::new(backends.host.clone(), &config.state_dir);
         Ok(Deployer {
             backends,
