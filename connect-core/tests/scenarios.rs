@@ -12,13 +12,6 @@ use connect_core::memory::AppBehavior;
 use connect_core::model::{Color, OldColorPolicy};
 use connect_core::router::{AdminState, RouterExt, TrafficRouter};
 
-fn failed_step(outcome: &Outcome) -> Option<Step> {
-    match outcome {
-        Outcome::Failed { step, .. } | Outcome::RolledBack { step, .. } => Some(*step),
-        Outcome::Succeeded => None,
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn first_deploy_puts_blue_live() {
     let f = Fixture::new();
@@ -197,7 +190,7 @@ async fn assert_failed_before_switch(f: &Fixture, version: &str, step: Step, kin
     let journal = f.journal().await;
     let last = journal.history.last().unwrap();
     assert_eq!(
-        failed_step(&last.outcome),
+        last.outcome.failed_step(),
         Some(step),
         "journal: {:?}",
         last.outcome
@@ -789,7 +782,7 @@ async fn a_release_whose_smoke_path_answers_5xx_is_rolled_back() {
     );
     f.assert_live(Color::Blue).await;
     let last = f.journal().await.history.last().cloned().unwrap();
-    assert_eq!(failed_step(&last.outcome), Some(Step::Verify));
+    assert_eq!(last.outcome.failed_step(), Some(Step::Verify));
 
     // verify_color on its own reports the same check.
     let report = f

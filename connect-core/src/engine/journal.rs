@@ -60,6 +60,16 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The step that failed, `None` when the operation succeeded.
+    pub fn failed_step(&self) -> Option<Step> {
+        match self {
+            Outcome::Failed { step, .. } | Outcome::RolledBack { step, .. } => Some(*step),
+            Outcome::Succeeded => None,
+        }
+    }
+}
+
 /// One step as it ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {

@@ -84,16 +84,6 @@ pub struct Stack {
 
 static STACKS: AtomicU32 = AtomicU32::new(0);
 
-/// What is started before the stack is assembled.
-struct Parts {
-    prefix: String,
-    sshd: Sshd,
-    redis: TestRedis,
-    cluster: TestCluster,
-    home: tempfile::TempDir,
-    dir: tempfile::TempDir,
-}
-
 impl Stack {
     /// Starts everything and waits until each part answers. `None` (after a loud SKIP) when a program is
     /// missing and real tests are not required; with `CONNECT_REAL_TESTS=1` a missing program panics, as does
@@ -142,52 +132,15 @@ impl Stack {
         let Some(cluster) = TestCluster::start(test, scope).await else {
             return Ok(None);
         };
-        let parts = Parts {
-            prefix,
-            sshd,
-            redis,
-            cluster,
-            home,
-            dir,
-        };
-        Stack::assemble(options, parts, &haproxy_program).await.map(Some)
-    }
-
-    async fn assemble(
-        options: StackOptions,
-        parts: Parts,
-        haproxy_program: &std::path::Path,
-    ) -> Result<Stack> {
-        let Parts {
-            prefix,
-            sshd,
-            redis,
-            cluster,
-            home,
-            dir,
-        } = parts;
         // The server's directories, as its setup makes them (`/opt/connect/state`, `/opt/connect/backups`).
         for sub in ["state", "backups"] {
             std::fs::create_dir_all(dir.path().join(sub))
                 .map_err(|e| Error::new(ErrorKind::Failed, "stack", sub, e.to_string()))?;
         }
-        let proxy = if options.cuttable_ssh {
-            Some(
-                TcpProxy::start(sshd.port())
-                    .await
-                    .map_err(|e| Error::new(ErrorKind::Failed, "stack", "ssh proxy", e.to_string()))?,
-            )
-        } else {
-            None
-        };
-        let mut config = sshd.config();
-        if let Some(p) = &proxy {
-            config = config.port(p.port()).known_hosts(sshd.known_hosts_via(p.port()));
-        }
-        let ssh = Arc::new(SshHost::connect(config).await?);
+        let (proxy, ssh) = connect_ssh(&sshd, options.cuttable_ssh).await?;
         let ports = (free_port(), free_port());
         let haproxy = HaproxyProcess::start(
-            haproxy_program,
+            &haproxy_program,
             SocketAddr::from(([127, 0, 0, 1], ports.0)),
             SocketAddr::from(([127, 0, 0, 1], ports.1)),
         )
@@ -216,7 +169,7 @@ impl Stack {
         for server in ["app1", "app2"] {
             router.set_state(server, AdminState::Maint).await?;
         }
-        Ok(stack)
+        Ok(Some(stack))
     }
 
     /// HAProxy's HTTP address: where customers (the load generator) come in.
@@ -269,6 +222,24 @@ impl Stack {
     }
 }
 
+/// The one SSH connection to `sshd`, through a cuttable proxy when asked (then the server is known by the
+/// proxy's port).
+async fn connect_ssh(sshd: &Sshd, cuttable: bool) -> Result<(Option<TcpProxy>, Arc<SshHost>)> {
+    let mut config = sshd.config();
+    let proxy = if cuttable {
+        let proxy = TcpProxy::start(sshd.port())
+            .await
+            .map_err(|e| Error::new(ErrorKind::Failed, "stack", "ssh proxy", e.to_string()))?;
+        config = config
+            .port(proxy.port())
+            .known_hosts(sshd.known_hosts_via(proxy.port()));
+        Some(proxy)
+    } else {
+        None
+    };
+    Ok((proxy, Arc::new(SshHost::connect(config).await?)))
+}
+
 async fn create_database(cluster: &TestCluster) -> Result<()> {
     let admin = cluster.client("postgres");
     let client = admin.leader_postgres().await?.connect().await?;
@@ -281,6 +252,7 @@ async fn create_database(cluster: &TestCluster) -> Result<()> {
 impl Drop for Stack {
     fn drop(&mut self) {
         // Synchronous on purpose: drop may run outside a runtime, and the Docker CLI talks to the same engine.
+        // The releases' images go with `Releases`' own drop.
         let names = [1, 2].map(|n| format!("{}_app{n}", self.prefix));
         let _ = std::process::Command::new("docker")
             .args(["rm", "-f"])
@@ -288,6 +260,5 @@ impl Drop for Stack {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
-        self.releases.remove_images_blocking();
     }
 }

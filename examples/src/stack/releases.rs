@@ -106,9 +106,12 @@ impl Releases {
             .await?;
         Ok(Some(report))
     }
+}
 
-    /// Removes the releases from the server (drop time, through the Docker CLI).
-    pub(crate) fn remove_images_blocking(&self) {
+impl Drop for Releases {
+    /// Removes the releases from the server, also when building them failed half-way (through the Docker
+    /// CLI: drop may run outside a runtime).
+    fn drop(&mut self) {
         let tags: Vec<String> = VERSIONS
             .iter()
             .map(|v| format!("{}:{v}", self.repository))

@@ -165,17 +165,26 @@ fn sql_error(op: &str, e: tokio_postgres::Error) -> Error {
     Error::new(ErrorKind::Failed, op, super::DATABASE, e.to_string())
 }
 
-/// Polls green's health endpoint directly until it answers 200: how long the app needs by itself.
-async fn time_app_ready(port: u16, started: Instant) -> Duration {
+/// Polls green's health endpoint directly until it answers 200, within `deadline`: how long the app needs by
+/// itself. The 5 ms interval is the measurement's resolution.
+async fn time_app_ready(port: u16, started: Instant, deadline: Duration) -> Result<Duration> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    loop {
-        if let Ok(r) = crate::testing::request(addr, "GET", "/api/health", "").await
-            && r.status == 200
-        {
-            return started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    connect_core::wait::poll_until(
+        "runbook.app_ready",
+        &addr.to_string(),
+        deadline,
+        Duration::from_millis(5),
+        || async {
+            Ok(
+                match crate::testing::request(addr, "GET", "/api/health", "").await {
+                    Ok(r) if r.status == 200 => Ok(started.elapsed()),
+                    Ok(r) => Err(format!("status {}", r.status)),
+                    Err(e) => Err(e.to_string()),
+                },
+            )
+        },
+    )
+    .await
 }
 
 /// Runs the runbook from v1 live (see [`bring_up_v1`]) with `load` running, marking each phase in it.
@@ -241,21 +250,30 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
     // Green's start is watched from the side, to tell the app's own start-up from the deploy's overhead.
     let mut events = deployer.subscribe();
     let green_port = stack.ports.1;
-    let watcher = tokio::spawn(async move {
+    let health_deadline = deployer.config().policy.health_deadline;
+    let watcher = async move {
         use connect_core::engine::{Event, Step};
         while let Ok(e) = events.recv().await {
-            if let Event::StepStarted {
-                step: Step::StartIdle,
-            } = e
-            {
-                return Some(time_app_ready(green_port, Instant::now()).await);
+            match e {
+                Event::StepStarted {
+                    step: Step::StartIdle,
+                } => return time_app_ready(green_port, Instant::now(), health_deadline).await,
+                Event::OperationFinished { .. } => break,
+                _ => {}
             }
         }
-        None
-    });
-    let deploy = deployer.deploy(stack.release("v2")).await?;
+        Err(Error::new(
+            ErrorKind::Failed,
+            "runbook.app_ready",
+            "deploy v2",
+            "the deploy ended before starting green",
+        ))
+    };
+    // Both on this task, and the watch ends with the operation: nothing is left polling.
+    let (deploy, app_ready) = tokio::join!(deployer.deploy(stack.release("v2")), watcher);
+    let deploy = deploy?;
     let deploy_took = start.elapsed();
-    let app_ready = watcher.await.ok().flatten().unwrap_or_default();
+    let app_ready = app_ready?;
     phase(
         "deploy v2",
         t,

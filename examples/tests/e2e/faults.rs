@@ -58,13 +58,6 @@ async fn last_record(deployer: &Deployer) -> connect_core::engine::OperationReco
     journal.history.last().cloned().expect("an operation")
 }
 
-fn failed_at(outcome: &Outcome) -> Option<Step> {
-    match outcome {
-        Outcome::Failed { step, .. } | Outcome::RolledBack { step, .. } => Some(*step),
-        Outcome::Succeeded => None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_never_healthy_is_removed_and_traffic_stays_on_blue() {
     let _one = serial().await;
@@ -86,7 +79,7 @@ async fn a_release_never_healthy_is_removed_and_traffic_stays_on_blue() {
     assert_eq!(failures_only(&traffic, "deploy v2", &[]), 0);
     assert_eq!(assert_one_healthy_color(&stack, &deployer).await, Color::Blue);
     let record = last_record(&deployer).await;
-    assert_eq!(failed_at(&record.outcome), Some(Step::HealthGate), "{record:?}");
+    assert_eq!(record.outcome.failed_step(), Some(Step::HealthGate), "{record:?}");
     assert_eq!(
         stack.containers().await.expect("containers"),
         [deployer.config().topology.blue.container.clone()],
@@ -277,7 +270,7 @@ async fn the_patroni_leader_killed_during_the_migration_stops_the_deploy_before_
     let err = deployed.expect_err("the migration cannot run without a leader");
     eprintln!("leader killed during the migration: {err}");
     let record = last_record(&deployer).await;
-    assert_eq!(failed_at(&record.outcome), Some(Step::Migrate), "{record:?}");
+    assert_eq!(record.outcome.failed_step(), Some(Step::Migrate), "{record:?}");
     assert!(
         !record.steps.iter().any(|s| s.step == Step::Switch),
         "no switch was tried"
@@ -365,7 +358,7 @@ async fn a_disk_over_the_fail_threshold_is_refused_by_preflight() {
     );
     assert_eq!(failures_only(&traffic, "deploy v2", &[]), 0);
     let record = last_record(&deployer).await;
-    assert_eq!(failed_at(&record.outcome), Some(Step::Preflight), "{record:?}");
+    assert_eq!(record.outcome.failed_step(), Some(Step::Preflight), "{record:?}");
     assert!(
         runbook::applied_migrations(&stack)
             .await
