@@ -46,6 +46,7 @@ pub mod runtime;
 pub mod ssh;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vocabulary;
 pub mod wait;
 
 pub use cache::Cache;

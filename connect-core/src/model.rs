@@ -413,6 +413,15 @@ pub struct DeployPolicy {
     pub max_error_lines: usize,
     /// What happens to the old color.
     pub old_color: OldColorPolicy,
+    /// How long the deploy lock stays valid without renewal. A running operation renews it every third of
+    /// it; the lock of a process that died expires this long after its last renewal, and the next operation
+    /// takes it over and settles what the dead one left.
+    #[serde(with = "duration_ms", default = "default_lock_lease")]
+    pub lock_lease: Duration,
+}
+
+fn default_lock_lease() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl Default for DeployPolicy {
@@ -426,6 +435,7 @@ impl Default for DeployPolicy {
             disk_paths: vec!["/opt/connect".into()],
             max_error_lines: 10,
             old_color: OldColorPolicy::WarmStandby,
+            lock_lease: default_lock_lease(),
         }
     }
 }
@@ -437,6 +447,7 @@ impl DeployPolicy {
             ("health_deadline", self.health_deadline),
             ("drain_deadline", self.drain_deadline),
             ("router_deadline", self.router_deadline),
+            ("lock_lease", self.lock_lease),
         ] {
             if d.is_zero() {
                 return Err(

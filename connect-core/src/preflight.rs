@@ -4,7 +4,7 @@
 //! ```
 //! use connect_core::memory::MemoryHost;
 //! use connect_core::preflight::{HostCheckKind, PreflightConfig, preflight};
-//! use connect_core::engine::CheckStatus;
+//! use connect_core::vocabulary::CheckStatus;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -22,8 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::engine::CheckStatus;
 use crate::host::{Command, Endpoint, Host};
+use crate::vocabulary::CheckStatus;
 
 /// What a [`HostCheck`] looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{Fixture, drain, release};
 use connect_core::ErrorKind;
-use connect_core::engine::{DeployConfig, Event, OperationKind, Outcome, Step};
+use connect_core::engine::{DeployConfig, Event, OperationKind, Outcome, Step, StepStatus};
 use connect_core::memory::AppBehavior;
 use connect_core::model::{Color, OldColorPolicy};
 use connect_core::router::{AdminState, RouterExt, TrafficRouter};
@@ -51,7 +51,7 @@ async fn deploy_switches_to_green_and_keeps_blue_as_warm_standby() {
     let steps: Vec<Step> = record
         .steps
         .iter()
-        .filter(|s| s.status == "ok")
+        .filter(|s| s.status == StepStatus::Ok)
         .map(|s| s.step)
         .collect();
     assert_eq!(
@@ -162,7 +162,7 @@ async fn full_rollback_redeploys_a_journal_release_through_the_health_gate() {
         record
             .steps
             .iter()
-            .any(|s| s.step == Step::HealthGate && s.status == "ok")
+            .any(|s| s.step == Step::HealthGate && s.status == StepStatus::Ok)
     );
     f.assert_live(Color::Green).await;
     let journal = f.journal().await;
@@ -385,7 +385,7 @@ async fn failed_verification_switches_back_to_the_standby() {
     assert!(
         last.steps
             .iter()
-            .any(|s| s.step == Step::SwitchBack && s.status == "ok")
+            .any(|s| s.step == Step::SwitchBack && s.status == StepStatus::Ok)
     );
 }
 
@@ -402,12 +402,17 @@ async fn a_held_lock_refuses_a_second_deploy_until_broken() {
     )
     .unwrap();
     use connect_core::host::{HostExt, PutOptions};
-    let lock = br#"{"holder":"ops@laptop pid 99","operation":"deploy","since_unix_ms":1760000000000}"#;
+    // A live holder: its lease runs for another hour.
+    let since = common::unix_ms_now();
+    let lock = format!(
+        r#"{{"holder":"ops@laptop pid 99","operation":"deploy","since_unix_ms":{since},"token":"t99","lease_until_unix_ms":{}}}"#,
+        since + 3_600_000
+    );
     f.stack
         .host
         .write_file(
             "/opt/connect/state/deploy.lock",
-            lock.to_vec(),
+            lock.into_bytes(),
             PutOptions::default(),
         )
         .await
@@ -420,8 +425,8 @@ async fn a_held_lock_refuses_a_second_deploy_until_broken() {
         "names the holder: {err}"
     );
     assert!(
-        err.to_string().contains("1760000000000"),
-        "says since when: {err}"
+        err.to_string().contains(&since.to_string()) && err.to_string().contains("its lease ends in 35"),
+        "says since when and until when: {err}"
     );
     assert!(err.hint().unwrap().contains("break"), "{err}");
     f.assert_live(Color::Blue).await;
@@ -622,10 +627,18 @@ async fn journal_write_failure_is_reported_not_hidden() {
         ErrorKind::Unavailable,
     );
     let err = f.deployer.deploy(release("v2")).await.unwrap_err();
+    // The intent could not be written before the first change, so nothing changed.
     assert!(
         err.to_string()
-            .contains("the operation succeeded but the journal could not be written"),
+            .contains("the operation failed but the journal could not be written"),
         "{err}"
+    );
+    assert!(err.to_string().contains("traffic is on blue"), "{err}");
+    assert_eq!(f.live_servers().await, ["app1"]);
+    assert_eq!(
+        f.containers(),
+        ["connect_app1"],
+        "the new color was never started"
     );
 }
 

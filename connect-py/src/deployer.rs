@@ -222,7 +222,7 @@ impl Deployer {
         backends, *, holder=None, state_dir="/opt/connect/state", app="connect", env=None, migration=None,
         container_port=3000, health_path="/api/health", smoke_paths=None, stop_grace=10.0, health_deadline=60.0,
         drain_deadline=30.0, router_deadline=10.0, disk_warn_percent=80, disk_fail_percent=95,
-        disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None
+        disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None, lock_lease=30.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -245,6 +245,7 @@ impl Deployer {
         max_error_lines: i64,
         old_color: &str,
         retire_after: Option<f64>,
+        lock_lease: f64,
     ) -> PyResult<Deployer> {
         if migration.as_ref().is_some_and(Vec::is_empty) {
             return Err(invalid(
@@ -283,6 +284,7 @@ impl Deployer {
                 disk_paths: disk_paths.unwrap_or(DeployPolicy::default().disk_paths),
                 max_error_lines: whole("max_error_lines", max_error_lines, "a count of 0 or more")?,
                 old_color: old_color_policy(old_color, retire_after)?,
+                lock_lease: seconds("lock_lease", lock_lease)?,
             },
             state_dir: state_dir.to_string(),
             holder: holder.unwrap_or_else(engine::default_holder),

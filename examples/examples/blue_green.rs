@@ -173,6 +173,8 @@ fn print_status(status: &Status) {
             Outcome::Succeeded => "succeeded".to_string(),
             Outcome::Failed { step, kind, .. } => format!("failed at {step} ({kind})"),
             Outcome::RolledBack { step, kind, .. } => format!("rolled back after {step} ({kind})"),
+            Outcome::Interrupted { resolution } => format!("interrupted, then settled: {resolution}"),
+            other => format!("{other:?}"),
         };
         let kind = format!("{:?}", op.kind);
         println!("  {kind:<17} {release:<16} {:>6} ms  {outcome}", op.duration_ms);

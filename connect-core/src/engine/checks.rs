@@ -2,8 +2,6 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
 use super::Deployer;
 use crate::database::DatabaseClusterExt;
 use crate::error::{Error, ErrorKind, Result};
@@ -11,75 +9,7 @@ use crate::host::{Command, Endpoint, Host, HostExt};
 use crate::model::Color;
 use crate::router::RouterExt;
 use crate::runtime::labels;
-
-/// A check's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStatus {
-    /// Fine.
-    Pass,
-    /// Worth a look; does not stop a deploy.
-    Warn,
-    /// Stops a deploy.
-    Fail,
-}
-
-/// One check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Check {
-    /// What was checked (`disk /opt/connect`).
-    pub name: String,
-    /// The verdict.
-    pub status: CheckStatus,
-    /// What was seen.
-    pub detail: String,
-}
-
-/// A list of checks.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct CheckReport {
-    /// The checks in the order they ran.
-    pub checks: Vec<Check>,
-}
-
-impl CheckReport {
-    fn push(&mut self, name: impl Into<String>, status: CheckStatus, detail: impl Into<String>) {
-        self.checks.push(Check {
-            name: name.into(),
-            status,
-            detail: detail.into(),
-        });
-    }
-
-    fn record_result<T>(&mut self, name: &str, r: Result<T>, detail: impl FnOnce(T) -> String) {
-        match r {
-            Ok(v) => self.push(name, CheckStatus::Pass, detail(v)),
-            Err(e) => self.push(name, CheckStatus::Fail, e.to_string()),
-        }
-    }
-
-    /// Whether no check failed.
-    pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.status != CheckStatus::Fail)
-    }
-
-    /// The checks with this verdict.
-    pub fn with_status(&self, status: CheckStatus) -> impl Iterator<Item = &Check> {
-        self.checks.iter().filter(move |c| c.status == status)
-    }
-
-    /// Fails with `kind` naming every failed check, when any failed.
-    pub fn into_result(self, operation: &str, kind: ErrorKind) -> Result<CheckReport> {
-        if self.passed() {
-            return Ok(self);
-        }
-        let failed: Vec<String> = self
-            .with_status(CheckStatus::Fail)
-            .map(|c| format!("{}: {}", c.name, c.detail))
-            .collect();
-        Err(Error::new(kind, operation, "", failed.join("; ")))
-    }
-}
+use crate::vocabulary::{CheckReport, CheckStatus};
 
 /// Lines the runbook counts as errors: any line containing "error", case-insensitively.
 fn is_error_line(line: &str) -> bool {

@@ -1,44 +1,35 @@
-//! Deploy, instant rollback, full rollback and retiring the standby.
+//! The operations a caller runs — deploy, full rollback, instant rollback, retire — each under the deploy
+//! lock, each recorded, each undone from observation when it fails. The steps themselves are in `steps/`.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
 
-use tokio::time::Instant;
-
-use super::checks::CheckStatus;
-use super::journal::{Journal, OperationKind, OperationRecord, Outcome, SlotRecord, now_unix_ms};
+use super::intent::Intent;
+use super::journal::{Journal, OperationRecord, SlotRecord, now_unix_ms};
+use super::lock::{Fence, LockInfo};
 use super::run::Run;
-use super::{Deployer, Event, Step};
+use super::{Deployer, Event};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, OldColorPolicy, Release};
-use crate::router::{AdminState, RouterExt};
-use crate::runtime::{ContainerSpec, Health, OneOff, slot_labels};
+use crate::vocabulary::{OperationKind, Outcome, Step};
 
-/// How often the health gate reports an attempt while it waits.
-const HEALTH_REPORT_EVERY: Duration = Duration::from_secs(1);
-
-/// How far a failed deploy got, which decides what is undone.
-enum Failure {
-    /// Nothing was changed yet.
-    Clean(Error),
-    /// The idle color's container was started: remove it; traffic never moved.
-    IdleStarted(Error),
-    /// Traffic moved to the new color and verification failed: move it back to the standby.
-    Switched(Error),
+/// The deploy lock as an operation holds it.
+pub(crate) struct Held {
+    pub(crate) fence: Fence,
+    pub(crate) took_over: Option<LockInfo>,
 }
 
 impl Deployer {
     /// Deploys `release` blue-green: the idle color starts it, the health gate waits for it, traffic switches,
     /// and the old color stays up, drained, as a warm standby (or as the policy says).
     pub async fn deploy(&self, release: Release) -> Result<OperationRecord> {
-        self.with_lock(
-            OperationKind::Deploy,
-            self.blue_green(OperationKind::Deploy, release),
-        )
+        self.with_lock(OperationKind::Deploy, |held| {
+            self.blue_green(OperationKind::Deploy, release, held)
+        })
         .await
     }
 
-    /// Full rollback: redeploys a release recorded in the journal through the same health-gated path.
+    /// Full rollback: redeploys a release recorded in the journal through the same health-gated path, from
+    /// the image the journal recorded (a tag that now points at another image is refused).
     pub async fn rollback_to(&self, version: &str) -> Result<OperationRecord> {
         let journal = self.store.load().await?;
         let release = journal.find_release(version).ok_or_else(|| {
@@ -57,61 +48,148 @@ impl Deployer {
             )
             .with_hint("pick a version from the status's recent operations")
         })?;
-        self.with_lock(
-            OperationKind::FullRollback,
-            self.blue_green(OperationKind::FullRollback, release),
-        )
+        self.with_lock(OperationKind::FullRollback, |held| {
+            self.blue_green(OperationKind::FullRollback, release, held)
+        })
         .await
     }
 
     /// Instant rollback: traffic back to the warm standby with one router call. The release that was live stays
     /// up, drained, so rolling forward again is as fast.
     pub async fn rollback(&self) -> Result<OperationRecord> {
-        self.with_lock(OperationKind::InstantRollback, self.instant_rollback())
+        self.with_lock(OperationKind::InstantRollback, |held| self.instant_rollback(held))
             .await
     }
 
     /// Stops and removes the standby color now, whatever the policy.
     pub async fn retire_standby(&self) -> Result<OperationRecord> {
-        self.with_lock(OperationKind::Retire, async {
-            let mut journal = self.store.load().await?;
-            let live = journal.live;
-            let mut run = Run::new(
-                &self.events,
-                OperationKind::Retire,
-                None,
-                live,
-                live.unwrap_or(Color::Blue),
-                &self.config.holder,
-            );
-            let result = self.retire(&mut run, &mut journal).await;
-            self.record(run, journal, result).await
-        })
-        .await
+        self.with_lock(OperationKind::Retire, |held| self.retire_operation(held))
+            .await
     }
 
-    async fn with_lock<T>(
-        &self,
-        kind: OperationKind,
-        operation: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        self.store.lock(&self.config.holder, kind).await?;
-        let result = operation.await;
-        if let Err(e) = self.store.unlock().await {
+    /// Runs `operation` under the deploy lock, renewing the lock's lease for as long as it runs. If the lease
+    /// is lost, the operation is stopped where it is, as a crash would stop it: its intent in the journal
+    /// lets the next operation settle what it left.
+    pub(crate) async fn with_lock<T, F, Fut>(&self, kind: OperationKind, operation: F) -> Result<T>
+    where
+        F: FnOnce(Held) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let lease = self.config.policy.lock_lease;
+        let taken = self.store.lock(&self.config.holder, kind, lease).await?;
+        let fence = taken.fence.clone();
+        if let Some(before) = &taken.took_over {
             self.events.warn(
                 Step::Lock,
-                format!("the deploy lock could not be released ({e}); break it before the next operation"),
+                format!(
+                    "took over the deploy lock of {} ({}), whose lease expired",
+                    before.holder, before.operation
+                ),
+            );
+        }
+        let held = Held {
+            fence: taken.fence,
+            took_over: taken.took_over,
+        };
+        let result = tokio::select! {
+            biased;
+            result = operation(held) => result,
+            lost = self.store.keep_lease(&fence, lease) => Err(lost),
+        };
+        if let Err(e) = self.store.unlock(&fence).await {
+            self.events.warn(
+                Step::Lock,
+                format!("the deploy lock could not be released ({e}); it expires with its lease"),
             );
         }
         result
     }
 
+    /// The journal as an operation starts from: read, and with what an interrupted operation left settled
+    /// first (recorded as that operation's outcome).
+    pub(crate) async fn begin(&self, held: &Held) -> Result<Journal> {
+        let mut journal = self.store.load().await?;
+        self.settle_pending(&mut journal, held).await?;
+        Ok(journal)
+    }
+
+    /// Settles the intent an interrupted operation left in `journal`, records that operation's outcome, and
+    /// saves the journal.
+    pub(crate) async fn settle_pending(&self, journal: &mut Journal, held: &Held) -> Result<()> {
+        let Some(intent) = journal.intent.clone() else {
+            return Ok(());
+        };
+        let settled = self.settle(journal, &intent).await.map_err(|e| {
+            Error::new(
+                e.kind(),
+                "deploy.reconcile",
+                self.store.journal_path(),
+                format!(
+                    "an interrupted {} ({}) left work to settle, and settling it failed: {}",
+                    intent.kind,
+                    intent.operation,
+                    e.summary()
+                ),
+            )
+            .with_hint("the next operation tries again once the backends answer")
+        })?;
+        let by = match &held.took_over {
+            Some(lock) => format!("; its lock ({}) had expired", lock.holder),
+            None => String::new(),
+        };
+        journal.push(OperationRecord {
+            id: intent.operation.clone(),
+            kind: intent.kind,
+            release: intent.release.clone(),
+            live_before: intent.from,
+            live_after: settled.live,
+            holder: intent.holder.clone(),
+            started_unix_ms: intent.since_unix_ms,
+            duration_ms: now_unix_ms().saturating_sub(intent.since_unix_ms),
+            outcome: Outcome::Interrupted {
+                resolution: format!("{}{by}", settled.detail),
+            },
+            steps: Vec::new(),
+            restore_point: None,
+        });
+        self.store.save(journal, &held.fence).await?;
+        self.events.warn(
+            Step::Reconcile,
+            format!(
+                "{} {} by {} was interrupted; settled: {}",
+                intent.kind, intent.operation, intent.holder, settled.detail
+            ),
+        );
+        Ok(())
+    }
+
+    /// What `record`'s operation is about to change: `to`, keeping `from` to go back to.
+    pub(crate) fn intent(&self, record: &OperationRecord, from: Option<Color>, to: Color) -> Intent {
+        Intent {
+            operation: record.id.clone(),
+            kind: record.kind,
+            holder: self.config.holder.clone(),
+            release: record.release.clone(),
+            from,
+            to,
+            since_unix_ms: record.started_unix_ms,
+        }
+    }
+
+    /// Records what the operation is about to change, before it changes it. The journal in memory holds the
+    /// intent even when the save fails, so the operation's undo settles whatever the save did.
+    pub(crate) async fn declare(&self, journal: &mut Journal, fence: &Fence, intent: Intent) -> Result<()> {
+        journal.intent = Some(intent);
+        self.store.save(journal, fence).await
+    }
+
     /// Writes the operation into the journal, whatever its outcome, and returns it (or the error).
-    async fn record(
+    pub(crate) async fn record(
         &self,
         mut run: Run,
         mut journal: Journal,
         result: Result<()>,
+        fence: &Fence,
     ) -> Result<OperationRecord> {
         run.record.live_after = journal.live;
         if let Err(e) = &result
@@ -127,8 +205,8 @@ impl Deployer {
         let (record, elapsed) = run.finish();
         journal.push(record.clone());
         events.emit(Event::StepStarted { step: Step::Record });
-        let t = Instant::now();
-        let saved = self.store.save(&journal).await;
+        let t = tokio::time::Instant::now();
+        let saved = self.store.save(&journal, fence).await;
         let finished = |succeeded| Event::OperationFinished {
             id: record.id.clone(),
             succeeded,
@@ -155,20 +233,31 @@ impl Deployer {
                 } else {
                     "the operation failed"
                 };
+                let settle = if journal.intent.is_some() {
+                    "; the journal still holds its intent, so the next operation settles it"
+                } else {
+                    ""
+                };
                 return Err(Error::new(
                     e.kind(),
                     "journal.save",
                     self.store.journal_path(),
-                    format!("{what} but the journal could not be written: {e}"),
+                    format!(
+                        "{what} but the journal could not be written: {e}; {}{settle}",
+                        self.where_traffic_is().await
+                    ),
                 )
-                .with_hint("fix the server's state directory, then adopt the observed state"));
+                .with_hint(
+                    "fix the server's state directory; the next operation reconciles the journal with what \
+                     runs",
+                ));
             }
         }
         result.map(|()| record)
     }
 
-    async fn blue_green(&self, kind: OperationKind, release: Release) -> Result<OperationRecord> {
-        let mut journal = self.store.load().await?;
+    async fn blue_green(&self, kind: OperationKind, release: Release, held: Held) -> Result<OperationRecord> {
+        let mut journal = self.begin(&held).await?;
         let from = journal.live;
         let to = from.map_or(Color::Blue, Color::other);
         let mut run = Run::new(
@@ -180,515 +269,153 @@ impl Deployer {
             &self.config.holder,
         );
         let result = match self
-            .blue_green_steps(&mut run, &mut journal, release, from, to)
+            .blue_green_steps(&mut run, &mut journal, release, from, to, &held.fence)
             .await
         {
             Ok(()) => Ok(()),
-            Err(failure) => Err(self.undo(&mut run, &mut journal, failure, from, to).await),
+            Err(e) => Err(self.undo(&mut run, &mut journal, e).await),
         };
-        self.record(run, journal, result).await
+        self.record(run, journal, result, &held.fence).await
     }
 
     async fn blue_green_steps(
         &self,
         run: &mut Run,
         journal: &mut Journal,
-        mut release: Release,
+        release: Release,
         from: Option<Color>,
         to: Color,
-    ) -> std::result::Result<(), Failure> {
-        let since = SystemTime::now();
-        let (b, cfg) = (&self.backends, &self.config);
-        let clean = Failure::Clean;
-
-        run.step(Step::Reconcile, self.reconcile(journal))
-            .await
-            .map_err(clean)?;
-        if journal.balanced {
-            let e = Error::new(
-                ErrorKind::Refused,
-                "deploy",
-                "journal",
-                "both colors serve (balanced mode): there is no idle color",
-            )
-            .with_hint("drain one color first, or adopt the state after draining one by hand");
-            return Err(clean(e));
-        }
-
+        fence: &Fence,
+    ) -> Result<()> {
+        let since = std::time::SystemTime::now();
         let events = run.events.clone();
-        run.step(Step::Preflight, async {
-            let report = self.preflight().await?;
-            for c in report.with_status(CheckStatus::Warn) {
-                events.warn(Step::Preflight, format!("{}: {}", c.name, c.detail));
-            }
-            let report = report.into_result("deploy.preflight", ErrorKind::Refused)?;
-            Ok(format!("{} checks passed", report.checks.len()))
-        })
-        .await
-        .map_err(clean)?;
-
-        run.step(Step::StageImage, async {
-            let info = b.runtime.image(&release.image).await?.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    "deploy.stage_image",
-                    release.image.to_string(),
-                    "the server has no such image",
-                )
-                .with_hint("build the release and transfer it to the server first")
-            })?;
-            release.digest = Some(info.id.clone());
-            Ok(format!(
-                "{} is {} ({} layers)",
-                release.image,
-                info.id,
-                info.layers.len()
-            ))
-        })
-        .await
-        .map_err(clean)?;
+        run.step(Step::Reconcile, self.reconcile(journal)).await?;
+        run.step(Step::Preflight, self.preflight_step(&events)).await?;
+        let mut staged = None;
+        run.step(Step::StageImage, self.stage(&release, &mut staged))
+            .await?;
+        let release = staged.unwrap_or(release);
         run.record.release = Some(release.clone());
+        self.migrate_steps(run, &release).await?;
 
-        match &cfg.app.migration {
-            None => {
-                run.skip(Step::RestorePoint, "no migration configured");
-                run.skip(Step::Migrate, "no migration configured");
-            }
-            Some(command) => {
-                let mut point = None;
-                let name = format!("connect-{}", run.record.id);
-                run.step(Step::RestorePoint, async {
-                    let p = b.database.restore_point(&name).await?;
-                    let detail = format!("{} at {} on timeline {}", p.name, p.lsn, p.timeline);
-                    point = Some(p);
-                    Ok(detail)
-                })
-                .await
-                .map_err(clean)?;
-                run.record.restore_point = point;
-                run.step(Step::Migrate, async {
-                    let job = OneOff {
-                        image: release.image.clone(),
-                        command: command.clone(),
-                        env: cfg.app.env.clone(),
-                        deadline: cfg.policy.health_deadline,
-                    };
-                    let out = b.runtime.run_once(&job).await?;
-                    let tail = last_lines(&out.output, 5);
-                    if out.exit_code != 0 {
-                        return Err(Error::new(
-                            ErrorKind::Failed,
-                            "deploy.migrate",
-                            command.join(" "),
-                            format!("exited {}: {tail}", out.exit_code),
-                        )
-                        .with_hint(
-                            "fix the migration; the database has a restore point from just before it",
-                        ));
-                    }
-                    Ok(tail)
-                })
-                .await
-                .map_err(clean)?;
-            }
-        }
-
-        let slot = cfg.topology.slot(to).clone();
+        // From here on, every action changes what runs or what serves: the journal says so first.
+        let intent = self.intent(&run.record, from, to);
         run.step(Step::StartIdle, async {
-            // The idle color's server takes no traffic; maintenance also stops HAProxy probing a container
-            // that is about to be replaced.
-            b.router.set_state(&slot.server, AdminState::Maint).await?;
-            if let Some(old) = b.runtime.inspect(&slot.container).await? {
-                b.runtime.stop(&slot.container, cfg.app.stop_grace).await?;
-                b.runtime.remove(&slot.container).await?;
-                journal.slots.remove(&to);
-                journal.standby_until_unix_ms = None;
-                events.emit(Event::Warning {
-                    step: Step::StartIdle,
-                    message: format!(
-                        "replaced the standby {} ({})",
-                        old.name,
-                        old.release().unwrap_or("?")
-                    ),
-                });
-            }
-            let spec = self.container_spec(to, &release);
-            let info = b.runtime.start(&spec).await?;
-            Ok(format!("{} started ({})", info.name, info.id))
+            self.declare(journal, fence, intent).await?;
+            self.start_idle(journal, &events, to, &release).await
         })
-        .await
-        .map_err(Failure::IdleStarted)?;
-
-        run.step(Step::HealthGate, self.health_gate(&events, to))
-            .await
-            .map_err(Failure::IdleStarted)?;
-
-        let old_server = from.map(|c| cfg.topology.slot(c).server.clone());
-        run.step(Step::Switch, async {
-            b.router
-                .switch(old_server.as_deref(), &slot.server, cfg.policy.router_deadline)
-                .await?;
-            Ok(format!("traffic on {to} ({})", slot.server))
-        })
-        .await
-        .map_err(Failure::IdleStarted)?;
+        .await?;
+        run.step(Step::HealthGate, self.health_gate(&events, to)).await?;
+        run.step(Step::Switch, self.switch_traffic(from, to)).await?;
         journal.live = Some(to);
         journal.slots.insert(
             to,
             SlotRecord {
                 release: release.clone(),
-                container: slot.container.clone(),
+                container: self.config.topology.slot(to).container.clone(),
                 since_unix_ms: now_unix_ms(),
             },
         );
-
-        match &old_server {
-            Some(server) => run
-                .step(Step::Drain, async {
-                    match b.router.wait_drained(server, cfg.policy.drain_deadline).await {
-                        Ok(_) => Ok(format!("{server} drained")),
-                        Err(e) if e.kind() == ErrorKind::Timeout => {
-                            events.warn(
-                                Step::Drain,
-                                format!(
-                                    "{server} still has sessions after {:?}; they finish on their own",
-                                    cfg.policy.drain_deadline
-                                ),
-                            );
-                            Ok(format!("{server} draining"))
-                        }
-                        Err(e) => Err(e),
-                    }
-                })
-                .await
-                .map_err(Failure::Switched)?,
+        match from {
+            Some(old) => run.step(Step::Drain, self.drain(&events, old)).await?,
             None => run.skip(Step::Drain, "first deploy: no old color"),
         }
-
-        run.step(Step::Verify, async {
-            let report = self
-                .verify_color(to, since)
-                .await?
-                .into_result("deploy.verify", ErrorKind::Unhealthy)?;
-            Ok(format!("{} checks passed", report.checks.len()))
-        })
-        .await
-        .map_err(Failure::Switched)?;
+        run.step(Step::Verify, self.verify_step(to, since)).await?;
 
         if let Some(old) = from {
-            match cfg.policy.old_color {
+            match self.config.policy.old_color {
                 OldColorPolicy::WarmStandby => {}
                 OldColorPolicy::RetireAfter { window } => {
                     journal.standby_until_unix_ms = Some(now_unix_ms() + window.as_millis() as u64);
                 }
                 OldColorPolicy::Balanced => {
-                    let balanced = run
-                        .step(Step::Balance, self.balance(journal, &events, old, &release))
-                        .await;
-                    if let Err(e) = balanced {
-                        // The new release serves from `to`; the half-made old color goes, so the journal and
-                        // the router agree on a single live color.
-                        self.discard(run, journal, old).await;
-                        return Err(Failure::Clean(e));
-                    }
+                    // The new release is verified and live; what changes now is the old color, so the intent
+                    // says so: settling keeps `to` and removes a half-made `old`.
+                    let intent = self.intent(&run.record, Some(to), old);
+                    run.step(Step::Balance, async {
+                        self.declare(journal, fence, intent).await?;
+                        self.balance(journal, &events, old, &release).await
+                    })
+                    .await?;
                 }
             }
         }
+        journal.intent = None;
         Ok(())
     }
 
-    /// Undoes what a failed deploy did, records the outcome, and returns the error to report.
-    async fn undo(
-        &self,
-        run: &mut Run,
-        journal: &mut Journal,
-        failure: Failure,
-        from: Option<Color>,
-        to: Color,
-    ) -> Error {
+    /// Settles what a failed operation changed, from what the router and runtime show, and returns the error
+    /// to report, saying where traffic really is.
+    pub(crate) async fn undo(&self, run: &mut Run, journal: &mut Journal, e: Error) -> Error {
         let step = run.failed_step();
-        match failure {
-            Failure::Clean(e) => e,
-            Failure::IdleStarted(e) => {
-                self.discard(run, journal, to).await;
-                let live = from.map_or("nothing (first deploy)".to_string(), |c| c.to_string());
-                rewrap(
-                    &e,
-                    format!("aborted at {step}; traffic stayed on {live}: {}", e.summary()),
+        let Some(intent) = journal.intent.clone() else {
+            // Nothing was changed yet.
+            return e;
+        };
+        let mut settled = None;
+        let result = run
+            .step(Step::SwitchBack, async {
+                let s = self.settle(journal, &intent).await?;
+                let detail = s.detail.clone();
+                settled = Some(s);
+                Ok(detail)
+            })
+            .await;
+        match (result, settled) {
+            (Ok(()), Some(s)) => {
+                let deploy_like = matches!(intent.kind, OperationKind::Deploy | OperationKind::FullRollback);
+                if s.moved_back && deploy_like {
+                    run.record.outcome = Outcome::RolledBack {
+                        step,
+                        kind: e.kind(),
+                        error: e.to_string(),
+                    };
+                    rewrap(
+                        &e,
+                        format!(
+                            "failed at {step} and was rolled back; {}: {}",
+                            s.detail,
+                            e.summary()
+                        ),
+                    )
+                } else {
+                    rewrap(&e, format!("aborted at {step}; {}: {}", s.detail, e.summary()))
+                }
+            }
+            (back, _) => {
+                let back = back_error(back);
+                Error::new(
+                    ErrorKind::Failed,
+                    "deploy",
+                    "",
+                    format!(
+                        "{} failed at {step} ({}) and undoing it failed too ({back}); {}",
+                        intent.kind,
+                        e.summary(),
+                        self.where_traffic_is().await
+                    ),
+                )
+                .with_hint(
+                    "the journal keeps the operation's intent: the next operation settles it by itself once the \
+                     backends answer",
                 )
             }
-            Failure::Switched(e) => {
-                let Some(from) = from else {
-                    run.warn(
-                        Step::SwitchBack,
-                        "first deploy: no standby to switch back to; the new release keeps serving".into(),
-                    );
-                    return e;
-                };
-                let (old, new) = (
-                    &self.config.topology.slot(from).server,
-                    &self.config.topology.slot(to).server,
-                );
-                let switched_back = run
-                    .step(Step::SwitchBack, async {
-                        self.backends
-                            .router
-                            .switch(Some(new), old, self.config.policy.router_deadline)
-                            .await?;
-                        Ok(format!("traffic back on {from} ({old})"))
-                    })
-                    .await;
-                let outcome_err = match switched_back {
-                    Ok(()) => {
-                        journal.live = Some(from);
-                        self.discard(run, journal, to).await;
-                        rewrap(&e, format!(
-                            "failed at {step} and was rolled back; traffic is on {from} again: {}",
-                            e.summary()
-                        ))
-                    }
-                    Err(back) => Error::new(
-                        ErrorKind::Failed,
-                        "deploy",
-                        "",
-                        format!("failed at {step} ({e}) and switching back to {from} failed too ({back}); traffic is on {to}"),
-                    )
-                    .with_hint("check HAProxy by hand; then adopt the observed state"),
-                };
-                run.record.outcome = Outcome::RolledBack {
-                    step,
-                    kind: e.kind(),
-                    error: e.to_string(),
-                };
-                outcome_err
-            }
         }
     }
+}
 
-    /// Removes the idle color's container after a failure; traffic is elsewhere. Best effort: what cannot be
-    /// removed is reported, never hidden.
-    async fn discard(&self, run: &Run, journal: &mut Journal, color: Color) {
-        let slot = self.config.topology.slot(color);
-        let b = &self.backends;
-        if let Err(e) = b.router.set_state(&slot.server, AdminState::Maint).await {
-            run.warn(
-                Step::StartIdle,
-                format!("could not put {} in maintenance: {e}", slot.server),
-            );
-        }
-        let removed = async {
-            if b.runtime.inspect(&slot.container).await?.is_some() {
-                b.runtime
-                    .stop(&slot.container, self.config.app.stop_grace)
-                    .await?;
-                b.runtime.remove(&slot.container).await?;
-            }
-            Ok::<_, Error>(())
-        };
-        match removed.await {
-            Ok(()) => {
-                journal.slots.remove(&color);
-            }
-            Err(e) => run.warn(
-                Step::StartIdle,
-                format!("could not remove {}: {e}; remove it by hand", slot.container),
-            ),
-        }
-    }
-
-    fn container_spec(&self, color: Color, release: &Release) -> ContainerSpec {
-        let (app, slot) = (&self.config.app, self.config.topology.slot(color));
-        ContainerSpec {
-            name: slot.container.clone(),
-            image: release.image.clone(),
-            labels: slot_labels(&app.name, color, release),
-            env: app.env.clone(),
-            ports: vec![(app.container_port, slot.host_port)],
-            command: None,
-            health_path: Some(app.health_path.clone()),
-            stop_grace: app.stop_grace,
-        }
-    }
-
-    /// Waits for the color's container to be healthy, reporting an attempt every second.
-    async fn health_gate(&self, events: &super::events::Events, color: Color) -> Result<String> {
-        let name = &self.config.topology.slot(color).container;
-        let deadline = self.config.policy.health_deadline;
-        let until = Instant::now() + deadline;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let slice = until
-                .saturating_duration_since(Instant::now())
-                .min(HEALTH_REPORT_EVERY);
-            match self
-                .backends
-                .runtime
-                .wait_healthy(name, slice.max(Duration::from_millis(1)))
-                .await
-            {
-                Ok(info) => {
-                    events.emit(Event::HealthAttempt {
-                        color,
-                        attempt,
-                        health: info.health.to_string(),
-                    });
-                    return Ok(format!("{name} {} after {attempt} attempt(s)", info.health));
-                }
-                Err(e) if e.kind() == ErrorKind::Timeout && Instant::now() < until => {
-                    events.emit(Event::HealthAttempt {
-                        color,
-                        attempt,
-                        health: Health::Starting.to_string(),
-                    });
-                }
-                Err(e) if e.kind() == ErrorKind::Timeout => {
-                    return Err(Error::new(ErrorKind::Timeout, "deploy.health_gate", name, format!("not healthy after {deadline:?}: {}", e.message()))
-                        .with_hint("read the container's logs; raise the policy's health_deadline if the app is just slow"));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// The runbook's step 6: the old color takes the new release too, and both serve.
-    async fn balance(
-        &self,
-        journal: &mut Journal,
-        events: &super::events::Events,
-        color: Color,
-        release: &Release,
-    ) -> Result<String> {
-        let (b, slot) = (&self.backends, self.config.topology.slot(color));
-        b.router.set_state(&slot.server, AdminState::Maint).await?;
-        b.runtime
-            .stop(&slot.container, self.config.app.stop_grace)
-            .await?;
-        b.runtime.remove(&slot.container).await?;
-        journal.slots.remove(&color);
-        b.runtime.start(&self.container_spec(color, release)).await?;
-        self.health_gate(events, color).await?;
-        b.router.set_state(&slot.server, AdminState::Ready).await?;
-        b.router
-            .wait_live(&slot.server, self.config.policy.router_deadline)
-            .await?;
-        journal.slots.insert(
-            color,
-            SlotRecord {
-                release: release.clone(),
-                container: slot.container.clone(),
-                since_unix_ms: now_unix_ms(),
-            },
-        );
-        journal.balanced = true;
-        Ok(format!("both colors serve {}", release.version))
-    }
-
-    async fn instant_rollback(&self) -> Result<OperationRecord> {
-        let mut journal = self.store.load().await?;
-        let live = journal.live;
-        let target = live.map_or(Color::Blue, Color::other);
-        let mut run = Run::new(
-            &self.events,
-            OperationKind::InstantRollback,
-            None,
-            live,
-            target,
-            &self.config.holder,
-        );
-        let result = self.instant_rollback_steps(&mut run, &mut journal).await;
-        self.record(run, journal, result).await
-    }
-
-    async fn instant_rollback_steps(&self, run: &mut Run, journal: &mut Journal) -> Result<()> {
-        let (b, cfg) = (&self.backends, &self.config);
-        run.step(Step::Reconcile, self.reconcile(journal)).await?;
-        let no_standby = |why: String| {
-            Error::new(ErrorKind::Refused, "deploy.rollback", "standby", why).with_hint(
-                "roll back fully instead: rollback_to(<version>) redeploys any release in the journal",
-            )
-        };
-        let live = journal
-            .live
-            .ok_or_else(|| no_standby("nothing is deployed yet".into()))?;
-        let standby = journal
-            .standby()
-            .ok_or_else(|| no_standby(format!("{} has no warm standby", live)))?;
-        let rec = journal.slots[&standby].clone();
-        run.record.release = Some(rec.release.clone());
-        let slot = cfg.topology.slot(standby);
-        run.step(Step::HealthGate, async {
-            match b.runtime.inspect(&slot.container).await? {
-                Some(c) if c.is_serving() => {
-                    Ok(format!("{} {} serves {}", c.name, c.health, rec.release.version))
-                }
-                Some(c) => Err(no_standby(format!("the standby {} is {}", c.name, c.health))),
-                None => Err(no_standby(format!("the standby {} is gone", slot.container))),
-            }
-        })
-        .await?;
-        let from = cfg.topology.slot(live).server.clone();
-        run.step(Step::Switch, async {
-            b.router
-                .switch(Some(&from), &slot.server, cfg.policy.router_deadline)
-                .await?;
-            Ok(format!(
-                "traffic on {standby} ({}) running {}",
-                slot.server, rec.release.version
-            ))
-        })
-        .await?;
-        journal.live = Some(standby);
-        journal.standby_until_unix_ms = None;
-        let events = run.events.clone();
-        run.step(Step::Drain, async {
-            if let Err(e) = b.router.wait_drained(&from, cfg.policy.drain_deadline).await {
-                events.warn(Step::Drain, format!("{from}: {e}"));
-            }
-            Ok(format!("{from} drained and kept as standby"))
-        })
-        .await
-    }
-
-    /// Stops and removes the standby when its retire window has passed.
-    pub(crate) async fn retire(&self, run: &mut Run, journal: &mut Journal) -> Result<()> {
-        let standby = journal.standby().ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                "deploy.retire",
-                "standby",
-                "there is no standby to retire",
-            )
-        })?;
-        let slot = self.config.topology.slot(standby).clone();
-        run.step(Step::Retire, async {
-            self.backends
-                .router
-                .set_state(&slot.server, AdminState::Maint)
-                .await?;
-            self.backends
-                .runtime
-                .stop(&slot.container, self.config.app.stop_grace)
-                .await?;
-            self.backends.runtime.remove(&slot.container).await?;
-            journal.slots.remove(&standby);
-            journal.standby_until_unix_ms = None;
-            Ok(format!("{} retired", slot.container))
-        })
-        .await
+fn back_error(e: Result<()>) -> String {
+    match e {
+        Err(e) => e.summary(),
+        Ok(()) => "no result".into(),
     }
 }
 
 /// The deploy-level error for a step's error: same kind, the step's fix kept.
-fn rewrap(e: &Error, message: String) -> Error {
+pub(crate) fn rewrap(e: &Error, message: String) -> Error {
     let wrapped = Error::new(e.kind(), "deploy", "", message);
     match e.hint() {
         Some(hint) => wrapped.with_hint(hint),
         None => wrapped,
     }
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
 }

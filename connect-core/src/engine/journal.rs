@@ -3,72 +3,22 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::events::Step;
+pub(crate) use super::clock::now_unix_ms;
+use super::intent::Intent;
+use super::lock::Fence;
 use crate::database::RestorePoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Host, HostExt, PutOptions};
 use crate::model::{Color, Release};
+use crate::vocabulary::{OperationKind, Outcome, Step, StepStatus};
 
 /// The journal format this code writes and reads.
 pub const JOURNAL_FORMAT: u32 = 1;
 /// Operations kept in the journal; older ones are dropped.
 const HISTORY_KEPT: usize = 100;
-
-/// What an operation was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationKind {
-    /// A blue-green deploy of a new release.
-    Deploy,
-    /// Traffic back to the warm standby.
-    InstantRollback,
-    /// A release from the journal redeployed through the health-gated path.
-    FullRollback,
-    /// The observed state recorded as the truth.
-    Adopt,
-    /// A standby stopped after its window.
-    Retire,
-}
-
-/// How an operation ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Done.
-    Succeeded,
-    /// A step failed; where traffic went is in the record's `live_after`.
-    Failed {
-        /// The step.
-        step: Step,
-        /// The error's category.
-        kind: ErrorKind,
-        /// The error.
-        error: String,
-    },
-    /// Verification failed after the switch, and traffic went back to the standby.
-    RolledBack {
-        /// The step that failed.
-        step: Step,
-        /// The error's category.
-        kind: ErrorKind,
-        /// The error.
-        error: String,
-    },
-}
-
-impl Outcome {
-    /// The step that failed, `None` when the operation succeeded.
-    pub fn failed_step(&self) -> Option<Step> {
-        match self {
-            Outcome::Failed { step, .. } | Outcome::RolledBack { step, .. } => Some(*step),
-            Outcome::Succeeded => None,
-        }
-    }
-}
 
 /// One step as it ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,8 +27,8 @@ pub struct StepRecord {
     pub step: Step,
     /// How long, in milliseconds.
     pub duration_ms: u64,
-    /// `ok`, `skipped` or `failed`.
-    pub status: String,
+    /// Ok, skipped or failed.
+    pub status: StepStatus,
     /// A summary, or the error.
     pub detail: String,
 }
@@ -137,6 +87,11 @@ pub struct Journal {
     /// When the standby is to be retired (unix milliseconds), under a retire-after policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_until_unix_ms: Option<u64>,
+    /// What the operation holding the lock is about to do, written before its first irreversible action
+    /// (start a container, switch, remove) and cleared when it records its outcome. Found by a later
+    /// operation, it says that one was interrupted, and what to finish or undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
     /// Operations, oldest first.
     pub history: Vec<OperationRecord>,
 }
@@ -149,6 +104,7 @@ impl Default for Journal {
             balanced: false,
             slots: BTreeMap::new(),
             standby_until_unix_ms: None,
+            intent: None,
             history: Vec::new(),
         }
     }
@@ -175,39 +131,43 @@ impl Journal {
         in_slots.chain(in_history).find(|r| r.version == version).cloned()
     }
 
-    /// Parses a journal, refusing other formats.
-    pub fn from_json(bytes: &[u8]) -> std::result::Result<Journal, String> {
-        let journal: Journal = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    /// Parses a journal: [`ErrorKind::Unsupported`] for one written in a newer format by a newer version
+    /// (left exactly as it is), [`ErrorKind::Corrupt`] for one that does not parse.
+    pub fn from_json(bytes: &[u8]) -> Result<Journal> {
+        #[derive(Deserialize)]
+        struct Format {
+            format: u32,
+        }
+        let corrupt = |why: String| Error::new(ErrorKind::Corrupt, "journal.parse", "journal", why);
+        let format = serde_json::from_slice::<Format>(bytes)
+            .map_err(|e| corrupt(e.to_string()))?
+            .format;
+        if format > JOURNAL_FORMAT {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "journal.parse",
+                "journal",
+                format!("written in format {format} by a newer Connect Ops; this version reads format {JOURNAL_FORMAT}"),
+            )
+            .with_hint("run the newer Connect Ops that wrote it (the journal is left untouched)"));
+        }
+        let journal: Journal = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
         if journal.format != JOURNAL_FORMAT {
-            return Err(format!("format {} is not {JOURNAL_FORMAT}", journal.format));
+            return Err(corrupt(format!(
+                "format {} is not {JOURNAL_FORMAT}",
+                journal.format
+            )));
         }
         Ok(journal)
     }
 }
 
-/// Who holds the deploy lock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockInfo {
-    /// Who (`deploy@ci-runner pid 4242`).
-    pub holder: String,
-    /// What for.
-    pub operation: OperationKind,
-    /// Unix milliseconds when it was taken.
-    pub since_unix_ms: u64,
-}
-
 /// Reads and writes the journal and the lock on the server.
 #[derive(Debug, Clone)]
 pub(crate) struct JournalStore {
-    host: Arc<dyn Host>,
+    pub(super) host: Arc<dyn Host>,
     journal_path: String,
-    lock_path: String,
-}
-
-pub(crate) fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    pub(super) lock_path: String,
 }
 
 impl JournalStore {
@@ -224,29 +184,44 @@ impl JournalStore {
         &self.journal_path
     }
 
-    /// The journal; an empty one when none was written yet. A damaged journal is moved aside (never
-    /// overwritten) and reported.
+    /// The journal; an empty one when none was written yet. Read-only: a journal that cannot be read is
+    /// reported and left where it is.
     pub(crate) async fn load(&self) -> Result<Journal> {
         let Some(bytes) = self.host.read_file(&self.journal_path).await? else {
             return Ok(Journal::default());
         };
-        match Journal::from_json(&bytes) {
-            Ok(j) => Ok(j),
-            Err(why) => {
+        Journal::from_json(&bytes).map_err(|e| {
+            let e = Error::new(
+                e.kind(),
+                "journal.load",
+                &self.journal_path,
+                e.message().to_string(),
+            );
+            match e.kind() {
+                ErrorKind::Corrupt => e.with_hint(
+                    "inspect it; adopting the observed state keeps it aside and starts a new journal",
+                ),
+                _ => e.with_hint("run the newer Connect Ops that wrote it (the journal is left untouched)"),
+            }
+        })
+    }
+
+    /// Under the lock, for adopting: like [`JournalStore::load`], but a journal that does not parse is moved
+    /// aside (never overwritten) and an empty one returned with the place it was kept. A newer format is
+    /// still refused.
+    pub(crate) async fn load_or_set_aside(&self) -> Result<(Journal, Option<String>)> {
+        match self.load().await {
+            Err(e) if e.kind() == ErrorKind::Corrupt => {
                 let aside = format!("{}.corrupt-{}", self.journal_path, now_unix_ms());
                 self.host.rename(&self.journal_path, &aside).await?;
-                Err(Error::new(
-                    ErrorKind::Corrupt,
-                    "journal.load",
-                    &self.journal_path,
-                    format!("unreadable ({why}); kept aside as {aside}"),
-                )
-                .with_hint("inspect the kept file; then adopt the observed state to start a new journal"))
+                Ok((Journal::default(), Some(aside)))
             }
+            other => other.map(|j| (j, None)),
         }
     }
 
-    pub(crate) async fn save(&self, journal: &Journal) -> Result<()> {
+    /// Writes the journal atomically, if the deploy lock is still ours.
+    pub(crate) async fn save(&self, journal: &Journal, fence: &Fence) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(journal).map_err(|e| {
             Error::new(
                 ErrorKind::Failed,
@@ -255,6 +230,7 @@ impl JournalStore {
                 e.to_string(),
             )
         })?;
+        self.fence(fence).await?;
         self.host
             .write_file(
                 &self.journal_path,
@@ -266,74 +242,5 @@ impl JournalStore {
             )
             .await?;
         Ok(())
-    }
-
-    /// Takes the deploy lock, or says who holds it and since when.
-    pub(crate) async fn lock(&self, holder: &str, operation: OperationKind) -> Result<()> {
-        let info = LockInfo {
-            holder: holder.to_string(),
-            operation,
-            since_unix_ms: now_unix_ms(),
-        };
-        let bytes = serde_json::to_vec(&info).expect("lock info serializes");
-        match self
-            .host
-            .write_file(
-                &self.lock_path,
-                bytes,
-                PutOptions {
-                    mode: 0o600,
-                    create_new: true,
-                },
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::Conflict => {
-                let held = match self.holder().await {
-                    Ok(Some(h)) => format!(
-                        "held by {} for {:?} since {} ({} s ago)",
-                        h.holder,
-                        h.operation,
-                        h.since_unix_ms,
-                        now_unix_ms().saturating_sub(h.since_unix_ms) / 1000
-                    ),
-                    Ok(None) => "held (released while we looked; try again)".to_string(),
-                    Err(e) => format!("held by an unreadable lock ({e})"),
-                };
-                Err(Error::new(ErrorKind::Conflict, "deploy.lock", &self.lock_path, format!("another operation is running: {held}"))
-                    .with_hint("wait for it to finish; if its process is gone, break the lock explicitly (break_lock / --break-lock)"))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    pub(crate) async fn holder(&self) -> Result<Option<LockInfo>> {
-        let Some(bytes) = self.host.read_file(&self.lock_path).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::new(
-                ErrorKind::Corrupt,
-                "deploy.lock",
-                &self.lock_path,
-                format!("unreadable lock: {e}"),
-            )
-            .with_hint("break the lock explicitly")
-        })
-    }
-
-    pub(crate) async fn unlock(&self) -> Result<()> {
-        self.host.remove_file(&self.lock_path).await
-    }
-
-    /// Removes the lock whoever holds it; returns who held it.
-    pub(crate) async fn break_lock(&self) -> Result<Option<LockInfo>> {
-        let holder = self.holder().await.unwrap_or(None);
-        match self.host.remove_file(&self.lock_path).await {
-            Ok(()) => Ok(holder),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }

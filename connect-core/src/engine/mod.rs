@@ -1,27 +1,37 @@
 //! The deploy engine: the runbook as a state machine over the backend traits.
 //!
 //! ```text
-//! lock ─► reconcile ─► preflight ─► stage image ─► restore point ─► migrate ─► start idle color
+//! lock ─► reconcile ─► preflight ─► stage image ─► restore point ─► migrate ─► (intent) start idle color
 //!   ─► health gate ─► switch ─► drain old ─► verify ─► record
-//!        any failure before the switch: the idle container is removed, traffic never moves
-//!        a failure in verify: traffic goes back to the warm standby, and the journal says why
+//!        any failure: settle from what the router and runtime show — one healthy live color, the one that
+//!        served before when it still serves; the unverified release removed; the journal says why
+//!        a killed operation: its lock's lease expires, and the next operation settles its intent first
 //! ```
+//!
+//! `deploy.rs` is the orchestrator; `steps/` has one file per step; `lock.rs` the lease lock; `intent.rs`
+//! the write-ahead intent and the settling every failure goes through.
 
 mod checks;
+mod clock;
 mod deploy;
 mod events;
+mod intent;
 mod journal;
+mod lock;
 mod reconcile;
 mod run;
 mod status;
+mod steps;
 
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-pub use checks::{Check, CheckReport, CheckStatus};
-pub use events::{Event, Step};
-pub use journal::{Journal, LockInfo, OperationKind, OperationRecord, Outcome, SlotRecord, StepRecord};
+pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outcome, Step, StepStatus};
+pub use events::Event;
+pub use intent::Intent;
+pub use journal::{JOURNAL_FORMAT, Journal, OperationRecord, SlotRecord, StepRecord};
+pub use lock::LockInfo;
 pub use reconcile::{Observed, ObservedSlot};
 pub use status::Status;
 

@@ -2,13 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Journal, OperationKind, SlotRecord, now_unix_ms};
+use super::Deployer;
+use super::deploy::Held;
+use super::journal::{Journal, SlotRecord, now_unix_ms};
 use super::run::Run;
-use super::{Deployer, Step};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, ImageRef, Release};
 use crate::router::{AdminState, RouterExt, ServerStatus};
 use crate::runtime::{ContainerInfo, ContainerState};
+use crate::vocabulary::{OperationKind, Step};
 
 /// One color as observed now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,13 +40,30 @@ impl Observed {
             .collect()
     }
 
-    fn slot(&self, color: Color) -> &ObservedSlot {
+    /// The colors whose server takes traffic now by the router's own view (ready, weight, checks passing).
+    pub fn live_colors(&self) -> Vec<Color> {
+        self.slots
+            .iter()
+            .filter(|s| s.server.is_live())
+            .map(|s| s.color)
+            .collect()
+    }
+
+    /// One color as observed.
+    pub fn slot(&self, color: Color) -> &ObservedSlot {
         &self.slots[color as usize]
     }
 
     /// Where the journal and this observation disagree, one sentence each (leftovers included).
     pub fn differences(&self, journal: &Journal) -> Vec<String> {
         let mut diffs = self.drift(journal);
+        if let Some(intent) = &journal.intent {
+            diffs.push(format!(
+                "{} {} by {} declared it would change {} and has not recorded its outcome (still running if it \
+                 holds the lock; otherwise the next operation settles it)",
+                intent.kind, intent.operation, intent.holder, intent.to
+            ));
+        }
         diffs.extend(self.leftovers(journal).into_iter().map(|(color, c)| {
             format!(
                 "{} runs {} on {color}, which the journal does not know (left by an interrupted operation; \
@@ -176,22 +195,16 @@ impl Deployer {
 
     /// Records the observed state as the truth: the live color is the one HAProxy sends traffic to, and each
     /// color runs the release its container is labelled with. For after a manual change, or a lost journal.
+    /// What an interrupted operation left is settled first, so its unverified release is never adopted.
     pub async fn adopt(&self) -> Result<Journal> {
-        self.store.lock(&self.config.holder, OperationKind::Adopt).await?;
-        let result = self.adopt_locked().await;
-        let unlocked = self.store.unlock().await;
-        let journal = result?;
-        unlocked?;
-        Ok(journal)
+        self.with_lock(OperationKind::Adopt, |held| self.adopt_locked(held))
+            .await
     }
 
-    async fn adopt_locked(&self) -> Result<Journal> {
-        let mut journal = match self.store.load().await {
-            Ok(j) => j,
-            // A damaged journal was already kept aside by load(); adoption starts a new one.
-            Err(e) if e.kind() == ErrorKind::Corrupt => Journal::default(),
-            Err(e) => return Err(e),
-        };
+    async fn adopt_locked(&self, held: Held) -> Result<Journal> {
+        // A damaged journal is kept aside; adoption starts a new one.
+        let (mut journal, aside) = self.store.load_or_set_aside().await?;
+        self.settle_pending(&mut journal, &held).await?;
         let observed = self.observe().await?;
         let ready = observed.ready_colors();
         let live_before = journal.live;
@@ -239,15 +252,18 @@ impl Deployer {
         );
         let diffs = observed.differences(&journal);
         run.step(Step::Reconcile, async {
+            let kept = aside
+                .map(|a| format!("; the unreadable journal was kept as {a}"))
+                .unwrap_or_default();
             Ok(format!(
-                "adopted observed state; remaining differences: {}",
+                "adopted observed state; remaining differences: {}{kept}",
                 diffs.len()
             ))
         })
         .await?;
         run.record.live_after = journal.live;
         journal.push(run.finish().0);
-        self.store.save(&journal).await?;
+        self.store.save(&journal, &held.fence).await?;
         Ok(journal)
     }
 }

@@ -5,10 +5,11 @@ use std::future::Future;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::events::{Event, Events, Step};
-use super::journal::{OperationKind, OperationRecord, Outcome, StepRecord, now_unix_ms};
+use super::events::{Event, Events};
+use super::journal::{OperationRecord, StepRecord, now_unix_ms};
 use crate::error::Result;
 use crate::model::{Color, Release};
+use crate::vocabulary::{OperationKind, Outcome, Step, StepStatus};
 
 /// The operation being run: every step goes through [`Run::step`], which times it, records it, emits its
 /// events and gives it a tracing span.
@@ -75,7 +76,7 @@ impl Run {
                     duration,
                     detail: detail.clone(),
                 });
-                ("ok", detail.clone())
+                (StepStatus::Ok, detail.clone())
             }
             Err(e) => {
                 tracing::warn!(step = step.as_str(), error = %e, "step failed");
@@ -84,13 +85,13 @@ impl Run {
                     duration,
                     error: e.to_string(),
                 });
-                ("failed", e.to_string())
+                (StepStatus::Failed, e.to_string())
             }
         };
         self.record.steps.push(StepRecord {
             step,
             duration_ms: duration.as_millis() as u64,
-            status: status.into(),
+            status,
             detail,
         });
         result.map(drop)
@@ -104,13 +105,9 @@ impl Run {
         self.record.steps.push(StepRecord {
             step,
             duration_ms: 0,
-            status: "skipped".into(),
+            status: StepStatus::Skipped,
             detail: reason.into(),
         });
-    }
-
-    pub(crate) fn warn(&self, step: Step, message: String) {
-        self.events.warn(step, message);
     }
 
     /// The step that failed last, for the outcome.
@@ -119,7 +116,7 @@ impl Run {
             .steps
             .iter()
             .rev()
-            .find(|s| s.status == "failed")
+            .find(|s| s.status == StepStatus::Failed)
             .map_or(Step::Lock, |s| s.step)
     }
 

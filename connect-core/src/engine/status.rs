@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::Deployer;
-use super::journal::{Journal, LockInfo, OperationRecord};
+use super::journal::{Journal, OperationRecord};
+use super::lock::LockInfo;
 use super::reconcile::Observed;
 use crate::error::Result;
 use crate::model::Color;

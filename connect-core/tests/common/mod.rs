@@ -79,6 +79,14 @@ impl Fixture {
     }
 }
 
+/// Unix milliseconds now, as the engine's clock reads them at the start of a test.
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 /// Every event received so far.
 pub fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
     let mut events = Vec::new();

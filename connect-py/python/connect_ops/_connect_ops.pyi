@@ -459,6 +459,7 @@ class _Deployer:
         max_error_lines: int = 10,
         old_color: str = "warm_standby",
         retire_after: Optional[float] = None,
+        lock_lease: float = 30.0,
     ) -> _Deployer: ...
     @property
     def holder(self) -> str: ...

@@ -117,12 +117,14 @@ class Deployer:
         max_error_lines: int = 10,
         old_color: OldColorPolicy = "warm_standby",
         retire_after: Optional[float] = None,
+        lock_lease: float = 30.0,
     ) -> None:
         """The runbook's slots (blue = ``connect_app1``/``app1`` on 3000, green = ``connect_app2``/``app2``
         on 3001) over ``backends``. Durations are seconds. ``holder`` names who deploys in the lock and the
         journal (default ``user@host pid N``); ``migration`` is the argv run in a one-off container of the new
         release after a database restore point; ``smoke_paths`` are requested from the new color after the
-        switch, and an answer of 500 or more rolls it back."""
+        switch, and an answer of 500 or more rolls it back. ``lock_lease`` is how long the deploy lock outlives a
+        process that died holding it; the next operation then takes it over and settles what it left."""
         self._inner = _Deployer(
             backends,
             holder=holder,
@@ -143,6 +145,7 @@ class Deployer:
             max_error_lines=max_error_lines,
             old_color=old_color,
             retire_after=retire_after,
+            lock_lease=lock_lease,
         )
 
     @property

@@ -29,13 +29,16 @@ class StepRecord(Data):
 
 @dataclass(frozen=True)
 class Outcome(Data):
-    """How an operation ended: ``succeeded``, ``failed`` (traffic never moved) or ``rolled_back`` (verify
-    failed after the switch and traffic went back to the standby)."""
+    """How an operation ended: ``succeeded``, ``failed`` (traffic never moved to the new release),
+    ``rolled_back`` (traffic had moved, a later step failed, and traffic really went back to the standby) or
+    ``interrupted`` (its process stopped mid-way; the next operation settled what it left, described in
+    ``resolution``)."""
 
     result: str
     step: Optional[str] = None
     kind: Optional[str] = None
     error: Optional[str] = None
+    resolution: Optional[str] = None
 
     @property
     def succeeded(self) -> bool:
@@ -43,7 +46,7 @@ class Outcome(Data):
 
     @classmethod
     def from_dict(cls, raw: Raw) -> Outcome:
-        return cls(raw["result"], raw.get("step"), raw.get("kind"), raw.get("error"))
+        return cls(raw["result"], raw.get("step"), raw.get("kind"), raw.get("error"), raw.get("resolution"))
 
 
 @dataclass(frozen=True)

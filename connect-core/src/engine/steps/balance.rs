@@ -1,0 +1,47 @@
+//! Balance (runbook §4 steps 4-6): under the balanced policy the old color takes the new release too, and
+//! both serve.
+
+use crate::engine::Deployer;
+use crate::engine::events::Events;
+use crate::engine::journal::{Journal, SlotRecord, now_unix_ms};
+use crate::error::{ErrorKind, Result};
+use crate::model::{Color, Release};
+use crate::router::{AdminState, RouterExt};
+
+impl Deployer {
+    /// Replaces the old color's container with `release`, gates it, and puts it back in rotation.
+    pub(crate) async fn balance(
+        &self,
+        journal: &mut Journal,
+        events: &Events,
+        color: Color,
+        release: &Release,
+    ) -> Result<String> {
+        let (b, slot) = (&self.backends, self.config.topology.slot(color));
+        b.router.set_state(&slot.server, AdminState::Maint).await?;
+        b.runtime
+            .stop(&slot.container, self.config.app.stop_grace)
+            .await?;
+        match b.runtime.remove(&slot.container).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        journal.slots.remove(&color);
+        b.runtime.start(&self.container_spec(color, release)).await?;
+        self.health_gate(events, color).await?;
+        b.router.set_state(&slot.server, AdminState::Ready).await?;
+        b.router
+            .wait_live(&slot.server, self.config.policy.router_deadline)
+            .await?;
+        journal.slots.insert(
+            color,
+            SlotRecord {
+                release: release.clone(),
+                container: slot.container.clone(),
+                since_unix_ms: now_unix_ms(),
+            },
+        );
+        journal.balanced = true;
+        Ok(format!("both colors serve {}", release.version))
+    }
+}

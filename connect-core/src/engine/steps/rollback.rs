@@ -1,0 +1,131 @@
+//! Instant rollback (one router call back to the warm standby) and retiring the standby.
+
+use crate::engine::Deployer;
+use crate::engine::deploy::Held;
+use crate::engine::journal::{Journal, OperationRecord};
+use crate::engine::run::Run;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::Color;
+use crate::router::AdminState;
+use crate::vocabulary::{OperationKind, Step};
+
+impl Deployer {
+    pub(crate) async fn instant_rollback(&self, held: Held) -> Result<OperationRecord> {
+        let mut journal = self.begin(&held).await?;
+        let live = journal.live;
+        let target = live.map_or(Color::Blue, Color::other);
+        let mut run = Run::new(
+            &self.events,
+            OperationKind::InstantRollback,
+            None,
+            live,
+            target,
+            &self.config.holder,
+        );
+        let result = match self.instant_rollback_steps(&mut run, &mut journal, &held).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.undo(&mut run, &mut journal, e).await),
+        };
+        self.record(run, journal, result, &held.fence).await
+    }
+
+    async fn instant_rollback_steps(&self, run: &mut Run, journal: &mut Journal, held: &Held) -> Result<()> {
+        let (b, cfg) = (&self.backends, &self.config);
+        run.step(Step::Reconcile, self.reconcile(journal)).await?;
+        let no_standby = |why: String| {
+            Error::new(ErrorKind::Refused, "deploy.rollback", "standby", why).with_hint(
+                "roll back fully instead: rollback_to(<version>) redeploys any release in the journal",
+            )
+        };
+        let live = journal
+            .live
+            .ok_or_else(|| no_standby("nothing is deployed yet".into()))?;
+        let standby = journal
+            .standby()
+            .ok_or_else(|| no_standby(format!("{live} has no warm standby")))?;
+        let rec = journal.slots[&standby].clone();
+        run.record.release = Some(rec.release.clone());
+        let slot = cfg.topology.slot(standby);
+        run.step(Step::HealthGate, async {
+            match b.runtime.inspect(&slot.container).await? {
+                Some(c) if c.is_serving() => {
+                    Ok(format!("{} {} serves {}", c.name, c.health, rec.release.version))
+                }
+                Some(c) => Err(no_standby(format!("the standby {} is {}", c.name, c.health))),
+                None => Err(no_standby(format!("the standby {} is gone", slot.container))),
+            }
+        })
+        .await?;
+        let intent = self.intent(&run.record, Some(live), standby);
+        run.step(Step::Switch, async {
+            self.declare(journal, &held.fence, intent).await?;
+            self.switch_traffic(Some(live), standby).await?;
+            Ok(format!(
+                "traffic on {standby} ({}) running {}",
+                slot.server, rec.release.version
+            ))
+        })
+        .await?;
+        journal.live = Some(standby);
+        journal.standby_until_unix_ms = None;
+        let events = run.events.clone();
+        run.step(Step::Drain, async {
+            self.drain(&events, live).await?;
+            Ok(format!("{} kept as standby", cfg.topology.slot(live).server))
+        })
+        .await?;
+        journal.intent = None;
+        Ok(())
+    }
+
+    pub(crate) async fn retire_operation(&self, held: Held) -> Result<OperationRecord> {
+        let mut journal = self.begin(&held).await?;
+        let live = journal.live;
+        let mut run = Run::new(
+            &self.events,
+            OperationKind::Retire,
+            None,
+            live,
+            live.unwrap_or(Color::Blue),
+            &self.config.holder,
+        );
+        let result = match self.retire(&mut run, &mut journal, &held).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.undo(&mut run, &mut journal, e).await),
+        };
+        self.record(run, journal, result, &held.fence).await
+    }
+
+    /// Stops and removes the standby.
+    async fn retire(&self, run: &mut Run, journal: &mut Journal, held: &Held) -> Result<()> {
+        run.step(Step::Reconcile, self.reconcile(journal)).await?;
+        let standby = journal.standby().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                "deploy.retire",
+                "standby",
+                "there is no standby to retire",
+            )
+        })?;
+        let slot = self.config.topology.slot(standby).clone();
+        let intent = self.intent(&run.record, journal.live, standby);
+        run.step(Step::Retire, async {
+            self.declare(journal, &held.fence, intent).await?;
+            let b = &self.backends;
+            b.router.set_state(&slot.server, AdminState::Maint).await?;
+            b.runtime
+                .stop(&slot.container, self.config.app.stop_grace)
+                .await?;
+            match b.runtime.remove(&slot.container).await {
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            journal.slots.remove(&standby);
+            journal.standby_until_unix_ms = None;
+            Ok(format!("{} retired", slot.container))
+        })
+        .await?;
+        journal.intent = None;
+        Ok(())
+    }
+}
