@@ -32,6 +32,12 @@ impl Default for MemoryCache {
 }
 
 impl MemoryCache {
+    /// The same cache injecting `faults`, shared with other backends so calls are numbered across them.
+    pub(crate) fn with_faults(mut self, faults: Faults) -> MemoryCache {
+        self.faults = faults;
+        self
+    }
+
     /// The faults this cache injects.
     pub fn faults(&self) -> &Faults {
         &self.faults
@@ -41,19 +47,23 @@ impl MemoryCache {
 #[async_trait]
 impl Cache for MemoryCache {
     async fn ping(&self) -> Result<()> {
-        self.faults.check("cache.ping", "redis")
+        self.faults.around("cache.ping", "redis", async { Ok(()) }).await
     }
 
     async fn info(&self) -> Result<CacheInfo> {
-        self.faults.check("cache.info", "redis")?;
-        Ok(lock(&self.info).clone())
+        self.faults
+            .around("cache.info", "redis", async { Ok(lock(&self.info).clone()) })
+            .await
     }
 
     async fn save(&self) -> Result<CacheInfo> {
-        self.faults.check("cache.save", "redis")?;
-        let mut info = lock(&self.info);
-        info.last_save_unix += 1;
-        info.last_bgsave_ok = true;
-        Ok(info.clone())
+        self.faults
+            .around("cache.save", "redis", async {
+                let mut info = lock(&self.info);
+                info.last_save_unix += 1;
+                info.last_bgsave_ok = true;
+                Ok(info.clone())
+            })
+            .await
     }
 }

@@ -58,6 +58,12 @@ impl MemoryCluster {
         }
     }
 
+    /// The same cluster injecting `faults`, shared with other backends so calls are numbered across them.
+    pub(crate) fn with_faults(mut self, faults: Faults) -> MemoryCluster {
+        self.faults = faults;
+        self
+    }
+
     /// The faults this cluster injects.
     pub fn faults(&self) -> &Faults {
         &self.faults
@@ -83,99 +89,112 @@ impl MemoryCluster {
 #[async_trait]
 impl DatabaseCluster for MemoryCluster {
     async fn members(&self) -> Result<Vec<Member>> {
-        self.faults.check("database.members", "cluster")?;
-        Ok(lock(&self.state).members.clone())
+        self.faults
+            .around("database.members", "cluster", async {
+                Ok(lock(&self.state).members.clone())
+            })
+            .await
     }
 
     async fn switchover(&self, candidate: Option<&str>) -> Result<Member> {
         self.faults
-            .check("database.switchover", candidate.unwrap_or(""))?;
-        let mut state = lock(&self.state);
-        let leader = state
-            .members
-            .iter()
-            .position(|m| m.role == Role::Leader && m.is_running())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Refused,
-                    "database.switchover",
-                    "cluster",
-                    "no leader to switch over from",
-                )
-            })?;
-        let target = state
-            .members
-            .iter()
-            .position(|m| m.role == Role::Replica && m.is_running() && candidate.is_none_or(|c| c == m.name))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Refused,
-                    "database.switchover",
-                    candidate.unwrap_or("any replica"),
-                    "candidate is not a running replica of this cluster",
-                )
-            })?;
-        let timeline = state.members[leader].timeline.unwrap_or(1) + 1;
-        state.members[leader].role = Role::Replica;
-        state.members[leader].state = "streaming".into();
-        state.members[leader].lag_bytes = Some(0);
-        state.members[target].role = Role::Leader;
-        state.members[target].state = "running".into();
-        state.members[target].lag_bytes = None;
-        for m in &mut state.members {
-            m.timeline = Some(timeline);
-        }
-        Ok(state.members[target].clone())
+            .around("database.switchover", candidate.unwrap_or(""), async {
+                let mut state = lock(&self.state);
+                let leader = state
+                    .members
+                    .iter()
+                    .position(|m| m.role == Role::Leader && m.is_running())
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Refused,
+                            "database.switchover",
+                            "cluster",
+                            "no leader to switch over from",
+                        )
+                    })?;
+                let target = state
+                    .members
+                    .iter()
+                    .position(|m| {
+                        m.role == Role::Replica && m.is_running() && candidate.is_none_or(|c| c == m.name)
+                    })
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Refused,
+                            "database.switchover",
+                            candidate.unwrap_or("any replica"),
+                            "candidate is not a running replica of this cluster",
+                        )
+                    })?;
+                let timeline = state.members[leader].timeline.unwrap_or(1) + 1;
+                state.members[leader].role = Role::Replica;
+                state.members[leader].state = "streaming".into();
+                state.members[leader].lag_bytes = Some(0);
+                state.members[target].role = Role::Leader;
+                state.members[target].state = "running".into();
+                state.members[target].lag_bytes = None;
+                for m in &mut state.members {
+                    m.timeline = Some(timeline);
+                }
+                Ok(state.members[target].clone())
+            })
+            .await
     }
 
     async fn restore_point(&self, name: &str) -> Result<RestorePoint> {
-        self.faults.check("database.restore_point", name)?;
-        if name.is_empty() || name.len() > 63 {
-            return Err(Error::invalid(
-                "database.restore_point",
-                name,
-                "a restore point name has 1 to 63 bytes",
-            ));
-        }
-        let mut state = lock(&self.state);
-        let leader = state
-            .members
-            .iter()
-            .find(|m| m.role == Role::Leader && m.is_running())
-            .cloned()
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unhealthy,
-                    "database.restore_point",
-                    name,
-                    "no running leader",
-                )
-            })?;
-        state.lsn += 0x90;
-        let point = RestorePoint {
-            name: name.to_string(),
-            lsn: format!("{:X}/{:X}", state.lsn >> 32, state.lsn & 0xffff_ffff),
-            timeline: leader.timeline.unwrap_or(1),
-        };
-        state.restore_points.push(point.clone());
-        Ok(point)
+        self.faults
+            .around("database.restore_point", name, async {
+                if name.is_empty() || name.len() > 63 {
+                    return Err(Error::invalid(
+                        "database.restore_point",
+                        name,
+                        "a restore point name has 1 to 63 bytes",
+                    ));
+                }
+                let mut state = lock(&self.state);
+                let leader = state
+                    .members
+                    .iter()
+                    .find(|m| m.role == Role::Leader && m.is_running())
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Unhealthy,
+                            "database.restore_point",
+                            name,
+                            "no running leader",
+                        )
+                    })?;
+                state.lsn += 0x90;
+                let point = RestorePoint {
+                    name: name.to_string(),
+                    lsn: format!("{:X}/{:X}", state.lsn >> 32, state.lsn & 0xffff_ffff),
+                    timeline: leader.timeline.unwrap_or(1),
+                };
+                state.restore_points.push(point.clone());
+                Ok(point)
+            })
+            .await
     }
 
     async fn check_query(&self) -> Result<i64> {
-        self.faults.check("database.check_query", "cluster")?;
-        let state = lock(&self.state);
-        if !state
-            .members
-            .iter()
-            .any(|m| m.role == Role::Leader && m.is_running())
-        {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                "database.check_query",
-                "cluster",
-                "no running leader",
-            ));
-        }
-        Ok(state.users)
+        self.faults
+            .around("database.check_query", "cluster", async {
+                let state = lock(&self.state);
+                if !state
+                    .members
+                    .iter()
+                    .any(|m| m.role == Role::Leader && m.is_running())
+                {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "database.check_query",
+                        "cluster",
+                        "no running leader",
+                    ));
+                }
+                Ok(state.users)
+            })
+            .await
     }
 }

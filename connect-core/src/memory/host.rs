@@ -47,6 +47,12 @@ impl MemoryHost {
         }
     }
 
+    /// The same host injecting `faults`, shared with other backends so calls are numbered across them.
+    pub(crate) fn with_faults(mut self, faults: Faults) -> MemoryHost {
+        self.faults = faults;
+        self
+    }
+
     /// The faults this host injects.
     pub fn faults(&self) -> &Faults {
         &self.faults
@@ -128,109 +134,132 @@ impl Host for MemoryHost {
 
     async fn run(&self, command: &Command) -> Result<Output> {
         command.validate()?;
-        self.faults.check("host.run", &command.argv[0])?;
-        Ok(Self::builtin(
-            &command.argv,
-            command.stdin.as_deref().unwrap_or_default(),
-        ))
+        self.faults
+            .around("host.run", &command.argv[0], async {
+                Ok(Self::builtin(
+                    &command.argv,
+                    command.stdin.as_deref().unwrap_or_default(),
+                ))
+            })
+            .await
     }
 
     async fn put_file(&self, path: &str, mut data: BoxReader, options: PutOptions) -> Result<u64> {
-        self.faults.check("host.put_file", path)?;
-        validate_path("host.put_file", path)?;
-        // Read everything before touching the map: a failed stream leaves the old file, as a rename would.
-        let mut buf = Vec::new();
-        data.read_to_end(&mut buf).await.map_err(|e| {
-            Error::new(ErrorKind::Unavailable, "host.put_file", path, e.to_string()).with_source(e)
-        })?;
-        let mut state = lock(&self.state);
-        if options.create_new && state.files.contains_key(path) {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "host.put_file",
-                path,
-                "the file already exists",
-            ));
-        }
-        let n = buf.len() as u64;
-        state.files.insert(path.to_string(), (buf, options.mode));
-        Ok(n)
+        self.faults
+            .around("host.put_file", path, async {
+                validate_path("host.put_file", path)?;
+                // Read everything before touching the map: a failed stream leaves the old file, as a rename would.
+                let mut buf = Vec::new();
+                data.read_to_end(&mut buf).await.map_err(|e| {
+                    Error::new(ErrorKind::Unavailable, "host.put_file", path, e.to_string()).with_source(e)
+                })?;
+                let mut state = lock(&self.state);
+                if options.create_new && state.files.contains_key(path) {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        "host.put_file",
+                        path,
+                        "the file already exists",
+                    ));
+                }
+                let n = buf.len() as u64;
+                state.files.insert(path.to_string(), (buf, options.mode));
+                Ok(n)
+            })
+            .await
     }
 
     async fn get_file(&self, path: &str) -> Result<BoxReader> {
-        self.faults.check("host.get_file", path)?;
-        let state = lock(&self.state);
-        let (data, _) = state
-            .files
-            .get(path)
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, "host.get_file", path, "no such file"))?;
-        Ok(Box::pin(std::io::Cursor::new(data.clone())))
+        self.faults
+            .around("host.get_file", path, async {
+                let state = lock(&self.state);
+                let (data, _) = state
+                    .files
+                    .get(path)
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, "host.get_file", path, "no such file"))?;
+                let reader: BoxReader = Box::pin(std::io::Cursor::new(data.clone()));
+                Ok(reader)
+            })
+            .await
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.faults.check("host.rename", from)?;
-        validate_path("host.rename", to)?;
-        let mut state = lock(&self.state);
-        let file = state
-            .files
-            .remove(from)
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, "host.rename", from, "no such file"))?;
-        state.files.insert(to.to_string(), file);
-        Ok(())
+        self.faults
+            .around("host.rename", from, async {
+                validate_path("host.rename", to)?;
+                let mut state = lock(&self.state);
+                let file = state
+                    .files
+                    .remove(from)
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, "host.rename", from, "no such file"))?;
+                state.files.insert(to.to_string(), file);
+                Ok(())
+            })
+            .await
     }
 
     async fn remove_file(&self, path: &str) -> Result<()> {
-        self.faults.check("host.remove_file", path)?;
-        lock(&self.state)
-            .files
-            .remove(path)
-            .map(drop)
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, "host.remove_file", path, "no such file"))
+        self.faults
+            .around("host.remove_file", path, async {
+                lock(&self.state)
+                    .files
+                    .remove(path)
+                    .map(drop)
+                    .ok_or_else(|| Error::new(ErrorKind::NotFound, "host.remove_file", path, "no such file"))
+            })
+            .await
     }
 
     async fn disk_usage(&self, path: &str) -> Result<DiskUsage> {
-        self.faults.check("host.disk_usage", path)?;
-        let state = lock(&self.state);
-        // The longest configured prefix is the mount point holding `path`, as with real mounts.
-        let percent = state
-            .disk_percent
-            .iter()
-            .filter(|(p, _)| path.starts_with(p.as_str()))
-            .max_by_key(|(p, _)| p.len())
-            .map_or(40, |(_, pct)| *pct);
-        let available = DISK_BYTES - DISK_BYTES / 100 * u64::from(percent);
-        Ok(DiskUsage {
-            total_bytes: DISK_BYTES,
-            available_bytes: available,
-            total_inodes: 1 << 26,
-            free_inodes: 1 << 25,
-        })
+        self.faults
+            .around("host.disk_usage", path, async {
+                let state = lock(&self.state);
+                // The longest configured prefix is the mount point holding `path`, as with real mounts.
+                let percent = state
+                    .disk_percent
+                    .iter()
+                    .filter(|(p, _)| path.starts_with(p.as_str()))
+                    .max_by_key(|(p, _)| p.len())
+                    .map_or(40, |(_, pct)| *pct);
+                let available = DISK_BYTES - DISK_BYTES / 100 * u64::from(percent);
+                Ok(DiskUsage {
+                    total_bytes: DISK_BYTES,
+                    available_bytes: available,
+                    total_inodes: 1 << 26,
+                    free_inodes: 1 << 25,
+                })
+            })
+            .await
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<BoxStream> {
-        self.faults.check("host.connect", &endpoint.to_string())?;
-        let tx = lock(&self.state)
-            .listeners
-            .get(endpoint)
-            .cloned()
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "host.connect",
-                    endpoint.to_string(),
-                    "connection refused",
-                )
-            })?;
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        tx.send(server).map_err(|_| {
-            Error::new(
-                ErrorKind::Unavailable,
-                "host.connect",
-                endpoint.to_string(),
-                "the listener is gone",
-            )
-        })?;
-        Ok(Box::pin(client))
+        self.faults
+            .around("host.connect", &endpoint.to_string(), async {
+                let tx = lock(&self.state)
+                    .listeners
+                    .get(endpoint)
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Unavailable,
+                            "host.connect",
+                            endpoint.to_string(),
+                            "connection refused",
+                        )
+                    })?;
+                let (client, server) = tokio::io::duplex(64 * 1024);
+                tx.send(server).map_err(|_| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        "host.connect",
+                        endpoint.to_string(),
+                        "the listener is gone",
+                    )
+                })?;
+                let stream: BoxStream = Box::pin(client);
+                Ok(stream)
+            })
+            .await
     }
 }
 

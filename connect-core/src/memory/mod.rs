@@ -5,6 +5,8 @@
 
 mod cache;
 mod cluster;
+#[cfg(test)]
+mod fault_tests;
 mod faults;
 mod host;
 mod router;
@@ -13,7 +15,7 @@ mod stack;
 
 pub use cache::MemoryCache;
 pub use cluster::MemoryCluster;
-pub use faults::Faults;
+pub use faults::{FaultKind, Faults};
 pub use host::MemoryHost;
 pub use router::MemoryRouter;
 pub use runtime::{AppBehavior, MemoryRuntime};

@@ -59,9 +59,47 @@ impl MemoryRouter {
         }
     }
 
+    /// The same router injecting `faults`, shared with other backends so calls are numbered across them.
+    pub(crate) fn with_faults(mut self, faults: Faults) -> MemoryRouter {
+        self.faults = faults;
+        self
+    }
+
     /// The faults this router injects.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// What [`TrafficRouter::servers`] returns now, without counting a call or injecting a fault: for a test
+    /// checking an invariant between two calls.
+    pub fn snapshot(&self) -> Vec<ServerStatus> {
+        let state = lock(&self.state);
+        let now = Instant::now();
+        state
+            .servers
+            .iter()
+            .map(|(name, s)| {
+                let check = match (&s.container, &state.probe) {
+                    _ if s.admin == AdminState::Maint => CheckState::Unknown,
+                    (Some(c), Some(probe)) => {
+                        if probe(c) {
+                            CheckState::Up
+                        } else {
+                            CheckState::Down
+                        }
+                    }
+                    _ => s.check,
+                };
+                ServerStatus {
+                    name: name.clone(),
+                    admin: s.admin,
+                    check,
+                    weight: s.weight,
+                    current_sessions: s.sessions.iter().filter(|end| **end > now).count() as u64,
+                    address: s.address.clone(),
+                }
+            })
+            .collect()
     }
 
     /// Adds a server (in maintenance, weight 100) whose check is set by hand.
@@ -121,84 +159,68 @@ impl TrafficRouter for MemoryRouter {
     }
 
     async fn servers(&self) -> Result<Vec<ServerStatus>> {
-        self.faults.check("router.servers", &self.backend)?;
-        let state = lock(&self.state);
-        let now = Instant::now();
-        Ok(state
-            .servers
-            .iter()
-            .map(|(name, s)| {
-                let check = match (&s.container, &state.probe) {
-                    _ if s.admin == AdminState::Maint => CheckState::Unknown,
-                    (Some(c), Some(probe)) => {
-                        if probe(c) {
-                            CheckState::Up
-                        } else {
-                            CheckState::Down
-                        }
-                    }
-                    _ => s.check,
-                };
-                ServerStatus {
-                    name: name.clone(),
-                    admin: s.admin,
-                    check,
-                    weight: s.weight,
-                    current_sessions: s.sessions.iter().filter(|end| **end > now).count() as u64,
-                    address: s.address.clone(),
-                }
-            })
-            .collect())
+        self.faults
+            .around("router.servers", &self.backend, async { Ok(self.snapshot()) })
+            .await
     }
 
     async fn set_state(&self, server: &str, state: AdminState) -> Result<()> {
-        self.faults.check("router.set_state", server)?;
-        let mut st = lock(&self.state);
-        let s = st
-            .servers
-            .get_mut(server)
-            .ok_or_else(|| self.no_server("router.set_state", server))?;
-        s.admin = state;
-        if state == AdminState::Maint {
-            // Maintenance cuts what is left, as HAProxy's `shutdown sessions` would.
-            s.sessions.clear();
-        }
-        Ok(())
+        self.faults
+            .around("router.set_state", server, async {
+                let mut st = lock(&self.state);
+                let s = st
+                    .servers
+                    .get_mut(server)
+                    .ok_or_else(|| self.no_server("router.set_state", server))?;
+                s.admin = state;
+                if state == AdminState::Maint {
+                    // Maintenance cuts what is left, as HAProxy's `shutdown sessions` would.
+                    s.sessions.clear();
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn set_weight(&self, server: &str, weight: u32) -> Result<()> {
-        self.faults.check("router.set_weight", server)?;
-        if weight > 256 {
-            return Err(Error::invalid(
-                "router.set_weight",
-                server,
-                format!("weight {weight} is above 256"),
-            ));
-        }
-        let mut st = lock(&self.state);
-        let s = st
-            .servers
-            .get_mut(server)
-            .ok_or_else(|| self.no_server("router.set_weight", server))?;
-        s.weight = weight;
-        Ok(())
+        self.faults
+            .around("router.set_weight", server, async {
+                if weight > 256 {
+                    return Err(Error::invalid(
+                        "router.set_weight",
+                        server,
+                        format!("weight {weight} is above 256"),
+                    ));
+                }
+                let mut st = lock(&self.state);
+                let s = st
+                    .servers
+                    .get_mut(server)
+                    .ok_or_else(|| self.no_server("router.set_weight", server))?;
+                s.weight = weight;
+                Ok(())
+            })
+            .await
     }
 
     async fn set_address(&self, server: &str, address: &str, port: u16) -> Result<()> {
-        self.faults.check("router.set_address", server)?;
-        if address.is_empty() || address.contains(char::is_whitespace) || port == 0 {
-            return Err(Error::invalid(
-                "router.set_address",
-                server,
-                format!("invalid address {address}:{port}"),
-            ));
-        }
-        let mut st = lock(&self.state);
-        let s = st
-            .servers
-            .get_mut(server)
-            .ok_or_else(|| self.no_server("router.set_address", server))?;
-        s.address = format!("{address}:{port}");
-        Ok(())
+        self.faults
+            .around("router.set_address", server, async {
+                if address.is_empty() || address.contains(char::is_whitespace) || port == 0 {
+                    return Err(Error::invalid(
+                        "router.set_address",
+                        server,
+                        format!("invalid address {address}:{port}"),
+                    ));
+                }
+                let mut st = lock(&self.state);
+                let s = st
+                    .servers
+                    .get_mut(server)
+                    .ok_or_else(|| self.no_server("router.set_address", server))?;
+                s.address = format!("{address}:{port}");
+                Ok(())
+            })
+            .await
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{AppBehavior, MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime};
+use super::{AppBehavior, Faults, MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime};
 use crate::engine::Backends;
 use crate::model::{Color, ImageRef, Topology};
 
@@ -24,9 +24,13 @@ pub struct MemoryStack {
 
 impl MemoryStack {
     /// A fresh stack for `topology`: no image, no container, both HAProxy servers in maintenance.
+    ///
+    /// The five backends share one [`Faults`], so calls are numbered in one sequence across all of them (for
+    /// [`Faults::trap`]); each backend's `faults()` is that one, and its rules still name the backend.
     pub fn new(topology: &Topology) -> MemoryStack {
-        let runtime = MemoryRuntime::new();
-        let router = MemoryRouter::new("be_app");
+        let faults = Faults::default();
+        let runtime = MemoryRuntime::new().with_faults(faults.clone());
+        let router = MemoryRouter::new("be_app").with_faults(faults.clone());
         for color in Color::ALL {
             let slot = topology.slot(color);
             router.add_server_for(
@@ -37,12 +41,17 @@ impl MemoryStack {
             );
         }
         MemoryStack {
-            host: MemoryHost::new("memory-host"),
+            host: MemoryHost::new("memory-host").with_faults(faults.clone()),
             runtime,
             router,
-            cluster: MemoryCluster::default(),
-            cache: MemoryCache::default(),
+            cluster: MemoryCluster::default().with_faults(faults.clone()),
+            cache: MemoryCache::default().with_faults(faults),
         }
+    }
+
+    /// The faults all five backends share.
+    pub fn faults(&self) -> &Faults {
+        self.host.faults()
     }
 
     /// Makes a release's image present, as a build and transfer would.

@@ -1,0 +1,143 @@
+//! The deterministic fault sweep (issue 12), in the manner of FoundationDB's simulation and TigerBeetle's
+//! VOPR: for each operation, count the backend calls of a clean run, then for every call and every fault kind
+//! (fails before acting, applies then fails, hangs, the process dies there) run the operation on a fresh
+//! in-memory stack, check the invariants (see `invariants.rs`), let a new process run the same operation
+//! again, and check them once more. Paused tokio time makes the thousands of cases cost seconds.
+//!
+//! Each test prints its cases and violations (run with `--nocapture` to see them when it passes) and fails
+//! on any violation, unless `SWEEP_REPORT_ONLY=1`, which only prints them.
+
+mod cases;
+mod invariants;
+mod report;
+
+use std::time::Duration;
+
+use cases::{CaseReport, KINDS, Op, Scenario, run_case};
+use connect_core::model::OldColorPolicy;
+use report::report;
+
+const WARM: OldColorPolicy = OldColorPolicy::WarmStandby;
+
+async fn sweep(scenario: Scenario) {
+    let CaseReport {
+        op_calls,
+        mut violations,
+    } = run_case(&scenario, None).await;
+    let mut cases = 1;
+    for i in 1..=op_calls {
+        for kind in KINDS {
+            violations.extend(run_case(&scenario, Some((i, kind))).await.violations);
+            cases += 1;
+        }
+    }
+    report(scenario.name, op_calls, cases, &violations);
+    let report_only = std::env::var("SWEEP_REPORT_ONLY").is_ok_and(|v| v == "1");
+    assert!(
+        report_only || violations.is_empty(),
+        "sweep {}: {} violations (listed above; SWEEP_REPORT_ONLY=1 prints them without failing)",
+        scenario.name,
+        violations.len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_deploy() {
+    sweep(Scenario {
+        name: "first deploy",
+        policy: WARM,
+        setup: &[],
+        op: Op::Deploy("v1"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_over_live() {
+    sweep(Scenario {
+        name: "deploy v2 over v1",
+        policy: WARM,
+        setup: &[Op::Deploy("v1")],
+        op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_over_live_and_standby() {
+    sweep(Scenario {
+        name: "deploy v3 over v2 + standby v1",
+        policy: WARM,
+        setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        op: Op::Deploy("v3"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn instant_rollback() {
+    sweep(Scenario {
+        name: "instant rollback",
+        policy: WARM,
+        setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        op: Op::Rollback,
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_rollback() {
+    sweep(Scenario {
+        name: "full rollback to v1",
+        policy: WARM,
+        setup: &[Op::Deploy("v1"), Op::Deploy("v2"), Op::Rollback],
+        op: Op::RollbackTo("v1"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn retire_standby() {
+    sweep(Scenario {
+        name: "retire standby",
+        policy: WARM,
+        setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        op: Op::Retire,
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn adopt() {
+    sweep(Scenario {
+        name: "adopt",
+        policy: WARM,
+        setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        op: Op::Adopt,
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_balanced() {
+    sweep(Scenario {
+        name: "deploy v2 balanced",
+        policy: OldColorPolicy::Balanced,
+        setup: &[Op::Deploy("v1")],
+        op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_retire_after() {
+    sweep(Scenario {
+        name: "deploy v2 retire-after 1h",
+        policy: OldColorPolicy::RetireAfter {
+            window: Duration::from_secs(3600),
+        },
+        setup: &[Op::Deploy("v1")],
+        op: Op::Deploy("v2"),
+    })
+    .await;
+}
