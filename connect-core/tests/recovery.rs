@@ -238,3 +238,45 @@ async fn an_instant_rollback_whose_switch_half_applied_goes_back_to_where_it_was
     f.deployer.rollback().await.unwrap();
     f.assert_live(Color::Blue).await;
 }
+
+/// On the real filesystem through `LocalHost` (so `find` really runs): a holder killed while writing left
+/// its hidden temporaries and an expired lock; the operation that takes over removes the temporaries and
+/// nothing else.
+#[tokio::test]
+async fn temporaries_a_killed_writer_left_are_removed_by_the_takeover() {
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap().to_string();
+    let mut config = connect_core::engine::DeployConfig {
+        holder: "test".into(),
+        state_dir: state.clone(),
+        ..connect_core::engine::DeployConfig::runbook()
+    };
+    config.policy.disk_paths = vec![state.clone()];
+    let stack = connect_core::memory::MemoryStack::new(&config.topology);
+    let quick = AppBehavior {
+        ready_after: Duration::from_millis(10),
+        ..AppBehavior::default()
+    };
+    stack.add_image(&release("v1").image, quick);
+    let mut backends = stack.backends();
+    backends.host = Arc::new(connect_core::LocalHost::new());
+    for (name, content) in [
+        (".journal.json.tmp-4242-0", "half a journal"),
+        (".deploy.lock.tmp-4242-1", "half a lock"),
+        ("deploy.lock", r#"{"holder":"killed","operation":"deploy","since_unix_ms":1,"token":"dead","lease_until_unix_ms":2}"#),
+        ("notes.txt", "an operator's file"),
+    ] {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+
+    let deployer = Deployer::new(backends, config).unwrap();
+    deployer.deploy(release("v1")).await.unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["journal.json", "notes.txt"], "in {state}");
+}

@@ -116,6 +116,15 @@ impl Deployer {
     /// Settles the intent an interrupted operation left in `journal`, records that operation's outcome, and
     /// saves the journal.
     pub(crate) async fn settle_pending(&self, journal: &mut Journal, held: &Held) -> Result<()> {
+        if held.took_over.is_some() || journal.intent.is_some() {
+            // A holder died here: it may have been killed while writing the journal or the lock.
+            if let Err(e) = self.store.remove_leftover_temps().await {
+                self.events.warn(
+                    Step::Reconcile,
+                    format!("could not remove the temporary files a killed operation left: {e}"),
+                );
+            }
+        }
         let Some(intent) = journal.intent.clone() else {
             return Ok(());
         };

@@ -11,7 +11,7 @@ use super::intent::Intent;
 use super::lock::Fence;
 use crate::database::RestorePoint;
 use crate::error::{Error, ErrorKind, Result};
-use crate::host::{Host, HostExt, PutOptions};
+use crate::host::{Command, Host, HostExt, PutOptions};
 use crate::model::{Color, Release};
 use crate::vocabulary::{OperationKind, Outcome, Step, StepStatus};
 
@@ -218,6 +218,39 @@ impl JournalStore {
             }
             other => other.map(|j| (j, None)),
         }
+    }
+
+    /// Removes the temporary files a holder killed while writing the journal or the lock left in the state
+    /// directory (the host writes a hidden temporary, then renames it). Only a lock holder writes there, and
+    /// we hold the lock.
+    pub(crate) async fn remove_leftover_temps(&self) -> Result<()> {
+        let (dir, journal) = self
+            .journal_path
+            .rsplit_once('/')
+            .unwrap_or((".", self.journal_path.as_str()));
+        let lock = self.lock_path.rsplit('/').next().unwrap_or("deploy.lock");
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let find = Command::new([
+            "find".to_string(),
+            dir.to_string(),
+            "-maxdepth".into(),
+            "1".into(),
+            "-type".into(),
+            "f".into(),
+            "(".into(),
+            "-name".into(),
+            format!(".{journal}.tmp-*"),
+            "-o".into(),
+            "-name".into(),
+            format!(".{lock}*.tmp-*"),
+            ")".into(),
+            "-exec".into(),
+            "rm".into(),
+            "-f".into(),
+            "{}".into(),
+            "+".into(),
+        ]);
+        self.host.run_checked(&find).await.map(drop)
     }
 
     /// Writes the journal atomically, if the deploy lock is still ours.
