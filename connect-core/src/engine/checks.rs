@@ -9,7 +9,6 @@ use crate::database::DatabaseClusterExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Command, Endpoint, Host, HostExt};
 use crate::model::Color;
-use crate::router::RouterExt;
 use crate::runtime::labels;
 
 /// A check's verdict.

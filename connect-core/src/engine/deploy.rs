@@ -11,7 +11,7 @@ use super::run::Run;
 use super::{Deployer, Event, Step};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, OldColorPolicy, Release};
-use crate::router::{AdminState, RouterExt};
+use crate::router::AdminState;
 use crate::runtime::{ContainerSpec, Health, OneOff, slot_labels};
 
 /// How often the health gate reports an attempt while it waits.

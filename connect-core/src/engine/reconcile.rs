@@ -7,7 +7,7 @@ use super::run::Run;
 use super::{Deployer, Step};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, ImageRef, Release};
-use crate::router::{AdminState, RouterExt, ServerStatus};
+use crate::router::{AdminState, ServerStatus};
 use crate::runtime::{ContainerInfo, ContainerState};
 
 /// One color as observed now.
