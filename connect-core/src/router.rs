@@ -147,8 +147,8 @@ pub trait TrafficRouter: Send + Sync + fmt::Debug {
     /// Moves the traffic from `from` to `to` without a moment with no live server. Instant rollback is the
     /// same call the other way.
     ///
-    /// 1. Observe first: a live server other than `from` and `to` is [`ErrorKind::Drift`], and nothing is
-    ///    touched.
+    /// 1. Observe first: `from` or `to` unknown to the backend is [`ErrorKind::NotFound`], a live server other
+    ///    than these two is [`ErrorKind::Drift`], and nothing is touched.
     /// 2. `to` is made ready and must be seen live within `deadline`; if it is not, its previous state is
     ///    restored, nothing else was touched, and the error says so.
     /// 3. `from` (when given and not `to`) is put in drain, whatever its health, so it cannot come back
@@ -160,8 +160,7 @@ pub trait TrafficRouter: Send + Sync + fmt::Debug {
         let target = format!("{}/{to}", self.backend());
         let from = from.filter(|f| *f != to);
         let before = self.servers().await?;
-        refuse_strangers(&target, &before, from, to)?;
-        let previous = find(self.backend(), before, to)?.admin;
+        let previous = check_before(self.backend(), &before, from, to)?;
         self.set_state(to, AdminState::Ready).await?;
         if let Err(e) = self.wait_live(to, deadline).await {
             let undone = if previous == AdminState::Ready {
@@ -201,15 +200,20 @@ pub fn confirm_budget(deadline: Duration, elapsed: Duration) -> Duration {
 
 /// The server named `server` among `servers`, or [`ErrorKind::NotFound`].
 fn find(backend: &str, servers: Vec<ServerStatus>, server: &str) -> Result<ServerStatus> {
-    servers.into_iter().find(|s| s.name == server).ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotFound,
-            "router.server",
-            format!("{backend}/{server}"),
-            "no such server",
-        )
-        .with_hint("check the server names in the topology against the HAProxy backend")
-    })
+    servers
+        .into_iter()
+        .find(|s| s.name == server)
+        .ok_or_else(|| no_such_server(backend, server))
+}
+
+fn no_such_server(backend: &str, server: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        "router.server",
+        format!("{backend}/{server}"),
+        "no such server",
+    )
+    .with_hint("check the server names in the topology against the HAProxy backend")
 }
 
 /// Polls one server until `done` says so; a retryable read error is "not yet".
@@ -251,21 +255,38 @@ async fn wait_for_servers<R: TrafficRouter + ?Sized>(
     .await
 }
 
-/// Step 1 of a switch: any live server other than `from` and `to` would still serve after it, so the
-/// switch refuses before it changes anything.
-pub fn refuse_strangers(target: &str, servers: &[ServerStatus], from: Option<&str>, to: &str) -> Result<()> {
+/// Step 1 of a switch, on the servers as read before any change: `to` and `from` must exist, and no other
+/// server may take traffic (it would still serve after the switch), so a switch bound to fail refuses
+/// before it changes anything. Returns `to`'s admin state, to restore if it never becomes live.
+pub fn check_before(
+    backend: &str,
+    servers: &[ServerStatus],
+    from: Option<&str>,
+    to: &str,
+) -> Result<AdminState> {
+    let state_of = |name: &str| {
+        servers
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.admin)
+            .ok_or_else(|| no_such_server(backend, name))
+    };
+    if let Some(from) = from {
+        state_of(from)?;
+    }
+    let previous = state_of(to)?;
     let strangers: Vec<&str> = servers
         .iter()
         .filter(|s| s.is_live() && s.name != to && Some(s.name.as_str()) != from)
         .map(|s| s.name.as_str())
         .collect();
     if strangers.is_empty() {
-        return Ok(());
+        return Ok(previous);
     }
     Err(Error::new(
         ErrorKind::Drift,
         "router.switch",
-        target,
+        format!("{backend}/{to}"),
         format!(
             "{strangers:?} take traffic too but are neither the old server ({from:?}) nor the new one; \
              nothing was changed"
@@ -481,6 +502,21 @@ mod tests {
             router.server("app1").await.unwrap().admin,
             AdminState::Drain,
             "a failing old server must not come back into rotation when it recovers"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_servers_are_refused_before_any_change() {
+        let router = router().await;
+        for (from, to) in [(Some("app9"), "app2"), (Some("app1"), "app9")] {
+            let e = router.switch(from, to, DEADLINE).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+            assert!(e.to_string().contains("app9"), "{e}");
+        }
+        assert_eq!(
+            router.server("app2").await.unwrap().admin,
+            AdminState::Maint,
+            "untouched"
         );
     }
 

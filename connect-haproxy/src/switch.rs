@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use connect_core::router::{
-    AdminState, ServerStatus, SwitchReport, both_serve, confirm, not_live, refuse_strangers,
+    AdminState, ServerStatus, SwitchReport, both_serve, check_before, confirm, not_live,
 };
 use connect_core::{Error, ErrorKind, Result};
 use tokio::time::Instant;
@@ -31,12 +31,7 @@ impl Haproxy {
             self.server_command(from)?;
         }
         let before = self.stat().await?;
-        refuse_strangers(&target, &statuses(&before), from, to)?;
-        let previous = before
-            .iter()
-            .find(|r| r.name == to)
-            .ok_or_else(|| self.no_server("haproxy.switch", to))?
-            .admin;
+        let previous = check_before(&self.backend, &statuses(&before), from, to)?;
         let mut rows = before;
         if previous != AdminState::Ready {
             rows = self

@@ -506,6 +506,38 @@ async fn works_over_any_byte_stream() {
     assert_eq!(get_version(&s).await, "green");
 }
 
+/// The one switch refuses before changing anything when a third party serves: here `switch(None, ..)` while
+/// both colors are live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_refuses_when_another_server_serves() {
+    let Some(s) = stack("switch_refuses_when_another_server_serves").await else {
+        return;
+    };
+    s.hx.set_admin("app2", AdminState::Ready).await.expect("ready");
+    s.hx.wait_live("app2", DEADLINE).await.expect("app2 live");
+    let e =
+        s.hx.switch(None, "app1", DEADLINE)
+            .await
+            .expect_err("app2 serves too");
+    assert_eq!(e.kind(), ErrorKind::Drift, "{e}");
+    assert_eq!(live(&s.hx).await, ["app1", "app2"], "nothing was changed");
+    let report =
+        s.hx.switch(Some("app2"), "app1", DEADLINE)
+            .await
+            .expect("named, app2 drains");
+    assert_eq!(report.drained, ["app2"]);
+    assert_eq!(
+        report
+            .servers
+            .iter()
+            .filter(|s| s.is_live())
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["app1"],
+        "the report carries the confirming `show stat`"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_drained_and_wait_live_report_the_server() {
     let Some(s) = stack("wait_drained_and_wait_live_report_the_server").await else {
