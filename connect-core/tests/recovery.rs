@@ -11,7 +11,7 @@ use connect_core::engine::{Deployer, JOURNAL_FORMAT, OperationKind, Outcome};
 use connect_core::host::{HostExt, PutOptions};
 use connect_core::memory::AppBehavior;
 use connect_core::model::Color;
-use connect_core::router::{AdminState, RouterExt};
+use connect_core::router::{AdminState, TrafficRouter};
 
 const JOURNAL: &str = "/opt/connect/state/journal.json";
 
@@ -265,7 +265,10 @@ async fn temporaries_a_killed_writer_left_are_removed_by_the_takeover() {
     for (name, content) in [
         (".journal.json.tmp-4242-0", "half a journal"),
         (".deploy.lock.tmp-4242-1", "half a lock"),
-        ("deploy.lock", r#"{"holder":"killed","operation":"deploy","since_unix_ms":1,"token":"dead","lease_until_unix_ms":2}"#),
+        (
+            "deploy.lock",
+            r#"{"holder":"killed","operation":"deploy","since_unix_ms":1,"token":"dead","lease_until_unix_ms":2}"#,
+        ),
         ("notes.txt", "an operator's file"),
     ] {
         std::fs::write(dir.path().join(name), content).unwrap();

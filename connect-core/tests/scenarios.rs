@@ -10,7 +10,7 @@ use connect_core::ErrorKind;
 use connect_core::engine::{DeployConfig, Event, OperationKind, Outcome, Step, StepStatus};
 use connect_core::memory::AppBehavior;
 use connect_core::model::{Color, OldColorPolicy};
-use connect_core::router::{AdminState, RouterExt, TrafficRouter};
+use connect_core::router::{AdminState, TrafficRouter};
 
 #[tokio::test(start_paused = true)]
 async fn first_deploy_puts_blue_live() {

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use connect_core::Result;
 use connect_core::wait::poll_until;
+use connect_core::{Result, TrafficRouter};
 use connect_haproxy::Command;
 use connect_haproxy::testing::{HaproxyProcess, Load, TestApp, require_haproxy};
 
@@ -112,7 +112,8 @@ async fn run(load_runtime: &tokio::runtime::Runtime) -> Result<()> {
     let hx = proc.haproxy();
     hx.wait_up("app1", DEADLINE).await?;
     hx.wait_up("app2", DEADLINE).await?;
-    hx.switch_to("app1", DEADLINE).await?;
+    // Both servers start ready: green goes to drain, so blue alone takes the traffic.
+    hx.switch(Some("app2"), "app1", DEADLINE).await?;
 
     // The load runs on its own runtime so the switch's latency is HAProxy's, not the load generator's queue.
     let load = {
@@ -125,9 +126,9 @@ async fn run(load_runtime: &tokio::runtime::Runtime) -> Result<()> {
     for i in 0..switches {
         traffic_flows(&load, 16).await?;
         if i % 2 == 0 {
-            switch.push(hx.switch_to("app2", DEADLINE).await?.took);
+            switch.push(hx.switch(Some("app1"), "app2", DEADLINE).await?.took);
         } else {
-            rollback.push(hx.switch_to("app1", DEADLINE).await?.took);
+            rollback.push(hx.switch(Some("app2"), "app1", DEADLINE).await?.took);
         }
     }
     println!(

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connect_core::router::{AdminState, CheckState, ServerStatus};
+use connect_core::router::{AdminState, CheckState, ServerStatus, SwitchReport};
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result, TrafficRouter};
 
@@ -315,20 +315,6 @@ impl Haproxy {
         })
         .await
     }
-
-    /// Waits until the server has no session in flight.
-    pub async fn wait_drained_rows(&self, server: &str, deadline: Duration) -> Result<StatRow> {
-        let target = format!("{}/{server}", self.backend);
-        poll_until("haproxy.wait_drained", &target, deadline, POLL, || async {
-            let row = self.row(server).await?;
-            Ok(if row.current_sessions == 0 {
-                Ok(row)
-            } else {
-                Err(format!("{} sessions in flight", row.current_sessions))
-            })
-        })
-        .await
-    }
 }
 
 /// The core model's view of a `show stat` row.
@@ -371,5 +357,12 @@ impl TrafficRouter for Haproxy {
             .with_hint("the runtime API takes an IP; resolve host names first")
         })?;
         self.set_server_address(server, addr, port).await.map(|_| ())
+    }
+
+    /// The provided switch's steps and errors in three round trips: `show stat`, then `set … ready` and
+    /// `set … drain` each sent with `show stat` in the same connection, so each change's own reply confirms
+    /// it. One state-file save at the end.
+    async fn switch(&self, from: Option<&str>, to: &str, deadline: Duration) -> Result<SwitchReport> {
+        self.switch_in_three(from, to, deadline).await
     }
 }

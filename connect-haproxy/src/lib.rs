@@ -5,20 +5,22 @@
 //!   [`connect_core::Host::connect`] over SSH); HAProxy's error replies become typed errors in its words.
 //! - [`stat`]: panic-free parsers of `show stat`, `show servers state` and `show proc`.
 //! - [`Haproxy`]: one backend; ready/drain/maint, weights, addresses, health checks, dynamic servers, waits
-//!   with deadlines, the blue-green [`Haproxy::switch_to`] confirmed from `show stat`, the server-state-file
+//!   with deadlines, the blue-green switch in three round trips confirmed from `show stat` (its override of
+//!   [`TrafficRouter::switch`](connect_core::TrafficRouter::switch)), the server-state-file
 //!   saved after every change, and [`Haproxy::reload`] through the master CLI confirmed from `show proc`.
 //!   It implements [`connect_core::TrafficRouter`].
 //! - [`config`]: the runbook's topology rendered from settings, installed only after `haproxy -c` accepts it.
 //!
 //! ```no_run
 //! use std::time::Duration;
+//! use connect_core::TrafficRouter;
 //! use connect_haproxy::{Haproxy, RuntimeApi, StateFile};
 //!
 //! # async fn run() -> connect_core::Result<()> {
 //! let haproxy = Haproxy::new(RuntimeApi::unix("/run/haproxy/admin.sock"), "be_app")?
 //!     .with_state_file(StateFile::Local("/var/lib/haproxy/server-state".into()))
 //!     .with_master(RuntimeApi::unix("/run/haproxy/master.sock"));
-//! let report = haproxy.switch_to("app2", Duration::from_secs(30)).await?; // green takes the traffic
+//! let report = haproxy.switch(Some("app1"), "app2", Duration::from_secs(30)).await?; // green takes the traffic
 //! println!("switched in {:?}, draining {:?}", report.took, report.drained);
 //! haproxy.reload(Duration::from_secs(10)).await?; // the switch survives the reload
 //! # Ok(())
@@ -42,4 +44,3 @@ pub use config::{ConfigInstaller, ProxyConfig, ServerSpec};
 pub use files::{MapFile, StateFile, map_file_text};
 pub use haproxy::{Haproxy, status_of};
 pub use reload::ReloadReport;
-pub use switch::SwitchReport;

@@ -1,56 +1,38 @@
-//! The blue-green switch as one call, confirmed from `show stat`.
+//! The blue-green switch in three round trips, confirmed from `show stat`: HAProxy's override of
+//! [`TrafficRouter::switch`](connect_core::TrafficRouter::switch).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use connect_core::router::AdminState;
+use connect_core::router::{
+    AdminState, ServerStatus, SwitchReport, both_serve, check_before, confirm, not_live,
+};
 use connect_core::{Error, ErrorKind, Result};
+use tokio::time::Instant;
 
 use crate::command::Command;
 use crate::haproxy::{Haproxy, POLL, status_of};
 use crate::stat::StatRow;
 
-/// What a switch did, confirmed from `show stat`.
-#[derive(Debug, Clone)]
-pub struct SwitchReport {
-    /// The servers that were live before and are now draining.
-    pub drained: Vec<String>,
-    /// The server that now takes the traffic.
-    pub live: String,
-    /// From the call to the confirmation.
-    pub took: Duration,
-    /// The backend's servers as `show stat` showed them at the confirmation.
-    pub confirmed: Vec<StatRow>,
-}
-
 impl Haproxy {
-    /// The blue-green switch as one call: `to` is made ready and seen live, then every other live server
-    /// of the backend is drained, so there is never a moment without a live server; then `show stat` must
-    /// show `to` as the only live server. Instant rollback is the same call with the other server.
-    ///
-    /// If `to` does not become live by the deadline, its previous state is restored and nothing else was
-    /// touched. If draining an old server fails, the error says that both serve.
-    pub async fn switch_to(&self, to: &str, deadline: Duration) -> Result<SwitchReport> {
+    /// [`TrafficRouter::switch`] with the same steps and errors, in three round trips: `show stat`, then
+    /// `set … ready` and `set … drain` each sent with `show stat` in the same connection, so every step is
+    /// confirmed by the reply to the change itself. One state-file save at the end.
+    pub(crate) async fn switch_in_three(
+        &self,
+        from: Option<&str>,
+        to: &str,
+        deadline: Duration,
+    ) -> Result<SwitchReport> {
         let started = Instant::now();
         let target = format!("{}/{to}", self.backend);
-        let before = self.stat().await?;
-        let previous = before
-            .iter()
-            .find(|r| r.name == to)
-            .ok_or_else(|| self.no_server("haproxy.switch", to))?
-            .admin;
-        let old: Vec<String> = before
-            .iter()
-            .filter(|r| r.name != to && status_of(r).is_live())
-            .map(|r| r.name.clone())
-            .collect();
+        let from = from.filter(|f| *f != to);
         let (backend, server) = self.server_command(to)?;
-        let is_only_live = |rows: &[StatRow]| {
-            rows.iter()
-                .filter(|r| status_of(r).is_live())
-                .map(|r| r.name.as_str())
-                .eq([to])
-        };
-        let mut rows = before.clone();
+        if let Some(from) = from {
+            self.server_command(from)?;
+        }
+        let before = self.stat().await?;
+        let previous = check_before(&self.backend, &statuses(&before), from, to)?;
+        let mut rows = before;
         if previous != AdminState::Ready {
             rows = self
                 .change_then_stat(&Command::SetState {
@@ -60,108 +42,98 @@ impl Haproxy {
                 })
                 .await?;
         }
-        let target_live = |rows: &[StatRow]| rows.iter().any(|r| r.name == to && status_of(r).is_live());
-        let live = if target_live(&rows) {
-            Ok(())
-        } else {
-            poll_fast("haproxy.switch", &target, deadline, || async {
-                let row = self.row(to).await?;
-                Ok(if status_of(&row).is_live() {
-                    Ok(())
-                } else {
-                    Err(format!("status {}, weight {}", row.status, row.weight))
+        if !is_live(&rows, to) {
+            let seen = poll_fast("haproxy.switch", &target, deadline, || async {
+                Ok(match self.stat().await {
+                    Ok(rows) if is_live(&rows, to) => Ok(rows),
+                    Ok(rows) => Err(match rows.iter().find(|r| r.name == to) {
+                        Some(r) => format!("status {}, weight {}", r.status, r.weight),
+                        None => "gone from `show stat`".to_string(),
+                    }),
+                    // A lost `show stat` is not a verdict on the server: poll again until the deadline.
+                    Err(e) if e.is_retryable() => Err(format!("reading `show stat` failed: {e}")),
+                    Err(e) => return Err(e),
                 })
             })
-            .await
-        };
-        if let Err(e) = live {
-            let undo = self
-                .api
-                .execute(&Command::SetState {
-                    backend: backend.clone(),
-                    server: server.clone(),
-                    state: previous,
-                })
-                .await;
-            let undone = match undo {
-                Ok(_) => format!("{to} is back in {previous}"),
-                Err(u) => format!("putting {to} back in {previous} failed too ({u}); it is ready"),
+            .await;
+            rows = match seen {
+                Ok(rows) => rows,
+                Err(e) => {
+                    let undone = if previous == AdminState::Ready {
+                        String::new()
+                    } else {
+                        let undo = self
+                            .api
+                            .execute(&Command::SetState {
+                                backend,
+                                server,
+                                state: previous,
+                            })
+                            .await;
+                        match undo {
+                            Ok(_) => format!("; {to} is back in {previous}"),
+                            Err(u) => {
+                                format!("; putting {to} back in {previous} failed too ({u}): it is ready")
+                            }
+                        }
+                    };
+                    return Err(not_live(&target, from, to, &e, &undone));
+                }
             };
-            return Err(Error::new(
-                e.kind(),
-                "haproxy.switch",
-                target,
-                format!(
-                    "{to} did not become live, traffic stays on {old:?}; {undone}: {}",
-                    e.message()
-                ),
-            )
-            .with_hint("check the server's health endpoint; `show stat` check_desc says why"));
         }
-        let mut confirmed = None;
-        for name in &old {
-            let drained = self
+        let mut drained = Vec::new();
+        if let Some(from) = from {
+            let changed = self
                 .change_then_stat(&Command::SetState {
                     backend: backend.clone(),
-                    server: name.clone(),
+                    server: from.to_string(),
                     state: AdminState::Drain,
                 })
                 .await;
-            match drained {
-                Ok(rows) => confirmed = Some(rows),
+            rows = match changed {
+                Ok(rows) => rows,
                 Err(e) => {
                     let _ = self.save_state().await;
-                    return Err(Error::new(
-                        e.kind(),
-                        "haproxy.switch",
-                        target,
-                        format!("{to} is live, but draining {name} failed, so both serve: {e}"),
-                    ));
+                    return Err(both_serve(&target, from, to, &e));
                 }
-            }
+            };
+            drained.push(from.to_string());
         }
-        // Confirmed from the `show stat` that followed the last drain, or a fresh one.
-        let confirmed = match confirmed {
-            Some(rows) => rows,
-            None => self.stat().await?,
-        };
-        if !is_only_live(&confirmed) {
-            let now_live: Vec<&str> = confirmed
-                .iter()
-                .filter(|r| status_of(r).is_live())
-                .map(|r| r.name.as_str())
-                .collect();
-            return Err(Error::new(
-                ErrorKind::Drift,
-                "haproxy.switch",
-                target,
-                format!("after the switch `show stat` shows {now_live:?} live, expected only {to}"),
-            ));
-        }
+        // Confirmed from the `show stat` that came with the last change (or the poll that saw `to` live).
+        let servers = statuses(&rows);
+        confirm(&target, to, &servers)?;
         let took = started.elapsed();
         self.persist_after(&format!("switch to {to}")).await?;
         Ok(SwitchReport {
-            drained: old,
             live: to.to_string(),
+            drained,
             took,
-            confirmed,
+            servers,
         })
     }
+}
+
+fn statuses(rows: &[StatRow]) -> Vec<ServerStatus> {
+    rows.iter().map(status_of).collect()
+}
+
+fn is_live(rows: &[StatRow], server: &str) -> bool {
+    rows.iter().any(|r| r.name == server && status_of(r).is_live())
 }
 
 /// Polls a condition back to back for its first tries (each try is a socket round trip, ~0.2 ms, which
 /// paces it), then every [`POLL`]: tokio's timer cannot wait less than a millisecond, and HAProxy applies a
 /// state change within an event-loop turn, so the first few immediate tries usually see it.
-async fn poll_fast<F, Fut>(operation: &str, target: &str, deadline: Duration, mut check: F) -> Result<()>
+async fn poll_fast<T, F, Fut>(operation: &str, target: &str, deadline: Duration, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<std::result::Result<(), String>>>,
+    Fut: std::future::Future<Output = Result<std::result::Result<T, String>>>,
 {
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
         let why = match check().await? {
-            Ok(()) => return Ok(()),
+            Ok(v) => return Ok(v),
             Err(why) => why,
         };
         if started.elapsed() >= deadline {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use connect_core::conformance::{assert_kind, router_suite};
-use connect_core::router::{AdminState, CheckState, RouterExt};
+use connect_core::router::{AdminState, CheckState};
 use connect_core::wait::poll_until;
 use connect_core::{ErrorKind, TrafficRouter};
 use connect_haproxy::stat::StatusWord;
@@ -259,11 +259,13 @@ async fn dynamic_server_added_used_and_deleted() {
         ErrorKind::Conflict,
         "same name twice",
     );
-    s.hx.switch_to("app3", DEADLINE)
+    s.hx.switch(Some("app1"), "app3", DEADLINE)
         .await
         .expect("switch to the dynamic server");
     assert_eq!(get_version(&s).await, "green");
-    s.hx.switch_to("app1", DEADLINE).await.expect("back to app1");
+    s.hx.switch(Some("app3"), "app1", DEADLINE)
+        .await
+        .expect("back to app1");
     let refused = s.hx.del_server("app3").await;
     assert!(
         refused.is_err(),
@@ -307,7 +309,7 @@ async fn wait_up_times_out_on_a_failing_health_endpoint_and_switch_refuses() {
         "wait_up of a DOWN server",
     );
     let e =
-        s.hx.switch_to("app2", Duration::from_millis(300))
+        s.hx.switch(Some("app1"), "app2", Duration::from_millis(300))
             .await
             .expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
@@ -327,14 +329,15 @@ async fn switch_both_ways_under_traffic_and_drain() {
         return;
     };
     let load = Load::start(s.proc.http_addr(), 8, Duration::from_secs(60));
-    let report = s.hx.switch_to("app2", DEADLINE).await.expect("to green");
+    let report =
+        s.hx.switch(Some("app1"), "app2", DEADLINE)
+            .await
+            .expect("to green");
     assert_eq!(
         (report.drained.as_slice(), report.live.as_str()),
         (&["app1".to_string()][..], "app2")
     );
-    s.hx.wait_drained_rows("app1", DEADLINE)
-        .await
-        .expect("blue drained");
+    s.hx.wait_drained("app1", DEADLINE).await.expect("blue drained");
     let blue_after = s.blue.served();
     let green_before = s.green.served();
     poll_until(
@@ -353,7 +356,10 @@ async fn switch_both_ways_under_traffic_and_drain() {
     .await
     .expect("green takes traffic");
     assert_eq!(s.blue.served(), blue_after, "a drained blue takes no new request");
-    let back = s.hx.switch_to("app1", DEADLINE).await.expect("rollback to blue");
+    let back =
+        s.hx.switch(Some("app2"), "app1", DEADLINE)
+            .await
+            .expect("rollback to blue");
     assert_eq!(back.drained, ["app2"]);
     assert_eq!(live(&s.hx).await, ["app1"]);
     let r = load.stop().await;
@@ -369,7 +375,9 @@ async fn reload_keeps_the_switched_state() {
     let Some(s) = stack("reload_keeps_the_switched_state").await else {
         return;
     };
-    s.hx.switch_to("app2", DEADLINE).await.expect("to green");
+    s.hx.switch(Some("app1"), "app2", DEADLINE)
+        .await
+        .expect("to green");
     s.hx.set_server_weight("app2", Weight::Absolute(42))
         .await
         .expect("weight");
@@ -491,11 +499,43 @@ async fn works_over_any_byte_stream() {
         }
     });
     let hx = Haproxy::new(RuntimeApi::new(socket), "be_app").expect("name");
-    hx.switch_to("app2", DEADLINE)
+    hx.switch(Some("app1"), "app2", DEADLINE)
         .await
         .expect("switch over the stream");
     assert_eq!(live(&hx).await, ["app2"]);
     assert_eq!(get_version(&s).await, "green");
+}
+
+/// The one switch refuses before changing anything when a third party serves: here `switch(None, ..)` while
+/// both colors are live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_refuses_when_another_server_serves() {
+    let Some(s) = stack("switch_refuses_when_another_server_serves").await else {
+        return;
+    };
+    s.hx.set_admin("app2", AdminState::Ready).await.expect("ready");
+    s.hx.wait_live("app2", DEADLINE).await.expect("app2 live");
+    let e =
+        s.hx.switch(None, "app1", DEADLINE)
+            .await
+            .expect_err("app2 serves too");
+    assert_eq!(e.kind(), ErrorKind::Drift, "{e}");
+    assert_eq!(live(&s.hx).await, ["app1", "app2"], "nothing was changed");
+    let report =
+        s.hx.switch(Some("app2"), "app1", DEADLINE)
+            .await
+            .expect("named, app2 drains");
+    assert_eq!(report.drained, ["app2"]);
+    assert_eq!(
+        report
+            .servers
+            .iter()
+            .filter(|s| s.is_live())
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["app1"],
+        "the report carries the confirming `show stat`"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,9 +567,13 @@ async fn zero_downtime_under_load_through_20_switches_and_3_reloads() {
     let load = Load::start(s.proc.http_addr(), 32, Duration::from_secs(120));
     let mut reloads = 0;
     for i in 0..20 {
-        let to = if i % 2 == 0 { "app2" } else { "app1" };
+        let (from, to) = if i % 2 == 0 {
+            ("app1", "app2")
+        } else {
+            ("app2", "app1")
+        };
         let before = load.answered();
-        s.hx.switch_to(to, DEADLINE).await.expect("switch");
+        s.hx.switch(Some(from), to, DEADLINE).await.expect("switch");
         if i % 7 == 3 {
             s.hx.reload(DEADLINE).await.expect("reload");
             reloads += 1;
@@ -598,7 +642,7 @@ async fn works_through_a_host_connection_and_host_state_file() {
             host.clone(),
             "/var/lib/haproxy/server-state".into(),
         ));
-    hx.switch_to("app2", DEADLINE)
+    hx.switch(Some("app1"), "app2", DEADLINE)
         .await
         .expect("switch through the host");
     assert_eq!(live(&hx).await, ["app2"]);

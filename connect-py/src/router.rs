@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use connect_core::host::{Endpoint, Host};
-use connect_core::router::{AdminState, RouterExt, TrafficRouter};
-use connect_haproxy::{RuntimeApi, Socket, StateFile, status_of};
+use connect_core::router::{AdminState, SwitchReport, TrafficRouter};
+use connect_haproxy::{RuntimeApi, Socket, StateFile};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use serde::Serialize;
@@ -50,6 +50,16 @@ fn admin_state(state: &str) -> PyResult<AdminState> {
             "ready takes traffic, drain finishes what it has, maint is out of service",
         )),
     }
+}
+
+/// A switch's report as `connect_ops._types.SwitchReport.from_dict` reads it.
+fn switch_report(r: &SwitchReport) -> serde_json::Value {
+    json!({
+        "live": r.live,
+        "drained": r.drained,
+        "took_seconds": r.took.as_secs_f64(),
+        "servers": r.servers,
+    })
 }
 
 /// Where a socket is: a unix path or `ip:port`, on this machine or on `host`.
@@ -232,31 +242,24 @@ impl Haproxy {
         typed(py, "ServerStatus", &s)
     }
 
-    /// The router API's switch: `to` is made ready and seen live, then `from_` drained; `DriftError` unless
-    /// `to` is then the only live server. Instant rollback is the same call the other way.
+    /// The blue-green switch (HAProxy's, in three round trips): `to` is made ready and seen live, then `from_`
+    /// drained; `DriftError` unless `to` is then the only live server (or, before anything changes, when a
+    /// server other than these two takes traffic). If `to` does not become live in time its previous state
+    /// is restored. Instant rollback is the same call the other way. Returns a `SwitchReport`.
     #[pyo3(signature = (from_, to, deadline=10.0))]
-    fn switch(&self, py: Python<'_>, from_: Option<String>, to: String, deadline: f64) -> PyResult<()> {
+    fn switch(
+        &self,
+        py: Python<'_>,
+        from_: Option<String>,
+        to: String,
+        deadline: f64,
+    ) -> PyResult<Py<PyAny>> {
         let deadline = seconds("deadline", deadline)?;
-        self.call(
+        let r = self.call(
             py,
             |h| async move { h.switch(from_.as_deref(), &to, deadline).await },
-        )
-    }
-
-    /// HAProxy's one-call switch: `to` made live, every other live server drained, confirmed from `show stat`;
-    /// returns a `SwitchReport`. If `to` does not become live in time its previous state is restored.
-    #[pyo3(signature = (to, deadline=10.0))]
-    fn switch_to(&self, py: Python<'_>, to: String, deadline: f64) -> PyResult<Py<PyAny>> {
-        let deadline = seconds("deadline", deadline)?;
-        let r = self.call(py, |h| async move { h.switch_to(&to, deadline).await })?;
-        let servers: Vec<_> = r.confirmed.iter().map(status_of).collect();
-        let report = json!({
-            "live": r.live,
-            "drained": r.drained,
-            "took_seconds": r.took.as_secs_f64(),
-            "servers": servers,
-        });
-        typed(py, "SwitchReport", &report)
+        )?;
+        typed(py, "SwitchReport", &switch_report(&r))
     }
 
     /// Writes `show servers state` to the state file (done after every change already).
@@ -299,26 +302,20 @@ impl Haproxy {
         awaitable(py, async move { core_py(h.set_state(&server, state).await) })
     }
 
-    /// `switch_to()` for asyncio.
-    #[pyo3(signature = (to, deadline=10.0))]
-    fn switch_to_async<'py>(
+    /// `switch()` for asyncio.
+    #[pyo3(signature = (from_, to, deadline=10.0))]
+    fn switch_async<'py>(
         &self,
         py: Python<'py>,
+        from_: Option<String>,
         to: String,
         deadline: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let deadline = seconds("deadline", deadline)?;
         let h = self.inner.clone();
         awaitable(py, async move {
-            let r = core_py(h.switch_to(&to, deadline).await)?;
-            let servers: Vec<_> = r.confirmed.iter().map(status_of).collect();
-            let report = json!({
-                "live": r.live,
-                "drained": r.drained,
-                "took_seconds": r.took.as_secs_f64(),
-                "servers": servers,
-            });
-            Python::attach(|py| typed(py, "SwitchReport", &report))
+            let r = core_py(h.switch(from_.as_deref(), &to, deadline).await)?;
+            Python::attach(|py| typed(py, "SwitchReport", &switch_report(&r)))
         })
     }
 

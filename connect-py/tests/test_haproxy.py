@@ -194,12 +194,13 @@ def test_blue_green_switch_moves_the_traffic(haproxy: RunningHaproxy) -> None:
     router = haproxy.router
     assert haproxy.colors() == ["blue"]
 
-    router.switch("app1", "app2", deadline=10)
+    report = router.switch("app1", "app2", deadline=10)
+    assert (report.live, report.drained) == ("app2", ("app1",))
     servers = by_name(router.servers())
     assert (servers["app2"].admin, servers["app1"].admin) == ("ready", "drain")
     assert haproxy.colors() == ["green"]
 
-    report = router.switch_to("app1", deadline=10)  # instant rollback
+    report = router.switch("app2", "app1", deadline=10)  # instant rollback
     assert report.live == "app1"
     assert report.drained == ("app2",)
     assert [s.name for s in report.servers if s.admin == "ready"] == ["app1"]
@@ -216,7 +217,7 @@ def test_async_switch(haproxy: RunningHaproxy) -> None:
         await router.set_state_async("app2", "ready")
         servers = await router.servers_async()
         assert {s.name: s.admin for s in servers}["app2"] == "ready"
-        return await router.switch_to_async("app2")
+        return await router.switch_async("app1", "app2")
 
     report = asyncio.run(switch())
     assert (report.live, report.drained) == ("app2", ("app1",))

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::assert_kind;
 use crate::error::ErrorKind;
-use crate::router::{AdminState, RouterExt, TrafficRouter};
+use crate::router::{AdminState, TrafficRouter};
 
 /// The promises of [`TrafficRouter`]: states, weights and addresses apply and read back; unknown servers
 /// are `NotFound`; a switch leaves exactly the target live and never none; the other way is the same call.

@@ -7,7 +7,6 @@ use crate::database::DatabaseClusterExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Command, Endpoint, Host, HostExt};
 use crate::model::Color;
-use crate::router::RouterExt;
 use crate::runtime::labels;
 use crate::vocabulary::{CheckReport, CheckStatus};
 

@@ -14,7 +14,7 @@ use super::journal::{Journal, SlotRecord, now_unix_ms};
 use super::reconcile::Observed;
 use crate::error::{Error, Result};
 use crate::model::{Color, Release};
-use crate::router::{AdminState, RouterExt};
+use crate::router::AdminState;
 use crate::vocabulary::OperationKind;
 
 /// What an operation is about to change, recorded before it changes it.

@@ -25,6 +25,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::host::{HostExt, PutOptions};
 use crate::vocabulary::OperationKind;
 
+/// How many times the unlock tries a removal that failed for a transient reason.
+const UNLOCK_ATTEMPTS: u32 = 3;
+/// The pause before the unlock's second attempt; it grows with each attempt.
+const UNLOCK_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Who holds the deploy lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -320,12 +325,23 @@ impl JournalStore {
         }
     }
 
-    /// Removes the lock if it is still ours; someone else's is left alone.
+    /// Removes the lock if it is still ours; someone else's is left alone. A removal is not repeatable in
+    /// general (the second finds nothing), but here "already gone" is the goal, so a transient failure is
+    /// tried again rather than leaving everyone waiting out the lease.
     pub(crate) async fn unlock(&self, fence: &Fence) -> Result<()> {
         self.fence(fence).await?;
-        match self.host.remove_file(&self.lock_path).await {
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            other => other,
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.host.remove_file(&self.lock_path).await {
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.is_retryable() && attempt < UNLOCK_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "unlock failed; trying again");
+                    // A pause, not synchronisation: give a restarting connection a moment.
+                    tokio::time::sleep(UNLOCK_BACKOFF * attempt).await;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -124,10 +124,12 @@ pub struct Deployer {
 }
 
 impl Deployer {
-    /// A deployer over these backends; refuses an invalid policy or app.
+    /// A deployer over these backends (each call bounded and retried by [`crate::layers::Guarded`] with the
+    /// default policy: pass them unguarded); refuses an invalid policy or app.
     pub fn new(backends: Backends, config: DeployConfig) -> Result<Deployer> {
         config.policy.validate()?;
         config.app.validate()?;
+        let backends = backends.guarded(crate::layers::CallPolicy::default());
         let store = JournalStore::new(backends.host.clone(), &config.state_dir);
         Ok(Deployer {
             backends,

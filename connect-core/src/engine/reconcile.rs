@@ -8,7 +8,7 @@ use super::journal::{Journal, SlotRecord, now_unix_ms};
 use super::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, ImageRef, Release};
-use crate::router::{AdminState, RouterExt, ServerStatus};
+use crate::router::{AdminState, ServerStatus};
 use crate::runtime::{ContainerInfo, ContainerState};
 use crate::vocabulary::{OperationKind, Step};
 

@@ -69,10 +69,15 @@ impl fmt::Display for Kind {
     }
 }
 
-pub const KINDS: [Kind; 5] = [
+/// Retryable kinds (Unavailable, Timeout) are mostly absorbed by the engine's retry layer on repeatable
+/// calls, so non-retryable ones (Failed, Refused) are swept too: they reach every undo path.
+pub const KINDS: [Kind; 8] = [
     Kind::Fault(FaultKind::FailBefore(ErrorKind::Unavailable)),
     Kind::Fault(FaultKind::FailBefore(ErrorKind::Timeout)),
+    Kind::Fault(FaultKind::FailBefore(ErrorKind::Failed)),
     Kind::Fault(FaultKind::ApplyThenFail(ErrorKind::Unavailable)),
+    Kind::Fault(FaultKind::ApplyThenFail(ErrorKind::Timeout)),
+    Kind::Fault(FaultKind::ApplyThenFail(ErrorKind::Refused)),
     Kind::Fault(FaultKind::Hang),
     Kind::Die,
 ];
@@ -354,13 +359,41 @@ async fn check_after_recovery(watch: &Watch, stack: &MemoryStack, scenario: &Sce
     let Some((journal, status)) = observe(watch, stack, scenario).await else {
         return;
     };
-    for (invariant, d) in inv::settled(&status) {
-        watch.record(invariant, d);
+    if let Some(d) = inv::settled(&status) {
+        watch.record(inv::SETTLED, d);
     }
     if let Some(d) = inv::verified_only(&journal, &watch.verified.lock().unwrap()) {
         watch.record(inv::VERIFIED, d);
     }
     if let Some(d) = inv::nothing_half_made(&journal, &watch.probe) {
         watch.record(inv::HALF_MADE, d);
+    }
+    // A lock left by an unlock that failed for good (the server refusing the removal) is not a lock that
+    // blocks forever as long as its lease runs out: let it (paused time, not synchronisation), then the next
+    // operation must get through and leave no lock.
+    if let Some(lock) = &status.lock {
+        tokio::time::sleep(LEASE_EXPIRY).await;
+        let next = deployer(stack, scenario.policy, "observer");
+        let after = match next.adopt().await {
+            Ok(_) => next.status().await.map(|s| s.lock),
+            Err(e) => Err(e),
+        };
+        match after {
+            Ok(None) => {}
+            Ok(Some(still)) => watch.record(
+                inv::LOCKED,
+                format!(
+                    "the lock of {} outlived its lease and is held by {}",
+                    lock.holder, still.holder
+                ),
+            ),
+            Err(e) => watch.record(
+                inv::LOCKED,
+                format!(
+                    "the lock of {} for {:?} still refuses after its lease: {e}",
+                    lock.holder, lock.operation
+                ),
+            ),
+        }
     }
 }

@@ -319,12 +319,12 @@ class Journal(Data):
 
 @dataclass(frozen=True)
 class SwitchReport(Data):
-    """What ``Haproxy.switch_to`` did, confirmed from ``show stat``."""
+    """What ``Haproxy.switch`` did, confirmed from the router's own view (``show stat``)."""
 
     live: str
-    """The server that now takes the traffic."""
+    """The server that now takes the traffic: the only live one."""
     drained: Tuple[str, ...]
-    """The servers that were live before and are now draining."""
+    """The servers the switch put in drain (the old one, unless it was draining already)."""
     took_seconds: float
     servers: Tuple[ServerStatus, ...]
     """The backend's servers at the confirmation."""

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use connect_core::TrafficRouter;
 use connect_core::engine::Deployer;
 use connect_core::model::Color;
-use connect_core::router::RouterExt;
 use connect_examples::load::{Load, LoadConfig, LoadReport};
 use connect_examples::stack::{Stack, StackOptions, runbook};
 use tokio::sync::{Mutex, MutexGuard};

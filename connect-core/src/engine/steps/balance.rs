@@ -6,7 +6,7 @@ use crate::engine::events::Events;
 use crate::engine::journal::{Journal, SlotRecord, now_unix_ms};
 use crate::error::{ErrorKind, Result};
 use crate::model::{Color, Release};
-use crate::router::{AdminState, RouterExt};
+use crate::router::AdminState;
 
 impl Deployer {
     /// Replaces the old color's container with `release`, gates it, and puts it back in rotation.

@@ -5,7 +5,7 @@ use crate::engine::events::Events;
 use crate::engine::journal::Journal;
 use crate::error::{ErrorKind, Result};
 use crate::model::{Color, Release};
-use crate::router::{AdminState, RouterExt};
+use crate::router::AdminState;
 use crate::runtime::{ContainerSpec, slot_labels};
 use crate::vocabulary::Step;
 

@@ -5,7 +5,6 @@ use crate::engine::Deployer;
 use crate::engine::events::Events;
 use crate::error::{ErrorKind, Result};
 use crate::model::Color;
-use crate::router::RouterExt;
 use crate::vocabulary::Step;
 
 impl Deployer {
