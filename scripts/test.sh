@@ -34,6 +34,8 @@ echo "==> Rust: every crate, every test (CONNECT_REAL_TESTS=${CONNECT_REAL_TESTS
 # `cargo bench`; clippy --all-targets in CI still compiles them.
 cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
+# The fault sweep ran above; its case counts are printed only with --nocapture, so show them (seconds).
+cargo test -q -p connect-core --test sweep -- --nocapture 2>&1 | grep -E '^sweep ' || true
 
 echo "==> Python: connect_ops built with maturin into a virtualenv, pytest, mypy --strict"
 PY_VENV="$PWD/target/py-venv"

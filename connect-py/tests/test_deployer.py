@@ -159,7 +159,14 @@ def test_lock_conflict_and_break_lock(stack: ops.MemoryStack) -> None:
     assert other.status().lock is not None
     held = other.break_lock()
     assert held is not None and held.holder == "first" and held.operation == "deploy"
-    assert op.result().succeeded
+    # Breaking a live holder's lock fences it: its journal writes are refused from then on...
+    with pytest.raises(ops.ConflictError, match="no longer ours"):
+        op.result()
+    # ...and the next operation settles what it left (its intent is in the journal) before deploying.
+    record = other.deploy(V1)
+    assert record.outcome.succeeded
+    interrupted = other.journal().history[-2]
+    assert interrupted.outcome.result == "interrupted" and interrupted.outcome.resolution
 
 
 def test_migration_restore_point_and_failed_migration(stack: ops.MemoryStack) -> None:

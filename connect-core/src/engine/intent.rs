@@ -123,11 +123,16 @@ impl Deployer {
             && live_before.contains(&intent.to)
             && intent.from != Some(intent.to);
         let live = keep;
-        let place = live.map_or("no color".to_string(), |c| c.to_string());
+        let place = match live {
+            None => "no color takes traffic".to_string(),
+            Some(c) if moved_back => format!("traffic is on {c} again"),
+            Some(c) if Some(c) == intent.from && live_before == [c] => format!("traffic stayed on {c}"),
+            Some(c) => format!("traffic is on {c}"),
+        };
         let detail = if done.is_empty() {
-            format!("traffic is on {place}; nothing to undo")
+            format!("{place}; nothing to undo")
         } else {
-            format!("traffic is on {place}; {}", done.join("; "))
+            format!("{place}; {}", done.join("; "))
         };
         Ok(Settled {
             live,

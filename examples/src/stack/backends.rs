@@ -102,6 +102,8 @@ impl Stack {
             drain_deadline: Duration::from_secs(10),
             router_deadline: Duration::from_secs(10),
             disk_paths: vec![self.state_dir(), self.backup_dir()],
+            // Short, so a test whose deploy was cut off waits seconds, not half a minute, for the takeover.
+            lock_lease: Duration::from_secs(5),
             ..DeployPolicy::default()
         };
         DeployConfig {

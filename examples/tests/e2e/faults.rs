@@ -148,17 +148,28 @@ async fn an_ssh_connection_cut_mid_deploy_then_the_same_deploy_rerun_applies_onc
     let err = first.expect_err("the deploy cut off mid-way fails");
     eprintln!("cut mid-deploy: {err}");
 
-    // The same deploy again, as an operator would re-run the command.
+    // The same deploy again, as an operator would re-run the command. If the cut left the lock behind, the
+    // re-run is refused (naming its holder) until the lock's lease runs out, then takes it over and settles
+    // what the cut deploy left: no manual step.
     load.phase("re-run");
-    let rerun = match deployer.deploy(stack.release("v2")).await {
-        Err(e) if e.kind() == ErrorKind::Conflict => {
-            // The cut left the lock behind: the error names its holder; the operator breaks it.
-            assert!(e.to_string().contains(&deployer.config().holder), "{e}");
-            deployer.break_lock().await.expect("break the lock");
-            deployer.deploy(stack.release("v2")).await
-        }
-        other => other,
-    };
+    let lease = deployer.config().policy.lock_lease;
+    let rerun = connect_core::wait::poll_until(
+        "re-run",
+        "deploy v2",
+        lease * 4,
+        Duration::from_millis(500),
+        || async {
+            match deployer.deploy(stack.release("v2")).await {
+                Err(e) if e.kind() == ErrorKind::Conflict => {
+                    assert!(e.to_string().contains(&deployer.config().holder), "{e}");
+                    Ok(Err(e.to_string()))
+                }
+                other => Ok(Ok(other)),
+            }
+        },
+    )
+    .await
+    .expect("the lock's lease runs out");
     load.phase("after");
     let traffic = stop_load(load).await;
     let rerun = rerun.unwrap_or_else(|e| panic!("the re-run deploys: {e}"));
