@@ -20,7 +20,7 @@ const SMOKE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET path` on the color's port, from the server itself (through the host's stream, so over SSH it is the
 /// same connection): the status code of the answer.
-async fn smoke(host: &dyn Host, port: u16, path: &str) -> Result<u16> {
+pub(crate) async fn smoke(host: &dyn Host, port: u16, path: &str) -> Result<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // The path was checked by `AppSpec::validate` when the deployer was built.
     let target = format!("127.0.0.1:{port}{path}");

@@ -25,7 +25,7 @@ use connect_db::testing::{TestCluster, TestClusterConfig, TestRedis};
 use connect_docker::Docker;
 use connect_haproxy::testing::{HaproxyProcess, require_haproxy};
 
-pub use backends::slot_options;
+pub use backends::{StackAddress, slot_options};
 pub use releases::Releases;
 
 /// The Docker Engine's socket on the server.

@@ -1,36 +1,66 @@
 //! Health gate (runbook §4 step 2): wait until the new color is healthy, with a deadline.
+//!
+//! Two signals, whichever comes first: the runtime's health status (Docker's health check), and the app itself
+//! answering its health path on the color's port, asked through the host. Docker judges every `interval`
+//! (2 s by default, and Engine 20.10 has no shorter start-up interval), so an app ready in 0.2 s would wait
+//! up to 2 s for Docker's word; asking the app directly lets the gate pass when the app is ready. HAProxy's
+//! own check still has to see the color live before the switch moves traffic.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::engine::Deployer;
+use crate::engine::checks::smoke;
 use crate::engine::events::{Event, Events};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Color;
-use crate::runtime::Health;
+use crate::runtime::{ContainerState, Health};
 
 /// How often the health gate reports an attempt while it waits.
 const HEALTH_REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often the gate asks the app itself, and how long one answer may take.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Deployer {
     /// Waits for the color's container to be healthy, reporting an attempt every second. A transient error
     /// reading its state is one more "not yet", within the deadline.
     pub(crate) async fn health_gate(&self, events: &Events, color: Color) -> Result<String> {
-        let name = &self.config.topology.slot(color).container;
+        let slot = self.config.topology.slot(color);
+        let name = &slot.container;
         let deadline = self.config.policy.health_deadline;
         let until = Instant::now() + deadline;
+        let mut answered = std::pin::pin!(self.app_answers(slot.host_port));
+        let mut probing = true;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let slice = until
                 .saturating_duration_since(Instant::now())
                 .min(HEALTH_REPORT_EVERY);
-            let result = self
-                .backends
-                .runtime
-                .wait_healthy(name, slice.max(Duration::from_millis(1)))
-                .await;
+            let result = tokio::select! {
+                biased;
+                result = self.backends.runtime.wait_healthy(name, slice.max(Duration::from_millis(1))) => result,
+                () = &mut answered, if probing => match self.backends.runtime.inspect(name).await? {
+                    Some(info) if info.state == ContainerState::Running && info.health != Health::Unhealthy => {
+                        events.emit(Event::HealthAttempt {
+                            color,
+                            attempt,
+                            health: "answering".into(),
+                        });
+                        return Ok(format!(
+                            "{name} answered {} on port {} after {attempt} attempt(s) (docker: {})",
+                            self.config.app.health_path, slot.host_port, info.health
+                        ));
+                    }
+                    // Something else answers on the port, or the container is on its way out: Docker decides.
+                    _ => {
+                        probing = false;
+                        continue;
+                    }
+                },
+            };
             let last = match result {
                 Ok(info) => {
                     events.emit(Event::HealthAttempt {
@@ -62,6 +92,24 @@ impl Deployer {
             if last.kind() != ErrorKind::Timeout {
                 // The read failed at once: wait out the slice rather than asking again in a tight loop.
                 tokio::time::sleep(slice).await;
+            }
+        }
+    }
+
+    /// Resolves once the app answers its health path on `port` with a 2xx or 3xx, asked through the host
+    /// every [`PROBE_EVERY`]. Refused connections and errors are "not yet".
+    async fn app_answers(&self, port: u16) {
+        let path = &self.config.app.health_path;
+        let mut every = tokio::time::interval(PROBE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let answer =
+                tokio::time::timeout(PROBE_TIMEOUT, smoke(self.backends.host.as_ref(), port, path)).await;
+            if let Ok(Ok(code)) = answer
+                && (200..400).contains(&code)
+            {
+                return;
             }
         }
     }

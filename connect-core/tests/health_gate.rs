@@ -1,0 +1,80 @@
+//! The health gate passes on the first of two signals: Docker's health status, or the app itself answering
+//! its health path on the color's port through the host.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, drain, release};
+use connect_core::engine::{Event, Step};
+use connect_core::host::Endpoint;
+use connect_core::memory::AppBehavior;
+use connect_core::model::Color;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Answers every request on `port` of the in-memory server with `status`, as the app would.
+fn serve(f: &Fixture, port: u16, status: &'static str) {
+    let mut conns = f.stack.host.listen(Endpoint::Tcp {
+        host: "127.0.0.1".into(),
+        port,
+    });
+    tokio::spawn(async move {
+        while let Some(mut conn) = conns.recv().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+}
+
+fn gate_ms(record: &connect_core::engine::OperationRecord) -> u64 {
+    record
+        .steps
+        .iter()
+        .find(|s| s.step == Step::HealthGate)
+        .expect("a health gate")
+        .duration_ms
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_app_answering_its_health_path_passes_the_gate_before_docker_says_so() {
+    let f = Fixture::with_v1_live().await;
+    // Docker's check would take 5 s to call v2 healthy; the app answers at once.
+    let slow_check = AppBehavior {
+        ready_after: Duration::from_secs(5),
+        ..AppBehavior::default()
+    };
+    let v2 = f.image("v2", slow_check);
+    serve(
+        &f,
+        f.deployer.config().topology.slot(Color::Green).host_port,
+        "200 OK",
+    );
+    let mut events = f.deployer.subscribe();
+    let record = f.deployer.deploy(v2).await.unwrap();
+    assert!(gate_ms(&record) < 500, "the gate waited {} ms", gate_ms(&record));
+    let answering = drain(&mut events)
+        .into_iter()
+        .any(|e| matches!(e, Event::HealthAttempt { ref health, .. } if health == "answering"));
+    assert!(answering, "the event says the app answered");
+    f.assert_live(Color::Green).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_app_answering_5xx_waits_for_docker() {
+    let f = Fixture::with_v1_live().await;
+    serve(
+        &f,
+        f.deployer.config().topology.slot(Color::Green).host_port,
+        "503 Service Unavailable",
+    );
+    let record = f.deployer.deploy(release("v2")).await.unwrap();
+    assert!(
+        gate_ms(&record) >= 1500,
+        "Docker's 1.5 s decided: {} ms",
+        gate_ms(&record)
+    );
+}
