@@ -78,3 +78,51 @@ async fn an_app_answering_5xx_waits_for_docker() {
         gate_ms(&record)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn verify_takes_the_apps_answer_while_docker_has_not_judged_yet() {
+    use connect_core::ContainerRuntime;
+    use connect_core::runtime::{ContainerSpec, slot_labels};
+    use connect_core::vocabulary::CheckStatus;
+
+    let f = Fixture::new();
+    let unjudged = AppBehavior {
+        ready_after: Duration::from_secs(60),
+        ..AppBehavior::default()
+    };
+    let v9 = f.image("v9", unjudged);
+    let slot = f.deployer.config().topology.slot(Color::Green).clone();
+    f.stack
+        .runtime
+        .start(&ContainerSpec {
+            name: slot.container.clone(),
+            image: v9.image.clone(),
+            labels: slot_labels("connect", Color::Green, &v9),
+            env: Default::default(),
+            ports: vec![(3000, slot.host_port)],
+            command: None,
+            health_path: Some("/api/health".into()),
+            stop_grace: Duration::from_secs(1),
+        })
+        .await
+        .unwrap();
+    let health = |report: connect_core::engine::CheckReport| {
+        report
+            .checks
+            .into_iter()
+            .find(|c| c.name == "health")
+            .expect("a health check")
+    };
+    let since = std::time::SystemTime::now();
+    let silent = health(f.deployer.verify_color(Color::Green, since).await.unwrap());
+    assert_eq!(
+        silent.status,
+        CheckStatus::Fail,
+        "starting and not answering: {silent:?}"
+    );
+
+    serve(&f, slot.host_port, "200 OK");
+    let answering = health(f.deployer.verify_color(Color::Green, since).await.unwrap());
+    assert_eq!(answering.status, CheckStatus::Pass, "{answering:?}");
+    assert!(answering.detail.contains("answered 200"), "{answering:?}");
+}

@@ -7,7 +7,7 @@ use crate::database::DatabaseClusterExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Command, Endpoint, Host, HostExt};
 use crate::model::Color;
-use crate::runtime::labels;
+use crate::runtime::{ContainerState, Health, labels};
 use crate::vocabulary::{CheckReport, CheckStatus};
 
 /// Lines the runbook counts as errors: any line containing "error", case-insensitively.
@@ -151,9 +151,33 @@ impl Deployer {
         let b = &self.backends;
         let slot = self.config.topology.slot(color);
         let mut report = CheckReport::default();
+        let path = &self.config.app.health_path;
         match b.runtime.inspect(&slot.container).await {
             Ok(Some(c)) if c.is_serving() => {
                 report.push("health", CheckStatus::Pass, format!("{} {}", c.name, c.health))
+            }
+            // Docker has not judged yet (its first check is one interval after the start), but the health
+            // gate may have passed on the app's own answer: ask it again.
+            Ok(Some(c)) if c.state == ContainerState::Running && c.health == Health::Starting => {
+                match smoke(b.host.as_ref(), slot.host_port, path).await {
+                    Ok(code) if (200..400).contains(&code) => report.push(
+                        "health",
+                        CheckStatus::Pass,
+                        format!(
+                            "{} starting by Docker's check; GET {path} answered {code}",
+                            c.name
+                        ),
+                    ),
+                    answer => report.push(
+                        "health",
+                        CheckStatus::Fail,
+                        format!(
+                            "{} starting by Docker's check, and GET {path} answered {}",
+                            c.name,
+                            answer.map_or_else(|e| e.to_string(), |code| code.to_string())
+                        ),
+                    ),
+                }
             }
             Ok(Some(c)) => report.push(
                 "health",
