@@ -52,8 +52,12 @@ pub struct RunbookReport {
     pub deploy_took: Duration,
     /// From green's container being started to its first healthy answer, polled directly.
     pub app_ready: Duration,
+    /// The deploy's switch step, call to confirmed by HAProxy (from its event: the record keeps milliseconds).
+    pub switch: Duration,
     /// The instant rollback.
     pub instant_rollback: OperationRecord,
+    /// The instant rollback's switch step, call to confirmed by HAProxy.
+    pub rollback_switch: Duration,
     /// The full rollback to v1.
     pub full_rollback: OperationRecord,
     /// The database restore.
@@ -187,6 +191,54 @@ async fn time_app_ready(port: u16, started: Instant, deadline: Duration) -> Resu
     .await
 }
 
+/// From the new color's container being started (its `start_idle` step) to the app's first healthy answer on
+/// `port`, polled directly: how long the app needs by itself. Ends with the operation.
+pub async fn app_ready_during(
+    events: &mut tokio::sync::broadcast::Receiver<connect_core::engine::Event>,
+    port: u16,
+    deadline: Duration,
+) -> Result<Duration> {
+    use connect_core::engine::{Event, Step};
+    while let Ok(e) = events.recv().await {
+        match e {
+            Event::StepStarted {
+                step: Step::StartIdle,
+            } => return time_app_ready(port, Instant::now(), deadline).await,
+            Event::OperationFinished { .. } => break,
+            _ => {}
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Failed,
+        "runbook.app_ready",
+        port.to_string(),
+        "the operation ended before starting the new color",
+    ))
+}
+
+/// How long `step` took in the operation whose events `events` received (the operation has ended).
+pub fn step_took(
+    events: &mut tokio::sync::broadcast::Receiver<connect_core::engine::Event>,
+    step: connect_core::engine::Step,
+) -> Result<Duration> {
+    use connect_core::engine::Event;
+    while let Ok(event) = events.try_recv() {
+        if let Event::StepFinished {
+            step: s, duration, ..
+        } = event
+            && s == step
+        {
+            return Ok(duration);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::NotFound,
+        "runbook.step_took",
+        step.as_str(),
+        "the operation reported no such finished step",
+    ))
+}
+
 /// Runs the runbook from v1 live (see [`bring_up_v1`]) with `load` running, marking each phase in it.
 pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<RunbookReport> {
     let start = Instant::now();
@@ -251,24 +303,8 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
     let mut events = deployer.subscribe();
     let green_port = stack.ports.1;
     let health_deadline = deployer.config().policy.health_deadline;
-    let watcher = async move {
-        use connect_core::engine::{Event, Step};
-        while let Ok(e) = events.recv().await {
-            match e {
-                Event::StepStarted {
-                    step: Step::StartIdle,
-                } => return time_app_ready(green_port, Instant::now(), health_deadline).await,
-                Event::OperationFinished { .. } => break,
-                _ => {}
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Failed,
-            "runbook.app_ready",
-            "deploy v2",
-            "the deploy ended before starting green",
-        ))
-    };
+    let watcher = app_ready_during(&mut events, green_port, health_deadline);
+    let mut steps = deployer.subscribe();
     // Both on this task, and the watch ends with the operation: nothing is left polling.
     let (deploy, app_ready) = tokio::join!(deployer.deploy(stack.release("v2")), watcher);
     let deploy = deploy?;
@@ -280,9 +316,13 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
         format!("{:?}, live {}", deploy.outcome, color(deploy.live_after)),
     );
 
+    let switch = step_took(&mut steps, connect_core::engine::Step::Switch)?;
+
     load.phase("instant rollback");
     let t = Instant::now();
+    let mut steps = deployer.subscribe();
     let instant_rollback = deployer.rollback().await?;
+    let rollback_switch = step_took(&mut steps, connect_core::engine::Step::Switch)?;
     phase(
         "instant rollback",
         t,
@@ -331,7 +371,9 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
         deploy,
         deploy_took,
         app_ready,
+        switch,
         instant_rollback,
+        rollback_switch,
         full_rollback,
         restore,
     })
