@@ -409,6 +409,13 @@ pub struct DeployPolicy {
     pub disk_fail_percent: u8,
     /// The paths whose disk usage preflight checks (`/opt/connect`).
     pub disk_paths: Vec<String>,
+    /// Preflight fails when fewer inodes than this percentage are free on a checked disk.
+    #[serde(default = "default_min_free_inodes_percent")]
+    pub min_free_inodes_percent: u8,
+    /// Preflight warns when the server's clock is further off than this from ours (journals and lock leases
+    /// compare times).
+    #[serde(with = "duration_ms", default = "default_max_clock_skew")]
+    pub max_clock_skew: Duration,
     /// Error lines in the new color's log since the deploy began above which verify fails (the runbook's 10).
     pub max_error_lines: usize,
     /// What happens to the old color.
@@ -418,6 +425,14 @@ pub struct DeployPolicy {
     /// takes it over and settles what the dead one left.
     #[serde(with = "duration_ms", default = "default_lock_lease")]
     pub lock_lease: Duration,
+}
+
+fn default_min_free_inodes_percent() -> u8 {
+    5
+}
+
+fn default_max_clock_skew() -> Duration {
+    Duration::from_secs(2)
 }
 
 fn default_lock_lease() -> Duration {
@@ -433,6 +448,8 @@ impl Default for DeployPolicy {
             disk_warn_percent: 80,
             disk_fail_percent: 95,
             disk_paths: vec!["/opt/connect".into()],
+            min_free_inodes_percent: default_min_free_inodes_percent(),
+            max_clock_skew: default_max_clock_skew(),
             max_error_lines: 10,
             old_color: OldColorPolicy::WarmStandby,
             lock_lease: default_lock_lease(),

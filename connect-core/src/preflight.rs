@@ -9,7 +9,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let host = MemoryHost::new("prod");
-//! host.set_disk_usage("/", 95);
+//! host.set_disk_usage("/opt/connect", 97);
 //! let config = PreflightConfig { docker_socket: None, ..PreflightConfig::default() };
 //! let report = preflight(&host, &config).await;
 //! let disk = report.checks.iter().find(|c| c.kind == HostCheckKind::DiskUsage).unwrap();
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::host::{Command, Endpoint, Host};
+use crate::model::DeployPolicy;
 use crate::vocabulary::CheckStatus;
 
 /// What a [`HostCheck`] looked at.
@@ -94,16 +95,41 @@ pub struct PreflightConfig {
     pub timeout: Duration,
 }
 
+impl PreflightConfig {
+    /// The checks a deploy makes, with the deploy policy's thresholds: the one set of thresholds. The Docker
+    /// daemon is left to the deploy's own runtime (`docker_socket: None`).
+    pub fn from_policy(policy: &DeployPolicy) -> PreflightConfig {
+        PreflightConfig {
+            disk_paths: policy.disk_paths.clone(),
+            disk_warn_percent: policy.disk_warn_percent,
+            disk_fail_percent: policy.disk_fail_percent,
+            min_free_inodes_percent: policy.min_free_inodes_percent,
+            docker_socket: None,
+            max_clock_skew: policy.max_clock_skew,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 impl Default for PreflightConfig {
+    /// The default deploy policy's thresholds, and the Docker daemon at `/var/run/docker.sock`.
     fn default() -> Self {
         PreflightConfig {
-            disk_paths: vec!["/".to_string()],
-            disk_warn_percent: 80,
-            disk_fail_percent: 90,
-            min_free_inodes_percent: 5,
             docker_socket: Some("/var/run/docker.sock".to_string()),
-            max_clock_skew: Duration::from_secs(2),
-            timeout: Duration::from_secs(5),
+            ..PreflightConfig::from_policy(&DeployPolicy::default())
+        }
+    }
+}
+
+impl HostCheck {
+    /// The check's name in a deploy's report: `server`, `disk <path>`, `inodes <path>`, `docker`, `clock`.
+    pub fn name(&self) -> String {
+        match self.kind {
+            HostCheckKind::Reachable => "server".into(),
+            HostCheckKind::DiskUsage => format!("disk {}", self.target),
+            HostCheckKind::FreeInodes => format!("inodes {}", self.target),
+            HostCheckKind::Docker => "docker".into(),
+            HostCheckKind::ClockSkew => "clock".into(),
         }
     }
 }

@@ -222,7 +222,8 @@ impl Deployer {
         backends, *, holder=None, state_dir="/opt/connect/state", app="connect", env=None, migration=None,
         container_port=3000, health_path="/api/health", smoke_paths=None, stop_grace=10.0, health_deadline=60.0,
         drain_deadline=30.0, router_deadline=10.0, disk_warn_percent=80, disk_fail_percent=95,
-        disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None, lock_lease=30.0
+        disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None, lock_lease=30.0,
+        min_free_inodes_percent=5, max_clock_skew=2.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -246,6 +247,8 @@ impl Deployer {
         old_color: &str,
         retire_after: Option<f64>,
         lock_lease: f64,
+        min_free_inodes_percent: i64,
+        max_clock_skew: f64,
     ) -> PyResult<Deployer> {
         if migration.as_ref().is_some_and(Vec::is_empty) {
             return Err(invalid(
@@ -285,6 +288,12 @@ impl Deployer {
                 max_error_lines: whole("max_error_lines", max_error_lines, "a count of 0 or more")?,
                 old_color: old_color_policy(old_color, retire_after)?,
                 lock_lease: seconds("lock_lease", lock_lease)?,
+                min_free_inodes_percent: whole(
+                    "min_free_inodes_percent",
+                    min_free_inodes_percent,
+                    "a percentage from 0 to 100",
+                )?,
+                max_clock_skew: seconds("max_clock_skew", max_clock_skew)?,
             },
             state_dir: state_dir.to_string(),
             holder: holder.unwrap_or_else(engine::default_holder),

@@ -106,7 +106,9 @@ def test_retire_standby(live_v2: ops.Deployer, stack: ops.MemoryStack) -> None:
 
 def test_preflight_and_verify_reports(live_v2: ops.Deployer, stack: ops.MemoryStack) -> None:
     report = live_v2.preflight()
-    assert report.passed and [c.name for c in report.checks] == ["server", "disk /opt/connect", "containers", "database", "cache"]
+    assert report.passed and [c.name for c in report.checks] == [
+        "server", "disk /opt/connect", "inodes /opt/connect", "clock", "containers", "database", "cache"
+    ]
     stack.host.set_disk_usage("/opt/connect", 85)
     assert live_v2.preflight().passed and [c.name for c in live_v2.preflight().warnings] == ["disk /opt/connect"]
     stack.host.set_disk_usage("/opt/connect", 97)

@@ -5,8 +5,9 @@ use std::time::SystemTime;
 use super::Deployer;
 use crate::database::DatabaseClusterExt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::host::{Command, Endpoint, Host, HostExt};
+use crate::host::{Endpoint, Host};
 use crate::model::Color;
+use crate::preflight::{PreflightConfig, preflight};
 use crate::runtime::{ContainerState, Health, labels};
 use crate::vocabulary::{CheckReport, CheckStatus};
 
@@ -66,48 +67,17 @@ pub(crate) async fn smoke(host: &dyn Host, port: u16, path: &str) -> Result<u16>
 }
 
 impl Deployer {
-    /// The runbook's pre-deployment checks: the server answers, disks under the policy's thresholds, the
-    /// database cluster has a leader, the cache answers; plus the running containers, for the record.
+    /// The runbook's pre-deployment checks: the server answers, disks and inodes under the policy's thresholds,
+    /// its clock close to ours, Docker answers (listing the app's containers, for the record), the database
+    /// cluster has a leader, the cache answers.
     pub async fn preflight(&self) -> Result<CheckReport> {
         let b = &self.backends;
-        let policy = &self.config.policy;
         let mut report = CheckReport::default();
-        let probe = Command::new(["echo", "server reachable"]);
-        report.record_result("server", b.host.run_checked(&probe).await, |_| {
-            b.host.name().to_string()
-        });
-        for path in &policy.disk_paths {
-            let name = format!("disk {path}");
-            match b.host.disk_usage(path).await {
-                Ok(usage) => {
-                    let pct = usage.used_percent();
-                    let (status, verdict) = if pct > policy.disk_fail_percent {
-                        (
-                            CheckStatus::Fail,
-                            format!(
-                                "above the {}% limit; free space before deploying",
-                                policy.disk_fail_percent
-                            ),
-                        )
-                    } else if pct > policy.disk_warn_percent {
-                        (
-                            CheckStatus::Warn,
-                            format!("above the {}% warning", policy.disk_warn_percent),
-                        )
-                    } else {
-                        (CheckStatus::Pass, "ok".to_string())
-                    };
-                    report.push(name, status, format!("{pct}% used, {verdict}"));
-                    if usage.total_inodes > 0 && usage.free_inodes * 100 < usage.total_inodes {
-                        report.push(
-                            format!("inodes {path}"),
-                            CheckStatus::Warn,
-                            "under 1% of inodes free",
-                        );
-                    }
-                }
-                Err(e) => report.push(name, CheckStatus::Fail, e.to_string()),
-            }
+        // The server itself (reachable, disks, inodes, clock) with the policy's thresholds; Docker is asked
+        // through the deploy's own runtime below.
+        let config = PreflightConfig::from_policy(&self.config.policy);
+        for c in preflight(b.host.as_ref(), &config).await.checks {
+            report.push(c.name(), c.status, c.detail);
         }
         let app = [(labels::APP.to_string(), self.config.app.name.clone())].into();
         report.record_result("containers", b.runtime.list(&app).await, |cs| {

@@ -103,6 +103,15 @@ impl MemoryHost {
                 ..Output::default()
             },
             "echo" => ok(format!("{}\n", argv[1..].join(" ")).into_bytes()),
+            // The clock check reads the server's time; this server's clock is this machine's.
+            "date" if argv.get(1).is_some_and(|f| f == "+%s.%N") => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                ok(format!("{}.{:09}\n", now.as_secs(), now.subsec_nanos()).into_bytes())
+            }
+            // Writes here are atomic and leave no temporaries, so a search for them finds nothing.
+            "find" => ok(Vec::new()),
             "cat" if argv.len() == 1 => ok(stdin.to_vec()),
             "sh" if argv.len() == 3 && argv[1] == "-c" => {
                 match argv[2].strip_prefix("exit ").map(str::parse::<i32>) {

@@ -459,6 +459,8 @@ class _Deployer:
         old_color: str = "warm_standby",
         retire_after: Optional[float] = None,
         lock_lease: float = 30.0,
+        min_free_inodes_percent: int = 5,
+        max_clock_skew: float = 2.0,
     ) -> _Deployer: ...
     @property
     def holder(self) -> str: ...

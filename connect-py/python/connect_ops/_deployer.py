@@ -118,13 +118,17 @@ class Deployer:
         old_color: OldColorPolicy = "warm_standby",
         retire_after: Optional[float] = None,
         lock_lease: float = 30.0,
+        min_free_inodes_percent: int = 5,
+        max_clock_skew: float = 2.0,
     ) -> None:
         """The runbook's slots (blue = ``connect_app1``/``app1`` on 3000, green = ``connect_app2``/``app2``
         on 3001) over ``backends``. Durations are seconds. ``holder`` names who deploys in the lock and the
         journal (default ``user@host pid N``); ``migration`` is the argv run in a one-off container of the new
         release after a database restore point; ``smoke_paths`` are requested from the new color after the
         switch, and an answer of 500 or more rolls it back. ``lock_lease`` is how long the deploy lock outlives a
-        process that died holding it; the next operation then takes it over and settles what it left."""
+        process that died holding it; the next operation then takes it over and settles what it left.
+        ``min_free_inodes_percent`` and ``max_clock_skew`` are preflight's thresholds for the server's inodes and
+        clock, beside the disk thresholds."""
         self._inner = _Deployer(
             backends,
             holder=holder,
@@ -146,6 +150,8 @@ class Deployer:
             old_color=old_color,
             retire_after=retire_after,
             lock_lease=lock_lease,
+            min_free_inodes_percent=min_free_inodes_percent,
+            max_clock_skew=max_clock_skew,
         )
 
     @property
