@@ -264,8 +264,20 @@ impl fmt::Display for Release {
     }
 }
 
+/// An environment shown by its names only: its values are secrets (a `DATABASE_URL` carries a password), and
+/// whatever prints a spec (a log line, an error, a panic) must not leak them.
+pub struct EnvNames<'a>(pub &'a BTreeMap<String, String>);
+
+impl fmt::Debug for EnvNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
+}
+
 /// How the app runs, whatever the release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppSpec {
     /// The app's name, used in container labels (`connect`).
     pub name: String,
@@ -282,6 +294,20 @@ pub struct AppSpec {
     /// Paths the post-deploy check requests from the new color directly (the runbook's `curl` of the site):
     /// an answer of 500 or more, or none, fails verification. Empty: only health, database, cache and logs.
     pub smoke_paths: Vec<String>,
+}
+
+impl fmt::Debug for AppSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppSpec")
+            .field("name", &self.name)
+            .field("env", &EnvNames(&self.env))
+            .field("container_port", &self.container_port)
+            .field("health_path", &self.health_path)
+            .field("stop_grace", &self.stop_grace)
+            .field("migration", &self.migration)
+            .field("smoke_paths", &self.smoke_paths)
+            .finish()
+    }
 }
 
 impl AppSpec {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{Color, ImageRef, Release};
+use crate::model::{Color, EnvNames, ImageRef, Release};
 
 /// The labels Connect Ops puts on the containers it creates, so it can find and adopt them.
 pub mod labels {
@@ -34,7 +34,7 @@ pub struct ImageInfo {
 }
 
 /// Everything needed to run one color's container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ContainerSpec {
     /// The container's name (`connect_app2`).
     pub name: String,
@@ -52,6 +52,21 @@ pub struct ContainerSpec {
     pub health_path: Option<String>,
     /// How long the container gets to stop before it is killed.
     pub stop_grace: Duration,
+}
+
+impl fmt::Debug for ContainerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerSpec")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("labels", &self.labels)
+            .field("env", &EnvNames(&self.env))
+            .field("ports", &self.ports)
+            .field("command", &self.command)
+            .field("health_path", &self.health_path)
+            .field("stop_grace", &self.stop_grace)
+            .finish()
+    }
 }
 
 impl ContainerSpec {
@@ -141,7 +156,7 @@ pub struct ExecOutput {
 }
 
 /// A one-off container: run a command from an image, wait, collect its output, remove it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OneOff {
     /// The image to run (the NEW release, for migrations).
     pub image: ImageRef,
@@ -151,6 +166,17 @@ pub struct OneOff {
     pub env: BTreeMap<String, String>,
     /// How long it may run.
     pub deadline: Duration,
+}
+
+impl fmt::Debug for OneOff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OneOff")
+            .field("image", &self.image)
+            .field("command", &self.command)
+            .field("env", &EnvNames(&self.env))
+            .field("deadline", &self.deadline)
+            .finish()
+    }
 }
 
 /// Containers and images.
