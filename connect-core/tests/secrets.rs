@@ -78,12 +78,22 @@ async fn a_password_in_the_apps_environment_never_shows() {
         .unwrap();
     seen.push(String::from_utf8(journal).unwrap());
     let config = format!("{:?}", f.deployer.config());
-    assert!(config.contains(r#""DATABASE_URL": "<redacted>""#), "names shown, values not: {config}");
+    assert!(
+        config.contains(r#""DATABASE_URL": "<redacted>""#),
+        "names shown, values not: {config}"
+    );
     seen.push(config);
-    seen.push(format!("{:?} {:?}", f.deployer, f.deployer.status().await.unwrap()));
+    seen.push(format!(
+        "{:?} {:?}",
+        f.deployer,
+        f.deployer.status().await.unwrap()
+    ));
     seen.push(format!("{:?}", f.stack.runtime.jobs()));
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("StageImage") && logs.contains("DEBUG"), "the logs ran at every level");
+    assert!(
+        logs.contains("StageImage") && logs.contains("DEBUG"),
+        "the logs ran at every level"
+    );
     seen.push(logs);
 
     for (i, text) in seen.iter().enumerate() {
