@@ -88,7 +88,7 @@ async fn run_child(job: &ChildJob, kill_at: Option<Step>) -> Result<ChildResult,
     let exe = std::env::current_exe().expect("this test binary");
     let mut child = tokio::process::Command::new(exe)
         .args([
-            "deploy_child",
+            "kill::deploy_child",
             "--exact",
             "--ignored",
             "--nocapture",
@@ -103,12 +103,16 @@ async fn run_child(job: &ChildJob, kill_at: Option<Step>) -> Result<ChildResult,
         .expect("the child starts");
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let mut result = None;
+    let mut other = Vec::new();
     while let Some(line) = lines.next_line().await.expect("the child's output") {
-        if let Some(json) = line.strip_prefix("RESULT ") {
+        // libtest writes "test kill::deploy_child ... " without a line end before the child's first line.
+        if let Some((_, json)) = line.split_once("RESULT ") {
             result = Some(serde_json::from_str(json).expect("a result"));
             continue;
         }
-        let Ok(event) = serde_json::from_str::<Event>(&line) else {
+        let json = line.find('{').map_or("", |i| &line[i..]);
+        let Ok(event) = serde_json::from_str::<Event>(json) else {
+            other.push(line);
             continue;
         };
         if let (Event::StepStarted { step }, Some(at)) = (&event, kill_at)
@@ -121,7 +125,7 @@ async fn run_child(job: &ChildJob, kill_at: Option<Step>) -> Result<ChildResult,
     }
     let status = child.wait().await.expect("the child ends");
     assert!(status.success(), "the child process failed: {status}");
-    Ok(result.expect("the child printed its result"))
+    Ok(result.unwrap_or_else(|| panic!("the child printed no result: {other:?}")))
 }
 
 /// Re-runs the deploy in new processes until one gets past the dead one's lock (its lease runs out).
