@@ -67,6 +67,12 @@ pub trait DatabaseCluster: Send + Sync + fmt::Debug {
     /// Runs the app's check query on the leader (the runbook's `SELECT COUNT(*) FROM users`) and returns its
     /// single number.
     async fn check_query(&self) -> Result<i64>;
+
+    /// The migrations the app's migration table (Prisma, sqlx or Flyway) lists as applied, oldest first;
+    /// `None` when this backend cannot read it. What the engine reports when it had to stop a migration.
+    async fn applied_migrations(&self) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
 }
 
 /// Conveniences over any [`DatabaseCluster`].

@@ -423,6 +423,10 @@ pub struct DeployPolicy {
     /// How long the new color gets to become healthy.
     #[serde(with = "duration_ms")]
     pub health_deadline: Duration,
+    /// How long the migration's one-off container may run before it is stopped: a migration of a big table
+    /// takes minutes, and is never cut at the health gate's deadline.
+    #[serde(with = "duration_ms", default = "default_migration_deadline")]
+    pub migration_deadline: Duration,
     /// How long the old color's in-flight requests get to finish after the switch.
     #[serde(with = "duration_ms")]
     pub drain_deadline: Duration,
@@ -453,6 +457,10 @@ pub struct DeployPolicy {
     pub lock_lease: Duration,
 }
 
+fn default_migration_deadline() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
 fn default_min_free_inodes_percent() -> u8 {
     5
 }
@@ -469,6 +477,7 @@ impl Default for DeployPolicy {
     fn default() -> Self {
         DeployPolicy {
             health_deadline: Duration::from_secs(60),
+            migration_deadline: default_migration_deadline(),
             drain_deadline: Duration::from_secs(30),
             router_deadline: Duration::from_secs(10),
             disk_warn_percent: 80,
@@ -488,6 +497,7 @@ impl DeployPolicy {
     pub fn validate(&self) -> Result<()> {
         for (name, d) in [
             ("health_deadline", self.health_deadline),
+            ("migration_deadline", self.migration_deadline),
             ("drain_deadline", self.drain_deadline),
             ("router_deadline", self.router_deadline),
             ("lock_lease", self.lock_lease),

@@ -179,4 +179,17 @@ impl DatabaseCluster for PatroniCluster {
     async fn check_query(&self) -> Result<i64> {
         self.check_query_count().await
     }
+
+    async fn applied_migrations(&self) -> Result<Option<Vec<String>>> {
+        let pg = self.leader_postgres().await?;
+        let client = pg.connect().await?;
+        let tables = crate::migrations::read_migration_tables(&client, pg.target()).await?;
+        Ok(Some(
+            tables
+                .iter()
+                .flat_map(|t| t.applied())
+                .map(str::to_string)
+                .collect(),
+        ))
+    }
 }

@@ -223,7 +223,7 @@ impl Deployer {
         container_port=3000, health_path="/api/health", smoke_paths=None, stop_grace=10.0, health_deadline=60.0,
         drain_deadline=30.0, router_deadline=10.0, disk_warn_percent=80, disk_fail_percent=95,
         disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None, lock_lease=30.0,
-        min_free_inodes_percent=5, max_clock_skew=2.0
+        min_free_inodes_percent=5, max_clock_skew=2.0, migration_deadline=1800.0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -249,6 +249,7 @@ impl Deployer {
         lock_lease: f64,
         min_free_inodes_percent: i64,
         max_clock_skew: f64,
+        migration_deadline: f64,
     ) -> PyResult<Deployer> {
         if migration.as_ref().is_some_and(Vec::is_empty) {
             return Err(invalid(
@@ -272,6 +273,7 @@ impl Deployer {
             topology: runbook.topology,
             policy: DeployPolicy {
                 health_deadline: seconds("health_deadline", health_deadline)?,
+                migration_deadline: seconds("migration_deadline", migration_deadline)?,
                 drain_deadline: seconds("drain_deadline", drain_deadline)?,
                 router_deadline: seconds("router_deadline", router_deadline)?,
                 disk_warn_percent: whole(

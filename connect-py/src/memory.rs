@@ -236,8 +236,9 @@ impl MemoryRuntime {
 
     /// Makes a release's image present, as a build and transfer would. Its app is `starting` for
     /// `ready_after` seconds (real time), then healthy (or unhealthy with `healthy=False`); it logs
-    /// `error_lines` error lines at start, and its migration exits `migration_exit`.
-    #[pyo3(signature = (release, *, ready_after=1.5, healthy=true, error_lines=0, migration_exit=0))]
+    /// `error_lines` error lines at start, and its migration exits `migration_exit` after `migration_takes`
+    /// seconds.
+    #[pyo3(signature = (release, *, ready_after=1.5, healthy=true, error_lines=0, migration_exit=0, migration_takes=0.0))]
     fn add_image(
         &self,
         release: &Bound<'_, PyAny>,
@@ -245,6 +246,7 @@ impl MemoryRuntime {
         healthy: bool,
         error_lines: i64,
         migration_exit: i64,
+        migration_takes: f64,
     ) -> PyResult<()> {
         let image = image_arg(release)?;
         let behavior = AppBehavior {
@@ -252,6 +254,7 @@ impl MemoryRuntime {
             becomes_healthy: healthy,
             error_lines: whole("error_lines", error_lines, "a count of 0 or more")?,
             migration_exit,
+            migration_takes: seconds("migration_takes", migration_takes)?,
         };
         self.inner.add_image(&image, behavior);
         Ok(())
@@ -527,7 +530,7 @@ impl MemoryStack {
     }
 
     /// Makes a release's image present; see `MemoryRuntime.add_image`.
-    #[pyo3(signature = (release, *, ready_after=1.5, healthy=true, error_lines=0, migration_exit=0))]
+    #[pyo3(signature = (release, *, ready_after=1.5, healthy=true, error_lines=0, migration_exit=0, migration_takes=0.0))]
     fn add_image(
         &self,
         release: &Bound<'_, PyAny>,
@@ -535,9 +538,16 @@ impl MemoryStack {
         healthy: bool,
         error_lines: i64,
         migration_exit: i64,
+        migration_takes: f64,
     ) -> PyResult<()> {
-        self.runtime()
-            .add_image(release, ready_after, healthy, error_lines, migration_exit)
+        self.runtime().add_image(
+            release,
+            ready_after,
+            healthy,
+            error_lines,
+            migration_exit,
+            migration_takes,
+        )
     }
 
     /// Makes `operation` of any backend fail (`"router.set_state"`, `"runtime.start"`, `"cache.ping"`…); see

@@ -40,6 +40,13 @@ impl<T: DatabaseCluster + ?Sized> DatabaseCluster for Guarded<T> {
         })
         .await
     }
+
+    async fn applied_migrations(&self) -> Result<Option<Vec<String>>> {
+        self.call("database.applied_migrations", "cluster", Repeat::Safe, || {
+            self.inner.applied_migrations()
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -14,6 +14,7 @@ struct State {
     lsn: u64,
     users: i64,
     restore_points: Vec<RestorePoint>,
+    applied_migrations: Vec<String>,
 }
 
 /// A Patroni cluster in memory: `patroni1` leads, `patroni2` replicates, as in the runbook.
@@ -53,6 +54,7 @@ impl MemoryCluster {
                 lsn: 0x300_0000,
                 users: 42,
                 restore_points: Vec::new(),
+                applied_migrations: Vec::new(),
             })),
             faults: Faults::default(),
         }
@@ -83,6 +85,11 @@ impl MemoryCluster {
     /// The restore points made so far.
     pub fn restore_points(&self) -> Vec<RestorePoint> {
         lock(&self.state).restore_points.clone()
+    }
+
+    /// Sets what the app's migration table lists as applied.
+    pub fn set_applied_migrations(&self, names: &[&str]) {
+        lock(&self.state).applied_migrations = names.iter().map(|n| n.to_string()).collect();
     }
 }
 
@@ -173,6 +180,14 @@ impl DatabaseCluster for MemoryCluster {
                 };
                 state.restore_points.push(point.clone());
                 Ok(point)
+            })
+            .await
+    }
+
+    async fn applied_migrations(&self) -> Result<Option<Vec<String>>> {
+        self.faults
+            .around("database.applied_migrations", "cluster", async {
+                Ok(Some(lock(&self.state).applied_migrations.clone()))
             })
             .await
     }

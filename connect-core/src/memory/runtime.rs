@@ -25,6 +25,8 @@ pub struct AppBehavior {
     pub error_lines: usize,
     /// Exit code of its migration command.
     pub migration_exit: i64,
+    /// How long its migration command runs.
+    pub migration_takes: Duration,
 }
 
 impl Default for AppBehavior {
@@ -34,6 +36,7 @@ impl Default for AppBehavior {
             becomes_healthy: true,
             error_lines: 0,
             migration_exit: 0,
+            migration_takes: Duration::ZERO,
         }
     }
 }
@@ -402,20 +405,34 @@ impl ContainerRuntime for MemoryRuntime {
                         "the command is empty",
                     ));
                 }
-                let mut state = lock(&self.state);
-                let behavior = state
-                    .images
-                    .get(&job.image.to_string())
-                    .map(|(_, b)| b.clone())
-                    .ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::NotFound,
-                            "runtime.run_once",
-                            job.image.to_string(),
-                            "no such image",
-                        )
-                    })?;
-                state.jobs.push(job.clone());
+                let behavior = {
+                    let mut state = lock(&self.state);
+                    let behavior = state
+                        .images
+                        .get(&job.image.to_string())
+                        .map(|(_, b)| b.clone())
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::NotFound,
+                                "runtime.run_once",
+                                job.image.to_string(),
+                                "no such image",
+                            )
+                        })?;
+                    state.jobs.push(job.clone());
+                    behavior
+                };
+                // The job runs in simulated time; past its deadline it is killed, as Docker's would be.
+                if behavior.migration_takes > job.deadline {
+                    tokio::time::sleep(job.deadline).await;
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        "runtime.run_once",
+                        job.image.to_string(),
+                        format!("still running after {:?}, killed", job.deadline),
+                    ));
+                }
+                tokio::time::sleep(behavior.migration_takes).await;
                 Ok(ExecOutput {
                     exit_code: behavior.migration_exit,
                     output: if behavior.migration_exit == 0 {

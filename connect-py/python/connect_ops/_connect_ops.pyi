@@ -124,6 +124,7 @@ class MemoryRuntime:
         healthy: bool = True,
         error_lines: int = 0,
         migration_exit: int = 0,
+        migration_takes: float = 0.0,
     ) -> None: ...
     def remove_image(self, release: Union[Release, str]) -> None: ...
     def crash(self, container: str) -> None: ...
@@ -205,6 +206,7 @@ class MemoryStack:
         healthy: bool = True,
         error_lines: int = 0,
         migration_exit: int = 0,
+        migration_takes: float = 0.0,
     ) -> None: ...
     def fail(
         self,
@@ -461,6 +463,7 @@ class _Deployer:
         lock_lease: float = 30.0,
         min_free_inodes_percent: int = 5,
         max_clock_skew: float = 2.0,
+        migration_deadline: float = 1800.0,
     ) -> _Deployer: ...
     @property
     def holder(self) -> str: ...

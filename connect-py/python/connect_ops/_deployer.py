@@ -120,6 +120,7 @@ class Deployer:
         lock_lease: float = 30.0,
         min_free_inodes_percent: int = 5,
         max_clock_skew: float = 2.0,
+        migration_deadline: float = 1800.0,
     ) -> None:
         """The runbook's slots (blue = ``connect_app1``/``app1`` on 3000, green = ``connect_app2``/``app2``
         on 3001) over ``backends``. Durations are seconds. ``holder`` names who deploys in the lock and the
@@ -128,7 +129,8 @@ class Deployer:
         switch, and an answer of 500 or more rolls it back. ``lock_lease`` is how long the deploy lock outlives a
         process that died holding it; the next operation then takes it over and settles what it left.
         ``min_free_inodes_percent`` and ``max_clock_skew`` are preflight's thresholds for the server's inodes and
-        clock, beside the disk thresholds."""
+        clock, beside the disk thresholds. ``migration_deadline`` bounds the migration's one-off container (30
+        minutes by default, never the health gate's deadline)."""
         self._inner = _Deployer(
             backends,
             holder=holder,
@@ -152,6 +154,7 @@ class Deployer:
             lock_lease=lock_lease,
             min_free_inodes_percent=min_free_inodes_percent,
             max_clock_skew=max_clock_skew,
+            migration_deadline=migration_deadline,
         )
 
     @property
