@@ -8,7 +8,8 @@
 //!        a killed operation: its lock's lease expires, and the next operation settles its intent first
 //! ```
 //!
-//! `deploy.rs` is the orchestrator; `steps/` has one file per step; `lock.rs` the lease lock; `intent.rs`
+//! `deploy.rs` holds the operations and the blue-green orchestrator; `operation.rs` what every operation shares
+//! (lock, intent, record, undo); `steps/` has one file per step; `lock.rs` the lease lock; `intent.rs`
 //! the write-ahead intent and the settling every failure goes through.
 
 mod checks;
@@ -18,6 +19,7 @@ mod events;
 mod intent;
 mod journal;
 mod lock;
+mod operation;
 mod reconcile;
 mod run;
 mod status;

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::Deployer;
-use super::deploy::Held;
 use super::journal::{Journal, SlotRecord, now_unix_ms};
+use super::operation::Held;
 use super::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, ImageRef, Release};

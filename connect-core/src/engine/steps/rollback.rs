@@ -1,8 +1,8 @@
 //! Instant rollback (one router call back to the warm standby) and retiring the standby.
 
 use crate::engine::Deployer;
-use crate::engine::deploy::Held;
 use crate::engine::journal::{Journal, OperationRecord};
+use crate::engine::operation::Held;
 use crate::engine::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Color;
