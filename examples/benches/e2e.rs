@@ -10,9 +10,12 @@
 //!    harness's 100 ms): how long the health gate waits beside how long the app needs.
 //!
 //! `cargo bench -p connect-examples --bench e2e` (as root, with the programs `scripts/test.sh` installs). The
-//! last line is JSON: `{"deploy_s", "app_ready_s", "transfer_s", "overhead_s", "switch_ms", "rollback_ms",
+//! last line is JSON: `{"deploy_s", "app_ready_s", "transfer_s", "overhead_s", "switch_ms", "switch_step_ms",
+//! "rollback_ms", "rollback_step_ms", "rollback_operation_ms",
 //! "sshd_connections", "requests", "failed_requests", "p99_ms", "requests_per_s", "flood_requests",
 //! "flood_failed", "health_gate_s", "default_app_ready_s"}`.
+//! `switch_ms` and `rollback_ms` run from the switch call to HAProxy's confirmation; the `_step_ms` figures add
+//! the state-file save after it, `rollback_operation_ms` is the whole instant rollback (lock, journal, drain).
 //! Goals: `overhead_s` < 1, `switch_ms` < 5, `rollback_ms` < 20, `sshd_connections` 1, no failed request,
 //! `requests_per_s` ≥ 3000, `health_gate_s` ≤ `default_app_ready_s` + 0.2.
 
@@ -65,8 +68,11 @@ async fn main() -> anyhow::Result<()> {
         "app_ready_s": round(app_ready_s),
         "transfer_s": round(transfer_s),
         "overhead_s": round(deploy_s - app_ready_s - transfer_s),
-        "switch_ms": ms(report.switch),
-        "rollback_ms": ms(report.rollback_switch),
+        "switch_ms": ms(report.switch.confirmed),
+        "switch_step_ms": ms(report.switch.step),
+        "rollback_ms": ms(report.rollback_switch.confirmed),
+        "rollback_step_ms": ms(report.rollback_switch.step),
+        "rollback_operation_ms": report.instant_rollback.duration_ms,
         "sshd_connections": stack.sshd_connections(),
         "requests": traffic.total.requests,
         "failed_requests": traffic.total.failed,
@@ -131,6 +137,10 @@ async fn default_health_deploy(stack: &Stack) -> anyhow::Result<(Duration, Durat
     backends.runtime = Arc::new(stack.docker.clone().with_slot_options(options));
     let deployer = Deployer::new(backends, stack.deploy_config())?;
     stack.releases.ship("v3").await?;
+    // The idle color's port must be silent when the new container starts, or the old one would answer for it.
+    if deployer.status().await?.standby.is_some() {
+        deployer.retire_standby().await?;
+    }
     let to = deployer.status().await?.live.map_or(Color::Blue, Color::other);
     let port = deployer.config().topology.slot(to).host_port;
     let deadline = deployer.config().policy.health_deadline;

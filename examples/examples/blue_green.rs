@@ -122,6 +122,12 @@ async fn print_events(mut rx: tokio::sync::broadcast::Receiver<Event>, json: boo
                 health,
             } => println!("       health        attempt {attempt}: {color} {health}"),
             Event::Warning { step, message } => println!("  warn {step:<13}           {message}"),
+            Event::TrafficSwitched {
+                to, confirmed_after, ..
+            } => println!(
+                "       switch        {to} confirmed live after {:.1} ms",
+                confirmed_after.as_secs_f64() * 1000.0
+            ),
             Event::OperationStarted {
                 kind,
                 release,
@@ -141,6 +147,8 @@ async fn print_events(mut rx: tokio::sync::broadcast::Receiver<Event>, json: boo
                 );
             }
             Event::StepStarted { .. } => {}
+            // An event this program does not know yet (a newer engine).
+            _ => {}
         }
     }
 }

@@ -110,7 +110,8 @@ impl Deployer {
         })
         .await?;
         run.step(Step::HealthGate, self.health_gate(&events, to)).await?;
-        run.step(Step::Switch, self.switch_traffic(from, to)).await?;
+        run.step(Step::Switch, self.switch_traffic(&events, from, to))
+            .await?;
         journal.live = Some(to);
         journal.slots.insert(
             to,

@@ -12,6 +12,7 @@ pub use crate::vocabulary::Step;
 /// Something that happened during an operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Event {
     /// An operation began.
     OperationStarted {
@@ -64,6 +65,17 @@ pub enum Event {
         attempt: u32,
         /// What the health check said.
         health: String,
+    },
+    /// The router confirmed traffic on `to`: the moment a deploy or rollback takes effect for customers.
+    TrafficSwitched {
+        /// The color that had the traffic, if any.
+        from: Option<Color>,
+        /// The color that has it now.
+        to: Color,
+        /// From the switch call to the router's confirmation (the bookkeeping after it, such as HAProxy's
+        /// state file, not included).
+        #[serde(with = "crate::model::duration_ms")]
+        confirmed_after: Duration,
     },
     /// Something worth a look that does not stop the operation.
     Warning {

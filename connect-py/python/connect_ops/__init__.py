@@ -81,6 +81,7 @@ from ._events import (
     StepSkipped,
     StepStarted,
     StepWarning,
+    TrafficSwitched,
 )
 from ._types import (
     CacheInfo,
@@ -170,6 +171,7 @@ __all__ = [
     "StepSkipped",
     "StepStarted",
     "StepWarning",
+    "TrafficSwitched",
     "SwitchReport",
     "TimeoutError",
     "UnavailableError",

@@ -87,6 +87,16 @@ class HealthAttempt(Event):
 
 
 @dataclass(frozen=True)
+class TrafficSwitched(Event):
+    """The router confirmed traffic on ``to``: when a deploy or rollback takes effect for customers."""
+
+    name: ClassVar[str] = "traffic_switched"
+    from_: Optional[Color]
+    to: Color
+    confirmed_after_ms: int
+
+
+@dataclass(frozen=True)
 class StepWarning(Event):
     """Something worth a look that does not stop the operation."""
 
@@ -132,6 +142,8 @@ def event_from_dict(raw: Raw) -> Event:
         return StepFailed(raw["step"], raw["duration"], raw["error"])
     if kind == "health_attempt":
         return HealthAttempt(raw["color"], raw["attempt"], raw["health"])
+    if kind == "traffic_switched":
+        return TrafficSwitched(raw.get("from"), raw["to"], raw["confirmed_after"])
     if kind == "warning":
         return StepWarning(raw["step"], raw["message"])
     if kind == "operation_finished":
@@ -153,6 +165,7 @@ EVENTS_BY_NAME: Dict[str, Type[Event]] = {
         StepSkipped,
         StepFailed,
         HealthAttempt,
+        TrafficSwitched,
         StepWarning,
         OperationFinished,
     )

@@ -52,12 +52,13 @@ pub struct RunbookReport {
     pub deploy_took: Duration,
     /// From green's container being started to its first healthy answer, polled directly.
     pub app_ready: Duration,
-    /// The deploy's switch step, call to confirmed by HAProxy (from its event: the record keeps milliseconds).
-    pub switch: Duration,
+    /// The deploy's switch: from the call to HAProxy's confirmation, and the whole step (with the state-file
+    /// save after it), from the events (the record keeps milliseconds).
+    pub switch: SwitchTimes,
     /// The instant rollback.
     pub instant_rollback: OperationRecord,
-    /// The instant rollback's switch step, call to confirmed by HAProxy.
-    pub rollback_switch: Duration,
+    /// The instant rollback's switch, likewise.
+    pub rollback_switch: SwitchTimes,
     /// The full rollback to v1.
     pub full_rollback: OperationRecord,
     /// The database restore.
@@ -216,6 +217,47 @@ pub async fn app_ready_during(
     ))
 }
 
+/// A switch as it happened: the call to the router's confirmation, and the whole step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchTimes {
+    /// From the switch call to HAProxy confirming the new color as the only live one.
+    pub confirmed: Duration,
+    /// The whole switch step, the bookkeeping after the confirmation included.
+    pub step: Duration,
+}
+
+/// The switch of the operation whose events `events` received (the operation has ended).
+pub fn switch_times(
+    events: &mut tokio::sync::broadcast::Receiver<connect_core::engine::Event>,
+) -> Result<SwitchTimes> {
+    use connect_core::engine::Event;
+    let mut confirmed = None;
+    while let Ok(event) = events.try_recv() {
+        match event {
+            Event::TrafficSwitched { confirmed_after, .. } => confirmed = Some(confirmed_after),
+            Event::StepFinished {
+                step: connect_core::engine::Step::Switch,
+                duration,
+                ..
+            } => {
+                if let Some(confirmed) = confirmed {
+                    return Ok(SwitchTimes {
+                        confirmed,
+                        step: duration,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(Error::new(
+        ErrorKind::NotFound,
+        "runbook.switch_times",
+        "switch",
+        "the operation reported no confirmed switch",
+    ))
+}
+
 /// How long `step` took in the operation whose events `events` received (the operation has ended).
 pub fn step_took(
     events: &mut tokio::sync::broadcast::Receiver<connect_core::engine::Event>,
@@ -316,13 +358,13 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
         format!("{:?}, live {}", deploy.outcome, color(deploy.live_after)),
     );
 
-    let switch = step_took(&mut steps, connect_core::engine::Step::Switch)?;
+    let switch = switch_times(&mut steps)?;
 
     load.phase("instant rollback");
     let t = Instant::now();
     let mut steps = deployer.subscribe();
     let instant_rollback = deployer.rollback().await?;
-    let rollback_switch = step_took(&mut steps, connect_core::engine::Step::Switch)?;
+    let rollback_switch = switch_times(&mut steps)?;
     phase(
         "instant rollback",
         t,

@@ -57,9 +57,10 @@ impl Deployer {
         })
         .await?;
         let intent = self.intent(&run.record, Some(live), standby);
+        let events = run.events.clone();
         run.step(Step::Switch, async {
             self.declare(journal, &held.fence, intent).await?;
-            self.switch_traffic(Some(live), standby).await?;
+            self.switch_traffic(&events, Some(live), standby).await?;
             Ok(format!(
                 "traffic on {standby} ({}) running {}",
                 slot.server, rec.release.version
@@ -68,7 +69,6 @@ impl Deployer {
         .await?;
         journal.live = Some(standby);
         journal.standby_until_unix_ms = None;
-        let events = run.events.clone();
         run.step(Step::Drain, async {
             self.drain(&events, live).await?;
             Ok(format!("{} kept as standby", cfg.topology.slot(live).server))

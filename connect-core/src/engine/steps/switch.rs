@@ -2,22 +2,36 @@
 //! server, then the old color finishes what it has.
 
 use crate::engine::Deployer;
-use crate::engine::events::Events;
+use crate::engine::events::{Event, Events};
 use crate::error::{ErrorKind, Result};
 use crate::model::Color;
 use crate::vocabulary::Step;
 
 impl Deployer {
     /// Moves traffic from `from` to `to` with the router's own switch (HAProxy's is three round trips).
-    pub(crate) async fn switch_traffic(&self, from: Option<Color>, to: Color) -> Result<String> {
+    pub(crate) async fn switch_traffic(
+        &self,
+        events: &Events,
+        from: Option<Color>,
+        to: Color,
+    ) -> Result<String> {
         let topology = &self.config.topology;
         let old = from.map(|c| topology.slot(c).server.as_str());
         let new = &topology.slot(to).server;
-        self.backends
+        let report = self
+            .backends
             .router
             .switch(old, new, self.config.policy.router_deadline)
             .await?;
-        Ok(format!("traffic on {to} ({new})"))
+        events.emit(Event::TrafficSwitched {
+            from,
+            to,
+            confirmed_after: report.took,
+        });
+        Ok(format!(
+            "traffic on {to} ({new}), confirmed by the router after {:.1} ms",
+            report.took.as_secs_f64() * 1000.0
+        ))
     }
 
     /// Waits for the old color's in-flight requests; past the deadline they finish on their own, with a
