@@ -77,7 +77,10 @@ impl Deployer {
         let live_before: Vec<Color> = observed.live_colors();
         // Undo first: the color that served before; then the one being changed, when it is all that serves
         // (a dead old color must not take the service down with it); a first deploy has nothing to undo to.
+        // An instant rollback is finished instead: its target is a verified release the operator asked for,
+        // and going back would put the release they were leaving live again.
         let candidates: Vec<Color> = match intent.from {
+            Some(from) if intent.kind == OperationKind::InstantRollback => vec![intent.to, from],
             Some(from) => vec![from, intent.to],
             None if intent.starts_release() => vec![],
             None => vec![intent.to],
@@ -97,6 +100,7 @@ impl Deployer {
             Some(keep) => {
                 journal.live = Some(keep);
                 if keep == intent.to
+                    && intent.starts_release()
                     && let Some(release) = &intent.release
                 {
                     journal.slots.insert(

@@ -119,6 +119,11 @@ impl Faults {
         self.push(operation, None, kind, Some(times));
     }
 
+    /// The next `times` calls of `operation` on `target` fail with `kind`, then it works again.
+    pub fn fail_on_times(&self, operation: &str, target: &str, kind: ErrorKind, times: u32) {
+        self.push(operation, Some(target), kind, Some(times));
+    }
+
     /// Calls of `operation` on `target` pass `skip` times, then fail with `kind`: for failing the second of two
     /// calls, e.g. the switch's `set_state` after the start step's.
     pub fn fail_after(&self, operation: &str, target: &str, skip: u32, kind: ErrorKind) {
