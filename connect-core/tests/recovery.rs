@@ -283,3 +283,39 @@ async fn temporaries_a_killed_writer_left_are_removed_by_the_takeover() {
     left.sort();
     assert_eq!(left, ["journal.json", "notes.txt"], "in {state}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_taker_that_died_mid_takeover_does_not_block_the_next_one() {
+    let f = Fixture::with_v1_live().await;
+    let state = "/opt/connect/state";
+    let now = common::unix_ms_now();
+    let dead = format!(
+        r#"{{"holder":"killed","operation":"deploy","since_unix_ms":1,"token":"dead","lease_until_unix_ms":2}}"#
+    );
+    let put = |path: String, bytes: Vec<u8>| {
+        let host = f.stack.host.clone();
+        async move {
+            host.write_file(&path, bytes, PutOptions::default())
+                .await
+                .unwrap()
+        }
+    };
+    put(format!("{state}/deploy.lock"), dead.into_bytes()).await;
+    // Another process claimed the takeover a moment ago and is still at it: wait for it.
+    put(
+        format!("{state}/deploy.lock.takeover-dead"),
+        (now + 60_000).to_string().into_bytes(),
+    )
+    .await;
+    let err = f.deployer.deploy(release("v2")).await.unwrap_err();
+    assert!(err.to_string().contains("taking over"), "{err}");
+    // That taker died: its claim ran out, and the next operation takes over.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    f.deployer.deploy(release("v2")).await.unwrap();
+    f.assert_live(Color::Green).await;
+    assert!(
+        !f.stack.host.files().iter().any(|p| p.contains("takeover")),
+        "{:?}",
+        f.stack.host.files()
+    );
+}

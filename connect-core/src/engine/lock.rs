@@ -197,29 +197,18 @@ impl JournalStore {
     async fn take_over(&self, mut info: LockInfo, held: LockInfo, fence: Fence) -> Result<Taken> {
         // Only one process may take over a given expired lock: the one that creates this marker.
         let marker = format!("{}.takeover-{}", self.lock_path, held.token);
-        self.host
-            .write_file(
-                &marker,
-                info.token.clone().into_bytes(),
-                PutOptions {
-                    mode: 0o600,
-                    create_new: true,
-                },
+        if !self.claim(&marker, info.lease_until_unix_ms).await? {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "deploy.lock",
+                &self.lock_path,
+                format!(
+                    "another operation is taking over the expired lock of {}",
+                    held.describe()
+                ),
             )
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::Conflict => Error::new(
-                    ErrorKind::Conflict,
-                    "deploy.lock",
-                    &self.lock_path,
-                    format!(
-                        "another operation is taking over the expired lock of {}",
-                        held.describe()
-                    ),
-                )
-                .with_hint("wait for it to finish"),
-                _ => e,
-            })?;
+            .with_hint("wait for it to finish"));
+        }
         let result = async {
             let now_held = match self.holder().await {
                 // The unreadable lock we are replacing is still there.
@@ -252,6 +241,45 @@ impl JournalStore {
         // The marker has done its job once the new lock is written (or the takeover was given up).
         let _ = self.host.remove_file(&marker).await;
         result
+    }
+
+    /// Creates the takeover `marker`, holding when the claim ends; `false` when another process holds a claim
+    /// still running. A claim whose taker died before finishing (its end passed) is removed and made again, so
+    /// a dead taker cannot block every later takeover.
+    async fn claim(&self, marker: &str, until_unix_ms: u64) -> Result<bool> {
+        let create = || {
+            self.host.write_file(
+                marker,
+                until_unix_ms.to_string().into_bytes(),
+                PutOptions {
+                    mode: 0o600,
+                    create_new: true,
+                },
+            )
+        };
+        match create().await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() != ErrorKind::Conflict => return Err(e),
+            Err(_) => {}
+        }
+        let ends = self
+            .host
+            .read_file(marker)
+            .await?
+            .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if ends > now_unix_ms() {
+            return Ok(false);
+        }
+        match self.host.remove_file(marker).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        match create().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::Conflict => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Who holds the lock; `None` when nobody does.
