@@ -289,9 +289,8 @@ async fn a_taker_that_died_mid_takeover_does_not_block_the_next_one() {
     let f = Fixture::with_v1_live().await;
     let state = "/opt/connect/state";
     let now = common::unix_ms_now();
-    let dead = format!(
-        r#"{{"holder":"killed","operation":"deploy","since_unix_ms":1,"token":"dead","lease_until_unix_ms":2}}"#
-    );
+    let dead = r#"{"holder":"killed","operation":"deploy","since_unix_ms":1,"token":"dead","lease_until_unix_ms":2}"#
+        .to_string();
     let put = |path: String, bytes: Vec<u8>| {
         let host = f.stack.host.clone();
         async move {
