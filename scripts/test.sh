@@ -35,7 +35,9 @@ echo "==> Rust: every crate, every test (CONNECT_REAL_TESTS=${CONNECT_REAL_TESTS
 cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
 # The fault sweep ran above; its case counts are printed only with --nocapture, so show them (seconds).
-cargo test -q -p connect-core --test sweep -- --nocapture 2>&1 | grep -E '^sweep ' || true
+cargo test -q -p connect-core --test sweep -- --nocapture --test-threads 1 2>&1 \
+  | grep -o 'sweep [^:]*: [0-9]* cases.*' \
+  | awk '{ print; for (i = 1; i <= NF; i++) if ($i == "cases") n += $(i - 1) } END { print "sweep: " n " cases in all" }'
 
 echo "==> Python: connect_ops built with maturin into a virtualenv, pytest, mypy --strict"
 PY_VENV="$PWD/target/py-venv"
