@@ -318,3 +318,25 @@ async fn a_taker_that_died_mid_takeover_does_not_block_the_next_one() {
         f.stack.host.files()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_whose_reply_was_lost_is_recognised_as_ours() {
+    use connect_core::memory::FaultKind;
+
+    let f = Fixture::with_v1_live().await;
+    let faults = f.stack.faults().clone();
+    // The deploy's first call creates the lock: it is created, and the reply is lost.
+    let first = faults.calls() + 1;
+    faults.trap(first, FaultKind::ApplyThenFail(ErrorKind::Unavailable));
+    f.deployer.deploy(release("v2")).await.unwrap();
+    assert_eq!(
+        faults.call_log()[first as usize - 1],
+        (
+            "host.put_file".to_string(),
+            "/opt/connect/state/deploy.lock".to_string()
+        ),
+        "the trapped call took the lock"
+    );
+    f.assert_live(Color::Green).await;
+    assert!(f.deployer.status().await.unwrap().lock.is_none());
+}
