@@ -5,6 +5,8 @@
 //!   Redis call, switches to make it slow, unhealthy or erroring, and a Prisma-style `migrate` command.
 //! - [`load`]: a keep-alive HTTP/1.1 load generator that reports requests, failures (with reasons) and
 //!   p50/p99 latency per phase of a deploy.
+//! - `config` (feature `ops`): `connect.toml` and the one composition of a server's backends from it, used by
+//!   the `connect-ops` command.
 //! - `testing` (feature `testing`): the demo app, PostgreSQL and Redis started on 127.0.0.1 for tests.
 //! - `stack` (feature `testing`): the whole production setup on 127.0.0.1 (sshd, Docker through it, HAProxy,
 //!   etcd + Patroni + PostgreSQL, Redis) and the runbook run end to end on it.
@@ -19,6 +21,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "ops")]
+pub mod config;
 pub mod demo_app;
 pub mod demo_image;
 pub mod http;

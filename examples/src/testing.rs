@@ -384,3 +384,36 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The `connect-ops` command built for this test run (`target/<profile>/examples/connect-ops`), built first
+/// when a test runs without it (`cargo test --examples` builds it along with the tests).
+pub fn connect_ops() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // The test binary is target/<profile>/deps/<name>; the examples are beside `deps`.
+            let exe = std::env::current_exe().expect("the test binary");
+            let profile = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/deps");
+            let binary = profile.join("examples").join("connect-ops");
+            if !binary.exists() {
+                let status = std::process::Command::new(env!("CARGO"))
+                    .args([
+                        "build",
+                        "-p",
+                        "connect-examples",
+                        "--features",
+                        "ops",
+                        "--example",
+                        "connect-ops",
+                    ])
+                    .status()
+                    .expect("cargo runs");
+                assert!(status.success(), "building connect-ops failed");
+            }
+            binary
+        })
+        .clone()
+}

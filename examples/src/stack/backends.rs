@@ -189,6 +189,102 @@ impl StackAddress {
     }
 }
 
+impl StackAddress {
+    /// This stack as a `connect.toml`, for `connect-ops`: everything through one SSH connection, the
+    /// database password by `${CONNECT_E2E_PG_PASSWORD}` (the caller sets it), the same settings as
+    /// [`StackAddress::deploy_config`] and [`slot_options`].
+    pub fn connect_toml(&self) -> String {
+        let list = |items: &[String]| {
+            let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        let config = self.deploy_config();
+        let env: Vec<String> = config
+            .app
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k} = {v:?}"))
+            .collect();
+        let health = slot_options().health;
+        format!(
+            r#"state_dir = {state:?}
+
+[server]
+host = "127.0.0.1"
+port = {ssh_port}
+user = {user:?}
+key_file = {key:?}
+known_hosts = {known:?}
+
+[docker]
+network = "host"
+health_command = {health_command}
+health_interval = "{interval}ms"
+
+[haproxy]
+backend = {backend:?}
+admin_socket = {admin:?}
+master_socket = {master:?}
+state_file = {state_file:?}
+
+[database]
+patroni = {patroni}
+port = {pg_port}
+user = "postgres"
+password = "${{CONNECT_E2E_PG_PASSWORD}}"
+dbname = {DATABASE:?}
+check_query = "SELECT count(*) FROM customers"
+
+[redis]
+port = {redis_port}
+
+[app]
+name = {prefix:?}
+image = {prefix:?}
+migration = ["migrate"]
+env = {{ {env} }}
+stop_grace = "5s"
+
+[slots.blue]
+container = {blue:?}
+server = "app1"
+port = {blue_port}
+
+[slots.green]
+container = {green:?}
+server = "app2"
+port = {green_port}
+
+[policy]
+drain_deadline = "10s"
+lock_lease = "5s"
+disk_paths = {disks}
+"#,
+            state = self.state_dir(),
+            ssh_port = self.ssh_port,
+            user = self.ssh_user,
+            key = self.ssh_key.display().to_string(),
+            known = self.known_hosts.display().to_string(),
+            health_command = list(&health.command),
+            interval = health.interval.as_millis(),
+            backend = self.backend,
+            admin = self.haproxy_admin.display().to_string(),
+            master = self.haproxy_master.display().to_string(),
+            state_file = self.haproxy_state.display().to_string(),
+            patroni = list(&self.patroni),
+            pg_port = self.pg_ports[0],
+            redis_port = self.redis_port,
+            prefix = self.prefix,
+            env = env.join(", "),
+            blue = config.topology.blue.container,
+            green = config.topology.green.container,
+            blue_port = self.ports.0,
+            green_port = self.ports.1,
+            disks = list(&config.policy.disk_paths),
+        )
+    }
+}
+
 impl Stack {
     /// Where this stack's parts are, for another process.
     pub fn address(&self) -> StackAddress {

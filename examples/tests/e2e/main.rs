@@ -5,6 +5,7 @@
 //! The tests of this binary run one at a time (each holds [`serial`]): a stack is a dozen processes, and two
 //! at once on a 2-core machine measure the machine, not the deploy.
 
+mod cli;
 mod common;
 mod faults;
 mod kill;

@@ -1,0 +1,563 @@
+//! `connect.toml`: one file that says where the server and each of its parts are, how the app runs, and the
+//! deploy policy; [`ConnectConfig::connect`] turns it into the [`Backends`](connect_core::engine::Backends)
+//! and [`DeployConfig`](connect_core::engine::DeployConfig) a [`Deployer`](connect_core::engine::Deployer)
+//! needs. The `connect-ops` command and Rust programs use the same composition.
+//!
+//! Every value has a default matching the runbook; unknown keys are refused; durations read as `30s`, `2m`;
+//! secrets come from `${ENV_VAR}` (or the app's `env_file`), never inline. An error names the file, the line
+//! and column, the key, what was expected and the fix.
+//!
+//! ```
+//! use connect_examples::config::ConnectConfig;
+//!
+//! let config = ConnectConfig::parse("connect.toml", r#"
+//!     [server]
+//!     host = "prod-host"
+//!     [app]
+//!     image = "registry.local/connect"
+//! "#).unwrap();
+//! assert_eq!(config.server.user, "deploy");
+//! assert_eq!(config.policy.health_deadline.as_secs(), 60);
+//!
+//! let err = ConnectConfig::parse("connect.toml", "[server]\nhots = \"prod-host\"\n").unwrap_err();
+//! assert!(err.to_string().starts_with("connect.toml:2:1: unknown field `hots`"), "{err}");
+//! ```
+
+mod compose;
+mod secret;
+mod template;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use connect_core::{Error, ErrorKind, Result};
+use serde::Deserialize;
+
+pub use secret::Secret;
+pub use template::TEMPLATE;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectConfig {
+    /// Where the journal and the deploy lock live on the server.
+    #[serde(default = "defaults::state_dir")]
+    pub state_dir: String,
+    /// The server.
+    pub server: ServerConfig,
+    /// The Docker Engine on the server.
+    #[serde(default)]
+    pub docker: DockerConfig,
+    /// HAProxy on the server.
+    #[serde(default)]
+    pub haproxy: HaproxyConfig,
+    /// The Patroni cluster and the app's PostgreSQL login.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Redis.
+    #[serde(default)]
+    pub redis: RedisConfig,
+    /// The app.
+    pub app: AppConfig,
+    /// Blue and green.
+    #[serde(default)]
+    pub slots: SlotsConfig,
+    /// Deadlines and thresholds.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+/// `[server]`: the machine the app runs on, over SSH, or `host = "local"` for this machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Host name or address; `local` runs everything on this machine without SSH.
+    pub host: String,
+    /// sshd's port.
+    #[serde(default = "defaults::ssh_port")]
+    pub port: u16,
+    /// The account to log in as.
+    #[serde(default = "defaults::ssh_user")]
+    pub user: String,
+    /// The private key; the ssh-agent is used too when `SSH_AUTH_SOCK` is set.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The key file's passphrase, as `${ENV_VAR}`.
+    #[serde(default)]
+    pub passphrase: Option<Secret>,
+    /// The known_hosts file the server's key must be in (default `~/.ssh/known_hosts`).
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// How long connecting may take.
+    #[serde(default = "defaults::connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+/// `[docker]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerConfig {
+    /// The Engine's socket on the server.
+    #[serde(default = "defaults::docker_socket")]
+    pub socket: String,
+    /// The network the app's containers join (`host` shares the server's).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// The health check's argv inside the container, `{url}` standing for the health URL.
+    #[serde(default = "defaults::health_command")]
+    pub health_command: Vec<String>,
+    /// Time between health checks.
+    #[serde(default = "defaults::health_interval", with = "duration")]
+    pub health_interval: Duration,
+}
+
+/// `[haproxy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxyConfig {
+    /// The app's backend.
+    #[serde(default = "defaults::backend")]
+    pub backend: String,
+    /// The admin socket on the server (`stats socket … level admin`).
+    #[serde(default = "defaults::admin_socket")]
+    pub admin_socket: String,
+    /// The master CLI's socket (`haproxy -W -S …`), for reloads.
+    #[serde(default)]
+    pub master_socket: Option<String>,
+    /// The `server-state-file`, written after every change so a reload keeps it.
+    #[serde(default)]
+    pub state_file: Option<String>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Patroni's REST API of every node, as the server sees them.
+    #[serde(default = "defaults::patroni")]
+    pub patroni: Vec<String>,
+    /// PostgreSQL as the server sees it (host).
+    #[serde(default = "defaults::localhost")]
+    pub host: String,
+    /// PostgreSQL's port.
+    #[serde(default = "defaults::pg_port")]
+    pub port: u16,
+    /// The role the SDK logs in as.
+    #[serde(default = "defaults::pg_user")]
+    pub user: String,
+    /// Its password, as `${ENV_VAR}`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// The app's database.
+    #[serde(default = "defaults::dbname")]
+    pub dbname: String,
+    /// The post-deploy check query, answering one number (the runbook counts its users).
+    #[serde(default = "defaults::check_query")]
+    pub check_query: String,
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Redis as the server sees it.
+    #[serde(default = "defaults::localhost")]
+    pub host: String,
+    /// Its port.
+    #[serde(default = "defaults::redis_port")]
+    pub port: u16,
+    /// Its password, as `${ENV_VAR}`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+}
+
+/// `[app]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The app's name, in container labels.
+    #[serde(default = "defaults::app_name")]
+    pub name: String,
+    /// The image repository; a release `v2` is `<image>:v2`.
+    pub image: String,
+    /// The port the app listens on in its container.
+    #[serde(default = "defaults::container_port")]
+    pub container_port: u16,
+    /// The health endpoint.
+    #[serde(default = "defaults::health_path")]
+    pub health_path: String,
+    /// Paths requested from the new color after the switch; 500 or no answer rolls back.
+    #[serde(default)]
+    pub smoke_paths: Vec<String>,
+    /// The migration's argv, run in a one-off container of the new release.
+    #[serde(default)]
+    pub migration: Option<Vec<String>>,
+    /// Environment of every container; values may be `${ENV_VAR}`.
+    #[serde(default)]
+    pub env: BTreeMap<String, Secret>,
+    /// A `KEY=value` file on this machine with the app's secrets.
+    #[serde(default)]
+    pub env_file: Option<PathBuf>,
+    /// How long a container gets to stop before it is killed.
+    #[serde(default = "defaults::stop_grace", with = "duration")]
+    pub stop_grace: Duration,
+}
+
+/// `[slots.blue]` and `[slots.green]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotsConfig {
+    /// Blue.
+    #[serde(default = "defaults::blue")]
+    pub blue: SlotConfig,
+    /// Green.
+    #[serde(default = "defaults::green")]
+    pub green: SlotConfig,
+}
+
+/// One color.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    /// Its container's name.
+    pub container: String,
+    /// Its HAProxy server.
+    pub server: String,
+    /// Its port on the server.
+    pub port: u16,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// How long the new color gets to become healthy.
+    #[serde(default = "defaults::health_deadline", with = "duration")]
+    pub health_deadline: Duration,
+    /// How long the migration may run.
+    #[serde(default = "defaults::migration_deadline", with = "duration")]
+    pub migration_deadline: Duration,
+    /// How long the old color's requests get to finish.
+    #[serde(default = "defaults::drain_deadline", with = "duration")]
+    pub drain_deadline: Duration,
+    /// How long HAProxy gets to see a server live.
+    #[serde(default = "defaults::router_deadline", with = "duration")]
+    pub router_deadline: Duration,
+    /// How long the deploy lock outlives a process that died holding it.
+    #[serde(default = "defaults::lock_lease", with = "duration")]
+    pub lock_lease: Duration,
+    /// Disk use (%) above which preflight warns.
+    #[serde(default = "defaults::disk_warn")]
+    pub disk_warn_percent: u8,
+    /// Disk use (%) above which preflight refuses.
+    #[serde(default = "defaults::disk_fail")]
+    pub disk_fail_percent: u8,
+    /// The disks preflight checks.
+    #[serde(default = "defaults::disk_paths")]
+    pub disk_paths: Vec<String>,
+    /// Error lines in the new color's log above which verify fails.
+    #[serde(default = "defaults::max_error_lines")]
+    pub max_error_lines: usize,
+    /// What happens to the old color after a deploy.
+    #[serde(default)]
+    pub old_color: OldColor,
+    /// With `old_color = "retire_after"`: how long the standby is kept.
+    #[serde(default, with = "optional_duration")]
+    pub retire_after: Option<Duration>,
+}
+
+/// `old_color`: what happens to the old color once the new one is live and verified.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OldColor {
+    /// Kept running, drained, so instant rollback is one router call.
+    #[default]
+    WarmStandby,
+    /// The runbook's step 6: both colors serve the new release.
+    Balanced,
+    /// Kept as a standby for `retire_after`, then retired on request.
+    RetireAfter,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        from_empty()
+    }
+}
+impl Default for HaproxyConfig {
+    fn default() -> Self {
+        from_empty()
+    }
+}
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        from_empty()
+    }
+}
+impl Default for RedisConfig {
+    fn default() -> Self {
+        from_empty()
+    }
+}
+impl Default for SlotsConfig {
+    fn default() -> Self {
+        from_empty()
+    }
+}
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        from_empty()
+    }
+}
+
+/// A section's defaults are what an empty table deserializes to, so they are written once, in `defaults`.
+fn from_empty<T: serde::de::DeserializeOwned>() -> T {
+    toml::from_str("").expect("every field of this section has a default")
+}
+
+impl ConnectConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<ConnectConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(
+                ErrorKind::NotFound,
+                "config.load",
+                path.display().to_string(),
+                e.to_string(),
+            )
+            .with_hint("write one with `connect-ops init`, or name it with --config")
+            .with_source(e)
+        })?;
+        ConnectConfig::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses and checks a config's text; `source` names it in errors (`connect.toml:3:7: …`).
+    pub fn parse(source: &str, text: &str) -> Result<ConnectConfig> {
+        let config: ConnectConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map_or_else(String::new, |span| line_column(text, span.start));
+            let message = e.message().trim().replace('\n', " ");
+            Error::new(
+                ErrorKind::InvalidInput,
+                "config.parse",
+                format!("{source}{at}"),
+                message,
+            )
+            .with_hint("see `connect-ops init` for every key, its default and what it takes")
+        })?;
+        config.check(source, text)?;
+        Ok(config)
+    }
+
+    /// What TOML cannot say: the checks across keys, each located at its key in the file.
+    fn check(&self, source: &str, text: &str) -> Result<()> {
+        let invalid = |section: &str, key: &str, why: String, fix: &str| {
+            let at = locate(text, section, key).unwrap_or_default();
+            Error::new(
+                ErrorKind::InvalidInput,
+                "config.check",
+                format!("{source}{at}"),
+                format!("{section}.{key}: {why}"),
+            )
+            .with_hint(fix)
+        };
+        let (blue, green) = (&self.slots.blue, &self.slots.green);
+        if blue.port == green.port || blue.server == green.server || blue.container == green.container {
+            return Err(invalid(
+                "slots.green",
+                "port",
+                "blue and green share a port, a container or an HAProxy server".into(),
+                "give each color its own port, container and server",
+            ));
+        }
+        match (self.policy.old_color, self.policy.retire_after) {
+            (OldColor::RetireAfter, None) => Err(invalid(
+                "policy",
+                "old_color",
+                "\"retire_after\" needs how long the standby is kept".into(),
+                "add retire_after = \"1h\" to [policy]",
+            )),
+            (OldColor::WarmStandby | OldColor::Balanced, Some(_)) => Err(invalid(
+                "policy",
+                "retire_after",
+                "it applies only to old_color = \"retire_after\"".into(),
+                "remove retire_after, or set old_color = \"retire_after\"",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Where `key` is set under `[section]` in `text`, as ` :LINE:COLUMN` (empty when it is not written there).
+fn locate(text: &str, section: &str, key: &str) -> Option<String> {
+    let header = format!("[{section}]");
+    let mut in_section = false;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_section = trimmed == header;
+        } else if in_section
+            && let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(line_column(text, offset + (line.len() - line.trim_start().len())));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// ` :LINE:COLUMN` of a byte offset, 1-based, as editors count.
+fn line_column(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(":{line}:{column}")
+}
+
+/// Durations as `30s`, `2m`, `1h 30m` (humantime).
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        let parsed = humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}); write e.g. \"30s\" or \"2m\""
+            ))
+        })?;
+        if parsed.is_zero() {
+            return Err(serde::de::Error::custom("a duration of zero can never be met"));
+        }
+        Ok(parsed)
+    }
+}
+
+mod optional_duration {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}
+
+/// The runbook's values, one function each (serde's `default = "…"` takes a path).
+mod defaults {
+    use std::time::Duration;
+
+    use connect_core::engine::DeployConfig;
+    use connect_core::model::{AppSpec, DeployPolicy, Slot, Topology};
+
+    use super::SlotConfig;
+
+    pub(super) fn state_dir() -> String {
+        DeployConfig::runbook().state_dir
+    }
+    pub(super) fn ssh_port() -> u16 {
+        22
+    }
+    pub(super) fn ssh_user() -> String {
+        "deploy".into()
+    }
+    pub(super) fn connect_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub(super) fn docker_socket() -> String {
+        "/var/run/docker.sock".into()
+    }
+    pub(super) fn health_command() -> Vec<String> {
+        connect_docker::HealthProbe::default().command
+    }
+    pub(super) fn health_interval() -> Duration {
+        connect_docker::HealthProbe::default().interval
+    }
+    pub(super) fn backend() -> String {
+        "be_app".into()
+    }
+    pub(super) fn admin_socket() -> String {
+        "/run/haproxy/admin.sock".into()
+    }
+    pub(super) fn patroni() -> Vec<String> {
+        vec!["http://127.0.0.1:8008".into(), "http://127.0.0.1:8009".into()]
+    }
+    pub(super) fn localhost() -> String {
+        "127.0.0.1".into()
+    }
+    pub(super) fn pg_port() -> u16 {
+        5432
+    }
+    pub(super) fn pg_user() -> String {
+        "connect".into()
+    }
+    pub(super) fn dbname() -> String {
+        "connect".into()
+    }
+    pub(super) fn check_query() -> String {
+        "SELECT count(*) FROM users".into()
+    }
+    pub(super) fn redis_port() -> u16 {
+        6379
+    }
+    pub(super) fn app_name() -> String {
+        AppSpec::connect().name
+    }
+    pub(super) fn container_port() -> u16 {
+        AppSpec::connect().container_port
+    }
+    pub(super) fn health_path() -> String {
+        AppSpec::connect().health_path
+    }
+    pub(super) fn stop_grace() -> Duration {
+        AppSpec::connect().stop_grace
+    }
+    pub(super) fn blue() -> SlotConfig {
+        slot(Topology::runbook().blue)
+    }
+    pub(super) fn green() -> SlotConfig {
+        slot(Topology::runbook().green)
+    }
+    fn slot(s: Slot) -> SlotConfig {
+        SlotConfig {
+            container: s.container,
+            server: s.server,
+            port: s.host_port,
+        }
+    }
+    pub(super) fn health_deadline() -> Duration {
+        DeployPolicy::default().health_deadline
+    }
+    pub(super) fn migration_deadline() -> Duration {
+        DeployPolicy::default().migration_deadline
+    }
+    pub(super) fn drain_deadline() -> Duration {
+        DeployPolicy::default().drain_deadline
+    }
+    pub(super) fn router_deadline() -> Duration {
+        DeployPolicy::default().router_deadline
+    }
+    pub(super) fn lock_lease() -> Duration {
+        DeployPolicy::default().lock_lease
+    }
+    pub(super) fn disk_warn() -> u8 {
+        DeployPolicy::default().disk_warn_percent
+    }
+    pub(super) fn disk_fail() -> u8 {
+        DeployPolicy::default().disk_fail_percent
+    }
+    pub(super) fn disk_paths() -> Vec<String> {
+        DeployPolicy::default().disk_paths
+    }
+    pub(super) fn max_error_lines() -> usize {
+        DeployPolicy::default().max_error_lines
+    }
+}
+
+#[cfg(test)]
+mod tests;

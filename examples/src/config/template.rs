@@ -1,0 +1,79 @@
+//! The file `connect-ops init` writes: every key, commented, at the runbook's defaults.
+
+/// A commented `connect.toml` for the runbook's layout. Reading it back gives the defaults (tested).
+pub const TEMPLATE: &str = r#"# connect.toml: where the server and its parts are, how the app runs, and how carefully to deploy.
+# Every key below is shown at its default; uncomment and edit what differs. Durations read as "30s", "2m".
+# Secrets are never written here: use "${ENV_VAR}" (expanded when the file is read) or [app] env_file.
+
+# Where the journal and the deploy lock live on the server.
+# state_dir = "/opt/connect/state"
+
+[server]
+# The server, over SSH ("local" runs everything on this machine, without SSH).
+host = "your-server"
+# port = 22
+# user = "deploy"
+# key_file = "~/.ssh/id_ed25519"          # the ssh-agent (SSH_AUTH_SOCK) is tried too
+# passphrase = "${DEPLOY_KEY_PASSPHRASE}"  # only for an encrypted key
+# known_hosts = "~/.ssh/known_hosts"       # the server's key must be listed (ssh-keyscan, then check it)
+# connect_timeout = "10s"
+
+[docker]
+# socket = "/var/run/docker.sock"
+# network = "connect_default"             # "host" shares the server's network
+# health_command = ["curl", "-fsS", "--max-time", "2", "{url}"]
+# health_interval = "2s"
+
+[haproxy]
+# backend = "be_app"
+# admin_socket = "/run/haproxy/admin.sock"          # `stats socket … level admin`
+# master_socket = "/run/haproxy/master.sock"        # `haproxy -W -S …`, for reloads
+# state_file = "/var/lib/haproxy/server-state"      # kept across reloads
+
+[database]
+# patroni = ["http://127.0.0.1:8008", "http://127.0.0.1:8009"]   # as the server sees them
+# host = "127.0.0.1"
+# port = 5432
+# user = "connect"
+# password = "${CONNECT_DB_PASSWORD}"
+# dbname = "connect"
+# check_query = "SELECT count(*) FROM users"
+
+[redis]
+# host = "127.0.0.1"
+# port = 6379
+# password = "${REDIS_PASSWORD}"
+
+[app]
+# The image repository: release "v2" deploys "<image>:v2".
+image = "connect"
+# name = "connect"
+# container_port = 3000
+# health_path = "/api/health"
+# smoke_paths = ["/"]                      # requested after the switch; 500 or no answer rolls back
+# migration = ["npx", "prisma", "migrate", "deploy"]
+# env = { NODE_ENV = "production", DATABASE_URL = "${DATABASE_URL}" }
+# env_file = "/etc/connect/app.env"        # KEY=value lines on this machine, passed to the containers
+# stop_grace = "10s"
+
+# [slots.blue]
+# container = "connect_app1"
+# server = "app1"
+# port = 3000
+# [slots.green]
+# container = "connect_app2"
+# server = "app2"
+# port = 3001
+
+[policy]
+# health_deadline = "1m"
+# migration_deadline = "30m"
+# drain_deadline = "30s"
+# router_deadline = "10s"
+# lock_lease = "30s"                        # a dead deploy's lock expires this long after it stopped renewing
+# disk_warn_percent = 80
+# disk_fail_percent = 95
+# disk_paths = ["/opt/connect"]
+# max_error_lines = 10
+# old_color = "warm_standby"                # or "balanced", or "retire_after" with retire_after = "1h"
+"#;

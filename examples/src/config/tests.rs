@@ -1,0 +1,149 @@
+//! The template and a dozen broken files.
+
+use super::{ConnectConfig, TEMPLATE};
+
+const BASE: &str = "[server]\nhost = \"your-server\"\n[app]\nimage = \"connect\"\n";
+
+#[test]
+fn the_template_reads_back_as_the_defaults() {
+    let template = ConnectConfig::parse("connect.toml", TEMPLATE).expect("the template parses");
+    let base = ConnectConfig::parse("connect.toml", BASE).unwrap();
+    assert_eq!(format!("{template:?}"), format!("{base:?}"));
+}
+
+/// Every commented `# key = value` in the template states the real default: uncommented alone, it changes
+/// nothing. The keys shown as examples (no default, or a secret reference) are listed here.
+#[test]
+fn every_default_the_template_states_is_the_real_one() {
+    const EXAMPLES: [&str; 11] = [
+        "key_file",
+        "passphrase",
+        "known_hosts",
+        "network",
+        "master_socket",
+        "state_file",
+        "password",
+        "smoke_paths",
+        "migration",
+        "env",
+        "env_file",
+    ];
+    let base = format!("{:?}", ConnectConfig::parse("connect.toml", BASE).unwrap());
+    let mut section = String::new();
+    let mut checked = 0;
+    for line in TEMPLATE.lines() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix("# [").or_else(|| line.strip_prefix('[')) {
+            section = header.trim_end_matches(']').to_string();
+            continue;
+        }
+        let Some(setting) = line.strip_prefix("# ") else {
+            continue;
+        };
+        let Some((key, _)) = setting.split_once(" = ") else {
+            continue;
+        };
+        let key = key.trim();
+        // A slot is set whole (container, server, port): its lines cannot stand alone.
+        if EXAMPLES.contains(&key) || section.starts_with("slots") {
+            continue;
+        }
+        // Comments after the value are TOML comments too, so the line parses as written.
+        let file = if section.is_empty() {
+            format!("{setting}\n{BASE}")
+        } else if section == "server" || section == "app" {
+            BASE.replacen(&format!("[{section}]\n"), &format!("[{section}]\n{setting}\n"), 1)
+        } else {
+            format!("{BASE}[{section}]\n{setting}\n")
+        };
+        let parsed = ConnectConfig::parse("connect.toml", &file)
+            .unwrap_or_else(|e| panic!("[{section}] {setting}: {e}"));
+        assert_eq!(
+            format!("{parsed:?}"),
+            base,
+            "[{section}] {setting} is not the default"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} defaults checked");
+}
+
+/// Each broken file, the place its error must name, and a word of the message.
+const BROKEN: [(&str, &str, &str); 13] = [
+    (
+        "[server]\nhots = \"x\"\n[app]\nimage = \"c\"\n",
+        ":2:1",
+        "unknown field `hots`",
+    ),
+    (
+        "[server]\nport = 22\n[app]\nimage = \"c\"\n",
+        ":1:1",
+        "missing field `host`",
+    ),
+    (
+        "[server]\nhost = \"x\"\nport = \"22\"\n[app]\nimage = \"c\"\n",
+        ":3:8",
+        "invalid type",
+    ),
+    (
+        "[server]\nhost = \"x\"\nport = 70000\n[app]\nimage = \"c\"\n",
+        ":3:8",
+        "70000",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[policy]\nhealth_deadline = \"soon\"\n",
+        ":6:19",
+        "not a duration",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[policy]\ndrain_deadline = \"0s\"\n",
+        ":6:18",
+        "zero",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[database]\npassword = \"${CONNECT_TEST_UNSET_9F2}\"\n",
+        ":6:12",
+        "CONNECT_TEST_UNSET_9F2 is not set",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[policy]\nold_color = \"sometimes\"\n",
+        ":6:13",
+        "unknown variant",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[policy]\nold_color = \"retire_after\"\n",
+        ":6:1",
+        "needs how long",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[slots.green]\ncontainer = \"g\"\nserver = \"g\"\nport = 3000\n",
+        ":8:1",
+        "share a port",
+    ),
+    ("[server]\nhost = \"x\n[app]\nimage = \"c\"\n", ":2:", "string"),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\nsmoke_paths = \"/\"\n",
+        ":5:15",
+        "invalid type",
+    ),
+    (
+        "[server]\nhost = \"x\"\nhost = \"y\"\n[app]\nimage = \"c\"\n",
+        ":3:1",
+        "duplicate key",
+    ),
+];
+
+#[test]
+fn a_broken_file_is_answered_with_its_file_line_and_column() {
+    for (text, at, words) in BROKEN {
+        let e = ConnectConfig::parse("connect.toml", text).expect_err(text);
+        let shown = e.to_string();
+        assert_eq!(e.kind(), connect_core::ErrorKind::InvalidInput, "{shown}");
+        assert!(
+            shown.contains(&format!("connect.toml{at}")),
+            "{text:?}: expected {at} in {shown}"
+        );
+        assert!(shown.contains(words), "{text:?}: expected {words:?} in {shown}");
+        assert!(e.hint().is_some(), "{shown}");
+    }
+}
