@@ -217,6 +217,17 @@ macro_rules! json_call {
 
 #[pymethods]
 impl Deployer {
+    /// A deployer for the server `connect.toml` at `path` describes: the same file and composition as the
+    /// `connect-ops` command. Connects (with the GIL released).
+    #[staticmethod]
+    fn from_config(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Deployer> {
+        let inner = block(py, async move {
+            let config = core_py(connect_examples::config::ConnectConfig::load(&path))?;
+            core_py(config.deployer().await)
+        })?;
+        Ok(Deployer { inner })
+    }
+
     #[new]
     #[pyo3(signature = (
         backends, *, holder=None, state_dir="/opt/connect/state", app="connect", env=None, migration=None,

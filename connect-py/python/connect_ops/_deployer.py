@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from os import PathLike
 from typing import (
     Any,
     AsyncIterator,
@@ -156,6 +157,15 @@ class Deployer:
             max_clock_skew=max_clock_skew,
             migration_deadline=migration_deadline,
         )
+
+    @classmethod
+    def from_config(cls, path: Union[str, PathLike[str]]) -> Deployer:
+        """The deployer for the server ``connect.toml`` at ``path`` describes (as ``connect-ops`` reads it):
+        connects to it, with the GIL released. A broken file raises :class:`InvalidInputError` naming its
+        line and column."""
+        deployer = cls.__new__(cls)
+        deployer._inner = _Deployer.from_config(path)
+        return deployer
 
     @property
     def holder(self) -> str:
