@@ -1,5 +1,8 @@
 //! Patroni's REST API.
 
+mod http;
+mod model;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,72 +10,14 @@ use connect_core::database::{Member, Role};
 use connect_core::host::Host;
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// One member as `GET /cluster` describes it, with where to reach it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PatroniMember {
-    /// Role, state, lag and timeline.
-    pub member: Member,
-    /// Its REST API (`http://patroni1.internal:8008`), without the `/patroni` suffix Patroni adds.
-    pub api_url: Option<String>,
-    /// Where its PostgreSQL listens.
-    pub host: Option<String>,
-    /// Its PostgreSQL port.
-    pub port: Option<u16>,
-}
-
-/// One line of `GET /history`: a timeline switch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PatroniHistoryEntry {
-    /// The timeline that ended.
-    pub timeline: u64,
-    /// The WAL position where it ended.
-    pub lsn: u64,
-    /// PostgreSQL's reason (`no recovery target specified`).
-    pub reason: String,
-    /// When, as Patroni wrote it.
-    pub timestamp: Option<String>,
-    /// Who became leader, when Patroni recorded it.
-    pub new_leader: Option<String>,
-}
-
-/// Patroni's health endpoints, for load balancers and checks: each answers 200 when the condition holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HealthCheck {
-    /// `/primary`: this node is the running leader.
-    Primary,
-    /// `/replica`: a running replica.
-    Replica,
-    /// `/replica?lag=N`: a running replica at most N bytes behind.
-    ReplicaWithLag(u64),
-    /// `/read-only`: leader or replica, anything that serves reads.
-    ReadOnly,
-    /// `/health`: PostgreSQL is running.
-    Health,
-    /// `/liveness`: Patroni's heartbeat loop runs.
-    Liveness,
-    /// `/readiness`: ready to take traffic (leader, or replica streaming).
-    Readiness,
-}
-
-impl HealthCheck {
-    fn path(&self) -> String {
-        match self {
-            HealthCheck::Primary => "/primary".into(),
-            HealthCheck::Replica => "/replica".into(),
-            HealthCheck::ReplicaWithLag(n) => format!("/replica?lag={n}"),
-            HealthCheck::ReadOnly => "/read-only".into(),
-            HealthCheck::Health => "/health".into(),
-            HealthCheck::Liveness => "/liveness".into(),
-            HealthCheck::Readiness => "/readiness".into(),
-        }
-    }
-}
+use http::{refusal, unreachable_all};
+pub use model::{HealthCheck, PatroniHistoryEntry, PatroniMember};
+use model::{parse_cluster, parse_history};
 
 /// How long one request may take, answer included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A client of Patroni's REST API. Given every node's API address, it asks the first that answers, so one
 /// node down does not blind it. Directly (reqwest), or with [`Patroni::through`] over a
@@ -128,27 +73,6 @@ impl Patroni {
     /// The host requests go through, when not direct.
     pub fn via(&self) -> Option<&Arc<dyn Host>> {
         self.via.as_ref()
-    }
-
-    /// One request, directly or through the host: the status and the whole body. Not answering at all is
-    /// [`ErrorKind::Unavailable`] (retryable) or [`ErrorKind::Timeout`].
-    async fn send(&self, op: &str, method: &str, url: &str, body: Option<&Value>) -> Result<(u16, Vec<u8>)> {
-        let body = body.map(Value::to_string);
-        if let Some(host) = &self.via {
-            let reply =
-                crate::via_host::http_request(host.as_ref(), op, method, url, body, REQUEST_TIMEOUT).await?;
-            return Ok((reply.status, reply.body));
-        }
-        let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|e| Error::invalid(op, url, e.to_string()))?;
-        let mut request = self.http.request(method, url);
-        if let Some(b) = body {
-            request = request.header("content-type", "application/json").body(b);
-        }
-        let resp = request.send().await.map_err(|e| transport(op, url, e))?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| transport(op, url, e))?;
-        Ok((status, bytes.to_vec()))
     }
 
     /// The configured node addresses.
@@ -464,171 +388,4 @@ fn no_leader(op: &str, members: &[PatroniMember]) -> Error {
         format!("no running leader; members: {seen:?}"),
     )
     .with_hint("check Patroni (`patronictl list`) and etcd; a failover needs a healthy replica")
-}
-
-/// Patroni's "no": 412 (precondition: wrong leader, bad candidate), 503 (it could not do it now), 400 (the
-/// request makes no sense, e.g. no leader to switch from), each with Patroni's own sentence.
-fn refusal(op: &str, target: &str, status: u16, text: &str) -> Error {
-    let text = text.trim();
-    let (kind, hint) = match status {
-        412 => (
-            ErrorKind::Refused,
-            "check the leader and candidate names against `patronictl list`",
-        ),
-        503 => (
-            ErrorKind::Unavailable,
-            "Patroni could not do it now; check its log and the members' state",
-        ),
-        400 => (
-            ErrorKind::Refused,
-            "the cluster is not in a state that allows it (is there a leader?)",
-        ),
-        401 | 403 => (
-            ErrorKind::PermissionDenied,
-            "set restapi.authentication credentials",
-        ),
-        404 => (
-            ErrorKind::NotFound,
-            "is this Patroni's REST API, and a version that has this endpoint?",
-        ),
-        _ => (ErrorKind::Failed, "see Patroni's log"),
-    };
-    Error::new(kind, op, target, format!("Patroni answered {status}: {text}")).with_hint(hint)
-}
-
-fn transport(op: &str, url: &str, e: reqwest::Error) -> Error {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Unavailable
-    };
-    Error::new(kind, op, url, format!("Patroni did not answer: {e}"))
-        .with_hint("is Patroni running and restapi.listen reachable from here?")
-        .with_retryable(true)
-}
-
-fn unreachable_all(op: &str, nodes: &[String], last: Option<Error>) -> Error {
-    let why = last.map(|e| e.message().to_string()).unwrap_or_default();
-    Error::new(
-        ErrorKind::Unavailable,
-        op,
-        nodes.join(","),
-        format!("no Patroni node answered; last: {why}"),
-    )
-    .with_hint("is Patroni running and restapi.listen reachable from here?")
-}
-
-pub(crate) fn parse_cluster(v: &Value, node: &str) -> Result<Vec<PatroniMember>> {
-    let bad = |why: &str| {
-        Error::new(
-            ErrorKind::Corrupt,
-            "patroni.cluster",
-            node,
-            format!("unexpected /cluster answer: {why}"),
-        )
-    };
-    let members = v
-        .get("members")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("no members array"))?;
-    members
-        .iter()
-        .map(|m| {
-            let name = m
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad("a member without a name"))?
-                .to_string();
-            let role = match m.get("role").and_then(Value::as_str).unwrap_or("") {
-                "leader" | "master" | "primary" => Role::Leader,
-                "replica" | "sync_standby" | "quorum_standby" => Role::Replica,
-                _ => Role::Other,
-            };
-            let state = m
-                .get("state")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_string();
-            // Patroni reports lag as a number of bytes, or the string "unknown" when it cannot tell.
-            let lag_bytes = m.get("lag").and_then(Value::as_u64);
-            let timeline = m.get("timeline").and_then(Value::as_u64);
-            let api_url = m
-                .get("api_url")
-                .and_then(Value::as_str)
-                .map(|u| u.trim_end_matches('/').trim_end_matches("/patroni").to_string());
-            Ok(PatroniMember {
-                member: Member {
-                    name,
-                    role,
-                    state,
-                    lag_bytes: if role == Role::Leader { None } else { lag_bytes },
-                    timeline,
-                },
-                api_url,
-                host: m.get("host").and_then(Value::as_str).map(str::to_string),
-                port: m
-                    .get("port")
-                    .and_then(Value::as_u64)
-                    .and_then(|p| u16::try_from(p).ok()),
-            })
-        })
-        .collect()
-}
-
-fn parse_history(v: &Value, node: &str) -> Result<Vec<PatroniHistoryEntry>> {
-    let bad = || {
-        Error::new(
-            ErrorKind::Corrupt,
-            "patroni.history",
-            node,
-            "unexpected /history answer",
-        )
-    };
-    v.as_array()
-        .ok_or_else(bad)?
-        .iter()
-        .map(|row| {
-            let row = row.as_array().ok_or_else(bad)?;
-            Ok(PatroniHistoryEntry {
-                timeline: row.first().and_then(Value::as_u64).ok_or_else(bad)?,
-                lsn: row.get(1).and_then(Value::as_u64).unwrap_or(0),
-                reason: row.get(2).and_then(Value::as_str).unwrap_or("").to_string(),
-                timestamp: row.get(3).and_then(Value::as_str).map(str::to_string),
-                new_leader: row.get(4).and_then(Value::as_str).map(str::to_string),
-            })
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_cluster_of_patroni_3() {
-        let v: Value = serde_json::from_str(
-            r#"{"members":[{"name":"node1","role":"leader","state":"running","api_url":"http://127.0.0.1:8008/patroni","host":"127.0.0.1","port":5432,"timeline":2},
-            {"name":"node2","role":"replica","state":"streaming","api_url":"http://127.0.0.1:8009/patroni","host":"127.0.0.1","port":5433,"timeline":2,"lag":"unknown"}],"scope":"x"}"#,
-        )
-        .unwrap();
-        let ms = parse_cluster(&v, "n").unwrap();
-        assert_eq!(ms[0].member.role, Role::Leader);
-        assert_eq!(ms[0].api_url.as_deref(), Some("http://127.0.0.1:8008"));
-        assert_eq!(ms[1].member.lag_bytes, None);
-        assert_eq!(ms[1].port, Some(5433));
-        assert!(parse_cluster(&serde_json::json!({}), "n").is_err());
-    }
-
-    #[test]
-    fn refusals_keep_patrons_message() {
-        let e = refusal(
-            "patroni.switchover",
-            "node1",
-            412,
-            "candidate name does not match\n",
-        );
-        assert_eq!(e.kind(), ErrorKind::Refused);
-        assert!(e.message().contains("412: candidate name does not match"));
-        assert_eq!(refusal("x", "y", 503, "").kind(), ErrorKind::Unavailable);
-    }
 }
