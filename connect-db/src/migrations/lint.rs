@@ -44,7 +44,8 @@ impl fmt::Display for DestructiveChange {
 }
 
 /// Finds statements in migration SQL that break the color still running the old code. Comments, string
-/// literals and dollar-quoted bodies are skipped, so `-- DROP TABLE` or `'rename'` do not count.
+/// literals (escape strings `E'…'` with their backslash escapes included) and dollar-quoted bodies are skipped,
+/// so `-- DROP TABLE`, `'rename'` or `E'it\'s; DROP TABLE x'` do not count.
 pub fn lint_sql(sql: &str) -> Vec<DestructiveChange> {
     let mut out = Vec::new();
     for (line, stmt) in statements(sql) {
