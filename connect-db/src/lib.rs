@@ -35,6 +35,7 @@
 pub mod backup;
 mod cluster;
 pub mod migrations;
+mod names;
 mod patroni;
 mod postgres;
 mod redis_cache;

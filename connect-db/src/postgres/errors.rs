@@ -9,18 +9,33 @@ use super::PgTarget;
 pub(crate) fn pg_error(op: &str, target: &PgTarget, e: tokio_postgres::Error) -> Error {
     let target_s = target.to_string();
     let Some(db) = e.as_db_error() else {
-        let msg = e.to_string();
-        let kind = if msg.contains("timed out") {
+        let msg = format!("{e}: {}", source_text(&e));
+        // tokio-postgres reports its own connect timeout as an io::Error of kind TimedOut.
+        let kind = if io_kind(&e) == Some(std::io::ErrorKind::TimedOut) {
             ErrorKind::Timeout
         } else {
             ErrorKind::Unavailable
         };
-        return Error::new(kind, op, target_s, format!("{msg}: {}", source_text(&e)))
+        return Error::new(kind, op, target_s, msg)
             .with_hint("is PostgreSQL running and listening on that address?")
-            .with_retryable(true);
+            .with_retryable(true)
+            .with_source(e);
     };
     let code = db.code().clone();
     let msg = format!("{} ({}): {}", db.severity(), code.code(), db.message());
+    // Told apart by SQLSTATE, not by the (translatable) message: 57014 is statement_timeout (or a cancel),
+    // 55P03 is lock_timeout.
+    if code == SqlState::QUERY_CANCELED || code == SqlState::LOCK_NOT_AVAILABLE {
+        let what = if code == SqlState::LOCK_NOT_AVAILABLE {
+            "a lock held by another session (a migration?) was not released within lock_timeout"
+        } else {
+            "the statement ran longer than statement_timeout"
+        };
+        return Error::new(ErrorKind::Timeout, op, target_s, msg)
+            .with_hint(format!("{what}; retry later, or raise the PgTarget's bound"))
+            .with_retryable(true)
+            .with_source(e);
+    }
     let (kind, hint) =
         if code == SqlState::INVALID_PASSWORD || code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             (
@@ -50,11 +65,18 @@ pub(crate) fn pg_error(op: &str, target: &PgTarget, e: tokio_postgres::Error) ->
         } else {
             (ErrorKind::Failed, None)
         };
-    let err = Error::new(kind, op, target_s, msg);
+    let err = Error::new(kind, op, target_s, msg).with_source(e);
     match hint {
         Some(h) => err.with_hint(h),
         None => err,
     }
+}
+
+fn io_kind(e: &tokio_postgres::Error) -> Option<std::io::ErrorKind> {
+    use std::error::Error as _;
+    e.source()?
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
 }
 
 fn source_text(e: &tokio_postgres::Error) -> String {

@@ -263,6 +263,7 @@ pub(crate) async fn connect(target: &PgTarget) -> Result<Client> {
 /// Connects directly, or through `via`'s byte stream with the same login (`connect_raw`).
 pub(crate) async fn connect_via(target: &PgTarget, via: Option<&dyn Host>) -> Result<Client> {
     let op = "postgres.connect";
+    target.validate(op)?;
     let Some(host) = via else {
         let (client, connection) = target
             .config()
