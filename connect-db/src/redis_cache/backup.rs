@@ -3,12 +3,15 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use connect_core::cache::Cache;
-use connect_core::host::{Command, Host, HostExt, PutOptions};
+use connect_core::host::{Command, Host, PutOptions};
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 use super::Redis;
+use super::rdb::{RdbSummary, parse_check_rdb, verify_loaded};
+use crate::backup::ensure_private_dir;
+use crate::pg_tools::run_bounded;
 use crate::util::{sha256_file, stderr_tail, utc_stamp_millis};
 
 /// A checked copy of `dump.rdb`.
@@ -20,7 +23,8 @@ pub struct RedisBackup {
     pub sha256: String,
     /// Its size.
     pub bytes: u64,
-    /// Keys in all databases when it was saved (`INFO keyspace`).
+    /// Keys in all databases just before the save (`INFO keyspace`), for the record: a restore checks the
+    /// file itself, since keys with a TTL may expire before it.
     pub keys: u64,
     /// `LASTSAVE` of the save it copies.
     pub last_save_unix: i64,
@@ -29,20 +33,21 @@ pub struct RedisBackup {
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RedisRestore {
-    /// Keys after the restart, equal to the backup's.
+    /// Keys after the restart: the file's, less those whose TTL ran out since the backup.
     pub keys: u64,
     /// Stop, place, start and load, measured.
     pub took: Duration,
 }
 
 impl Redis {
-    /// Saves, copies `dump.rdb` into `dest_dir` on `host` and checks the copy with `redis-check-rdb`.
+    /// Saves, copies `dump.rdb` into `dest_dir` on `host` (made 0700; the copy is 0600: it holds every
+    /// session) and checks the copy with `redis-check-rdb`.
     pub async fn backup(&self, host: &dyn Host, dest_dir: &str) -> Result<RedisBackup> {
         let op = "redis.backup";
         let keys = self.total_keys().await?;
         let saved = self.save().await?;
         let src = self.rdb_path().await?;
-        host.run_checked(&Command::new(["mkdir", "-p", dest_dir])).await?;
+        ensure_private_dir(host, dest_dir.trim_end_matches('/'), self.deadline).await?;
         let dest = format!(
             "{}/redis-{}.rdb",
             dest_dir.trim_end_matches('/'),
@@ -73,7 +78,13 @@ impl Redis {
 
     /// Runs `redis-check-rdb` on a file on the host: [`ErrorKind::Corrupt`] unless it passes.
     pub async fn check_rdb_file(&self, host: &dyn Host, path: &str) -> Result<()> {
-        let out = host.run(&Command::new([self.check_rdb.as_str(), path])).await?;
+        self.check_rdb_summary(host, path).await.map(|_| ())
+    }
+
+    /// [`Redis::check_rdb_file`], with the counts the check printed.
+    async fn check_rdb_summary(&self, host: &dyn Host, path: &str) -> Result<RdbSummary> {
+        let command = Command::new([self.check_rdb.as_str(), path]);
+        let out = run_bounded(host, &command, "redis.check_rdb", path, self.deadline).await?;
         let text = out.stdout_text();
         if !out.success() || !text.contains("RDB looks OK") {
             let why = text
@@ -91,13 +102,22 @@ impl Redis {
             )
             .with_hint("this file is not a readable RDB snapshot"));
         }
-        Ok(())
+        parse_check_rdb(&text).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Failed,
+                "redis.check_rdb",
+                path,
+                "redis-check-rdb printed no key count",
+            )
+            .with_hint("use redis-check-rdb of Redis 6 or later")
+        })
     }
 
     /// Puts a backup in place of `dump.rdb`: refuses when AOF is on (Redis would load the AOF, not the RDB),
     /// checks the file, stops Redis with `SHUTDOWN NOSAVE`, places the file, runs `start` on the host
-    /// (`systemctl start redis-server`, `docker start redis`…), waits until Redis answers and has loaded, and
-    /// compares the key count with the backup's.
+    /// (`systemctl start redis-server`, `docker start redis`…, bounded by `deadline`), waits until Redis
+    /// answers and has loaded, and checks it loaded that file: the keys its load read (loaded + dropped as
+    /// expired, Redis 7) must be the file's, so keys whose TTL ran out since the backup are no false alarm.
     pub async fn restore(
         &self,
         host: &dyn Host,
@@ -121,7 +141,7 @@ impl Redis {
             )
             .with_hint("the backup changed since it was taken; restore another one"));
         }
-        self.check_rdb_file(host, &backup.path).await?;
+        let file = self.check_rdb_summary(host, &backup.path).await?;
         let dest = self.rdb_path().await?;
 
         // SHUTDOWN NOSAVE closes the connection instead of answering.
@@ -155,21 +175,21 @@ impl Redis {
             },
         )
         .await?;
-        let out = host.run(start).await?;
+        let out = run_bounded(host, start, op, &start.to_string(), self.deadline).await?;
         if !out.success() {
             return Err(
                 Error::new(ErrorKind::Failed, op, start.to_string(), stderr_tail(&out, 5))
                     .with_hint("start Redis by hand; dump.rdb is in place"),
             );
         }
-        poll_until(
+        let loaded = poll_until(
             op,
             &self.target,
             self.deadline,
             Duration::from_millis(50),
             || async {
                 match self.info_fields(&["persistence"]).await {
-                    Ok(f) if f.get("loading").map(String::as_str) == Some("0") => Ok(Ok(())),
+                    Ok(f) if f.get("loading").map(String::as_str) == Some("0") => Ok(Ok(f)),
                     Ok(_) => Ok(Err("loading".into())),
                     Err(e) => Ok(Err(e.to_string())),
                 }
@@ -177,15 +197,7 @@ impl Redis {
         )
         .await?;
         let keys = self.total_keys().await?;
-        if keys != backup.keys {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                op,
-                &self.target,
-                format!("{keys} keys after the restore, the backup had {}", backup.keys),
-            )
-            .with_hint("Redis did not load the placed dump.rdb (check dir/dbfilename and AOF)"));
-        }
+        verify_loaded(op, &self.target, file, &loaded, keys)?;
         Ok(RedisRestore {
             keys,
             took: started.elapsed(),

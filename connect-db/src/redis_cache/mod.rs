@@ -1,6 +1,7 @@
 //! Redis: PING, INFO, BGSAVE-and-wait, and backup/restore of `dump.rdb`.
 
 mod backup;
+mod rdb;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,6 +17,8 @@ use redis::aio::MultiplexedConnection;
 
 pub use backup::{RedisBackup, RedisRestore};
 
+use crate::names::{check_host, check_port};
+
 /// A Redis server. Each call opens its own connection: cheap on loopback, and a restart never leaves a dead
 /// one behind.
 #[derive(Clone)]
@@ -25,8 +28,12 @@ pub struct Redis {
     endpoint: Endpoint,
     /// When set, connections are `host.connect` streams instead of TCP connections from here.
     via: Option<Arc<dyn Host>>,
-    /// How long a BGSAVE or a restart may take.
+    /// How long a BGSAVE, a restart or a program run for a backup (`redis-check-rdb`, the start command) may
+    /// take.
     pub deadline: Duration,
+    /// How long connecting, and each command's answer, may take (a Redis stuck in a slow command, paused, or
+    /// a network that drops packets): [`ErrorKind::Timeout`] after it.
+    pub timeout: Duration,
     /// The `redis-check-rdb` program, run on the host.
     pub check_rdb: String,
 }
@@ -38,13 +45,16 @@ impl fmt::Debug for Redis {
 }
 
 impl Redis {
-    /// A client for `redis://127.0.0.1:6379` style addresses, with an optional password.
+    /// A client for the server at `host` (a host name or an IP address, nothing else: a URL or `user@host`
+    /// is refused, so no credentials can come in with it) and `port`, with an optional password.
     pub fn new(host: &str, port: u16, password: Option<&str>) -> Result<Redis> {
         let target = format!("redis://{host}:{port}");
+        check_host("redis.new", host, false)?;
+        check_port("redis.new", &target, port)?;
         use redis::IntoConnectionInfo;
         let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
             .into_connection_info()
-            .map_err(|e| Error::invalid("redis.new", &target, e.to_string()))?;
+            .map_err(|e| Error::invalid("redis.new", &target, e.to_string()).with_source(e))?;
         let info = match password {
             Some(p) => info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p)),
             None => info,
@@ -52,6 +62,7 @@ impl Redis {
         let client = redis::Client::open(info).map_err(|e| {
             Error::invalid("redis.new", &target, e.to_string())
                 .with_hint("give a host and port, e.g. 127.0.0.1 6379")
+                .with_source(e)
         })?;
         Ok(Redis {
             client,
@@ -62,6 +73,7 @@ impl Redis {
             },
             via: None,
             deadline: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
             check_rdb: "redis-check-rdb".into(),
         })
     }
@@ -78,26 +90,47 @@ impl Redis {
         &self.target
     }
 
+    /// Sets [`Redis::timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Redis {
+        self.timeout = timeout;
+        self
+    }
+
     pub(crate) async fn conn(&self, op: &str) -> Result<MultiplexedConnection> {
+        // Every answer, the handshake's included, within `timeout` (redis-rs' own default is 500 ms, too
+        // short for INFO on a busy server, and the host's stream has none).
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
         let Some(host) = &self.via else {
             return self
                 .client
-                .get_multiplexed_async_connection()
+                .get_multiplexed_async_connection_with_config(&config)
                 .await
                 .map_err(|e| redis_error(op, &self.target, e));
         };
-        let stream = host
-            .connect(&self.endpoint)
+        let connecting = async {
+            let stream = host
+                .connect(&self.endpoint)
+                .await
+                .map_err(|e| e.with_hint("is Redis running and listening on that address on the server?"))?;
+            let settings = self.client.get_connection_info().redis_settings();
+            MultiplexedConnection::new_with_config(settings, stream, config)
+                .await
+                .map_err(|e| redis_error(op, &self.target, e))
+        };
+        let (conn, driver) = tokio::time::timeout(self.timeout, connecting)
             .await
-            .map_err(|e| e.with_hint("is Redis running and listening on that address on the server?"))?;
-        let settings = self.client.get_connection_info().redis_settings();
-        let (conn, driver) = MultiplexedConnection::new_with_config(
-            settings,
-            stream,
-            redis::AsyncConnectionConfig::new().set_response_timeout(Some(self.deadline)),
-        )
-        .await
-        .map_err(|e| redis_error(op, &self.target, e))?;
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    op,
+                    &self.target,
+                    format!("no connection within {:?}", self.timeout),
+                )
+                .with_hint("is Redis stuck, or the server slow to open the stream?")
+                .with_retryable(true)
+            })??;
         tokio::spawn(driver);
         Ok(conn)
     }
@@ -142,6 +175,16 @@ impl Redis {
     pub async fn rdb_path(&self) -> Result<String> {
         let dir = self.config_get("dir").await?;
         let file = self.config_get("dbfilename").await?;
+        // Redis itself refuses a dbfilename with a slash; one that has it is not a Redis we understand, and a
+        // restore writes to this path.
+        if !dir.starts_with('/') || file.is_empty() || file.contains('/') || file == ".." {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                "redis.rdb_path",
+                &self.target,
+                format!("unexpected RDB location: dir {dir:?}, dbfilename {file:?}"),
+            ));
+        }
         Ok(format!("{}/{file}", dir.trim_end_matches('/')))
     }
 
@@ -263,7 +306,13 @@ fn keyspace_total(fields: &HashMap<String, String>) -> u64 {
 
 fn redis_error(op: &str, target: &str, e: redis::RedisError) -> Error {
     let msg = e.to_string();
-    let (kind, hint) = if e.kind() == redis::ErrorKind::AuthenticationFailed
+    // A response timeout is also an I/O error: it is told apart first.
+    let (kind, hint) = if e.is_timeout() {
+        (
+            ErrorKind::Timeout,
+            "Redis did not answer in time: stuck in a slow command, paused, or unreachable",
+        )
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed
         || msg.contains("WRONGPASS")
         || msg.contains("NOAUTH")
     {
@@ -276,12 +325,10 @@ fn redis_error(op: &str, target: &str, e: redis::RedisError) -> Error {
             ErrorKind::Unavailable,
             "is Redis running and listening on that address?",
         )
-    } else if e.is_timeout() {
-        (ErrorKind::Timeout, "Redis is slow to answer")
     } else {
         (ErrorKind::Failed, "see Redis's log")
     };
-    Error::new(kind, op, target, msg).with_hint(hint)
+    Error::new(kind, op, target, msg).with_hint(hint).with_source(e)
 }
 
 #[cfg(test)]
