@@ -3,34 +3,67 @@
 use connect_core::{Error, ErrorKind, Result};
 use serde_json::Value;
 
-use super::{Patroni, REQUEST_TIMEOUT};
+use std::time::Duration;
+
+use super::Patroni;
+
+/// The most of a reply body read into memory: Patroni's largest answers (`/cluster` of a big cluster, a long
+/// `/history`) are kilobytes; anything near this is not Patroni, and is refused rather than buffered.
+pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The refusal of a body larger than [`MAX_BODY`].
+pub(crate) fn too_large(op: &str, url: &str) -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        op,
+        url,
+        format!(
+            "the answer is larger than {} MiB: refused, not read",
+            MAX_BODY >> 20
+        ),
+    )
+    .with_hint("is this address Patroni's REST API (restapi.listen)?")
+}
 
 impl Patroni {
-    /// One request, directly or through the host: the status and the whole body. Not answering at all is
-    /// [`ErrorKind::Unavailable`] (retryable) or [`ErrorKind::Timeout`].
+    /// One request, directly or through the host, answered within `timeout`: the status and the body (at
+    /// most [`MAX_BODY`]). Not answering at all is [`ErrorKind::Unavailable`] (retryable) or
+    /// [`ErrorKind::Timeout`].
     pub(super) async fn send(
         &self,
         op: &str,
         method: &str,
         url: &str,
         body: Option<&Value>,
+        timeout: Duration,
     ) -> Result<(u16, Vec<u8>)> {
         let body = body.map(Value::to_string);
         if let Some(host) = &self.via {
             let reply =
-                crate::via_host::http_request(host.as_ref(), op, method, url, body, REQUEST_TIMEOUT).await?;
+                crate::via_host::http_request(host.as_ref(), op, method, url, body, timeout, MAX_BODY)
+                    .await?;
             return Ok((reply.status, reply.body));
         }
         let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|e| Error::invalid(op, url, e.to_string()))?;
-        let mut request = self.http.request(method, url);
+            .map_err(|e| Error::invalid(op, url, e.to_string()).with_source(e))?;
+        // The timeout covers connecting, sending and reading the whole body.
+        let mut request = self.http.request(method, url).timeout(timeout);
         if let Some(b) = body {
             request = request.header("content-type", "application/json").body(b);
         }
-        let resp = request.send().await.map_err(|e| transport(op, url, e))?;
+        let mut resp = request.send().await.map_err(|e| transport(op, url, e))?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| transport(op, url, e))?;
-        Ok((status, bytes.to_vec()))
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(too_large(op, url));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(op, url, e))? {
+            if bytes.len() + chunk.len() > MAX_BODY {
+                return Err(too_large(op, url));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((status, bytes))
     }
 }
 
@@ -73,6 +106,7 @@ pub(super) fn transport(op: &str, url: &str, e: reqwest::Error) -> Error {
     Error::new(kind, op, url, format!("Patroni did not answer: {e}"))
         .with_hint("is Patroni running and restapi.listen reachable from here?")
         .with_retryable(true)
+        .with_source(e)
 }
 
 pub(super) fn unreachable_all(op: &str, nodes: &[String], last: Option<Error>) -> Error {

@@ -12,11 +12,14 @@ use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 use serde_json::Value;
 
+use crate::names::http_base_url;
+pub(crate) use http::too_large;
 use http::{refusal, unreachable_all};
 pub use model::{HealthCheck, PatroniHistoryEntry, PatroniMember};
 use model::{parse_cluster, parse_history};
 
-/// How long one request may take, answer included.
+/// How long one action request (switchover, failover, restart, reload, pause) may take, answer included:
+/// Patroni answers a switchover when it is done.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A client of Patroni's REST API. Given every node's API address, it asks the first that answers, so one
@@ -30,36 +33,36 @@ pub struct Patroni {
     via: Option<Arc<dyn Host>>,
     /// How long switchover, failover and restart may take before [`ErrorKind::Timeout`].
     pub action_deadline: Duration,
+    /// How long one node may take to answer a read (`/cluster`, `/history`, a health endpoint) before the
+    /// next node is asked: a hung node costs this much, not the caller's whole budget.
+    pub read_timeout: Duration,
 }
 
 impl Patroni {
-    /// A client for the nodes' REST addresses (`http://127.0.0.1:8008`).
+    /// A client for the nodes' REST addresses (`http://127.0.0.1:8008`): `http` or `https`, a host and a
+    /// port, nothing else (a user or password in the URL, a path or a query is refused).
     pub fn new<S: AsRef<str>>(nodes: &[S]) -> Result<Patroni> {
-        let nodes: Vec<String> = nodes
-            .iter()
-            .map(|n| n.as_ref().trim_end_matches('/').to_string())
-            .collect();
         if nodes.is_empty() {
             return Err(Error::invalid("patroni.new", "", "no Patroni address given")
                 .with_hint("give each node's REST API, e.g. http://patroni1.internal:8008"));
         }
-        if let Some(bad) = nodes
+        let nodes = nodes
             .iter()
-            .find(|n| !n.starts_with("http://") && !n.starts_with("https://"))
-        {
-            return Err(Error::invalid("patroni.new", bad, "not an http(s) URL")
-                .with_hint("write it as http://HOST:8008"));
-        }
+            .map(|n| http_base_url("patroni.new", n.as_ref()))
+            .collect::<Result<Vec<String>>>()?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| Error::new(ErrorKind::Failed, "patroni.new", &nodes[0], e.to_string()))?;
+            .map_err(|e| {
+                Error::new(ErrorKind::Failed, "patroni.new", &nodes[0], e.to_string()).with_source(e)
+            })?;
         Ok(Patroni {
             nodes,
             http,
             via: None,
             action_deadline: Duration::from_secs(90),
+            read_timeout: Duration::from_secs(3),
         })
     }
 
@@ -80,17 +83,27 @@ impl Patroni {
         &self.nodes
     }
 
-    /// `GET /cluster` from the first node that answers.
+    /// `GET /cluster` from the first node that answers, each given [`Patroni::read_timeout`].
     pub async fn cluster(&self) -> Result<Vec<PatroniMember>> {
+        self.first_answer("patroni.cluster", "/cluster", parse_cluster)
+            .await
+    }
+
+    /// A read from the first node that answers well: a node that does not answer in time, or answers with
+    /// something that is not Patroni's, is passed over for the next.
+    async fn first_answer<T>(&self, op: &str, path: &str, parse: fn(&Value, &str) -> Result<T>) -> Result<T> {
         let mut last = None;
         for node in &self.nodes {
-            match self.get_json(node, "/cluster").await {
-                Ok(v) => return parse_cluster(&v, node),
-                Err(e) if e.kind() == ErrorKind::Unavailable => last = Some(e),
+            match self.get_json(node, path).await.and_then(|v| parse(&v, node)) {
+                Ok(t) => return Ok(t),
+                Err(e) if e.is_retryable() || e.kind() == ErrorKind::Corrupt => {
+                    tracing::debug!(node, error = %e, "Patroni node passed over");
+                    last = Some(e);
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(unreachable_all("patroni.cluster", &self.nodes, last))
+        Err(unreachable_all(op, &self.nodes, last))
     }
 
     /// Every member with its role, state, lag and timeline.
@@ -111,27 +124,23 @@ impl Patroni {
     /// Whether `node`'s health endpoint answers 200. A node that does not answer at all is an error
     /// ([`ErrorKind::Unavailable`]), not a `false`.
     pub async fn health(&self, node: &str, check: HealthCheck) -> Result<bool> {
-        let url = format!("{}{}", node.trim_end_matches('/'), check.path());
-        let (status, _) = self.send("patroni.health", "GET", &url, None).await?;
+        let url = format!("{}{}", http_base_url("patroni.health", node)?, check.path());
+        let (status, _) = self
+            .send("patroni.health", "GET", &url, None, self.read_timeout)
+            .await?;
         Ok(status == 200)
     }
 
     /// `GET /patroni` of one node: its own view (role `master` in Patroni 3, `primary` in 4).
     pub async fn node_status(&self, node: &str) -> Result<Value> {
-        self.get_json(node, "/patroni").await
+        self.get_json(&http_base_url("patroni.node_status", node)?, "/patroni")
+            .await
     }
 
     /// The timeline history (`GET /history`), oldest first.
     pub async fn history(&self) -> Result<Vec<PatroniHistoryEntry>> {
-        let mut last = None;
-        for node in &self.nodes {
-            match self.get_json(node, "/history").await {
-                Ok(v) => return parse_history(&v, node),
-                Err(e) if e.kind() == ErrorKind::Unavailable => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(unreachable_all("patroni.history", &self.nodes, last))
+        self.first_answer("patroni.history", "/history", parse_history)
+            .await
     }
 
     /// Hands leadership from the running leader to `candidate` (or to any healthy replica), then waits until
@@ -247,7 +256,7 @@ impl Patroni {
         let mut last = None;
         for node in &self.nodes {
             let url = format!("{node}/config");
-            match self.send(op, "PATCH", &url, Some(&body)).await {
+            match self.send(op, "PATCH", &url, Some(&body), REQUEST_TIMEOUT).await {
                 Ok((200..=299, _)) => return Ok(()),
                 Ok((status, text)) => {
                     return Err(refusal(op, node, status, &String::from_utf8_lossy(&text)));
@@ -321,7 +330,7 @@ impl Patroni {
         let preferred = via.api_url.iter().cloned();
         for node in preferred.chain(self.nodes.iter().cloned()) {
             let url = format!("{node}{path}");
-            let (status, text) = match self.send(op, "POST", &url, Some(body)).await {
+            let (status, text) = match self.send(op, "POST", &url, Some(body), REQUEST_TIMEOUT).await {
                 Ok(r) => r,
                 Err(e) => {
                     last = Some(e);
@@ -343,7 +352,9 @@ impl Patroni {
 
     async fn get_json(&self, node: &str, path: &str) -> Result<Value> {
         let url = format!("{node}{path}");
-        let (status, bytes) = self.send("patroni.get", "GET", &url, None).await?;
+        let (status, bytes) = self
+            .send("patroni.get", "GET", &url, None, self.read_timeout)
+            .await?;
         if !(200..300).contains(&status) {
             return Err(refusal(
                 "patroni.get",

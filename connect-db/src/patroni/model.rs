@@ -5,6 +5,8 @@ use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::names::http_base_url;
+
 /// One member as `GET /cluster` describes it, with where to reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatroniMember {
@@ -100,10 +102,15 @@ pub(crate) fn parse_cluster(v: &Value, node: &str) -> Result<Vec<PatroniMember>>
             // Patroni reports lag as a number of bytes, or the string "unknown" when it cannot tell.
             let lag_bytes = m.get("lag").and_then(Value::as_u64);
             let timeline = m.get("timeline").and_then(Value::as_u64);
-            let api_url = m
-                .get("api_url")
-                .and_then(Value::as_str)
-                .map(|u| u.trim_end_matches('/').trim_end_matches("/patroni").to_string());
+            // Actions are posted to this address: only a plain http(s) base URL is taken from the answer.
+            let api_url = m.get("api_url").and_then(Value::as_str).and_then(|u| {
+                let base = u.trim_end_matches('/').trim_end_matches("/patroni");
+                http_base_url("patroni.cluster", base)
+                    .inspect_err(
+                        |e| tracing::warn!(member = %name, error = %e, "ignoring the member's api_url"),
+                    )
+                    .ok()
+            });
             Ok(PatroniMember {
                 member: Member {
                     name,
@@ -165,5 +172,12 @@ mod tests {
         assert_eq!(ms[1].member.lag_bytes, None);
         assert_eq!(ms[1].port, Some(5433));
         assert!(parse_cluster(&serde_json::json!({}), "n").is_err());
+        let v = serde_json::json!({"members": [{"name": "x", "role": "leader", "state": "running",
+            "api_url": "http://user:pw@evil.example:8008/patroni"}]});
+        assert_eq!(
+            parse_cluster(&v, "n").unwrap()[0].api_url,
+            None,
+            "credentials in api_url are ignored"
+        );
     }
 }
