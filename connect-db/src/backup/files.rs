@@ -48,9 +48,10 @@ pub(crate) async fn ensure_private_dir(host: &dyn Host, dir: &str, deadline: Dur
     Ok(())
 }
 
-/// Names in `dir` (`ls -1A`), bounded by `config`'s small deadline.
+/// Names of the entries in `dir` that are not directories (`ls -1Ap` marks those with a `/`), bounded by
+/// `config`'s small deadline.
 async fn dir_names(host: &dyn Host, dir: &str, config: &BackupConfig) -> Result<Vec<String>> {
-    let command = Command::new(["ls", "-1A", dir]);
+    let command = Command::new(["ls", "-1Ap", dir]);
     let out = run_bounded(host, &command, "backup.list", dir, config.small_deadline()).await?;
     if !out.success() {
         return Err(Error::new(
@@ -60,7 +61,12 @@ async fn dir_names(host: &dyn Host, dir: &str, config: &BackupConfig) -> Result<
             stderr_tail(&out, 2),
         ));
     }
-    Ok(out.stdout_text().lines().map(str::to_string).collect())
+    Ok(out
+        .stdout_text()
+        .lines()
+        .filter(|n| !n.ends_with('/'))
+        .map(str::to_string)
+        .collect())
 }
 
 /// Removes the `.pgpass-*` files that versions before the password moved to stdin wrote into the backup

@@ -6,6 +6,8 @@
 //! run as root, PostgreSQL and Patroni run as the `postgres` user, as they must.
 
 mod cluster;
+mod hostile;
+mod node;
 mod process;
 mod redis;
 mod single;
@@ -16,7 +18,9 @@ mod single;
 /// `restore.offline` (the live database refuses connections, not yet renamed), `restore.renamed_aside` (the
 /// live name is free, the fresh database not yet renamed in).
 pub use crate::failpoint::arm as arm_failpoint;
-pub use cluster::{PatroniNode, TestCluster, TestClusterConfig};
+pub use cluster::{TestCluster, TestClusterConfig};
+pub use hostile::OpenUmaskHost;
+pub use node::{Frozen, PatroniNode};
 pub use process::{ServerProcess, pg_bin};
 pub use redis::TestRedis;
 pub use single::TestPostgres;
