@@ -240,8 +240,8 @@ pub(crate) async fn settle(
     marker: RestoreMarker,
 ) -> Result<InterruptedRestore> {
     let op = "restore.recover";
-    let state = status_of(client, admin, marker).await?;
-    let m = &state.marker;
+    let mut state = status_of(client, admin, marker).await?;
+    let m = state.marker.clone();
     let exec = |sql: String| async move {
         client
             .batch_execute(&sql)
@@ -262,7 +262,18 @@ pub(crate) async fn settle(
             exec(format!("DROP DATABASE IF EXISTS {fresh} WITH (FORCE)")).await?;
         }
         RecoveryAction::FinishSwap => {
-            exec(format!("ALTER DATABASE {fresh} RENAME TO {live}")).await?;
+            // Should the restored copy not take the name, the previous database takes it back: the live
+            // name is never left missing by a repair that can restore it.
+            match exec(format!("ALTER DATABASE {fresh} RENAME TO {live}")).await {
+                Ok(()) => {}
+                Err(e) if state.previous_exists => {
+                    tracing::warn!(error = %e, "the restored copy could not take the live name; putting the previous one back");
+                    exec(format!("ALTER DATABASE {previous} RENAME TO {live}")).await?;
+                    exec(format!("DROP DATABASE IF EXISTS {fresh} WITH (FORCE)")).await?;
+                    state.action = RecoveryAction::RenamePreviousBack;
+                }
+                Err(e) => return Err(e),
+            }
             exec(format!("ALTER DATABASE {live} WITH ALLOW_CONNECTIONS true")).await?;
         }
         RecoveryAction::RenamePreviousBack => {
