@@ -34,8 +34,11 @@
 
 pub mod backup;
 mod cluster;
+mod failpoint;
 pub mod migrations;
+mod names;
 mod patroni;
+mod pg_tools;
 mod postgres;
 mod redis_cache;
 pub mod restore;

@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use connect_core::host::{Command, Host, Output};
+use connect_core::host::{Host, Output};
 use connect_core::{Error, ErrorKind, Result};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
@@ -73,18 +73,6 @@ pub(crate) fn stderr_tail(out: &Output, lines: usize) -> String {
     let text = String::from_utf8_lossy(&out.stderr);
     let v: Vec<&str> = text.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Runs `argv` on the host with `PGPASSFILE` pointing at `passfile` (when there is one), so the password is
-/// never in an argument list that `ps` shows.
-pub(crate) async fn run_pg(host: &dyn Host, passfile: Option<&str>, argv: Vec<String>) -> Result<Output> {
-    let mut full = Vec::with_capacity(argv.len() + 2);
-    if let Some(p) = passfile {
-        full.push("env".to_string());
-        full.push(format!("PGPASSFILE={p}"));
-    }
-    full.extend(argv);
-    host.run(&Command::new(full)).await
 }
 
 #[cfg(test)]

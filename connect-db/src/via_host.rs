@@ -53,7 +53,8 @@ fn split_url(op: &str, url: &str) -> Result<(Endpoint, String, String)> {
     Ok((Endpoint::Tcp { host, port }, authority, path))
 }
 
-/// One HTTP/1.1 request on a fresh stream through `host`, the whole answer read within `timeout`.
+/// One HTTP/1.1 request on a fresh stream through `host`, the whole answer read within `timeout`; a body
+/// larger than `max_body` is refused as soon as it is seen to be, not buffered.
 pub(crate) async fn http_request(
     host: &dyn Host,
     op: &str,
@@ -61,6 +62,7 @@ pub(crate) async fn http_request(
     url: &str,
     body: Option<String>,
     timeout: Duration,
+    max_body: usize,
 ) -> Result<HttpReply> {
     let (endpoint, authority, path) = split_url(op, url)?;
     let exchange = async {
@@ -95,12 +97,18 @@ pub(crate) async fn http_request(
             .map_err(|e| unavailable(op, url, e))?;
         let status = response.status().as_u16();
         let mut incoming = response.into_body();
+        if incoming.size_hint().lower() > max_body as u64 {
+            return Err(crate::patroni::too_large(op, url));
+        }
         let mut bytes = Vec::new();
         while let Some(frame) =
             std::future::poll_fn(|cx| std::pin::Pin::new(&mut incoming).poll_frame(cx)).await
         {
             let frame = frame.map_err(|e| unavailable(op, url, e))?;
             if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > max_body {
+                    return Err(crate::patroni::too_large(op, url));
+                }
                 bytes.extend_from_slice(&data);
             }
         }

@@ -213,3 +213,135 @@ async fn redis_answers_through_one_ssh_connection() {
     assert_eq!(host.connections_opened(), 1);
     assert_eq!(sshd.accepted_connections(), 1);
 }
+
+async fn raw(redis: &TestRedis) -> redis::aio::MultiplexedConnection {
+    let url = match &redis.password {
+        Some(p) => format!("redis://:{p}@127.0.0.1:{}/", redis.port),
+        None => format!("redis://127.0.0.1:{}/", redis.port),
+    };
+    redis::Client::open(url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+/// Issue 13, item 4: keys whose TTL runs out between the backup and the restore are dropped by the load;
+/// that is no corruption.
+#[tokio::test]
+async fn keys_that_expire_between_backup_and_restore_are_no_false_corruption() {
+    let Some(r) = TestRedis::start("redis_expiring_keys", None, false).await else {
+        return;
+    };
+    let c = r.client();
+    fill(&r, 50).await;
+    let mut conn = raw(&r).await;
+    let mut pipe = redis::pipe();
+    for i in 0..30 {
+        pipe.cmd("SET")
+            .arg(format!("otp:{i}"))
+            .arg("123456")
+            .arg("PX")
+            .arg(1500)
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut conn).await.expect("volatile keys");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = LocalHost::new();
+    let backup = c
+        .backup(&host, dir.path().to_str().expect("utf-8"))
+        .await
+        .expect("backup");
+    assert_eq!(backup.keys, 81);
+    // The volatile keys run out before the restore.
+    connect_core::wait::poll_until(
+        "test.expire",
+        "otp keys",
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(50),
+        || async {
+            Ok(match c.total_keys().await? {
+                51 => Ok(()),
+                n => Err(format!("{n} keys")),
+            })
+        },
+    )
+    .await
+    .expect("expired");
+    let restored = c
+        .restore(&host, &backup, &r.start_command())
+        .await
+        .expect("no false Corrupt");
+    assert_eq!(restored.keys, 51, "the persistent keys, none of the expired ones");
+    assert_eq!(c.total_keys().await.expect("keys"), 51);
+}
+
+/// Issue 13, item 3: a Redis that does not answer (here paused by CLIENT PAUSE, as a slow command or a
+/// stuck server would) is a Timeout within the client's bound, directly and through a host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_does_not_answer_is_a_timeout_within_the_bound() {
+    let Some(r) = TestRedis::start("redis_paused", Some("pw"), false).await else {
+        return;
+    };
+    let bound = std::time::Duration::from_millis(700);
+    let direct = r.client().with_timeout(bound);
+    let through = r
+        .client()
+        .with_timeout(bound)
+        .through(std::sync::Arc::new(LocalHost::new()));
+    direct.ping().await.expect("answers before the pause");
+    through.ping().await.expect("answers before the pause");
+    for (how, c) in [("direct", &direct), ("through a host", &through)] {
+        let mut conn = raw(&r).await;
+        redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(2500)
+            .arg("ALL")
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("pause");
+        let t = std::time::Instant::now();
+        let e = c.ping().await.expect_err("paused");
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{how}: {e}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(3),
+            "{how}: {:?}",
+            t.elapsed()
+        );
+        // CLIENT UNPAUSE is paused too: the pause is waited out.
+        connect_core::wait::poll_until(
+            "test.unpause",
+            how,
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(100),
+            || async { Ok(r.client().ping().await.map_err(|e| e.to_string())) },
+        )
+        .await
+        .expect("the pause ends");
+    }
+    direct.ping().await.expect("answers again");
+}
+
+/// Issue 13, item 1: the RDB copy holds every session: its directory is 0700 and the copy 0600, whatever
+/// the server's umask.
+#[tokio::test]
+async fn redis_backups_are_private_under_a_permissive_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(r) = TestRedis::start("redis_private", None, false).await else {
+        return;
+    };
+    fill(&r, 3).await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().join("cache-backups");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let host = connect_db::testing::OpenUmaskHost::new();
+    let b = r
+        .client()
+        .backup(&host, dir.to_str().expect("utf-8"))
+        .await
+        .expect("backup");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(std::path::Path::new(&b.path)), 0o600);
+}

@@ -1,6 +1,6 @@
 //! etcd + two Patroni nodes running PostgreSQL 15, on 127.0.0.1.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use connect_core::database::Role;
@@ -9,7 +9,8 @@ use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 
 use super::PG_PASSWORD;
-use super::process::{ServerProcess, alive, give_to_postgres, io, pg_bin, signal};
+use super::node::PatroniNode;
+use super::process::{ServerProcess, alive, give_to_postgres, io, pg_bin};
 use crate::{PatroniCluster, PgTarget};
 
 /// Cluster settings.
@@ -26,95 +27,6 @@ impl Default for TestClusterConfig {
         TestClusterConfig {
             scope: "connect-test".into(),
             names: vec!["patroni1".into(), "patroni2".into()],
-        }
-    }
-}
-
-/// One Patroni node and where it listens.
-#[derive(Debug)]
-pub struct PatroniNode {
-    /// Member name.
-    pub name: String,
-    /// REST port.
-    pub rest_port: u16,
-    /// PostgreSQL port.
-    pub pg_port: u16,
-    /// Its directory (config, data, socket, log).
-    pub dir: PathBuf,
-    process: Option<ServerProcess>,
-}
-
-impl PatroniNode {
-    /// `http://127.0.0.1:<rest>`.
-    pub fn rest_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.rest_port)
-    }
-
-    /// The PostgreSQL data directory.
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn start(&mut self) -> Result<()> {
-        let argv = vec![
-            "patroni".to_string(),
-            self.dir.join("patroni.yml").display().to_string(),
-        ];
-        self.process = Some(ServerProcess::start(
-            &self.name,
-            &argv,
-            &self.dir.join("patroni.log"),
-            true,
-            "TERM",
-        )?);
-        Ok(())
-    }
-
-    /// The postmaster's pid, from `postmaster.pid`.
-    pub fn postmaster_pid(&self) -> Option<u32> {
-        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
-        text.lines().next()?.trim().parse().ok()
-    }
-
-    /// Crash: SIGKILL to Patroni AND the postmaster (killing Patroni alone, without a watchdog, leaves a
-    /// second primary running).
-    pub fn crash(&mut self) {
-        let pm = self.postmaster_pid();
-        if let Some(p) = self.process.as_mut() {
-            p.kill();
-        }
-        if let Some(pm) = pm {
-            signal(pm, "KILL");
-        }
-    }
-
-    /// Whether its Patroni process runs.
-    pub fn is_running(&self) -> bool {
-        self.process
-            .as_ref()
-            .and_then(ServerProcess::pid)
-            .is_some_and(alive)
-    }
-
-    /// The tail of Patroni's log.
-    pub fn log_tail(&self) -> String {
-        self.process
-            .as_ref()
-            .map(ServerProcess::log_tail)
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for PatroniNode {
-    fn drop(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.stop(Duration::from_secs(20));
-        }
-        // A postmaster orphaned by a crashed Patroni would outlive the test.
-        if let Some(pm) = self.postmaster_pid()
-            && alive(pm)
-        {
-            signal(pm, "QUIT");
         }
     }
 }

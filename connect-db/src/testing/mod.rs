@@ -6,11 +6,21 @@
 //! run as root, PostgreSQL and Patroni run as the `postgres` user, as they must.
 
 mod cluster;
+mod hostile;
+mod node;
 mod process;
 mod redis;
 mod single;
 
-pub use cluster::{PatroniNode, TestCluster, TestClusterConfig};
+/// Stops the next restore of a database at a named point, as a crash would: `arm("restore.offline", "shop")`
+/// returns a receiver that fires when the restore of `shop` reaches the point, after which it never goes on;
+/// drop its future then. Points: `restore.restoring` (the fresh database created, not filled),
+/// `restore.offline` (the live database refuses connections, not yet renamed), `restore.renamed_aside` (the
+/// live name is free, the fresh database not yet renamed in).
+pub use crate::failpoint::arm as arm_failpoint;
+pub use cluster::{TestCluster, TestClusterConfig};
+pub use hostile::OpenUmaskHost;
+pub use node::{Frozen, PatroniNode};
 pub use process::{ServerProcess, pg_bin};
 pub use redis::TestRedis;
 pub use single::TestPostgres;

@@ -1,6 +1,7 @@
 //! Patroni's REST API and PostgreSQL reached through one SSH connection (connect-core's `SshHost` to a
 //! real sshd on 127.0.0.1), as a deploy from a CI runner reaches a server whose ports are not exposed.
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use crate::common::{LEADERSHIP, app_database, cluster};
@@ -8,6 +9,8 @@ use connect_core::ErrorKind;
 use connect_core::database::Role;
 use connect_core::ssh::SshHost;
 use connect_core::testing::{Sshd, free_port};
+use connect_db::backup::{BackupConfig, logical_backup};
+use connect_db::restore::{RestoreOptions, restore_logical};
 use connect_db::{HealthCheck, Postgres, Readiness};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,6 +91,25 @@ async fn patroni_and_postgres_answer_through_one_ssh_connection() {
     );
 
     assert_eq!(remote.check_query_count().await.expect("check query again"), 42);
+
+    // A backup and a restore over the same connection: the wrapper's quoting and the password on stdin
+    // survive the remote shell; the dump is private there.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backups = dir.path().join("ssh-backups");
+    let bin = connect_db::testing::pg_bin("pg_dump");
+    let cfg = BackupConfig::new(backups.to_str().expect("utf-8"))
+        .bin_dir(bin.parent().and_then(|p| p.to_str()).expect("bin dir"));
+    let target = pg.target().clone();
+    let b = logical_backup(&host, &target, "ssh1", &cfg)
+        .await
+        .expect("backup over ssh");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&backups), 0o700);
+    assert_eq!(mode(std::path::Path::new(&b.path)), 0o600);
+    restore_logical(&host, &target, &b.path, &cfg, &RestoreOptions::default())
+        .await
+        .expect("restore over ssh");
+    assert_eq!(remote.check_query_count().await.expect("after the restore"), 42);
     assert_eq!(host.connections_opened(), 1);
     assert_eq!(
         sshd.accepted_connections(),

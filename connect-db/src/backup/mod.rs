@@ -3,16 +3,28 @@
 //! `pg_dump` and `pg_restore` run through a [`Host`], so the same code backs up a local server or one
 //! reached over SSH; the dump is written by `pg_dump` straight into the backup directory (never through
 //! memory), then checksummed by streaming it back and verified with `pg_restore --list`.
+//!
+//! Backups are private: the directory is made 0700 and every program runs under `umask 077`, whatever the
+//! server's umask; the password reaches `pg_dump`/`pg_restore` on stdin, never in argv or a file (see
+//! `pg_tools`); every name is passed inside a quoted connection string, so none is read as one.
+
+mod files;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use connect_core::database::{DatabaseCluster, RestorePoint};
-use connect_core::host::{Command, Host, HostExt, PutOptions};
+use connect_core::host::{Host, PutOptions};
 use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
 
+use crate::names::check_label;
+use crate::pg_tools::{check_wrapper, private_command, run_bounded, run_pg_tool};
 use crate::postgres::PgTarget;
-use crate::util::{run_pg, sha256_file, stderr_tail, utc_stamp_millis};
+use crate::util::{sha256_file, stderr_tail, utc_stamp_millis};
+
+pub(crate) use files::{ensure_private_dir, read_small, remove_stale_passfiles, scratch_path};
+pub use files::{list_backups, prune_backups};
 
 /// Where backups go and how many to keep.
 #[derive(Debug, Clone)]
@@ -25,6 +37,8 @@ pub struct BackupConfig {
     pub pg_dump: String,
     /// The `pg_restore` program.
     pub pg_restore: String,
+    /// How long one `pg_dump` or `pg_restore` run may take before it is stopped ([`ErrorKind::Timeout`]).
+    pub deadline: Duration,
 }
 
 impl BackupConfig {
@@ -35,7 +49,14 @@ impl BackupConfig {
             keep: 7,
             pg_dump: "pg_dump".into(),
             pg_restore: "pg_restore".into(),
+            deadline: Duration::from_secs(2 * 3600),
         }
+    }
+
+    /// The bound of the small programs around a backup (`mkdir`, `ls`, `pg_restore --list`): a minute, or
+    /// the whole deadline when that is shorter.
+    pub(crate) fn small_deadline(&self) -> Duration {
+        self.deadline.min(Duration::from_secs(60))
     }
 
     /// Uses the programs of one PostgreSQL installation (`/usr/lib/postgresql/15/bin`).
@@ -90,17 +111,7 @@ pub fn restore_point_name(deploy_id: &str) -> Result<String> {
 }
 
 fn validate_deploy_id(deploy_id: &str) -> Result<()> {
-    if deploy_id.is_empty()
-        || !deploy_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(
-            Error::invalid("backup", deploy_id, "a deploy id is letters, digits, - _ and .")
-                .with_hint("use the release tag or a timestamp, e.g. 20251013-1400"),
-        );
-    }
-    Ok(())
+    check_label("backup", deploy_id)
 }
 
 /// The runbook's "backup before migration": a restore point unique to the deploy on the leader, then a
@@ -123,60 +134,69 @@ pub async fn backup_before_migration(
     })
 }
 
-/// `pg_dump -Fc` of `source` into `<dir>/<db>-<UTC stamp in ms>-<label>.dump`, with its SHA-256, verified by
-/// `pg_restore --list`. A dump that fails verification is removed and reported [`ErrorKind::Corrupt`].
+/// `pg_dump -Fc` of `source` into `<dir>/<db>-<UTC stamp in ms>-<label>.dump` (the database name encoded
+/// as one file-name component), with its SHA-256, verified by `pg_restore --list`; the file is 0600 in a
+/// 0700 directory. A dump that fails verification is removed and reported [`ErrorKind::Corrupt`]. A table
+/// locked by someone else stops the dump after the source's `lock_timeout` (`--lock-wait-timeout`) with
+/// [`ErrorKind::Timeout`], and the whole run after `config.deadline`.
 pub async fn logical_backup(
     host: &dyn Host,
     source: &PgTarget,
     label: &str,
     config: &BackupConfig,
 ) -> Result<LogicalBackup> {
+    let op = "backup.pg_dump";
     validate_deploy_id(label)?;
+    source.validate(op)?;
     let started = Instant::now();
-    let name = format!(
-        "{}-{}-{label}.dump",
-        source.dbname,
-        utc_stamp_millis(SystemTime::now())
-    );
+    let name = files::backup_file_name(&source.dbname, &utc_stamp_millis(SystemTime::now()), label);
     let path = format!("{}/{name}", config.dir);
     let partial = format!("{}/.{name}.partial", config.dir);
-    host.run_checked(&Command::new(["mkdir", "-p", &config.dir]))
-        .await?;
-    let pass = PassFile::write(host, &config.dir, source).await?;
-    let out = run_pg(
-        host,
-        pass.path(),
-        vec![
-            config.pg_dump.clone(),
-            "-Fc".into(),
-            "--no-password".into(),
-            "-h".into(),
-            source.host.clone(),
-            "-p".into(),
-            source.port.to_string(),
-            "-U".into(),
-            source.user.clone(),
-            "-d".into(),
-            source.dbname.clone(),
-            "-f".into(),
-            partial.clone(),
-        ],
-    )
-    .await;
-    pass.remove(host).await;
-    let out = out?;
+    ensure_private_dir(host, &config.dir, config.deadline).await?;
+    remove_stale_passfiles(host, config).await;
+    let mut argv = vec![config.pg_dump.clone(), "-Fc".into(), "--no-password".into()];
+    if !source.lock_timeout.is_zero() {
+        argv.push(format!(
+            "--lock-wait-timeout={}",
+            source.lock_timeout.as_millis().max(1)
+        ));
+    }
+    argv.extend([
+        "-f".into(),
+        partial.clone(),
+        "-d".into(),
+        source.conninfo(&source.dbname),
+    ]);
+    let out = match run_pg_tool(host, source, op, argv, config.deadline).await {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = host.remove_file(&partial).await;
+            return Err(e);
+        }
+    };
     if !out.success() {
         let _ = host.remove_file(&partial).await;
         let tail = stderr_tail(&out, 5);
-        let kind = if tail.contains("password authentication failed") {
-            ErrorKind::PermissionDenied
+        // pg_dump reports no SQLSTATE; its English messages are what there is to sort by.
+        let (kind, hint) = if tail.contains("password authentication failed") {
+            (
+                ErrorKind::PermissionDenied,
+                "check the user and password (and pg_hba.conf)",
+            )
+        } else if tail.contains("LOCK TABLE") && tail.contains("canceling statement") {
+            (
+                ErrorKind::Timeout,
+                "a table stayed locked longer than lock_timeout (a migration?); retry when it is done",
+            )
         } else if tail.contains("does not exist") {
-            ErrorKind::NotFound
+            (ErrorKind::NotFound, "check the database name")
         } else {
-            ErrorKind::Failed
+            (
+                ErrorKind::Failed,
+                "check the login, the database name and that pg_dump's major version is at least the server's",
+            )
         };
-        return Err(Error::new(kind, "backup.pg_dump", source.to_string(), tail)
-            .with_hint("check the login, the database name and that pg_dump's major version is at least the server's"));
+        return Err(Error::new(kind, op, source.to_string(), tail).with_hint(hint));
     }
     let (sha256, bytes) = sha256_file(host, &partial).await?;
     let listing = match list_dump(host, config, &partial).await {
@@ -216,113 +236,89 @@ pub struct DumpListing {
 }
 
 /// Runs `pg_restore --list` on a dump: [`ErrorKind::Corrupt`] unless it reads as a custom-format archive.
+/// The listing goes to a scratch file in the (private) backup directory and is read back as a stream, so a
+/// dump of a huge schema costs no memory.
 pub async fn list_dump(host: &dyn Host, config: &BackupConfig, path: &str) -> Result<DumpListing> {
-    let out = host
-        .run(&Command::new([config.pg_restore.as_str(), "--list", path]))
-        .await?;
-    if !out.success() {
-        return Err(
-            Error::new(ErrorKind::Corrupt, "backup.verify", path, stderr_tail(&out, 3))
-                .with_hint("the dump is damaged or not a pg_dump -Fc archive; take a new backup"),
-        );
+    let op = "backup.verify";
+    ensure_private_dir(host, &config.dir, config.deadline).await?;
+    let scratch = scratch_path(config, "list");
+    let argv = vec![
+        config.pg_restore.clone(),
+        "--list".into(),
+        "-f".into(),
+        scratch.clone(),
+        path.to_string(),
+    ];
+    let command = private_command(argv, None);
+    let listed = async {
+        let out = run_bounded(host, &command, op, path, config.deadline).await?;
+        check_wrapper(op, &command, &out)?;
+        if !out.success() {
+            return Err(Error::new(ErrorKind::Corrupt, op, path, stderr_tail(&out, 3))
+                .with_hint("the dump is damaged or not a pg_dump -Fc archive; take a new backup"));
+        }
+        let mut reader = host.get_file(&scratch).await?;
+        let mut parser = ListingParser::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buf).await.map_err(|e| {
+                Error::new(ErrorKind::Unavailable, op, &scratch, e.to_string()).with_source(e)
+            })?;
+            if n == 0 {
+                break Ok(parser.finish());
+            }
+            parser.feed(&buf[..n]);
+        }
     }
-    Ok(parse_listing(&out.stdout_text()))
+    .await;
+    let _ = host.remove_file(&scratch).await;
+    listed
 }
 
-pub(crate) fn parse_listing(text: &str) -> DumpListing {
-    let mut listing = DumpListing::default();
-    for line in text.lines() {
-        let l = line.trim();
+/// Parses `pg_restore --list` output as it streams by: one line in memory at a time, at most 4 KiB of it.
+#[derive(Default)]
+struct ListingParser {
+    listing: DumpListing,
+    line: Vec<u8>,
+}
+
+impl ListingParser {
+    const MAX_LINE: usize = 4096;
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                self.end_line();
+            } else if self.line.len() < Self::MAX_LINE {
+                self.line.push(b);
+            }
+        }
+    }
+
+    fn end_line(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let l = text.trim();
         if let Some(rest) = l.strip_prefix(';') {
-            let rest = rest.trim();
-            if let Some(db) = rest.strip_prefix("dbname:") {
-                listing.database = Some(db.trim().to_string());
+            if let Some(db) = rest.trim().strip_prefix("dbname:") {
+                self.listing.database = Some(db.trim().to_string());
             }
         } else if !l.is_empty() {
-            listing.entries += 1;
+            self.listing.entries += 1;
         }
+        self.line.clear();
     }
-    listing
+
+    fn finish(mut self) -> DumpListing {
+        self.end_line();
+        self.listing
+    }
 }
 
-/// Removes all but the newest `config.keep` backups of `database` (and their checksum files).
-pub async fn prune_backups(host: &dyn Host, config: &BackupConfig, database: &str) -> Result<Vec<String>> {
-    let mut backups = list_backups(host, config, database).await?;
-    if backups.len() <= config.keep.max(1) {
-        return Ok(Vec::new());
-    }
-    let old: Vec<String> = backups.drain(..backups.len() - config.keep.max(1)).collect();
-    for p in &old {
-        host.remove_file(p).await?;
-        let _ = host.remove_file(&format!("{p}.sha256")).await;
-    }
-    Ok(old)
-}
-
-/// The backups of `database` in the backup directory, oldest first.
-pub async fn list_backups(host: &dyn Host, config: &BackupConfig, database: &str) -> Result<Vec<String>> {
-    let out = host.run(&Command::new(["ls", "-1", &config.dir])).await?;
-    if !out.success() {
-        return Err(Error::new(
-            ErrorKind::NotFound,
-            "backup.list",
-            &config.dir,
-            stderr_tail(&out, 2),
-        ));
-    }
-    let prefix = format!("{database}-");
-    let mut names: Vec<String> = out
-        .stdout_text()
-        .lines()
-        .filter(|n| n.starts_with(&prefix) && n.ends_with(".dump"))
-        // `<db>-<stamp>-…`: a database whose name extends this one's (connect-staging) has no stamp here.
-        .filter(|n| {
-            n.as_bytes()[prefix.len()..]
-                .first()
-                .is_some_and(u8::is_ascii_digit)
-        })
-        .map(str::to_string)
-        .collect();
-    names.sort();
-    Ok(names.into_iter().map(|n| format!("{}/{n}", config.dir)).collect())
-}
-
-/// A `.pgpass` file for one program run, mode 0600, removed right after.
-pub(crate) struct PassFile(Option<String>);
-
-impl PassFile {
-    pub(crate) async fn write(host: &dyn Host, dir: &str, target: &PgTarget) -> Result<PassFile> {
-        let Some(pw) = &target.password else {
-            return Ok(PassFile(None));
-        };
-        let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
-        let line = format!("*:*:*:{}:{}\n", esc(&target.user), esc(pw));
-        let nonce = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = format!("{dir}/.pgpass-{}-{nonce}", std::process::id());
-        host.put_file(
-            &path,
-            Box::pin(std::io::Cursor::new(line.into_bytes())),
-            PutOptions {
-                mode: 0o600,
-                create_new: true,
-            },
-        )
-        .await?;
-        Ok(PassFile(Some(path)))
-    }
-
-    pub(crate) fn path(&self) -> Option<&str> {
-        self.0.as_deref()
-    }
-
-    pub(crate) async fn remove(self, host: &dyn Host) {
-        if let Some(p) = self.0 {
-            let _ = host.remove_file(&p).await;
-        }
-    }
+#[cfg(test)]
+pub(crate) fn parse_listing(text: &str) -> DumpListing {
+    let mut p = ListingParser::default();
+    p.feed(text.as_bytes());
+    p.finish()
 }
 
 #[cfg(test)]

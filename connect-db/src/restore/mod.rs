@@ -1,15 +1,26 @@
 //! Restore from a logical backup: `pg_restore --exit-on-error -j N` into a fresh database, then swapped in by
-//! rename. The live database is only ever renamed, never dropped, so a failed restore leaves it in place.
+//! rename. The live database is only ever renamed, never dropped, so a failed restore leaves it in place; a
+//! restore interrupted half-way leaves a record the next one (or [`recover_restore`]) uses to finish or undo
+//! it (see [`recovery`]).
+
+pub mod recovery;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use connect_core::host::Host;
 use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
 
-use crate::backup::{BackupConfig, PassFile, list_dump};
+use crate::backup::{BackupConfig, ensure_private_dir, list_dump, read_small, remove_stale_passfiles};
+use crate::failpoint;
+use crate::pg_tools::run_pg_tool;
 use crate::postgres::{PgTarget, connect_via, pg_error, quote_ident};
-use crate::util::{run_pg, sha256_file, stderr_tail, utc_stamp};
+use crate::util::{sha256_file, stderr_tail, utc_stamp};
+pub use recovery::{
+    InterruptedRestore, RecoveryAction, RestoreMarker, RestorePhase, recover_restore, restore_status,
+};
+use recovery::{remove_marker, settle, write_marker};
 
 /// How to restore.
 #[derive(Debug, Clone)]
@@ -57,8 +68,10 @@ pub struct RestoreReport {
 /// live database are ended for the swap; replicas follow through the WAL. Every connection goes through `host`,
 /// so `target` names the server as `host` sees it (over SSH: the one connection).
 ///
-/// Any error before the swap drops the fresh database and leaves the live one untouched; a failed swap
-/// renames the live database back.
+/// First, a restore of the same database that was interrupted is finished or undone ([`recover_restore`]).
+/// Any error before the swap drops the fresh database and leaves the live one untouched; a failed swap puts
+/// the live database back. While it runs, a record in `config.dir` says how far it got, so that even a crash
+/// between taking the live database offline and the rename is repaired by the next call.
 pub async fn restore_logical(
     host: &dyn Host,
     target: &PgTarget,
@@ -69,9 +82,13 @@ pub async fn restore_logical(
     let op = "restore";
     let started = Instant::now();
     let live = target.dbname.clone();
+    target.validate(op)?;
     if options.jobs == 0 {
         return Err(Error::invalid(op, dump, "jobs must be at least 1"));
     }
+    ensure_private_dir(host, &config.dir, config.deadline).await?;
+    remove_stale_passfiles(host, config).await;
+    recover_restore(host, target, config, &options.maintenance_db).await?;
 
     // 1. The dump is what we think it is.
     let expected = match &options.expected_sha256 {
@@ -104,10 +121,8 @@ pub async fn restore_logical(
         .with_hint("pick a backup of this database, or set allow_other_database if that is really meant"));
     }
 
-    // 2. Restore into a fresh database.
+    // 2. Restore into a fresh database, the record written first.
     let stamp = utc_stamp(SystemTime::now()).to_lowercase();
-    let fresh = db_name(&live, &format!("_restoring_{stamp}"));
-    let previous = db_name(&live, &format!("_before_{stamp}"));
     let admin = target.database(&options.maintenance_db);
     // Through the host that runs pg_restore: `target` is the server as that host sees it, and over SSH this
     // is the same connection as everything else.
@@ -120,90 +135,116 @@ pub async fn restore_logical(
         .await
         .map_err(|e| pg_error(op, &admin, e))?
         .map(|r| r.get(0));
-    let owner_sql = owner
-        .as_deref()
-        .map(|o| format!(" OWNER {}", quote_ident(o)))
-        .unwrap_or_default();
-    client
-        .batch_execute(&format!(
-            "CREATE DATABASE {} TEMPLATE template0{owner_sql}",
-            quote_ident(&fresh)
-        ))
-        .await
-        .map_err(|e| pg_error(op, &admin, e))?;
-
+    let mut marker = RestoreMarker {
+        database: live.clone(),
+        fresh: db_name(&live, &format!("_restoring_{stamp}")),
+        previous: db_name(&live, &format!("_before_{stamp}")),
+        live_existed: owner.is_some(),
+        phase: RestorePhase::Restoring,
+        dump: dump.to_string(),
+    };
+    write_marker(host, config, &marker).await?;
     let restore_started = Instant::now();
-    let restored = run_restore(host, target, &fresh, dump, config, options).await;
+    let restored = async {
+        let owner_sql = owner
+            .as_deref()
+            .map(|o| format!(" OWNER {}", quote_ident(o)))
+            .unwrap_or_default();
+        client
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE template0{owner_sql}",
+                quote_ident(&marker.fresh)
+            ))
+            .await
+            .map_err(|e| pg_error(op, &admin, e))?;
+        failpoint::hit("restore.restoring", &live).await;
+        run_restore(host, target, &marker.fresh, dump, config, options).await
+    }
+    .await;
     let pg_restore_took = restore_started.elapsed();
     if let Err(e) = restored {
-        drop_quietly(&client, &fresh).await;
-        return Err(e);
+        return Err(undo(host, config, &client, &admin, marker, e).await);
     }
 
-    // 3. Swap by rename. Connections are refused first, or an app reconnecting between "terminate" and
-    //    "rename" would make the rename fail.
-    let live_exists = owner.is_some();
-    if live_exists {
-        let swap = async {
-            client
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-                    quote_ident(&live)
-                ))
-                .await?;
-            client
-                .execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    &[&live],
-                )
-                .await?;
-            rename_when_free(&client, &live, &previous).await
-        };
-        if let Err(e) = swap.await {
-            let _ = client
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-                    quote_ident(&live)
-                ))
-                .await;
-            drop_quietly(&client, &fresh).await;
-            return Err(pg_error(op, &admin, e).with_hint("the live database was left as it was"));
-        }
+    // 3. Swap by rename, the record saying so first. Connections are refused before they are ended, or an app
+    //    reconnecting between "terminate" and "rename" would make the rename fail.
+    marker.phase = RestorePhase::Swapping;
+    if let Err(e) = write_marker(host, config, &marker).await {
+        marker.phase = RestorePhase::Restoring;
+        return Err(undo(host, config, &client, &admin, marker, e).await);
     }
-    if let Err(e) = client
-        .batch_execute(&format!(
-            "ALTER DATABASE {} RENAME TO {}",
-            quote_ident(&fresh),
-            quote_ident(&live)
-        ))
-        .await
-    {
-        if live_exists {
-            let _ = client
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    quote_ident(&previous),
-                    quote_ident(&live)
-                ))
-                .await;
-            let _ = client
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
-                    quote_ident(&live)
-                ))
-                .await;
-        }
-        drop_quietly(&client, &fresh).await;
-        return Err(pg_error(op, &admin, e).with_hint("the live database was renamed back"));
+    if let Err(e) = swap(&client, &marker).await {
+        let e = pg_error(op, &admin, e);
+        return Err(undo(host, config, &client, &admin, marker, e).await);
+    }
+    // Done: a failure to remove the record only means the next restore finds the swap complete.
+    if let Err(e) = remove_marker(host, config, &live).await {
+        tracing::warn!(error = %e, "could not remove the restore record; the next restore will clear it");
     }
     Ok(RestoreReport {
         database: live,
-        previous_kept_as: live_exists.then_some(previous),
+        previous_kept_as: marker.live_existed.then_some(marker.previous),
         dump: dump.to_string(),
         took: started.elapsed(),
         pg_restore_took,
     })
+}
+
+/// Takes the live database offline, renames it aside and the fresh one in.
+async fn swap(client: &Client, m: &RestoreMarker) -> std::result::Result<(), tokio_postgres::Error> {
+    let live = quote_ident(&m.database);
+    if m.live_existed {
+        client
+            .batch_execute(&format!("ALTER DATABASE {live} WITH ALLOW_CONNECTIONS false"))
+            .await?;
+        failpoint::hit("restore.offline", &m.database).await;
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&m.database],
+            )
+            .await?;
+        rename_when_free(client, &m.database, &m.previous).await?;
+        failpoint::hit("restore.renamed_aside", &m.database).await;
+    }
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {} RENAME TO {live}",
+            quote_ident(&m.fresh)
+        ))
+        .await
+}
+
+/// After a failure: repairs by what the cluster shows (as the next call would), then removes the record.
+/// When the repair fails too, the record stays for the next call and the error says so.
+async fn undo(
+    host: &dyn Host,
+    config: &BackupConfig,
+    client: &Client,
+    admin: &PgTarget,
+    marker: RestoreMarker,
+    cause: Error,
+) -> Error {
+    let live = marker.database.clone();
+    match settle(client, admin, marker).await {
+        Ok(state) => {
+            let _ = remove_marker(host, config, &live).await;
+            let what = match state.action {
+                RecoveryAction::FinishSwap => "the restored copy was put in place anyway",
+                _ => "the live database was left as it was",
+            };
+            let hint = match cause.hint() {
+                Some(h) => format!("{what}; {h}"),
+                None => what.to_string(),
+            };
+            cause.with_hint(hint)
+        }
+        Err(repair) => cause.with_hint(format!(
+            "repairing failed too ({}); the next restore or recover_restore finishes it",
+            repair.summary()
+        )),
+    }
 }
 
 async fn run_restore(
@@ -214,31 +255,17 @@ async fn run_restore(
     config: &BackupConfig,
     options: &RestoreOptions,
 ) -> Result<()> {
-    let dir = dump.rsplit_once('/').map_or(".", |(d, _)| d);
-    let pass = PassFile::write(host, dir, target).await?;
-    let out = run_pg(
-        host,
-        pass.path(),
-        vec![
-            config.pg_restore.clone(),
-            "--exit-on-error".into(),
-            "--no-password".into(),
-            "-j".into(),
-            options.jobs.to_string(),
-            "-h".into(),
-            target.host.clone(),
-            "-p".into(),
-            target.port.to_string(),
-            "-U".into(),
-            target.user.clone(),
-            "-d".into(),
-            into.to_string(),
-            dump.to_string(),
-        ],
-    )
-    .await;
-    pass.remove(host).await;
-    let out = out?;
+    let argv = vec![
+        config.pg_restore.clone(),
+        "--exit-on-error".into(),
+        "--no-password".into(),
+        "-j".into(),
+        options.jobs.to_string(),
+        "-d".into(),
+        target.conninfo(into),
+        dump.to_string(),
+    ];
+    let out = run_pg_tool(host, target, "restore.pg_restore", argv, config.deadline).await?;
     // pg_restore without --exit-on-error exits 1 after "errors ignored on restore"; with it, the first error
     // stops it. Either way a non-zero exit or an error line is a failed restore.
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -249,13 +276,13 @@ async fn run_restore(
             dump,
             stderr_tail(&out, 5),
         )
-        .with_hint("the live database was not touched; fix the cause and restore again"));
+        .with_hint("fix the cause and restore again"));
     }
     Ok(())
 }
 
 async fn rename_when_free(
-    client: &tokio_postgres::Client,
+    client: &Client,
     from: &str,
     to: &str,
 ) -> std::result::Result<(), tokio_postgres::Error> {
@@ -282,21 +309,9 @@ async fn rename_when_free(
     }
 }
 
-async fn drop_quietly(client: &tokio_postgres::Client, db: &str) {
-    if let Err(e) = client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(db)
-        ))
-        .await
-    {
-        tracing::warn!(database = db, error = %e, "could not drop the half-restored database");
-    }
-}
-
 async fn read_sidecar(host: &dyn Host, dump: &str) -> Result<Option<String>> {
-    use connect_core::host::HostExt;
-    let Some(bytes) = host.read_file(&format!("{dump}.sha256")).await? else {
+    // A checksum line is 64 hex digits and a file name: a sidecar larger than this is not ours.
+    let Some(bytes) = read_small(host, &format!("{dump}.sha256"), 4096).await? else {
         return Ok(None);
     };
     Ok(String::from_utf8_lossy(&bytes)

@@ -1,8 +1,9 @@
 //! PostgreSQL: readiness, the check query, replication lag, the WAL archiver, restore points.
 
-use std::fmt;
+mod errors;
+mod target;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use connect_core::database::RestorePoint;
 use connect_core::host::Host;
@@ -11,92 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-/// Where and as whom to connect. The password is never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PgTarget {
-    /// Host name or address (`127.0.0.1`), or a unix socket directory.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Role to log in as.
-    pub user: String,
-    /// Its password, when the server asks for one.
-    pub password: Option<String>,
-    /// The app's database.
-    pub dbname: String,
-    /// How long connecting may take.
-    pub connect_timeout: Duration,
-}
-
-impl fmt::Debug for PgTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgTarget")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("dbname", &self.dbname)
-            .finish()
-    }
-}
-
-impl fmt::Display for PgTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "postgresql://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.dbname
-        )
-    }
-}
-
-impl PgTarget {
-    /// `user` on `dbname` at 127.0.0.1:5432; change the address with [`PgTarget::at`].
-    pub fn new(user: &str, dbname: &str) -> PgTarget {
-        PgTarget {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            user: user.into(),
-            password: None,
-            dbname: dbname.into(),
-            connect_timeout: Duration::from_secs(5),
-        }
-    }
-
-    /// The same login at another address.
-    pub fn at(mut self, host: &str, port: u16) -> PgTarget {
-        self.host = host.into();
-        self.port = port;
-        self
-    }
-
-    /// With a password.
-    pub fn password(mut self, password: &str) -> PgTarget {
-        self.password = Some(password.into());
-        self
-    }
-
-    /// The same login on another database of the same server.
-    pub fn database(&self, dbname: &str) -> PgTarget {
-        let mut t = self.clone();
-        t.dbname = dbname.into();
-        t
-    }
-
-    fn config(&self) -> tokio_postgres::Config {
-        let mut c = tokio_postgres::Config::new();
-        c.host(&self.host)
-            .port(self.port)
-            .user(&self.user)
-            .dbname(&self.dbname)
-            .application_name("connect-ops")
-            .connect_timeout(self.connect_timeout);
-        if let Some(p) = &self.password {
-            c.password(p);
-        }
-        c
-    }
-}
+pub(crate) use errors::{pg_error, quote_ident};
+pub use target::PgTarget;
 
 /// What `pg_isready` would say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,6 +263,7 @@ pub(crate) async fn connect(target: &PgTarget) -> Result<Client> {
 /// Connects directly, or through `via`'s byte stream with the same login (`connect_raw`).
 pub(crate) async fn connect_via(target: &PgTarget, via: Option<&dyn Host>) -> Result<Client> {
     let op = "postgres.connect";
+    target.validate(op)?;
     let Some(host) = via else {
         let (client, connection) = target
             .config()
@@ -379,66 +297,4 @@ pub(crate) async fn connect_via(target: &PgTarget, via: Option<&dyn Host>) -> Re
         }
     });
     Ok(client)
-}
-
-/// Sorts PostgreSQL's failures into kinds a caller acts on, keeping the server's own message.
-pub(crate) fn pg_error(op: &str, target: &PgTarget, e: tokio_postgres::Error) -> Error {
-    let target_s = target.to_string();
-    let Some(db) = e.as_db_error() else {
-        let msg = e.to_string();
-        let kind = if msg.contains("timed out") {
-            ErrorKind::Timeout
-        } else {
-            ErrorKind::Unavailable
-        };
-        return Error::new(kind, op, target_s, format!("{msg}: {}", source_text(&e)))
-            .with_hint("is PostgreSQL running and listening on that address?")
-            .with_retryable(true);
-    };
-    let code = db.code().clone();
-    let msg = format!("{} ({}): {}", db.severity(), code.code(), db.message());
-    let (kind, hint) =
-        if code == SqlState::INVALID_PASSWORD || code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
-            (
-                ErrorKind::PermissionDenied,
-                Some("check the user and password (and pg_hba.conf)"),
-            )
-        } else if code == SqlState::INSUFFICIENT_PRIVILEGE {
-            (
-                ErrorKind::PermissionDenied,
-                Some("this needs a role with more privileges"),
-            )
-        } else if code == SqlState::INVALID_CATALOG_NAME || code == SqlState::UNDEFINED_TABLE {
-            (ErrorKind::NotFound, None)
-        } else if code == SqlState::CANNOT_CONNECT_NOW || code == SqlState::ADMIN_SHUTDOWN {
-            (
-                ErrorKind::Unavailable,
-                Some("the server is starting or stopping; retry"),
-            )
-        } else if code == SqlState::READ_ONLY_SQL_TRANSACTION
-            || code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
-        {
-            (ErrorKind::Refused, Some("this must run on the leader"))
-        } else if code == SqlState::OBJECT_IN_USE {
-            (ErrorKind::Conflict, None)
-        } else if code.code().starts_with("42") || code.code().starts_with("22") {
-            (ErrorKind::InvalidInput, None)
-        } else {
-            (ErrorKind::Failed, None)
-        };
-    let err = Error::new(kind, op, target_s, msg);
-    match hint {
-        Some(h) => err.with_hint(h),
-        None => err,
-    }
-}
-
-fn source_text(e: &tokio_postgres::Error) -> String {
-    use std::error::Error as _;
-    e.source().map(|s| s.to_string()).unwrap_or_default()
-}
-
-/// Quotes an SQL identifier (`"my db"`).
-pub(crate) fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }

@@ -1,19 +1,23 @@
 //! Redis: PING, INFO, BGSAVE-and-wait, and backup/restore of `dump.rdb`.
 
+mod backup;
+mod rdb;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use connect_core::cache::{Cache, CacheInfo};
-use connect_core::host::{Command, Endpoint, Host, HostExt, PutOptions};
+use connect_core::host::{Endpoint, Host};
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 use redis::aio::MultiplexedConnection;
-use serde::{Deserialize, Serialize};
 
-use crate::util::{sha256_file, stderr_tail, utc_stamp_millis};
+pub use backup::{RedisBackup, RedisRestore};
+
+use crate::names::{check_host, check_port};
 
 /// A Redis server. Each call opens its own connection: cheap on loopback, and a restart never leaves a dead
 /// one behind.
@@ -24,8 +28,12 @@ pub struct Redis {
     endpoint: Endpoint,
     /// When set, connections are `host.connect` streams instead of TCP connections from here.
     via: Option<Arc<dyn Host>>,
-    /// How long a BGSAVE or a restart may take.
+    /// How long a BGSAVE, a restart or a program run for a backup (`redis-check-rdb`, the start command) may
+    /// take.
     pub deadline: Duration,
+    /// How long connecting, and each command's answer, may take (a Redis stuck in a slow command, paused, or
+    /// a network that drops packets): [`ErrorKind::Timeout`] after it.
+    pub timeout: Duration,
     /// The `redis-check-rdb` program, run on the host.
     pub check_rdb: String,
 }
@@ -36,38 +44,17 @@ impl fmt::Debug for Redis {
     }
 }
 
-/// A checked copy of `dump.rdb`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RedisBackup {
-    /// The copy on the host.
-    pub path: String,
-    /// Its SHA-256.
-    pub sha256: String,
-    /// Its size.
-    pub bytes: u64,
-    /// Keys in all databases when it was saved (`INFO keyspace`).
-    pub keys: u64,
-    /// `LASTSAVE` of the save it copies.
-    pub last_save_unix: i64,
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RedisRestore {
-    /// Keys after the restart, equal to the backup's.
-    pub keys: u64,
-    /// Stop, place, start and load, measured.
-    pub took: Duration,
-}
-
 impl Redis {
-    /// A client for `redis://127.0.0.1:6379` style addresses, with an optional password.
+    /// A client for the server at `host` (a host name or an IP address, nothing else: a URL or `user@host`
+    /// is refused, so no credentials can come in with it) and `port`, with an optional password.
     pub fn new(host: &str, port: u16, password: Option<&str>) -> Result<Redis> {
         let target = format!("redis://{host}:{port}");
+        check_host("redis.new", host, false)?;
+        check_port("redis.new", &target, port)?;
         use redis::IntoConnectionInfo;
         let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
             .into_connection_info()
-            .map_err(|e| Error::invalid("redis.new", &target, e.to_string()))?;
+            .map_err(|e| Error::invalid("redis.new", &target, e.to_string()).with_source(e))?;
         let info = match password {
             Some(p) => info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p)),
             None => info,
@@ -75,6 +62,7 @@ impl Redis {
         let client = redis::Client::open(info).map_err(|e| {
             Error::invalid("redis.new", &target, e.to_string())
                 .with_hint("give a host and port, e.g. 127.0.0.1 6379")
+                .with_source(e)
         })?;
         Ok(Redis {
             client,
@@ -85,6 +73,7 @@ impl Redis {
             },
             via: None,
             deadline: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
             check_rdb: "redis-check-rdb".into(),
         })
     }
@@ -101,31 +90,52 @@ impl Redis {
         &self.target
     }
 
-    async fn conn(&self, op: &str) -> Result<MultiplexedConnection> {
+    /// Sets [`Redis::timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Redis {
+        self.timeout = timeout;
+        self
+    }
+
+    pub(crate) async fn conn(&self, op: &str) -> Result<MultiplexedConnection> {
+        // Every answer, the handshake's included, within `timeout` (redis-rs' own default is 500 ms, too
+        // short for INFO on a busy server, and the host's stream has none).
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
         let Some(host) = &self.via else {
             return self
                 .client
-                .get_multiplexed_async_connection()
+                .get_multiplexed_async_connection_with_config(&config)
                 .await
                 .map_err(|e| redis_error(op, &self.target, e));
         };
-        let stream = host
-            .connect(&self.endpoint)
+        let connecting = async {
+            let stream = host
+                .connect(&self.endpoint)
+                .await
+                .map_err(|e| e.with_hint("is Redis running and listening on that address on the server?"))?;
+            let settings = self.client.get_connection_info().redis_settings();
+            MultiplexedConnection::new_with_config(settings, stream, config)
+                .await
+                .map_err(|e| redis_error(op, &self.target, e))
+        };
+        let (conn, driver) = tokio::time::timeout(self.timeout, connecting)
             .await
-            .map_err(|e| e.with_hint("is Redis running and listening on that address on the server?"))?;
-        let settings = self.client.get_connection_info().redis_settings();
-        let (conn, driver) = MultiplexedConnection::new_with_config(
-            settings,
-            stream,
-            redis::AsyncConnectionConfig::new().set_response_timeout(Some(self.deadline)),
-        )
-        .await
-        .map_err(|e| redis_error(op, &self.target, e))?;
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    op,
+                    &self.target,
+                    format!("no connection within {:?}", self.timeout),
+                )
+                .with_hint("is Redis stuck, or the server slow to open the stream?")
+                .with_retryable(true)
+            })??;
         tokio::spawn(driver);
         Ok(conn)
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, op: &str, cmd: &redis::Cmd) -> Result<T> {
+    pub(crate) async fn query<T: redis::FromRedisValue>(&self, op: &str, cmd: &redis::Cmd) -> Result<T> {
         let mut conn = self.conn(op).await?;
         cmd.query_async(&mut conn)
             .await
@@ -147,7 +157,7 @@ impl Redis {
         Ok(keyspace_total(&self.info_fields(&["keyspace"]).await?))
     }
 
-    async fn config_get(&self, key: &str) -> Result<String> {
+    pub(crate) async fn config_get(&self, key: &str) -> Result<String> {
         let pairs: Vec<String> = self
             .query("redis.config_get", redis::cmd("CONFIG").arg("GET").arg(key))
             .await?;
@@ -165,163 +175,17 @@ impl Redis {
     pub async fn rdb_path(&self) -> Result<String> {
         let dir = self.config_get("dir").await?;
         let file = self.config_get("dbfilename").await?;
-        Ok(format!("{}/{file}", dir.trim_end_matches('/')))
-    }
-
-    /// Saves, copies `dump.rdb` into `dest_dir` on `host` and checks the copy with `redis-check-rdb`.
-    pub async fn backup(&self, host: &dyn Host, dest_dir: &str) -> Result<RedisBackup> {
-        let op = "redis.backup";
-        let keys = self.total_keys().await?;
-        let saved = self.save().await?;
-        let src = self.rdb_path().await?;
-        host.run_checked(&Command::new(["mkdir", "-p", dest_dir])).await?;
-        let dest = format!(
-            "{}/redis-{}.rdb",
-            dest_dir.trim_end_matches('/'),
-            utc_stamp_millis(SystemTime::now())
-        );
-        let reader = host.get_file(&src).await?;
-        host.put_file(
-            &dest,
-            reader,
-            PutOptions {
-                mode: 0o600,
-                create_new: false,
-            },
-        )
-        .await?;
-        self.check_rdb_file(host, &dest).await.map_err(|e| {
-            Error::new(e.kind(), op, &dest, e.message().to_string()).with_hint("take the backup again")
-        })?;
-        let (sha256, bytes) = sha256_file(host, &dest).await?;
-        Ok(RedisBackup {
-            path: dest,
-            sha256,
-            bytes,
-            keys,
-            last_save_unix: saved.last_save_unix,
-        })
-    }
-
-    /// Runs `redis-check-rdb` on a file on the host: [`ErrorKind::Corrupt`] unless it passes.
-    pub async fn check_rdb_file(&self, host: &dyn Host, path: &str) -> Result<()> {
-        let out = host.run(&Command::new([self.check_rdb.as_str(), path])).await?;
-        let text = out.stdout_text();
-        if !out.success() || !text.contains("RDB looks OK") {
-            let why = text
-                .lines()
-                .chain(String::from_utf8_lossy(&out.stderr).lines())
-                .filter(|l| l.contains("--- RDB ERROR") || l.contains("Error") || l.contains("error"))
-                .take(3)
-                .collect::<Vec<_>>()
-                .join("; ");
+        // Redis itself refuses a dbfilename with a slash; one that has it is not a Redis we understand, and a
+        // restore writes to this path.
+        if !dir.starts_with('/') || file.is_empty() || file.contains('/') || file == ".." {
             return Err(Error::new(
-                ErrorKind::Corrupt,
-                "redis.check_rdb",
-                path,
-                format!("redis-check-rdb: {why}"),
-            )
-            .with_hint("this file is not a readable RDB snapshot"));
-        }
-        Ok(())
-    }
-
-    /// Puts a backup in place of `dump.rdb`: refuses when AOF is on (Redis would load the AOF, not the RDB),
-    /// checks the file, stops Redis with `SHUTDOWN NOSAVE`, places the file, runs `start` on the host
-    /// (`systemctl start redis-server`, `docker start redis`…), waits until Redis answers and has loaded, and
-    /// compares the key count with the backup's.
-    pub async fn restore(
-        &self,
-        host: &dyn Host,
-        backup: &RedisBackup,
-        start: &Command,
-    ) -> Result<RedisRestore> {
-        let op = "redis.restore";
-        let started = Instant::now();
-        let persistence = self.info_fields(&["persistence"]).await?;
-        if persistence.get("aof_enabled").map(String::as_str) == Some("1") {
-            return Err(Error::new(ErrorKind::Refused, op, &self.target, "AOF is on: Redis would load the AOF and ignore dump.rdb")
-                .with_hint("`CONFIG SET appendonly no` (and in redis.conf) before restoring an RDB, or restore the AOF directory instead"));
-        }
-        let (sha, _) = sha256_file(host, &backup.path).await?;
-        if sha != backup.sha256 {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                op,
-                &backup.path,
-                format!("SHA-256 {sha} is not the recorded {}", backup.sha256),
-            )
-            .with_hint("the backup changed since it was taken; restore another one"));
-        }
-        self.check_rdb_file(host, &backup.path).await?;
-        let dest = self.rdb_path().await?;
-
-        // SHUTDOWN NOSAVE closes the connection instead of answering.
-        let mut conn = self.conn(op).await?;
-        let _ = redis::cmd("SHUTDOWN")
-            .arg("NOSAVE")
-            .query_async::<()>(&mut conn)
-            .await;
-        drop(conn);
-        poll_until(
-            op,
-            &self.target,
-            self.deadline,
-            Duration::from_millis(50),
-            || async {
-                Ok(match self.ping().await {
-                    Ok(()) => Err("still answering after SHUTDOWN".to_string()),
-                    Err(_) => Ok(()),
-                })
-            },
-        )
-        .await?;
-
-        let reader = host.get_file(&backup.path).await?;
-        host.put_file(
-            &dest,
-            reader,
-            PutOptions {
-                mode: 0o600,
-                create_new: false,
-            },
-        )
-        .await?;
-        let out = host.run(start).await?;
-        if !out.success() {
-            return Err(
-                Error::new(ErrorKind::Failed, op, start.to_string(), stderr_tail(&out, 5))
-                    .with_hint("start Redis by hand; dump.rdb is in place"),
-            );
-        }
-        poll_until(
-            op,
-            &self.target,
-            self.deadline,
-            Duration::from_millis(50),
-            || async {
-                match self.info_fields(&["persistence"]).await {
-                    Ok(f) if f.get("loading").map(String::as_str) == Some("0") => Ok(Ok(())),
-                    Ok(_) => Ok(Err("loading".into())),
-                    Err(e) => Ok(Err(e.to_string())),
-                }
-            },
-        )
-        .await?;
-        let keys = self.total_keys().await?;
-        if keys != backup.keys {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                op,
+                ErrorKind::Refused,
+                "redis.rdb_path",
                 &self.target,
-                format!("{keys} keys after the restore, the backup had {}", backup.keys),
-            )
-            .with_hint("Redis did not load the placed dump.rdb (check dir/dbfilename and AOF)"));
+                format!("unexpected RDB location: dir {dir:?}, dbfilename {file:?}"),
+            ));
         }
-        Ok(RedisRestore {
-            keys,
-            took: started.elapsed(),
-        })
+        Ok(format!("{}/{file}", dir.trim_end_matches('/')))
     }
 
     async fn server_time(&self) -> Result<(i64, i64)> {
@@ -442,7 +306,13 @@ fn keyspace_total(fields: &HashMap<String, String>) -> u64 {
 
 fn redis_error(op: &str, target: &str, e: redis::RedisError) -> Error {
     let msg = e.to_string();
-    let (kind, hint) = if e.kind() == redis::ErrorKind::AuthenticationFailed
+    // A response timeout is also an I/O error: it is told apart first.
+    let (kind, hint) = if e.is_timeout() {
+        (
+            ErrorKind::Timeout,
+            "Redis did not answer in time: stuck in a slow command, paused, or unreachable",
+        )
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed
         || msg.contains("WRONGPASS")
         || msg.contains("NOAUTH")
     {
@@ -455,12 +325,10 @@ fn redis_error(op: &str, target: &str, e: redis::RedisError) -> Error {
             ErrorKind::Unavailable,
             "is Redis running and listening on that address?",
         )
-    } else if e.is_timeout() {
-        (ErrorKind::Timeout, "Redis is slow to answer")
     } else {
         (ErrorKind::Failed, "see Redis's log")
     };
-    Error::new(kind, op, target, msg).with_hint(hint)
+    Error::new(kind, op, target, msg).with_hint(hint).with_source(e)
 }
 
 #[cfg(test)]
