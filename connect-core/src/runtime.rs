@@ -18,6 +18,8 @@ pub mod labels {
     pub const COLOR: &str = "ops.connect.color";
     /// The release version.
     pub const RELEASE: &str = "ops.connect.release";
+    /// `true` on a one-off container (a migration), so one left by a killed process can be found.
+    pub const ONE_OFF: &str = "ops.connect.one-off";
 }
 
 /// An image the runtime has.
@@ -166,6 +168,9 @@ pub struct OneOff {
     pub env: BTreeMap<String, String>,
     /// How long it may run.
     pub deadline: Duration,
+    /// Labels for its container, beside [`labels::ONE_OFF`]: the engine's name the app
+    /// ([`labels::APP`]), so a one-off a killed process left behind is found and removed.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for OneOff {
@@ -175,6 +180,7 @@ impl fmt::Debug for OneOff {
             .field("command", &self.command)
             .field("env", &EnvNames(&self.env))
             .field("deadline", &self.deadline)
+            .field("labels", &self.labels)
             .finish()
     }
 }

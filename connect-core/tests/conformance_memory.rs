@@ -41,6 +41,7 @@ async fn memory_runtime_conforms() {
         command: vec!["migrate".into()],
         env: Default::default(),
         deadline: Duration::from_secs(10),
+        labels: Default::default(),
     };
     let fixture = RuntimeFixture {
         healthy_image: healthy.clone(),

@@ -340,3 +340,51 @@ async fn a_lock_whose_reply_was_lost_is_recognised_as_ours() {
     f.assert_live(Color::Green).await;
     assert!(f.deployer.status().await.unwrap().lock.is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_migration_container_a_killed_deploy_left_is_removed_by_the_takeover() {
+    use connect_core::ContainerRuntime;
+    use connect_core::runtime::{ContainerSpec, labels};
+
+    let f = Fixture::with_v1_live().await;
+    // The killed deploy's migration, still there, and its lock.
+    f.stack
+        .runtime
+        .start(&ContainerSpec {
+            name: "connect-one-off-4242-1".into(),
+            image: release("v2").image,
+            labels: [
+                (labels::APP.to_string(), "connect".to_string()),
+                (labels::ONE_OFF.to_string(), "true".to_string()),
+            ]
+            .into(),
+            env: Default::default(),
+            ports: vec![],
+            command: Some(vec!["migrate".into()]),
+            health_path: None,
+            stop_grace: Duration::from_secs(1),
+        })
+        .await
+        .unwrap();
+    let dead = r#"{"holder":"killed","operation":"deploy","since_unix_ms":1,"token":"dead","lease_until_unix_ms":2}"#;
+    f.stack
+        .host
+        .write_file(
+            "/opt/connect/state/deploy.lock",
+            dead.as_bytes().to_vec(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut events = f.deployer.subscribe();
+    f.deployer.deploy(release("v2")).await.unwrap();
+    assert_eq!(
+        f.containers(),
+        ["connect_app1", "connect_app2"],
+        "the one-off is gone"
+    );
+    let said = common::drain(&mut events).into_iter().any(|e| {
+        matches!(e, connect_core::engine::Event::Warning { message, .. } if message.contains("connect-one-off-4242-1"))
+    });
+    assert!(said, "the removal is reported");
+}

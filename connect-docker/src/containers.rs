@@ -16,7 +16,7 @@ use crate::inspect::container_info;
 use crate::slot::{SlotOptions, create_body};
 
 /// The label that marks a one-off job's container, so a crashed run's leftovers can be found.
-pub const ONE_OFF_LABEL: &str = "ops.connect.one-off";
+pub const ONE_OFF_LABEL: &str = connect_core::runtime::labels::ONE_OFF;
 
 /// A container's log since a time, with the runbook's post-deploy count of lines that mention an error.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

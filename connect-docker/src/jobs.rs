@@ -1,6 +1,5 @@
 //! Programs in containers: exec in a running one, and one-off containers (migrations) run to completion.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::container::LogOutput;
@@ -83,7 +82,12 @@ impl Docker {
         let spec = ContainerSpec {
             name: name.clone(),
             image: job.image.clone(),
-            labels: BTreeMap::from([(ONE_OFF_LABEL.to_string(), "true".to_string())]),
+            labels: job
+                .labels
+                .clone()
+                .into_iter()
+                .chain([(ONE_OFF_LABEL.to_string(), "true".to_string())])
+                .collect(),
             env: job.env.clone(),
             ports: vec![],
             command: Some(job.command.clone()),

@@ -68,6 +68,7 @@ async fn conformance_suite_passes() {
             command: vec!["exit".into(), code.into()],
             env: BTreeMap::new(),
             deadline: Duration::from_secs(30),
+            labels: Default::default(),
         };
         let fixture = RuntimeFixture {
             healthy_image: healthy.clone(),
@@ -296,6 +297,7 @@ async fn one_off_jobs_report_exit_codes_time_out_and_leave_nothing() {
             command: cmd.iter().map(|s| s.to_string()).collect(),
             env: BTreeMap::from([("MIGRATION".into(), "1".into())]),
             deadline,
+            labels: Default::default(),
         };
         let ok = docker
             .run_once(&job(

@@ -11,6 +11,7 @@ use super::run::Run;
 use super::{Deployer, Event};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Color;
+use crate::runtime::labels;
 use crate::vocabulary::{OperationKind, Outcome, Step};
 
 /// The deploy lock as an operation holds it.
@@ -70,11 +71,18 @@ impl Deployer {
     /// saves the journal.
     pub(crate) async fn settle_pending(&self, journal: &mut Journal, held: &Held) -> Result<()> {
         if held.took_over.is_some() || journal.intent.is_some() {
-            // A holder died here: it may have been killed while writing the journal or the lock.
+            // A holder died here: it may have been killed while writing the journal or the lock, or while its
+            // migration ran in a one-off container.
             if let Err(e) = self.store.remove_leftover_temps().await {
                 self.events.warn(
                     Step::Reconcile,
                     format!("could not remove the temporary files a killed operation left: {e}"),
+                );
+            }
+            if let Err(e) = self.remove_leftover_one_offs().await {
+                self.events.warn(
+                    Step::Reconcile,
+                    format!("could not remove the one-off containers a killed operation left: {e}"),
                 );
             }
         }
@@ -122,6 +130,32 @@ impl Deployer {
                 intent.kind, intent.operation, intent.holder, settled.detail
             ),
         );
+        Ok(())
+    }
+
+    /// Stops and removes the app's one-off containers (migrations) a killed operation left running or stopped.
+    async fn remove_leftover_one_offs(&self) -> Result<()> {
+        let runtime = &self.backends.runtime;
+        let app = [
+            (labels::APP.to_string(), self.config.app.name.clone()),
+            (labels::ONE_OFF.to_string(), "true".to_string()),
+        ]
+        .into();
+        for left in runtime.list(&app).await? {
+            runtime.stop(&left.name, self.config.app.stop_grace).await?;
+            match runtime.remove(&left.name).await {
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            self.events.warn(
+                Step::Reconcile,
+                format!(
+                    "removed {} ({}), a one-off a killed operation left; if it was a migration, its table says \
+                     how far it got",
+                    left.name, left.image
+                ),
+            );
+        }
         Ok(())
     }
 

@@ -145,6 +145,7 @@ mod tests {
             command: vec!["migrate".into()],
             env: BTreeMap::new(),
             deadline: Duration::from_secs(600),
+            labels: Default::default(),
         };
         assert_eq!(
             guarded.run_once(&job).await.unwrap_err().kind(),

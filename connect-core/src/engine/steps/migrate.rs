@@ -5,7 +5,7 @@ use crate::engine::Deployer;
 use crate::engine::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Release;
-use crate::runtime::OneOff;
+use crate::runtime::{OneOff, labels};
 use crate::vocabulary::Step;
 
 impl Deployer {
@@ -34,6 +34,7 @@ impl Deployer {
                 command: command.clone(),
                 env: cfg.app.env.clone(),
                 deadline,
+                labels: [(labels::APP.to_string(), cfg.app.name.clone())].into(),
             };
             let out = match b.runtime.run_once(&job).await {
                 Err(e) if e.kind() == ErrorKind::Timeout => {
