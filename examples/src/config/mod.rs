@@ -20,7 +20,7 @@
 //! assert_eq!(config.policy.health_deadline.as_secs(), 60);
 //!
 //! let err = ConnectConfig::parse("connect.toml", "[server]\nhots = \"prod-host\"\n").unwrap_err();
-//! assert!(err.to_string().starts_with("connect.toml:2:1: unknown field `hots`"), "{err}");
+//! assert!(err.to_string().contains("(connect.toml:2:1): unknown field `hots`"), "{err}");
 //! ```
 
 mod compose;
