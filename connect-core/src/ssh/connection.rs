@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use russh::client;
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 
 use super::SshConfig;
 use super::known_hosts::{self, Verdict};
@@ -55,6 +55,21 @@ impl Client {
             )
             .with_hint(format!(
                 "if the server was really reinstalled, remove line {line} of {file} (`ssh-keygen -R '{pattern}' -f {file}`) and verify the new key"
+            ))),
+            Verdict::OtherType { line, recorded } => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "ssh.connect",
+                &pattern,
+                format!(
+                    "{file}:{line} pins this host to its {recorded} key, but the server now shows an {} key ({fingerprint}) although it was asked for {recorded} first. Someone may be intercepting the connection",
+                    key.algorithm()
+                ),
+            )
+            .with_hint(format!(
+                "if the server's keys really changed, verify the new key out of band, then replace line {line} of {file} (`ssh-keygen -R '{pattern}' -f {file}`, then `ssh-keyscan -p {} -t {} {}`)",
+                self.port,
+                key.algorithm(),
+                self.host
             ))),
             Verdict::Revoked { line } => Err(Error::new(
                 ErrorKind::PermissionDenied,
@@ -134,7 +149,43 @@ pub(crate) fn load_key(config: &SshConfig) -> Result<Option<Arc<PrivateKey>>> {
         };
         Error::new(ErrorKind::InvalidInput, "ssh.load_key", &shown, msg).with_hint(hint)
     })?;
+    refuse_unprotected(path, &shown)?;
     Ok(Some(Arc::new(key)))
+}
+
+/// Refuses a private key file that anyone but its owner may read or write, as OpenSSH does: such a key
+/// must be taken as already stolen. (OpenSSH checks only files owned by the user; a key owned by another
+/// user and readable through its group or by everyone is just as exposed, so it is refused too.) Checked
+/// after decoding, so a `.pub` file given by mistake is named as such rather than as "unprotected".
+fn refuse_unprotected(path: &std::path::Path, shown: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "ssh.load_key",
+                shown,
+                format!("cannot stat the key file: {e}"),
+            )
+            .with_source(e)
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::PermissionDenied,
+        "ssh.load_key",
+        shown,
+        format!(
+            "UNPROTECTED PRIVATE KEY FILE: permissions {:04o} for '{shown}' are too open; a private key must not be accessible by others, so it is ignored",
+            mode & 0o7777
+        ),
+    )
+    .with_hint(format!(
+        "chmod 600 {shown} (and make sure it is owned by the user running this), or use an ssh-agent"
+    )))
 }
 
 fn russh_config(config: &SshConfig) -> client::Config {
@@ -145,6 +196,10 @@ fn russh_config(config: &SshConfig) -> client::Config {
             russh::cipher::CHACHA20_POLY1305,
             russh::cipher::AES_256_CTR,
         ]),
+        key: std::borrow::Cow::Owned(host_key_order(
+            &russh::Preferred::default().key,
+            &known_hosts::known_algorithms(&config.known_hosts, &config.host, config.port),
+        )),
         ..russh::Preferred::default()
     };
     client::Config {
@@ -155,6 +210,17 @@ fn russh_config(config: &SshConfig) -> client::Config {
         preferred,
         ..client::Config::default()
     }
+}
+
+/// The host key types to ask for: those known_hosts records for the host first (as OpenSSH orders them), so
+/// a server with several keys shows the pinned one, and any other type it shows is refused as
+/// [`Verdict::OtherType`]. An RSA key recorded as `ssh-rsa` is shown with any RSA signature hash.
+fn host_key_order(default: &[Algorithm], known: &[Algorithm]) -> Vec<Algorithm> {
+    let rsa = |a: &Algorithm| matches!(a, Algorithm::Rsa { .. });
+    let is_known = |a: &Algorithm| known.iter().any(|k| k == a || (rsa(k) && rsa(a)));
+    let (mut first, rest): (Vec<Algorithm>, Vec<Algorithm>) = default.iter().cloned().partition(is_known);
+    first.extend(rest);
+    first
 }
 
 /// Opens, checks and authenticates a new connection.
