@@ -11,7 +11,7 @@ use connect_core::ErrorKind;
 use connect_core::conformance::host_suite;
 use connect_core::host::{Command, Host, HostExt, PutOptions};
 use connect_core::ssh::SshHost;
-use connect_core::testing::Sshd;
+use connect_core::testing::{Sshd, TcpProxy};
 use connect_core::wait::poll_until;
 
 const EXCLUSIVE: PutOptions = PutOptions {
@@ -98,6 +98,22 @@ async fn a_symlink_planted_where_a_temporary_goes_is_not_followed() {
     );
 }
 
+/// A check for `poll_until`: whether an upload's temporary of `deploy.lock` is in `dir` (as `want`).
+fn temp_present(
+    dir: &Path,
+    want: bool,
+) -> impl FnMut() -> std::future::Ready<connect_core::Result<Result<(), String>>> {
+    let dir = dir.to_path_buf();
+    move || {
+        let found = names(&dir).iter().any(|n| n.starts_with(".deploy.lock.tmp-"));
+        std::future::ready(Ok(if found == want {
+            Ok(())
+        } else {
+            Err(format!("temporary present: {found}"))
+        }))
+    }
+}
+
 /// A reader that yields `first` and then fails, or (with `fail: false`) never yields again.
 struct Stalling {
     first: Option<Vec<u8>>,
@@ -162,28 +178,66 @@ async fn a_failed_or_abandoned_exclusive_upload_leaves_no_temporary() {
         let (host, lock) = (host.clone(), lock.clone());
         async move { host.put_file(&lock, Box::pin(stalled), EXCLUSIVE).await }
     });
-    let listing = |want_temp: bool| {
-        let dir = dir.clone();
-        move || {
-            let found = names(&dir).iter().any(|n| n.starts_with(".deploy.lock.tmp-"));
-            async move {
-                Ok(if found == want_temp {
-                    Ok(())
-                } else {
-                    Err(format!("temporary present: {found}"))
-                })
-            }
-        }
-    };
     let (limit, every) = (Duration::from_secs(10), Duration::from_millis(20));
-    poll_until("test", "upload started", limit, every, listing(true))
+    poll_until("test", "upload started", limit, every, temp_present(&dir, true))
         .await
         .expect("the upload started");
     upload.abort();
     let _ = upload.await;
-    poll_until("test", "temporary removed", limit, every, listing(false))
+    poll_until(
+        "test",
+        "temporary removed",
+        limit,
+        every,
+        temp_present(&dir, false),
+    )
+    .await
+    .expect("no temporary left");
+    assert_eq!(names(&dir), Vec::<String>::new(), "and no lock");
+}
+
+#[tokio::test]
+async fn an_upload_cut_off_by_the_network_leaves_no_temporary() {
+    let Some(sshd) = Sshd::start("upload_cut_off").await else {
+        return;
+    };
+    let proxy = TcpProxy::start(sshd.port()).await.expect("proxy");
+    let known = sshd.known_hosts_via(proxy.port());
+    let host = SshHost::connect(sshd.config().port(proxy.port()).known_hosts(&known))
         .await
-        .expect("no temporary left");
+        .expect("connect via proxy");
+    let (dir, dir_text) = scratch(&sshd, "state");
+    let lock = format!("{dir_text}/deploy.lock");
+    let stalled = Stalling {
+        first: Some(vec![b'x'; 100_000]),
+        fail: false,
+    };
+    let upload = tokio::spawn({
+        let (host, lock) = (host.clone(), lock.clone());
+        async move { host.put_file(&lock, Box::pin(stalled), EXCLUSIVE).await }
+    });
+    let (limit, every) = (Duration::from_secs(10), Duration::from_millis(20));
+    poll_until("test", "upload started", limit, every, temp_present(&dir, true))
+        .await
+        .expect("the upload started");
+    proxy.cut();
+    let e = tokio::time::timeout(limit, upload)
+        .await
+        .expect("the cut is noticed")
+        .expect("join")
+        .expect_err("cut off");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    // The receiver sees its input end, cannot report to a client that is gone (SIGPIPE), and its trap
+    // removes the temporary.
+    poll_until(
+        "test",
+        "temporary removed",
+        limit,
+        every,
+        temp_present(&dir, false),
+    )
+    .await
+    .expect("no temporary left");
     assert_eq!(names(&dir), Vec::<String>::new(), "and no lock");
 }
 
