@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
 
 use super::io_error;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Command, Output, deadline_error, output_cap_error};
 
 /// How long a program has to exit after `TERM` before its group gets `KILL`.
@@ -141,7 +141,13 @@ pub(super) async fn run(command: &Command, limit: Duration, cap: usize) -> Resul
         });
     }
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        unreachable!("both pipes were requested");
+        group.stop(&mut child).await;
+        return Err(Error::new(
+            ErrorKind::Failed,
+            "host.run",
+            program,
+            "no output pipes",
+        ));
     };
     let finished = tokio::time::timeout(limit, async {
         match read_capped(stdout, stderr, cap).await? {

@@ -28,27 +28,38 @@ fn temp_prefix(path: &str) -> String {
 }
 
 /// A verified temporary not placed yet: removed in the background if the upload is abandoned (its future
-/// dropped) before [`scripts::PLACE`] takes it over.
+/// dropped) before [`scripts::PLACE`] takes it over. Only on the connection it was made on: a new one would
+/// mean the old broke, and then the server's own trap removed it.
 struct Leftover {
     host: SshHost,
+    session: Arc<Session>,
     temp: Option<String>,
 }
 
 impl Drop for Leftover {
     fn drop(&mut self) {
         if let Some(temp) = self.temp.take()
+            && !self.session.is_closed()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            let host = self.host.clone();
+            let (host, session) = (self.host.clone(), self.session.clone());
             runtime.spawn(async move {
-                if let Ok(session) = host.session().await {
-                    let _ = host
-                        .script(&session, scripts::DISCARD, &[&temp], "host.put_file", &temp)
-                        .await;
-                }
+                let _ = host
+                    .script(&session, scripts::DISCARD, &[&temp], "host.put_file", &temp)
+                    .await;
             });
         }
     }
+}
+
+/// How the data and the receiving script's answer met.
+enum Exchange {
+    /// Everything was sent (`(cksum, bytes)`), and the script ended so.
+    Sent((u32, u64), Ending),
+    /// Sending failed first; the script still runs.
+    SendFailed(SendError),
+    /// The script ended before all was sent (it refused, or the connection broke).
+    Answered(Ending),
 }
 
 impl SshHost {
@@ -82,7 +93,7 @@ impl SshHost {
         let line = script_line(scripts::RECEIVE, &[&prefix, path, &mode, new])?;
         let mut process = self.start(&session, &line, "host.put_file", path).await?;
         let mut out = Output::default();
-        let (sent, ending) = {
+        let exchange = {
             let Some((rx, tx)) = process.halves() else {
                 return Err(self.lost("host.put_file", path, "the channel closed at once"));
             };
@@ -99,42 +110,41 @@ impl SshHost {
             // the transfer even while we still have data to send.
             tokio::select! {
                 sent = &mut sending => match sent {
-                    Ok(sent) => (Some(Ok(sent)), Some((&mut receiving).await)),
-                    Err(e) => (Some(Err(e)), None),
+                    Ok(sent) => Exchange::Sent(sent, (&mut receiving).await),
+                    Err(e) => Exchange::SendFailed(e),
                 },
-                ending = &mut receiving => (None, Some(ending)),
+                ending = &mut receiving => Exchange::Answered(ending),
             }
         };
-        let status = match ending {
-            Some(Ending::Exited(status)) => {
-                process.ended();
-                status
-            }
-            Some(Ending::Lost | Ending::Stopped) => {
-                process.ended();
-                return Err(self
-                    .lost("host.put_file", path, "the connection broke during the upload")
-                    .with_hint(
-                        "the file is unchanged; the server removes its temporary copy when it notices",
-                    ));
-            }
-            None => {
+        let (sent, ending) = match exchange {
+            Exchange::Sent(sent, ending) => (Some(sent), ending),
+            Exchange::Answered(ending) => (None, ending),
+            Exchange::SendFailed(e) => {
                 // Our side failed mid-stream: the server's `TERM` trap removes the partial temporary.
                 process.stop().await;
-                return Err(match sent {
-                    Some(Err(SendError::Source(e))) => Error::new(
+                return Err(match e {
+                    SendError::Source(e) => Error::new(
                         ErrorKind::Unavailable,
                         "host.put_file",
                         path,
                         format!("reading the data failed: {e}"),
                     )
                     .with_source(e),
-                    Some(Err(SendError::Channel(e))) => self.lost("host.put_file", path, e),
-                    _ => unreachable!("no ending only when sending failed"),
+                    SendError::Channel(e) => self.lost("host.put_file", path, e),
                 });
             }
         };
-        out.status = status;
+        process.ended();
+        out.status = match ending {
+            Ending::Exited(status) => status,
+            Ending::Lost | Ending::Stopped => {
+                return Err(self
+                    .lost("host.put_file", path, "the connection broke during the upload")
+                    .with_hint(
+                        "the file is unchanged; the server removes its temporary copy when it notices",
+                    ));
+            }
+        };
         if !out.success() {
             return Err(script_error("host.put_file", path, &out));
         }
@@ -150,37 +160,33 @@ impl SshHost {
         let temp = format!("{prefix}{suffix}");
         let mut leftover = Leftover {
             host: self.clone(),
+            session: session.clone(),
             temp: Some(temp.clone()),
         };
-        let written = match sent {
-            Some(Ok((local_sum, written))) if receipt == Some((local_sum, written, written)) => written,
-            Some(Ok((local_sum, written))) => {
-                leftover.temp = None;
-                let _ = self
-                    .script(&session, scripts::DISCARD, &[&temp], "host.put_file", path)
-                    .await;
-                return Err(Error::new(
-                    ErrorKind::Corrupt,
-                    "host.put_file",
-                    path,
-                    format!("the server stored something else: sent {written} bytes with cksum {local_sum}, the server reports (cksum, received, stored) {receipt:?}"),
-                )
-                .with_hint("check the server's disk (full?) and retry"));
-            }
-            None | Some(Err(_)) => {
-                // The script exited 0 without reading to the end: not our script.
-                leftover.temp = None;
-                let _ = self
-                    .script(&session, scripts::DISCARD, &[&temp], "host.put_file", path)
-                    .await;
-                return Err(Error::new(
-                    ErrorKind::Failed,
-                    "host.put_file",
-                    path,
-                    "the server stopped reading the data",
-                ));
-            }
+        let refused = match sent {
+            Some((local_sum, written)) if receipt == Some((local_sum, written, written)) => None,
+            Some((local_sum, written)) => Some(Error::new(
+                ErrorKind::Corrupt,
+                "host.put_file",
+                path,
+                format!("the server stored something else: sent {written} bytes with cksum {local_sum}, the server reports (cksum, received, stored) {receipt:?}"),
+            )
+            .with_hint("check the server's disk (full?) and retry")),
+            // The script exited 0 without reading to the end: not our script.
+            None => Some(Error::new(
+                ErrorKind::Failed,
+                "host.put_file",
+                path,
+                "the server stopped reading the data",
+            )),
         };
+        if let Some(e) = refused {
+            leftover.temp = None;
+            let _ = self
+                .script(&session, scripts::DISCARD, &[&temp], "host.put_file", path)
+                .await;
+            return Err(e);
+        }
         let placed = self
             .script(
                 &session,
@@ -196,7 +202,7 @@ impl SshHost {
         if !placed.success() {
             return Err(script_error("host.put_file", path, &placed));
         }
-        Ok(written)
+        Ok(sent.map_or(0, |(_, written)| written))
     }
 
     /// [`Host::rename`](crate::host::Host::rename).
