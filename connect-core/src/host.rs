@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -9,13 +10,30 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// How long a program may run when neither its [`Command`] nor its host sets a deadline: one hour, long
+/// enough for a backup of a large database, short enough that a hung program does not hold a caller (and a
+/// deploy lock) forever. Hosts take their own default (`SshConfig::command_timeout`,
+/// [`crate::LocalHost::with_command_timeout`]); a command overrides it with [`Command::timeout`].
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// How much output (stdout and stderr together) [`Host::run`] keeps in memory by default: 64 MiB. More is
+/// refused, the program stopped, rather than buffered without limit; a program with more to say streams it
+/// (`SshHost::run_streaming`) or writes it to a file.
+pub const DEFAULT_MAX_OUTPUT: usize = 64 * 1024 * 1024;
+
 /// A program to run: an argument vector, never a shell string, so no argument is ever re-parsed.
+///
+/// The program is bounded: it is killed when its deadline ([`Command::timeout`], else the host's default)
+/// passes, and when the caller drops the call.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Command {
     /// The program and its arguments.
     pub argv: Vec<String>,
     /// Bytes written to the program's standard input, then closed.
     pub stdin: Option<Vec<u8>>,
+    /// How long the program may run before it is killed; `None`: the host's default
+    /// ([`DEFAULT_COMMAND_TIMEOUT`] unless configured).
+    pub timeout: Option<Duration>,
 }
 
 impl Command {
@@ -28,7 +46,14 @@ impl Command {
         Command {
             argv: argv.into_iter().map(Into::into).collect(),
             stdin: None,
+            timeout: None,
         }
+    }
+
+    /// Kills the program if it still runs after `limit` (the call then fails with [`ErrorKind::Timeout`]).
+    pub fn timeout(mut self, limit: Duration) -> Command {
+        self.timeout = Some(limit);
+        self
     }
 
     /// Gives the program this standard input.
@@ -109,6 +134,38 @@ impl Output {
             format!("{status}: {tail}"),
         ))
     }
+}
+
+/// The error of a program killed at its deadline. Not retryable: it ran, and may have done part of its work.
+pub(crate) fn deadline_error(operation: &str, program: &str, limit: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        operation,
+        program,
+        format!("still running after its deadline of {limit:?}: killed"),
+    )
+    .with_hint(
+        "if it legitimately runs that long, give it a longer deadline (Command::timeout, or the host's command timeout); it may have done part of its work",
+    )
+    .with_retryable(false)
+}
+
+/// The error of a program stopped because it wrote more than `cap` bytes of output.
+pub(crate) fn output_cap_error(operation: &str, program: &str, cap: usize) -> Error {
+    let shown = if cap.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", cap / (1024 * 1024))
+    } else {
+        format!("{cap} bytes")
+    };
+    Error::new(
+        ErrorKind::Failed,
+        operation,
+        program,
+        format!("wrote more than {shown} of output, more than `run` keeps in memory: stopped"),
+    )
+    .with_hint(
+        "stream long output (SshHost::run_streaming) or have the program write it to a file and read that with get_file; or raise the host's max_output",
+    )
 }
 
 /// Disk usage of the filesystem holding a path.
@@ -195,6 +252,10 @@ pub trait Host: Send + Sync + fmt::Debug {
     fn name(&self) -> &str;
 
     /// Runs a program to completion. A non-zero exit is not an error here: see [`Output::check`].
+    ///
+    /// The program is killed when its deadline passes ([`ErrorKind::Timeout`]), when its output passes the
+    /// host's cap ([`ErrorKind::Failed`]; see [`DEFAULT_MAX_OUTPUT`]), and when this call's future is
+    /// dropped.
     async fn run(&self, command: &Command) -> Result<Output>;
 
     /// Streams `data` into `path`: written to a temporary name, flushed to disk, then renamed over `path`.

@@ -1,29 +1,36 @@
 //! [`LocalHost`]: the [`Host`] trait on the machine the SDK runs on, for running Connect Ops on the server itself.
 
+mod process;
+
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::host::{BoxReader, BoxStream, Command, DiskUsage, Endpoint, Host, Output, PutOptions};
+use crate::host::{
+    BoxReader, BoxStream, Command, DEFAULT_COMMAND_TIMEOUT, DEFAULT_MAX_OUTPUT, DiskUsage, Endpoint, Host,
+    Output, PutOptions,
+};
 
 /// How long [`LocalHost::connect`] waits for a TCP connection by default.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Streams are copied through buffers of this size: memory stays constant whatever the file size.
 pub(crate) const COPY_BUFFER: usize = 256 * 1024;
 
-/// This machine as a [`Host`]: programs run with `tokio::process`, files are written to a temporary name in
-/// the same directory, flushed and renamed, and exclusive creation (the deploy lock) is a hard link, which the
-/// kernel refuses atomically when the name exists.
+/// This machine as a [`Host`]: programs run with `tokio::process` in a process group of their own (killed
+/// whole at their deadline, past the output cap, or when the call is dropped), files are written to a
+/// temporary name in the same directory, flushed and renamed, and exclusive creation (the deploy lock) is a
+/// hard link, which the kernel refuses atomically when the name exists.
 #[derive(Debug, Clone)]
 pub struct LocalHost {
     name: String,
     connect_timeout: Duration,
+    command_timeout: Duration,
+    max_output: usize,
 }
 
 impl Default for LocalHost {
@@ -38,6 +45,8 @@ impl LocalHost {
         LocalHost {
             name: "local".to_string(),
             connect_timeout: CONNECT_TIMEOUT,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            max_output: DEFAULT_MAX_OUTPUT,
         }
     }
 
@@ -50,6 +59,20 @@ impl LocalHost {
     /// Sets how long [`Host::connect`] waits for a TCP connection.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> LocalHost {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a program may run unless its [`Command::timeout`] says otherwise
+    /// ([`DEFAULT_COMMAND_TIMEOUT`] by default).
+    pub fn with_command_timeout(mut self, limit: Duration) -> LocalHost {
+        self.command_timeout = limit;
+        self
+    }
+
+    /// Sets how many bytes of output (stdout and stderr together) [`Host::run`] keeps in memory
+    /// ([`DEFAULT_MAX_OUTPUT`] by default); a program that writes more is stopped and the call fails.
+    pub fn with_max_output(mut self, bytes: usize) -> LocalHost {
+        self.max_output = bytes;
         self
     }
 }
@@ -89,25 +112,42 @@ pub(crate) fn validate_path(operation: &str, path: &str) -> Result<()> {
     Ok(())
 }
 
-/// A temporary name next to `path`, unique in this process and across processes, starting with a dot so
-/// globs over the directory skip it.
+/// A temporary name next to `path`, unique in this process and across processes and not predictable (a
+/// random part: nobody can plant something at it in advance), starting with a dot so globs over the
+/// directory skip it.
 pub(crate) fn temp_name(path: &str) -> String {
+    use std::hash::BuildHasher;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // SipHash keyed with the process's random keys: unguessable without reading our memory.
+    let random = std::hash::RandomState::new().hash_one(n);
     let (dir, file) = match path.rfind('/') {
         Some(i) => (&path[..=i], &path[i + 1..]),
         None => ("", path),
     };
-    format!("{dir}.{file}.tmp-{}-{n}", std::process::id())
+    format!("{dir}.{file}.tmp-{}-{random:016x}", std::process::id())
 }
 
-async fn write_temp(temp: &Path, mut data: BoxReader, mode: u32) -> io::Result<u64> {
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(temp)
-        .await?;
+/// Creates a new temporary file next to `path` with `O_EXCL` (never following or reusing whatever is at
+/// the name), trying another name if one is taken.
+async fn create_temp(path: &str, mode: u32) -> io::Result<(PathBuf, tokio::fs::File)> {
+    let mut tries = 0;
+    loop {
+        let temp = PathBuf::from(temp_name(path));
+        match tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)
+            .await
+        {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 8 => tries += 1,
+            opened => return opened.map(|file| (temp, file)),
+        }
+    }
+}
+
+async fn write_temp(mut file: tokio::fs::File, mut data: BoxReader, mode: u32) -> io::Result<u64> {
     let mut reader = BufReader::with_capacity(COPY_BUFFER, &mut data);
     let written = tokio::io::copy_buf(&mut reader, &mut file).await?;
     // The umask may have narrowed the mode given to open.
@@ -133,57 +173,17 @@ impl Host for LocalHost {
     }
 
     async fn run(&self, command: &Command) -> Result<Output> {
-        command.validate()?;
-        let program = &command.argv[0];
-        let mut child = tokio::process::Command::new(program)
-            .args(&command.argv[1..])
-            .stdin(if command.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                let hint = format!("install `{program}` or give its full path");
-                let not_found = e.kind() == io::ErrorKind::NotFound;
-                let err = io_error("host.run", program, e);
-                if not_found { err.with_hint(hint) } else { err }
-            })?;
-        // Stdin is written while the output is read: a program that answers before reading everything
-        // would otherwise block on a full pipe.
-        let feed = match (child.stdin.take(), &command.stdin) {
-            (Some(mut pipe), Some(bytes)) => {
-                let bytes = bytes.clone();
-                Some(tokio::spawn(async move {
-                    // A program may exit without reading its input; that is its business, not an error.
-                    let _ = pipe.write_all(&bytes).await;
-                    let _ = pipe.shutdown().await;
-                }))
-            }
-            _ => None,
-        };
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| io_error("host.run", program, e))?;
-        if let Some(feed) = feed {
-            let _ = feed.await;
-        }
-        Ok(Output {
-            status: out.status.code(),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
+        let limit = command.timeout.unwrap_or(self.command_timeout);
+        process::run(command, limit, self.max_output).await
     }
 
     async fn put_file(&self, path: &str, data: BoxReader, options: PutOptions) -> Result<u64> {
         validate_path("host.put_file", path)?;
-        let temp = PathBuf::from(temp_name(path));
+        let (temp, file) = create_temp(path, options.mode)
+            .await
+            .map_err(|e| io_error("host.put_file", path, e))?;
         let target = Path::new(path);
-        let written = match write_temp(&temp, data, options.mode).await {
+        let written = match write_temp(file, data, options.mode).await {
             Ok(n) => n,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&temp).await;

@@ -41,14 +41,24 @@ pub struct SshConfig {
     pub keepalive_interval: Duration,
     /// Give the connection up after this many unanswered keepalives.
     pub keepalive_max: usize,
-    /// Programs (session channels) open at once on the connection; more wait their turn. OpenSSH refuses
-    /// more than its `MaxSessions` (10 by default).
+    /// Sessions open at once on the connection: OpenSSH refuses more than its `MaxSessions` (10 by
+    /// default). One of them is kept free to stop programs with, so `max_sessions - 1` programs run at
+    /// once; more wait their turn.
     pub max_sessions: usize,
+    /// How long a program may run (`Host::run`, `SshHost::run_streaming`, and the helper scripts behind
+    /// file operations) unless its `Command::timeout` says otherwise; past it the program is killed.
+    /// [`crate::host::DEFAULT_COMMAND_TIMEOUT`] (one hour) by default.
+    pub command_timeout: Duration,
+    /// How many bytes of output (stdout and stderr together) `Host::run` keeps in memory; a program that
+    /// writes more is stopped and the call fails. [`crate::host::DEFAULT_MAX_OUTPUT`] (64 MiB) by default;
+    /// `SshHost::run_streaming` has no cap.
+    pub max_output: usize,
 }
 
 impl SshConfig {
     /// A server at `host:22` as `user`, the agent from `SSH_AUTH_SOCK` if set, `~/.ssh/known_hosts`,
-    /// trust-on-first-use off, 10 s connect and auth timeouts, a keepalive every 15 s (3 missed: dead).
+    /// trust-on-first-use off, 10 s connect and auth timeouts, a keepalive every 15 s (3 missed: dead),
+    /// programs killed after an hour, 64 MiB of output kept.
     pub fn new(host: impl Into<String>, user: impl Into<String>) -> SshConfig {
         let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
         SshConfig {
@@ -67,6 +77,8 @@ impl SshConfig {
             keepalive_interval: Duration::from_secs(15),
             keepalive_max: 3,
             max_sessions: 10,
+            command_timeout: crate::host::DEFAULT_COMMAND_TIMEOUT,
+            max_output: crate::host::DEFAULT_MAX_OUTPUT,
         }
     }
 
@@ -137,6 +149,18 @@ impl SshConfig {
         self
     }
 
+    /// Sets how long a program may run unless its command sets its own deadline.
+    pub fn command_timeout(mut self, limit: Duration) -> SshConfig {
+        self.command_timeout = limit;
+        self
+    }
+
+    /// Sets how many bytes of output `Host::run` keeps in memory.
+    pub fn max_output(mut self, bytes: usize) -> SshConfig {
+        self.max_output = bytes;
+        self
+    }
+
     /// `user@host:port`, for messages.
     pub fn target(&self) -> String {
         format!("{}@{}:{}", self.user, self.host, self.port)
@@ -156,6 +180,8 @@ impl fmt::Debug for SshConfig {
             .field("trust_on_first_use", &self.trust_on_first_use)
             .field("connect_timeout", &self.connect_timeout)
             .field("auth_timeout", &self.auth_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("max_output", &self.max_output)
             .finish_non_exhaustive()
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use russh::client;
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 
 use super::SshConfig;
 use super::known_hosts::{self, Verdict};
@@ -56,6 +56,21 @@ impl Client {
             .with_hint(format!(
                 "if the server was really reinstalled, remove line {line} of {file} (`ssh-keygen -R '{pattern}' -f {file}`) and verify the new key"
             ))),
+            Verdict::OtherType { line, recorded } => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "ssh.connect",
+                &pattern,
+                format!(
+                    "{file}:{line} pins this host to its {recorded} key, but the server now shows an {} key ({fingerprint}) although it was asked for {recorded} first. Someone may be intercepting the connection",
+                    key.algorithm()
+                ),
+            )
+            .with_hint(format!(
+                "if the server's keys really changed, verify the new key out of band, then replace line {line} of {file} (`ssh-keygen -R '{pattern}' -f {file}`, then `ssh-keyscan -p {} -t {} {}`)",
+                self.port,
+                key.algorithm(),
+                self.host
+            ))),
             Verdict::Revoked { line } => Err(Error::new(
                 ErrorKind::PermissionDenied,
                 "ssh.connect",
@@ -95,48 +110,6 @@ impl client::Handler for Client {
     }
 }
 
-/// Reads the private key before any network traffic, so a missing file or wrong passphrase fails at once.
-pub(crate) fn load_key(config: &SshConfig) -> Result<Option<Arc<PrivateKey>>> {
-    let Some(path) = &config.key_file else {
-        return Ok(None);
-    };
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let (kind, hint) = match e.kind() {
-            std::io::ErrorKind::NotFound => (
-                ErrorKind::InvalidInput,
-                "give the path of an existing private key (e.g. ~/.ssh/id_ed25519), or create one with ssh-keygen",
-            ),
-            std::io::ErrorKind::PermissionDenied => (
-                ErrorKind::PermissionDenied,
-                "make the key readable by this user (chmod 600, owned by you)",
-            ),
-            _ => (ErrorKind::InvalidInput, "check the key file"),
-        };
-        Error::new(kind, "ssh.load_key", &shown, format!("cannot read the key file: {e}"))
-            .with_hint(hint)
-            .with_source(e)
-    })?;
-    let key = russh::keys::decode_secret_key(&text, config.passphrase.as_deref()).map_err(|e| {
-        let (msg, hint) = match (&e, &config.passphrase) {
-            (russh::keys::Error::KeyIsEncrypted, _) => (
-                "the key is encrypted".to_string(),
-                "give its passphrase (SshConfig::passphrase) or use an ssh-agent",
-            ),
-            (_, Some(_)) => (
-                format!("cannot decrypt or decode the key: {e}"),
-                "check the passphrase and that the file is an OpenSSH or PEM private key",
-            ),
-            (_, None) => (
-                format!("not a private key this SDK can read: {e}"),
-                "give an OpenSSH or PEM private key (ed25519, RSA or ECDSA), not the .pub file",
-            ),
-        };
-        Error::new(ErrorKind::InvalidInput, "ssh.load_key", &shown, msg).with_hint(hint)
-    })?;
-    Ok(Some(Arc::new(key)))
-}
-
 fn russh_config(config: &SshConfig) -> client::Config {
     // AES-GCM runs on the CPU's AES instructions; it moves files faster than ChaCha20 here.
     let preferred = russh::Preferred {
@@ -145,6 +118,10 @@ fn russh_config(config: &SshConfig) -> client::Config {
             russh::cipher::CHACHA20_POLY1305,
             russh::cipher::AES_256_CTR,
         ]),
+        key: std::borrow::Cow::Owned(host_key_order(
+            &russh::Preferred::default().key,
+            &known_hosts::known_algorithms(&config.known_hosts, &config.host, config.port),
+        )),
         ..russh::Preferred::default()
     };
     client::Config {
@@ -157,9 +134,20 @@ fn russh_config(config: &SshConfig) -> client::Config {
     }
 }
 
+/// The host key types to ask for: those known_hosts records for the host first (as OpenSSH orders them), so
+/// a server with several keys shows the pinned one, and any other type it shows is refused as
+/// [`Verdict::OtherType`]. An RSA key recorded as `ssh-rsa` is shown with any RSA signature hash.
+fn host_key_order(default: &[Algorithm], known: &[Algorithm]) -> Vec<Algorithm> {
+    let rsa = |a: &Algorithm| matches!(a, Algorithm::Rsa { .. });
+    let is_known = |a: &Algorithm| known.iter().any(|k| k == a || (rsa(k) && rsa(a)));
+    let (mut first, rest): (Vec<Algorithm>, Vec<Algorithm>) = default.iter().cloned().partition(is_known);
+    first.extend(rest);
+    first
+}
+
 /// Opens, checks and authenticates a new connection.
 pub(crate) async fn open(config: &SshConfig) -> Result<Session> {
-    let key = load_key(config)?;
+    let key = super::keys::load_key(config)?;
     if key.is_none() && config.agent.is_none() {
         return Err(Error::invalid(
             "ssh.connect",

@@ -1,11 +1,12 @@
 //! Checking the server's key against a known_hosts file (OpenSSH's format: plain, wildcard, negated and
 //! hashed host patterns, `[host]:port` for other ports, `@revoked` and `@cert-authority` markers).
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use hmac::{KeyInit, Mac};
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::{Algorithm, HashAlg, PublicKey};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -20,6 +21,15 @@ pub(crate) enum Verdict {
     Changed {
         /// 1-based line number.
         line: usize,
+    },
+    /// No line records a key of this type, but a line pins the host to a key of another type. A server
+    /// keeps its keys; a client that is shown a type it did not ask for first (see [`known_algorithms`]) is
+    /// most likely talking to someone who lacks the pinned key, so this is refused like a changed key.
+    OtherType {
+        /// 1-based line number.
+        line: usize,
+        /// The recorded key's type, e.g. `ssh-ed25519`.
+        recorded: String,
     },
     /// The key is marked `@revoked`.
     Revoked {
@@ -66,31 +76,14 @@ pub(crate) fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> Resu
             .with_source(e));
         }
     };
-    let wanted = host_pattern(host, port);
     let mut verdict = Verdict::Unknown;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let mut fields = trimmed.split_whitespace();
-        let mut first = fields.next().unwrap_or_default();
-        let marker = if first.starts_with('@') {
-            let m = first;
-            first = fields.next().unwrap_or_default();
-            Some(m)
-        } else {
-            None
-        };
-        let (Some(_key_type), Some(b64)) = (fields.next(), fields.next()) else {
-            return Err(malformed(path, line, "expected `HOSTS KEYTYPE BASE64KEY`"));
-        };
-        if !hosts_match(first, &wanted) {
-            continue;
-        }
-        let recorded = russh::keys::parse_public_key_base64(b64)
-            .map_err(|e| malformed(path, line, &format!("the key does not decode: {e}")))?;
+    let mut other_type = None;
+    for entry in entries(path, &text, host, port) {
+        let Entry {
+            line,
+            marker,
+            key: recorded,
+        } = entry?;
         match marker {
             Some("@cert-authority") => continue,
             Some("@revoked") => {
@@ -103,6 +96,7 @@ pub(crate) fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> Resu
             None => {}
         }
         if recorded.algorithm() != key.algorithm() {
+            other_type.get_or_insert((line, recorded.algorithm().to_string()));
             continue;
         }
         if recorded.key_data() == key.key_data() {
@@ -111,10 +105,81 @@ pub(crate) fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> Resu
             verdict = Verdict::Changed { line };
         }
     }
-    Ok(verdict)
+    Ok(match (verdict, other_type) {
+        (Verdict::Unknown, Some((line, recorded))) => Verdict::OtherType { line, recorded },
+        (verdict, _) => verdict,
+    })
 }
 
-/// Appends the key for `host:port` (trust on first use), creating the file (mode 600) if needed.
+/// The key types known_hosts records for `host:port` (not revoked), in file order: the client asks the
+/// server for these first, as OpenSSH does, so a server with several keys shows the pinned one. An
+/// unreadable or malformed file gives none here; [`check`] reports it.
+pub(crate) fn known_algorithms(path: &Path, host: &str, port: u16) -> Vec<Algorithm> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Algorithm> = Vec::new();
+    for entry in entries(path, &text, host, port).flatten() {
+        let algorithm = entry.key.algorithm();
+        if entry.marker.is_none() && !found.contains(&algorithm) {
+            found.push(algorithm);
+        }
+    }
+    found
+}
+
+/// A known_hosts line about the host.
+struct Entry<'a> {
+    line: usize,
+    marker: Option<&'a str>,
+    key: PublicKey,
+}
+
+/// The lines whose host patterns match `host:port`, decoded; a malformed line is an error.
+fn entries<'a>(
+    path: &'a Path,
+    text: &'a str,
+    host: &str,
+    port: u16,
+) -> impl Iterator<Item = Result<Entry<'a>>> + 'a {
+    let wanted = host_pattern(host, port);
+    text.lines().enumerate().filter_map(move |(i, raw)| {
+        let line = i + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            return None;
+        }
+        let mut fields = trimmed.split_whitespace();
+        let mut first = fields.next().unwrap_or_default();
+        let marker = if first.starts_with('@') {
+            let m = first;
+            first = fields.next().unwrap_or_default();
+            Some(m)
+        } else {
+            None
+        };
+        let (Some(_key_type), Some(b64)) = (fields.next(), fields.next()) else {
+            return Some(Err(malformed(path, line, "expected `HOSTS KEYTYPE BASE64KEY`")));
+        };
+        if !hosts_match(first, &wanted) {
+            return None;
+        }
+        Some(
+            russh::keys::parse_public_key_base64(b64)
+                .map(|key| Entry { line, marker, key })
+                .map_err(|e| malformed(path, line, &format!("the key does not decode: {e}"))),
+        )
+    })
+}
+
+/// Records the key for `host:port` (trust on first use) as one new line at the end of the file, creating
+/// the file (mode 600) if needed.
+///
+/// The file is appended to, never rewritten: the other lines, the file's mode, owner and inode (a symlinked
+/// or shared known_hosts) stay as they are, and the line goes out in one `write(2)` on an `O_APPEND`
+/// descriptor, which the kernel never interleaves with another appender's. A last line without its newline
+/// gets one first, so the new line cannot merge into it. A key another process recorded meanwhile is not
+/// recorded twice.
 pub(crate) fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<()> {
     let fail = |e: std::io::Error| {
         Error::new(
@@ -125,7 +190,7 @@ pub(crate) fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> Resu
         )
         .with_hint("make the known_hosts file and its directory writable by this user")
     };
-    let line = key
+    let encoded = key
         .to_openssh()
         .map_err(|e| Error::new(ErrorKind::Failed, "ssh.known_hosts", host, e.to_string()))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -133,11 +198,23 @@ pub(crate) fn learn(path: &Path, host: &str, port: u16, key: &PublicKey) -> Resu
     }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .mode(0o600)
         .open(path)
         .map_err(fail)?;
-    writeln!(file, "{} {}", host_pattern(host, port), line.trim_end()).map_err(fail)
+    let mut existing = String::new();
+    file.read_to_string(&mut existing).map_err(fail)?;
+    if check(path, host, port, key)? == Verdict::Known {
+        return Ok(());
+    }
+    let mut line = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        line.push('\n');
+    }
+    line.push_str(&format!("{} {}\n", host_pattern(host, port), encoded.trim_end()));
+    file.write_all(line.as_bytes()).map_err(fail)?;
+    file.sync_all().map_err(fail)
 }
 
 /// `SHA256:...`, as `ssh-keygen -l` prints it.
@@ -203,8 +280,6 @@ fn glob(pattern: &str, text: &str) -> bool {
     }
     pi == p.len()
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 #[cfg(test)]
 mod tests {
@@ -298,6 +373,50 @@ mod tests {
                 .to_string()
                 .contains(":1")
         );
+    }
+
+    #[test]
+    fn a_host_pinned_to_another_key_type_is_not_unknown() {
+        const ECDSA: &str = "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBKAVW8z/+qbM8APTvkoYGil+3Jsv8PhB6SEqOTpnmBWXf2norvEUucbjpwJPFEE3UmXM6O8cNfBplkHFZQWOsV0=";
+        let f = file(&format!(
+            "host ecdsa-sha2-nistp256 {ECDSA}\nhost ssh-ed25519 {KEY_A}\n"
+        ));
+        let p = f.path();
+        assert_eq!(
+            check(p, "host", 22, &key(KEY_B)).unwrap(),
+            Verdict::Changed { line: 2 },
+            "a changed key of the same type says so"
+        );
+        let f = file(&format!("host ecdsa-sha2-nistp256 {ECDSA}\n"));
+        assert_eq!(
+            check(f.path(), "host", 22, &key(KEY_A)).unwrap(),
+            Verdict::OtherType {
+                line: 1,
+                recorded: "ecdsa-sha2-nistp256".into()
+            }
+        );
+        assert_eq!(
+            known_algorithms(p, "host", 22),
+            vec![key(ECDSA).algorithm(), key(KEY_A).algorithm()]
+        );
+        assert!(known_algorithms(p, "elsewhere", 22).is_empty());
+    }
+
+    #[test]
+    fn learning_never_merges_lines_nor_changes_the_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = file(&format!("other ssh-ed25519 {KEY_B}"));
+        std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o640)).unwrap();
+        learn(f.path(), "host", 22, &key(KEY_A)).unwrap();
+        learn(f.path(), "host", 22, &key(KEY_A)).unwrap();
+        let text = std::fs::read_to_string(f.path()).unwrap();
+        assert_eq!(
+            text,
+            format!("other ssh-ed25519 {KEY_B}\nhost ssh-ed25519 {KEY_A}\n"),
+            "one line, appended once"
+        );
+        let mode = std::fs::metadata(f.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! [`SshHost`]: the server over SSH, with ONE connection (russh) multiplexing every operation.
 //!
-//! Programs run on session channels with their argv quoted for the remote shell; files stream through
-//! `tee` into a temporary name, are hashed on both ends and renamed into place; byte streams to remote
-//! TCP ports and unix sockets are `direct-tcpip` and `direct-streamlocal` channels; [`Forwarder`] gives
-//! clients that only take an address a local port or socket. Opening a connection checks the server key
-//! against known_hosts (unknown refused unless trust-on-first-use; changed always refused).
+//! Programs run on session channels with their argv quoted for the remote shell, each bounded: a deadline
+//! ([`SshConfig::command_timeout`], or the command's own), an output cap for what `run` keeps
+//! ([`SshConfig::max_output`]), and killed (its whole process group) when the caller gives up or drops the
+//! call. Files stream through `tee` into a temporary the server creates exclusively under a random name,
+//! are hashed on both ends and renamed into place; byte streams to remote TCP ports and unix sockets are
+//! `direct-tcpip` and `direct-streamlocal` channels; [`Forwarder`] gives clients that only take an address
+//! a local port or socket. Opening a connection checks the server key against known_hosts (unknown refused
+//! unless trust-on-first-use; changed, or shown under another type than the one recorded, always refused).
 //!
 //! ```no_run
 //! use connect_core::host::{Command, Host};
@@ -24,19 +27,21 @@
 mod config;
 mod connection;
 mod exec;
+mod files;
 mod forward;
+mod keys;
 mod known_hosts;
+mod process;
 mod quote;
+mod scripts;
 mod transfer;
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::OwnedSemaphorePermit;
 
 pub use config::SshConfig;
 pub use exec::{OutputChunk, OutputStream};
@@ -44,11 +49,10 @@ pub use forward::{ForwardAddr, ForwardFrom, Forwarder};
 pub use quote::{command_line, quote};
 
 use connection::Session;
-use exec::Ending;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{BoxReader, BoxStream, Command, DiskUsage, Endpoint, Host, Output, PutOptions};
-use crate::local::{temp_name, validate_path};
+use crate::local::validate_path;
 
 /// The server over SSH: one authenticated connection carries every operation as its own channel.
 ///
@@ -65,7 +69,7 @@ struct Inner {
     config: SshConfig,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     connections: AtomicUsize,
-    /// Session channels in use, at most `max_sessions`.
+    /// Session channels in use, at most `max_sessions - 1`: the last one is kept to stop programs.
     sessions: Arc<tokio::sync::Semaphore>,
 }
 
@@ -94,7 +98,10 @@ impl SshHost {
                 name: config.target(),
                 session: tokio::sync::Mutex::new(Some(Arc::new(session))),
                 connections: AtomicUsize::new(1),
-                sessions: Arc::new(tokio::sync::Semaphore::new(config.max_sessions.max(1))),
+                // One session stays free to stop a program with (see `process`).
+                sessions: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_sessions.saturating_sub(1).max(1),
+                )),
                 config,
             }),
         })
@@ -163,106 +170,6 @@ impl SshHost {
         )
     }
 
-    async fn open_exec(
-        &self,
-        session: &Session,
-        line: &str,
-        operation: &str,
-        target: &str,
-    ) -> Result<(russh::Channel<russh::client::Msg>, OwnedSemaphorePermit)> {
-        let permit = self
-            .inner
-            .sessions
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| self.lost(operation, target, e))?;
-        // sshd frees a session slot a moment after the channel closes on our side, so a refusal right
-        // after another program ended is retried briefly; nothing ran yet, so retrying is always safe.
-        let mut backoff = Duration::from_millis(2);
-        let give_up = tokio::time::Instant::now() + Duration::from_secs(5);
-        let channel = loop {
-            match session.channel_open_session().await {
-                Ok(c) => break c,
-                Err(russh::Error::ChannelOpenFailure(reason)) if tokio::time::Instant::now() < give_up => {
-                    tracing::debug!(?reason, "session channel refused; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(100));
-                }
-                Err(russh::Error::ChannelOpenFailure(reason)) => {
-                    return Err(Error::new(
-                        ErrorKind::Refused,
-                        operation,
-                        target,
-                        format!("sshd refused to open a session ({reason:?})"),
-                    )
-                    .with_hint("lower SshConfig::max_sessions to the server's MaxSessions"));
-                }
-                Err(e) => return Err(self.lost(operation, target, e)),
-            }
-        };
-        channel
-            .exec(true, line.as_bytes())
-            .await
-            .map_err(|e| self.lost(operation, target, e))?;
-        Ok((channel, permit))
-    }
-
-    /// Runs one of our helper scripts with `args`, collecting its output.
-    async fn script(
-        &self,
-        session: &Session,
-        script: &str,
-        args: &[&str],
-        operation: &str,
-        target: &str,
-    ) -> Result<Output> {
-        let line = quote::script_line(script, args)?;
-        let (channel, _permit) = self.open_exec(session, &line, operation, target).await?;
-        match exec::collect(channel, None).await {
-            (Ending::Lost, _) => {
-                Err(self.lost(operation, target, "the channel closed before the program exited"))
-            }
-            (Ending::Exited(_), out) => Ok(out),
-        }
-    }
-
-    /// Runs a program, handing its output to `sink` chunk by chunk as it arrives (for long commands);
-    /// returns the exit status (`None`: killed by a signal). Never retried.
-    pub async fn run_streaming(
-        &self,
-        command: &Command,
-        sink: tokio::sync::mpsc::Sender<OutputChunk>,
-    ) -> Result<Option<i32>> {
-        let line = command_line(command)?;
-        let target = command.argv[0].clone();
-        let session = self.session().await?;
-        let (channel, _permit) = self.open_exec(&session, &line, "host.run", &target).await?;
-        let (chunks, mut rx) = tokio::sync::mpsc::unbounded_channel::<OutputChunk>();
-        let forward = async move {
-            while let Some(chunk) = rx.recv().await {
-                if sink.send(chunk).await.is_err() {
-                    break;
-                }
-            }
-        };
-        let drive = exec::drive(channel, command.stdin.as_deref(), move |stream, data| {
-            let _ = chunks.send(OutputChunk {
-                stream,
-                data: data.to_vec(),
-            });
-        });
-        let (ending, ()) = tokio::join!(drive, forward);
-        match ending {
-            Ending::Exited(status) => Ok(status),
-            Ending::Lost => Err(self.lost(
-                "host.run",
-                &target,
-                "the connection broke while the program ran; it was not repeated",
-            )),
-        }
-    }
-
     /// Listens on `from` and carries every connection made to it to `to` on the server.
     pub async fn forward(&self, from: ForwardFrom, to: Endpoint) -> Result<Forwarder> {
         forward::start(self.clone(), from, to).await
@@ -276,116 +183,31 @@ impl Host for SshHost {
     }
 
     async fn run(&self, command: &Command) -> Result<Output> {
-        let line = command_line(command)?;
-        let target = command.argv[0].clone();
+        let line = quote::program_line(command)?;
+        let limit = command.timeout.unwrap_or(self.inner.config.command_timeout);
         let session = self.session().await?;
-        let (channel, _permit) = self.open_exec(&session, &line, "host.run", &target).await?;
-        match exec::collect(channel, command.stdin.as_deref()).await {
-            (Ending::Exited(_), out) => Ok(out),
-            (Ending::Lost, _) => Err(self
-                .lost("host.run", &target, "the connection broke while the program ran")
-                .with_hint("it was not repeated because it may have taken effect: check, then retry")),
-        }
+        self.execute(
+            &session,
+            &line,
+            command.stdin.as_deref(),
+            ("host.run", &command.argv[0]),
+            limit,
+        )
+        .await
     }
 
     async fn put_file(&self, path: &str, data: BoxReader, options: PutOptions) -> Result<u64> {
-        validate_path("host.put_file", path)?;
-        let temp = format!("{}-{}", temp_name(path), std::process::id());
-        let mode = format!("{:o}", options.mode & 0o7777);
-        let new = if options.create_new { "1" } else { "0" };
-        let session = self.session().await?;
-        let line = quote::script_line(transfer::RECEIVE, &[&temp, path, &mode, new])?;
-        let (channel, _permit) = self.open_exec(&session, &line, "host.put_file", path).await?;
-        let (mut rx, tx) = channel.split();
-        let mut out = Output::default();
-        let (sent, ending) = {
-            let sending = transfer::send_stream(&tx, data);
-            let receiving = exec::read_until_closed(&mut rx, |s, d| match s {
-                OutputStream::Stdout => out.stdout.extend_from_slice(d),
-                OutputStream::Stderr => out.stderr.extend_from_slice(d),
-            });
-            tokio::pin!(sending, receiving);
-            // The server may refuse before reading anything (no directory, file exists): its answer ends
-            // the transfer even while we still have data to send.
-            tokio::select! {
-                sent = &mut sending => (Some(sent), (&mut receiving).await),
-                ending = &mut receiving => (None, ending),
-            }
-        };
-        drop(tx);
-        out.status = match ending {
-            Ending::Exited(s) => s,
-            Ending::Lost => {
-                return Err(self
-                    .lost("host.put_file", path, "the connection broke during the upload")
-                    .with_hint(format!("the file is unchanged; a temporary {temp} may remain")));
-            }
-        };
-        if !out.success() {
-            return Err(exec::script_error("host.put_file", path, &out));
-        }
-        let (local_sum, written) = match sent {
-            Some(Ok(v)) => v,
-            Some(Err(e)) => {
-                let _ = self
-                    .script(&session, transfer::DISCARD, &[&temp], "host.put_file", path)
-                    .await;
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    "host.put_file",
-                    path,
-                    format!("reading the data failed: {e}"),
-                )
-                .with_source(e));
-            }
-            None => {
-                let _ = self
-                    .script(&session, transfer::DISCARD, &[&temp], "host.put_file", path)
-                    .await;
-                return Err(Error::new(
-                    ErrorKind::Failed,
-                    "host.put_file",
-                    path,
-                    "the server stopped reading the data",
-                ));
-            }
-        };
-        let receipt = transfer::parse_receipt(&out);
-        if receipt != Some((local_sum, written, written)) {
-            let _ = self
-                .script(&session, transfer::DISCARD, &[&temp], "host.put_file", path)
-                .await;
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                "host.put_file",
-                path,
-                format!("the server stored something else: sent {written} bytes with cksum {local_sum}, the server reports (cksum, received, stored) {receipt:?}"),
-            )
-            .with_hint("check the server's disk (full?) and retry"));
-        }
-        let placed = self
-            .script(
-                &session,
-                transfer::PLACE,
-                &[&temp, path, new],
-                "host.put_file",
-                path,
-            )
-            .await?;
-        if !placed.success() {
-            return Err(exec::script_error("host.put_file", path, &placed));
-        }
-        Ok(written)
+        self.upload(path, data, options).await
     }
 
     async fn get_file(&self, path: &str) -> Result<BoxReader> {
         validate_path("host.get_file", path)?;
-        let line = quote::script_line(transfer::SEND, &[path])?;
+        let line = quote::script_line(scripts::SEND, &[path])?;
         self.with_session(Idempotent::Yes, |session| {
             let line = line.clone();
             async move {
-                let (channel, permit) = self.open_exec(&session, &line, "host.get_file", path).await?;
-                let download = transfer::start_download(channel, permit, path).await?;
+                let process = self.start(&session, &line, "host.get_file", path).await?;
+                let download = transfer::start_download(process, path).await?;
                 Ok(Box::pin(download) as BoxReader)
             }
         })
@@ -393,66 +215,21 @@ impl Host for SshHost {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        validate_path("host.rename", from)?;
-        validate_path("host.rename", to)?;
-        let target = format!("{from} -> {to}");
-        let script = r#"[ -e "$1" ] || [ -L "$1" ] || { echo "no such file: $1" >&2; exit 44; }
-mv -f -T -- "$1" "$2" && { sync -- "$(dirname -- "$2")" 2>/dev/null || true; }"#;
-        let session = self.session().await?;
-        let out = self
-            .script(&session, script, &[from, to], "host.rename", &target)
-            .await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(exec::script_error("host.rename", &target, &out))
-        }
+        self.rename_file(from, to).await
     }
 
     async fn remove_file(&self, path: &str) -> Result<()> {
-        validate_path("host.remove_file", path)?;
-        let script = r#"[ -e "$1" ] || [ -L "$1" ] || { echo "no such file: $1" >&2; exit 44; }
-[ -d "$1" ] && [ ! -L "$1" ] && { echo "is a directory: $1" >&2; exit 45; }
-rm -f -- "$1""#;
-        let session = self.session().await?;
-        let out = self
-            .script(&session, script, &[path], "host.remove_file", path)
-            .await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(exec::script_error("host.remove_file", path, &out))
-        }
+        self.remove(path).await
     }
 
     async fn disk_usage(&self, path: &str) -> Result<DiskUsage> {
-        let script = r#"[ -e "$1" ] || { echo "no such path: $1" >&2; exit 44; }
-stat -f -c '%S %b %a %c %d' -- "$1""#;
         let out = self
             .with_session(Idempotent::Yes, |session| async move {
-                self.script(&session, script, &[path], "host.disk_usage", path)
+                self.script(&session, scripts::DISK_USAGE, &[path], "host.disk_usage", path)
                     .await
             })
             .await?;
-        if !out.success() {
-            return Err(exec::script_error("host.disk_usage", path, &out));
-        }
-        let text = out.stdout_text();
-        let n: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-        let [block, blocks, avail, inodes, free_inodes] = n[..] else {
-            return Err(Error::new(
-                ErrorKind::Failed,
-                "host.disk_usage",
-                path,
-                format!("unexpected `stat -f` output: {text:?}"),
-            ));
-        };
-        Ok(DiskUsage {
-            total_bytes: blocks.saturating_mul(block),
-            available_bytes: avail.saturating_mul(block),
-            total_inodes: inodes,
-            free_inodes,
-        })
+        SshHost::disk_usage_from(path, &out)
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<BoxStream> {

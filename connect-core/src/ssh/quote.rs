@@ -1,12 +1,16 @@
 //! Quoting an argv for the remote shell: sshd hands the command line to the user's login shell, so every
-//! argument is single-quoted and arrives exactly as given, whatever it contains.
+//! argument is single-quoted and arrives exactly as given, whatever it contains, and the line starts with
+//! `exec`, so the first word is always the program to run, as `execvp` would take it on `LocalHost`: never
+//! a variable assignment (`A=1`), a reserved word (`if`), a builtin or a function of the user's shell
+//! startup files.
 
 use crate::error::Result;
 use crate::host::Command;
 
-/// Characters that mean nothing to a POSIX shell; an argument made only of them needs no quotes.
+/// Characters that mean nothing to a POSIX shell; an argument made only of them needs no quotes. Not `=`:
+/// zsh expands a word starting with it (`=ls` is the path of `ls`).
 fn is_plain(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c)
+    c.is_ascii_alphanumeric() || "_-./:,+@%".contains(c)
 }
 
 /// Quotes one argument for a POSIX shell (sh, dash, bash, zsh).
@@ -28,28 +32,42 @@ pub fn quote(arg: &str) -> String {
     out
 }
 
-/// The command line for a [`Command`]: every argument quoted. Refuses what no program can receive (NUL).
+/// The command line for a [`Command`]: `exec` and every argument quoted. Refuses what no program can
+/// receive (NUL).
 pub fn command_line(command: &Command) -> Result<String> {
     command.validate()?;
-    Ok(command
-        .argv
-        .iter()
-        .map(|a| quote(a))
-        .collect::<Vec<_>>()
-        .join(" "))
+    let mut line = String::from("exec");
+    for arg in &command.argv {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    Ok(line)
 }
 
-/// The command line that runs a fixed POSIX `script` with `args` as `$1`, `$2`…: the script is ours, the
-/// arguments are data and never parsed as code.
-pub fn script_line(script: &str, args: &[&str]) -> Result<String> {
-    let mut argv = vec![
-        "sh".to_string(),
-        "-c".to_string(),
-        script.to_string(),
-        "sh".to_string(),
-    ];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    command_line(&Command::new(argv))
+/// What `SshHost` sends for a [`Command`]: a POSIX `sh` that prints its process group id on stderr (see
+/// [`super::process`]) and then `exec`s the program, which keeps that id.
+pub(crate) fn program_line(command: &Command) -> Result<String> {
+    command.validate()?;
+    Ok(sh_line(r#"exec "$@""#, command.argv.iter().map(String::as_str)))
+}
+
+/// What `SshHost` sends to run one of its own POSIX `script`s with `args` as `$1`, `$2`…: the script is
+/// ours, the arguments are data and never parsed as code. It prints its process group id first, too.
+pub(crate) fn script_line(script: &str, args: &[&str]) -> Result<String> {
+    Command::new(["sh"].into_iter().chain(args.iter().copied())).validate()?;
+    Ok(sh_line(script, args.iter().copied()))
+}
+
+fn sh_line<'a>(body: &str, args: impl Iterator<Item = &'a str>) -> String {
+    // sshd makes the session a process group of its own and the login shell its leader; `exec` keeps
+    // the pid, so `$$` is the group every process of the command is in.
+    let script = format!("printf '{}%s\\n' \"$$\" >&2\n{body}", super::process::PGID_MARK);
+    let mut line = format!("exec sh -c {} sh", quote(&script));
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -63,6 +81,12 @@ mod tests {
         assert_eq!(quote(""), "''");
         assert_eq!(quote("it's"), "'it'\\''s'");
         assert_eq!(quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
+
+    #[test]
+    fn the_first_word_is_always_the_program() {
+        let line = command_line(&Command::new(["A=1", "if", "=ls"])).unwrap();
+        assert_eq!(line, "exec 'A=1' if '=ls'");
     }
 
     #[test]

@@ -15,45 +15,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
 
 use super::exec;
+use super::process::Process;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::Output;
 use crate::local::COPY_BUFFER;
-
-/// Receives the data into `$1` (temporary) for `$2`, prints `CKSUM STREAM_SIZE FILE_SIZE`. `$4 = 1`: refuse an existing `$2`.
-pub(crate) const RECEIVE: &str = r#"tmp=$1 dst=$2 mode=$3 new=$4
-dir=$(dirname -- "$dst")
-[ -d "$dir" ] || { echo "no such directory: $dir" >&2; exit 44; }
-if [ "$new" = 1 ] && { [ -e "$dst" ] || [ -L "$dst" ]; }; then echo "file exists: $dst" >&2; exit 47; fi
-(umask 077 && : > "$tmp") || exit 46
-sum=$(tee -- "$tmp" | cksum) || { rm -f -- "$tmp"; exit 1; }
-chmod "$mode" "$tmp" && sync -- "$tmp" || { rm -f -- "$tmp"; exit 1; }
-printf '%s %s\n' "$sum" "$(stat -c %s -- "$tmp")""#;
-
-/// Moves the verified temporary file `$1` into place at `$2`; with `$3 = 1` only if `$2` does not exist
-/// (a hard link: the kernel checks and creates in one step).
-pub(crate) const PLACE: &str = r#"if [ "$3" = 1 ]; then
-  if ln -- "$1" "$2" 2>/dev/null; then rm -f -- "$1"; else rm -f -- "$1"; [ -e "$2" ] && { echo "file exists: $2" >&2; exit 47; }; exit 1; fi
-else
-  mv -f -- "$1" "$2" || { rm -f -- "$1"; exit 1; }
-fi
-sync -- "$(dirname -- "$2")" 2>/dev/null || true"#;
-
-/// Removes a temporary file left by a failed transfer.
-pub(crate) const DISCARD: &str = r#"rm -f -- "$1""#;
-
-/// Sends `K`, then the file, while a `cksum` fed through a FIFO prints the file's checksum on stderr.
-pub(crate) const SEND: &str = r#"f=$1
-[ -e "$f" ] || { echo "no such file: $f" >&2; exit 44; }
-[ -d "$f" ] && { echo "is a directory: $f" >&2; exit 45; }
-[ -r "$f" ] || { echo "not readable: $f" >&2; exit 46; }
-fifo=$(mktemp -u) && mkfifo -m 600 "$fifo" || exit 1
-cksum < "$fifo" >&2 &
-printf K
-tee -- "$fifo" < "$f"
-wait $!
-rc=$?
-rm -f -- "$fifo"
-exit $rc"#;
 
 static CKSUM: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_CKSUM);
 
@@ -87,11 +52,21 @@ impl Cksum {
     }
 }
 
-/// Streams `data` into the channel through a fixed buffer, checksumming it. Returns `(crc, bytes)`.
+/// Why an upload's stream stopped.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// Reading the caller's data failed.
+    Source(io::Error),
+    /// Writing to the channel failed: the connection broke or the server closed it.
+    Channel(io::Error),
+}
+
+/// Streams `data` into the channel through a fixed buffer, checksumming it, then sends EOF. Returns
+/// `(crc, bytes)`.
 pub(crate) async fn send_stream(
     tx: &russh::ChannelWriteHalf<russh::client::Msg>,
     mut data: crate::host::BoxReader,
-) -> io::Result<(u32, u64)> {
+) -> std::result::Result<(u32, u64), SendError> {
     let mut writer = tx.make_writer();
     let mut hasher = Cksum::new();
     // Reading the source overlaps with sending: two buffers in flight, so memory stays constant.
@@ -116,13 +91,15 @@ pub(crate) async fn send_stream(
     });
     let _stop_reading = AbortOnDrop(reading);
     while let Some(chunk) = ready.recv().await {
-        let chunk = chunk?;
+        let chunk = chunk.map_err(SendError::Source)?;
         hasher.update(&chunk);
-        writer.write_all(&chunk).await?;
+        writer.write_all(&chunk).await.map_err(SendError::Channel)?;
     }
-    writer.flush().await?;
+    writer.flush().await.map_err(SendError::Channel)?;
     drop(writer);
-    tx.eof().await.map_err(io::Error::other)?;
+    tx.eof()
+        .await
+        .map_err(|e| SendError::Channel(io::Error::other(e)))?;
     Ok(hasher.finish())
 }
 
@@ -134,12 +111,21 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Parses the receiving script's `CKSUM STREAM_SIZE FILE_SIZE` line.
-pub(crate) fn parse_receipt(out: &Output) -> Option<(u32, u64, u64)> {
+/// Parses the receiving script's output: the temporary file's random suffix, then
+/// `CKSUM STREAM_SIZE FILE_SIZE`.
+pub(crate) fn parse_receipt(out: &Output) -> (Option<String>, Option<(u32, u64, u64)>) {
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut words = text.split_whitespace().map(str::parse::<u64>);
-    let sum = u32::try_from(words.next()?.ok()?).ok()?;
-    Some((sum, words.next()?.ok()?, words.next()?.ok()?))
+    let mut lines = text.lines();
+    let suffix = lines
+        .next()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(str::to_string);
+    let receipt = lines.next().and_then(|line| {
+        let mut words = line.split_whitespace().map(str::parse::<u64>);
+        let sum = u32::try_from(words.next()?.ok()?).ok()?;
+        Some((sum, words.next()?.ok()?, words.next()?.ok()?))
+    });
+    (suffix, receipt)
 }
 
 /// The reading end of a download: chunks pumped from the channel through a small bounded queue, so memory
@@ -172,18 +158,13 @@ impl AsyncRead for Download {
     }
 }
 
-/// Starts a download on a channel running [`SEND`]: waits for the `K` (or the script's failure), then
-/// pumps the rest in the background.
-pub(crate) async fn start_download(
-    channel: russh::Channel<russh::client::Msg>,
-    permit: tokio::sync::OwnedSemaphorePermit,
-    path: &str,
-) -> Result<Download> {
-    let (mut rx, tx) = channel.split();
+/// Starts a download on a process running [`super::scripts::SEND`]: waits for the `K` (or the script's
+/// failure), then pumps the rest in the background. A reader dropped before the end stops the program.
+pub(crate) async fn start_download(mut process: Process, path: &str) -> Result<Download> {
     let mut stderr = Vec::new();
     let mut status = None;
     let first = loop {
-        match rx.wait().await {
+        match process.next().await {
             Some(ChannelMsg::Data { data }) if !data.is_empty() => break data,
             Some(ChannelMsg::ExtendedData { data, ext: 1 }) => stderr.extend_from_slice(&data),
             Some(ChannelMsg::ExitStatus { exit_status }) => status = i32::try_from(exit_status).ok(),
@@ -217,24 +198,23 @@ pub(crate) async fn start_download(
     let (queue, reader) = mpsc::channel::<io::Result<Bytes>>(8);
     let path = path.to_string();
     tokio::spawn(async move {
-        let _permit = permit;
         let mut hasher = Cksum::new();
         let rest = first.slice(1..);
         hasher.update(&rest);
         if !rest.is_empty() && queue.send(Ok(rest)).await.is_err() {
-            let _ = tx.close().await;
+            process.stop().await;
             return;
         }
         let mut status = None;
         let mut stderr = Vec::new();
         let mut closed_cleanly = false;
-        while let Some(msg) = rx.wait().await {
+        while let Some(msg) = process.next().await {
             match msg {
                 ChannelMsg::Data { data } => {
                     hasher.update(&data);
                     if queue.send(Ok(data)).await.is_err() {
-                        // The reader was dropped: close the channel so the server stops sending.
-                        let _ = tx.close().await;
+                        // The reader was dropped: the server stops sending, and removes its FIFO.
+                        process.stop().await;
                         return;
                     }
                 }

@@ -34,6 +34,18 @@ impl Sshd {
 
     /// Starts sshd with extra config lines.
     pub async fn start_with(test: &str, extra_config: &str) -> Option<Sshd> {
+        Sshd::start_with_host_keys(test, &["ed25519"], extra_config).await
+    }
+
+    /// Starts sshd with a host key of each of `kinds` (`ed25519`, `ecdsa`, `rsa`; the first must be
+    /// `ed25519`, which [`Sshd::known_hosts`] lists) and extra config lines, e.g. `HostKeyAlgorithms` to
+    /// make it present one of them only.
+    pub async fn start_with_host_keys(test: &str, kinds: &[&str], extra_config: &str) -> Option<Sshd> {
+        assert_eq!(
+            kinds.first(),
+            Some(&"ed25519"),
+            "known_hosts() lists the ed25519 host key"
+        );
         let sshd = super::require_program(test, "sshd", &["/usr/sbin/sshd"])?;
         super::require_program(test, "ssh-keygen", &["/usr/bin/ssh-keygen"])?;
         let dir = tempfile::Builder::new()
@@ -41,7 +53,11 @@ impl Sshd {
             .tempdir()
             .expect("temp dir");
         let d = dir.path();
-        keygen(&d.join("host_ed25519"), "ed25519", "");
+        let mut host_keys = String::new();
+        for kind in kinds {
+            keygen(&d.join(format!("host_{kind}")), kind, "");
+            host_keys.push_str(&format!("HostKey {}/host_{kind}\n", d.display()));
+        }
         keygen(&d.join("client_ed25519"), "ed25519", "");
         std::fs::copy(d.join("client_ed25519.pub"), d.join("authorized_keys")).expect("authorized_keys");
         // sshd reads authorized_keys as the user logging in: let any local user reach it (private keys
@@ -53,7 +69,7 @@ impl Sshd {
         let port = super::free_port();
         let user = current_user();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+            "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPubkeyAuthentication yes\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              PermitRootLogin prohibit-password\nAllowTcpForwarding yes\nAllowStreamLocalForwarding yes\n\
@@ -129,7 +145,12 @@ impl Sshd {
 
     /// The server's public host key line (`ssh-ed25519 AAAA... comment`).
     pub fn host_key_line(&self) -> String {
-        std::fs::read_to_string(self.dir().join("host_ed25519.pub"))
+        self.host_key_line_of("ed25519")
+    }
+
+    /// The public line of the server's host key of this kind (see [`Sshd::start_with_host_keys`]).
+    pub fn host_key_line_of(&self, kind: &str) -> String {
+        std::fs::read_to_string(self.dir().join(format!("host_{kind}.pub")))
             .expect("host key")
             .trim()
             .to_string()
