@@ -36,13 +36,16 @@ pub(crate) async fn run_bounded(
     target: &str,
     deadline: Duration,
 ) -> Result<Output> {
-    match tokio::time::timeout(deadline, host.run(command)).await {
+    // The host stops the program at its own deadline (the host's default would cut a long dump short); the
+    // outer bound, a little later, is for a host that does not.
+    let command = command.clone().timeout(deadline);
+    match tokio::time::timeout(deadline + Duration::from_secs(5), host.run(&command)).await {
         Ok(r) => r,
         Err(_) => Err(Error::new(
             ErrorKind::Timeout,
             op,
             target,
-            format!("{} did not finish within {deadline:?}", program_name(command)),
+            format!("{} did not finish within {deadline:?}", program_name(&command)),
         )
         .with_hint("the program was stopped; raise the deadline if the database is that large, or find what blocks it")),
     }

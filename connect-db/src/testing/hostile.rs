@@ -59,6 +59,7 @@ impl Host for OpenUmaskHost {
         let wrapped = Command {
             argv,
             stdin: command.stdin.clone(),
+            timeout: command.timeout,
         };
         self.inner.run(&wrapped).await
     }
