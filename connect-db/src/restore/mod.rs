@@ -16,7 +16,7 @@ use crate::backup::{BackupConfig, ensure_private_dir, list_dump, read_small, rem
 use crate::failpoint;
 use crate::pg_tools::run_pg_tool;
 use crate::postgres::{PgTarget, connect_via, pg_error, quote_ident};
-use crate::util::{sha256_file, stderr_tail, utc_stamp};
+use crate::util::{sha256_file, stderr_tail, utc_stamp_millis};
 pub use recovery::{
     InterruptedRestore, RecoveryAction, RestoreMarker, RestorePhase, recover_restore, restore_status,
 };
@@ -122,7 +122,8 @@ pub async fn restore_logical(
     }
 
     // 2. Restore into a fresh database, the record written first.
-    let stamp = utc_stamp(SystemTime::now()).to_lowercase();
+    // Milliseconds: two restores of one database within a second must not pick the same names.
+    let stamp = utc_stamp_millis(SystemTime::now()).replace('.', "").to_lowercase();
     let admin = target.database(&options.maintenance_db);
     // Through the host that runs pg_restore: `target` is the server as that host sees it, and over SSH this
     // is the same connection as everything else.
