@@ -123,7 +123,9 @@ pub async fn restore_logical(
 
     // 2. Restore into a fresh database, the record written first.
     // Milliseconds: two restores of one database within a second must not pick the same names.
-    let stamp = utc_stamp_millis(SystemTime::now()).replace('.', "").to_lowercase();
+    let stamp = utc_stamp_millis(SystemTime::now())
+        .replace('.', "")
+        .to_lowercase();
     let admin = target.database(&options.maintenance_db);
     // Through the host that runs pg_restore: `target` is the server as that host sees it, and over SSH this
     // is the same connection as everything else.
