@@ -60,13 +60,14 @@ pub(crate) const SEND: &str = r#"f=$1
 [ -d "$f" ] && { echo "is a directory: $f" >&2; exit 45; }
 [ -r "$f" ] || { echo "not readable: $f" >&2; exit 46; }
 d=$(mktemp -d) || exit 1
-trap 'rm -rf -- "$d"' EXIT
-trap 'exit 143' TERM HUP INT PIPE
-mkfifo -m 600 "$d/sum" || exit 1
+mkfifo -m 600 "$d/sum" || { rm -rf -- "$d"; exit 1; }
 cksum < "$d/sum" >&2 &
 printf K
 tee -- "$d/sum" < "$f"
-wait $!"#;
+wait $!
+rc=$?
+rm -rf -- "$d"
+exit $rc"#;
 
 /// Renames `$1` to `$2` (replacing a file, never moving into a directory).
 pub(crate) const RENAME: &str = r#"[ -e "$1" ] || [ -L "$1" ] || { echo "no such file: $1" >&2; exit 44; }

@@ -235,7 +235,7 @@ pub(crate) async fn start_download(mut process: Process, path: &str) -> Result<D
             ))
         } else if status != Some(0) {
             Err(io::Error::other(format!(
-                "{path}: the sending side failed: {}",
+                "{path}: the sending side failed (exit status {status:?}): {}",
                 stderr.trim()
             )))
         } else if remote != local {
