@@ -455,6 +455,37 @@ pub struct DeployPolicy {
     /// takes it over and settles what the dead one left.
     #[serde(with = "duration_ms", default = "default_lock_lease")]
     pub lock_lease: Duration,
+    /// When the deploy takes a verified backup of the app's database, and how many it keeps.
+    #[serde(default)]
+    pub backup: BackupPolicy,
+}
+
+/// When a deploy backs up the app's database (runbook §3: "backup verified" before a migration), and how
+/// many backups are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupPolicy {
+    /// Back up before a migration. A database backend that cannot back up then stops the deploy before the
+    /// migration, rather than migrating without a way back.
+    pub before_migration: bool,
+    /// Back up on every deploy, a migration or not.
+    pub every_deploy: bool,
+    /// How many backups of the database are kept; older ones are removed after a good one.
+    pub keep: usize,
+    /// How long one backup (dump, checksum, read-back) may take before it is stopped and the deploy with it.
+    #[serde(with = "duration_ms")]
+    pub deadline: Duration,
+}
+
+impl Default for BackupPolicy {
+    fn default() -> Self {
+        BackupPolicy {
+            before_migration: true,
+            every_deploy: false,
+            keep: 7,
+            deadline: Duration::from_secs(2 * 3600),
+        }
+    }
 }
 
 fn default_migration_deadline() -> Duration {
@@ -488,6 +519,7 @@ impl Default for DeployPolicy {
             max_error_lines: 10,
             old_color: OldColorPolicy::WarmStandby,
             lock_lease: default_lock_lease(),
+            backup: BackupPolicy::default(),
         }
     }
 }
@@ -501,6 +533,7 @@ impl DeployPolicy {
             ("drain_deadline", self.drain_deadline),
             ("router_deadline", self.router_deadline),
             ("lock_lease", self.lock_lease),
+            ("backup.deadline", self.backup.deadline),
         ] {
             if d.is_zero() {
                 return Err(
@@ -528,6 +561,15 @@ impl DeployPolicy {
                 "a retire window of zero leaves no standby",
             )
             .with_hint("use a positive window, or WarmStandby"));
+        }
+        let backs_up = self.backup.before_migration || self.backup.every_deploy;
+        if backs_up && self.backup.keep == 0 {
+            return Err(Error::invalid(
+                "policy.validate",
+                "backup.keep",
+                "keeping zero backups would remove the one just taken",
+            )
+            .with_hint("keep at least 1 backup, or turn backups off"));
         }
         Ok(())
     }

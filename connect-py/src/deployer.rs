@@ -301,6 +301,7 @@ impl Deployer {
                 max_error_lines: whole("max_error_lines", max_error_lines, "a count of 0 or more")?,
                 old_color: old_color_policy(old_color, retire_after)?,
                 lock_lease: seconds("lock_lease", lock_lease)?,
+                backup: runbook.policy.backup.clone(),
                 min_free_inodes_percent: whole(
                     "min_free_inodes_percent",
                     min_free_inodes_percent,

@@ -38,6 +38,8 @@ host = "your-server"
 # password = "${CONNECT_DB_PASSWORD}"
 # dbname = "connect"
 # check_query = "SELECT count(*) FROM users"
+# backup_dir = "/opt/connect/backups"      # pg_dump runs on the server and writes here
+# pg_bin_dir = "/usr/lib/postgresql/15/bin" # when pg_dump is not on the server's PATH
 
 [redis]
 # host = "127.0.0.1"
@@ -76,4 +78,10 @@ image = "connect"
 # disk_paths = ["/opt/connect"]
 # max_error_lines = 10
 # old_color = "warm_standby"                # or "balanced", or "retire_after" with retire_after = "1h"
+
+[policy.backup]
+# before_migration = true                   # a verified backup (dump, checksum, read back) before a migration
+# every_deploy = false                      # back up on deploys without a migration too
+# keep = 7
+# deadline = "2h"
 "#;
