@@ -54,7 +54,7 @@ pub async fn database_suite(db: &dyn DatabaseCluster) {
     if let [a, _, c] = taken.as_slice() {
         assert_eq!(
             c.pruned,
-            [a.path.clone()],
+            std::slice::from_ref(&a.path),
             "the third backup removed the first of two kept"
         );
     }
