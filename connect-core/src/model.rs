@@ -291,6 +291,11 @@ pub struct AppSpec {
     pub stop_grace: Duration,
     /// The migration command run in a one-off container of the new release (`npx prisma migrate deploy`).
     pub migration: Option<Vec<String>>,
+    /// Where the release's migration files are inside its image (`/app/prisma/migrations`; sqlx's
+    /// `migrations`, Flyway's `sql`): the ones the database has not applied yet are linted before the
+    /// migration runs. `None`: nothing is linted.
+    #[serde(default)]
+    pub migrations_dir: Option<String>,
     /// Paths the post-deploy check requests from the new color directly (the runbook's `curl` of the site):
     /// an answer of 500 or more, or none, fails verification. Empty: only health, database, cache and logs.
     pub smoke_paths: Vec<String>,
@@ -305,6 +310,7 @@ impl fmt::Debug for AppSpec {
             .field("health_path", &self.health_path)
             .field("stop_grace", &self.stop_grace)
             .field("migration", &self.migration)
+            .field("migrations_dir", &self.migrations_dir)
             .field("smoke_paths", &self.smoke_paths)
             .finish()
     }
@@ -340,6 +346,7 @@ impl AppSpec {
             health_path: "/api/health".into(),
             stop_grace: Duration::from_secs(10),
             migration: None,
+            migrations_dir: None,
             smoke_paths: Vec::new(),
         }
     }
@@ -458,6 +465,11 @@ pub struct DeployPolicy {
     /// When the deploy takes a verified backup of the app's database, and how many it keeps.
     #[serde(default)]
     pub backup: BackupPolicy,
+    /// Let a migration drop, rename, retype or newly require (NOT NULL) what the old color still uses. Off,
+    /// such a migration is refused before anything changes while an old color runs: ship it as
+    /// expand/contract (add now, remove once the old color is retired).
+    #[serde(default)]
+    pub allow_destructive_migrations: bool,
 }
 
 /// When a deploy backs up the app's database (runbook §3: "backup verified" before a migration), and how
@@ -520,6 +532,7 @@ impl Default for DeployPolicy {
             old_color: OldColorPolicy::WarmStandby,
             lock_lease: default_lock_lease(),
             backup: BackupPolicy::default(),
+            allow_destructive_migrations: false,
         }
     }
 }

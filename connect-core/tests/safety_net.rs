@@ -292,3 +292,128 @@ async fn a_cluster_that_cannot_back_up_refuses_a_migration_the_policy_wants_back
     assert_eq!(step_status(&record, Step::Backup), StepStatus::Skipped);
     f.assert_live(Color::Green).await;
 }
+
+const DIR: &str = "/app/prisma/migrations";
+
+/// v1 and v2 with a migrations directory; v2 adds `20260201_drop_legacy`, whose SQL is `v2_sql`.
+fn with_migration_files(f: &Fixture, v2_sql: &str) {
+    let create = (
+        "/app/prisma/migrations/20260101_create_users/migration.sql",
+        "CREATE TABLE users (id int, legacy text);",
+    );
+    f.stack.runtime.add_image_files(&release("v1").image, &[create]);
+    f.stack.runtime.add_image_files(
+        &release("v2").image,
+        &[
+            create,
+            (
+                "/app/prisma/migrations/20260201_drop_legacy/migration.sql",
+                v2_sql,
+            ),
+        ],
+    );
+    f.stack.cluster.set_applied_migrations(&["20260101_create_users"]);
+}
+
+fn linting(allow_destructive: bool) -> DeployConfig {
+    let mut c = config(true);
+    c.app.migrations_dir = Some(DIR.into());
+    c.policy.allow_destructive_migrations = allow_destructive;
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destructive_pending_migration_under_a_live_old_color_is_refused_before_anything_changes() {
+    let f = Fixture::with_config(linting(false));
+    with_migration_files(
+        &f,
+        "-- the old color still reads it\nALTER TABLE users\n  DROP COLUMN legacy;\n",
+    );
+    f.deployer.deploy(release("v1")).await.unwrap();
+    let (points, backups) = (
+        f.stack.cluster.restore_points().len(),
+        f.stack.cluster.backups().len(),
+    );
+
+    let err = f.deployer.deploy(release("v2")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("1 of the release's 2 migrations pending"),
+        "only the new one is linted: {text}"
+    );
+    assert!(
+        text.contains("20260201_drop_legacy (20260201_drop_legacy/migration.sql) line 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DROP COLUMN legacy"),
+        "the statement is quoted: {text}"
+    );
+    assert!(err.hint().unwrap().contains("expand/contract"), "{err}");
+    f.assert_live(Color::Blue).await;
+    assert_eq!(f.containers(), ["connect_app1"], "nothing was started");
+    assert_eq!(f.stack.cluster.restore_points().len(), points, "no restore point");
+    assert_eq!(f.stack.cluster.backups().len(), backups, "no backup");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destructive_migration_goes_through_when_allowed_or_when_no_old_color_runs() {
+    let drop = "ALTER TABLE users DROP COLUMN legacy;";
+    let f = Fixture::with_config(linting(true));
+    with_migration_files(&f, drop);
+    f.deployer.deploy(release("v1")).await.unwrap();
+    let record = f.deployer.deploy(release("v2")).await.unwrap();
+    let check = record
+        .steps
+        .iter()
+        .find(|s| s.step == Step::CheckMigrations)
+        .unwrap();
+    assert!(
+        check.detail.contains("destructive (allowed by the policy)"),
+        "{check:?}"
+    );
+    f.assert_live(Color::Green).await;
+
+    // A first deploy: nothing serves the old code, so there is nothing to break.
+    let f = Fixture::with_config(linting(false));
+    with_migration_files(&f, drop);
+    let record = f.deployer.deploy(release("v2")).await.unwrap();
+    let check = record
+        .steps
+        .iter()
+        .find(|s| s.step == Step::CheckMigrations)
+        .unwrap();
+    assert!(
+        check.detail.contains("no old color runs against the database"),
+        "{check:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_additive_migration_passes_the_lint_and_a_missing_directory_is_named() {
+    let f = Fixture::with_config(linting(false));
+    with_migration_files(
+        &f,
+        "ALTER TABLE users ADD COLUMN email text; CREATE INDEX users_email ON users (email);",
+    );
+    f.deployer.deploy(release("v1")).await.unwrap();
+    let record = f.deployer.deploy(release("v2")).await.unwrap();
+    let check = record
+        .steps
+        .iter()
+        .find(|s| s.step == Step::CheckMigrations)
+        .unwrap();
+    assert!(
+        check
+            .detail
+            .ends_with("1 of the release's 2 migrations pending, none destructive"),
+        "{check:?}"
+    );
+
+    let err = f.deployer.deploy(release("v3")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("/app/prisma/migrations"), "{err}");
+    assert!(err.hint().unwrap().contains("migrations_dir"), "{err}");
+    f.assert_live(Color::Green).await;
+}

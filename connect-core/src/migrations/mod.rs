@@ -5,6 +5,7 @@
 
 mod lexer;
 mod lint;
+mod release;
 
 use std::fmt;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind, Result};
 
 pub use lint::{DestructiveChange, DestructiveKind, lint_sql};
+pub use release::{ReleaseMigration, pending, release_migrations};
 
 /// Whose migration table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -135,6 +135,7 @@ impl ConnectConfig {
                 health_path: a.health_path.clone(),
                 stop_grace: a.stop_grace,
                 migration: a.migration.clone(),
+                migrations_dir: a.migrations_dir.clone(),
                 smoke_paths: a.smoke_paths.clone(),
             },
             topology: Topology {
@@ -157,6 +158,7 @@ impl ConnectConfig {
                     // `check` refused a retire_after policy without its window when the file was read.
                     _ => OldColorPolicy::WarmStandby,
                 },
+                allow_destructive_migrations: p.allow_destructive_migrations,
                 backup: BackupPolicy {
                     before_migration: p.backup.before_migration,
                     every_deploy: p.backup.every_deploy,

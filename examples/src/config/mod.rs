@@ -200,6 +200,10 @@ pub struct AppConfig {
     /// The migration's argv, run in a one-off container of the new release.
     #[serde(default)]
     pub migration: Option<Vec<String>>,
+    /// Where the release's migration files are inside its image; the pending ones are linted before the
+    /// migration runs.
+    #[serde(default)]
+    pub migrations_dir: Option<String>,
     /// Environment of every container; values may be `${ENV_VAR}`.
     #[serde(default)]
     pub env: BTreeMap<String, Secret>,
@@ -272,6 +276,9 @@ pub struct PolicyConfig {
     /// With `old_color = "retire_after"`: how long the standby is kept.
     #[serde(default, with = "optional_duration")]
     pub retire_after: Option<Duration>,
+    /// Let a migration drop, rename or retype what the old color still uses (see the template).
+    #[serde(default)]
+    pub allow_destructive_migrations: bool,
     /// `[policy.backup]`: when the deploy backs up the database, and how many backups it keeps.
     #[serde(default)]
     pub backup: BackupPolicyConfig,

@@ -22,15 +22,25 @@ impl Deployer {
 
         let mut before = None;
         if command.is_some() {
+            let old_color_runs = run.record.live_before.is_some();
             run.step(Step::CheckMigrations, async {
                 // A failed or unfinished migration left by an earlier run would make this one fail or, worse,
                 // half-apply on top of it: refused before anything changes.
-                let Some(tables) = b.database.migration_tables().await? else {
-                    return Ok("this database backend cannot read the migration table".into());
+                let tables = b.database.migration_tables().await?;
+                let mut detail = match &tables {
+                    Some(tables) => {
+                        ensure_clean(tables)?;
+                        describe_tables(tables)
+                    }
+                    None => "this database backend cannot read the migration table".into(),
                 };
-                ensure_clean(&tables)?;
-                let detail = describe_tables(&tables);
-                before = Some(tables);
+                if let Some(dir) = &cfg.app.migrations_dir {
+                    let lint = self
+                        .lint_release_migrations(release, dir, tables.as_deref(), old_color_runs)
+                        .await?;
+                    detail = format!("{detail}; {lint}");
+                }
+                before = tables;
                 Ok(detail)
             })
             .await?;
