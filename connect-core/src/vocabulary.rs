@@ -47,6 +47,8 @@ pub enum Step {
     Balance,
     /// Stop and remove a standby whose window has passed.
     Retire,
+    /// One of the operator's hooks.
+    Hook,
     /// Write the journal.
     Record,
 }
@@ -71,6 +73,7 @@ impl Step {
             Step::SwitchBack => "switch_back",
             Step::Balance => "balance",
             Step::Retire => "retire",
+            Step::Hook => "hook",
             Step::Record => "record",
         }
     }

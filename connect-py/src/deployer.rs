@@ -313,6 +313,7 @@ impl Deployer {
             },
             state_dir: state_dir.to_string(),
             holder: holder.unwrap_or_else(engine::default_holder),
+            hooks: Vec::new(),
         };
         let inner = core_py(engine::Deployer::new(backends_arg(backends)?, config))?;
         Ok(Deployer { inner })

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use connect_core::engine::{Backends, DeployConfig, Deployer, default_holder};
+use connect_core::engine::{Backends, DeployConfig, Deployer, Hook, default_holder};
 use connect_core::host::Endpoint;
 use connect_core::model::{
     AppSpec, BackupPolicy, Color, DeployPolicy, OldColorPolicy, Release, Slot, Topology,
@@ -169,6 +169,16 @@ impl ConnectConfig {
             },
             state_dir: self.state_dir.clone(),
             holder: default_holder(),
+            hooks: self
+                .hooks
+                .iter()
+                .map(|h| Hook {
+                    point: h.point,
+                    command: h.command.clone(),
+                    site: h.site,
+                    timeout: h.timeout,
+                })
+                .collect(),
         }
     }
 

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use connect_core::engine::{HookPoint, HookSite};
 use connect_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 
@@ -66,6 +67,26 @@ pub struct ConnectConfig {
     /// Deadlines and thresholds.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[[hooks]]`: the operator's commands at named points of each operation.
+    #[serde(default)]
+    pub hooks: Vec<HookConfig>,
+}
+
+/// One `[[hooks]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// `before_deploy`, `after_ship`, `before_switch` (these stop the deploy when they fail),
+    /// `after_deploy`, `after_rollback`.
+    pub point: HookPoint,
+    /// The argv (`["sh", "-c", "…"]` for a shell line).
+    pub command: Vec<String>,
+    /// `local` (this machine) or `server`.
+    #[serde(default)]
+    pub site: HookSite,
+    /// How long it may run.
+    #[serde(default = "defaults::hook_timeout", with = "duration")]
+    pub timeout: Duration,
 }
 
 /// `[server]`: the machine the app runs on, over SSH, or `host = "local"` for this machine.
@@ -542,6 +563,9 @@ mod defaults {
     }
     pub(super) fn check_query() -> String {
         "SELECT count(*) FROM users".into()
+    }
+    pub(super) fn hook_timeout() -> Duration {
+        Duration::from_secs(60)
     }
     pub(super) fn backup_dir() -> String {
         "/opt/connect/backups".into()

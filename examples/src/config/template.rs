@@ -88,4 +88,14 @@ image = "connect"
 # every_deploy = false                      # back up on deploys without a migration too
 # keep = 7
 # deadline = "2h"
+
+# Your commands at named points: before_deploy, after_ship, before_switch (a failure stops the deploy before
+# traffic moves), after_deploy, after_rollback (a failure is reported, the outcome stands). They get
+# CONNECT_HOOK, CONNECT_OPERATION, CONNECT_KIND, CONNECT_RELEASE, CONNECT_IMAGE, CONNECT_LIVE_BEFORE,
+# CONNECT_LIVE_AFTER and CONNECT_HOLDER in their environment.
+# [[hooks]]
+# point = "before_switch"
+# command = ["./scripts/smoke.sh"]
+# site = "local"                            # or "server"
+# timeout = "1m"
 "#;
