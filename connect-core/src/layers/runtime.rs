@@ -1,15 +1,19 @@
 //! [`Guarded`] for [`ContainerRuntime`]: waits and jobs are bounded by their own deadlines, not by the call
-//! timeout.
+//! timeout; a ship by its progress.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{Guarded, Repeat};
-use crate::error::Result;
-use crate::model::ImageRef;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{ImageRef, Release};
 use crate::runtime::{ContainerInfo, ContainerRuntime, ContainerSpec, ExecOutput, ImageInfo, OneOff};
+use crate::ship::{ReleaseSource, ShipProgress, ShipProgressFn, ShipReport};
 
 #[async_trait]
 impl<T: ContainerRuntime + ?Sized> ContainerRuntime for Guarded<T> {
@@ -83,6 +87,58 @@ impl<T: ContainerRuntime + ?Sized> ContainerRuntime for Guarded<T> {
         self.call("runtime.list", "", Repeat::Safe, || self.inner.list(labels))
             .await
     }
+
+    async fn ship(
+        &self,
+        release: &Release,
+        source: &ReleaseSource,
+        progress: ShipProgressFn,
+    ) -> Result<ShipReport> {
+        // A ship lasts as long as its image is big and its build slow: it is cut only after `long_timeout`
+        // without progress (a silent build step compiling for minutes is not a stall). It is never repeated
+        // here: the build and the export are consumed once and a second attempt would report progress from
+        // zero again; the next deploy ships only what is still missing anyway.
+        let idle = self.policy.long_timeout;
+        let target = release.image.to_string();
+        let last = Arc::new(Mutex::new(Instant::now()));
+        let seen = Arc::clone(&last);
+        let observed: ShipProgressFn = Arc::new(move |p: ShipProgress| {
+            *lock(&seen) = Instant::now();
+            progress(p);
+        });
+        let ship = self.inner.ship(release, source, observed);
+        async {
+            tokio::pin!(ship);
+            loop {
+                let stalled_at = *lock(&last) + idle;
+                tokio::select! {
+                    done = &mut ship => return done,
+                    () = tokio::time::sleep_until(stalled_at) => {
+                        // Progress may have come while this slept: only a full `idle` without any is a stall.
+                        if *lock(&last) + idle <= Instant::now() {
+                            return Err(Error::new(
+                                ErrorKind::Timeout,
+                                "runtime.ship",
+                                &target,
+                                format!("no progress for {idle:?}"),
+                            )
+                            .with_hint("check the build machine and the link to the server; nothing was tagged"));
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(tracing::debug_span!(
+            "backend",
+            operation = "runtime.ship",
+            target = %target
+        ))
+        .await
+    }
+}
+
+fn lock(last: &Mutex<Instant>) -> std::sync::MutexGuard<'_, Instant> {
+    last.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod balance;
 mod health_gate;
 mod migrate;
 mod rollback;
+mod ship;
 mod stage;
 mod start_idle;
 mod switch;
