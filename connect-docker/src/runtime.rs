@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use connect_core::model::ImageRef;
+use connect_core::model::{ImageRef, Release};
 use connect_core::runtime::{ContainerInfo, ContainerSpec, ExecOutput, ImageInfo, OneOff};
+use connect_core::ship::{ReleaseSource, ShipProgressFn, ShipReport};
 use connect_core::{ContainerRuntime, Result};
 
 use crate::client::Docker;
@@ -50,5 +51,14 @@ impl ContainerRuntime for Docker {
 
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
         self.list_containers(labels).await
+    }
+
+    async fn ship(
+        &self,
+        release: &Release,
+        source: &ReleaseSource,
+        progress: ShipProgressFn,
+    ) -> Result<ShipReport> {
+        self.ship_release(release, source, progress).await
     }
 }
