@@ -15,7 +15,9 @@ fn the_template_reads_back_as_the_defaults() {
 /// nothing. The keys shown as examples (no default, or a secret reference) are listed here.
 #[test]
 fn every_default_the_template_states_is_the_real_one() {
-    const EXAMPLES: [&str; 11] = [
+    const EXAMPLES: [&str; 13] = [
+        "context",
+        "image",
         "key_file",
         "passphrase",
         "known_hosts",
@@ -69,7 +71,7 @@ fn every_default_the_template_states_is_the_real_one() {
 }
 
 /// Each broken file, the place its error must name, and a word of the message.
-const BROKEN: [(&str, &str, &str); 13] = [
+const BROKEN: [(&str, &str, &str); 16] = [
     (
         "[server]\nhots = \"x\"\n[app]\nimage = \"c\"\n",
         ":2:1",
@@ -130,6 +132,21 @@ const BROKEN: [(&str, &str, &str); 13] = [
         "[server]\nhost = \"x\"\nhost = \"y\"\n[app]\nimage = \"c\"\n",
         ":3:1",
         "duplicate key",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[release]\ncontext = \".\"\nimage = \"c:dev\"\n",
+        ":7:1",
+        "not both",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[release]\nbuild_on = \"server\"\n",
+        ":6:1",
+        "only from a context",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[release]\nbuild_on = \"remote\"\n",
+        ":6:12",
+        "unknown variant",
     ),
 ];
 
