@@ -380,3 +380,60 @@ async fn missing_sources_and_a_reused_version_are_refused_with_a_fix() {
     assert!(err.to_string().contains("new version"), "{err}");
     f.assert_live(Color::Blue).await;
 }
+
+/// The JSON a caller (the CLI's `--json`, the Python package's event classes) reads: these keys, pinned.
+#[test]
+fn ship_events_serialize_with_the_keys_callers_read() {
+    let keys = |e: &Event| -> Vec<String> {
+        let json = serde_json::to_value(e).unwrap();
+        let mut keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let progress = Event::ShipProgress {
+        phase: ShipPhase::Send,
+        layers_done: 1,
+        layers_total: 2,
+        bytes_done: 3,
+        bytes_total: 4,
+    };
+    assert_eq!(
+        keys(&progress),
+        [
+            "bytes_done",
+            "bytes_total",
+            "event",
+            "layers_done",
+            "layers_total",
+            "phase"
+        ]
+    );
+    assert_eq!(serde_json::to_value(&progress).unwrap()["event"], "ship_progress");
+    let shipped = Event::Shipped(ShipReport {
+        image: "connect:v4".into(),
+        image_id: "sha256:ab".into(),
+        outcome: ShipOutcome::Sent,
+        built_locally: true,
+        layers_total: 3,
+        layers_sent: 2,
+        bytes_sent: 5,
+    });
+    assert_eq!(
+        keys(&shipped),
+        [
+            "built_locally",
+            "bytes_sent",
+            "event",
+            "image",
+            "image_id",
+            "layers_sent",
+            "layers_total",
+            "outcome"
+        ]
+    );
+    let json = serde_json::to_value(&shipped).unwrap();
+    assert_eq!(
+        (&json["event"], &json["outcome"]),
+        (&"shipped".into(), &"sent".into())
+    );
+}
