@@ -252,9 +252,12 @@ mod tests {
         );
     }
 
-    /// A runtime that never answers.
+    /// A runtime that never answers; its ship reports progress `reports` times, 100 s apart, then succeeds
+    /// (or, with no report, hangs).
     #[derive(Debug)]
-    struct Silent;
+    struct Silent {
+        reports: u32,
+    }
 
     #[async_trait]
     impl ContainerRuntime for Silent {
@@ -288,6 +291,61 @@ mod tests {
         async fn list(&self, _: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
             std::future::pending().await
         }
+        async fn ship(
+            &self,
+            release: &Release,
+            _: &ReleaseSource,
+            progress: ShipProgressFn,
+        ) -> Result<ShipReport> {
+            if self.reports == 0 {
+                std::future::pending::<()>().await;
+            }
+            for i in 1..=self.reports {
+                // Simulated time between reports (paused time), not synchronisation.
+                tokio::time::sleep(Duration::from_secs(100)).await;
+                progress(ShipProgress {
+                    phase: crate::ship::ShipPhase::Send,
+                    layers_done: 0,
+                    layers_total: 1,
+                    bytes_done: u64::from(i),
+                    bytes_total: u64::from(self.reports),
+                });
+            }
+            Ok(ShipReport {
+                image: release.image.to_string(),
+                image_id: "sha256:1".into(),
+                outcome: crate::ship::ShipOutcome::Sent,
+                built_locally: false,
+                layers_total: 1,
+                layers_sent: 1,
+                bytes_sent: u64::from(self.reports),
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ship_is_cut_only_after_long_timeout_without_progress() {
+        let release = Release::new("connect", "v1").unwrap();
+        let source = ReleaseSource::local_image("connect:dev");
+        let none: ShipProgressFn = Arc::new(|_| {});
+        let policy = CallPolicy::default();
+
+        // Twenty reports 100 s apart: 2000 s in all, far past long_timeout (300 s), never 300 s without one.
+        let slow = Guarded::new(Silent { reports: 20 }, policy);
+        let t = tokio::time::Instant::now();
+        let report = slow
+            .ship(&release, &source, none.clone())
+            .await
+            .expect("a slow ship that moves");
+        assert_eq!(report.bytes_sent, 20);
+        assert_eq!(t.elapsed(), Duration::from_secs(2000));
+
+        let stuck = Guarded::new(Silent { reports: 0 }, policy);
+        let t = tokio::time::Instant::now();
+        let e = stuck.ship(&release, &source, none).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.to_string().contains("no progress for 300s"), "{e}");
+        assert_eq!(t.elapsed(), policy.long_timeout);
     }
 
     #[tokio::test(start_paused = true)]
@@ -296,7 +354,7 @@ mod tests {
             retries: 0,
             ..CallPolicy::default()
         };
-        let guarded = Guarded::new(Silent, policy);
+        let guarded = Guarded::new(Silent { reports: 0 }, policy);
         let t = tokio::time::Instant::now();
         let e = guarded.inspect("connect_app1").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
