@@ -20,6 +20,9 @@ pub enum Step {
     Reconcile,
     /// Server, disks, database and cache (runbook §1).
     Preflight,
+    /// Build the release where configured and send the layers the server lacks, verified (runbook §2's
+    /// build and upload); a no-op when the server has the image. Only when a release source is given.
+    Ship,
     /// The release's image is on the server (runbook §2).
     StageImage,
     /// The migration table shows nothing failed or unfinished, and the release's pending migrations hold
@@ -60,6 +63,7 @@ impl Step {
             Step::Lock => "lock",
             Step::Reconcile => "reconcile",
             Step::Preflight => "preflight",
+            Step::Ship => "ship",
             Step::StageImage => "stage_image",
             Step::CheckMigrations => "check_migrations",
             Step::Backup => "backup",

@@ -1,7 +1,7 @@
 //! The deploy engine: the runbook as a state machine over the backend traits.
 //!
 //! ```text
-//! lock ─► reconcile ─► preflight ─► stage image ─► restore point ─► migrate ─► (intent) start idle color
+//! lock ─► reconcile ─► preflight ─► [ship] ─► stage image ─► restore point ─► migrate ─► (intent) start idle color
 //!   ─► health gate ─► switch ─► drain old ─► verify ─► record
 //!        any failure: settle from what the router and runtime show — one healthy live color, the one that
 //!        served before when it still serves; the unverified release removed; the journal says why
@@ -31,7 +31,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outcome, Step, StepStatus};
-pub use events::Event;
+pub use events::{Event, SHIP_PROGRESS_EVERY};
 pub use hooks::{Hook, HookPoint, HookSite};
 pub use intent::Intent;
 pub use journal::{JOURNAL_FORMAT, Journal, OperationRecord, SlotRecord, StepRecord};

@@ -70,6 +70,9 @@ pub struct ConnectConfig {
     /// `[[hooks]]`: the operator's commands at named points of each operation.
     #[serde(default)]
     pub hooks: Vec<HookConfig>,
+    /// Where releases come from when the server lacks them.
+    #[serde(default)]
+    pub release: ReleaseConfig,
 }
 
 /// One `[[hooks]]` entry.
@@ -87,6 +90,33 @@ pub struct HookConfig {
     /// How long it may run.
     #[serde(default = "defaults::hook_timeout", with = "duration")]
     pub timeout: Duration,
+}
+
+/// `[release]`: where `deploy` and `ship` get a release the server does not have yet (neither set: the server
+/// must have it already).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// A directory with a Dockerfile on this machine (relative to the directory `connect-ops` runs in).
+    #[serde(default)]
+    pub context: Option<PathBuf>,
+    /// Which engine builds `context`.
+    #[serde(default)]
+    pub build_on: BuildOnConfig,
+    /// An image on this machine, shipped as the release (instead of `context`).
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// `build_on`: which engine builds the release's context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildOnConfig {
+    /// This machine's engine (`DOCKER_HOST`, else its socket), then only the missing layers are sent.
+    #[default]
+    Local,
+    /// The server's engine, from the context sent to it.
+    Server,
 }
 
 /// `[server]`: the machine the app runs on, over SSH, or `host = "local"` for this machine.
@@ -432,6 +462,22 @@ impl ConnectConfig {
                 "port",
                 "blue and green share a port, a container or an HAProxy server".into(),
                 "give each color its own port, container and server",
+            ));
+        }
+        if self.release.context.is_some() && self.release.image.is_some() {
+            return Err(invalid(
+                "release",
+                "image",
+                "a release comes from a build context or from a local image, not both".into(),
+                "keep context (to build) or image (to ship an image built already)",
+            ));
+        }
+        if self.release.build_on == BuildOnConfig::Server && self.release.context.is_none() {
+            return Err(invalid(
+                "release",
+                "build_on",
+                "the server builds only from a context".into(),
+                "set context = \"DIR\" in [release], or remove build_on",
             ));
         }
         match (self.policy.old_color, self.policy.retire_after) {

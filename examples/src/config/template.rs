@@ -68,6 +68,13 @@ image = "connect"
 # server = "app2"
 # port = 3001
 
+[release]
+# Where `deploy` and `ship` get a release the server lacks (neither context nor image: the server has it).
+# Only the layers the server lacks are sent, each verified; a release the server has is not built again.
+# context = "."                             # a directory with a Dockerfile on this machine
+# build_on = "local"                        # this machine's Docker (DOCKER_HOST) builds; or "server"
+# image = "connect:dev"                     # or an image on this machine, shipped as the release
+
 [policy]
 # health_deadline = "1m"
 # migration_deadline = "30m"

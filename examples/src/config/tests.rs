@@ -15,7 +15,9 @@ fn the_template_reads_back_as_the_defaults() {
 /// nothing. The keys shown as examples (no default, or a secret reference) are listed here.
 #[test]
 fn every_default_the_template_states_is_the_real_one() {
-    const EXAMPLES: [&str; 13] = [
+    const EXAMPLES: [&str; 15] = [
+        "context",
+        "image",
         "key_file",
         "passphrase",
         "known_hosts",
@@ -72,7 +74,7 @@ fn every_default_the_template_states_is_the_real_one() {
 }
 
 /// Each broken file, the place its error must name, and a word of the message.
-const BROKEN: [(&str, &str, &str); 14] = [
+const BROKEN: [(&str, &str, &str); 17] = [
     (
         "[server]\nhots = \"x\"\n[app]\nimage = \"c\"\n",
         ":2:1",
@@ -138,6 +140,21 @@ const BROKEN: [(&str, &str, &str); 14] = [
         "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[[hooks]]\npoint = \"after_lunch\"\ncommand = [\"true\"]\n",
         ":6:9",
         "unknown variant `after_lunch`",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[release]\ncontext = \".\"\nimage = \"c:dev\"\n",
+        ":7:1",
+        "not both",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[release]\nbuild_on = \"server\"\n",
+        ":6:1",
+        "only from a context",
+    ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[release]\nbuild_on = \"remote\"\n",
+        ":6:12",
+        "unknown variant",
     ),
 ];
 
