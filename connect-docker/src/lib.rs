@@ -45,6 +45,7 @@ mod error;
 mod images;
 mod inspect;
 mod jobs;
+mod logs;
 mod runtime;
 mod slot;
 mod tarball;

@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use connect_core::model::ImageRef;
-use connect_core::runtime::{ContainerInfo, ContainerSpec, ExecOutput, ImageInfo, OneOff};
+use connect_core::runtime::{
+    ContainerInfo, ContainerSpec, ExecOutput, ImageInfo, LogQuery, LogStream, OneOff,
+};
 use connect_core::{ContainerRuntime, Result};
 
 use crate::client::Docker;
@@ -50,5 +52,18 @@ impl ContainerRuntime for Docker {
 
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
         self.list_containers(labels).await
+    }
+
+    async fn logs(&self, name: &str, query: LogQuery) -> Result<LogStream> {
+        self.container_logs(name, query).await
+    }
+
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageInfo>> {
+        self.images(Some(repository)).await
+    }
+
+    async fn delete_image(&self, image: &ImageRef) -> Result<()> {
+        // Never forced: an image a container uses stays (Conflict), as the trait promises.
+        self.remove_image(&image.to_string(), false).await
     }
 }

@@ -20,6 +20,7 @@ mod intent;
 mod journal;
 mod lock;
 mod operation;
+mod prune;
 mod reconcile;
 mod run;
 mod status;
@@ -34,6 +35,7 @@ pub use events::Event;
 pub use intent::Intent;
 pub use journal::{JOURNAL_FORMAT, Journal, OperationRecord, SlotRecord, StepRecord};
 pub use lock::LockInfo;
+pub use prune::{KeptImage, PruneReport};
 pub use reconcile::{Observed, ObservedSlot};
 pub use status::Status;
 
