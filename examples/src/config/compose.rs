@@ -8,6 +8,7 @@ use connect_core::host::Endpoint;
 use connect_core::model::{AppSpec, Color, DeployPolicy, OldColorPolicy, Release, Slot, Topology};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Host, LocalHost, Result};
+use connect_db::backup::BackupConfig;
 use connect_db::{PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
 use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
@@ -69,7 +70,8 @@ impl ConnectConfig {
         Ok(router)
     }
 
-    fn database(&self, host: Arc<dyn Host>) -> Result<PatroniCluster> {
+    /// The database cluster through `host` (Patroni's REST API and PostgreSQL as the server sees them).
+    pub fn database(&self, host: Arc<dyn Host>) -> Result<PatroniCluster> {
         let d = &self.database;
         let mut login = PgTarget::new(&d.user, &d.dbname).at(&d.host, d.port);
         if let Some(password) = &d.password {
@@ -154,6 +156,17 @@ impl ConnectConfig {
             state_dir: self.state_dir.clone(),
             holder: default_holder(),
         }
+    }
+
+    /// Where backups go and the programs that make and restore them.
+    pub fn backup_config(&self) -> BackupConfig {
+        let d = &self.database;
+        let mut config = BackupConfig::new(&d.backup_dir);
+        if let Some(dir) = &d.pg_bin_dir {
+            config = config.bin_dir(dir);
+        }
+        config.keep = d.backup_keep;
+        config
     }
 
     /// The release `version` of the app's image (`<image>:<version>`).

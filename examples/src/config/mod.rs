@@ -155,6 +155,16 @@ pub struct DatabaseConfig {
     /// The post-deploy check query, answering one number (the runbook counts its users).
     #[serde(default = "defaults::check_query")]
     pub check_query: String,
+    /// Where `connect-ops backup` writes dumps on the server (made 0700).
+    #[serde(default = "defaults::backup_dir")]
+    pub backup_dir: String,
+    /// How many backups of the database to keep; older ones are removed after a good backup.
+    #[serde(default = "defaults::backup_keep")]
+    pub backup_keep: usize,
+    /// The directory of `pg_dump` and `pg_restore` on the server, when they are not on its `PATH` (Debian:
+    /// `/usr/lib/postgresql/15/bin`).
+    #[serde(default)]
+    pub pg_bin_dir: Option<String>,
 }
 
 /// `[redis]`.
@@ -501,6 +511,12 @@ mod defaults {
     }
     pub(super) fn check_query() -> String {
         "SELECT count(*) FROM users".into()
+    }
+    pub(super) fn backup_dir() -> String {
+        "/opt/connect/backups".into()
+    }
+    pub(super) fn backup_keep() -> usize {
+        7
     }
     pub(super) fn redis_port() -> u16 {
         6379

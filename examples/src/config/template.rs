@@ -38,6 +38,9 @@ host = "your-server"
 # password = "${CONNECT_DB_PASSWORD}"
 # dbname = "connect"
 # check_query = "SELECT count(*) FROM users"
+# backup_dir = "/opt/connect/backups"      # `connect-ops backup` writes dumps here, on the server
+# backup_keep = 7
+# pg_bin_dir = "/usr/lib/postgresql/15/bin" # where pg_dump/pg_restore are, if not on the server's PATH
 
 [redis]
 # host = "127.0.0.1"

@@ -4,9 +4,14 @@
 //! one line each; each one's arguments and handler live in a module of their own, so adding a subcommand
 //! touches one line here and one file. [`output`] is where text, JSON lines and progress go.
 
+pub mod backup;
 pub mod deploy;
+pub mod docs;
 pub mod inspect;
+pub mod logs;
 pub mod output;
+pub mod progress;
+pub mod prune;
 pub mod setup;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +78,20 @@ pub enum Command {
     Verify,
     /// The deploy lock.
     Lock(inspect::LockArgs),
+    /// A color's container log: the live one, the standby, blue, green, or the one running --release.
+    Logs(logs::LogsArgs),
+    /// Remove old release images beyond the newest N (never the live or standby one).
+    Prune(prune::PruneArgs),
+    /// A verified database backup: restore point, pg_dump, checksum, pg_restore --list.
+    Backup(backup::BackupArgs),
+    /// The database's backups on the server, newest first.
+    Backups,
+    /// Restore the database from a backup (the newest by default) into a fresh database swapped in.
+    Restore(backup::RestoreArgs),
+    /// Print a shell completion script.
+    Completions(docs::CompletionsArgs),
+    /// Print (or write) the man page.
+    Man(docs::ManArgs),
 }
 
 /// What every handler gets: where the config file is and where output goes.
@@ -132,6 +151,13 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::History(args) => args.run(cx).await,
         Command::Verify => inspect::verify(cx).await,
         Command::Lock(args) => args.run(cx).await,
+        Command::Logs(args) => args.run(cx).await,
+        Command::Prune(args) => args.run(cx).await,
+        Command::Backup(args) => args.run(cx).await,
+        Command::Backups => backup::list(cx).await,
+        Command::Restore(args) => args.run(cx).await,
+        Command::Completions(args) => args.run(),
+        Command::Man(args) => args.run(cx),
     }
 }
 

@@ -1,21 +1,31 @@
 //! Where output goes: the result on stdout (text, or one JSON object per line with `--json`), progress and
-//! errors on stderr.
+//! errors on stderr (a spinner per step on a terminal, see [`super::progress`]).
+
+use std::sync::{Arc, Mutex};
 
 use connect_core::Error;
 use connect_core::engine::{Check, Event, OperationRecord};
 
 use super::exit_code;
+use super::progress::{Mode, Progress};
 
 /// Human text, or JSON lines.
 #[derive(Debug, Clone)]
 pub struct Output {
     json: bool,
+    mode: Mode,
+    /// The spinner of the engine step under way, on a terminal.
+    step: Arc<Mutex<Option<Progress>>>,
 }
 
 impl Output {
-    /// JSON lines when `json`, else text.
+    /// JSON lines when `json`, else text; progress drawn as a spinner when stderr is a terminal.
     pub fn new(json: bool) -> Output {
-        Output { json }
+        Output {
+            json,
+            mode: Mode::detect(json),
+            step: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Whether results and events are JSON lines.
@@ -23,13 +33,52 @@ impl Output {
         self.json
     }
 
-    /// One engine event: a JSON line, or a line of progress on stderr.
+    /// How progress is shown.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Starts showing a piece of long work (`backup`, `restore`).
+    pub fn progress(&self, what: &str) -> Progress {
+        Progress::start(self.mode, what)
+    }
+
+    /// One engine event: a JSON line, or progress on stderr: on a terminal each step is a spinner with its
+    /// elapsed time (the health gate's with its attempts) until its line replaces it.
     pub fn event(&self, event: &Event) {
         if self.json {
             println!("{}", serde_json::to_string(event).unwrap_or_default());
             return;
         }
+        let Ok(mut current) = self.step.lock() else {
+            return;
+        };
+        match event {
+            Event::StepStarted { step } if self.mode == Mode::Terminal => {
+                if let Some(previous) = current.take() {
+                    previous.finish();
+                }
+                let progress = Progress::start(self.mode, step.as_str());
+                progress.step("");
+                *current = Some(progress);
+                return;
+            }
+            Event::HealthAttempt {
+                color,
+                attempt,
+                health,
+            } => {
+                if let Some(progress) = current.as_ref() {
+                    progress.detail(&format!("{color}: attempt {attempt}, {health}"));
+                }
+                return;
+            }
+            _ => {}
+        }
         if let Some(line) = event_line(event) {
+            if let Some(progress) = current.take() {
+                progress.finish();
+            }
             eprintln!("{line}");
         }
     }

@@ -234,6 +234,8 @@ user = "postgres"
 password = "${{CONNECT_E2E_PG_PASSWORD}}"
 dbname = {DATABASE:?}
 check_query = "SELECT count(*) FROM customers"
+backup_dir = {backup_dir:?}
+pg_bin_dir = {pg_bin_dir:?}
 
 [redis]
 port = {redis_port}
@@ -273,6 +275,10 @@ disk_paths = {disks}
             state_file = self.haproxy_state.display().to_string(),
             patroni = list(&self.patroni),
             pg_port = self.pg_ports[0],
+            backup_dir = self.backup_dir(),
+            pg_bin_dir = pg_bin("pg_dump")
+                .parent()
+                .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string()),
             redis_port = self.redis_port,
             prefix = self.prefix,
             env = env.join(", "),
