@@ -151,7 +151,11 @@ fn the_man_page_renders_and_lists_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["man"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with(".ie"), "roff: {}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with(".ie"),
+        "roff: {}",
+        text(&out.stdout)
+    );
     // Rendered by man itself, as a reader sees it.
     let rendered = std::process::Command::new("man")
         .args(["-l", "-"])
@@ -214,7 +218,11 @@ fn the_new_subcommands_refuse_bad_input_with_exit_code_2_before_contacting_anyth
     ] {
         let out = run(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
-        assert!(text(&out.stderr).contains(says), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
     // Not at a terminal, a restore without --yes says what it would replace and how to go ahead.
     let out = run(dir.path(), &["--json", "restore"]);
