@@ -138,11 +138,12 @@ impl Deployer {
         }
         for color in Color::ALL {
             let slot = self.config.topology.slot(color);
-            if let Some(container) = runtime.inspect(&slot.container).await? {
-                if let Ok(reference) = ImageRef::parse(&container.image) {
-                    let id = runtime.image(&reference).await?.map(|i| i.id);
-                    add(&reference, id, format!("run by {}", slot.container));
-                }
+            let Some(container) = runtime.inspect(&slot.container).await? else {
+                continue;
+            };
+            if let Ok(reference) = ImageRef::parse(&container.image) {
+                let id = runtime.image(&reference).await?.map(|i| i.id);
+                add(&reference, id, format!("run by {}", slot.container));
             }
         }
         Ok(protected)

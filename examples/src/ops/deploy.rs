@@ -63,12 +63,17 @@ where
             event = events.recv() => match event {
                 Ok(event) => out.event(&event),
                 Err(RecvError::Lagged(n)) => out.note(&format!("({n} events skipped)")),
-                Err(RecvError::Closed) => return operation.await,
+                Err(RecvError::Closed) => {
+                    let result = operation.await;
+                    out.end_progress();
+                    return result;
+                }
             },
             result = &mut operation => {
                 while let Ok(event) = events.try_recv() {
                     out.event(&event);
                 }
+                out.end_progress();
                 return result;
             }
         }

@@ -83,6 +83,13 @@ impl Output {
         }
     }
 
+    /// Clears the spinner of a step that never said it ended (an operation cut short), before the result.
+    pub fn end_progress(&self) {
+        if let Some(progress) = self.step.lock().ok().and_then(|mut s| s.take()) {
+            progress.finish();
+        }
+    }
+
     /// A remark on stderr.
     pub fn note(&self, text: &str) {
         eprintln!("{text}");
