@@ -237,12 +237,7 @@ async fn backup_and_restore_draw_a_spinner_on_a_terminal_and_plain_lines_into_a_
         .find(|l| l.contains(SPINNER_STEP))
         .unwrap_or_default();
     assert!(
-        line.contains(" backup ")
-            && line
-                .trim_start()
-                .split_whitespace()
-                .nth(1)
-                .is_some_and(|t| t.ends_with('s')),
+        line.contains(" backup ") && line.split_whitespace().nth(1).is_some_and(|t| t.ends_with('s')),
         "spinner, elapsed seconds, what, step: {line:?}"
     );
     db.batch_execute("COMMIT").await.unwrap();
