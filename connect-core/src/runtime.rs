@@ -186,6 +186,18 @@ impl fmt::Debug for OneOff {
     }
 }
 
+/// A container's log as lines, oldest first (see [`ContainerRuntime::logs`]). Dropping it stops reading.
+pub type LogStream = futures::stream::BoxStream<'static, Result<String>>;
+
+/// Which log lines [`ContainerRuntime::logs`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogQuery {
+    /// Only the last N lines written so far (`None`: all of them).
+    pub tail: Option<usize>,
+    /// Keep the stream open and give each new line as it is written, until the container stops.
+    pub follow: bool,
+}
+
 /// Containers and images.
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + fmt::Debug {
@@ -220,6 +232,18 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug {
 
     /// Containers whose labels include all of `labels`.
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>>;
+
+    /// The container's log (stdout and stderr interleaved): the last `query.tail` lines, then, with
+    /// `query.follow`, each new line until the container stops or the stream is dropped. A missing container
+    /// is [`crate::ErrorKind::NotFound`] when the stream is opened.
+    async fn logs(&self, name: &str, query: LogQuery) -> Result<LogStream>;
+
+    /// The images of `repository` (every tag of it), newest first.
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageInfo>>;
+
+    /// Removes an image reference (the image goes with its last reference). Never forced: an image a
+    /// container uses is [`crate::ErrorKind::Conflict`]; a missing reference is [`crate::ErrorKind::NotFound`].
+    async fn delete_image(&self, image: &ImageRef) -> Result<()>;
 
     /// The regular files under the absolute directory `dir` of `image`, paths relative to `dir`, sorted;
     /// empty when the image has no such directory. More than `max_bytes` in all is

@@ -126,6 +126,8 @@ pub enum OperationKind {
     Adopt,
     /// A standby stopped after its window.
     Retire,
+    /// Old release images removed (never the live or standby one); holds the lock, is not recorded.
+    Prune,
 }
 
 impl fmt::Display for OperationKind {
@@ -136,6 +138,7 @@ impl fmt::Display for OperationKind {
             OperationKind::FullRollback => "full rollback",
             OperationKind::Adopt => "adopt",
             OperationKind::Retire => "retire",
+            OperationKind::Prune => "prune",
         })
     }
 }

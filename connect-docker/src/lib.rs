@@ -46,6 +46,7 @@ mod image_files;
 mod images;
 mod inspect;
 mod jobs;
+mod logs;
 mod runtime;
 mod ship;
 mod slot;

@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use connect_core::model::{ImageRef, Release};
-use connect_core::runtime::{ContainerInfo, ContainerSpec, ExecOutput, ImageFile, ImageInfo, OneOff};
+use connect_core::runtime::{
+    ContainerInfo, ContainerSpec, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream, OneOff,
+};
 use connect_core::ship::{ReleaseSource, ShipProgressFn, ShipReport};
 use connect_core::{ContainerRuntime, Result};
 
@@ -64,5 +66,18 @@ impl ContainerRuntime for Docker {
         progress: ShipProgressFn,
     ) -> Result<ShipReport> {
         self.ship_release(release, source, progress).await
+    }
+
+    async fn logs(&self, name: &str, query: LogQuery) -> Result<LogStream> {
+        self.container_logs(name, query).await
+    }
+
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageInfo>> {
+        self.images(Some(repository)).await
+    }
+
+    async fn delete_image(&self, image: &ImageRef) -> Result<()> {
+        // Never forced: an image a container uses stays (Conflict), as the trait promises.
+        self.remove_image(&image.to_string(), false).await
     }
 }

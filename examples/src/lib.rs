@@ -6,7 +6,9 @@
 //! - [`load`]: a keep-alive HTTP/1.1 load generator that reports requests, failures (with reasons) and
 //!   p50/p99 latency per phase of a deploy.
 //! - `config` (feature `ops`): `connect.toml` and the one composition of a server's backends from it, used by
-//!   the `connect-ops` command; `ops` (feature `ops`): subcommands of that command (`ship`).
+//!   the `connect-ops` command.
+//! - `ops` (feature `ops`): the `connect-ops` command itself (clap definitions, subcommands, output), so
+//!   the binary is one line and completions and the man page come from the same definitions.
 //! - `testing` (feature `testing`): the demo app, PostgreSQL and Redis started on 127.0.0.1 for tests.
 //! - `stack` (feature `testing`): the whole production setup on 127.0.0.1 (sshd, Docker through it, HAProxy,
 //!   etcd + Patroni + PostgreSQL, Redis) and the runbook run end to end on it.

@@ -386,7 +386,8 @@ impl Drop for RedisServer {
 }
 
 /// The `connect-ops` command built for this test run (`target/<profile>/examples/connect-ops`), built first
-/// when a test runs without it (`cargo test --examples` builds it along with the tests).
+/// when a test runs without it or with one older than the test binary (`cargo test --test cli` builds only
+/// the test, and a stale command would test yesterday's code).
 pub fn connect_ops() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
@@ -398,7 +399,12 @@ pub fn connect_ops() -> PathBuf {
                 .and_then(Path::parent)
                 .expect("target/<profile>/deps");
             let binary = profile.join("examples").join("connect-ops");
-            if !binary.exists() {
+            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            let stale = match (modified(&binary), modified(&exe)) {
+                (Some(command), Some(test)) => command < test,
+                _ => true,
+            };
+            if stale {
                 let status = std::process::Command::new(env!("CARGO"))
                     .args([
                         "build",

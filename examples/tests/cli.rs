@@ -98,3 +98,138 @@ fn help_documents_the_exit_codes() {
         assert!(help.contains(code), "{help}");
     }
 }
+
+/// Every subcommand, as the parser knows it (so a new one is checked below without editing this test).
+fn subcommands() -> Vec<String> {
+    use clap::CommandFactory;
+    connect_examples::ops::Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
+/// Runs `program args…` with `input` on stdin; its exit status and stderr.
+fn shell_check(program: &str, args: &[&str], input: &[u8]) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} runs (scripts/test.sh installs it): {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), text(&out.stderr))
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_parse_in_their_shells_and_name_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = subcommands();
+    assert!(names.len() >= 16, "{names:?}");
+    for (shell, check) in [
+        ("bash", &["bash", "-n"][..]),
+        ("zsh", &["zsh", "-n"]),
+        ("fish", &["fish", "--no-execute"]),
+    ] {
+        let out = run(dir.path(), &["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for name in &names {
+            assert!(script.contains(name.as_str()), "{shell} completion lacks {name}");
+        }
+        let (ok, stderr) = shell_check(check[0], &check[1..], &out.stdout);
+        assert!(ok, "{shell} rejects its completion script: {stderr}");
+    }
+    let out = run(dir.path(), &["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is bad input");
+}
+
+#[test]
+fn the_man_page_renders_and_lists_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["man"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(".ie"),
+        "roff: {}",
+        text(&out.stdout)
+    );
+    // Rendered by man itself, as a reader sees it.
+    let rendered = std::process::Command::new("man")
+        .args(["-l", "-"])
+        .env("MANWIDTH", "120")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&out.stdout)?;
+            child.wait_with_output()
+        })
+        .expect("man runs (scripts/test.sh installs man-db)");
+    assert!(rendered.status.success());
+    // man's pager-less output emboldens by overstriking (`N\x08N`): keep the last of each pair.
+    let mut page = String::new();
+    for c in text(&rendered.stdout).chars() {
+        if c == '\u{8}' {
+            page.pop();
+        } else {
+            page.push(c);
+        }
+    }
+    let section = page
+        .split("SUBCOMMANDS")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no SUBCOMMANDS section: {page}"));
+    for name in subcommands() {
+        assert!(
+            section.contains(&format!("connect-ops-{name}(1)")),
+            "the page does not list {name}: {section}"
+        );
+    }
+    assert!(page.contains("Exit codes"), "{page}");
+
+    let pages = dir.path().join("man");
+    let out = run(dir.path(), &["man", "--dir", "man"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for name in subcommands() {
+        assert!(
+            pages.join(format!("connect-ops-{name}.1")).exists(),
+            "no page for {name}"
+        );
+    }
+}
+
+#[test]
+fn the_new_subcommands_refuse_bad_input_with_exit_code_2_before_contacting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    // The template names `your-server`, which does not resolve: reaching it would be exit 5, not 2.
+    assert!(run(dir.path(), &["init"]).status.success());
+    for (args, says) in [
+        (&["restore"][..], "--yes"),
+        (&["restore", "connect-x.dump"], "connect-x.dump"),
+        (&["backup", "--label", "../etc"], "a label is"),
+        (&["logs", "purple"], "possible values"),
+        (&["logs", "blue", "--release", "v1"], "cannot be used with"),
+        (&["logs", "-n", "many"], "invalid value"),
+        (&["prune", "--keep", "-1"], "unexpected argument"),
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Not at a terminal, a restore without --yes says what it would replace and how to go ahead.
+    let out = run(dir.path(), &["--json", "restore"]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the error as JSON");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("\"connect\"") && message.contains("your-server"),
+        "{answer}"
+    );
+}

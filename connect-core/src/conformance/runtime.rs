@@ -1,10 +1,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
+
 use super::assert_kind;
 use crate::error::ErrorKind;
 use crate::model::ImageRef;
-use crate::runtime::{ContainerRuntime, ContainerSpec, ContainerState, Health, OneOff, labels};
+use crate::runtime::{ContainerRuntime, ContainerSpec, ContainerState, Health, LogQuery, OneOff, labels};
 
 /// What a runtime's suite needs from the test.
 #[derive(Debug, Clone)]
@@ -71,11 +73,54 @@ pub async fn runtime_suite(rt: &dyn ContainerRuntime, f: &RuntimeFixture) {
         "found by label"
     );
     rt.logs_since(&name, since).await.expect("logs");
+    let tail: Vec<_> = rt
+        .logs(
+            &name,
+            LogQuery {
+                tail: Some(1),
+                follow: false,
+            },
+        )
+        .await
+        .expect("the log's last line")
+        .collect()
+        .await;
+    assert!(tail.len() <= 1, "tail 1 gives at most one line: {tail:?}");
+    assert!(tail.iter().all(|l| l.is_ok()), "{tail:?}");
+    let repository = f.healthy_image.repository();
+    let images = rt.list_images(repository).await.expect("list images");
+    assert!(
+        images
+            .iter()
+            .any(|i| i.tags.contains(&f.healthy_image.to_string())),
+        "the fixture's image is listed under {repository}: {images:?}"
+    );
+    assert_kind(
+        rt.delete_image(&missing).await,
+        ErrorKind::NotFound,
+        "deleting a missing image",
+    );
+    // A followed log ends when its container stops: a reader is never left waiting on a dead one.
+    let mut followed = rt
+        .logs(
+            &name,
+            LogQuery {
+                tail: Some(0),
+                follow: true,
+            },
+        )
+        .await
+        .expect("follow the log");
     let out = rt.exec(&name, &f.exec_echo).await.expect("exec");
     assert_eq!(out.exit_code, 0, "exec exit code: {out:?}");
     assert!(out.output.contains("conformance"), "exec output: {out:?}");
 
     rt.stop(&name, Duration::from_secs(5)).await.expect("stop");
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while followed.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the followed log ended when the container stopped");
     rt.stop(&name, Duration::from_secs(5))
         .await
         .expect("stopping a stopped container is fine");
@@ -98,6 +143,11 @@ pub async fn runtime_suite(rt: &dyn ContainerRuntime, f: &RuntimeFixture) {
         rt.logs_since(&name, since).await,
         ErrorKind::NotFound,
         "logs of a missing container",
+    );
+    assert_kind(
+        rt.logs(&name, LogQuery::default()).await.map(drop),
+        ErrorKind::NotFound,
+        "the log stream of a missing container",
     );
 
     let bad = format!("{}-bad", f.prefix);

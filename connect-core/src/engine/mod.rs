@@ -21,6 +21,7 @@ mod intent;
 mod journal;
 mod lock;
 mod operation;
+mod prune;
 mod reconcile;
 mod run;
 mod status;
@@ -36,6 +37,7 @@ pub use hooks::{Hook, HookPoint, HookSite};
 pub use intent::Intent;
 pub use journal::{JOURNAL_FORMAT, Journal, OperationRecord, SlotRecord, StepRecord};
 pub use lock::LockInfo;
+pub use prune::{KeptImage, PruneReport};
 pub use reconcile::{Observed, ObservedSlot};
 pub use status::Status;
 

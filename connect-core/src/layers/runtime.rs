@@ -13,7 +13,8 @@ use super::{Guarded, Repeat};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ImageRef, Release};
 use crate::runtime::{
-    ContainerInfo, ContainerRuntime, ContainerSpec, ExecOutput, ImageFile, ImageInfo, OneOff,
+    ContainerInfo, ContainerRuntime, ContainerSpec, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream,
+    OneOff,
 };
 use crate::ship::{ReleaseSource, ShipProgress, ShipProgressFn, ShipReport};
 
@@ -143,10 +144,64 @@ impl<T: ContainerRuntime + ?Sized> ContainerRuntime for Guarded<T> {
         ))
         .await
     }
+
+    async fn logs(&self, name: &str, query: LogQuery) -> Result<LogStream> {
+        let stream = self
+            .call("runtime.logs", name, Repeat::Safe, || {
+                self.inner.logs(name, query)
+            })
+            .await?;
+        if query.follow {
+            // A quiet app may write nothing for hours: a followed log is bounded by whoever reads it.
+            return Ok(stream);
+        }
+        Ok(bounded_lines(stream, self.policy.timeout, name.to_string()))
+    }
+
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageInfo>> {
+        self.call("runtime.list_images", repository, Repeat::Safe, || {
+            self.inner.list_images(repository)
+        })
+        .await
+    }
+
+    async fn delete_image(&self, image: &ImageRef) -> Result<()> {
+        // Once deleted, a second delete is NotFound: repeating would turn a success into an error.
+        let target = image.to_string();
+        self.call("runtime.delete_image", &target, Repeat::Never, || {
+            self.inner.delete_image(image)
+        })
+        .await
+    }
 }
 
 fn lock(last: &Mutex<Instant>) -> std::sync::MutexGuard<'_, Instant> {
     last.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A log read to its end gets at most `limit` between lines; past it the stream ends with a `Timeout`.
+fn bounded_lines(stream: LogStream, limit: Duration, name: String) -> LogStream {
+    use futures::StreamExt;
+    futures::stream::unfold(Some(stream), move |state| {
+        let name = name.clone();
+        async move {
+            let mut stream = state?;
+            match tokio::time::timeout(limit, stream.next()).await {
+                Ok(Some(item)) => Some((item, Some(stream))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(crate::error::Error::new(
+                        crate::error::ErrorKind::Timeout,
+                        "runtime.logs",
+                        &name,
+                        format!("no log line within {limit:?}"),
+                    )),
+                    None,
+                )),
+            }
+        }
+    })
+    .boxed()
 }
 
 #[cfg(test)]
@@ -299,6 +354,17 @@ mod tests {
         async fn list(&self, _: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
             std::future::pending().await
         }
+        async fn logs(&self, _: &str, _: LogQuery) -> Result<LogStream> {
+            use futures::StreamExt;
+            // Opens at once, then never gives a line.
+            Ok(futures::stream::pending().boxed())
+        }
+        async fn list_images(&self, _: &str) -> Result<Vec<ImageInfo>> {
+            std::future::pending().await
+        }
+        async fn delete_image(&self, _: &ImageRef) -> Result<()> {
+            std::future::pending().await
+        }
         async fn ship(
             &self,
             release: &Release,
@@ -379,5 +445,33 @@ mod tests {
             Duration::from_secs(70),
             "its deadline plus the call timeout"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_log_read_to_its_end_is_bounded_between_lines_and_a_followed_one_is_not() {
+        use futures::StreamExt;
+        let guarded = Guarded::new(Silent { reports: 0 }, CallPolicy::default());
+        let t = tokio::time::Instant::now();
+        let mut read = guarded
+            .logs("connect_app1", LogQuery::default())
+            .await
+            .expect("opens");
+        let e = read.next().await.expect("an item").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert_eq!(t.elapsed(), Duration::from_secs(10));
+        assert!(read.next().await.is_none(), "the stream ends after its timeout");
+
+        let mut followed = guarded
+            .logs(
+                "connect_app1",
+                LogQuery {
+                    tail: None,
+                    follow: true,
+                },
+            )
+            .await
+            .expect("opens");
+        let waited = tokio::time::timeout(Duration::from_secs(3600), followed.next()).await;
+        assert!(waited.is_err(), "an hour of silence is no error while following");
     }
 }

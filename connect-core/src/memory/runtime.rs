@@ -1,5 +1,8 @@
 //! Containers and images in memory, with simulated start-up and health.
 
+mod images;
+mod logs;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -12,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ImageRef, Release};
 use crate::runtime::{
     ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ExecOutput, Health, ImageFile, ImageInfo,
-    OneOff,
+    LogQuery, LogStream, OneOff,
 };
 use crate::ship::{ReleaseSource, ShipProgressFn, ShipReport};
 
@@ -106,6 +109,9 @@ pub(super) struct State {
     next_id: u64,
     /// The machine running the deploy: its images and build contexts (see `ship.rs`).
     pub(super) build_machine: super::ship::BuildMachine,
+    /// Images added so far: image ids are numbered by it, so a removed image's id is never reused.
+    images_added: u64,
+    log_feed: Option<tokio::sync::broadcast::Sender<logs::LogNote>>,
 }
 
 /// Containers and images in memory.
@@ -145,7 +151,8 @@ impl MemoryRuntime {
     /// Makes an image available (as `docker load` would) whose app behaves as `behavior`.
     pub fn add_image(&self, image: &ImageRef, behavior: AppBehavior) {
         let mut state = lock(&self.state);
-        let n = state.images.len() as u64 + 1;
+        state.images_added += 1;
+        let n = state.images_added;
         let info = ImageInfo {
             id: format!("sha256:{n:064x}"),
             tags: vec![image.to_string()],
@@ -174,8 +181,10 @@ impl MemoryRuntime {
 
     /// Kills a container as a crash would: it stops running and fails its health check.
     pub fn crash(&self, name: &str) {
-        if let Some(c) = lock(&self.state).containers.get_mut(name) {
+        let mut state = lock(&self.state);
+        if let Some(c) = state.containers.get_mut(name) {
             c.running = false;
+            state.log_ended(name);
         }
     }
 
@@ -336,6 +345,7 @@ impl ContainerRuntime for MemoryRuntime {
                     .get_mut(name)
                     .ok_or_else(|| Self::not_found("runtime.stop", name))?;
                 c.running = false;
+                state.log_ended(name);
                 Ok(())
             })
             .await
@@ -356,6 +366,7 @@ impl ContainerRuntime for MemoryRuntime {
                     .with_hint("stop it first")),
                     Some(_) => {
                         state.containers.remove(name);
+                        state.log_ended(name);
                         Ok(())
                     }
                 }
@@ -527,6 +538,28 @@ impl ContainerRuntime for MemoryRuntime {
                     ));
                 }
                 Ok(files)
+            })
+            .await
+    }
+
+    async fn logs(&self, name: &str, query: LogQuery) -> Result<LogStream> {
+        self.faults
+            .around("runtime.logs", name, async { self.open_logs(name, query) })
+            .await
+    }
+
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageInfo>> {
+        self.faults
+            .around("runtime.list_images", repository, async {
+                Ok(self.images_of(repository))
+            })
+            .await
+    }
+
+    async fn delete_image(&self, image: &ImageRef) -> Result<()> {
+        self.faults
+            .around("runtime.delete_image", &image.to_string(), async {
+                self.delete_reference(image)
             })
             .await
     }

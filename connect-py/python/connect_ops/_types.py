@@ -68,7 +68,7 @@ class OperationRecord(Data):
 
     id: str
     kind: str
-    """``deploy``, ``instant_rollback``, ``full_rollback``, ``adopt`` or ``retire``."""
+    """``deploy``, ``instant_rollback``, ``full_rollback``, ``adopt``, ``retire`` or ``prune`` (a lock holder only)."""
     release: Optional[Release]
     live_before: Optional[Color]
     live_after: Optional[Color]

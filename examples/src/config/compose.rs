@@ -113,20 +113,17 @@ impl ConnectConfig {
         Ok(router)
     }
 
-    fn database(&self, host: Arc<dyn Host>) -> Result<PatroniCluster> {
+    /// The database cluster through `host` (Patroni's REST API and PostgreSQL as the server sees them).
+    pub fn database(&self, host: Arc<dyn Host>) -> Result<PatroniCluster> {
         let d = &self.database;
         let mut login = PgTarget::new(&d.user, &d.dbname).at(&d.host, d.port);
         if let Some(password) = &d.password {
             login = login.password(password.expose());
         }
-        let mut backups = BackupConfig::new(&d.backup_dir);
-        if let Some(bin) = &d.pg_bin_dir {
-            backups = backups.bin_dir(bin);
-        }
         Ok(PatroniCluster::new(&d.patroni, login)?
             .with_check_query(&d.check_query)
             .through(host.clone())
-            .with_backups(host, backups))
+            .with_backups(host, self.backup_config()))
     }
 
     fn cache(&self, host: Arc<dyn Host>) -> Result<Redis> {
@@ -221,6 +218,18 @@ impl ConnectConfig {
                 })
                 .collect(),
         }
+    }
+
+    /// Where backups go and the programs that make and restore them.
+    pub fn backup_config(&self) -> BackupConfig {
+        let d = &self.database;
+        let mut config = BackupConfig::new(&d.backup_dir);
+        if let Some(dir) = &d.pg_bin_dir {
+            config = config.bin_dir(dir);
+        }
+        config.keep = self.policy.backup.keep;
+        config.deadline = self.policy.backup.deadline;
+        config
     }
 
     /// The release `version` of the app's image (`<image>:<version>`).

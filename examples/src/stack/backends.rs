@@ -274,8 +274,6 @@ lock_lease = "5s"
 disk_paths = {disks}
 "#,
             state = self.state_dir(),
-            backup_dir = self.backup_dir(),
-            pg_bin_dir = self.backup_config().pg_dump.trim_end_matches("/pg_dump"),
             ssh_port = self.ssh_port,
             user = self.ssh_user,
             key = self.ssh_key.display().to_string(),
@@ -288,6 +286,10 @@ disk_paths = {disks}
             state_file = self.haproxy_state.display().to_string(),
             patroni = list(&self.patroni),
             pg_port = self.pg_ports[0],
+            backup_dir = self.backup_dir(),
+            pg_bin_dir = pg_bin("pg_dump")
+                .parent()
+                .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string()),
             redis_port = self.redis_port,
             prefix = self.prefix,
             env = env.join(", "),
