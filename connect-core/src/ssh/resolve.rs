@@ -10,6 +10,16 @@ use ssh2_config::{HostParams, ParseRule};
 use super::config::{GLOBAL_KNOWN_HOSTS, JumpHost, SshConfig, home_dir};
 use crate::error::{Error, ErrorKind, Result};
 
+impl SshConfig {
+    /// This configuration as the connection will use it: what the ssh config file says about `host` filled
+    /// in where this configuration does not set it (the host name, user, port, key, known_hosts and jump
+    /// hosts). Fails when the ssh config file cannot be read or parsed, naming the file.
+    pub fn resolved(&self) -> Result<SshConfig> {
+        let file = read(self)?;
+        apply(self, file.as_ref())
+    }
+}
+
 /// The configurations to connect with, in order: each jump host, then the server itself (last).
 pub(crate) fn route(config: &SshConfig) -> Result<Vec<SshConfig>> {
     let file = read(config)?;

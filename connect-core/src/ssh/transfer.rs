@@ -199,7 +199,16 @@ impl Report {
     fn verdict(&self, path: &str, (crc, len): (u32, u64)) -> io::Result<()> {
         let stderr = String::from_utf8_lossy(&self.stderr);
         let local = format!("{crc} {len}");
-        let remote = stderr.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        // `cksum` prints the last line; a login shell's startup noise may come before it.
+        let remote = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
         match (self.status, &self.signal) {
             (Some(0), _) if remote == local => Ok(()),
             (Some(0), _) => Err(io::Error::new(
