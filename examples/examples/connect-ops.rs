@@ -131,10 +131,8 @@ async fn run(cli: &Cli, out: &Output) -> connect_core::Result<()> {
         action: ConfigAction::Check,
     } = &cli.command
     {
-        let server = format!(
-            "{}@{}:{}",
-            config.server.user, config.server.host, config.server.port
-        );
+        // As the connection will reach it: the ssh config file's HostName, User, Port and ProxyJump applied.
+        let server = config.server_address()?;
         out.result(
             &serde_json::json!({"config": cli.config, "server": server, "image": config.app.image}),
             &format!(
