@@ -4,7 +4,7 @@
 //! own sshd was never touched, which proves the server's connection ran through the bastion.
 #![cfg(feature = "ssh")]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use connect_core::ErrorKind;
@@ -59,7 +59,7 @@ impl Setup {
     }
 
     /// An ssh config with `prod` (the server) reached through `bastion` (the proxy's port).
-    fn ssh_config(&self, known_hosts: &PathBuf) -> PathBuf {
+    fn ssh_config(&self, known_hosts: &Path) -> PathBuf {
         let path = self.target.dir().join("ssh_config");
         let text = format!(
             "Host prod\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  ProxyJump bastion\n\n\
@@ -75,7 +75,7 @@ impl Setup {
         path
     }
 
-    fn client(&self, ssh_config: &PathBuf) -> SshConfig {
+    fn client(&self, ssh_config: &Path) -> SshConfig {
         SshConfig::from_ssh_config("prod")
             .ssh_config_file(ssh_config)
             .no_agent()

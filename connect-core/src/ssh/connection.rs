@@ -185,33 +185,27 @@ fn host_key_order(default: &[Algorithm], known: &[Algorithm]) -> Vec<Algorithm> 
 /// (`ProxyJump`: a `direct-tcpip` channel on one hop's connection carries the next hop's SSH handshake,
 /// each hop's key checked against known_hosts), then to the server.
 pub(crate) async fn open(config: &SshConfig) -> Result<Session> {
-    let route = super::resolve::route(config)?;
-    let hops = route.len() - 1;
+    let mut route = super::resolve::route(config)?;
+    // The route ends with the server; what comes before it are the jump hosts, in order.
+    let server = route.pop().unwrap_or_else(|| config.clone());
+    let hops = route.len();
     let mut jumps: Vec<Session> = Vec::with_capacity(hops);
     let mut via: Option<Tunnel> = None;
     for (i, hop) in route.iter().enumerate() {
-        let last = i == hops;
-        let keep = if last {
-            std::mem::take(&mut jumps)
-        } else {
-            Vec::new()
-        };
-        let session = handshake(hop, via.take(), keep).await.map_err(|e| {
-            if last && hops > 0 {
-                e.in_context(format!("the server (through {hops} jump host(s))"))
-            } else if !last {
-                e.in_context(format!("jump host {} of {hops} ({})", i + 1, hop.target()))
-            } else {
-                e
-            }
-        })?;
-        if last {
-            return Ok(session);
-        }
-        via = Some(tunnel(&session, hop, &route[i + 1]).await?);
+        let session = handshake(hop, via.take(), Vec::new())
+            .await
+            .map_err(|e| e.in_context(format!("jump host {} of {hops} ({})", i + 1, hop.target())))?;
+        let next = route.get(i + 1).unwrap_or(&server);
+        via = Some(tunnel(&session, hop, next).await?);
         jumps.push(session);
     }
-    unreachable!("a route ends with the server")
+    handshake(&server, via, jumps).await.map_err(|e| {
+        if hops > 0 {
+            e.in_context(format!("the server (through {hops} jump host(s))"))
+        } else {
+            e
+        }
+    })
 }
 
 /// The byte stream a jump host opened to the next hop.

@@ -281,6 +281,14 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_does_not_parse_names_itself_and_the_way_out() {
+        let (_dir, path) = with_file("Host prod\n  Port notaport\n");
+        let e = route(&SshConfig::new("prod", "me").ssh_config_file(&path)).expect_err("bad port");
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        assert!(e.hint().is_some_and(|h| h.contains("ssh -G")), "{e}");
+    }
+
+    #[test]
     fn a_bad_proxy_jump_names_the_file_and_the_host() {
         let (_dir, path) = with_file("Host prod\n  ProxyJump bastion:notaport\n");
         let e = route(&SshConfig::new("prod", "me").ssh_config_file(&path)).expect_err("bad port");
