@@ -17,7 +17,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 11] = [
+    const EXAMPLES: [&str; 13] = [
         "key_file",
         "passphrase",
         "known_hosts",
@@ -29,6 +29,8 @@ fn every_default_the_template_states_is_the_real_one() {
         "migration",
         "env",
         "env_file",
+        "pg_bin_dir",
+        "migrations_dir",
     ];
     let base = format!("{:?}", ConnectConfig::parse("connect.toml", BASE).unwrap());
     let mut section = String::new();
