@@ -125,6 +125,18 @@ impl Error {
         self
     }
 
+    /// Says where it happened, before the message: `"jump host 1 of 2 (ops@bastion:22): <message>"`.
+    pub fn in_context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// Changes the category (when the caller knows better than the place the error was made).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// Overrides whether the error is worth retrying (the kind decides by default).
     pub fn with_retryable(mut self, retryable: bool) -> Self {
         self.retryable = Some(retryable);

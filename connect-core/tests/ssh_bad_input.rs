@@ -19,6 +19,8 @@ fn base(dir: &std::path::Path) -> SshConfig {
         }
     }
     SshConfig::new("127.0.0.1", "nobody")
+        .no_ssh_config()
+        .global_known_hosts(None)
         .key_file(key)
         .known_hosts(dir.join("known_hosts"))
         .no_agent()

@@ -16,6 +16,7 @@ mod checks;
 mod clock;
 mod deploy;
 mod events;
+mod holder;
 mod hooks;
 mod intent;
 mod journal;
@@ -33,6 +34,8 @@ use tokio::sync::broadcast;
 
 pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outcome, Step, StepStatus};
 pub use events::{Event, SHIP_PROGRESS_EVERY};
+pub use holder::default_holder;
+pub(crate) use holder::effective_user;
 pub use hooks::{Hook, HookPoint, HookSite};
 pub use intent::Intent;
 pub use journal::{JOURNAL_FORMAT, Journal, OperationRecord, SlotRecord, StepRecord};
@@ -95,13 +98,6 @@ impl DeployConfig {
             hooks: Vec::new(),
         }
     }
-}
-
-/// `user@host pid N`, so a lock names who took it.
-pub fn default_holder() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    format!("{user}@{host} pid {}", std::process::id())
 }
 
 /// Deploys releases blue-green, rolls them back, and tells where things stand.

@@ -18,17 +18,37 @@ pub(crate) struct Client {
     host: String,
     port: u16,
     known_hosts: PathBuf,
+    /// Consulted read-only when `known_hosts` does not list the host.
+    global_known_hosts: Option<PathBuf>,
     trust_on_first_use: bool,
     /// Why the key was refused; russh only reports "unknown key".
     refusal: Arc<Mutex<Option<Error>>>,
+    /// The connections to the jump hosts this connection is tunnelled through: they must live as long
+    /// as it does, and the handler lives exactly that long.
+    _jumps: Vec<Session>,
 }
 
 impl Client {
+    /// The verdict of the user's known_hosts, or, when it does not know the host, of the global one.
+    fn verdict(&self, key: &russh::keys::PublicKey) -> Result<(Verdict, &PathBuf)> {
+        let verdict = known_hosts::check(&self.known_hosts, &self.host, self.port, key)?;
+        if verdict == Verdict::Unknown
+            && let Some(global) = &self.global_known_hosts
+        {
+            let global_verdict = known_hosts::check(global, &self.host, self.port, key)?;
+            if global_verdict != Verdict::Unknown {
+                return Ok((global_verdict, global));
+            }
+        }
+        Ok((verdict, &self.known_hosts))
+    }
+
     fn judge(&self, key: &russh::keys::PublicKey) -> Result<()> {
-        let file = self.known_hosts.display().to_string();
         let fingerprint = known_hosts::fingerprint(key);
         let pattern = known_hosts::host_pattern(&self.host, self.port);
-        match known_hosts::check(&self.known_hosts, &self.host, self.port, key)? {
+        let (verdict, file) = self.verdict(key)?;
+        let file = file.display().to_string();
+        match verdict {
             Verdict::Known => Ok(()),
             Verdict::Unknown if self.trust_on_first_use => {
                 tracing::warn!(host = %pattern, %fingerprint, file = %file, "trusting a new host key on first use");
@@ -38,7 +58,14 @@ impl Client {
                 ErrorKind::PermissionDenied,
                 "ssh.connect",
                 &pattern,
-                format!("the host is not in {file} (its {} key is {fingerprint})", key.algorithm()),
+                format!(
+                    "the host is not in {file}{} (its {} key is {fingerprint})",
+                    self.global_known_hosts
+                        .as_ref()
+                        .map(|g| format!(" nor in {}", g.display()))
+                        .unwrap_or_default(),
+                    key.algorithm()
+                ),
             )
             .with_hint(format!(
                 "check the fingerprint out of band, then add it: `ssh-keyscan -p {} {} >> {file}`, or opt into trust on first use",
@@ -120,7 +147,7 @@ fn russh_config(config: &SshConfig) -> client::Config {
         ]),
         key: std::borrow::Cow::Owned(host_key_order(
             &russh::Preferred::default().key,
-            &known_hosts::known_algorithms(&config.known_hosts, &config.host, config.port),
+            &pinned_algorithms(config),
         )),
         ..russh::Preferred::default()
     };
@@ -131,6 +158,15 @@ fn russh_config(config: &SshConfig) -> client::Config {
         nodelay: true,
         preferred,
         ..client::Config::default()
+    }
+}
+
+/// The key types the user's known_hosts records for the host, else the global one's.
+fn pinned_algorithms(config: &SshConfig) -> Vec<Algorithm> {
+    let user = known_hosts::known_algorithms(&config.known_hosts, &config.host, config.port);
+    match &config.global_known_hosts {
+        Some(global) if user.is_empty() => known_hosts::known_algorithms(global, &config.host, config.port),
+        _ => user,
     }
 }
 
@@ -145,8 +181,72 @@ fn host_key_order(default: &[Algorithm], known: &[Algorithm]) -> Vec<Algorithm> 
     first
 }
 
-/// Opens, checks and authenticates a new connection.
+/// Opens, checks and authenticates a new connection: through each jump host of the route in turn
+/// (`ProxyJump`: a `direct-tcpip` channel on one hop's connection carries the next hop's SSH handshake,
+/// each hop's key checked against known_hosts), then to the server.
 pub(crate) async fn open(config: &SshConfig) -> Result<Session> {
+    let mut route = super::resolve::route(config)?;
+    // The route ends with the server; what comes before it are the jump hosts, in order.
+    let server = route.pop().unwrap_or_else(|| config.clone());
+    let hops = route.len();
+    let mut jumps: Vec<Session> = Vec::with_capacity(hops);
+    let mut via: Option<Tunnel> = None;
+    for (i, hop) in route.iter().enumerate() {
+        let session = handshake(hop, via.take(), Vec::new())
+            .await
+            .map_err(|e| e.in_context(format!("jump host {} of {hops} ({})", i + 1, hop.target())))?;
+        let next = route.get(i + 1).unwrap_or(&server);
+        via = Some(tunnel(&session, hop, next).await?);
+        jumps.push(session);
+    }
+    handshake(&server, via, jumps).await.map_err(|e| {
+        if hops > 0 {
+            e.in_context(format!("the server (through {hops} jump host(s))"))
+        } else {
+            e
+        }
+    })
+}
+
+/// The byte stream a jump host opened to the next hop.
+type Tunnel = russh::ChannelStream<client::Msg>;
+
+/// Asks the jump host `hop` (connected as `session`) to open a TCP stream to `next`.
+async fn tunnel(session: &Session, hop: &SshConfig, next: &SshConfig) -> Result<Tunnel> {
+    let target = format!("{}:{}", next.host, next.port);
+    let opening = session.channel_open_direct_tcpip(next.host.as_str(), u32::from(next.port), "127.0.0.1", 0);
+    let refused = |why: String| {
+        Error::new(
+            ErrorKind::Unavailable,
+            "ssh.connect",
+            &target,
+            format!(
+                "the jump host {} could not open a connection to {target}: {why}",
+                hop.target()
+            ),
+        )
+    };
+    match tokio::time::timeout(hop.connect_timeout, opening).await {
+        Err(_) => Err(refused(format!("no answer within {:?}", hop.connect_timeout))
+            .with_hint("check that the jump host can reach the server's address and port")),
+        Ok(Err(russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::AdministrativelyProhibited))) => {
+            Err(refused("forwarding is prohibited there".to_string())
+                .with_kind(ErrorKind::PermissionDenied)
+                .with_hint(format!(
+                    "set `AllowTcpForwarding yes` in the sshd_config of {} for this user",
+                    hop.host
+                )))
+        }
+        Ok(Err(e)) => Err(refused(e.to_string()).with_hint(
+            "check the server's HostName and Port as the jump host resolves them, and that sshd runs there",
+        )),
+        Ok(Ok(channel)) => Ok(channel.into_stream()),
+    }
+}
+
+/// One SSH handshake and authentication: over TCP to `config.host:port`, or over `via` (a jump host's
+/// tunnel). `jumps` are kept alive by the new connection.
+async fn handshake(config: &SshConfig, via: Option<Tunnel>, jumps: Vec<Session>) -> Result<Session> {
     let key = super::keys::load_key(config)?;
     if key.is_none() && config.agent.is_none() {
         return Err(Error::invalid(
@@ -154,22 +254,26 @@ pub(crate) async fn open(config: &SshConfig) -> Result<Session> {
             config.target(),
             "no key file and no ssh-agent to authenticate with",
         )
-        .with_hint("give a key file (SshConfig::key_file) or start ssh-agent and set SSH_AUTH_SOCK"));
+        .with_hint("give a key file (SshConfig::key_file, or IdentityFile in ~/.ssh/config) or start ssh-agent and set SSH_AUTH_SOCK"));
     }
     let refusal = Arc::new(Mutex::new(None));
     let handler = Client {
         host: config.host.clone(),
         port: config.port,
         known_hosts: config.known_hosts.clone(),
+        global_known_hosts: config.global_known_hosts.clone(),
         trust_on_first_use: config.trust_on_first_use,
         refusal: refusal.clone(),
+        _jumps: jumps,
     };
     let target = config.target();
-    let connecting = client::connect(
-        Arc::new(russh_config(config)),
-        (config.host.as_str(), config.port),
-        handler,
-    );
+    let russh_config = Arc::new(russh_config(config));
+    let connecting = async {
+        match via {
+            Some(stream) => client::connect_stream(russh_config, stream, handler).await,
+            None => client::connect(russh_config, (config.host.as_str(), config.port), handler).await,
+        }
+    };
     let mut session = match tokio::time::timeout(config.connect_timeout, connecting).await {
         Err(_) => {
             return Err(Error::new(

@@ -33,6 +33,7 @@ mod keys;
 mod known_hosts;
 mod process;
 mod quote;
+mod resolve;
 mod scripts;
 mod transfer;
 
@@ -43,7 +44,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-pub use config::SshConfig;
+pub use config::{GLOBAL_KNOWN_HOSTS, JumpHost, SshConfig};
 pub use exec::{OutputChunk, OutputStream};
 pub use forward::{ForwardAddr, ForwardFrom, Forwarder};
 pub use quote::{command_line, quote};
@@ -90,12 +91,16 @@ enum Idempotent {
 }
 
 impl SshHost {
-    /// Opens, checks and authenticates the connection.
+    /// Opens, checks and authenticates the connection (through the jump hosts, if any).
     pub async fn connect(config: SshConfig) -> Result<SshHost> {
         let session = connection::open(&config).await?;
+        // Named as the server is reached (the ssh config's HostName, User and Port for an alias).
+        let name = resolve::route(&config)?
+            .last()
+            .map_or_else(|| config.target(), SshConfig::target);
         Ok(SshHost {
             inner: Arc::new(Inner {
-                name: config.target(),
+                name,
                 session: tokio::sync::Mutex::new(Some(Arc::new(session))),
                 connections: AtomicUsize::new(1),
                 // One session stays free to stop a program with (see `process`).

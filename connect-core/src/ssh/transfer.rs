@@ -158,19 +158,92 @@ impl AsyncRead for Download {
     }
 }
 
+/// What the sending script reports besides the file's bytes, gathered over the WHOLE channel. sshd sends
+/// the exit status as soon as it reaps the script, which is not after the output: when sshd is slow to run
+/// (a loaded server), the script has written everything and exited before sshd looks, and sshd's loop
+/// reaps children before it reads their pipes, so `exit-status` comes first and the data after it. The
+/// status, the signal and stderr must therefore be kept from the first message on, not only from the first
+/// byte of the file.
+#[derive(Debug, Default)]
+struct Report {
+    status: Option<u32>,
+    signal: Option<String>,
+    stderr: Vec<u8>,
+    /// The server closed the channel (rather than the connection breaking).
+    closed: bool,
+}
+
+impl Report {
+    /// Takes in any message but the file's data.
+    fn note(&mut self, msg: ChannelMsg) {
+        match msg {
+            ChannelMsg::ExtendedData { data, ext: 1 } => self.stderr.extend_from_slice(&data),
+            ChannelMsg::ExitStatus { exit_status } => self.status = Some(exit_status),
+            ChannelMsg::ExitSignal { signal_name, .. } => self.signal = Some(format!("SIG{signal_name:?}")),
+            ChannelMsg::Close => self.closed = true,
+            _ => {}
+        }
+    }
+
+    /// How the script ended, as an [`Output`] for [`exec::script_error`].
+    fn output(&self) -> Output {
+        Output {
+            status: self.status.map(|s| i32::try_from(s).unwrap_or(i32::MAX)),
+            stdout: Vec::new(),
+            stderr: self.stderr.clone(),
+        }
+    }
+
+    /// Whether what arrived (`crc`, `len`) is the whole file, judged by the script's exit status and the
+    /// checksum it printed on stderr.
+    fn verdict(&self, path: &str, (crc, len): (u32, u64)) -> io::Result<()> {
+        let stderr = String::from_utf8_lossy(&self.stderr);
+        let local = format!("{crc} {len}");
+        // `cksum` prints the last line; a login shell's startup noise may come before it.
+        let remote = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        match (self.status, &self.signal) {
+            (Some(0), _) if remote == local => Ok(()),
+            (Some(0), _) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{path}: checksum mismatch (server cksum {remote}, received {local})"),
+            )),
+            (Some(status), _) => Err(io::Error::other(format!(
+                "{path}: the sending side failed (exit {status}): {}",
+                stderr.trim()
+            ))),
+            (None, Some(signal)) => Err(io::Error::other(format!(
+                "{path}: the sending side was killed by {signal}: {}",
+                stderr.trim()
+            ))),
+            (None, None) if self.closed => Err(io::Error::other(format!(
+                "{path}: the server closed the channel without the sender's exit status"
+            ))),
+            (None, None) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("{path}: the SSH connection broke during the download"),
+            )),
+        }
+    }
+}
+
 /// Starts a download on a process running [`super::scripts::SEND`]: waits for the `K` (or the script's
 /// failure), then pumps the rest in the background. A reader dropped before the end stops the program.
 pub(crate) async fn start_download(mut process: Process, path: &str) -> Result<Download> {
-    let mut stderr = Vec::new();
-    let mut status = None;
+    let mut report = Report::default();
     let first = loop {
         match process.next().await {
             Some(ChannelMsg::Data { data }) if !data.is_empty() => break data,
-            Some(ChannelMsg::ExtendedData { data, ext: 1 }) => stderr.extend_from_slice(&data),
-            Some(ChannelMsg::ExitStatus { exit_status }) => status = i32::try_from(exit_status).ok(),
-            Some(_) => {}
+            Some(other) => report.note(other),
             None => {
-                if status.is_none() {
+                if report.status.is_none() && report.signal.is_none() {
                     return Err(Error::new(
                         ErrorKind::Unavailable,
                         "host.get_file",
@@ -178,12 +251,7 @@ pub(crate) async fn start_download(mut process: Process, path: &str) -> Result<D
                         "the SSH connection closed before the file started",
                     ));
                 }
-                let out = Output {
-                    status,
-                    stdout: Vec::new(),
-                    stderr,
-                };
-                return Err(exec::script_error("host.get_file", path, &out));
+                return Err(exec::script_error("host.get_file", path, &report.output()));
             }
         }
     };
@@ -205,9 +273,6 @@ pub(crate) async fn start_download(mut process: Process, path: &str) -> Result<D
             process.stop().await;
             return;
         }
-        let mut status = None;
-        let mut stderr = Vec::new();
-        let mut closed_cleanly = false;
         while let Some(msg) = process.next().await {
             match msg {
                 ChannelMsg::Data { data } => {
@@ -218,39 +283,12 @@ pub(crate) async fn start_download(mut process: Process, path: &str) -> Result<D
                         return;
                     }
                 }
-                ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                ChannelMsg::Close => closed_cleanly = true,
-                _ => {}
+                other => report.note(other),
             }
         }
-        let (crc, len) = hasher.finish();
-        let local = format!("{crc} {len}");
-        let stderr = String::from_utf8_lossy(&stderr);
-        let remote = stderr.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-        let verdict = if status.is_none() && !closed_cleanly {
-            Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                format!("{path}: the SSH connection broke during the download"),
-            ))
-        } else if status.is_none() && remote == local {
-            // The channel closed cleanly without its exit status (seen under load), but the server's checksum
-            // of what it sent matches what arrived: the file is whole.
-            return;
-        } else if status != Some(0) {
-            Err(io::Error::other(format!(
-                "{path}: the sending side failed (exit status {status:?}): {}",
-                stderr.trim()
-            )))
-        } else if remote != local {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{path}: checksum mismatch (server cksum {remote}, received {local})"),
-            ))
-        } else {
-            return;
-        };
-        let _ = queue.send(verdict).await;
+        if let Err(e) = report.verdict(&path, hasher.finish()) {
+            let _ = queue.send(Err(e)).await;
+        }
     });
     Ok(Download {
         rx: reader,

@@ -205,10 +205,13 @@ impl Sshd {
             .count()
     }
 
-    /// A client configuration for this server: its key, its known_hosts, no agent, short timeouts.
+    /// A client configuration for this server: its key, its known_hosts, no agent, short timeouts; no
+    /// `~/.ssh/config` nor system known_hosts, so whatever the machine has cannot change a test.
     #[cfg(feature = "ssh")]
     pub fn config(&self) -> crate::ssh::SshConfig {
         crate::ssh::SshConfig::new("127.0.0.1", self.user.clone())
+            .no_ssh_config()
+            .global_known_hosts(None)
             .port(self.port)
             .key_file(self.client_key())
             .known_hosts(self.known_hosts())

@@ -10,13 +10,13 @@ use connect_core::model::{
 };
 use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
-use connect_core::{Host, LocalHost, Result};
+use connect_core::{Error, Host, LocalHost, Result};
 use connect_db::backup::BackupConfig;
 use connect_db::{PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
 use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
 
-use super::{BuildOnConfig, ConnectConfig, OldColor, SlotConfig};
+use super::{BuildOnConfig, ConnectConfig, OldColor, SlotConfig, SshConfigFile};
 
 impl ConnectConfig {
     /// The server: one SSH connection, or this machine for `host = "local"`.
@@ -25,9 +25,47 @@ impl ConnectConfig {
         if s.host == "local" {
             return Ok(Arc::new(LocalHost::new()));
         }
-        let mut ssh = SshConfig::new(&s.host, s.user.clone())
-            .port(s.port)
-            .connect_timeout(s.connect_timeout);
+        Ok(Arc::new(SshHost::connect(self.ssh_config()?).await?))
+    }
+
+    /// `user@host:port` of the server as the connection will reach it (the ssh config file applied), with
+    /// its jump hosts; `local` for this machine.
+    pub fn server_address(&self) -> Result<String> {
+        if self.server.host == "local" {
+            return Ok("local".to_string());
+        }
+        let resolved = self.ssh_config()?.resolved()?;
+        let jumps: Vec<String> = resolved.proxy_jump.iter().map(ToString::to_string).collect();
+        Ok(if jumps.is_empty() {
+            resolved.target()
+        } else {
+            format!("{} via {}", resolved.target(), jumps.join(","))
+        })
+    }
+
+    fn ssh_config(&self) -> Result<SshConfig> {
+        let s = &self.server;
+        if s.host == "local" {
+            return Err(Error::invalid(
+                "config.server",
+                "local",
+                "the server is this machine: no SSH",
+            ));
+        }
+        // Only what the file sets is passed on: the rest is the ssh config's to say.
+        let mut ssh =
+            SshConfig::new(&s.host, s.user.clone().unwrap_or_default()).connect_timeout(s.connect_timeout);
+        if let Some(port) = s.port {
+            ssh = ssh.port(port);
+        }
+        match &s.ssh_config {
+            SshConfigFile::Default(true) => {}
+            SshConfigFile::Default(false) => ssh = ssh.no_ssh_config(),
+            SshConfigFile::Path(path) => ssh = ssh.ssh_config_file(expand_home(path)),
+        }
+        for hop in s.proxy_jump.iter().flatten() {
+            ssh = ssh.jump(hop.clone());
+        }
         if let Some(key) = &s.key_file {
             ssh = ssh.key_file(expand_home(key));
         }
@@ -37,7 +75,7 @@ impl ConnectConfig {
         if let Some(known_hosts) = &s.known_hosts {
             ssh = ssh.known_hosts(expand_home(known_hosts));
         }
-        Ok(Arc::new(SshHost::connect(ssh).await?))
+        Ok(ssh)
     }
 
     /// Connects to the server and builds every backend through it; with a `[release]` source that needs

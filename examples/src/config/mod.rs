@@ -16,7 +16,7 @@
 //!     [app]
 //!     image = "registry.local/connect"
 //! "#).unwrap();
-//! assert_eq!(config.server.user, "deploy");
+//! assert_eq!(config.server.user, None); // from ~/.ssh/config, else the local user, as `ssh` does
 //! assert_eq!(config.policy.health_deadline.as_secs(), 60);
 //!
 //! let err = ConnectConfig::parse("connect.toml", "[server]\nhots = \"prod-host\"\n").unwrap_err();
@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use connect_core::engine::{HookPoint, HookSite};
+use connect_core::ssh::JumpHost;
 use connect_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 
@@ -120,29 +121,59 @@ pub enum BuildOnConfig {
 }
 
 /// `[server]`: the machine the app runs on, over SSH, or `host = "local"` for this machine.
+///
+/// `host` may be an alias of the OpenSSH client config (`~/.ssh/config`, or `ssh_config`): its `HostName`,
+/// `User`, `Port`, `IdentityFile`, `ProxyJump` and `UserKnownHostsFile` apply to whatever this section does
+/// not set; what it sets wins.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Host name or address; `local` runs everything on this machine without SSH.
+    /// Host name, address or ssh config alias; `local` runs everything on this machine without SSH.
     pub host: String,
-    /// sshd's port.
-    #[serde(default = "defaults::ssh_port")]
-    pub port: u16,
-    /// The account to log in as.
-    #[serde(default = "defaults::ssh_user")]
-    pub user: String,
-    /// The private key; the ssh-agent is used too when `SSH_AUTH_SOCK` is set.
+    /// sshd's port; default: the ssh config's `Port`, else 22.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The account to log in as; default: the ssh config's `User`, else the local user (as `ssh`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The private key; default: the ssh config's first existing `IdentityFile`. The ssh-agent is used
+    /// too when `SSH_AUTH_SOCK` is set.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
     /// The key file's passphrase, as `${ENV_VAR}`.
     #[serde(default)]
     pub passphrase: Option<Secret>,
-    /// The known_hosts file the server's key must be in (default `~/.ssh/known_hosts`).
+    /// The known_hosts file the server's key must be in; default: the ssh config's `UserKnownHostsFile`,
+    /// else `~/.ssh/known_hosts` (`/etc/ssh/ssh_known_hosts` is consulted too, read-only).
     #[serde(default)]
     pub known_hosts: Option<PathBuf>,
+    /// Jump hosts, as `ssh -J` takes them: `"[user@]host[:port]"`, several separated by commas; default:
+    /// the ssh config's `ProxyJump`.
+    #[serde(default, with = "jumps")]
+    pub proxy_jump: Option<Vec<JumpHost>>,
+    /// The OpenSSH client config to read: `true` (default) for `~/.ssh/config` when it exists, a path for
+    /// another file (which must exist), `false` for none.
+    #[serde(default)]
+    pub ssh_config: SshConfigFile,
     /// How long connecting may take.
     #[serde(default = "defaults::connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
+}
+
+/// `[server] ssh_config`: which OpenSSH client config is read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum SshConfigFile {
+    /// `true`: `~/.ssh/config` if it exists; `false`: none.
+    Default(bool),
+    /// This file.
+    Path(PathBuf),
+}
+
+impl Default for SshConfigFile {
+    fn default() -> Self {
+        SshConfigFile::Default(true)
+    }
 }
 
 /// `[docker]`.
@@ -546,6 +577,18 @@ mod duration {
     }
 }
 
+mod jumps {
+    use connect_core::ssh::JumpHost;
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<JumpHost>>, D::Error> {
+        let text = String::deserialize(d)?;
+        JumpHost::parse_list(&text).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!("{}; write e.g. \"deploy@bastion:22\"", e.message()))
+        })
+    }
+}
+
 mod optional_duration {
     use std::time::Duration;
 
@@ -567,12 +610,6 @@ mod defaults {
 
     pub(super) fn state_dir() -> String {
         DeployConfig::runbook().state_dir
-    }
-    pub(super) fn ssh_port() -> u16 {
-        22
-    }
-    pub(super) fn ssh_user() -> String {
-        "deploy".into()
     }
     pub(super) fn connect_timeout() -> Duration {
         Duration::from_secs(10)

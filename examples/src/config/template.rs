@@ -9,13 +9,18 @@ pub const TEMPLATE: &str = r#"# connect.toml: where the server and its parts are
 # state_dir = "/opt/connect/state"
 
 [server]
-# The server, over SSH ("local" runs everything on this machine, without SSH).
+# The server, over SSH ("local" runs everything on this machine, without SSH). It may be a Host alias of
+# your ssh config: its HostName, User, Port, IdentityFile, ProxyJump and UserKnownHostsFile then apply to
+# every key below that is left out; a key set here wins.
 host = "your-server"
-# port = 22
-# user = "deploy"
-# key_file = "~/.ssh/id_ed25519"          # the ssh-agent (SSH_AUTH_SOCK) is tried too
+# port = 2222                              # default: the ssh config's Port, else 22
+# user = "deploy"                          # default: the ssh config's User, else your local user name
+# key_file = "~/.ssh/id_ed25519"          # default: the ssh config's IdentityFile; the ssh-agent is tried too
 # passphrase = "${DEPLOY_KEY_PASSPHRASE}"  # only for an encrypted key
-# known_hosts = "~/.ssh/known_hosts"       # the server's key must be listed (ssh-keyscan, then check it)
+# known_hosts = "~/.ssh/known_hosts"       # the server's key must be listed (ssh-keyscan, then check it);
+#                                          # /etc/ssh/ssh_known_hosts is consulted too, never written
+# proxy_jump = "ops@bastion.example:22"    # jump hosts, as `ssh -J` (comma separated); default: ProxyJump
+# ssh_config = true                        # read ~/.ssh/config; or a path to another file; false: none
 # connect_timeout = "10s"
 
 [docker]

@@ -15,6 +15,8 @@ fn the_template_reads_back_as_the_defaults() {
 /// nothing. The keys shown as examples (no default, or a secret reference) are listed here.
 #[test]
 fn every_default_the_template_states_is_the_real_one() {
+    // In [server], these default to what the ssh config says: no value written here is their default.
+    const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
     const EXAMPLES: [&str; 15] = [
         "context",
         "image",
@@ -50,7 +52,11 @@ fn every_default_the_template_states_is_the_real_one() {
         let key = key.trim();
         // A slot is set whole (container, server, port), and so is a hook (`[[hooks]]`): their lines cannot
         // stand alone.
-        if EXAMPLES.contains(&key) || section.starts_with("slots") || section.starts_with('[') {
+        if EXAMPLES.contains(&key)
+            || section.starts_with("slots")
+            || section.starts_with('[')
+            || (section == "server" && SERVER_EXAMPLES.contains(&key))
+        {
             continue;
         }
         // Comments after the value are TOML comments too, so the line parses as written.
@@ -191,4 +197,61 @@ fn a_broken_file_is_answered_with_its_file_line_and_column() {
         assert!(shown.contains(words), "{text:?}: expected {words:?} in {shown}");
         assert!(e.hint().is_some(), "{shown}");
     }
+}
+
+#[test]
+fn a_bad_jump_host_is_located_at_its_key() {
+    let text = "[server]\nhost = \"x\"\nproxy_jump = \"ops@bastion:none\"\n[app]\nimage = \"c\"\n";
+    let e = ConnectConfig::parse("connect.toml", text).expect_err("bad port");
+    let shown = e.to_string();
+    assert!(shown.contains("connect.toml:3:14"), "{shown}");
+    assert!(shown.contains("1 to 65535"), "{shown}");
+}
+
+/// `[server]` leaves to the ssh config file what it does not set, and what it sets wins.
+#[test]
+fn the_server_is_completed_by_the_ssh_config_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ssh_config = dir.path().join("ssh_config");
+    std::fs::write(
+        &ssh_config,
+        "Host prod\n  HostName 10.0.0.5\n  User ops\n  Port 2222\n  ProxyJump jump@bastion:2200\n",
+    )
+    .expect("ssh config");
+    let file = |server: &str| {
+        format!(
+            "[server]\nhost = \"prod\"\nssh_config = {:?}\n{server}[app]\nimage = \"c\"\n",
+            ssh_config.display()
+        )
+    };
+    let from_file = ConnectConfig::parse("connect.toml", &file("")).expect("parse");
+    assert_eq!(
+        from_file.server_address().expect("resolved"),
+        "ops@10.0.0.5:2222 via jump@bastion:2200"
+    );
+    let explicit = ConnectConfig::parse(
+        "connect.toml",
+        &file("user = \"deploy\"\nport = 22\nproxy_jump = \"other:2022,third\"\n"),
+    )
+    .expect("parse");
+    assert_eq!(
+        explicit.server_address().expect("resolved"),
+        "deploy@10.0.0.5:22 via other:2022,third"
+    );
+    let without = ConnectConfig::parse(
+        "connect.toml",
+        "[server]\nhost = \"prod\"\nuser = \"deploy\"\nssh_config = false\n[app]\nimage = \"c\"\n",
+    )
+    .expect("parse");
+    assert_eq!(without.server_address().expect("no file read"), "deploy@prod:22");
+
+    let missing = ConnectConfig::parse(
+        "connect.toml",
+        "[server]\nhost = \"prod\"\nssh_config = \"/nonexistent/ssh_config\"\n[app]\nimage = \"c\"\n",
+    )
+    .expect("parse");
+    let e = missing
+        .server_address()
+        .expect_err("a named ssh config must exist");
+    assert!(e.to_string().contains("/nonexistent/ssh_config"), "{e}");
 }

@@ -68,10 +68,9 @@ impl ConfigArgs {
         match self.action {
             ConfigAction::Check => {
                 let config = cx.config()?;
-                let server = format!(
-                    "{}@{}:{}",
-                    config.server.user, config.server.host, config.server.port
-                );
+                // As the connection will reach it: the ssh config file's HostName, User, Port and ProxyJump
+                // applied.
+                let server = config.server_address()?;
                 cx.out.result(
                     &serde_json::json!({"config": cx.path(), "server": server, "image": config.app.image}),
                     &format!(

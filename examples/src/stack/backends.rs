@@ -106,7 +106,9 @@ impl StackAddress {
 
     /// The five backends over a NEW SSH connection of this process.
     pub async fn connect(&self) -> Result<Backends> {
+        // The stack is the test's own: whatever ~/.ssh/config says must not reroute it.
         let config = SshConfig::new("127.0.0.1", self.ssh_user.clone())
+            .no_ssh_config()
             .port(self.ssh_port)
             .key_file(&self.ssh_key)
             .known_hosts(&self.known_hosts)
@@ -226,6 +228,7 @@ port = {ssh_port}
 user = {user:?}
 key_file = {key:?}
 known_hosts = {known:?}
+ssh_config = false
 
 [docker]
 network = "host"
