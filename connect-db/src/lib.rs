@@ -44,10 +44,11 @@ mod redis_cache;
 pub mod restore;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 mod util;
 mod via_host;
 
 pub use cluster::PatroniCluster;
-pub use patroni::{HealthCheck, Patroni, PatroniHistoryEntry, PatroniMember};
-pub use postgres::{ArchiverStatus, PgTarget, Postgres, Readiness, ReplicaLag};
+pub use patroni::{BasicAuth, HealthCheck, Patroni, PatroniHistoryEntry, PatroniMember};
+pub use postgres::{ArchiverStatus, PgTarget, Postgres, Readiness, ReplicaLag, SslMode};
 pub use redis_cache::{Redis, RedisBackup, RedisRestore};
