@@ -211,21 +211,20 @@ impl ServerCertVerifier for ChainOnly {
 }
 
 /// The rustls error somewhere in `e`'s chain of sources, when the failure was the TLS handshake's. An
-/// `io::Error` hides the error it wraps from `source()`, so its payload is looked into as well.
+/// `io::Error`'s `source()` skips the error it wraps (hyper-rustls wraps rustls' in two of them), so its
+/// payload is followed instead.
 pub(crate) fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current = Some(e);
-    while let Some(e) = current {
+    // Bounded: a chain is a handful of links; a cycle must not hang us.
+    for _ in 0..32 {
+        let e = current?;
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(tls) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls);
-        }
-        current = e.source();
+        current = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(payload) => Some(payload as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -318,7 +317,8 @@ mod tests {
         let name = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
         let e = handshake_error("op", "t", "db1", &name, "ca_file", None);
         assert!(e.to_string().contains("not valid for \"db1\""), "{e}");
-        let wrapped = std::io::Error::new(std::io::ErrorKind::InvalidData, unknown);
+        // As hyper-rustls reports it: rustls' error in an io::Error in another.
+        let wrapped = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, unknown));
         assert!(find_tls_error(&wrapped).is_some());
     }
 }

@@ -233,28 +233,35 @@ mod tests {
 
     #[test]
     fn urls_split_into_endpoint_and_path() {
-        let (e, authority, path) = split_url("t", "http://127.0.0.1:8008/replica?lag=10").unwrap();
+        let t = split_url("t", "http://127.0.0.1:8008/replica?lag=10").unwrap();
         assert_eq!(
-            e,
+            t.endpoint,
             Endpoint::Tcp {
                 host: "127.0.0.1".into(),
                 port: 8008
             }
         );
-        assert_eq!(authority, "127.0.0.1:8008");
-        assert_eq!(path, "/replica?lag=10");
-        let (e, _, path) = split_url("t", "http://[::1]/cluster").unwrap();
+        assert_eq!(t.authority, "127.0.0.1:8008");
+        assert_eq!(t.path, "/replica?lag=10");
+        assert!(!t.https);
+        let t = split_url("t", "http://[::1]/cluster").unwrap();
         assert_eq!(
-            e,
+            t.endpoint,
             Endpoint::Tcp {
                 host: "::1".into(),
                 port: 80
             }
         );
-        assert_eq!(path, "/cluster");
+        assert_eq!(t.path, "/cluster");
+        let t = split_url("t", "https://db1.internal/cluster").unwrap();
+        assert!(t.https);
         assert_eq!(
-            split_url("t", "https://x:8008").unwrap_err().kind(),
-            ErrorKind::Unsupported
+            (t.host.as_str(), t.authority.as_str()),
+            ("db1.internal", "db1.internal:443")
         );
+        assert!(matches!(
+            split_url("t", "ftp://x:8008").map(|t| t.path),
+            Err(e) if e.kind() == ErrorKind::Unsupported
+        ));
     }
 }

@@ -8,7 +8,7 @@ use connect_core::host::Endpoint;
 use connect_core::model::{AppSpec, Color, DeployPolicy, OldColorPolicy, Release, Slot, Topology};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Host, LocalHost, Result};
-use connect_db::{PatroniCluster, PgTarget, Redis};
+use connect_db::{BasicAuth, PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
 use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
 
@@ -69,15 +69,29 @@ impl ConnectConfig {
         Ok(router)
     }
 
-    fn database(&self, host: Arc<dyn Host>) -> Result<PatroniCluster> {
+    pub(super) fn database(&self, host: Arc<dyn Host>) -> Result<PatroniCluster> {
         let d = &self.database;
-        let mut login = PgTarget::new(&d.user, &d.dbname).at(&d.host, d.port);
+        let mut login = PgTarget::new(&d.user, &d.dbname)
+            .at(&d.host, d.port)
+            .ssl_mode(d.sslmode);
         if let Some(password) = &d.password {
             login = login.password(password.expose());
         }
-        Ok(PatroniCluster::new(&d.patroni, login)?
-            .with_check_query(&d.check_query)
-            .through(host))
+        if let Some(ca) = &d.ssl_root_cert {
+            login = login.ssl_root_cert(expand_home(ca));
+        }
+        if let Some(ca) = &d.server_ssl_root_cert {
+            login = login.host_ssl_root_cert(ca);
+        }
+        let mut cluster = PatroniCluster::new(&d.patroni, login)?.with_check_query(&d.check_query);
+        if let Some(ca) = &d.patroni_ca_file {
+            cluster = cluster.with_patroni_ca_file(expand_home(ca))?;
+        }
+        // `check` made sure the two come together.
+        if let (Some(user), Some(password)) = (&d.patroni_username, &d.patroni_password) {
+            cluster = cluster.with_patroni_auth(BasicAuth::new(user, password.expose()))?;
+        }
+        Ok(cluster.through(host))
     }
 
     fn cache(&self, host: Arc<dyn Host>) -> Result<Redis> {
