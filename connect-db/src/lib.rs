@@ -13,6 +13,10 @@
 //! - [`Redis`]: PING, INFO, BGSAVE-and-wait, backup and restore of `dump.rdb`; implements
 //!   [`connect_core::Cache`].
 //!
+//! - TLS, on rustls: Patroni over `https://` with [`Patroni::with_ca_file`] and basic auth
+//!   ([`BasicAuth`]); PostgreSQL with libpq's [`SslMode`] and a root CA on [`PgTarget`], for the SDK's
+//!   connections and the client programs on the host alike.
+//!
 //! Each client talks to its server directly by default; `.through(host)` carries it over a
 //! [`connect_core::Host`]'s byte streams instead (the one SSH connection to the server), with the addresses as
 //! the server sees them.
