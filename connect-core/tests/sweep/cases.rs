@@ -14,9 +14,9 @@ use connect_core::{ErrorKind, Result};
 
 use crate::invariants::{self as inv, Probe};
 
-/// Longer than any deadline of the engine's policy: an operation still running after it would never end.
-/// Paused time makes waiting for it free.
-const UNBOUNDED_AFTER: Duration = Duration::from_secs(600);
+/// Longer than any deadline of the engine's policy (the longest is the backup's, two hours), plus ten
+/// minutes: an operation still running after it would never end. Paused time makes waiting for it free.
+pub const UNBOUNDED_AFTER: Duration = Duration::from_secs(2 * 3600 + 600);
 /// Time given to a dead process's lock lease to run out before the next process tries.
 const LEASE_EXPIRY: Duration = Duration::from_secs(600);
 
@@ -49,6 +49,8 @@ pub struct Scenario {
     pub name: &'static str,
     pub policy: OldColorPolicy,
     pub setup: &'static [Op],
+    /// The app has a migration: the table check, restore point, backup and one-off container are swept too.
+    pub migration: bool,
     pub op: Op,
 }
 
@@ -148,12 +150,15 @@ impl Watch {
     }
 }
 
-fn deployer(stack: &MemoryStack, policy: OldColorPolicy, holder: &str) -> Deployer {
+fn deployer(stack: &MemoryStack, scenario: &Scenario, holder: &str) -> Deployer {
     let mut config = DeployConfig {
         holder: holder.into(),
         ..DeployConfig::runbook()
     };
-    config.policy.old_color = policy;
+    config.policy.old_color = scenario.policy;
+    if scenario.migration {
+        config.app.migration = Some(vec!["migrate".into()]);
+    }
     Deployer::new(stack.backends(), config).unwrap()
 }
 
@@ -175,7 +180,7 @@ async fn prepare(scenario: &Scenario) -> (MemoryStack, Arc<Watch>) {
         verified: Mutex::default(),
         found: Mutex::default(),
     });
-    let setup = deployer(&stack, scenario.policy, "setup");
+    let setup = deployer(&stack, scenario, "setup");
     for op in scenario.setup {
         let version = op
             .run(&setup)
@@ -276,7 +281,7 @@ async fn recover(watch: &Watch, stack: &MemoryStack, scenario: &Scenario, return
         tokio::time::sleep(LEASE_EXPIRY).await;
     }
     watch.set_phase("recovery");
-    let recovery = deployer(stack, scenario.policy, "recovery");
+    let recovery = deployer(stack, scenario, "recovery");
     match tokio::time::timeout(UNBOUNDED_AFTER, scenario.op.run(&recovery)).await {
         Ok(Ok(version)) => watch.succeeded(version),
         // The failed retire's own undo finished removing the standby: there is nothing left to retire, and
@@ -308,7 +313,7 @@ enum Ended {
 async fn run_faulted(stack: &MemoryStack, scenario: &Scenario, kind: Option<Kind>) -> Ended {
     let op = scenario.op;
     // A process of its own: dropped with the operation when it dies.
-    let operator = deployer(stack, scenario.policy, "operator");
+    let operator = deployer(stack, scenario, "operator");
     let tripped = stack.faults().tripped();
     let raced = async {
         if matches!(kind, Some(Kind::Die)) {
@@ -327,7 +332,7 @@ async fn run_faulted(stack: &MemoryStack, scenario: &Scenario, kind: Option<Kind
 
 /// Status and journal as a new process reads them.
 async fn observe(watch: &Watch, stack: &MemoryStack, scenario: &Scenario) -> Option<(Journal, Status)> {
-    let observer = deployer(stack, scenario.policy, "observer");
+    let observer = deployer(stack, scenario, "observer");
     match (observer.journal().await, observer.status().await) {
         (Ok(j), Ok(s)) => Some((j, s)),
         (Err(e), _) | (_, Err(e)) => {
@@ -373,7 +378,7 @@ async fn check_after_recovery(watch: &Watch, stack: &MemoryStack, scenario: &Sce
     // operation must get through and leave no lock.
     if let Some(lock) = &status.lock {
         tokio::time::sleep(LEASE_EXPIRY).await;
-        let next = deployer(stack, scenario.policy, "observer");
+        let next = deployer(stack, scenario, "observer");
         let after = match next.adopt().await {
             Ok(_) => next.status().await.map(|s| s.lock),
             Err(e) => Err(e),

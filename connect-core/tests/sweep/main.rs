@@ -47,6 +47,7 @@ async fn first_deploy() {
         name: "first deploy",
         policy: WARM,
         setup: &[],
+        migration: false,
         op: Op::Deploy("v1"),
     })
     .await;
@@ -58,6 +59,7 @@ async fn deploy_over_live() {
         name: "deploy v2 over v1",
         policy: WARM,
         setup: &[Op::Deploy("v1")],
+        migration: false,
         op: Op::Deploy("v2"),
     })
     .await;
@@ -69,6 +71,7 @@ async fn deploy_over_live_and_standby() {
         name: "deploy v3 over v2 + standby v1",
         policy: WARM,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
         op: Op::Deploy("v3"),
     })
     .await;
@@ -80,6 +83,7 @@ async fn instant_rollback() {
         name: "instant rollback",
         policy: WARM,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
         op: Op::Rollback,
     })
     .await;
@@ -91,6 +95,7 @@ async fn full_rollback() {
         name: "full rollback to v1",
         policy: WARM,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2"), Op::Rollback],
+        migration: false,
         op: Op::RollbackTo("v1"),
     })
     .await;
@@ -102,6 +107,7 @@ async fn retire_standby() {
         name: "retire standby",
         policy: WARM,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
         op: Op::Retire,
     })
     .await;
@@ -113,6 +119,7 @@ async fn adopt() {
         name: "adopt",
         policy: WARM,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
         op: Op::Adopt,
     })
     .await;
@@ -124,6 +131,7 @@ async fn deploy_balanced() {
         name: "deploy v2 balanced",
         policy: OldColorPolicy::Balanced,
         setup: &[Op::Deploy("v1")],
+        migration: false,
         op: Op::Deploy("v2"),
     })
     .await;
@@ -137,7 +145,37 @@ async fn deploy_retire_after() {
             window: Duration::from_secs(3600),
         },
         setup: &[Op::Deploy("v1")],
+        migration: false,
         op: Op::Deploy("v2"),
     })
     .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_with_migration() {
+    sweep(Scenario {
+        name: "deploy v2 over v1 with a migration",
+        policy: WARM,
+        setup: &[Op::Deploy("v1")],
+        migration: true,
+        op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+#[test]
+fn the_unbounded_mark_is_past_every_deadline_of_the_policy() {
+    let p = connect_core::model::DeployPolicy::default();
+    for (name, d) in [
+        ("health", p.health_deadline),
+        ("migration", p.migration_deadline),
+        ("drain", p.drain_deadline),
+        ("router", p.router_deadline),
+        ("backup", p.backup.deadline),
+    ] {
+        assert!(
+            cases::UNBOUNDED_AFTER > d,
+            "{name} deadline {d:?} is past the sweep's mark"
+        );
+    }
 }

@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use connect_core::engine::{Backends, DeployConfig, Deployer, default_holder};
 use connect_core::host::Endpoint;
-use connect_core::model::{AppSpec, Color, DeployPolicy, OldColorPolicy, Release, Slot, Topology};
+use connect_core::model::{
+    AppSpec, BackupPolicy, Color, DeployPolicy, OldColorPolicy, Release, Slot, Topology,
+};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Host, LocalHost, Result};
+use connect_db::backup::BackupConfig;
 use connect_db::{BasicAuth, PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
 use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
@@ -91,7 +94,11 @@ impl ConnectConfig {
         if let (Some(user), Some(password)) = (&d.patroni_username, &d.patroni_password) {
             cluster = cluster.with_patroni_auth(BasicAuth::new(user, password.expose()))?;
         }
-        Ok(cluster.through(host))
+        let mut backups = BackupConfig::new(&d.backup_dir);
+        if let Some(bin) = &d.pg_bin_dir {
+            backups = backups.bin_dir(bin);
+        }
+        Ok(cluster.through(host.clone()).with_backups(host, backups))
     }
 
     fn cache(&self, host: Arc<dyn Host>) -> Result<Redis> {
@@ -141,6 +148,7 @@ impl ConnectConfig {
                 health_path: a.health_path.clone(),
                 stop_grace: a.stop_grace,
                 migration: a.migration.clone(),
+                migrations_dir: a.migrations_dir.clone(),
                 smoke_paths: a.smoke_paths.clone(),
             },
             topology: Topology {
@@ -162,6 +170,13 @@ impl ConnectConfig {
                     (OldColor::Balanced, _) => OldColorPolicy::Balanced,
                     // `check` refused a retire_after policy without its window when the file was read.
                     _ => OldColorPolicy::WarmStandby,
+                },
+                allow_destructive_migrations: p.allow_destructive_migrations,
+                backup: BackupPolicy {
+                    before_migration: p.backup.before_migration,
+                    every_deploy: p.backup.every_deploy,
+                    keep: p.backup.keep,
+                    deadline: p.backup.deadline,
                 },
                 ..DeployPolicy::default()
             },

@@ -180,6 +180,13 @@ pub struct DatabaseConfig {
     /// The post-deploy check query, answering one number (the runbook counts its users).
     #[serde(default = "defaults::check_query")]
     pub check_query: String,
+    /// Where the deploy's backups go on the server (pg_dump runs there).
+    #[serde(default = "defaults::backup_dir")]
+    pub backup_dir: String,
+    /// The directory of the server's `pg_dump` and `pg_restore`, when they are not on its `PATH` or
+    /// another major version is (`/usr/lib/postgresql/15/bin`).
+    #[serde(default)]
+    pub pg_bin_dir: Option<String>,
     /// Patroni's `restapi.authentication` username, for its guarded endpoints (switchover, restart…).
     #[serde(default)]
     pub patroni_username: Option<String>,
@@ -239,6 +246,10 @@ pub struct AppConfig {
     /// The migration's argv, run in a one-off container of the new release.
     #[serde(default)]
     pub migration: Option<Vec<String>>,
+    /// Where the release's migration files are inside its image; the pending ones are linted before the
+    /// migration runs.
+    #[serde(default)]
+    pub migrations_dir: Option<String>,
     /// Environment of every container; values may be `${ENV_VAR}`.
     #[serde(default)]
     pub env: BTreeMap<String, Secret>,
@@ -311,6 +322,36 @@ pub struct PolicyConfig {
     /// With `old_color = "retire_after"`: how long the standby is kept.
     #[serde(default, with = "optional_duration")]
     pub retire_after: Option<Duration>,
+    /// Let a migration drop, rename or retype what the old color still uses (see the template).
+    #[serde(default)]
+    pub allow_destructive_migrations: bool,
+    /// `[policy.backup]`: when the deploy backs up the database, and how many backups it keeps.
+    #[serde(default)]
+    pub backup: BackupPolicyConfig,
+}
+
+/// `[policy.backup]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupPolicyConfig {
+    /// Back up before a migration (the runbook's "backup verified").
+    #[serde(default = "defaults::backup_before_migration")]
+    pub before_migration: bool,
+    /// Back up on every deploy, a migration or not.
+    #[serde(default)]
+    pub every_deploy: bool,
+    /// How many backups are kept.
+    #[serde(default = "defaults::backups_kept")]
+    pub keep: usize,
+    /// How long one backup may take.
+    #[serde(default = "defaults::backup_deadline", with = "duration")]
+    pub deadline: Duration,
+}
+
+impl Default for BackupPolicyConfig {
+    fn default() -> Self {
+        from_empty()
+    }
 }
 
 /// `old_color`: what happens to the old color once the new one is live and verified.
@@ -603,6 +644,18 @@ mod defaults {
     }
     pub(super) fn check_query() -> String {
         "SELECT count(*) FROM users".into()
+    }
+    pub(super) fn backup_dir() -> String {
+        "/opt/connect/backups".into()
+    }
+    pub(super) fn backup_before_migration() -> bool {
+        DeployPolicy::default().backup.before_migration
+    }
+    pub(super) fn backups_kept() -> usize {
+        DeployPolicy::default().backup.keep
+    }
+    pub(super) fn backup_deadline() -> Duration {
+        DeployPolicy::default().backup.deadline
     }
     pub(super) fn redis_port() -> u16 {
         6379

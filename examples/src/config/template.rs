@@ -45,6 +45,8 @@ host = "your-server"
 # password = "${CONNECT_DB_PASSWORD}"
 # dbname = "connect"
 # check_query = "SELECT count(*) FROM users"
+# backup_dir = "/opt/connect/backups"      # pg_dump runs on the server and writes here
+# pg_bin_dir = "/usr/lib/postgresql/15/bin" # when pg_dump is not on the server's PATH
 # Patroni's REST API locked down (restapi.authentication, restapi.certfile): its guarded endpoints
 # (switchover, restart) need the credentials; "https://" addresses are checked against patroni_ca_file.
 # patroni_username = "patroni"
@@ -69,6 +71,7 @@ image = "connect"
 # health_path = "/api/health"
 # smoke_paths = ["/"]                      # requested after the switch; 500 or no answer rolls back
 # migration = ["npx", "prisma", "migrate", "deploy"]
+# migrations_dir = "/app/prisma/migrations"  # in the image: pending migrations are linted before they run
 # env = { NODE_ENV = "production", DATABASE_URL = "${DATABASE_URL}" }
 # env_file = "/etc/connect/app.env"        # KEY=value lines on this machine, passed to the containers
 # stop_grace = "10s"
@@ -93,4 +96,13 @@ image = "connect"
 # disk_paths = ["/opt/connect"]
 # max_error_lines = 10
 # old_color = "warm_standby"                # or "balanced", or "retire_after" with retire_after = "1h"
+# A migration that drops, renames or retypes what the old color still uses is refused (expand now,
+# contract once the old color is retired); true lets it through.
+# allow_destructive_migrations = false
+
+[policy.backup]
+# before_migration = true                   # a verified backup (dump, checksum, read back) before a migration
+# every_deploy = false                      # back up on deploys without a migration too
+# keep = 7
+# deadline = "2h"
 "#;

@@ -15,7 +15,7 @@ fn the_template_reads_back_as_the_defaults() {
 /// nothing. The keys shown as examples (no default, or a secret reference) are listed here.
 #[test]
 fn every_default_the_template_states_is_the_real_one() {
-    const EXAMPLES: [&str; 18] = [
+    const EXAMPLES: [&str; 20] = [
         "key_file",
         "passphrase",
         "known_hosts",
@@ -27,6 +27,8 @@ fn every_default_the_template_states_is_the_real_one() {
         "migration",
         "env",
         "env_file",
+        "pg_bin_dir",
+        "migrations_dir",
         // [haproxy] socket access and [database] TLS: examples, no default to state.
         "socket_user",
         "socket_group",

@@ -74,8 +74,17 @@ impl StackAddress {
             .with_master(unix(&self.haproxy_master))
     }
 
-    /// The Patroni cluster through `host`, logging in to the app's database; its check query counts the
-    /// app's customers (the runbook counts its users).
+    /// Backups into the server's backup directory with this machine's PostgreSQL 15 programs.
+    pub fn backup_config(&self) -> BackupConfig {
+        let bin = pg_bin("pg_dump");
+        let bin_dir = bin
+            .parent()
+            .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string());
+        BackupConfig::new(&self.backup_dir()).bin_dir(&bin_dir)
+    }
+
+    /// The Patroni cluster through `host`, logging in to the app's database and backing it up on the
+    /// server; its check query counts the app's customers (the runbook counts its users).
     pub fn database(&self, host: Arc<dyn Host>) -> PatroniCluster {
         let login = PgTarget::new("postgres", "postgres")
             .at("127.0.0.1", self.pg_ports[0])
@@ -84,7 +93,8 @@ impl StackAddress {
         PatroniCluster::new(&self.patroni, login)
             .expect("valid test URLs")
             .with_check_query("SELECT count(*) FROM customers")
-            .through(host)
+            .through(host.clone())
+            .with_backups(host, self.backup_config())
     }
 
     /// Redis through `host`.
@@ -234,6 +244,8 @@ user = "postgres"
 password = "${{CONNECT_E2E_PG_PASSWORD}}"
 dbname = {DATABASE:?}
 check_query = "SELECT count(*) FROM customers"
+backup_dir = {backup_dir:?}
+pg_bin_dir = {pg_bin_dir:?}
 
 [redis]
 port = {redis_port}
@@ -261,6 +273,8 @@ lock_lease = "5s"
 disk_paths = {disks}
 "#,
             state = self.state_dir(),
+            backup_dir = self.backup_dir(),
+            pg_bin_dir = self.backup_config().pg_dump.trim_end_matches("/pg_dump"),
             ssh_port = self.ssh_port,
             user = self.ssh_user,
             key = self.ssh_key.display().to_string(),
@@ -358,11 +372,7 @@ impl Stack {
 
     /// Backups with this machine's PostgreSQL 15 programs.
     pub fn backup_config(&self) -> BackupConfig {
-        let bin = pg_bin("pg_dump");
-        let bin_dir = bin
-            .parent()
-            .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string());
-        BackupConfig::new(&self.backup_dir()).bin_dir(&bin_dir)
+        self.address().backup_config()
     }
 }
 

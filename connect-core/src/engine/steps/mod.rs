@@ -3,6 +3,7 @@
 
 mod balance;
 mod health_gate;
+mod lint;
 mod migrate;
 mod rollback;
 mod stage;
