@@ -43,6 +43,7 @@ pub mod model;
 pub mod preflight;
 pub mod router;
 pub mod runtime;
+pub mod ship;
 #[cfg(feature = "ssh")]
 pub mod ssh;
 #[cfg(feature = "testing")]

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, EnvNames, ImageRef, Release};
+use crate::ship::{ReleaseSource, ShipProgressFn, ShipReport};
 
 /// The labels Connect Ops puts on the containers it creates, so it can find and adopt them.
 pub mod labels {
@@ -232,6 +233,29 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug {
             image.to_string(),
             "this container runtime cannot read files out of an image",
         ))
+    }
+
+    /// Makes `release.image` present from `source`: a no-op ([`crate::ship::ShipOutcome::AlreadyPresent`])
+    /// when the runtime has it (an image on the server under the release's tag that is not the local image
+    /// is [`ErrorKind::Conflict`]); else builds where the source says, sends only the layers the runtime
+    /// lacks, verifies them against their digests and tags the image only once it is whole, so a failure
+    /// leaves nothing tagged. Reports progress through `progress`.
+    ///
+    /// The default refuses: a runtime that cannot reach a build machine has the image shipped by other means.
+    async fn ship(
+        &self,
+        release: &Release,
+        source: &ReleaseSource,
+        progress: ShipProgressFn,
+    ) -> Result<ShipReport> {
+        let _ = (source, progress);
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "runtime.ship",
+            release.image.to_string(),
+            format!("{self:?} cannot ship images"),
+        )
+        .with_hint("transfer the image to the server yourself, then deploy without a release source"))
     }
 }
 

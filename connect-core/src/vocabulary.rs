@@ -20,6 +20,9 @@ pub enum Step {
     Reconcile,
     /// Server, disks, database and cache (runbook §1).
     Preflight,
+    /// Build the release where configured and send the layers the server lacks, verified (runbook §2's
+    /// build and upload); a no-op when the server has the image. Only when a release source is given.
+    Ship,
     /// The release's image is on the server (runbook §2).
     StageImage,
     /// The migration table shows nothing failed or unfinished, and the release's pending migrations hold
@@ -47,6 +50,8 @@ pub enum Step {
     Balance,
     /// Stop and remove a standby whose window has passed.
     Retire,
+    /// One of the operator's hooks.
+    Hook,
     /// Write the journal.
     Record,
 }
@@ -58,6 +63,7 @@ impl Step {
             Step::Lock => "lock",
             Step::Reconcile => "reconcile",
             Step::Preflight => "preflight",
+            Step::Ship => "ship",
             Step::StageImage => "stage_image",
             Step::CheckMigrations => "check_migrations",
             Step::Backup => "backup",
@@ -71,6 +77,7 @@ impl Step {
             Step::SwitchBack => "switch_back",
             Step::Balance => "balance",
             Step::Retire => "retire",
+            Step::Hook => "hook",
             Step::Record => "record",
         }
     }

@@ -27,12 +27,19 @@ pub struct Docker {
     pub(crate) location: String,
     /// What [`connect_core::ContainerRuntime::start`] uses for what a `ContainerSpec` does not say.
     pub(crate) slot_options: SlotOptions,
+    /// The engine on the machine running the deploy, which [`connect_core::ContainerRuntime::ship`] builds
+    /// on and sends from.
+    pub(crate) build_machine: Option<Arc<Docker>>,
 }
 
 impl fmt::Debug for Docker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Docker")
             .field("location", &self.location)
+            .field(
+                "build_machine",
+                &self.build_machine.as_ref().map(|d| d.location.as_str()),
+            )
             .finish()
     }
 }
@@ -92,6 +99,7 @@ impl Docker {
             api,
             location,
             slot_options: SlotOptions::default(),
+            build_machine: None,
         })
     }
 

@@ -88,6 +88,18 @@ impl BuildContext {
     }
 }
 
+/// What a build reports as it goes ([`Docker::build_release_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildOutput<'a> {
+    /// The engine has the whole context, this many bytes (tar).
+    ContextSent {
+        /// The context's size.
+        bytes: u64,
+    },
+    /// A line the builder printed.
+    Line(&'a str),
+}
+
 /// What [`Docker::prune_releases`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PruneReport {
@@ -101,6 +113,17 @@ impl Docker {
     /// Builds `release`'s image from `context`, tagged `release.image` and labelled with the release version.
     /// A failing Dockerfile is `Failed` with the builder's message.
     pub async fn build_release(&self, context: BuildContext, release: &Release) -> Result<ImageInfo> {
+        self.build_release_with(context, release, &|_| {}).await
+    }
+
+    /// [`Docker::build_release`], calling `on_output` with the context's size once it is sent, then with
+    /// each line the builder prints (a progress display's heartbeat during a long build step).
+    pub async fn build_release_with(
+        &self,
+        context: BuildContext,
+        release: &Release,
+        on_output: &(dyn Fn(BuildOutput<'_>) + Send + Sync),
+    ) -> Result<ImageInfo> {
         let target = release.image.to_string();
         let options = BuildImageOptions {
             dockerfile: "Dockerfile".into(),
@@ -113,11 +136,19 @@ impl Docker {
             )])),
             ..Default::default()
         };
-        let body = bollard::body_full(context.tar.finish().into());
+        let tar = context.tar.finish();
+        let context_bytes = tar.len() as u64;
+        let body = bollard::body_full(tar.into());
         let mut stream = self.api.build_image(options, None, Some(body));
+        let mut sent = false;
         let mut last_lines: Vec<String> = Vec::new();
         while let Some(msg) = stream.next().await {
             let msg = msg.map_err(|e| map_err("docker.build", &target, e))?;
+            // The engine answers only once it has the whole context.
+            if !sent {
+                sent = true;
+                on_output(BuildOutput::ContextSent { bytes: context_bytes });
+            }
             if let Some(err) = msg.error_detail.and_then(|d| d.message) {
                 return Err(Error::new(
                     ErrorKind::Failed,
@@ -128,6 +159,7 @@ impl Docker {
             }
             if let Some(line) = msg.stream.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
                 tracing::debug!(image = %target, "{line}");
+                on_output(BuildOutput::Line(&line));
                 last_lines.push(line);
                 if last_lines.len() > 3 {
                     last_lines.remove(0);

@@ -47,6 +47,7 @@ mod images;
 mod inspect;
 mod jobs;
 mod runtime;
+mod ship;
 mod slot;
 mod tarball;
 mod transfer;
@@ -55,7 +56,7 @@ mod watch;
 
 pub use client::{DEFAULT_SOCKET, Docker};
 pub use containers::{LogReport, ONE_OFF_LABEL};
-pub use images::{BuildContext, PruneReport};
+pub use images::{BuildContext, BuildOutput, PruneReport};
 pub use slot::{HOST_NETWORK, HealthProbe, Restart, Secrets, SlotOptions};
 pub use transfer::{
     Compression, ProgressFn, TransferMethod, TransferOptions, TransferProgress, TransferReport,

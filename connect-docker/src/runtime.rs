@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use connect_core::model::ImageRef;
+use connect_core::model::{ImageRef, Release};
 use connect_core::runtime::{ContainerInfo, ContainerSpec, ExecOutput, ImageFile, ImageInfo, OneOff};
+use connect_core::ship::{ReleaseSource, ShipProgressFn, ShipReport};
 use connect_core::{ContainerRuntime, Result};
 
 use crate::client::Docker;
@@ -54,5 +55,14 @@ impl ContainerRuntime for Docker {
 
     async fn read_image_dir(&self, image: &ImageRef, dir: &str, max_bytes: u64) -> Result<Vec<ImageFile>> {
         Docker::read_image_dir(self, image, dir, max_bytes).await
+    }
+
+    async fn ship(
+        &self,
+        release: &Release,
+        source: &ReleaseSource,
+        progress: ShipProgressFn,
+    ) -> Result<ShipReport> {
+        self.ship_release(release, source, progress).await
     }
 }

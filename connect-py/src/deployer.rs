@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use connect_core::engine::{self, DeployConfig, Event, OperationRecord};
 use connect_core::model::{AppSpec, Color, DeployPolicy, OldColorPolicy, Release};
+use connect_core::ship::ReleaseSource;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use serde::Serialize;
@@ -73,15 +74,33 @@ where
 /// The operations that report progress.
 #[derive(Debug, Clone)]
 enum Op {
-    Deploy(Release),
+    /// A deploy, shipping its image from the source first when there is one.
+    Deploy(Release, Option<ReleaseSource>),
     Rollback,
     RollbackTo(String),
     RetireStandby,
 }
 
+/// A release source as the Python layer sends it: the core's own JSON (`{"kind": "local_image", ...}`).
+fn source_arg(source: Option<&str>) -> PyResult<Option<ReleaseSource>> {
+    source
+        .map(|json| {
+            serde_json::from_str::<ReleaseSource>(json).map_err(|e| {
+                invalid(
+                    "deployer.deploy",
+                    "source",
+                    format!("not a release source: {e}"),
+                    "give context= (a directory with a Dockerfile) or image= (a local image)",
+                )
+            })
+        })
+        .transpose()
+}
+
 async fn run_op(d: &engine::Deployer, op: Op) -> connect_core::Result<OperationRecord> {
     match op {
-        Op::Deploy(release) => d.deploy(release).await,
+        Op::Deploy(release, None) => d.deploy(release).await,
+        Op::Deploy(release, Some(source)) => d.deploy_from(release, source).await,
         Op::Rollback => d.rollback().await,
         Op::RollbackTo(version) => d.rollback_to(&version).await,
         Op::RetireStandby => d.retire_standby().await,
@@ -313,6 +332,7 @@ impl Deployer {
             },
             state_dir: state_dir.to_string(),
             holder: holder.unwrap_or_else(engine::default_holder),
+            hooks: Vec::new(),
         };
         let inner = core_py(engine::Deployer::new(backends_arg(backends)?, config))?;
         Ok(Deployer { inner })
@@ -324,25 +344,27 @@ impl Deployer {
         &self.inner.config().holder
     }
 
-    #[pyo3(signature = (release, on_event=None))]
+    #[pyo3(signature = (release, on_event=None, source=None))]
     fn deploy(
         &self,
         py: Python<'_>,
         release: &Bound<'_, PyAny>,
         on_event: Option<Py<PyAny>>,
+        source: Option<&str>,
     ) -> PyResult<String> {
-        let op = Op::Deploy(release_arg(release)?);
+        let op = Op::Deploy(release_arg(release)?, source_arg(source)?);
         block(py, self.op_from(op, on_event))
     }
 
-    #[pyo3(signature = (release, on_event=None))]
+    #[pyo3(signature = (release, on_event=None, source=None))]
     fn deploy_async<'py>(
         &self,
         py: Python<'py>,
         release: &Bound<'_, PyAny>,
         on_event: Option<Py<PyAny>>,
+        source: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let op = Op::Deploy(release_arg(release)?);
+        let op = Op::Deploy(release_arg(release)?, source_arg(source)?);
         awaitable(py, self.op_from(op, on_event))
     }
 
@@ -390,7 +412,10 @@ impl Deployer {
     }
 
     fn start_deploy(&self, release: &Bound<'_, PyAny>) -> PyResult<Operation> {
-        Ok(Operation::start(&self.inner, Op::Deploy(release_arg(release)?)))
+        Ok(Operation::start(
+            &self.inner,
+            Op::Deploy(release_arg(release)?, None),
+        ))
     }
 
     fn start_rollback(&self) -> Operation {

@@ -513,6 +513,19 @@ impl MemoryStack {
         }
     }
 
+    /// Puts an image on the machine running the deploy (not on the server), for a deploy with
+    /// `image=reference` to ship.
+    fn add_local_image(&self, reference: &str) {
+        self.inner
+            .runtime
+            .add_local_image(reference, AppBehavior::default());
+    }
+
+    /// Puts a build context on the machine running the deploy, for a deploy with `context=dir` to build.
+    fn add_build_context(&self, dir: &str) {
+        self.inner.runtime.add_build_context(dir, AppBehavior::default());
+    }
+
     /// Patroni.
     #[getter]
     fn database(&self) -> MemoryCluster {

@@ -4,7 +4,8 @@
 //! connect-ops init                 # writes a commented connect.toml
 //! connect-ops config check         # reads it, touches nothing
 //! connect-ops check                # preflight
-//! connect-ops deploy v2            # blue-green deploy of <image>:v2
+//! connect-ops deploy v2            # blue-green deploy of <image>:v2 (shipped first when [release] says how)
+//! connect-ops ship v2 [--context DIR | --image REF]   # build and send only the missing layers
 //! connect-ops rollback [--to v1]   # instant rollback, or a full one
 //! connect-ops status | history | verify | lock status | lock break
 //! ```
@@ -71,6 +72,9 @@ enum Command {
         /// The release, as tagged on the server.
         version: String,
     },
+    /// Build where configured and send release VERSION to the server (only the layers it lacks), without
+    /// deploying it; nothing when the server has it.
+    Ship(connect_examples::ops::ship::ShipArgs),
     /// Traffic back to the warm standby; with --to, a full rollback to a release in the journal.
     Rollback {
         /// Redeploy this release through the health gate instead.
@@ -145,6 +149,11 @@ async fn run(cli: &Cli, out: &Output) -> connect_core::Result<()> {
         );
         return Ok(());
     }
+    if let Command::Ship(args) = &cli.command {
+        return connect_examples::ops::ship::run(&config, args, cli.json)
+            .await
+            .map(drop);
+    }
     let deployer = config.deployer().await?;
     match &cli.command {
         Command::Check => {
@@ -154,7 +163,13 @@ async fn run(cli: &Cli, out: &Output) -> connect_core::Result<()> {
         }
         Command::Deploy { version } => {
             let release = config.release(version)?;
-            let record = with_events(&deployer, out, deployer.deploy(release)).await?;
+            let operation = async {
+                match config.release_source() {
+                    Some(source) => deployer.deploy_from(release, source).await,
+                    None => deployer.deploy(release).await,
+                }
+            };
+            let record = with_events(&deployer, out, operation).await?;
             out.record(&record);
             Ok(())
         }
@@ -221,7 +236,7 @@ async fn run(cli: &Cli, out: &Output) -> connect_core::Result<()> {
             out.result(&broken, &text);
             Ok(())
         }
-        Command::Init { .. } | Command::Config { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::Config { .. } | Command::Ship(_) => unreachable!("handled above"),
     }
 }
 

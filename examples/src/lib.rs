@@ -6,7 +6,7 @@
 //! - [`load`]: a keep-alive HTTP/1.1 load generator that reports requests, failures (with reasons) and
 //!   p50/p99 latency per phase of a deploy.
 //! - `config` (feature `ops`): `connect.toml` and the one composition of a server's backends from it, used by
-//!   the `connect-ops` command.
+//!   the `connect-ops` command; `ops` (feature `ops`): subcommands of that command (`ship`).
 //! - `testing` (feature `testing`): the demo app, PostgreSQL and Redis started on 127.0.0.1 for tests.
 //! - `stack` (feature `testing`): the whole production setup on 127.0.0.1 (sshd, Docker through it, HAProxy,
 //!   etcd + Patroni + PostgreSQL, Redis) and the runbook run end to end on it.
@@ -27,6 +27,8 @@ pub mod demo_app;
 pub mod demo_image;
 pub mod http;
 pub mod load;
+#[cfg(feature = "ops")]
+pub mod ops;
 #[cfg(feature = "testing")]
 pub mod stack;
 #[cfg(feature = "testing")]

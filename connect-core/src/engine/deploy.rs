@@ -3,12 +3,14 @@
 //! operation shares (`operation.rs`: the lock, the intent, recording, undo).
 
 use super::Deployer;
+use super::hooks::HookPoint;
 use super::journal::{Journal, OperationRecord, SlotRecord, now_unix_ms};
 use super::lock::Fence;
 use super::operation::Held;
 use super::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, OldColorPolicy, Release};
+use crate::ship::ReleaseSource;
 use crate::vocabulary::{OperationKind, Step};
 
 impl Deployer {
@@ -16,7 +18,18 @@ impl Deployer {
     /// and the old color stays up, drained, as a warm standby (or as the policy says).
     pub async fn deploy(&self, release: Release) -> Result<OperationRecord> {
         self.with_lock(OperationKind::Deploy, |held| {
-            self.blue_green(OperationKind::Deploy, release, held)
+            self.blue_green(OperationKind::Deploy, release, None, held)
+        })
+        .await
+    }
+
+    /// Deploys `release` as [`Deployer::deploy`] does, shipping its image from `source` first (the `ship`
+    /// step, after preflight): built where the source says, only the layers the server lacks sent and
+    /// verified, nothing done when the server has the image. A failed ship fails the deploy before anything
+    /// that runs or serves changed, and leaves nothing tagged.
+    pub async fn deploy_from(&self, release: Release, source: ReleaseSource) -> Result<OperationRecord> {
+        self.with_lock(OperationKind::Deploy, |held| {
+            self.blue_green(OperationKind::Deploy, release, Some(&source), held)
         })
         .await
     }
@@ -42,7 +55,7 @@ impl Deployer {
             .with_hint("pick a version from the status's recent operations")
         })?;
         self.with_lock(OperationKind::FullRollback, |held| {
-            self.blue_green(OperationKind::FullRollback, release, held)
+            self.blue_green(OperationKind::FullRollback, release, None, held)
         })
         .await
     }
@@ -60,7 +73,13 @@ impl Deployer {
             .await
     }
 
-    async fn blue_green(&self, kind: OperationKind, release: Release, held: Held) -> Result<OperationRecord> {
+    async fn blue_green(
+        &self,
+        kind: OperationKind,
+        release: Release,
+        source: Option<&ReleaseSource>,
+        held: Held,
+    ) -> Result<OperationRecord> {
         let mut journal = self.begin(&held).await?;
         let from = journal.live;
         let to = from.map_or(Color::Blue, Color::other);
@@ -73,7 +92,7 @@ impl Deployer {
             &self.config.holder,
         );
         let result = match self
-            .blue_green_steps(&mut run, &mut journal, release, from, to, &held.fence)
+            .blue_green_steps(&mut run, &mut journal, (release, source), from, to, &held.fence)
             .await
         {
             Ok(()) => Ok(()),
@@ -86,7 +105,7 @@ impl Deployer {
         &self,
         run: &mut Run,
         journal: &mut Journal,
-        release: Release,
+        (release, source): (Release, Option<&ReleaseSource>),
         from: Option<Color>,
         to: Color,
         fence: &Fence,
@@ -94,10 +113,18 @@ impl Deployer {
         let since = std::time::SystemTime::now();
         let events = run.events.clone();
         run.step(Step::Reconcile, self.reconcile(journal)).await?;
+        self.run_hooks(run, HookPoint::BeforeDeploy).await?;
         run.step(Step::Preflight, self.preflight_step(&events)).await?;
+        if let Some(source) = source {
+            run.step(Step::Ship, async {
+                Ok(self.ship_release(&events, &release, source).await?.summary())
+            })
+            .await?;
+        }
         let mut staged = None;
         run.step(Step::StageImage, self.stage(&release, &mut staged))
             .await?;
+        self.run_hooks(run, HookPoint::AfterShip).await?;
         let release = staged.unwrap_or(release);
         run.record.release = Some(release.clone());
         self.migrate_steps(run, &release).await?;
@@ -110,6 +137,7 @@ impl Deployer {
         })
         .await?;
         run.step(Step::HealthGate, self.health_gate(&events, to)).await?;
+        self.run_hooks(run, HookPoint::BeforeSwitch).await?;
         run.step(Step::Switch, self.switch_traffic(&events, from, to))
             .await?;
         journal.live = Some(to);
@@ -146,6 +174,11 @@ impl Deployer {
             }
         }
         journal.intent = None;
-        Ok(())
+        run.record.live_after = Some(to);
+        let after = match run.record.kind {
+            OperationKind::FullRollback => HookPoint::AfterRollback,
+            _ => HookPoint::AfterDeploy,
+        };
+        self.run_hooks(run, after).await
     }
 }

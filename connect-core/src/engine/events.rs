@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::model::{Color, Release};
+use crate::ship::{ShipPhase, ShipReport};
 use crate::vocabulary::OperationKind;
 pub use crate::vocabulary::Step;
 
@@ -66,6 +67,22 @@ pub enum Event {
         /// What the health check said.
         health: String,
     },
+    /// How far a ship is, at most every [`SHIP_PROGRESS_EVERY`] (plus each layer finished and the last
+    /// report): counts only grow within a phase, and a send's last event has everything done.
+    ShipProgress {
+        /// Building or sending.
+        phase: ShipPhase,
+        /// Layers sent and verified.
+        layers_done: usize,
+        /// Layers to send (those the server lacks).
+        layers_total: usize,
+        /// Bytes done.
+        bytes_done: u64,
+        /// Bytes to do.
+        bytes_total: u64,
+    },
+    /// The ship step ended: what it did (`outcome` `already_present` when there was nothing to do).
+    Shipped(ShipReport),
     /// The router confirmed traffic on `to`: the moment a deploy or rollback takes effect for customers.
     TrafficSwitched {
         /// The color that had the traffic, if any.
@@ -95,6 +112,10 @@ pub enum Event {
         duration: Duration,
     },
 }
+
+/// The least time between two [`Event::ShipProgress`] of the same layer, so a fast link does not flood
+/// observers (and the 1024-event buffer).
+pub const SHIP_PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Fans events out to any number of observers. An observer that falls more than 1024 events behind loses the
 /// oldest ones (and is told so by its receiver), so a slow observer never stalls a deploy.

@@ -1,7 +1,7 @@
 //! The deploy engine: the runbook as a state machine over the backend traits.
 //!
 //! ```text
-//! lock ─► reconcile ─► preflight ─► stage image ─► restore point ─► migrate ─► (intent) start idle color
+//! lock ─► reconcile ─► preflight ─► [ship] ─► stage image ─► restore point ─► migrate ─► (intent) start idle color
 //!   ─► health gate ─► switch ─► drain old ─► verify ─► record
 //!        any failure: settle from what the router and runtime show — one healthy live color, the one that
 //!        served before when it still serves; the unverified release removed; the journal says why
@@ -16,6 +16,7 @@ mod checks;
 mod clock;
 mod deploy;
 mod events;
+mod hooks;
 mod intent;
 mod journal;
 mod lock;
@@ -30,7 +31,8 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outcome, Step, StepStatus};
-pub use events::Event;
+pub use events::{Event, SHIP_PROGRESS_EVERY};
+pub use hooks::{Hook, HookPoint, HookSite};
 pub use intent::Intent;
 pub use journal::{JOURNAL_FORMAT, Journal, OperationRecord, SlotRecord, StepRecord};
 pub use lock::LockInfo;
@@ -75,6 +77,8 @@ pub struct DeployConfig {
     pub state_dir: String,
     /// Who is deploying, as recorded in the lock and the journal.
     pub holder: String,
+    /// The operator's commands at named points of each operation.
+    pub hooks: Vec<Hook>,
 }
 
 impl DeployConfig {
@@ -86,6 +90,7 @@ impl DeployConfig {
             policy: DeployPolicy::default(),
             state_dir: "/opt/connect/state".into(),
             holder: default_holder(),
+            hooks: Vec::new(),
         }
     }
 }
@@ -131,6 +136,9 @@ impl Deployer {
     pub fn new(backends: Backends, config: DeployConfig) -> Result<Deployer> {
         config.policy.validate()?;
         config.app.validate()?;
+        for hook in &config.hooks {
+            hook.validate()?;
+        }
         let backends = backends.guarded(crate::layers::CallPolicy::default());
         let store = JournalStore::new(backends.host.clone(), &config.state_dir);
         Ok(Deployer {

@@ -1,17 +1,21 @@
 //! [`Guarded`] for [`ContainerRuntime`]: waits and jobs are bounded by their own deadlines, not by the call
-//! timeout.
+//! timeout; a ship by its progress.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{Guarded, Repeat};
-use crate::error::Result;
-use crate::model::ImageRef;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{ImageRef, Release};
 use crate::runtime::{
     ContainerInfo, ContainerRuntime, ContainerSpec, ExecOutput, ImageFile, ImageInfo, OneOff,
 };
+use crate::ship::{ReleaseSource, ShipProgress, ShipProgressFn, ShipReport};
 
 #[async_trait]
 impl<T: ContainerRuntime + ?Sized> ContainerRuntime for Guarded<T> {
@@ -92,6 +96,57 @@ impl<T: ContainerRuntime + ?Sized> ContainerRuntime for Guarded<T> {
         })
         .await
     }
+    async fn ship(
+        &self,
+        release: &Release,
+        source: &ReleaseSource,
+        progress: ShipProgressFn,
+    ) -> Result<ShipReport> {
+        // A ship lasts as long as its image is big and its build slow: it is cut only after `long_timeout`
+        // without progress (a silent build step compiling for minutes is not a stall). It is never repeated
+        // here: the build and the export are consumed once and a second attempt would report progress from
+        // zero again; the next deploy ships only what is still missing anyway.
+        let idle = self.policy.long_timeout;
+        let target = release.image.to_string();
+        let last = Arc::new(Mutex::new(Instant::now()));
+        let seen = Arc::clone(&last);
+        let observed: ShipProgressFn = Arc::new(move |p: ShipProgress| {
+            *lock(&seen) = Instant::now();
+            progress(p);
+        });
+        let ship = self.inner.ship(release, source, observed);
+        async {
+            tokio::pin!(ship);
+            loop {
+                let stalled_at = *lock(&last) + idle;
+                tokio::select! {
+                    done = &mut ship => return done,
+                    () = tokio::time::sleep_until(stalled_at) => {
+                        // Progress may have come while this slept: only a full `idle` without any is a stall.
+                        if *lock(&last) + idle <= Instant::now() {
+                            return Err(Error::new(
+                                ErrorKind::Timeout,
+                                "runtime.ship",
+                                &target,
+                                format!("no progress for {idle:?}"),
+                            )
+                            .with_hint("check the build machine and the link to the server; nothing was tagged"));
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(tracing::debug_span!(
+            "backend",
+            operation = "runtime.ship",
+            target = %target
+        ))
+        .await
+    }
+}
+
+fn lock(last: &Mutex<Instant>) -> std::sync::MutexGuard<'_, Instant> {
+    last.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -205,9 +260,12 @@ mod tests {
         );
     }
 
-    /// A runtime that never answers.
+    /// A runtime that never answers; its ship reports progress `reports` times, 100 s apart, then succeeds
+    /// (or, with no report, hangs).
     #[derive(Debug)]
-    struct Silent;
+    struct Silent {
+        reports: u32,
+    }
 
     #[async_trait]
     impl ContainerRuntime for Silent {
@@ -241,6 +299,61 @@ mod tests {
         async fn list(&self, _: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
             std::future::pending().await
         }
+        async fn ship(
+            &self,
+            release: &Release,
+            _: &ReleaseSource,
+            progress: ShipProgressFn,
+        ) -> Result<ShipReport> {
+            if self.reports == 0 {
+                std::future::pending::<()>().await;
+            }
+            for i in 1..=self.reports {
+                // Simulated time between reports (paused time), not synchronisation.
+                tokio::time::sleep(Duration::from_secs(100)).await;
+                progress(ShipProgress {
+                    phase: crate::ship::ShipPhase::Send,
+                    layers_done: 0,
+                    layers_total: 1,
+                    bytes_done: u64::from(i),
+                    bytes_total: u64::from(self.reports),
+                });
+            }
+            Ok(ShipReport {
+                image: release.image.to_string(),
+                image_id: "sha256:1".into(),
+                outcome: crate::ship::ShipOutcome::Sent,
+                built_locally: false,
+                layers_total: 1,
+                layers_sent: 1,
+                bytes_sent: u64::from(self.reports),
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ship_is_cut_only_after_long_timeout_without_progress() {
+        let release = Release::new("connect", "v1").unwrap();
+        let source = ReleaseSource::local_image("connect:dev");
+        let none: ShipProgressFn = Arc::new(|_| {});
+        let policy = CallPolicy::default();
+
+        // Twenty reports 100 s apart: 2000 s in all, far past long_timeout (300 s), never 300 s without one.
+        let slow = Guarded::new(Silent { reports: 20 }, policy);
+        let t = tokio::time::Instant::now();
+        let report = slow
+            .ship(&release, &source, none.clone())
+            .await
+            .expect("a slow ship that moves");
+        assert_eq!(report.bytes_sent, 20);
+        assert_eq!(t.elapsed(), Duration::from_secs(2000));
+
+        let stuck = Guarded::new(Silent { reports: 0 }, policy);
+        let t = tokio::time::Instant::now();
+        let e = stuck.ship(&release, &source, none).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.to_string().contains("no progress for 300s"), "{e}");
+        assert_eq!(t.elapsed(), policy.long_timeout);
     }
 
     #[tokio::test(start_paused = true)]
@@ -249,7 +362,7 @@ mod tests {
             retries: 0,
             ..CallPolicy::default()
         };
-        let guarded = Guarded::new(Silent, policy);
+        let guarded = Guarded::new(Silent { reports: 0 }, policy);
         let t = tokio::time::Instant::now();
         let e = guarded.inspect("connect_app1").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);

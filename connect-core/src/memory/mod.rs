@@ -11,6 +11,7 @@ mod faults;
 mod host;
 mod router;
 mod runtime;
+mod ship;
 mod stack;
 
 pub use cache::MemoryCache;

@@ -9,11 +9,12 @@ use tokio::time::Instant;
 
 use super::{Faults, lock};
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::ImageRef;
+use crate::model::{ImageRef, Release};
 use crate::runtime::{
     ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ExecOutput, Health, ImageFile, ImageInfo,
     OneOff,
 };
+use crate::ship::{ReleaseSource, ShipProgressFn, ShipReport};
 
 /// How the app in an image behaves once started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,19 +96,22 @@ impl Container {
 }
 
 #[derive(Debug, Default)]
-struct State {
-    images: BTreeMap<String, (ImageInfo, AppBehavior)>,
+pub(super) struct State {
+    /// The server's images by reference.
+    pub(super) images: BTreeMap<String, (ImageInfo, AppBehavior)>,
     /// Files in images, by image and absolute path.
     files: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     containers: BTreeMap<String, Container>,
     jobs: Vec<OneOff>,
     next_id: u64,
+    /// The machine running the deploy: its images and build contexts (see `ship.rs`).
+    pub(super) build_machine: super::ship::BuildMachine,
 }
 
 /// Containers and images in memory.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryRuntime {
-    state: Arc<Mutex<State>>,
+    pub(super) state: Arc<Mutex<State>>,
     faults: Faults,
 }
 
@@ -455,6 +459,21 @@ impl ContainerRuntime for MemoryRuntime {
                     },
                 })
             })
+            .await
+    }
+
+    async fn ship(
+        &self,
+        release: &Release,
+        source: &ReleaseSource,
+        progress: ShipProgressFn,
+    ) -> Result<ShipReport> {
+        self.faults
+            .around(
+                "runtime.ship",
+                &release.image.to_string(),
+                self.ship_image(release, source, progress),
+            )
             .await
     }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use connect_core::engine::{DeployConfig, Deployer, Journal, Status};
 use connect_core::memory::{AppBehavior, FaultKind, MemoryStack};
 use connect_core::model::{OldColorPolicy, Release};
+use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::{ErrorKind, Result};
 
 use crate::invariants::{self as inv, Probe};
@@ -20,10 +21,19 @@ pub const UNBOUNDED_AFTER: Duration = Duration::from_secs(2 * 3600 + 600);
 /// Time given to a dead process's lock lease to run out before the next process tries.
 const LEASE_EXPIRY: Duration = Duration::from_secs(600);
 
+/// An image on the machine running the deploy, not on the server.
+pub const LOCAL_IMAGE: &str = "connect-dev:latest";
+/// A build context on the machine running the deploy.
+pub const CONTEXT: &str = "/home/dev/connect";
+
 /// An operation of the engine's public API.
 #[derive(Debug, Clone, Copy)]
 pub enum Op {
     Deploy(&'static str),
+    /// A deploy that ships the release from the local image [`LOCAL_IMAGE`] first.
+    DeployFromImage(&'static str),
+    /// A deploy that builds the release from [`CONTEXT`] where it is told, then ships it.
+    DeployFromContext(&'static str, BuildOn),
     Rollback,
     RollbackTo(&'static str),
     Retire,
@@ -36,6 +46,14 @@ impl Op {
         let deployed = |v: &str| Some(v.to_string());
         match self {
             Op::Deploy(v) => deployer.deploy(release(v)).await.map(|_| deployed(v)),
+            Op::DeployFromImage(v) => deployer
+                .deploy_from(release(v), ReleaseSource::local_image(LOCAL_IMAGE))
+                .await
+                .map(|_| deployed(v)),
+            Op::DeployFromContext(v, on) => deployer
+                .deploy_from(release(v), ReleaseSource::build_context(CONTEXT, on))
+                .await
+                .map(|_| deployed(v)),
             Op::RollbackTo(v) => deployer.rollback_to(v).await.map(|_| deployed(v)),
             Op::Rollback => deployer.rollback().await.map(|_| None),
             Op::Retire => deployer.retire_standby().await.map(|_| None),
@@ -169,6 +187,8 @@ async fn prepare(scenario: &Scenario) -> (MemoryStack, Arc<Watch>) {
     for v in ["v1", "v2", "v3"] {
         stack.add_image(&release(v).image, AppBehavior::default());
     }
+    stack.runtime.add_local_image(LOCAL_IMAGE, AppBehavior::default());
+    stack.runtime.add_build_context(CONTEXT, AppBehavior::default());
     let watch = Arc::new(Watch {
         probe: Probe {
             stack: stack.clone(),

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use cases::{CaseReport, KINDS, Op, Scenario, run_case};
 use connect_core::model::OldColorPolicy;
+use connect_core::ship::BuildOn;
 use report::report;
 
 const WARM: OldColorPolicy = OldColorPolicy::WarmStandby;
@@ -159,6 +160,42 @@ async fn deploy_with_migration() {
         setup: &[Op::Deploy("v1")],
         migration: true,
         op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_shipping_a_local_image() {
+    sweep(Scenario {
+        name: "deploy v4 over v1, shipped from a local image",
+        policy: WARM,
+        setup: &[Op::Deploy("v1")],
+        migration: false,
+        op: Op::DeployFromImage("v4"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_deploy_building_locally() {
+    sweep(Scenario {
+        name: "first deploy of v4, built locally and shipped",
+        policy: WARM,
+        setup: &[],
+        migration: false,
+        op: Op::DeployFromContext("v4", BuildOn::Local),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_building_on_the_server() {
+    sweep(Scenario {
+        name: "deploy v4 over v1, built on the server",
+        policy: WARM,
+        setup: &[Op::Deploy("v1")],
+        migration: false,
+        op: Op::DeployFromContext("v4", BuildOn::Server),
     })
     .await;
 }

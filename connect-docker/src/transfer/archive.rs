@@ -125,6 +125,8 @@ pub(super) async fn filter_archive(
     let mut tar = TarReader::new(StreamReader::new(source));
     let mut written = 0u64;
     let mut layers = 0usize;
+    let mut layer_bytes = 0u64;
+    let mut reported = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
     let known: BTreeSet<&String> = diff_ids.iter().collect();
     while let Some(entry) = tar.next_entry().await? {
@@ -158,6 +160,15 @@ pub(super) async fn filter_archive(
             }
             sink.write_all(&buf[..n]).await?;
             written += n as u64;
+            if is_layer {
+                layer_bytes += n as u64;
+                if let Some(f) = &progress
+                    && layer_bytes - reported >= 1 << 20
+                {
+                    reported = layer_bytes;
+                    f(&TransferProgress::LayerBytes { sent: layer_bytes });
+                }
+            }
         }
         let pad = vec![0u8; padding(entry.size)];
         sink.write_all(&pad).await?;

@@ -92,6 +92,14 @@ pub enum TransferProgress {
         layers_total: usize,
         /// Layers to send.
         layers_to_send: usize,
+        /// The uncompressed size of the layers to send (their tars in the image's archive).
+        bytes_to_send: u64,
+    },
+    /// Uncompressed layer bytes sent so far, about every MiB: what [`TransferProgress::Planned`]'s
+    /// `bytes_to_send` counts towards.
+    LayerBytes {
+        /// Layer bytes sent.
+        sent: u64,
     },
     /// A layer's tar has been sent (verified against its digest).
     LayerSent {
@@ -224,14 +232,19 @@ impl Docker {
         let src_chains = chain_ids(&src.layers);
         let present: Vec<bool> = src_chains.iter().map(|c| dest_chains.contains(c)).collect();
         let to_send = present.iter().filter(|p| !**p).count();
-        emit(TransferProgress::Planned {
-            layers_total: src.layers.len(),
-            layers_to_send: to_send,
-        });
 
-        // Pass 1 (only when something can be skipped): which archive path holds which layer.
-        let skip_paths: BTreeSet<String> = if to_send < src.layers.len() {
-            let (manifest, by_path) = self.layer_paths(&src.id).await?;
+        // Pass 1 (only when something can be skipped, or progress wants the bytes to send): which archive
+        // path holds which layer, and how big each is.
+        let mut bytes_to_send = 0;
+        let skip_paths: BTreeSet<String> = if to_send < src.layers.len() || options.progress.is_some() {
+            let (manifest, by_path, sizes) = self.layer_paths(&src.id).await?;
+            bytes_to_send = manifest
+                .layers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !present.get(*i).copied().unwrap_or(false))
+                .map(|(_, path)| sizes.get(path).copied().unwrap_or(0))
+                .sum();
             let mut skip = BTreeSet::new();
             for (i, path) in manifest.layers.iter().enumerate() {
                 let expected = src.layers.get(i).ok_or_else(|| {
@@ -266,6 +279,11 @@ impl Docker {
         } else {
             BTreeSet::new()
         };
+        emit(TransferProgress::Planned {
+            layers_total: src.layers.len(),
+            layers_to_send: to_send,
+            bytes_to_send,
+        });
 
         // Pass 2: filter, hash, compress, send.
         let (sent_layers, archive_bytes, wire_bytes) = self
@@ -307,12 +325,16 @@ impl Docker {
         })
     }
 
-    /// Reads the image's archive once: the manifest and each layer path's sha256.
-    async fn layer_paths(&self, image_id: &str) -> Result<(ManifestEntry, HashMap<String, String>)> {
+    /// Reads the image's archive once: the manifest, and each layer path's sha256 and size.
+    async fn layer_paths(
+        &self,
+        image_id: &str,
+    ) -> Result<(ManifestEntry, HashMap<String, String>, HashMap<String, u64>)> {
         let op = "docker.transfer";
         let stream = self.api.export_image(image_id).map_err(io_err);
         let mut tar = TarReader::new(StreamReader::new(stream));
         let mut digests = HashMap::new();
+        let mut sizes = HashMap::new();
         let mut manifest = None;
         let mut buf = vec![0u8; 256 * 1024];
         while let Some(entry) = tar.next_entry().await.map_err(|e| read_err(image_id, e))? {
@@ -332,6 +354,7 @@ impl Docker {
                     h.update(&buf[..n]);
                 }
                 digests.insert(entry.name.clone(), format!("sha256:{}", hex(&h.finalize())));
+                sizes.insert(entry.name.clone(), entry.size);
             }
         }
         let manifest = manifest.ok_or_else(|| {
@@ -342,7 +365,7 @@ impl Docker {
                 "the image archive has no manifest.json",
             )
         })?;
-        Ok((manifest, digests))
+        Ok((manifest, digests, sizes))
     }
 
     /// Streams the filtered archive into `dest`'s `docker load`; returns (layers sent, archive bytes, wire bytes).

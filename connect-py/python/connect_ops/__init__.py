@@ -80,6 +80,8 @@ from ._events import (
     StepFinished,
     StepSkipped,
     StepStarted,
+    ShipProgress,
+    Shipped,
     StepWarning,
     TrafficSwitched,
 )
@@ -170,6 +172,8 @@ __all__ = [
     "StepRecord",
     "StepSkipped",
     "StepStarted",
+    "ShipProgress",
+    "Shipped",
     "StepWarning",
     "TrafficSwitched",
     "SwitchReport",

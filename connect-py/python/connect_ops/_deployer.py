@@ -20,6 +20,7 @@ from typing import (
 )
 
 from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _Operation
+from ._errors import InvalidInputError
 from ._events import Event, event_from_json
 from ._types import CheckReport, Color, Journal, LockInfo, OperationRecord, Status
 
@@ -177,19 +178,40 @@ class Deployer:
 
     # Operations that move traffic.
 
-    def deploy(self, release: Union[Release, str], *, on_event: Optional[EventCallback] = None) -> OperationRecord:
+    def deploy(
+        self,
+        release: Union[Release, str],
+        *,
+        on_event: Optional[EventCallback] = None,
+        context: Optional[str] = None,
+        build_on: str = "local",
+        image: Optional[str] = None,
+    ) -> OperationRecord:
         """Deploys ``release`` (a :class:`Release` or ``"connect:<version>"``) to the idle color, waits for it to
         be healthy, switches traffic and keeps the old color as warm standby. Raises the
         :class:`ConnectError` subclass of the failure; traffic is then where the message says (never moved
-        when the failure came before the switch)."""
-        return _record(self._inner.deploy(release, _callback(on_event)))
+        when the failure came before the switch).
+
+        With ``context`` (a directory with a Dockerfile, built ``build_on="local"`` then shipped, or on the
+        ``"server"``) or ``image`` (an image on this machine), the image is shipped first: only the layers the
+        server lacks, reported as :class:`ShipProgress` and :class:`Shipped` events; nothing when the server has
+        it."""
+        source = _source(context, build_on, image)
+        return _record(self._inner.deploy(release, _callback(on_event), source))
 
     async def deploy_async(
-        self, release: Union[Release, str], *, on_event: Optional[EventCallback] = None
+        self,
+        release: Union[Release, str],
+        *,
+        on_event: Optional[EventCallback] = None,
+        context: Optional[str] = None,
+        build_on: str = "local",
+        image: Optional[str] = None,
     ) -> OperationRecord:
         """:meth:`deploy` for asyncio. ``on_event`` runs on the event loop's thread. Cancelling the awaiting task
         does not stop the deploy halfway: the engine still undoes, records and unlocks."""
-        return _record(await _with_loop_callback(lambda cb: self._inner.deploy_async(release, cb), on_event))
+        source = _source(context, build_on, image)
+        return _record(await _with_loop_callback(lambda cb: self._inner.deploy_async(release, cb, source), on_event))
 
     def rollback(self, *, on_event: Optional[EventCallback] = None) -> OperationRecord:
         """Instant rollback: traffic back to the warm standby with one router call."""
@@ -340,3 +362,14 @@ class Operation:
 
 
 __all__ = ["Deployer", "Operation", "OldColorPolicy", "EventCallback"]
+
+
+def _source(context: Optional[str], build_on: str, image: Optional[str]) -> Optional[str]:
+    """The release source as the core's JSON, or ``None`` for a release the server must have."""
+    if context is not None and image is not None:
+        raise InvalidInputError("give context= or image=, not both")
+    if context is not None:
+        return json.dumps({"kind": "build_context", "dir": str(context), "build_on": build_on})
+    if image is not None:
+        return json.dumps({"kind": "local_image", "reference": image})
+    return None

@@ -97,6 +97,34 @@ class TrafficSwitched(Event):
 
 
 @dataclass(frozen=True)
+class ShipProgress(Event):
+    """How far the ship step is (rate-limited by the engine): ``phase`` is ``"build"`` or ``"send"``; within a
+    phase the counts only grow, and a send's last event has everything done."""
+
+    name: ClassVar[str] = "ship_progress"
+    phase: str
+    layers_done: int
+    layers_total: int
+    bytes_done: int
+    bytes_total: int
+
+
+@dataclass(frozen=True)
+class Shipped(Event):
+    """The ship step ended: ``outcome`` is ``"already_present"`` (nothing done), ``"sent"`` or
+    ``"built_on_server"``."""
+
+    name: ClassVar[str] = "shipped"
+    image: str
+    image_id: str
+    outcome: str
+    built_locally: bool
+    layers_total: int
+    layers_sent: int
+    bytes_sent: int
+
+
+@dataclass(frozen=True)
 class StepWarning(Event):
     """Something worth a look that does not stop the operation."""
 
@@ -144,6 +172,20 @@ def event_from_dict(raw: Raw) -> Event:
         return HealthAttempt(raw["color"], raw["attempt"], raw["health"])
     if kind == "traffic_switched":
         return TrafficSwitched(raw.get("from"), raw["to"], raw["confirmed_after"])
+    if kind == "ship_progress":
+        return ShipProgress(
+            raw["phase"], raw["layers_done"], raw["layers_total"], raw["bytes_done"], raw["bytes_total"]
+        )
+    if kind == "shipped":
+        return Shipped(
+            raw["image"],
+            raw["image_id"],
+            raw["outcome"],
+            raw["built_locally"],
+            raw["layers_total"],
+            raw["layers_sent"],
+            raw["bytes_sent"],
+        )
     if kind == "warning":
         return StepWarning(raw["step"], raw["message"])
     if kind == "operation_finished":
@@ -166,6 +208,8 @@ EVENTS_BY_NAME: Dict[str, Type[Event]] = {
         StepFailed,
         HealthAttempt,
         TrafficSwitched,
+        ShipProgress,
+        Shipped,
         StepWarning,
         OperationFinished,
     )

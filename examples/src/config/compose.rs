@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use connect_core::engine::{Backends, DeployConfig, Deployer, default_holder};
+use connect_core::engine::{Backends, DeployConfig, Deployer, Hook, default_holder};
 use connect_core::host::Endpoint;
 use connect_core::model::{
     AppSpec, BackupPolicy, Color, DeployPolicy, OldColorPolicy, Release, Slot, Topology,
 };
+use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Host, LocalHost, Result};
 use connect_db::backup::BackupConfig;
@@ -15,7 +16,7 @@ use connect_db::{BasicAuth, PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
 use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
 
-use super::{ConnectConfig, OldColor, SlotConfig};
+use super::{BuildOnConfig, ConnectConfig, OldColor, SlotConfig};
 
 impl ConnectConfig {
     /// The server: one SSH connection, or this machine for `host = "local"`.
@@ -39,12 +40,33 @@ impl ConnectConfig {
         Ok(Arc::new(SshHost::connect(ssh).await?))
     }
 
-    /// Connects to the server and builds every backend through it.
+    /// Connects to the server and builds every backend through it; with a `[release]` source that needs
+    /// this machine's Docker Engine, connects to that too (see [`ConnectConfig::backends_shipping`]).
     pub async fn backends(&self) -> Result<Backends> {
+        self.backends_shipping(self.release_source().as_ref()).await
+    }
+
+    /// [`ConnectConfig::backends`] able to ship from `source`: an image on this machine or a context built
+    /// here needs this machine's engine (`DOCKER_HOST`, else its socket) as the server runtime's build
+    /// machine.
+    pub async fn backends_shipping(&self, source: Option<&ReleaseSource>) -> Result<Backends> {
         let host = self.host().await?;
-        let docker = Docker::connect_via(host.clone(), &self.docker.socket)
+        let mut docker = Docker::connect_via(host.clone(), &self.docker.socket)
             .await?
             .with_slot_options(self.slot_options()?);
+        let needs_build_machine = match source {
+            Some(ReleaseSource::BuildContext { build_on, .. }) => *build_on == BuildOn::Local,
+            Some(_) => true,
+            None => false,
+        };
+        if needs_build_machine {
+            let local = Docker::connect().await.map_err(|e| {
+                let fix = "start Docker on this machine (or set DOCKER_HOST), or build on the server: \
+                           build_on = \"server\" in [release]";
+                e.with_hint(fix)
+            })?;
+            docker = docker.with_build_machine(local);
+        }
         Ok(Backends {
             runtime: Arc::new(docker),
             router: Arc::new(self.router(host.clone())?),
@@ -57,6 +79,25 @@ impl ConnectConfig {
     /// A [`Deployer`] over [`ConnectConfig::backends`] and [`ConnectConfig::deploy_config`].
     pub async fn deployer(&self) -> Result<Deployer> {
         Deployer::new(self.backends().await?, self.deploy_config())
+    }
+
+    /// A [`Deployer`] that can ship from `source` (see [`ConnectConfig::backends_shipping`]).
+    pub async fn deployer_shipping(&self, source: Option<&ReleaseSource>) -> Result<Deployer> {
+        Deployer::new(self.backends_shipping(source).await?, self.deploy_config())
+    }
+
+    /// Where `[release]` says releases come from, if anywhere.
+    pub fn release_source(&self) -> Option<ReleaseSource> {
+        let r = &self.release;
+        let build_on = match r.build_on {
+            BuildOnConfig::Local => BuildOn::Local,
+            BuildOnConfig::Server => BuildOn::Server,
+        };
+        match (&r.context, &r.image) {
+            (Some(dir), _) => Some(ReleaseSource::build_context(dir.clone(), build_on)),
+            (None, Some(image)) => Some(ReleaseSource::local_image(image.clone())),
+            (None, None) => None,
+        }
     }
 
     fn router(&self, host: Arc<dyn Host>) -> Result<Haproxy> {
@@ -182,6 +223,16 @@ impl ConnectConfig {
             },
             state_dir: self.state_dir.clone(),
             holder: default_holder(),
+            hooks: self
+                .hooks
+                .iter()
+                .map(|h| Hook {
+                    point: h.point,
+                    command: h.command.clone(),
+                    site: h.site,
+                    timeout: h.timeout,
+                })
+                .collect(),
         }
     }
 

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use connect_core::engine::{HookPoint, HookSite};
 use connect_core::{Error, ErrorKind, Result};
 use connect_db::SslMode;
 use serde::Deserialize;
@@ -67,6 +68,56 @@ pub struct ConnectConfig {
     /// Deadlines and thresholds.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[[hooks]]`: the operator's commands at named points of each operation.
+    #[serde(default)]
+    pub hooks: Vec<HookConfig>,
+    /// Where releases come from when the server lacks them.
+    #[serde(default)]
+    pub release: ReleaseConfig,
+}
+
+/// One `[[hooks]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// `before_deploy`, `after_ship`, `before_switch` (these stop the deploy when they fail),
+    /// `after_deploy`, `after_rollback`.
+    pub point: HookPoint,
+    /// The argv (`["sh", "-c", "…"]` for a shell line).
+    pub command: Vec<String>,
+    /// `local` (this machine) or `server`.
+    #[serde(default)]
+    pub site: HookSite,
+    /// How long it may run.
+    #[serde(default = "defaults::hook_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+/// `[release]`: where `deploy` and `ship` get a release the server does not have yet (neither set: the server
+/// must have it already).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// A directory with a Dockerfile on this machine (relative to the directory `connect-ops` runs in).
+    #[serde(default)]
+    pub context: Option<PathBuf>,
+    /// Which engine builds `context`.
+    #[serde(default)]
+    pub build_on: BuildOnConfig,
+    /// An image on this machine, shipped as the release (instead of `context`).
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// `build_on`: which engine builds the release's context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildOnConfig {
+    /// This machine's engine (`DOCKER_HOST`, else its socket), then only the missing layers are sent.
+    #[default]
+    Local,
+    /// The server's engine, from the context sent to it.
+    Server,
 }
 
 /// `[server]`: the machine the app runs on, over SSH, or `host = "local"` for this machine.
@@ -502,6 +553,22 @@ impl ConnectConfig {
                 "set ssl_root_cert to the CA certificate that signed PostgreSQL's ssl_cert_file",
             ));
         }
+        if self.release.context.is_some() && self.release.image.is_some() {
+            return Err(invalid(
+                "release",
+                "image",
+                "a release comes from a build context or from a local image, not both".into(),
+                "keep context (to build) or image (to ship an image built already)",
+            ));
+        }
+        if self.release.build_on == BuildOnConfig::Server && self.release.context.is_none() {
+            return Err(invalid(
+                "release",
+                "build_on",
+                "the server builds only from a context".into(),
+                "set context = \"DIR\" in [release], or remove build_on",
+            ));
+        }
         match (self.policy.old_color, self.policy.retire_after) {
             (OldColor::RetireAfter, None) => Err(invalid(
                 "policy",
@@ -644,6 +711,9 @@ mod defaults {
     }
     pub(super) fn check_query() -> String {
         "SELECT count(*) FROM users".into()
+    }
+    pub(super) fn hook_timeout() -> Duration {
+        Duration::from_secs(60)
     }
     pub(super) fn backup_dir() -> String {
         "/opt/connect/backups".into()

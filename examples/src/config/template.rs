@@ -85,6 +85,13 @@ image = "connect"
 # server = "app2"
 # port = 3001
 
+[release]
+# Where `deploy` and `ship` get a release the server lacks (neither context nor image: the server has it).
+# Only the layers the server lacks are sent, each verified; a release the server has is not built again.
+# context = "."                             # a directory with a Dockerfile on this machine
+# build_on = "local"                        # this machine's Docker (DOCKER_HOST) builds; or "server"
+# image = "connect:dev"                     # or an image on this machine, shipped as the release
+
 [policy]
 # health_deadline = "1m"
 # migration_deadline = "30m"
@@ -105,4 +112,14 @@ image = "connect"
 # every_deploy = false                      # back up on deploys without a migration too
 # keep = 7
 # deadline = "2h"
+
+# Your commands at named points: before_deploy, after_ship, before_switch (a failure stops the deploy before
+# traffic moves), after_deploy, after_rollback (a failure is reported, the outcome stands). They get
+# CONNECT_HOOK, CONNECT_OPERATION, CONNECT_KIND, CONNECT_RELEASE, CONNECT_IMAGE, CONNECT_LIVE_BEFORE,
+# CONNECT_LIVE_AFTER and CONNECT_HOLDER in their environment.
+# [[hooks]]
+# point = "before_switch"
+# command = ["./scripts/smoke.sh"]
+# site = "local"                            # or "server"
+# timeout = "1m"
 "#;

@@ -195,6 +195,7 @@ impl StackAddress {
             policy,
             state_dir: self.state_dir(),
             holder: format!("e2e {} pid {}", self.prefix, std::process::id()),
+            hooks: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod health_gate;
 mod lint;
 mod migrate;
 mod rollback;
+mod ship;
 mod stage;
 mod start_idle;
 mod switch;

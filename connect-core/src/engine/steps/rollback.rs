@@ -1,6 +1,7 @@
 //! Instant rollback (one router call back to the warm standby) and retiring the standby.
 
 use crate::engine::Deployer;
+use crate::engine::HookPoint;
 use crate::engine::journal::{Journal, OperationRecord};
 use crate::engine::operation::Held;
 use crate::engine::run::Run;
@@ -75,7 +76,8 @@ impl Deployer {
         })
         .await?;
         journal.intent = None;
-        Ok(())
+        run.record.live_after = journal.live;
+        self.run_hooks(run, HookPoint::AfterRollback).await
     }
 
     pub(crate) async fn retire_operation(&self, held: Held) -> Result<OperationRecord> {

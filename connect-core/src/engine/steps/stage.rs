@@ -21,7 +21,7 @@ impl Deployer {
                     release.image.to_string(),
                     "the server has no such image",
                 )
-                .with_hint("build the release and transfer it to the server first")
+                .with_hint("ship it first: `connect-ops ship VERSION --context DIR`, or deploy with a release source")
             })?;
         if let Some(recorded) = &release.digest
             && *recorded != info.id

@@ -1,0 +1,103 @@
+//! `connect-ops` shipping on the real stack: `[release]` names a build context to build on the server, so
+//! `deploy v9` builds it there through the one SSH connection (the ship step), then deploys it blue-green;
+//! `ship v9` afterwards is a no-op that says so.
+
+use std::path::Path;
+
+use connect_core::model::Color;
+use connect_examples::demo_image;
+use connect_examples::stack::StackOptions;
+use connect_examples::testing::connect_ops;
+
+use crate::common::{assert_journal_true, assert_one_healthy_color, serial, v1_live};
+
+/// Runs `connect-ops --json --config <file> args…`: its exit code and its JSON lines.
+fn ops(config: &Path, args: &[&str]) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = std::process::Command::new(connect_ops())
+        .arg("--json")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("CONNECT_E2E_PG_PASSWORD", connect_db::testing::PG_PASSWORD)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("connect-ops runs");
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l}")))
+        .collect();
+    if !out.status.success() {
+        eprintln!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.code(), lines)
+}
+
+/// Removes the test's own release from the engine when dropped (after the stack removed its containers).
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_builds_a_release_on_the_server_from_the_release_section_and_ship_then_does_nothing() {
+    let _one = serial().await;
+    let Some((stack, deployer)) = v1_live(StackOptions::new("e2e_ship")).await else {
+        return;
+    };
+    let v9 = stack.release("v9");
+    let _cleanup = RemoveImage(v9.image.to_string());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let context = dir.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let binary = tokio::task::spawn_blocking(move || demo_image::build_static(&workspace))
+        .await
+        .unwrap()
+        .expect("the demo app, built already for the stack");
+    demo_image::write_context(&context, &binary, "v9", None).expect("the context");
+    let config = dir.path().join("connect.toml");
+    let text = format!(
+        "{}\n[release]\ncontext = {:?}\nbuild_on = \"server\"\n",
+        stack.address().connect_toml(),
+        context.display().to_string()
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let (code, lines) = ops(&config, &["deploy", "v9"]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    let shipped = lines
+        .iter()
+        .find(|l| l["event"] == "shipped")
+        .unwrap_or_else(|| panic!("a shipped event: {lines:?}"));
+    assert_eq!(shipped["outcome"], "built_on_server", "{shipped}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "ship_progress" && l["phase"] == "build"),
+        "the build is reported: {lines:?}"
+    );
+    let record = lines.last().expect("the record");
+    assert_eq!(record["outcome"]["result"], "succeeded", "{record}");
+    assert_eq!(record["release"]["version"], "v9", "{record}");
+    assert_eq!(assert_one_healthy_color(&stack, &deployer).await, Color::Green);
+
+    let (code, lines) = ops(&config, &["ship", "v9"]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert_eq!(
+        lines.last().expect("the report")["outcome"],
+        "already_present",
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l["event"] == "ship_progress"), "{lines:?}");
+    assert_journal_true(&deployer).await;
+}
