@@ -12,7 +12,7 @@ use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 
 use crate::backup::{BackupConfig, logical_backup, prune_backups};
-use crate::patroni::Patroni;
+use crate::patroni::{BasicAuth, Patroni};
 use crate::postgres::{PgTarget, Postgres, pg_error, validate_restore_point_name};
 
 /// Members and switchover from Patroni; restore points and the check query on the leader's PostgreSQL,
@@ -60,6 +60,18 @@ impl PatroniCluster {
     pub fn with_backups(mut self, host: Arc<dyn Host>, config: BackupConfig) -> PatroniCluster {
         self.backups = Some((host, config));
         self
+    }
+
+    /// Sends Patroni's `restapi.authentication` credentials (see [`Patroni::with_auth`]).
+    pub fn with_patroni_auth(mut self, auth: BasicAuth) -> Result<PatroniCluster> {
+        self.patroni = self.patroni.with_auth(auth)?;
+        Ok(self)
+    }
+
+    /// Checks the Patroni nodes' HTTPS certificates against this CA file (see [`Patroni::with_ca_file`]).
+    pub fn with_patroni_ca_file(mut self, path: impl AsRef<std::path::Path>) -> Result<PatroniCluster> {
+        self.patroni = self.patroni.with_ca_file(path)?;
+        Ok(self)
     }
 
     /// The Patroni client.

@@ -13,6 +13,10 @@
 //! - [`Redis`]: PING, INFO, BGSAVE-and-wait, backup and restore of `dump.rdb`; implements
 //!   [`connect_core::Cache`].
 //!
+//! - TLS, on rustls: Patroni over `https://` with [`Patroni::with_ca_file`] and basic auth
+//!   ([`BasicAuth`]); PostgreSQL with libpq's [`SslMode`] and a root CA on [`PgTarget`], for the SDK's
+//!   connections and the client programs on the host alike.
+//!
 //! Each client talks to its server directly by default; `.through(host)` carries it over a
 //! [`connect_core::Host`]'s byte streams instead (the one SSH connection to the server), with the addresses as
 //! the server sees them.
@@ -44,10 +48,11 @@ mod redis_cache;
 pub mod restore;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 mod util;
 mod via_host;
 
 pub use cluster::PatroniCluster;
-pub use patroni::{HealthCheck, Patroni, PatroniHistoryEntry, PatroniMember};
-pub use postgres::{ArchiverStatus, PgTarget, Postgres, Readiness, ReplicaLag};
+pub use patroni::{BasicAuth, HealthCheck, Patroni, PatroniHistoryEntry, PatroniMember};
+pub use postgres::{ArchiverStatus, PgTarget, Postgres, Readiness, ReplicaLag, SslMode};
 pub use redis_cache::{Redis, RedisBackup, RedisRestore};

@@ -92,6 +92,24 @@ pub(crate) fn check_wrapper(op: &str, command: &Command, out: &Output) -> Result
     }
 }
 
+/// libpq's words for a TLS failure (it reports no SQLSTATE for them), as a kind and the setting to fix.
+pub(crate) fn tls_failure(stderr: &str) -> Option<(ErrorKind, &'static str)> {
+    let hint = if stderr.contains("does not support SSL") {
+        "the server does not accept TLS: turn ssl on in PostgreSQL, or set sslmode to prefer or disable"
+    } else if stderr.contains("does not match host name") {
+        "the server's certificate does not name this host: connect by a name it lists, or use sslmode verify-ca"
+    } else if stderr.contains("root certificate file") {
+        "the root CA file is missing on the host: set host_ssl_root_cert (server_ssl_root_cert in connect.toml) to its path there"
+    } else if stderr.contains("certificate verify failed") {
+        "the server's certificate is not signed by the CA in the root CA file: set ssl_root_cert / host_ssl_root_cert to the CA that signed it"
+    } else if stderr.contains("SSL") {
+        "a TLS failure: check sslmode, the root CA file and PostgreSQL's ssl settings"
+    } else {
+        return None;
+    };
+    Some((ErrorKind::Refused, hint))
+}
+
 /// The program a (wrapped) command runs, for messages.
 fn program_name(command: &Command) -> &str {
     let argv = &command.argv;

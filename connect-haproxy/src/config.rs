@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use connect_core::{Error, ErrorKind, Result};
 
+pub use crate::access::SocketAccess;
 use crate::command::validate_name;
 use crate::files::write_atomic;
 
@@ -62,6 +63,9 @@ pub struct ProxyConfig {
     pub check_interval: Duration,
     /// The admin socket (`stats socket … level admin`).
     pub admin_socket: PathBuf,
+    /// Who may use the admin socket: its mode, owner and group. The default (mode 600, HAProxy's own user)
+    /// needs root or HAProxy's user; [`SocketAccess::group`] lets a non-root deploy user in that group in.
+    pub admin_socket_access: SocketAccess,
     /// The server-state-file the runtime state is saved to and reloaded from; `None` for the runbook's
     /// config-only way.
     pub state_file: Option<PathBuf>,
@@ -91,6 +95,7 @@ impl ProxyConfig {
             health_path: "/api/health".into(),
             check_interval: Duration::from_secs(2),
             admin_socket: admin_socket.to_path_buf(),
+            admin_socket_access: SocketAccess::default(),
             state_file: Some(state_file.to_path_buf()),
             weight: 100,
             hard_stop_after: Duration::from_secs(30),
@@ -99,7 +104,7 @@ impl ProxyConfig {
     }
 
     /// The configuration text. Refuses settings that would break it (names, paths with spaces or quotes,
-    /// a health path that is not a path, no server).
+    /// a health path that is not a path, no server) or open the admin socket to every local user.
     pub fn render(&self) -> Result<String> {
         const OP: &str = "haproxy.render_config";
         validate_name("backend", &self.backend)?;
@@ -142,15 +147,17 @@ impl ProxyConfig {
                 "weight must be 0 to 256 and the check interval above zero",
             ));
         }
+        let access = self.admin_socket_access.options()?;
         let mut c = String::new();
         let _ = writeln!(
             c,
             "# Rendered by connect-haproxy; change the settings, not this file."
         );
         let _ = writeln!(c, "global");
+        // The runtime API has no login: the socket file's owner, group and mode are its access control.
         let _ = writeln!(
             c,
-            "    stats socket {} mode 600 level admin",
+            "    stats socket {} {access} level admin",
             self.admin_socket.display()
         );
         if let Some(monitor) = &self.monitor_socket {

@@ -9,7 +9,8 @@
 //!   [`TrafficRouter::switch`](connect_core::TrafficRouter::switch)), the server-state-file
 //!   saved after every change, and [`Haproxy::reload`] through the master CLI confirmed from `show proc`.
 //!   It implements [`connect_core::TrafficRouter`].
-//! - [`config`]: the runbook's topology rendered from settings, installed only after `haproxy -c` accepts it.
+//! - [`config`]: the runbook's topology rendered from settings, installed only after `haproxy -c` accepts it;
+//!   the admin socket's mode, owner and group ([`SocketAccess`]) let a non-root deploy user in through a group.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -27,6 +28,7 @@
 //! # }
 //! ```
 
+mod access;
 mod client;
 mod command;
 pub mod config;
@@ -40,7 +42,7 @@ pub mod testing;
 
 pub use client::{RuntimeApi, Socket};
 pub use command::{Command, Weight, validate_name};
-pub use config::{ConfigInstaller, ProxyConfig, ServerSpec};
+pub use config::{ConfigInstaller, ProxyConfig, ServerSpec, SocketAccess};
 pub use files::{MapFile, StateFile, map_file_text};
 pub use haproxy::{Haproxy, status_of};
 pub use reload::ReloadReport;

@@ -840,3 +840,131 @@ async fn map_changes_are_written_back_and_survive_a_reload() {
     drop(child);
     outcome.expect("map changes");
 }
+
+/// The group of the admin socket: HAProxy's own group when the test is root (a group that exists without
+/// creating one), else the test user's primary group.
+fn socket_group() -> (String, u32, bool) {
+    let run = |argv: &[&str]| {
+        std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let root = run(&["id", "-u"]).as_deref() == Some("0");
+    let name = match run(&["getent", "group", "haproxy"]) {
+        Some(_) if root => "haproxy".to_string(),
+        _ => run(&["id", "-gn"]).expect("id -gn"),
+    };
+    let line = run(&["getent", "group", &name]).expect("getent group");
+    let gid = line
+        .split(':')
+        .nth(2)
+        .and_then(|g| g.parse().ok())
+        .expect("a gid in getent's line");
+    (name, gid, root)
+}
+
+/// `stats socket … mode 660 group G`: the rendered line says so, `haproxy -c` accepts it, the socket HAProxy
+/// creates has that mode and group, and (as root) an unprivileged user reaches the runtime API through the
+/// group alone: `nobody` with the group as a supplementary group gets `show info`, without it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_socket_takes_the_mode_and_group_asked_for() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use connect_core::testing::{free_port, require_program};
+    use connect_haproxy::{ConfigInstaller, SocketAccess};
+
+    let test = "admin_socket_takes_the_mode_and_group_asked_for";
+    let Some(program) = require_haproxy(test) else {
+        return;
+    };
+    let (group, gid, root) = socket_group();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("admin.sock");
+    let mut config = connect_haproxy::ProxyConfig::runbook(
+        ([127, 0, 0, 1], free_port()).into(),
+        ([127, 0, 0, 1], free_port()).into(),
+        ([127, 0, 0, 1], free_port()).into(),
+        &socket,
+        &dir.path().join("server-state"),
+    );
+    config.admin_socket_access = SocketAccess::group(&group);
+    let text = config.render().expect("render");
+    let line = format!(
+        "stats socket {} mode 660 group {group} level admin",
+        socket.display()
+    );
+    assert!(text.contains(&line), "{text}");
+    let path = dir.path().join("haproxy.cfg");
+    ConfigInstaller::new(&program, &path)
+        .install(&text)
+        .await
+        .expect("haproxy -c accepts the socket's group and mode");
+    let _haproxy = Stop(
+        std::process::Command::new(&program)
+            .arg("-W")
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy starts"),
+    );
+    let api = RuntimeApi::unix(&socket);
+    poll_until(
+        test,
+        "admin socket",
+        DEADLINE,
+        Duration::from_millis(10),
+        || async { Ok(api.show_stat().await.map(drop).map_err(|e| e.to_string())) },
+    )
+    .await
+    .expect("the admin socket answers");
+    let meta = std::fs::metadata(&socket).expect("socket metadata");
+    assert_eq!(meta.mode() & 0o777, 0o660, "mode {:o}", meta.mode());
+    assert_eq!(meta.gid(), gid, "the socket's group");
+
+    if !root {
+        eprintln!("{test}: not root, so the unprivileged-user half is skipped");
+        return;
+    }
+    let (Some(setpriv), Some(perl)) = (
+        require_program(test, "setpriv", &["/usr/bin/setpriv"]),
+        require_program(test, "perl", &["/usr/bin/perl"]),
+    ) else {
+        return;
+    };
+    // `nobody` must be able to walk to the socket; the socket's own mode is what is under test.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod dir");
+    let as_nobody = |groups: &str| {
+        let script = "my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $ARGV[0]) \
+                      or die \"connect: $!\\n\"; print $s \"show info\\n\"; shutdown($s, 1); print while <$s>;";
+        let mut c = std::process::Command::new(&setpriv);
+        c.args(["--reuid=65534", "--regid=65534"]);
+        if groups.is_empty() {
+            c.arg("--clear-groups");
+        } else {
+            c.arg(format!("--groups={groups}"));
+        }
+        c.arg(&perl)
+            .args(["-MSocket", "-MIO::Socket::UNIX", "-e", script])
+            .arg(&socket)
+            .output()
+            .expect("setpriv runs")
+    };
+    let member = as_nobody(&gid.to_string());
+    let out = String::from_utf8_lossy(&member.stdout);
+    assert!(
+        member.status.success() && out.contains("Name: HAProxy"),
+        "a member of {group} reaches the admin socket: {out} {}",
+        String::from_utf8_lossy(&member.stderr)
+    );
+    let stranger = as_nobody("");
+    let err = String::from_utf8_lossy(&stranger.stderr);
+    assert!(
+        !stranger.status.success() && err.contains("Permission denied"),
+        "a user outside {group} is refused: {err}"
+    );
+}

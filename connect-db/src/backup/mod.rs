@@ -178,7 +178,9 @@ pub async fn logical_backup(
         let _ = host.remove_file(&partial).await;
         let tail = stderr_tail(&out, 5);
         // pg_dump reports no SQLSTATE; its English messages are what there is to sort by.
-        let (kind, hint) = if tail.contains("password authentication failed") {
+        let (kind, hint) = if let Some(tls) = crate::pg_tools::tls_failure(&tail) {
+            tls
+        } else if tail.contains("password authentication failed") {
             (
                 ErrorKind::PermissionDenied,
                 "check the user and password (and pg_hba.conf)",

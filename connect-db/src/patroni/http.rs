@@ -3,9 +3,11 @@
 use connect_core::{Error, ErrorKind, Result};
 use serde_json::Value;
 
+use std::path::Path;
 use std::time::Duration;
 
-use super::Patroni;
+use super::access::CA_SETTING;
+use super::{BasicAuth, Patroni};
 
 /// The most of a reply body read into memory: Patroni's largest answers (`/cluster` of a big cluster, a long
 /// `/history`) are kilobytes; anything near this is not Patroni, and is refused rather than buffered.
@@ -38,10 +40,18 @@ impl Patroni {
         timeout: Duration,
     ) -> Result<(u16, Vec<u8>)> {
         let body = body.map(Value::to_string);
+        let authorization = self.auth.as_ref().map(BasicAuth::header);
         if let Some(host) = &self.via {
-            let reply =
-                crate::via_host::http_request(host.as_ref(), op, method, url, body, timeout, MAX_BODY)
-                    .await?;
+            let request = crate::via_host::HttpRequest {
+                op,
+                method,
+                url,
+                body,
+                authorization: authorization.as_deref(),
+                tls: &self.tls.config,
+                ca_file: self.tls.ca_file.as_deref(),
+            };
+            let reply = crate::via_host::http_request(host.as_ref(), request, timeout, MAX_BODY).await?;
             return Ok((reply.status, reply.body));
         }
         let method = reqwest::Method::from_bytes(method.as_bytes())
@@ -51,13 +61,17 @@ impl Patroni {
         if let Some(b) = body {
             request = request.header("content-type", "application/json").body(b);
         }
-        let mut resp = request.send().await.map_err(|e| transport(op, url, e))?;
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        let ca = self.tls.ca_file.as_deref();
+        let mut resp = request.send().await.map_err(|e| transport(op, url, ca, e))?;
         let status = resp.status().as_u16();
         if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
             return Err(too_large(op, url));
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(op, url, e))? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(op, url, ca, e))? {
             if bytes.len() + chunk.len() > MAX_BODY {
                 return Err(too_large(op, url));
             }
@@ -86,7 +100,8 @@ pub(super) fn refusal(op: &str, target: &str, status: u16, text: &str) -> Error 
         ),
         401 | 403 => (
             ErrorKind::PermissionDenied,
-            "set restapi.authentication credentials",
+            "Patroni refused the credentials: give restapi.authentication's username and password \
+             (patroni_username / patroni_password in connect.toml, Patroni::with_auth)",
         ),
         404 => (
             ErrorKind::NotFound,
@@ -97,7 +112,14 @@ pub(super) fn refusal(op: &str, target: &str, status: u16, text: &str) -> Error 
     Error::new(kind, op, target, format!("Patroni answered {status}: {text}")).with_hint(hint)
 }
 
-pub(super) fn transport(op: &str, url: &str, e: reqwest::Error) -> Error {
+pub(super) fn transport(op: &str, url: &str, ca: Option<&Path>, e: reqwest::Error) -> Error {
+    if let Some(tls) = crate::tls::find_tls_error(&e) {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        return crate::tls::handshake_error(op, url, &host, tls, CA_SETTING, ca);
+    }
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
     } else {

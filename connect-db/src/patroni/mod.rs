@@ -1,5 +1,6 @@
 //! Patroni's REST API.
 
+mod access;
 mod http;
 mod model;
 
@@ -13,6 +14,12 @@ use connect_core::{Error, ErrorKind, Result};
 use serde_json::Value;
 
 use crate::names::http_base_url;
+pub use access::BasicAuth;
+pub(crate) use access::CA_SETTING;
+use access::PatroniTls;
+/// The system-CA TLS setup, for the test harness's own HTTP client (etcd).
+#[cfg(feature = "testing")]
+pub(crate) use access::PatroniTls as PatroniTlsForTesting;
 pub(crate) use http::too_large;
 use http::{refusal, unreachable_all};
 pub use model::{HealthCheck, PatroniHistoryEntry, PatroniMember};
@@ -29,6 +36,10 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Patroni {
     nodes: Vec<String>,
     http: reqwest::Client,
+    /// How `https://` nodes are verified (the CA), shared with requests carried through a host.
+    tls: PatroniTls,
+    /// `restapi.authentication`, sent with every request when set.
+    auth: Option<BasicAuth>,
     /// When set, every request is carried through this host instead of a TCP connection from here.
     via: Option<Arc<dyn Host>>,
     /// How long switchover, failover and restart may take before [`ErrorKind::Timeout`].
@@ -40,7 +51,9 @@ pub struct Patroni {
 
 impl Patroni {
     /// A client for the nodes' REST addresses (`http://127.0.0.1:8008`): `http` or `https`, a host and a
-    /// port, nothing else (a user or password in the URL, a path or a query is refused).
+    /// port, nothing else (a user or password in the URL, a path or a query is refused). `https` nodes are
+    /// verified against the system's CAs unless [`Patroni::with_ca_file`] names one; credentials come with
+    /// [`Patroni::with_auth`].
     pub fn new<S: AsRef<str>>(nodes: &[S]) -> Result<Patroni> {
         if nodes.is_empty() {
             return Err(Error::invalid("patroni.new", "", "no Patroni address given")
@@ -50,16 +63,13 @@ impl Patroni {
             .iter()
             .map(|n| http_base_url("patroni.new", n.as_ref()))
             .collect::<Result<Vec<String>>>()?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| {
-                Error::new(ErrorKind::Failed, "patroni.new", &nodes[0], e.to_string()).with_source(e)
-            })?;
+        let tls = PatroniTls::system()?;
+        let http = tls.http_client(&nodes[0])?;
         Ok(Patroni {
             nodes,
             http,
+            tls,
+            auth: None,
             via: None,
             action_deadline: Duration::from_secs(90),
             read_timeout: Duration::from_secs(3),
@@ -261,6 +271,8 @@ impl Patroni {
                 Ok((status, text)) => {
                     return Err(refusal(op, node, status, &String::from_utf8_lossy(&text)));
                 }
+                // A certificate or setting problem is the same on every node: say it, not "unreachable".
+                Err(e) if !e.is_retryable() => return Err(e),
                 Err(e) => last = Some(e),
             }
         }
@@ -332,6 +344,7 @@ impl Patroni {
             let url = format!("{node}{path}");
             let (status, text) = match self.send(op, "POST", &url, Some(body), REQUEST_TIMEOUT).await {
                 Ok(r) => r,
+                Err(e) if !e.is_retryable() => return Err(e),
                 Err(e) => {
                     last = Some(e);
                     continue;

@@ -9,6 +9,9 @@ use super::PgTarget;
 pub(crate) fn pg_error(op: &str, target: &PgTarget, e: tokio_postgres::Error) -> Error {
     let target_s = target.to_string();
     let Some(db) = e.as_db_error() else {
+        if let Some(tls) = super::tls_failure(op, target, &e) {
+            return tls.with_source(e);
+        }
         let msg = format!("{e}: {}", source_text(&e));
         // tokio-postgres reports its own connect timeout as an io::Error of kind TimedOut.
         let kind = if io_kind(&e) == Some(std::io::ErrorKind::TimedOut) {

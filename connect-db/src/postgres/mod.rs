@@ -1,6 +1,7 @@
 //! PostgreSQL: readiness, the check query, replication lag, the WAL archiver, restore points.
 
 mod errors;
+mod ssl;
 mod target;
 
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 pub(crate) use errors::{pg_error, quote_ident};
+pub use ssl::SslMode;
+pub(crate) use ssl::tls_failure;
 pub use target::PgTarget;
 
 /// What `pg_isready` would say.
@@ -107,7 +110,13 @@ impl Postgres {
     /// Like `pg_isready`: whether the server accepts connections at all.
     pub async fn readiness(&self) -> Readiness {
         let attempt = match &self.via {
-            None => self.target.config().connect(NoTls).await.map(|_| ()),
+            None => {
+                let Ok(tls) = self.target.tls_connector("postgres.readiness") else {
+                    // A login that cannot be tried (no CA) says nothing about the server.
+                    return Readiness::NoResponse;
+                };
+                connect_direct(self.target.config(), tls).await.map(|_| ())
+            }
             Some(host) => {
                 let t = &self.target;
                 let Ok(stream) =
@@ -115,7 +124,14 @@ impl Postgres {
                 else {
                     return Readiness::NoResponse;
                 };
-                match tokio::time::timeout(t.connect_timeout, t.config().connect_raw(stream, NoTls)).await {
+                let Ok(Ok(stream)) =
+                    tokio::time::timeout(t.connect_timeout, ssl::negotiate("postgres.readiness", t, stream))
+                        .await
+                else {
+                    return Readiness::NoResponse;
+                };
+                match tokio::time::timeout(t.connect_timeout, t.raw_config().connect_raw(stream, NoTls)).await
+                {
                     Ok(r) => r.map(|_| ()),
                     Err(_) => return Readiness::NoResponse,
                 }
@@ -261,13 +277,46 @@ pub(crate) async fn connect(target: &PgTarget) -> Result<Client> {
 }
 
 /// Connects directly, or through `via`'s byte stream with the same login (`connect_raw`).
-pub(crate) async fn connect_via(target: &PgTarget, via: Option<&dyn Host>) -> Result<Client> {
+pub(crate) fn connect_via<'a>(
+    target: &'a PgTarget,
+    via: Option<&'a dyn Host>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Client>> + Send + 'a>> {
+    Box::pin(connect_via_inner(target, via))
+}
+
+/// tokio-postgres' own connect (name resolution, every address, unix sockets), as a future whose `Send` the
+/// compiler can prove: awaited inline with a TLS connector, the borrow of the `Config` trips its
+/// higher-ranked `Send` check.
+type Connecting = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = std::result::Result<
+                    (
+                        Client,
+                        tokio_postgres::Connection<
+                            tokio_postgres::Socket,
+                            <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+                        >,
+                    ),
+                    tokio_postgres::Error,
+                >,
+            > + Send,
+    >,
+>;
+
+fn connect_direct(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+) -> Connecting {
+    Box::pin(async move { config.connect(tls).await })
+}
+
+async fn connect_via_inner(target: &PgTarget, via: Option<&dyn Host>) -> Result<Client> {
     let op = "postgres.connect";
     target.validate(op)?;
     let Some(host) = via else {
-        let (client, connection) = target
-            .config()
-            .connect(NoTls)
+        let tls = target.tls_connector(op)?;
+        let (client, connection) = connect_direct(target.config(), tls)
             .await
             .map_err(|e| pg_error(op, target, e))?;
         tokio::spawn(async move {
@@ -277,20 +326,34 @@ pub(crate) async fn connect_via(target: &PgTarget, via: Option<&dyn Host>) -> Re
         });
         return Ok(client);
     };
+    // The TLS runs here, end to end through the host's stream, checked against the target's host name.
     let stream = crate::via_host::pg_stream(host, &target.host, target.port, target.connect_timeout).await?;
-    let (client, connection) =
-        tokio::time::timeout(target.connect_timeout, target.config().connect_raw(stream, NoTls))
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Timeout,
-                    op,
-                    target.to_string(),
-                    "no login answer in time",
-                )
-                .with_retryable(true)
-            })?
-            .map_err(|e| pg_error(op, target, e))?;
+    let stream = tokio::time::timeout(target.connect_timeout, ssl::negotiate(op, target, stream))
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                op,
+                target.to_string(),
+                "no TLS answer in time",
+            )
+            .with_retryable(true)
+        })??;
+    let (client, connection) = tokio::time::timeout(
+        target.connect_timeout,
+        target.raw_config().connect_raw(stream, NoTls),
+    )
+    .await
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            op,
+            target.to_string(),
+            "no login answer in time",
+        )
+        .with_retryable(true)
+    })?
+    .map_err(|e| pg_error(op, target, e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection through the host ended");

@@ -1,10 +1,12 @@
 //! Where and as whom to connect: [`PgTarget`].
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use connect_core::{Error, Result};
 
+use super::SslMode;
 use crate::names::{check_host, check_pg_name, check_port, conninfo_value};
 
 /// Where and as whom to connect. The password is never printed.
@@ -29,6 +31,14 @@ pub struct PgTarget {
     /// a migration's `ACCESS EXCLUSIVE` lock; zero leaves the server's own setting. `pg_dump` gets it as
     /// `--lock-wait-timeout`.
     pub lock_timeout: Duration,
+    /// libpq's `sslmode`, for the SDK's connections and the client programs alike (`disable` by default).
+    pub ssl_mode: SslMode,
+    /// The CA certificate(s), PEM, that signed the server's certificate, read on this machine by the SDK's
+    /// own connections (they run here, even through a host).
+    pub ssl_root_cert: Option<PathBuf>,
+    /// The same CA file's path on the host that runs `pg_dump`/`pg_restore` (their `sslrootcert`); the
+    /// path of [`PgTarget::ssl_root_cert`] when `None`.
+    pub host_ssl_root_cert: Option<String>,
 }
 
 impl fmt::Debug for PgTarget {
@@ -41,6 +51,9 @@ impl fmt::Debug for PgTarget {
             .field("dbname", &self.dbname)
             .field("statement_timeout", &self.statement_timeout)
             .field("lock_timeout", &self.lock_timeout)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
+            .field("host_ssl_root_cert", &self.host_ssl_root_cert)
             .finish()
     }
 }
@@ -69,7 +82,37 @@ impl PgTarget {
             // migration's lock fails as itself (55P03) rather than as an anonymous cut; statements get longer.
             statement_timeout: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(5),
+            ssl_mode: SslMode::Disable,
+            ssl_root_cert: None,
+            host_ssl_root_cert: None,
         }
+    }
+
+    /// With libpq's `sslmode` (see [`SslMode`]).
+    pub fn ssl_mode(mut self, mode: SslMode) -> PgTarget {
+        self.ssl_mode = mode;
+        self
+    }
+
+    /// With the CA certificate file (PEM) the server's certificate must be signed by, on this machine; the
+    /// client programs on the host get the same path unless [`PgTarget::host_ssl_root_cert`] says otherwise.
+    pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> PgTarget {
+        self.ssl_root_cert = Some(path.into());
+        self
+    }
+
+    /// With the CA file's path on the host that runs `pg_dump`/`pg_restore`, when it differs from this
+    /// machine's.
+    pub fn host_ssl_root_cert(mut self, path: &str) -> PgTarget {
+        self.host_ssl_root_cert = Some(path.to_string());
+        self
+    }
+
+    /// The root CA path the client programs on the host are given.
+    fn host_root_cert(&self) -> Option<String> {
+        self.host_ssl_root_cert
+            .clone()
+            .or_else(|| self.ssl_root_cert.as_deref().map(|p| p.display().to_string()))
     }
 
     /// With another `statement_timeout` (zero: the server's own).
@@ -91,6 +134,25 @@ impl PgTarget {
         check_port(op, &self.to_string(), self.port)?;
         check_pg_name(op, "user", &self.user)?;
         check_pg_name(op, "database name", &self.dbname)?;
+        if self.ssl_mode.needs_root_cert() && self.ssl_root_cert.is_none() && !self.is_socket() {
+            return Err(self.missing_root_cert(op));
+        }
+        if let Some(path) = self.host_root_cert()
+            && (path.is_empty() || path.contains(['\0', '\n', '\r']))
+        {
+            return Err(Error::invalid(
+                op,
+                path,
+                "the root CA path is empty or has NUL or a line break",
+            ));
+        }
+        if self
+            .ssl_root_cert
+            .as_deref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(Error::invalid(op, self.to_string(), "ssl_root_cert is empty"));
+        }
         if let Some(p) = &self.password
             && (p.contains('\0') || p.contains('\n') || p.contains('\r'))
         {
@@ -105,16 +167,31 @@ impl PgTarget {
     /// The login as one libpq connection string for the client programs (`pg_dump -d …`), every value
     /// quoted: a database named `host=elsewhere` or `postgresql://…` is that name, never a second connection
     /// string that would redirect the connection and its password. No password: it travels apart.
+    /// `sslmode` (and `sslrootcert`) are in it too, so the programs check the server as the SDK does, and
+    /// win over any `PGSSLMODE`/`PGSSLROOTCERT` in the host's environment.
     pub(crate) fn conninfo(&self, dbname: &str) -> String {
         let secs = self.connect_timeout.as_secs_f64().ceil().max(2.0) as u64;
-        format!(
-            "host={} port={} user={} dbname={} connect_timeout={secs} application_name={}",
+        let mut conninfo = format!(
+            "host={} port={} user={} dbname={} connect_timeout={secs} application_name={} sslmode={}",
             conninfo_value(&self.host),
             self.port,
             conninfo_value(&self.user),
             conninfo_value(dbname),
             conninfo_value("connect-ops"),
-        )
+            self.ssl_mode,
+        );
+        if let Some(root) = self
+            .host_root_cert()
+            .filter(|_| self.ssl_mode != SslMode::Disable)
+        {
+            conninfo.push_str(&format!(" sslrootcert={}", conninfo_value(&root)));
+        }
+        conninfo
+    }
+
+    /// The CA file the SDK's connections read, if any.
+    pub fn root_cert(&self) -> Option<&Path> {
+        self.ssl_root_cert.as_deref()
     }
 
     /// `-c statement_timeout=… -c lock_timeout=…` for the startup packet, in milliseconds.
@@ -158,7 +235,8 @@ impl PgTarget {
             .user(&self.user)
             .dbname(&self.dbname)
             .application_name("connect-ops")
-            .connect_timeout(self.connect_timeout);
+            .connect_timeout(self.connect_timeout)
+            .ssl_mode(self.driver_ssl_mode());
         if let Some(o) = self.server_options() {
             c.options(&o);
         }
@@ -179,7 +257,25 @@ mod tests {
         assert_eq!(
             t.conninfo(&t.dbname),
             "host='/run/postgresql' port=5432 user='o\\'brien' dbname='host=evil.example dbname=x' \
-             connect_timeout=5 application_name='connect-ops'"
+             connect_timeout=5 application_name='connect-ops' sslmode=disable"
+        );
+        let tls = PgTarget::new("u", "d")
+            .ssl_mode(SslMode::VerifyFull)
+            .ssl_root_cert("/home/me/ca.pem")
+            .host_ssl_root_cert("/etc/connect/pg ca.pem");
+        assert!(
+            tls.conninfo("d")
+                .ends_with(" sslmode=verify-full sslrootcert='/etc/connect/pg ca.pem'"),
+            "{}",
+            tls.conninfo("d")
+        );
+        let local = PgTarget::new("u", "d")
+            .ssl_mode(SslMode::Require)
+            .ssl_root_cert("/ca.pem");
+        assert!(
+            local
+                .conninfo("d")
+                .ends_with(" sslmode=require sslrootcert='/ca.pem'")
         );
         assert!(!format!("{:?}", t.clone().password("s3cret")).contains("s3cret"));
     }

@@ -9,8 +9,11 @@ use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 
 use super::PG_PASSWORD;
+use super::certs::TestCerts;
 use super::node::PatroniNode;
 use super::process::{ServerProcess, alive, give_to_postgres, io, pg_bin};
+use crate::BasicAuth;
+use crate::patroni::PatroniTlsForTesting as PatroniTls;
 use crate::{PatroniCluster, PgTarget};
 
 /// Cluster settings.
@@ -20,6 +23,9 @@ pub struct TestClusterConfig {
     pub scope: String,
     /// Member names, first one bootstraps.
     pub names: Vec<String>,
+    /// Locks the cluster down with test certificates ([`TestCerts`]): Patroni's REST API over HTTPS with
+    /// basic auth (`restapi.authentication`: [`TestCluster::rest_auth`]), PostgreSQL with `ssl = on`.
+    pub secure: bool,
 }
 
 impl Default for TestClusterConfig {
@@ -27,6 +33,7 @@ impl Default for TestClusterConfig {
         TestClusterConfig {
             scope: "connect-test".into(),
             names: vec!["patroni1".into(), "patroni2".into()],
+            secure: false,
         }
     }
 }
@@ -38,6 +45,10 @@ pub struct TestCluster {
     pub nodes: Vec<PatroniNode>,
     /// etcd's client port.
     pub etcd_port: u16,
+    /// The certificates of a secure cluster.
+    pub certs: Option<TestCerts>,
+    /// The REST API's credentials in a secure cluster.
+    pub rest_auth: Option<BasicAuth>,
     etcd: Option<ServerProcess>,
     _dir: tempfile::TempDir,
 }
@@ -50,6 +61,9 @@ impl TestCluster {
         require_program(test, "patroni", &[])?;
         require_program(test, "setpriv", &[])?;
         require_program(test, "postgres", &[pg_bin("postgres").to_str().unwrap_or("")])?;
+        if config.secure {
+            require_program(test, "openssl", &["/usr/bin/openssl"])?;
+        }
         Some(
             Self::try_start(config)
                 .await
@@ -96,7 +110,7 @@ impl TestCluster {
             false,
             "KILL",
         )?;
-        let http = reqwest::Client::new();
+        let http = PatroniTls::system()?.http_client("etcd")?;
         poll_until(
             "testing.etcd",
             "etcd",
@@ -126,6 +140,16 @@ impl TestCluster {
             )
         })?;
 
+        let certs = if config.secure {
+            Some(
+                TestCerts::generate("testing.cluster", &root.join("certs")).ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, "testing.cluster", "openssl", "no openssl")
+                })?,
+            )
+        } else {
+            None
+        };
+        let rest_auth = config.secure.then(|| BasicAuth::new(REST_USER, PG_PASSWORD));
         let archive = root.join("archive");
         std::fs::create_dir_all(&archive).map_err(|e| io("testing.cluster", &archive, e))?;
         let mut nodes = Vec::new();
@@ -137,9 +161,10 @@ impl TestCluster {
                 rest_port: free_port(),
                 pg_port: free_port(),
                 dir: node_dir,
+                https: config.secure,
                 process: None,
             };
-            let yml = patroni_yaml(&config.scope, &node, etcd_port, &archive);
+            let yml = patroni_yaml(&config.scope, &node, etcd_port, &archive, certs.as_ref());
             std::fs::write(node.dir.join("patroni.yml"), yml)
                 .map_err(|e| io("testing.cluster", &node.dir, e))?;
             nodes.push(node);
@@ -148,6 +173,8 @@ impl TestCluster {
         let mut cluster = TestCluster {
             nodes,
             etcd_port,
+            certs,
+            rest_auth,
             etcd: Some(etcd),
             _dir: dir,
         };
@@ -173,9 +200,37 @@ impl TestCluster {
             .password(PG_PASSWORD)
     }
 
-    /// A [`PatroniCluster`] over this cluster, logging in to `dbname`.
+    /// A [`PatroniCluster`] over this cluster, logging in to `dbname` (with the CA and credentials of a
+    /// secure cluster).
     pub fn client(&self, dbname: &str) -> PatroniCluster {
-        PatroniCluster::new(&self.rest_urls(), self.login().database(dbname)).expect("valid test URLs")
+        self.secured(PatroniCluster::new(
+            &self.rest_urls(),
+            self.login().database(dbname),
+        ))
+        .expect("valid test URLs and certificates")
+    }
+
+    /// A [`Patroni`](crate::Patroni) client of this cluster (with the CA and credentials of a secure one).
+    pub fn patroni(&self) -> Result<crate::Patroni> {
+        let mut patroni = crate::Patroni::new(&self.rest_urls())?;
+        if let Some(certs) = &self.certs {
+            patroni = patroni.with_ca_file(&certs.ca)?;
+        }
+        if let Some(auth) = &self.rest_auth {
+            patroni = patroni.with_auth(auth.clone())?;
+        }
+        Ok(patroni)
+    }
+
+    fn secured(&self, cluster: Result<PatroniCluster>) -> Result<PatroniCluster> {
+        let mut cluster = cluster?;
+        if let Some(certs) = &self.certs {
+            cluster = cluster.with_patroni_ca_file(&certs.ca)?;
+        }
+        if let Some(auth) = &self.rest_auth {
+            cluster = cluster.with_patroni_auth(auth.clone())?;
+        }
+        Ok(cluster)
     }
 
     /// A node by name.
@@ -193,7 +248,7 @@ impl TestCluster {
 
     /// Waits for a running leader.
     pub async fn wait_leader(&self, deadline: Duration) -> Result<String> {
-        let patroni = crate::Patroni::new(&self.rest_urls())?;
+        let patroni = self.patroni()?;
         poll_until(
             "testing.cluster",
             "leader",
@@ -212,7 +267,7 @@ impl TestCluster {
 
     /// Waits until every node is listed, one leads, and every replica streams with no lag.
     pub async fn wait_healthy(&self, deadline: Duration) -> Result<()> {
-        let patroni = crate::Patroni::new(&self.rest_urls())?;
+        let patroni = self.patroni()?;
         let want = self.nodes.len();
         poll_until(
             "testing.cluster",
@@ -237,7 +292,7 @@ impl TestCluster {
                 }
                 // Patroni can call a replica running before its WAL receiver has connected.
                 let login = self.login();
-                let pg = match crate::PatroniCluster::new(&self.rest_urls(), login) {
+                let pg = match self.secured(crate::PatroniCluster::new(&self.rest_urls(), login)) {
                     Ok(c) => match c.leader_postgres().await {
                         Ok(pg) => pg,
                         Err(e) => return Ok(Err(e.to_string())),
@@ -302,7 +357,34 @@ fn remove_stale_dirs() {
     }
 }
 
-fn patroni_yaml(scope: &str, node: &PatroniNode, etcd_port: u16, archive: &Path) -> String {
+/// The REST API's username in a secure cluster (the password is [`PG_PASSWORD`]).
+pub const REST_USER: &str = "connect-rest";
+
+fn patroni_yaml(
+    scope: &str,
+    node: &PatroniNode,
+    etcd_port: u16,
+    archive: &Path,
+    certs: Option<&TestCerts>,
+) -> String {
+    // A secure cluster: HTTPS and basic auth on the REST API (Patroni's own requests to the other members
+    // trust the test CA through `ctl.cacert`), TLS on PostgreSQL.
+    let (rest_tls, ctl, pg_tls) = match certs {
+        Some(c) => (
+            format!(
+                "  certfile: {cert}\n  keyfile: {key}\n  authentication:\n    username: {REST_USER}\n    password: {PG_PASSWORD}\n",
+                cert = c.server_cert.display(),
+                key = c.server_key.display(),
+            ),
+            format!("ctl:\n  cacert: {}\n", c.ca.display()),
+            format!(
+                "    ssl: \"on\"\n    ssl_cert_file: {}\n    ssl_key_file: {}\n",
+                c.server_cert.display(),
+                c.server_key.display()
+            ),
+        ),
+        None => Default::default(),
+    };
     let dir = node.dir.display();
     let archive = archive.display();
     let bin = pg_bin("postgres");
@@ -315,7 +397,7 @@ log:
 restapi:
   listen: 127.0.0.1:{rest}
   connect_address: 127.0.0.1:{rest}
-etcd3:
+{rest_tls}{ctl}etcd3:
   hosts: 127.0.0.1:{etcd_port}
 bootstrap:
   dcs:
@@ -356,7 +438,7 @@ postgresql:
     unix_socket_directories: '{dir}'
     shared_buffers: 32MB
     fsync: "off"
-  pg_hba:
+{pg_tls}  pg_hba:
     - local all all trust
     - host all all 127.0.0.1/32 scram-sha-256
     - host replication replicator 127.0.0.1/32 scram-sha-256

@@ -5,6 +5,7 @@
 //! `setpriv --pdeathsig`, so they end with the test binary even when a shared cluster is never dropped; when
 //! run as root, PostgreSQL and Patroni run as the `postgres` user, as they must.
 
+mod certs;
 mod cluster;
 mod hostile;
 mod node;
@@ -18,7 +19,8 @@ mod single;
 /// `restore.offline` (the live database refuses connections, not yet renamed), `restore.renamed_aside` (the
 /// live name is free, the fresh database not yet renamed in).
 pub use crate::failpoint::arm as arm_failpoint;
-pub use cluster::{TestCluster, TestClusterConfig};
+pub use certs::TestCerts;
+pub use cluster::{REST_USER, TestCluster, TestClusterConfig};
 pub use hostile::OpenUmaskHost;
 pub use node::{Frozen, PatroniNode};
 pub use process::{ServerProcess, pg_bin};

@@ -18,13 +18,16 @@ pub struct PatroniNode {
     pub pg_port: u16,
     /// Its directory (config, data, socket, log).
     pub dir: PathBuf,
+    /// Whether its REST API speaks HTTPS.
+    pub https: bool,
     pub(super) process: Option<ServerProcess>,
 }
 
 impl PatroniNode {
-    /// `http://127.0.0.1:<rest>`.
+    /// `http://127.0.0.1:<rest>` (`https` for a secure cluster).
     pub fn rest_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.rest_port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.rest_port)
     }
 
     /// The PostgreSQL data directory.

@@ -7,6 +7,7 @@ use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 
 use super::PG_PASSWORD;
+use super::certs::TestCerts;
 use super::process::{ServerProcess, give_to_postgres, io, pg_bin, running_as_root};
 use crate::{PgTarget, Postgres, Readiness};
 
@@ -15,6 +16,8 @@ use crate::{PgTarget, Postgres, Readiness};
 pub struct TestPostgres {
     /// Its port.
     pub port: u16,
+    /// With [`TestPostgres::start_with_tls`]: the certificates of its `ssl = on`.
+    pub certs: Option<TestCerts>,
     process: Option<ServerProcess>,
     dir: tempfile::TempDir,
 }
@@ -24,18 +27,36 @@ impl TestPostgres {
     pub async fn start(test: &str) -> Option<TestPostgres> {
         require_program(test, "initdb", &[pg_bin("initdb").to_str().unwrap_or("")])?;
         require_program(test, "setpriv", &[])?;
+        let dir = Self::temp_dir(test);
         Some(
-            Self::try_start()
+            Self::try_start(dir, None)
                 .await
                 .unwrap_or_else(|e| panic!("{test}: starting postgres: {e}")),
         )
     }
 
-    async fn try_start() -> Result<TestPostgres> {
-        let dir = tempfile::Builder::new()
+    /// Like [`TestPostgres::start`], with `ssl = on` and a certificate for 127.0.0.1 signed by a test CA
+    /// (see [`TestCerts`]); plain connections are still accepted, as `sslmode` is the client's choice.
+    pub async fn start_with_tls(test: &str) -> Option<TestPostgres> {
+        require_program(test, "initdb", &[pg_bin("initdb").to_str().unwrap_or("")])?;
+        require_program(test, "setpriv", &[])?;
+        let dir = Self::temp_dir(test);
+        let certs = TestCerts::generate(test, &dir.path().join("certs"))?;
+        Some(
+            Self::try_start(dir, Some(certs))
+                .await
+                .unwrap_or_else(|e| panic!("{test}: starting postgres: {e}")),
+        )
+    }
+
+    fn temp_dir(test: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
             .prefix("connect-db-pg-")
             .tempdir()
-            .map_err(|e| io("testing.postgres", std::path::Path::new("/tmp"), e))?;
+            .unwrap_or_else(|e| panic!("{test}: a temp dir: {e}"))
+    }
+
+    async fn try_start(dir: tempfile::TempDir, certs: Option<TestCerts>) -> Result<TestPostgres> {
         let root = dir.path();
         let pwfile = root.join("pw");
         std::fs::write(&pwfile, PG_PASSWORD).map_err(|e| io("testing.postgres", &pwfile, e))?;
@@ -70,6 +91,19 @@ impl TestPostgres {
             ));
         }
         let port = free_port();
+        let mut tls = Vec::new();
+        if let Some(c) = &certs {
+            // Each connection is logged with whether it is encrypted, so a test can see what a client
+            // program on the host did.
+            for setting in [
+                "ssl=on".to_string(),
+                "log_connections=on".to_string(),
+                format!("ssl_cert_file={}", c.server_cert.display()),
+                format!("ssl_key_file={}", c.server_key.display()),
+            ] {
+                tls.extend(["-c".to_string(), setting]);
+            }
+        }
         let process = ServerProcess::start(
             "postgres",
             &[
@@ -88,13 +122,17 @@ impl TestPostgres {
                 "max_wal_size=4GB".into(),
                 "-c".into(),
                 "wal_level=replica".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(tls)
+            .collect::<Vec<String>>(),
             &root.join("postgres.log"),
             true,
             "TERM",
         )?;
         let pg = TestPostgres {
             port,
+            certs,
             process: Some(process),
             dir,
         };

@@ -12,7 +12,7 @@ use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Error, Host, LocalHost, Result};
 use connect_db::backup::BackupConfig;
-use connect_db::{PatroniCluster, PgTarget, Redis};
+use connect_db::{BasicAuth, PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
 use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
 
@@ -154,12 +154,27 @@ impl ConnectConfig {
     /// The database cluster through `host` (Patroni's REST API and PostgreSQL as the server sees them).
     pub fn database(&self, host: Arc<dyn Host>) -> Result<PatroniCluster> {
         let d = &self.database;
-        let mut login = PgTarget::new(&d.user, &d.dbname).at(&d.host, d.port);
+        let mut login = PgTarget::new(&d.user, &d.dbname)
+            .at(&d.host, d.port)
+            .ssl_mode(d.sslmode);
         if let Some(password) = &d.password {
             login = login.password(password.expose());
         }
-        Ok(PatroniCluster::new(&d.patroni, login)?
-            .with_check_query(&d.check_query)
+        if let Some(ca) = &d.ssl_root_cert {
+            login = login.ssl_root_cert(expand_home(ca));
+        }
+        if let Some(ca) = &d.server_ssl_root_cert {
+            login = login.host_ssl_root_cert(ca);
+        }
+        let mut cluster = PatroniCluster::new(&d.patroni, login)?.with_check_query(&d.check_query);
+        if let Some(ca) = &d.patroni_ca_file {
+            cluster = cluster.with_patroni_ca_file(expand_home(ca))?;
+        }
+        // `check` made sure the two come together.
+        if let (Some(user), Some(password)) = (&d.patroni_username, &d.patroni_password) {
+            cluster = cluster.with_patroni_auth(BasicAuth::new(user, password.expose()))?;
+        }
+        Ok(cluster
             .through(host.clone())
             .with_backups(host, self.backup_config()))
     }

@@ -34,6 +34,7 @@ use std::time::Duration;
 use connect_core::engine::{HookPoint, HookSite};
 use connect_core::ssh::JumpHost;
 use connect_core::{Error, ErrorKind, Result};
+use connect_db::SslMode;
 use serde::Deserialize;
 
 pub use secret::Secret;
@@ -210,6 +211,30 @@ pub struct HaproxyConfig {
     /// The `server-state-file`, written after every change so a reload keeps it.
     #[serde(default)]
     pub state_file: Option<String>,
+    /// The admin socket's mode, octal as `chmod` takes it (`"660"`); HAProxy's `stats socket … mode`.
+    #[serde(default = "defaults::socket_mode")]
+    pub socket_mode: String,
+    /// The admin socket's owner (`stats socket … user`); HAProxy's own user when unset.
+    #[serde(default)]
+    pub socket_user: Option<String>,
+    /// The admin socket's group (`stats socket … group`): with mode 660, its members (the deploy user)
+    /// reach the runtime API without root.
+    #[serde(default)]
+    pub socket_group: Option<String>,
+}
+
+impl HaproxyConfig {
+    /// The admin socket's access as `haproxy.cfg` must say it (see
+    /// [`ProxyConfig::admin_socket_access`](connect_haproxy::ProxyConfig::admin_socket_access)).
+    pub fn socket_access(&self) -> Result<connect_haproxy::SocketAccess> {
+        let access = connect_haproxy::SocketAccess {
+            mode: connect_haproxy::SocketAccess::parse_mode(&self.socket_mode)?,
+            user: self.socket_user.clone(),
+            group: self.socket_group.clone(),
+        };
+        access.options()?;
+        Ok(access)
+    }
 }
 
 /// `[database]`.
@@ -244,6 +269,27 @@ pub struct DatabaseConfig {
     /// another major version is (`/usr/lib/postgresql/15/bin`).
     #[serde(default)]
     pub pg_bin_dir: Option<String>,
+    /// Patroni's `restapi.authentication` username, for its guarded endpoints (switchover, restart…).
+    #[serde(default)]
+    pub patroni_username: Option<String>,
+    /// Its password, as `${ENV_VAR}`.
+    #[serde(default)]
+    pub patroni_password: Option<Secret>,
+    /// The CA (PEM, on this machine) that signed Patroni's `restapi.certfile`, for `https://` addresses;
+    /// the system's CAs when unset.
+    #[serde(default)]
+    pub patroni_ca_file: Option<PathBuf>,
+    /// libpq's `sslmode` for PostgreSQL: `disable` (the runbook's), `prefer`, `require`, `verify-ca`,
+    /// `verify-full`; for the SDK's connections and `pg_dump`/`pg_restore` on the server alike.
+    #[serde(default, deserialize_with = "ssl_mode")]
+    pub sslmode: SslMode,
+    /// The CA (PEM, on this machine) that signed PostgreSQL's certificate; needed by the verify modes.
+    #[serde(default)]
+    pub ssl_root_cert: Option<PathBuf>,
+    /// The same CA's path on the server, for `pg_dump`/`pg_restore` there; `ssl_root_cert`'s path when
+    /// unset.
+    #[serde(default)]
+    pub server_ssl_root_cert: Option<String>,
 }
 
 /// `[redis]`.
@@ -495,6 +541,49 @@ impl ConnectConfig {
                 "give each color its own port, container and server",
             ));
         }
+        if let Err(e) = self.haproxy.socket_access() {
+            let key = if e.to_string().contains("mode") {
+                "socket_mode"
+            } else {
+                "socket_group"
+            };
+            return Err(invalid(
+                "haproxy",
+                key,
+                e.message().to_string(),
+                e.hint().unwrap_or(
+                    "socket_mode is octal (\"660\"); user and group names are letters, digits, `_.-`",
+                ),
+            ));
+        }
+        let d = &self.database;
+        match (&d.patroni_username, &d.patroni_password) {
+            (Some(_), None) | (None, Some(_)) => {
+                let key = if d.patroni_username.is_some() {
+                    "patroni_username"
+                } else {
+                    "patroni_password"
+                };
+                return Err(invalid(
+                    "database",
+                    key,
+                    "Patroni's basic auth needs both a username and a password".into(),
+                    "set patroni_username and patroni_password = \"${PATRONI_PASSWORD}\" together",
+                ));
+            }
+            _ => {}
+        }
+        if d.sslmode.needs_root_cert() && d.ssl_root_cert.is_none() {
+            return Err(invalid(
+                "database",
+                "sslmode",
+                format!(
+                    "{} checks PostgreSQL's certificate, but no CA is given",
+                    d.sslmode
+                ),
+                "set ssl_root_cert to the CA certificate that signed PostgreSQL's ssl_cert_file",
+            ));
+        }
         if self.release.context.is_some() && self.release.image.is_some() {
             return Err(invalid(
                 "release",
@@ -555,6 +644,16 @@ fn line_column(text: &str, offset: usize) -> String {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     format!(":{line}:{column}")
+}
+
+/// `sslmode` as libpq writes it (`verify-full`).
+fn ssl_mode<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SslMode, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an sslmode: disable, prefer, require, verify-ca or verify-full"
+        ))
+    })
 }
 
 /// Durations as `30s`, `2m`, `1h 30m` (humantime).
@@ -628,6 +727,9 @@ mod defaults {
     }
     pub(super) fn admin_socket() -> String {
         "/run/haproxy/admin.sock".into()
+    }
+    pub(super) fn socket_mode() -> String {
+        "600".into()
     }
     pub(super) fn patroni() -> Vec<String> {
         vec!["http://127.0.0.1:8008".into(), "http://127.0.0.1:8009".into()]

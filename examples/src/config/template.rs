@@ -34,6 +34,13 @@ host = "your-server"
 # admin_socket = "/run/haproxy/admin.sock"          # `stats socket … level admin`
 # master_socket = "/run/haproxy/master.sock"        # `haproxy -W -S …`, for reloads
 # state_file = "/var/lib/haproxy/server-state"      # kept across reloads
+# HAProxy's runtime API has no login: the socket file's mode and group are its access control. To let a
+# non-root deploy user switch traffic, give haproxy.cfg
+#   stats socket /run/haproxy/admin.sock mode 660 level admin group deploy
+# with the deploy user in group "deploy", and say the same here (connect_haproxy::ProxyConfig renders it).
+# socket_mode = "600"                               # octal; bits for others are refused
+# socket_user = "haproxy"
+# socket_group = "deploy"
 
 [database]
 # patroni = ["http://127.0.0.1:8008", "http://127.0.0.1:8009"]   # as the server sees them
@@ -45,6 +52,16 @@ host = "your-server"
 # check_query = "SELECT count(*) FROM users"
 # backup_dir = "/opt/connect/backups"      # pg_dump runs on the server and writes here
 # pg_bin_dir = "/usr/lib/postgresql/15/bin" # when pg_dump is not on the server's PATH
+# Patroni's REST API locked down (restapi.authentication, restapi.certfile): its guarded endpoints
+# (switchover, restart) need the credentials; "https://" addresses are checked against patroni_ca_file.
+# patroni_username = "patroni"
+# patroni_password = "${PATRONI_PASSWORD}"
+# patroni_ca_file = "/etc/connect/patroni-ca.pem"  # on this machine; the system's CAs when unset
+# PostgreSQL's TLS, libpq's sslmode: disable, prefer, require, verify-ca, verify-full (the verify modes
+# need ssl_root_cert); used by the SDK and by pg_dump/pg_restore on the server.
+# sslmode = "disable"
+# ssl_root_cert = "/etc/connect/pg-ca.pem"        # on this machine
+# server_ssl_root_cert = "/etc/ssl/pg-ca.pem"     # the same CA on the server, when its path differs
 
 [redis]
 # host = "127.0.0.1"

@@ -17,7 +17,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 15] = [
+    const EXAMPLES: [&str; 22] = [
         "context",
         "image",
         "key_file",
@@ -33,6 +33,14 @@ fn every_default_the_template_states_is_the_real_one() {
         "env_file",
         "pg_bin_dir",
         "migrations_dir",
+        // [haproxy] socket access and [database] TLS: examples, no default to state.
+        "socket_user",
+        "socket_group",
+        "patroni_username",
+        "patroni_password",
+        "patroni_ca_file",
+        "ssl_root_cert",
+        "server_ssl_root_cert",
     ];
     let base = format!("{:?}", ConnectConfig::parse("connect.toml", BASE).unwrap());
     let mut section = String::new();
@@ -254,4 +262,104 @@ fn the_server_is_completed_by_the_ssh_config_file() {
         .server_address()
         .expect_err("a named ssh config must exist");
     assert!(e.to_string().contains("/nonexistent/ssh_config"), "{e}");
+}
+
+/// `[haproxy]` socket access and `[database]` TLS keys: broken values, each located at its key.
+const TLS_BROKEN: [(&str, &str, &str); 5] = [
+    ("[haproxy]\nsocket_mode = \"666\"\n", ":6:1", "every local user"),
+    ("[haproxy]\nsocket_mode = \"rw\"\n", ":6:1", "octal"),
+    (
+        "[database]\nsslmode = \"verify_full\"\n",
+        ":6:11",
+        "not an sslmode",
+    ),
+    (
+        "[database]\nsslmode = \"verify-full\"\n",
+        ":6:1",
+        "no CA is given",
+    ),
+    (
+        "[database]\npatroni_username = \"patroni\"\n",
+        ":6:1",
+        "both a username and a password",
+    ),
+];
+
+#[test]
+fn broken_socket_and_tls_keys_are_answered_at_their_place() {
+    for (section, at, words) in TLS_BROKEN {
+        let text = format!("{BASE}{section}");
+        let e = ConnectConfig::parse("connect.toml", &text).expect_err(section);
+        let shown = e.to_string();
+        assert_eq!(e.kind(), connect_core::ErrorKind::InvalidInput, "{shown}");
+        assert!(
+            shown.contains(&format!("connect.toml{at}")),
+            "{section:?}: expected {at} in {shown}"
+        );
+        assert!(
+            shown.contains(words),
+            "{section:?}: expected {words:?} in {shown}"
+        );
+        assert!(e.hint().is_some(), "{shown}");
+    }
+}
+
+/// The keys reach the backends: the socket access renders as haproxy.cfg must say it, the Patroni client
+/// carries the credentials (never printed), PostgreSQL's login the sslmode and both CA paths.
+#[tokio::test]
+async fn socket_and_tls_keys_reach_the_backends() {
+    use std::sync::Arc;
+
+    use connect_core::local::LocalHost;
+    use connect_db::SslMode;
+
+    let text = format!(
+        "{BASE}[haproxy]\nsocket_mode = \"660\"\nsocket_group = \"deploy\"\n\
+         [database]\npatroni = [\"https://db1.internal:8008\"]\npatroni_username = \"patroni\"\n\
+         patroni_password = \"pa$$ss\"\nsslmode = \"verify-full\"\nssl_root_cert = \"/etc/connect/pg-ca.pem\"\n\
+         server_ssl_root_cert = \"/etc/ssl/pg-ca.pem\"\n"
+    );
+    let config = ConnectConfig::parse("connect.toml", &text).expect("parses");
+    assert!(
+        !format!("{config:?}").contains("pa$ss"),
+        "the password never prints"
+    );
+    let access = config.haproxy.socket_access().expect("socket access");
+    assert_eq!(access.options().expect("options"), "mode 660 group deploy");
+
+    let db = config
+        .database(Arc::new(LocalHost::new()))
+        .expect("the cluster client");
+    let auth = db.patroni().auth().expect("credentials");
+    assert_eq!(auth.username, "patroni");
+    assert!(!format!("{db:?}").contains("pa$ss"), "{db:?}");
+    let login = db.login();
+    assert_eq!(login.ssl_mode, SslMode::VerifyFull);
+    assert_eq!(
+        login.root_cert(),
+        Some(std::path::Path::new("/etc/connect/pg-ca.pem"))
+    );
+    assert_eq!(login.host_ssl_root_cert.as_deref(), Some("/etc/ssl/pg-ca.pem"));
+
+    // The Patroni CA is read when the backends are built: a missing file names the key.
+    let missing = format!("{text}patroni_ca_file = \"/nonexistent/patroni-ca.pem\"\n");
+    let config = ConnectConfig::parse("connect.toml", &missing).expect("parses");
+    let e = config
+        .database(Arc::new(LocalHost::new()))
+        .expect_err("no CA file");
+    assert_eq!(e.kind(), connect_core::ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("patroni_ca_file"), "{e}");
+
+    // The runbook's defaults: no TLS, a private socket.
+    let plain = ConnectConfig::parse("connect.toml", BASE).expect("parses");
+    assert_eq!(plain.database.sslmode, SslMode::Disable);
+    assert_eq!(
+        plain
+            .haproxy
+            .socket_access()
+            .expect("access")
+            .options()
+            .expect("options"),
+        "mode 600"
+    );
 }
