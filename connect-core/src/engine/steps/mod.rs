@@ -2,6 +2,7 @@
 //! order. A step returns a one-line summary for the journal, or the error that stops the operation.
 
 mod balance;
+mod canary;
 mod health_gate;
 mod migrate;
 mod rollback;
@@ -9,3 +10,4 @@ mod stage;
 mod start_idle;
 mod switch;
 mod verify;
+pub(crate) mod watch;
