@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use connect_core::engine::{DeployConfig, Deployer, Journal, Status};
 use connect_core::memory::{AppBehavior, FaultKind, MemoryStack};
-use connect_core::model::{OldColorPolicy, Release};
+use connect_core::model::{DeployPolicy, OldColorPolicy, Release};
 use connect_core::{ErrorKind, Result};
 
 use crate::invariants::{self as inv, Probe};
@@ -28,6 +28,8 @@ pub enum Op {
     RollbackTo(&'static str),
     Retire,
     Adopt,
+    /// Work behind the maintenance page.
+    Maintenance,
 }
 
 impl Op {
@@ -40,6 +42,10 @@ impl Op {
             Op::Rollback => deployer.rollback().await.map(|_| None),
             Op::Retire => deployer.retire_standby().await.map(|_| None),
             Op::Adopt => deployer.adopt().await.map(|_| None),
+            Op::Maintenance => deployer
+                .with_maintenance("sweep", || async { Ok(()) })
+                .await
+                .map(|()| None),
         }
     }
 }
@@ -48,9 +54,14 @@ impl Op {
 pub struct Scenario {
     pub name: &'static str,
     pub policy: OldColorPolicy,
+    /// More of the policy (the watch, the canary); [`plain`] leaves it as the runbook's.
+    pub tuning: fn(&mut DeployPolicy),
     pub setup: &'static [Op],
     pub op: Op,
 }
+
+/// The runbook's policy as it is.
+pub fn plain(_: &mut DeployPolicy) {}
 
 /// A fault the harness injects at one call.
 #[derive(Debug, Clone, Copy)]
@@ -148,12 +159,13 @@ impl Watch {
     }
 }
 
-fn deployer(stack: &MemoryStack, policy: OldColorPolicy, holder: &str) -> Deployer {
+fn deployer(stack: &MemoryStack, scenario: &Scenario, holder: &str) -> Deployer {
     let mut config = DeployConfig {
         holder: holder.into(),
         ..DeployConfig::runbook()
     };
-    config.policy.old_color = policy;
+    config.policy.old_color = scenario.policy;
+    (scenario.tuning)(&mut config.policy);
     Deployer::new(stack.backends(), config).unwrap()
 }
 
@@ -161,6 +173,8 @@ fn deployer(stack: &MemoryStack, policy: OldColorPolicy, holder: &str) -> Deploy
 async fn prepare(scenario: &Scenario) -> (MemoryStack, Arc<Watch>) {
     let topology = DeployConfig::runbook().topology;
     let stack = MemoryStack::new(&topology);
+    // Clients, so the watch has figures to judge.
+    stack.router.set_load(100);
     for v in ["v1", "v2", "v3"] {
         stack.add_image(&release(v).image, AppBehavior::default());
     }
@@ -175,7 +189,7 @@ async fn prepare(scenario: &Scenario) -> (MemoryStack, Arc<Watch>) {
         verified: Mutex::default(),
         found: Mutex::default(),
     });
-    let setup = deployer(&stack, scenario.policy, "setup");
+    let setup = deployer(&stack, scenario, "setup");
     for op in scenario.setup {
         let version = op
             .run(&setup)
@@ -276,7 +290,7 @@ async fn recover(watch: &Watch, stack: &MemoryStack, scenario: &Scenario, return
         tokio::time::sleep(LEASE_EXPIRY).await;
     }
     watch.set_phase("recovery");
-    let recovery = deployer(stack, scenario.policy, "recovery");
+    let recovery = deployer(stack, scenario, "recovery");
     match tokio::time::timeout(UNBOUNDED_AFTER, scenario.op.run(&recovery)).await {
         Ok(Ok(version)) => watch.succeeded(version),
         // The failed retire's own undo finished removing the standby: there is nothing left to retire, and
@@ -308,7 +322,7 @@ enum Ended {
 async fn run_faulted(stack: &MemoryStack, scenario: &Scenario, kind: Option<Kind>) -> Ended {
     let op = scenario.op;
     // A process of its own: dropped with the operation when it dies.
-    let operator = deployer(stack, scenario.policy, "operator");
+    let operator = deployer(stack, scenario, "operator");
     let tripped = stack.faults().tripped();
     let raced = async {
         if matches!(kind, Some(Kind::Die)) {
@@ -327,7 +341,7 @@ async fn run_faulted(stack: &MemoryStack, scenario: &Scenario, kind: Option<Kind
 
 /// Status and journal as a new process reads them.
 async fn observe(watch: &Watch, stack: &MemoryStack, scenario: &Scenario) -> Option<(Journal, Status)> {
-    let observer = deployer(stack, scenario.policy, "observer");
+    let observer = deployer(stack, scenario, "observer");
     match (observer.journal().await, observer.status().await) {
         (Ok(j), Ok(s)) => Some((j, s)),
         (Err(e), _) | (_, Err(e)) => {
@@ -373,7 +387,7 @@ async fn check_after_recovery(watch: &Watch, stack: &MemoryStack, scenario: &Sce
     // operation must get through and leave no lock.
     if let Some(lock) = &status.lock {
         tokio::time::sleep(LEASE_EXPIRY).await;
-        let next = deployer(stack, scenario.policy, "observer");
+        let next = deployer(stack, scenario, "observer");
         let after = match next.adopt().await {
             Ok(_) => next.status().await.map(|s| s.lock),
             Err(e) => Err(e),

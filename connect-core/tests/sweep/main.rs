@@ -13,8 +13,8 @@ mod report;
 
 use std::time::Duration;
 
-use cases::{CaseReport, KINDS, Op, Scenario, run_case};
-use connect_core::model::OldColorPolicy;
+use cases::{CaseReport, KINDS, Op, Scenario, plain, run_case};
+use connect_core::model::{CanaryPolicy, DeployPolicy, OldColorPolicy, WatchPolicy};
 use report::report;
 
 const WARM: OldColorPolicy = OldColorPolicy::WarmStandby;
@@ -46,6 +46,7 @@ async fn first_deploy() {
     sweep(Scenario {
         name: "first deploy",
         policy: WARM,
+        tuning: plain,
         setup: &[],
         op: Op::Deploy("v1"),
     })
@@ -57,6 +58,7 @@ async fn deploy_over_live() {
     sweep(Scenario {
         name: "deploy v2 over v1",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1")],
         op: Op::Deploy("v2"),
     })
@@ -68,6 +70,7 @@ async fn deploy_over_live_and_standby() {
     sweep(Scenario {
         name: "deploy v3 over v2 + standby v1",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
         op: Op::Deploy("v3"),
     })
@@ -79,6 +82,7 @@ async fn instant_rollback() {
     sweep(Scenario {
         name: "instant rollback",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
         op: Op::Rollback,
     })
@@ -90,6 +94,7 @@ async fn full_rollback() {
     sweep(Scenario {
         name: "full rollback to v1",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2"), Op::Rollback],
         op: Op::RollbackTo("v1"),
     })
@@ -101,6 +106,7 @@ async fn retire_standby() {
     sweep(Scenario {
         name: "retire standby",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
         op: Op::Retire,
     })
@@ -112,6 +118,7 @@ async fn adopt() {
     sweep(Scenario {
         name: "adopt",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
         op: Op::Adopt,
     })
@@ -123,6 +130,7 @@ async fn deploy_balanced() {
     sweep(Scenario {
         name: "deploy v2 balanced",
         policy: OldColorPolicy::Balanced,
+        tuning: plain,
         setup: &[Op::Deploy("v1")],
         op: Op::Deploy("v2"),
     })
@@ -136,8 +144,77 @@ async fn deploy_retire_after() {
         policy: OldColorPolicy::RetireAfter {
             window: Duration::from_secs(3600),
         },
+        tuning: plain,
         setup: &[Op::Deploy("v1")],
         op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+fn watched(policy: &mut DeployPolicy) {
+    policy.watch = WatchPolicy {
+        window: Duration::from_secs(10),
+        interval: Duration::from_secs(5),
+        ..WatchPolicy::default()
+    };
+}
+
+fn canary(policy: &mut DeployPolicy) {
+    policy.watch = WatchPolicy {
+        window: Duration::from_secs(5),
+        interval: Duration::from_secs(5),
+        ..WatchPolicy::default()
+    };
+    policy.canary = Some(CanaryPolicy {
+        steps: vec![10, 50],
+        hold: Duration::from_secs(5),
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_watched() {
+    sweep(Scenario {
+        name: "deploy v2 over v1, watched",
+        policy: WARM,
+        tuning: watched,
+        setup: &[Op::Deploy("v1")],
+        op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn instant_rollback_watched() {
+    sweep(Scenario {
+        name: "instant rollback, watched",
+        policy: WARM,
+        tuning: watched,
+        setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        op: Op::Rollback,
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_canary() {
+    sweep(Scenario {
+        name: "deploy v2 over v1, canary 10/50",
+        policy: WARM,
+        tuning: canary,
+        setup: &[Op::Deploy("v1")],
+        op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance() {
+    sweep(Scenario {
+        name: "maintenance",
+        policy: WARM,
+        tuning: plain,
+        setup: &[Op::Deploy("v1")],
+        op: Op::Maintenance,
     })
     .await;
 }
