@@ -117,7 +117,11 @@ async fn canary_weights_share_the_traffic() {
     assert!((18..=22).contains(&to_green), "{by_version:?}");
     let figures = s.hx.figures().await.expect("figures");
     let green = figures.iter().find(|f| f.name == "app2").expect("app2");
-    assert_eq!(green.responses, u64::from(to_green), "the router counted what the clients saw");
+    assert_eq!(
+        green.responses,
+        u64::from(to_green),
+        "the router counted what the clients saw"
+    );
     // Back to the configured weights, then the switch.
     s.hx.set_weight("app1", 100).await.expect("weight");
     s.hx.set_weight("app2", 100).await.expect("weight");

@@ -10,3 +10,4 @@ mod common;
 mod faults;
 mod kill;
 mod runbook;
+mod watch;
