@@ -6,6 +6,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::migrations::MigrationTable;
+use crate::model::BackupPolicy;
 
 /// A member's role in the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,6 +54,24 @@ pub struct RestorePoint {
     pub timeline: u64,
 }
 
+/// A verified logical backup of the app's database, as the operation's record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// The dump file on the server.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// The entries its table of contents lists (the dump was read back whole to count them).
+    pub entries: usize,
+    /// How long dumping, checksumming and verifying took, in milliseconds.
+    pub took_ms: u64,
+    /// Older backups removed to keep the policy's number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
+}
+
 /// The database cluster.
 #[async_trait]
 pub trait DatabaseCluster: Send + Sync + fmt::Debug {
@@ -68,9 +88,19 @@ pub trait DatabaseCluster: Send + Sync + fmt::Debug {
     /// single number.
     async fn check_query(&self) -> Result<i64>;
 
-    /// The migrations the app's migration table (Prisma, sqlx or Flyway) lists as applied, oldest first;
-    /// `None` when this backend cannot read it. What the engine reports when it had to stop a migration.
-    async fn applied_migrations(&self) -> Result<Option<Vec<String>>> {
+    /// The app's migration tables (Prisma, sqlx, Flyway: each one present), rows oldest first; `None` when
+    /// this backend cannot read them. The engine refuses to migrate while one shows a failed or unfinished
+    /// migration, judges a migration by them (not only by its exit code), and names what was applied when it
+    /// had to stop one.
+    async fn migration_tables(&self) -> Result<Option<Vec<MigrationTable>>> {
+        Ok(None)
+    }
+
+    /// Takes a verified backup of the app's database named after `label` (the operation's id) within
+    /// `policy.deadline`, then keeps the newest `policy.keep`; `None` when this backend is not set up to back
+    /// up.
+    async fn backup(&self, label: &str, policy: &BackupPolicy) -> Result<Option<BackupRecord>> {
+        let _ = (label, policy);
         Ok(None)
     }
 }

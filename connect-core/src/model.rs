@@ -291,6 +291,11 @@ pub struct AppSpec {
     pub stop_grace: Duration,
     /// The migration command run in a one-off container of the new release (`npx prisma migrate deploy`).
     pub migration: Option<Vec<String>>,
+    /// Where the release's migration files are inside its image (`/app/prisma/migrations`; sqlx's
+    /// `migrations`, Flyway's `sql`): the ones the database has not applied yet are linted before the
+    /// migration runs. `None`: nothing is linted.
+    #[serde(default)]
+    pub migrations_dir: Option<String>,
     /// Paths the post-deploy check requests from the new color directly (the runbook's `curl` of the site):
     /// an answer of 500 or more, or none, fails verification. Empty: only health, database, cache and logs.
     pub smoke_paths: Vec<String>,
@@ -305,6 +310,7 @@ impl fmt::Debug for AppSpec {
             .field("health_path", &self.health_path)
             .field("stop_grace", &self.stop_grace)
             .field("migration", &self.migration)
+            .field("migrations_dir", &self.migrations_dir)
             .field("smoke_paths", &self.smoke_paths)
             .finish()
     }
@@ -340,6 +346,7 @@ impl AppSpec {
             health_path: "/api/health".into(),
             stop_grace: Duration::from_secs(10),
             migration: None,
+            migrations_dir: None,
             smoke_paths: Vec::new(),
         }
     }
@@ -455,12 +462,48 @@ pub struct DeployPolicy {
     /// takes it over and settles what the dead one left.
     #[serde(with = "duration_ms", default = "default_lock_lease")]
     pub lock_lease: Duration,
+    /// When the deploy takes a verified backup of the app's database, and how many it keeps.
+    #[serde(default)]
+    pub backup: BackupPolicy,
+    /// Let a migration drop, rename, retype or newly require (NOT NULL) what the old color still uses. Off,
+    /// such a migration is refused before anything changes while an old color runs: ship it as
+    /// expand/contract (add now, remove once the old color is retired).
+    #[serde(default)]
+    pub allow_destructive_migrations: bool,
     /// The watch after the switch (and after an instant rollback): off unless its window is set.
     #[serde(default)]
     pub watch: WatchPolicy,
     /// Moves traffic to the new color in steps of weight, each held under the watch; `None` switches at once.
     #[serde(default)]
     pub canary: Option<CanaryPolicy>,
+}
+
+/// When a deploy backs up the app's database (runbook §3: "backup verified" before a migration), and how
+/// many backups are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupPolicy {
+    /// Back up before a migration. A database backend that cannot back up then stops the deploy before the
+    /// migration, rather than migrating without a way back.
+    pub before_migration: bool,
+    /// Back up on every deploy, a migration or not.
+    pub every_deploy: bool,
+    /// How many backups of the database are kept; older ones are removed after a good one.
+    pub keep: usize,
+    /// How long one backup (dump, checksum, read-back) may take before it is stopped and the deploy with it.
+    #[serde(with = "duration_ms")]
+    pub deadline: Duration,
+}
+
+impl Default for BackupPolicy {
+    fn default() -> Self {
+        BackupPolicy {
+            before_migration: true,
+            every_deploy: false,
+            keep: 7,
+            deadline: Duration::from_secs(2 * 3600),
+        }
+    }
 }
 
 /// How the new color is watched after it takes traffic, and when that rolls it back: its figures are compared
@@ -607,6 +650,8 @@ impl Default for DeployPolicy {
             max_error_lines: 10,
             old_color: OldColorPolicy::WarmStandby,
             lock_lease: default_lock_lease(),
+            backup: BackupPolicy::default(),
+            allow_destructive_migrations: false,
             watch: WatchPolicy::default(),
             canary: None,
         }
@@ -622,6 +667,7 @@ impl DeployPolicy {
             ("drain_deadline", self.drain_deadline),
             ("router_deadline", self.router_deadline),
             ("lock_lease", self.lock_lease),
+            ("backup.deadline", self.backup.deadline),
         ] {
             if d.is_zero() {
                 return Err(
@@ -649,6 +695,15 @@ impl DeployPolicy {
                 "a retire window of zero leaves no standby",
             )
             .with_hint("use a positive window, or WarmStandby"));
+        }
+        let backs_up = self.backup.before_migration || self.backup.every_deploy;
+        if backs_up && self.backup.keep == 0 {
+            return Err(Error::invalid(
+                "policy.validate",
+                "backup.keep",
+                "keeping zero backups would remove the one just taken",
+            )
+            .with_hint("keep at least 1 backup, or turn backups off"));
         }
         self.watch.validate("watch")?;
         if let Some(canary) = &self.canary {

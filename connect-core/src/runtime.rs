@@ -223,6 +223,29 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug {
 
     /// Containers whose labels include all of `labels`.
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>>;
+
+    /// The regular files under the absolute directory `dir` of `image`, paths relative to `dir`, sorted;
+    /// empty when the image has no such directory. More than `max_bytes` in all is
+    /// [`crate::ErrorKind::Refused`]. Nothing of the image runs. The engine reads the release's migrations
+    /// with it, to lint them before they run. Unsupported unless a runtime says otherwise.
+    async fn read_image_dir(&self, image: &ImageRef, dir: &str, max_bytes: u64) -> Result<Vec<ImageFile>> {
+        let _ = (dir, max_bytes);
+        Err(crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            "runtime.read_image_dir",
+            image.to_string(),
+            "this container runtime cannot read files out of an image",
+        ))
+    }
+}
+
+/// A file read out of an image by [`ContainerRuntime::read_image_dir`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFile {
+    /// Its path below the directory read, `/`-separated (`20260201_add_sessions/migration.sql`).
+    pub path: String,
+    /// Its content.
+    pub data: Vec<u8>,
 }
 
 /// The labels a color's container carries.

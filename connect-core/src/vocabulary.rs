@@ -22,6 +22,11 @@ pub enum Step {
     Preflight,
     /// The release's image is on the server (runbook §2).
     StageImage,
+    /// The migration table shows nothing failed or unfinished, and the release's pending migrations hold
+    /// nothing the old color cannot survive (expand/contract).
+    CheckMigrations,
+    /// A verified backup (dump, checksum, listing) before the migration.
+    Backup,
     /// A restore point before the migration.
     RestorePoint,
     /// The migration command in a one-off container of the new release (runbook §3).
@@ -46,6 +51,8 @@ pub enum Step {
     Balance,
     /// Stop and remove a standby whose window has passed.
     Retire,
+    /// One of the operator's hooks.
+    Hook,
     /// The site answers its maintenance page while an operation (a database restore) runs.
     Maintenance,
     /// Write the journal.
@@ -60,6 +67,8 @@ impl Step {
             Step::Reconcile => "reconcile",
             Step::Preflight => "preflight",
             Step::StageImage => "stage_image",
+            Step::CheckMigrations => "check_migrations",
+            Step::Backup => "backup",
             Step::RestorePoint => "restore_point",
             Step::Migrate => "migrate",
             Step::StartIdle => "start_idle",
@@ -72,6 +81,7 @@ impl Step {
             Step::SwitchBack => "switch_back",
             Step::Balance => "balance",
             Step::Retire => "retire",
+            Step::Hook => "hook",
             Step::Maintenance => "maintenance",
             Step::Record => "record",
         }

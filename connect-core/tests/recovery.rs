@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{Fixture, release};
 use connect_core::ErrorKind;
-use connect_core::engine::{Deployer, JOURNAL_FORMAT, OperationKind, Outcome};
+use connect_core::engine::{Deployer, Event, JOURNAL_FORMAT, OperationKind, Outcome, Step};
 use connect_core::host::{HostExt, PutOptions};
 use connect_core::memory::AppBehavior;
 use connect_core::model::Color;
@@ -15,14 +15,22 @@ use connect_core::router::{AdminState, TrafficRouter};
 
 const JOURNAL: &str = "/opt/connect/state/journal.json";
 
-/// Drops `deploy(version)` once its new container has started: the process died mid-deploy.
+/// Drops `deploy(version)` once it is in its health gate (its new container started): the process died
+/// mid-deploy.
 async fn kill_deploy_after_start(f: &Fixture, version: &str) {
+    let mut events = f.deployer.subscribe();
     let deploy = f.deployer.deploy(release(version));
     tokio::select! {
         r = deploy => panic!("the deploy should still be in its health gate: {r:?}"),
         () = async {
-            // The health gate waits 1.5 s of simulated start-up; half of it is enough to be inside.
-            tokio::time::sleep(Duration::from_millis(700)).await;
+            // The health gate waits 1.5 s of simulated start-up, so the deploy is inside it when this fires.
+            loop {
+                match events.recv().await {
+                    Ok(Event::StepStarted { step: Step::HealthGate, .. }) => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("the deploy's events ended before its health gate: {e}"),
+                }
+            }
         } => {}
     }
 }

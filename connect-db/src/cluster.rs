@@ -4,11 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connect_core::database::{DatabaseCluster, Member, RestorePoint, Role};
+use connect_core::database::{BackupRecord, DatabaseCluster, Member, RestorePoint, Role};
 use connect_core::host::Host;
+use connect_core::migrations::MigrationTable;
+use connect_core::model::BackupPolicy;
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 
+use crate::backup::{BackupConfig, logical_backup, prune_backups};
 use crate::patroni::Patroni;
 use crate::postgres::{PgTarget, Postgres, pg_error, validate_restore_point_name};
 
@@ -20,6 +23,7 @@ pub struct PatroniCluster {
     login: PgTarget,
     check_sql: String,
     via: Option<Arc<dyn Host>>,
+    backups: Option<(Arc<dyn Host>, BackupConfig)>,
 }
 
 impl PatroniCluster {
@@ -31,6 +35,7 @@ impl PatroniCluster {
             login,
             check_sql: "SELECT COUNT(*) FROM users".into(),
             via: None,
+            backups: None,
         })
     }
 
@@ -45,6 +50,15 @@ impl PatroniCluster {
     pub fn through(mut self, host: Arc<dyn Host>) -> PatroniCluster {
         self.patroni = self.patroni.through(host.clone());
         self.via = Some(host);
+        self
+    }
+
+    /// Takes the deploy's backups (`DatabaseCluster::backup`) with `pg_dump` on `host` (the server) into
+    /// `config.dir`, from the leader as `host` reaches it; the deploy policy's `keep` and deadline replace
+    /// `config`'s. Without it the cluster takes no backups, and a deploy whose policy asks for one stops
+    /// before its migration.
+    pub fn with_backups(mut self, host: Arc<dyn Host>, config: BackupConfig) -> PatroniCluster {
+        self.backups = Some((host, config));
         self
     }
 
@@ -180,16 +194,33 @@ impl DatabaseCluster for PatroniCluster {
         self.check_query_count().await
     }
 
-    async fn applied_migrations(&self) -> Result<Option<Vec<String>>> {
+    async fn backup(&self, label: &str, policy: &BackupPolicy) -> Result<Option<BackupRecord>> {
+        let Some((host, config)) = &self.backups else {
+            return Ok(None);
+        };
+        let config = BackupConfig {
+            keep: policy.keep,
+            deadline: policy.deadline,
+            ..config.clone()
+        };
+        let source = self.leader_postgres().await?.target().clone();
+        let backup = logical_backup(host.as_ref(), &source, label, &config).await?;
+        let pruned = prune_backups(host.as_ref(), &config, &source.dbname).await?;
+        Ok(Some(BackupRecord {
+            path: backup.path,
+            bytes: backup.bytes,
+            sha256: backup.sha256,
+            entries: backup.toc_entries,
+            took_ms: backup.took.as_millis().try_into().unwrap_or(u64::MAX),
+            pruned,
+        }))
+    }
+
+    async fn migration_tables(&self) -> Result<Option<Vec<MigrationTable>>> {
         let pg = self.leader_postgres().await?;
         let client = pg.connect().await?;
-        let tables = crate::migrations::read_migration_tables(&client, pg.target()).await?;
         Ok(Some(
-            tables
-                .iter()
-                .flat_map(|t| t.applied())
-                .map(str::to_string)
-                .collect(),
+            crate::migrations::read_migration_tables(&client, pg.target()).await?,
         ))
     }
 }

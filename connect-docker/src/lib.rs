@@ -42,6 +42,7 @@
 mod client;
 mod containers;
 mod error;
+mod image_files;
 mod images;
 mod inspect;
 mod jobs;

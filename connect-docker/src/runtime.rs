@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use connect_core::model::ImageRef;
-use connect_core::runtime::{ContainerInfo, ContainerSpec, ExecOutput, ImageInfo, OneOff};
+use connect_core::runtime::{ContainerInfo, ContainerSpec, ExecOutput, ImageFile, ImageInfo, OneOff};
 use connect_core::{ContainerRuntime, Result};
 
 use crate::client::Docker;
@@ -50,5 +50,9 @@ impl ContainerRuntime for Docker {
 
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
         self.list_containers(labels).await
+    }
+
+    async fn read_image_dir(&self, image: &ImageRef, dir: &str, max_bytes: u64) -> Result<Vec<ImageFile>> {
+        Docker::read_image_dir(self, image, dir, max_bytes).await
     }
 }

@@ -624,3 +624,71 @@ async fn the_api_travels_through_a_host_connection() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_files_are_read_out_of_an_image_without_running_it() {
+    with_scope("read-dir", |docker, scope| async move {
+        let create = b"CREATE TABLE users (id int, legacy text);\n".to_vec();
+        let drop = b"ALTER TABLE users DROP COLUMN legacy;\n".to_vec();
+        let context = test_app_context(
+            None,
+            &[
+                ("migrations/20260101_create_users/migration.sql", create.clone()),
+                ("migrations/20260201_drop_legacy/migration.sql", drop.clone()),
+                (
+                    "migrations/migration_lock.toml",
+                    b"provider = \"postgresql\"\n".to_vec(),
+                ),
+            ],
+            &[],
+        )
+        .unwrap();
+        let image = scope.build(&docker, "v1", context).await.unwrap();
+
+        let files = ContainerRuntime::read_image_dir(&docker, &image, "/migrations", 1 << 20)
+            .await
+            .unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "20260101_create_users/migration.sql",
+                "20260201_drop_legacy/migration.sql",
+                "migration_lock.toml"
+            ]
+        );
+        assert_eq!(files[0].data, create);
+        assert_eq!(files[1].data, drop);
+
+        let none = docker
+            .read_image_dir(&image, "/no/such/dir", 1 << 20)
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "{none:?}");
+        let big = docker
+            .read_image_dir(&image, "/migrations", 10)
+            .await
+            .unwrap_err();
+        assert_eq!(big.kind(), ErrorKind::Refused, "{big}");
+        let bad = docker
+            .read_image_dir(&image, "../etc", 1 << 20)
+            .await
+            .unwrap_err();
+        assert_eq!(bad.kind(), ErrorKind::InvalidInput, "{bad}");
+        let missing = docker
+            .read_image_dir(&scope.release("nope").image, "/migrations", 1 << 20)
+            .await
+            .unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+
+        let left = docker
+            .list_containers(&BTreeMap::from([(ONE_OFF_LABEL.to_string(), "true".to_string())]))
+            .await
+            .unwrap();
+        assert!(
+            left.iter().all(|c| !c.image.starts_with(&scope.prefix)),
+            "the reading containers are removed: {left:?}"
+        );
+    })
+    .await;
+}

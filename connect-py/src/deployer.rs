@@ -279,6 +279,7 @@ impl Deployer {
                 health_path: health_path.to_string(),
                 stop_grace: seconds("stop_grace", stop_grace)?,
                 migration,
+                migrations_dir: None,
                 smoke_paths: smoke_paths.unwrap_or_default(),
             },
             topology: runbook.topology,
@@ -301,6 +302,8 @@ impl Deployer {
                 max_error_lines: whole("max_error_lines", max_error_lines, "a count of 0 or more")?,
                 old_color: old_color_policy(old_color, retire_after)?,
                 lock_lease: seconds("lock_lease", lock_lease)?,
+                backup: runbook.policy.backup.clone(),
+                allow_destructive_migrations: false,
                 min_free_inodes_percent: whole(
                     "min_free_inodes_percent",
                     min_free_inodes_percent,
@@ -312,6 +315,7 @@ impl Deployer {
             },
             state_dir: state_dir.to_string(),
             holder: holder.unwrap_or_else(engine::default_holder),
+            hooks: Vec::new(),
         };
         let inner = core_py(engine::Deployer::new(backends_arg(backends)?, config))?;
         Ok(Deployer { inner })

@@ -1,9 +1,12 @@
 use super::assert_kind;
 use crate::database::{DatabaseCluster, DatabaseClusterExt, Role};
 use crate::error::ErrorKind;
+use crate::model::BackupPolicy;
 
 /// The promises of [`DatabaseCluster`]: one running leader; a switchover moves leadership and waits until
-/// done; a bad candidate is refused; restore points are named and move forward; the check query answers.
+/// done; a bad candidate is refused; restore points are named and move forward; the check query answers;
+/// a backup (when the cluster is set up for them) is verified, named after its label, and kept to the
+/// policy's number; the migration tables (when readable) list each tool once.
 ///
 /// The cluster needs a leader and at least one streaming replica.
 pub async fn database_suite(db: &dyn DatabaseCluster) {
@@ -30,6 +33,37 @@ pub async fn database_suite(db: &dyn DatabaseCluster) {
         ErrorKind::InvalidInput,
         "an empty restore point name",
     );
+
+    let policy = BackupPolicy {
+        keep: 2,
+        ..BackupPolicy::default()
+    };
+    let mut taken = Vec::new();
+    for label in ["conformance-a", "conformance-b", "conformance-c"] {
+        match db.backup(label, &policy).await.expect("backup") {
+            Some(b) => {
+                assert!(b.path.contains(label), "named after its label: {b:?}");
+                assert!(b.bytes > 0 && b.entries > 0, "a dump with contents: {b:?}");
+                assert_eq!(b.sha256.len(), 64, "a SHA-256: {b:?}");
+                assert!(b.sha256.bytes().all(|c| c.is_ascii_hexdigit()), "{b:?}");
+                taken.push(b);
+            }
+            None => break,
+        }
+    }
+    if let [a, _, c] = taken.as_slice() {
+        assert_eq!(
+            c.pruned,
+            std::slice::from_ref(&a.path),
+            "the third backup removed the first of two kept"
+        );
+    }
+
+    if let Some(tables) = db.migration_tables().await.expect("migration tables") {
+        let mut tools: Vec<_> = tables.iter().map(|t| t.tool).collect();
+        tools.dedup();
+        assert_eq!(tools.len(), tables.len(), "each tool once: {tables:?}");
+    }
 
     assert_kind(
         db.switchover(Some("no-such-member")).await,

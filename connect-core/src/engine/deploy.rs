@@ -3,6 +3,7 @@
 //! operation shares (`operation.rs`: the lock, the intent, recording, undo).
 
 use super::Deployer;
+use super::hooks::HookPoint;
 use super::journal::{Journal, OperationRecord, SlotRecord, now_unix_ms};
 use super::lock::Fence;
 use super::operation::Held;
@@ -95,10 +96,12 @@ impl Deployer {
         let since = std::time::SystemTime::now();
         let events = run.events.clone();
         run.step(Step::Reconcile, self.reconcile(journal)).await?;
+        self.run_hooks(run, HookPoint::BeforeDeploy).await?;
         run.step(Step::Preflight, self.preflight_step(&events)).await?;
         let mut staged = None;
         run.step(Step::StageImage, self.stage(&release, &mut staged))
             .await?;
+        self.run_hooks(run, HookPoint::AfterShip).await?;
         let release = staged.unwrap_or(release);
         run.record.release = Some(release.clone());
         self.migrate_steps(run, &release).await?;
@@ -111,6 +114,7 @@ impl Deployer {
         })
         .await?;
         run.step(Step::HealthGate, self.health_gate(&events, to)).await?;
+        self.run_hooks(run, HookPoint::BeforeSwitch).await?;
         let watch = &self.config.policy.watch;
         // The old color's figures before any of its traffic moves: what the new color is held to.
         let mut baseline = Baseline::default();
@@ -177,6 +181,11 @@ impl Deployer {
             }
         }
         journal.intent = None;
-        Ok(())
+        run.record.live_after = Some(to);
+        let after = match run.record.kind {
+            OperationKind::FullRollback => HookPoint::AfterRollback,
+            _ => HookPoint::AfterDeploy,
+        };
+        self.run_hooks(run, after).await
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use super::clock::now_unix_ms;
 use super::intent::Intent;
 use super::lock::Fence;
-use crate::database::RestorePoint;
+use crate::database::{BackupRecord, RestorePoint};
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Command, Host, HostExt, PutOptions};
 use crate::model::{Color, Release};
@@ -59,6 +59,9 @@ pub struct OperationRecord {
     /// The restore point made before its migration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_point: Option<RestorePoint>,
+    /// The verified backup taken before its migration (or on every deploy, as the policy says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupRecord>,
 }
 
 /// What runs on a color.

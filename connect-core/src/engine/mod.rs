@@ -16,6 +16,7 @@ mod checks;
 mod clock;
 mod deploy;
 mod events;
+mod hooks;
 mod intent;
 mod journal;
 mod lock;
@@ -32,6 +33,7 @@ use tokio::sync::broadcast;
 
 pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outcome, Step, StepStatus};
 pub use events::Event;
+pub use hooks::{Hook, HookPoint, HookSite};
 pub use intent::Intent;
 pub use journal::{JOURNAL_FORMAT, Journal, MaintenanceRecord, OperationRecord, SlotRecord, StepRecord};
 pub use lock::LockInfo;
@@ -76,6 +78,8 @@ pub struct DeployConfig {
     pub state_dir: String,
     /// Who is deploying, as recorded in the lock and the journal.
     pub holder: String,
+    /// The operator's commands at named points of each operation.
+    pub hooks: Vec<Hook>,
 }
 
 impl DeployConfig {
@@ -87,6 +91,7 @@ impl DeployConfig {
             policy: DeployPolicy::default(),
             state_dir: "/opt/connect/state".into(),
             holder: default_holder(),
+            hooks: Vec::new(),
         }
     }
 }
@@ -132,6 +137,9 @@ impl Deployer {
     pub fn new(backends: Backends, config: DeployConfig) -> Result<Deployer> {
         config.policy.validate()?;
         config.app.validate()?;
+        for hook in &config.hooks {
+            hook.validate()?;
+        }
         let backends = backends.guarded(crate::layers::CallPolicy::default());
         let store = JournalStore::new(backends.host.clone(), &config.state_dir);
         Ok(Deployer {

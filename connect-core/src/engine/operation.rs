@@ -122,6 +122,7 @@ impl Deployer {
             },
             steps: Vec::new(),
             restore_point: None,
+            backup: None,
         });
         self.store.save(journal, &held.fence).await?;
         self.events.warn(

@@ -44,6 +44,7 @@ impl Run {
             outcome: Outcome::Succeeded,
             steps: Vec::new(),
             restore_point: None,
+            backup: None,
         };
         events.emit(Event::OperationStarted {
             id: record.id.clone(),

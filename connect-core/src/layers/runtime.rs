@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use super::{Guarded, Repeat};
 use crate::error::Result;
 use crate::model::ImageRef;
-use crate::runtime::{ContainerInfo, ContainerRuntime, ContainerSpec, ExecOutput, ImageInfo, OneOff};
+use crate::runtime::{
+    ContainerInfo, ContainerRuntime, ContainerSpec, ExecOutput, ImageFile, ImageInfo, OneOff,
+};
 
 #[async_trait]
 impl<T: ContainerRuntime + ?Sized> ContainerRuntime for Guarded<T> {
@@ -82,6 +84,13 @@ impl<T: ContainerRuntime + ?Sized> ContainerRuntime for Guarded<T> {
     async fn list(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerInfo>> {
         self.call("runtime.list", "", Repeat::Safe, || self.inner.list(labels))
             .await
+    }
+
+    async fn read_image_dir(&self, image: &ImageRef, dir: &str, max_bytes: u64) -> Result<Vec<ImageFile>> {
+        self.call("runtime.read_image_dir", &image.to_string(), Repeat::Safe, || {
+            self.inner.read_image_dir(image, dir, max_bytes)
+        })
+        .await
     }
 }
 

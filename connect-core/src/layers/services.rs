@@ -4,8 +4,10 @@ use async_trait::async_trait;
 
 use super::{Guarded, Repeat};
 use crate::cache::{Cache, CacheInfo};
-use crate::database::{DatabaseCluster, Member, RestorePoint};
+use crate::database::{BackupRecord, DatabaseCluster, Member, RestorePoint};
 use crate::error::Result;
+use crate::migrations::MigrationTable;
+use crate::model::BackupPolicy;
 
 #[async_trait]
 impl<T: DatabaseCluster + ?Sized> DatabaseCluster for Guarded<T> {
@@ -41,9 +43,19 @@ impl<T: DatabaseCluster + ?Sized> DatabaseCluster for Guarded<T> {
         .await
     }
 
-    async fn applied_migrations(&self) -> Result<Option<Vec<String>>> {
-        self.call("database.applied_migrations", "cluster", Repeat::Safe, || {
-            self.inner.applied_migrations()
+    async fn backup(&self, label: &str, policy: &BackupPolicy) -> Result<Option<BackupRecord>> {
+        // A dump is long and makes a file each time: a failed one is reported, not repeated behind the
+        // caller's back. Its bound is the policy's deadline, past the backend's own.
+        let limit = self.policy.beyond(policy.deadline);
+        self.call_within("database.backup", label, limit, Repeat::Never, || {
+            self.inner.backup(label, policy)
+        })
+        .await
+    }
+
+    async fn migration_tables(&self) -> Result<Option<Vec<MigrationTable>>> {
+        self.call("database.migration_tables", "cluster", Repeat::Safe, || {
+            self.inner.migration_tables()
         })
         .await
     }

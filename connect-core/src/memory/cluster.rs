@@ -5,8 +5,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{Faults, lock};
-use crate::database::{DatabaseCluster, Member, RestorePoint, Role};
+use sha2::{Digest, Sha256};
+
+use crate::database::{BackupRecord, DatabaseCluster, Member, RestorePoint, Role};
 use crate::error::{Error, ErrorKind, Result};
+use crate::migrations::{Migration, MigrationState, MigrationTable, MigrationTool};
+use crate::model::BackupPolicy;
 
 #[derive(Debug)]
 struct State {
@@ -14,7 +18,8 @@ struct State {
     lsn: u64,
     users: i64,
     restore_points: Vec<RestorePoint>,
-    applied_migrations: Vec<String>,
+    migration_tables: Vec<MigrationTable>,
+    backups: Vec<BackupRecord>,
 }
 
 /// A Patroni cluster in memory: `patroni1` leads, `patroni2` replicates, as in the runbook.
@@ -54,7 +59,8 @@ impl MemoryCluster {
                 lsn: 0x300_0000,
                 users: 42,
                 restore_points: Vec::new(),
-                applied_migrations: Vec::new(),
+                migration_tables: Vec::new(),
+                backups: Vec::new(),
             })),
             faults: Faults::default(),
         }
@@ -87,9 +93,31 @@ impl MemoryCluster {
         lock(&self.state).restore_points.clone()
     }
 
-    /// Sets what the app's migration table lists as applied.
+    /// Sets what the app's (Prisma) migration table lists: `names` applied, nothing else.
     pub fn set_applied_migrations(&self, names: &[&str]) {
-        lock(&self.state).applied_migrations = names.iter().map(|n| n.to_string()).collect();
+        let migrations = names
+            .iter()
+            .map(|n| Migration {
+                name: n.to_string(),
+                state: MigrationState::Applied,
+                logs: None,
+                started_unix: None,
+            })
+            .collect();
+        self.set_migration_tables(vec![MigrationTable {
+            tool: MigrationTool::Prisma,
+            migrations,
+        }]);
+    }
+
+    /// The backups kept, oldest first.
+    pub fn backups(&self) -> Vec<BackupRecord> {
+        lock(&self.state).backups.clone()
+    }
+
+    /// Sets the app's migration tables as a backend would read them (failed or unfinished rows included).
+    pub fn set_migration_tables(&self, tables: Vec<MigrationTable>) {
+        lock(&self.state).migration_tables = tables;
     }
 }
 
@@ -184,10 +212,51 @@ impl DatabaseCluster for MemoryCluster {
             .await
     }
 
-    async fn applied_migrations(&self) -> Result<Option<Vec<String>>> {
+    async fn migration_tables(&self) -> Result<Option<Vec<MigrationTable>>> {
         self.faults
-            .around("database.applied_migrations", "cluster", async {
-                Ok(Some(lock(&self.state).applied_migrations.clone()))
+            .around("database.migration_tables", "cluster", async {
+                Ok(Some(lock(&self.state).migration_tables.clone()))
+            })
+            .await
+    }
+
+    async fn backup(&self, label: &str, policy: &BackupPolicy) -> Result<Option<BackupRecord>> {
+        self.faults
+            .around("database.backup", label, async {
+                let mut state = lock(&self.state);
+                if !state
+                    .members
+                    .iter()
+                    .any(|m| m.role == Role::Leader && m.is_running())
+                {
+                    return Err(Error::new(
+                        ErrorKind::Unhealthy,
+                        "database.backup",
+                        label,
+                        "no running leader to dump",
+                    ));
+                }
+                // The "dump" is what this cluster holds, so its checksum changes when the data does.
+                let dump = format!(
+                    "users={} lsn={:x} migrations={:?}",
+                    state.users, state.lsn, state.migration_tables
+                );
+                let sha256 = Sha256::digest(dump.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let record = BackupRecord {
+                    path: format!("/opt/connect/backups/connect-{label}.dump"),
+                    bytes: dump.len() as u64,
+                    sha256,
+                    entries: 1 + state.migration_tables.len(),
+                    took_ms: 0,
+                    pruned: Vec::new(),
+                };
+                state.backups.push(record.clone());
+                let excess = state.backups.len().saturating_sub(policy.keep);
+                let pruned = state.backups.drain(..excess).map(|b| b.path).collect();
+                Ok(Some(BackupRecord { pruned, ..record }))
             })
             .await
     }

@@ -11,7 +11,8 @@ use super::{Faults, lock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::ImageRef;
 use crate::runtime::{
-    ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ExecOutput, Health, ImageInfo, OneOff,
+    ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, ExecOutput, Health, ImageFile, ImageInfo,
+    OneOff,
 };
 
 /// How the app in an image behaves once started.
@@ -132,6 +133,8 @@ impl Container {
 #[derive(Debug, Default)]
 struct State {
     images: BTreeMap<String, (ImageInfo, AppBehavior)>,
+    /// Files in images, by image and absolute path.
+    files: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     containers: BTreeMap<String, Container>,
     jobs: Vec<OneOff>,
     next_id: u64,
@@ -159,6 +162,16 @@ impl MemoryRuntime {
     /// The faults this runtime injects.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// Puts files into an image added with [`MemoryRuntime::add_image`], by absolute path
+    /// (`/app/prisma/migrations/20260201_add_sessions/migration.sql`).
+    pub fn add_image_files(&self, image: &ImageRef, files: &[(&str, &str)]) {
+        let mut state = lock(&self.state);
+        let in_image = state.files.entry(image.to_string()).or_default();
+        for (path, data) in files {
+            in_image.insert(path.to_string(), data.as_bytes().to_vec());
+        }
     }
 
     /// Makes an image available (as `docker load` would) whose app behaves as `behavior`.
@@ -491,6 +504,46 @@ impl ContainerRuntime for MemoryRuntime {
                     .filter(|c| labels.iter().all(|(k, v)| c.spec.labels.get(k) == Some(v)))
                     .map(|c| c.info(now))
                     .collect())
+            })
+            .await
+    }
+
+    async fn read_image_dir(&self, image: &ImageRef, dir: &str, max_bytes: u64) -> Result<Vec<ImageFile>> {
+        let target = image.to_string();
+        self.faults
+            .around("runtime.read_image_dir", &target, async {
+                let state = lock(&self.state);
+                if !state.images.contains_key(&target) {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        "runtime.read_image_dir",
+                        &target,
+                        "no such image",
+                    ));
+                }
+                let prefix = format!("{}/", dir.trim_end_matches('/'));
+                let files: Vec<ImageFile> = state
+                    .files
+                    .get(&target)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(path, data)| {
+                        path.strip_prefix(&prefix).map(|rel| ImageFile {
+                            path: rel.to_string(),
+                            data: data.clone(),
+                        })
+                    })
+                    .collect();
+                let total: u64 = files.iter().map(|f| f.data.len() as u64).sum();
+                if total > max_bytes {
+                    return Err(Error::new(
+                        ErrorKind::Refused,
+                        "runtime.read_image_dir",
+                        &target,
+                        format!("{dir} holds {total} bytes, more than the {max_bytes} asked for"),
+                    ));
+                }
+                Ok(files)
             })
             .await
     }

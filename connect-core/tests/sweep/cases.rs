@@ -14,9 +14,9 @@ use connect_core::{ErrorKind, Result};
 
 use crate::invariants::{self as inv, Probe};
 
-/// Longer than any deadline of the engine's policy: an operation still running after it would never end.
-/// Paused time makes waiting for it free.
-const UNBOUNDED_AFTER: Duration = Duration::from_secs(600);
+/// Longer than any deadline of the engine's policy (the longest is the backup's, two hours), plus ten
+/// minutes: an operation still running after it would never end. Paused time makes waiting for it free.
+pub const UNBOUNDED_AFTER: Duration = Duration::from_secs(2 * 3600 + 600);
 /// Time given to a dead process's lock lease to run out before the next process tries.
 const LEASE_EXPIRY: Duration = Duration::from_secs(600);
 
@@ -57,6 +57,8 @@ pub struct Scenario {
     /// More of the policy (the watch, the canary); [`plain`] leaves it as the runbook's.
     pub tuning: fn(&mut DeployPolicy),
     pub setup: &'static [Op],
+    /// The app has a migration: the table check, restore point, backup and one-off container are swept too.
+    pub migration: bool,
     pub op: Op,
 }
 
@@ -166,6 +168,9 @@ fn deployer(stack: &MemoryStack, scenario: &Scenario, holder: &str) -> Deployer 
     };
     config.policy.old_color = scenario.policy;
     (scenario.tuning)(&mut config.policy);
+    if scenario.migration {
+        config.app.migration = Some(vec!["migrate".into()]);
+    }
     Deployer::new(stack.backends(), config).unwrap()
 }
 

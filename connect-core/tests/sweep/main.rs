@@ -48,6 +48,7 @@ async fn first_deploy() {
         policy: WARM,
         tuning: plain,
         setup: &[],
+        migration: false,
         op: Op::Deploy("v1"),
     })
     .await;
@@ -60,6 +61,7 @@ async fn deploy_over_live() {
         policy: WARM,
         tuning: plain,
         setup: &[Op::Deploy("v1")],
+        migration: false,
         op: Op::Deploy("v2"),
     })
     .await;
@@ -72,6 +74,7 @@ async fn deploy_over_live_and_standby() {
         policy: WARM,
         tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
         op: Op::Deploy("v3"),
     })
     .await;
@@ -84,6 +87,7 @@ async fn instant_rollback() {
         policy: WARM,
         tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
         op: Op::Rollback,
     })
     .await;
@@ -96,6 +100,7 @@ async fn full_rollback() {
         policy: WARM,
         tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2"), Op::Rollback],
+        migration: false,
         op: Op::RollbackTo("v1"),
     })
     .await;
@@ -108,6 +113,7 @@ async fn retire_standby() {
         policy: WARM,
         tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
         op: Op::Retire,
     })
     .await;
@@ -120,6 +126,7 @@ async fn adopt() {
         policy: WARM,
         tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
         op: Op::Adopt,
     })
     .await;
@@ -132,6 +139,7 @@ async fn deploy_balanced() {
         policy: OldColorPolicy::Balanced,
         tuning: plain,
         setup: &[Op::Deploy("v1")],
+        migration: false,
         op: Op::Deploy("v2"),
     })
     .await;
@@ -146,6 +154,20 @@ async fn deploy_retire_after() {
         },
         tuning: plain,
         setup: &[Op::Deploy("v1")],
+        migration: false,
+        op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_with_migration() {
+    sweep(Scenario {
+        name: "deploy v2 over v1 with a migration",
+        policy: WARM,
+        tuning: plain,
+        setup: &[Op::Deploy("v1")],
+        migration: true,
         op: Op::Deploy("v2"),
     })
     .await;
@@ -178,6 +200,7 @@ async fn deploy_watched() {
         policy: WARM,
         tuning: watched,
         setup: &[Op::Deploy("v1")],
+        migration: false,
         op: Op::Deploy("v2"),
     })
     .await;
@@ -190,6 +213,7 @@ async fn instant_rollback_watched() {
         policy: WARM,
         tuning: watched,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
         op: Op::Rollback,
     })
     .await;
@@ -202,6 +226,7 @@ async fn deploy_canary() {
         policy: WARM,
         tuning: canary,
         setup: &[Op::Deploy("v1")],
+        migration: false,
         op: Op::Deploy("v2"),
     })
     .await;
@@ -214,7 +239,25 @@ async fn maintenance() {
         policy: WARM,
         tuning: plain,
         setup: &[Op::Deploy("v1")],
+        migration: false,
         op: Op::Maintenance,
     })
     .await;
+}
+
+#[test]
+fn the_unbounded_mark_is_past_every_deadline_of_the_policy() {
+    let p = connect_core::model::DeployPolicy::default();
+    for (name, d) in [
+        ("health", p.health_deadline),
+        ("migration", p.migration_deadline),
+        ("drain", p.drain_deadline),
+        ("router", p.router_deadline),
+        ("backup", p.backup.deadline),
+    ] {
+        assert!(
+            cases::UNBOUNDED_AFTER > d,
+            "{name} deadline {d:?} is past the sweep's mark"
+        );
+    }
 }

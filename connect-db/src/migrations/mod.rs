@@ -1,151 +1,43 @@
-//! Migrations: the state of the app's migration table, and a linter for changes that break the old color.
+//! Migrations on PostgreSQL: reading the app's migration table. What its rows mean and the SQL linter are
+//! connect-core's ([`connect_core::migrations`]), re-exported here.
 //!
 //! The engine runs the app's own migration command in a one-off container of the NEW release
-//! (`ContainerRuntime::run_once`); around it, [`check_migrations`] reads the table before (refusing to go on
-//! while a migration is unfinished or failed) and after (naming what was applied), and [`lint_sql`] warns about
-//! statements that must wait until the old color is retired (expand/contract).
+//! (`ContainerRuntime::run_once`); around it the engine reads the table through
+//! [`DatabaseCluster::migration_tables`](connect_core::database::DatabaseCluster::migration_tables) before
+//! (refusing to go on while a migration is unfinished or failed) and after (every migration applied, none
+//! failed).
 
-mod lexer;
-mod lint;
-
-use std::fmt;
-
-use connect_core::{Error, ErrorKind, Result};
-use serde::{Deserialize, Serialize};
+use connect_core::Result;
 use tokio_postgres::Client;
 
 use crate::postgres::{PgTarget, connect, pg_error};
 
-pub use lint::{DestructiveChange, DestructiveKind, lint_sql};
+pub use connect_core::migrations::{
+    DestructiveChange, DestructiveKind, Migration, MigrationState, MigrationTable, MigrationTool,
+    ensure_clean, lint_sql,
+};
 
-/// Whose migration table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MigrationTool {
-    /// Prisma: `_prisma_migrations`.
-    Prisma,
-    /// sqlx: `_sqlx_migrations`.
-    Sqlx,
-    /// Flyway: `flyway_schema_history`.
-    Flyway,
-}
-
-impl MigrationTool {
-    /// Every tool, in the order they are looked for.
-    pub const ALL: [MigrationTool; 3] = [MigrationTool::Prisma, MigrationTool::Sqlx, MigrationTool::Flyway];
-
-    /// The table it keeps its state in.
-    pub fn table(self) -> &'static str {
-        match self {
-            MigrationTool::Prisma => "_prisma_migrations",
-            MigrationTool::Sqlx => "_sqlx_migrations",
-            MigrationTool::Flyway => "flyway_schema_history",
+/// The query reading `tool`'s table as (name, state, logs, started unix time) rows.
+fn query(tool: MigrationTool) -> &'static str {
+    match tool {
+        MigrationTool::Prisma => {
+            "SELECT migration_name, \
+             CASE WHEN rolled_back_at IS NOT NULL THEN 'rolled_back' \
+                  WHEN finished_at IS NOT NULL THEN 'applied' \
+                  WHEN logs IS NOT NULL AND logs <> '' THEN 'failed' \
+                  ELSE 'unfinished' END, logs, \
+             extract(epoch FROM started_at)::float8 FROM _prisma_migrations ORDER BY started_at, migration_name"
         }
-    }
-
-    fn query(self) -> &'static str {
-        match self {
-            MigrationTool::Prisma => {
-                "SELECT migration_name, \
-                 CASE WHEN rolled_back_at IS NOT NULL THEN 'rolled_back' \
-                      WHEN finished_at IS NOT NULL THEN 'applied' \
-                      WHEN logs IS NOT NULL AND logs <> '' THEN 'failed' \
-                      ELSE 'unfinished' END, logs, \
-                 extract(epoch FROM started_at)::float8 FROM _prisma_migrations ORDER BY started_at, migration_name"
-            }
-            MigrationTool::Sqlx => {
-                "SELECT version::text || '_' || description, \
-                 CASE WHEN success THEN 'applied' ELSE 'failed' END, NULL::text, \
-                 extract(epoch FROM installed_on)::float8 FROM _sqlx_migrations ORDER BY version"
-            }
-            MigrationTool::Flyway => {
-                "SELECT coalesce(version, 'R') || '_' || description, \
-                 CASE WHEN success THEN 'applied' ELSE 'failed' END, NULL::text, \
-                 extract(epoch FROM installed_on)::float8 FROM flyway_schema_history ORDER BY installed_rank"
-            }
+        MigrationTool::Sqlx => {
+            "SELECT version::text || '_' || description, \
+             CASE WHEN success THEN 'applied' ELSE 'failed' END, NULL::text, \
+             extract(epoch FROM installed_on)::float8 FROM _sqlx_migrations ORDER BY version"
         }
-    }
-
-    fn fix_hint(self, name: &str) -> String {
-        match self {
-            MigrationTool::Prisma => format!(
-                "fix the database by hand, then `prisma migrate resolve --rolled-back {name}` (or --applied)"
-            ),
-            MigrationTool::Sqlx => format!(
-                "fix the database by hand, then delete the failed row for {name} from _sqlx_migrations"
-            ),
-            MigrationTool::Flyway => "fix the database by hand, then `flyway repair`".into(),
+        MigrationTool::Flyway => {
+            "SELECT coalesce(version, 'R') || '_' || description, \
+             CASE WHEN success THEN 'applied' ELSE 'failed' END, NULL::text, \
+             extract(epoch FROM installed_on)::float8 FROM flyway_schema_history ORDER BY installed_rank"
         }
-    }
-}
-
-impl fmt::Display for MigrationTool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.table())
-    }
-}
-
-/// Where a migration stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MigrationState {
-    /// Applied and finished.
-    Applied,
-    /// Started, not finished, no error recorded (running now, or the migrator died).
-    Unfinished,
-    /// Recorded as failed.
-    Failed,
-    /// Marked rolled back (Prisma): no longer blocks.
-    RolledBack,
-}
-
-/// One row of a migration table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Migration {
-    /// Its name (`20251013140000_add_sessions`; sqlx and Flyway: `version_description`).
-    pub name: String,
-    /// Where it stands.
-    pub state: MigrationState,
-    /// The tool's log of it (Prisma keeps the error there).
-    pub logs: Option<String>,
-    /// Unix time it started.
-    pub started_unix: Option<f64>,
-}
-
-/// The migration table of one tool.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MigrationTable {
-    /// The tool.
-    pub tool: MigrationTool,
-    /// Its rows, in order.
-    pub migrations: Vec<Migration>,
-}
-
-impl MigrationTable {
-    /// Names of applied migrations.
-    pub fn applied(&self) -> Vec<&str> {
-        self.migrations
-            .iter()
-            .filter(|m| m.state == MigrationState::Applied)
-            .map(|m| m.name.as_str())
-            .collect()
-    }
-
-    /// The first migration that blocks the next deploy (unfinished or failed).
-    pub fn blocking(&self) -> Option<&Migration> {
-        self.migrations
-            .iter()
-            .find(|m| matches!(m.state, MigrationState::Unfinished | MigrationState::Failed))
-    }
-
-    /// Migrations applied in `self` that were not applied in `before`: what a migration run did.
-    pub fn applied_since(&self, before: &MigrationTable) -> Vec<String> {
-        let old = before.applied();
-        self.applied()
-            .into_iter()
-            .filter(|n| !old.contains(n))
-            .map(str::to_string)
-            .collect()
     }
 }
 
@@ -162,7 +54,7 @@ pub async fn read_migration_tables(client: &Client, target: &PgTarget) -> Result
             continue;
         }
         let rows = client
-            .query(tool.query(), &[])
+            .query(query(tool), &[])
             .await
             .map_err(|e| pg_error("migrations.read", target, e))?;
         let migrations = rows
@@ -192,53 +84,4 @@ pub async fn check_migrations(target: &PgTarget) -> Result<Vec<MigrationTable>> 
     let tables = read_migration_tables(&client, target).await?;
     ensure_clean(&tables)?;
     Ok(tables)
-}
-
-/// The refusal of [`check_migrations`], on tables already read.
-pub fn ensure_clean(tables: &[MigrationTable]) -> Result<()> {
-    for t in tables {
-        if let Some(m) = t.blocking() {
-            let what = match m.state {
-                MigrationState::Failed => "failed",
-                _ => "is unfinished (still running, or its migrator died)",
-            };
-            let logs = m
-                .logs
-                .as_deref()
-                .map(|l| format!("; logs: {}", l.trim()))
-                .unwrap_or_default();
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "migrations.check",
-                format!("{}/{}", t.tool, m.name),
-                format!("migration {} {what}{logs}", m.name),
-            )
-            .with_hint(t.tool.fix_hint(&m.name)));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failed_row_blocks_with_its_name_and_logs() {
-        let t = MigrationTable {
-            tool: MigrationTool::Prisma,
-            migrations: vec![Migration {
-                name: "20251013_add".into(),
-                state: MigrationState::Failed,
-                logs: Some("relation already exists".into()),
-                started_unix: None,
-            }],
-        };
-        let e = ensure_clean(&[t]).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Conflict);
-        assert!(
-            e.message()
-                .contains("20251013_add failed; logs: relation already exists")
-        );
-    }
 }

@@ -146,8 +146,23 @@ async fn real_cluster_passes_the_database_conformance_suite() {
         return;
     };
     let _g = LEADERSHIP.write().await;
-    let db = app_database(c, "conformance", 3).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = connect_db::testing::pg_bin("pg_dump");
+    let backups = connect_db::backup::BackupConfig::new(dir.path().to_str().expect("utf-8 temp dir"))
+        .bin_dir(bin.parent().and_then(|p| p.to_str()).expect("bin dir"));
+    let db = app_database(c, "conformance", 3).await.with_backups(
+        std::sync::Arc::new(connect_core::local::LocalHost::new()),
+        backups,
+    );
     connect_core::conformance::database_suite(&db).await;
+    let kept = std::fs::read_dir(dir.path())
+        .expect("backup dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "dump"))
+        })
+        .count();
+    assert_eq!(kept, 2, "the suite's three backups, kept to two on disk");
     assert_eq!(db.check_query().await.expect("check query"), 3);
 }
 

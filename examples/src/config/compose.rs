@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
-use connect_core::engine::{Backends, DeployConfig, Deployer, default_holder};
+use connect_core::engine::{Backends, DeployConfig, Deployer, Hook, default_holder};
 use connect_core::host::Endpoint;
-use connect_core::model::{AppSpec, Color, DeployPolicy, OldColorPolicy, Release, Slot, Topology};
+use connect_core::model::{
+    AppSpec, BackupPolicy, Color, DeployPolicy, OldColorPolicy, Release, Slot, Topology,
+};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Host, LocalHost, Result};
+use connect_db::backup::BackupConfig;
 use connect_db::{PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
 use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
@@ -75,9 +78,14 @@ impl ConnectConfig {
         if let Some(password) = &d.password {
             login = login.password(password.expose());
         }
+        let mut backups = BackupConfig::new(&d.backup_dir);
+        if let Some(bin) = &d.pg_bin_dir {
+            backups = backups.bin_dir(bin);
+        }
         Ok(PatroniCluster::new(&d.patroni, login)?
             .with_check_query(&d.check_query)
-            .through(host))
+            .through(host.clone())
+            .with_backups(host, backups))
     }
 
     fn cache(&self, host: Arc<dyn Host>) -> Result<Redis> {
@@ -127,6 +135,7 @@ impl ConnectConfig {
                 health_path: a.health_path.clone(),
                 stop_grace: a.stop_grace,
                 migration: a.migration.clone(),
+                migrations_dir: a.migrations_dir.clone(),
                 smoke_paths: a.smoke_paths.clone(),
             },
             topology: Topology {
@@ -149,10 +158,27 @@ impl ConnectConfig {
                     // `check` refused a retire_after policy without its window when the file was read.
                     _ => OldColorPolicy::WarmStandby,
                 },
+                allow_destructive_migrations: p.allow_destructive_migrations,
+                backup: BackupPolicy {
+                    before_migration: p.backup.before_migration,
+                    every_deploy: p.backup.every_deploy,
+                    keep: p.backup.keep,
+                    deadline: p.backup.deadline,
+                },
                 ..DeployPolicy::default()
             },
             state_dir: self.state_dir.clone(),
             holder: default_holder(),
+            hooks: self
+                .hooks
+                .iter()
+                .map(|h| Hook {
+                    point: h.point,
+                    command: h.command.clone(),
+                    site: h.site,
+                    timeout: h.timeout,
+                })
+                .collect(),
         }
     }
 

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use connect_core::engine::{HookPoint, HookSite};
 use connect_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 
@@ -66,6 +67,26 @@ pub struct ConnectConfig {
     /// Deadlines and thresholds.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[[hooks]]`: the operator's commands at named points of each operation.
+    #[serde(default)]
+    pub hooks: Vec<HookConfig>,
+}
+
+/// One `[[hooks]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// `before_deploy`, `after_ship`, `before_switch` (these stop the deploy when they fail),
+    /// `after_deploy`, `after_rollback`.
+    pub point: HookPoint,
+    /// The argv (`["sh", "-c", "…"]` for a shell line).
+    pub command: Vec<String>,
+    /// `local` (this machine) or `server`.
+    #[serde(default)]
+    pub site: HookSite,
+    /// How long it may run.
+    #[serde(default = "defaults::hook_timeout", with = "duration")]
+    pub timeout: Duration,
 }
 
 /// `[server]`: the machine the app runs on, over SSH, or `host = "local"` for this machine.
@@ -155,6 +176,13 @@ pub struct DatabaseConfig {
     /// The post-deploy check query, answering one number (the runbook counts its users).
     #[serde(default = "defaults::check_query")]
     pub check_query: String,
+    /// Where the deploy's backups go on the server (pg_dump runs there).
+    #[serde(default = "defaults::backup_dir")]
+    pub backup_dir: String,
+    /// The directory of the server's `pg_dump` and `pg_restore`, when they are not on its `PATH` or
+    /// another major version is (`/usr/lib/postgresql/15/bin`).
+    #[serde(default)]
+    pub pg_bin_dir: Option<String>,
 }
 
 /// `[redis]`.
@@ -193,6 +221,10 @@ pub struct AppConfig {
     /// The migration's argv, run in a one-off container of the new release.
     #[serde(default)]
     pub migration: Option<Vec<String>>,
+    /// Where the release's migration files are inside its image; the pending ones are linted before the
+    /// migration runs.
+    #[serde(default)]
+    pub migrations_dir: Option<String>,
     /// Environment of every container; values may be `${ENV_VAR}`.
     #[serde(default)]
     pub env: BTreeMap<String, Secret>,
@@ -265,6 +297,36 @@ pub struct PolicyConfig {
     /// With `old_color = "retire_after"`: how long the standby is kept.
     #[serde(default, with = "optional_duration")]
     pub retire_after: Option<Duration>,
+    /// Let a migration drop, rename or retype what the old color still uses (see the template).
+    #[serde(default)]
+    pub allow_destructive_migrations: bool,
+    /// `[policy.backup]`: when the deploy backs up the database, and how many backups it keeps.
+    #[serde(default)]
+    pub backup: BackupPolicyConfig,
+}
+
+/// `[policy.backup]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupPolicyConfig {
+    /// Back up before a migration (the runbook's "backup verified").
+    #[serde(default = "defaults::backup_before_migration")]
+    pub before_migration: bool,
+    /// Back up on every deploy, a migration or not.
+    #[serde(default)]
+    pub every_deploy: bool,
+    /// How many backups are kept.
+    #[serde(default = "defaults::backups_kept")]
+    pub keep: usize,
+    /// How long one backup may take.
+    #[serde(default = "defaults::backup_deadline", with = "duration")]
+    pub deadline: Duration,
+}
+
+impl Default for BackupPolicyConfig {
+    fn default() -> Self {
+        from_empty()
+    }
 }
 
 /// `old_color`: what happens to the old color once the new one is live and verified.
@@ -501,6 +563,21 @@ mod defaults {
     }
     pub(super) fn check_query() -> String {
         "SELECT count(*) FROM users".into()
+    }
+    pub(super) fn hook_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub(super) fn backup_dir() -> String {
+        "/opt/connect/backups".into()
+    }
+    pub(super) fn backup_before_migration() -> bool {
+        DeployPolicy::default().backup.before_migration
+    }
+    pub(super) fn backups_kept() -> usize {
+        DeployPolicy::default().backup.keep
+    }
+    pub(super) fn backup_deadline() -> Duration {
+        DeployPolicy::default().backup.deadline
     }
     pub(super) fn redis_port() -> u16 {
         6379

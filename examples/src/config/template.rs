@@ -38,6 +38,8 @@ host = "your-server"
 # password = "${CONNECT_DB_PASSWORD}"
 # dbname = "connect"
 # check_query = "SELECT count(*) FROM users"
+# backup_dir = "/opt/connect/backups"      # pg_dump runs on the server and writes here
+# pg_bin_dir = "/usr/lib/postgresql/15/bin" # when pg_dump is not on the server's PATH
 
 [redis]
 # host = "127.0.0.1"
@@ -52,6 +54,7 @@ image = "connect"
 # health_path = "/api/health"
 # smoke_paths = ["/"]                      # requested after the switch; 500 or no answer rolls back
 # migration = ["npx", "prisma", "migrate", "deploy"]
+# migrations_dir = "/app/prisma/migrations"  # in the image: pending migrations are linted before they run
 # env = { NODE_ENV = "production", DATABASE_URL = "${DATABASE_URL}" }
 # env_file = "/etc/connect/app.env"        # KEY=value lines on this machine, passed to the containers
 # stop_grace = "10s"
@@ -76,4 +79,23 @@ image = "connect"
 # disk_paths = ["/opt/connect"]
 # max_error_lines = 10
 # old_color = "warm_standby"                # or "balanced", or "retire_after" with retire_after = "1h"
+# A migration that drops, renames or retypes what the old color still uses is refused (expand now,
+# contract once the old color is retired); true lets it through.
+# allow_destructive_migrations = false
+
+[policy.backup]
+# before_migration = true                   # a verified backup (dump, checksum, read back) before a migration
+# every_deploy = false                      # back up on deploys without a migration too
+# keep = 7
+# deadline = "2h"
+
+# Your commands at named points: before_deploy, after_ship, before_switch (a failure stops the deploy before
+# traffic moves), after_deploy, after_rollback (a failure is reported, the outcome stands). They get
+# CONNECT_HOOK, CONNECT_OPERATION, CONNECT_KIND, CONNECT_RELEASE, CONNECT_IMAGE, CONNECT_LIVE_BEFORE,
+# CONNECT_LIVE_AFTER and CONNECT_HOLDER in their environment.
+# [[hooks]]
+# point = "before_switch"
+# command = ["./scripts/smoke.sh"]
+# site = "local"                            # or "server"
+# timeout = "1m"
 "#;

@@ -15,7 +15,7 @@ fn the_template_reads_back_as_the_defaults() {
 /// nothing. The keys shown as examples (no default, or a secret reference) are listed here.
 #[test]
 fn every_default_the_template_states_is_the_real_one() {
-    const EXAMPLES: [&str; 11] = [
+    const EXAMPLES: [&str; 13] = [
         "key_file",
         "passphrase",
         "known_hosts",
@@ -27,6 +27,8 @@ fn every_default_the_template_states_is_the_real_one() {
         "migration",
         "env",
         "env_file",
+        "pg_bin_dir",
+        "migrations_dir",
     ];
     let base = format!("{:?}", ConnectConfig::parse("connect.toml", BASE).unwrap());
     let mut section = String::new();
@@ -44,8 +46,9 @@ fn every_default_the_template_states_is_the_real_one() {
             continue;
         };
         let key = key.trim();
-        // A slot is set whole (container, server, port): its lines cannot stand alone.
-        if EXAMPLES.contains(&key) || section.starts_with("slots") {
+        // A slot is set whole (container, server, port), and so is a hook (`[[hooks]]`): their lines cannot
+        // stand alone.
+        if EXAMPLES.contains(&key) || section.starts_with("slots") || section.starts_with('[') {
             continue;
         }
         // Comments after the value are TOML comments too, so the line parses as written.
@@ -69,7 +72,7 @@ fn every_default_the_template_states_is_the_real_one() {
 }
 
 /// Each broken file, the place its error must name, and a word of the message.
-const BROKEN: [(&str, &str, &str); 13] = [
+const BROKEN: [(&str, &str, &str); 14] = [
     (
         "[server]\nhots = \"x\"\n[app]\nimage = \"c\"\n",
         ":2:1",
@@ -131,7 +134,32 @@ const BROKEN: [(&str, &str, &str); 13] = [
         ":3:1",
         "duplicate key",
     ),
+    (
+        "[server]\nhost = \"x\"\n[app]\nimage = \"c\"\n[[hooks]]\npoint = \"after_lunch\"\ncommand = [\"true\"]\n",
+        ":6:9",
+        "unknown variant `after_lunch`",
+    ),
 ];
+
+#[test]
+fn hooks_read_into_the_deploy_config() {
+    let config = ConnectConfig::parse(
+        "connect.toml",
+        &format!(
+            "{BASE}[[hooks]]\npoint = \"before_switch\"\ncommand = [\"./smoke.sh\", \"--quick\"]\n\
+             [[hooks]]\npoint = \"after_deploy\"\ncommand = [\"notify\"]\nsite = \"server\"\ntimeout = \"5s\"\n"
+        ),
+    )
+    .unwrap();
+    let hooks = config.deploy_config().hooks;
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(hooks[0].point, connect_core::engine::HookPoint::BeforeSwitch);
+    assert_eq!(hooks[0].command, ["./smoke.sh", "--quick"]);
+    assert_eq!(hooks[0].site, connect_core::engine::HookSite::Local);
+    assert_eq!(hooks[0].timeout, std::time::Duration::from_secs(60));
+    assert_eq!(hooks[1].site, connect_core::engine::HookSite::Server);
+    assert_eq!(hooks[1].timeout, std::time::Duration::from_secs(5));
+}
 
 #[test]
 fn a_broken_file_is_answered_with_its_file_line_and_column() {

@@ -84,8 +84,17 @@ impl StackAddress {
         }
     }
 
-    /// The Patroni cluster through `host`, logging in to the app's database; its check query counts the
-    /// app's customers (the runbook counts its users).
+    /// Backups into the server's backup directory with this machine's PostgreSQL 15 programs.
+    pub fn backup_config(&self) -> BackupConfig {
+        let bin = pg_bin("pg_dump");
+        let bin_dir = bin
+            .parent()
+            .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string());
+        BackupConfig::new(&self.backup_dir()).bin_dir(&bin_dir)
+    }
+
+    /// The Patroni cluster through `host`, logging in to the app's database and backing it up on the
+    /// server; its check query counts the app's customers (the runbook counts its users).
     pub fn database(&self, host: Arc<dyn Host>) -> PatroniCluster {
         let login = PgTarget::new("postgres", "postgres")
             .at("127.0.0.1", self.pg_ports[0])
@@ -94,7 +103,8 @@ impl StackAddress {
         PatroniCluster::new(&self.patroni, login)
             .expect("valid test URLs")
             .with_check_query("SELECT count(*) FROM customers")
-            .through(host)
+            .through(host.clone())
+            .with_backups(host, self.backup_config())
     }
 
     /// Redis through `host`.
@@ -195,6 +205,7 @@ impl StackAddress {
             policy,
             state_dir: self.state_dir(),
             holder: format!("e2e {} pid {}", self.prefix, std::process::id()),
+            hooks: Vec::new(),
         }
     }
 }
@@ -244,6 +255,8 @@ user = "postgres"
 password = "${{CONNECT_E2E_PG_PASSWORD}}"
 dbname = {DATABASE:?}
 check_query = "SELECT count(*) FROM customers"
+backup_dir = {backup_dir:?}
+pg_bin_dir = {pg_bin_dir:?}
 
 [redis]
 port = {redis_port}
@@ -271,6 +284,8 @@ lock_lease = "5s"
 disk_paths = {disks}
 "#,
             state = self.state_dir(),
+            backup_dir = self.backup_dir(),
+            pg_bin_dir = self.backup_config().pg_dump.trim_end_matches("/pg_dump"),
             ssh_port = self.ssh_port,
             user = self.ssh_user,
             key = self.ssh_key.display().to_string(),
@@ -369,11 +384,7 @@ impl Stack {
 
     /// Backups with this machine's PostgreSQL 15 programs.
     pub fn backup_config(&self) -> BackupConfig {
-        let bin = pg_bin("pg_dump");
-        let bin_dir = bin
-            .parent()
-            .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string());
-        BackupConfig::new(&self.backup_dir()).bin_dir(&bin_dir)
+        self.address().backup_config()
     }
 }
 

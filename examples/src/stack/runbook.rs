@@ -1,15 +1,15 @@
 //! The runbook end to end on a [`Stack`], through the SDK and the stack's one SSH connection: preflight, ship
-//! v2 over v1, backup, deploy v2 (restore point, migration from the v2 image, green started, health gate,
-//! switch, drain blue, verify), instant rollback to blue, full rollback to v1, and the database restored from
+//! v2 over v1, deploy v2 (migration table check, restore point, verified backup, migration from the v2 image
+//! checked in its table, green started, health gate, switch, drain blue, verify), instant rollback to blue, full rollback to v1, and the database restored from
 //! the pre-migration backup with its rows checked. Each phase is marked in the load generator, so its requests
 //! are counted apart.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use connect_core::database::BackupRecord;
 use connect_core::engine::{Deployer, OperationRecord};
 use connect_core::{Error, ErrorKind, Result};
-use connect_db::backup::{LogicalBackup, logical_backup, prune_backups};
 use connect_db::restore::{RestoreOptions, RestoreReport, restore_logical};
 use connect_docker::TransferReport;
 
@@ -44,8 +44,8 @@ pub struct RunbookReport {
     pub phases: Vec<Phase>,
     /// v2's shipping (when the stack has a build machine).
     pub transfer: Option<TransferReport>,
-    /// The pre-migration backup.
-    pub backup: LogicalBackup,
+    /// The pre-migration backup the deploy took.
+    pub backup: BackupRecord,
     /// The deploy of v2 as the journal recorded it.
     pub deploy: OperationRecord,
     /// Preflight to recorded: explicit preflight, shipping, backup and the deploy.
@@ -304,39 +304,23 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
         .into_result("runbook.preflight", ErrorKind::Refused)?;
     phase("preflight", t, format!("{} checks passed", report.checks.len()));
 
-    // Shipping the image and backing up the database need each other for nothing: they run together, and
-    // both are done before the deploy stages the image and migrates.
-    load.phase("ship v2 + backup");
+    // The deploy takes its own verified backup before the migration (the record keeps it); shipping is
+    // still the harness's.
+    load.phase("ship v2");
     let t = Instant::now();
-    let config = stack.backup_config();
-    let backup = async {
-        let started = Instant::now();
-        let source = stack.database().leader_postgres().await?.target().clone();
-        let backup = logical_backup(host, &source, "before-v2", &config).await?;
-        prune_backups(host, &config, &source.dbname).await?;
-        Ok::<_, Error>((backup, started.elapsed()))
-    };
-    let (transfer, backup) = tokio::join!(stack.releases.ship("v2"), backup);
-    let (transfer, (backup, backup_took)) = (transfer?, backup?);
+    let transfer = stack.releases.ship("v2").await?;
     phase(
-        "ship v2 + backup",
+        "ship v2",
         t,
-        format!(
-            "{}; backup {} ({} bytes, {} entries) in {:.3} s",
-            transfer.as_ref().map_or("built on the server".into(), |r| {
-                format!(
-                    "shipped {} of {} layers, {} bytes on the wire, in {:.3} s",
-                    r.layers_sent,
-                    r.layers_total,
-                    r.wire_bytes,
-                    r.duration.as_secs_f64()
-                )
-            }),
-            backup.path,
-            backup.bytes,
-            backup.toc_entries,
-            backup_took.as_secs_f64()
-        ),
+        transfer.as_ref().map_or("built on the server".into(), |r| {
+            format!(
+                "shipped {} of {} layers, {} bytes on the wire, in {:.3} s",
+                r.layers_sent,
+                r.layers_total,
+                r.wire_bytes,
+                r.duration.as_secs_f64()
+            )
+        }),
     );
 
     load.phase("deploy v2");
@@ -351,6 +335,14 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
     let (deploy, app_ready) = tokio::join!(deployer.deploy(stack.release("v2")), watcher);
     let deploy = deploy?;
     let deploy_took = start.elapsed();
+    let backup = deploy.backup.clone().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Failed,
+            "runbook.deploy",
+            "v2",
+            "the deploy with a migration recorded no backup",
+        )
+    })?;
     let app_ready = app_ready?;
     phase(
         "deploy v2",
@@ -383,6 +375,7 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
     load.phase("restore");
     let t = Instant::now();
     let target = stack.database().leader_postgres().await?.target().clone();
+    let config = stack.backup_config();
     let restore = restore_logical(
         host,
         &target,

@@ -1,32 +1,101 @@
-//! Restore point and migration (runbook §3): the migration runs in a one-off container of the NEW release,
-//! after a restore point the database can be taken back to.
+//! Migration table check, restore point, backup and migration (runbook §3): the migration runs in a one-off
+//! container of the NEW release, after a restore point and a verified backup the database can be taken back
+//! to, and is judged by the app's migration table as well as by its exit code.
 
+use crate::database::BackupRecord;
 use crate::engine::Deployer;
 use crate::engine::run::Run;
 use crate::error::{Error, ErrorKind, Result};
+use crate::migrations::{MigrationTable, ensure_clean};
 use crate::model::Release;
 use crate::runtime::{OneOff, labels};
 use crate::vocabulary::Step;
 
 impl Deployer {
-    /// The restore point and the migration, or both skipped when the app has no migration.
+    /// The migration table check, the restore point, the backup and the migration; the ones not needed are
+    /// skipped (no migration configured, no backup asked for).
     pub(crate) async fn migrate_steps(&self, run: &mut Run, release: &Release) -> Result<()> {
         let (b, cfg) = (&self.backends, &self.config);
-        let Some(command) = &cfg.app.migration else {
+        let command = cfg.app.migration.as_ref();
+        let policy = &cfg.policy.backup;
+        let backs_up = (command.is_some() && policy.before_migration) || policy.every_deploy;
+
+        let mut before = None;
+        if command.is_some() {
+            let old_color_runs = run.record.live_before.is_some();
+            run.step(Step::CheckMigrations, async {
+                // A failed or unfinished migration left by an earlier run would make this one fail or, worse,
+                // half-apply on top of it: refused before anything changes.
+                let tables = b.database.migration_tables().await?;
+                let mut detail = match &tables {
+                    Some(tables) => {
+                        ensure_clean(tables)?;
+                        describe_tables(tables)
+                    }
+                    None => "this database backend cannot read the migration table".into(),
+                };
+                if let Some(dir) = &cfg.app.migrations_dir {
+                    let lint = self
+                        .lint_release_migrations(release, dir, tables.as_deref(), old_color_runs)
+                        .await?;
+                    detail = format!("{detail}; {lint}");
+                }
+                before = tables;
+                Ok(detail)
+            })
+            .await?;
+            let mut point = None;
+            let name = restore_point_name(&run.record.id);
+            run.step(Step::RestorePoint, async {
+                let p = b.database.restore_point(&name).await?;
+                let detail = format!("{} at {} on timeline {}", p.name, p.lsn, p.timeline);
+                point = Some(p);
+                Ok(detail)
+            })
+            .await?;
+            run.record.restore_point = point;
+        } else {
+            run.skip(Step::CheckMigrations, "no migration configured");
             run.skip(Step::RestorePoint, "no migration configured");
+        }
+
+        if backs_up {
+            let mut taken = None;
+            let label = run.record.id.clone();
+            run.step(Step::Backup, async {
+                let backup = b.database.backup(&label, policy).await?.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Refused,
+                        "deploy.backup",
+                        "database",
+                        "the policy asks for a backup, and this database backend is not set up to take one",
+                    )
+                    .with_hint(
+                        "give the cluster a backup directory (PatroniCluster::with_backups, or `[database] \
+                         backup_dir` in connect.toml), or turn policy.backup.before_migration off",
+                    )
+                })?;
+                let detail = describe_backup(&backup);
+                taken = Some(backup);
+                Ok(detail)
+            })
+            .await?;
+            run.record.backup = taken;
+        } else {
+            run.skip(
+                Step::Backup,
+                if command.is_some() {
+                    "the policy takes no backup before a migration"
+                } else {
+                    "no migration, and the policy backs up only before one"
+                },
+            );
+        }
+
+        let Some(command) = command else {
             run.skip(Step::Migrate, "no migration configured");
             return Ok(());
         };
-        let mut point = None;
-        let name = restore_point_name(&run.record.id);
-        run.step(Step::RestorePoint, async {
-            let p = b.database.restore_point(&name).await?;
-            let detail = format!("{} at {} on timeline {}", p.name, p.lsn, p.timeline);
-            point = Some(p);
-            Ok(detail)
-        })
-        .await?;
-        run.record.restore_point = point;
         run.step(Step::Migrate, async {
             let deadline = cfg.policy.migration_deadline;
             let job = OneOff {
@@ -39,9 +108,15 @@ impl Deployer {
             let out = match b.runtime.run_once(&job).await {
                 Err(e) if e.kind() == ErrorKind::Timeout => {
                     // It was stopped mid-way: what it applied is what the migration table says, not a guess.
-                    let applied = match b.database.applied_migrations().await {
-                        Ok(Some(names)) if names.is_empty() => "the migration table lists none applied".into(),
-                        Ok(Some(names)) => format!("the migration table lists as applied: {}", names.join(", ")),
+                    let applied = match b.database.migration_tables().await {
+                        Ok(Some(tables)) => {
+                            let names: Vec<&str> = tables.iter().flat_map(MigrationTable::applied).collect();
+                            if names.is_empty() {
+                                "the migration table lists none applied".into()
+                            } else {
+                                format!("the migration table lists as applied: {}", names.join(", "))
+                            }
+                        }
                         Ok(None) => "this database backend cannot read the migration table".to_string(),
                         Err(read) => format!("the migration table could not be read ({})", read.summary()),
                     };
@@ -68,10 +143,75 @@ impl Deployer {
                 )
                 .with_hint("fix the migration; the database has a restore point from just before it"));
             }
-            Ok(tail)
+            // Exit 0 is the migrator's word; the table is the database's. A migrator that swallowed an
+            // error, or a table left with a failed row, stops the deploy before any traffic moves.
+            let Some(after) = b.database.migration_tables().await? else {
+                return Ok(tail);
+            };
+            if let Err(e) = ensure_clean(&after) {
+                return Err(Error::new(
+                    ErrorKind::Failed,
+                    "deploy.migrate",
+                    command.join(" "),
+                    format!("exited 0, but the migration table says: {}", e.message()),
+                )
+                .with_hint(e.hint().unwrap_or("fix the migration; the database has a restore point from just before it").to_string()));
+            }
+            let applied = applied_since(before.as_deref().unwrap_or_default(), &after);
+            Ok(if applied.is_empty() {
+                format!("nothing new applied: {tail}")
+            } else {
+                format!("applied {}", applied.join(", "))
+            })
         })
         .await
     }
+}
+
+/// `_prisma_migrations: 3 applied`, or that there is no table yet.
+fn describe_tables(tables: &[MigrationTable]) -> String {
+    if tables.is_empty() {
+        return "no migration table yet".into();
+    }
+    tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{}: {} applied, none failed or unfinished",
+                t.tool,
+                t.applied().len()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The figures a reader checks a backup by.
+fn describe_backup(b: &BackupRecord) -> String {
+    format!(
+        "{} ({} bytes, {} entries, sha256 {}) in {:.1} s{}",
+        b.path,
+        b.bytes,
+        b.entries,
+        b.sha256,
+        b.took_ms as f64 / 1000.0,
+        if b.pruned.is_empty() {
+            String::new()
+        } else {
+            format!("; removed {} older", b.pruned.len())
+        }
+    )
+}
+
+/// Migrations applied in `after` and not in `before`, table by table.
+fn applied_since(before: &[MigrationTable], after: &[MigrationTable]) -> Vec<String> {
+    after
+        .iter()
+        .flat_map(|t| match before.iter().find(|b| b.tool == t.tool) {
+            Some(b) => t.applied_since(b),
+            None => t.applied().into_iter().map(str::to_string).collect(),
+        })
+        .collect()
 }
 
 /// PostgreSQL's limit for a restore point's name, in bytes.

@@ -4,6 +4,7 @@
 mod balance;
 mod canary;
 mod health_gate;
+mod lint;
 mod migrate;
 mod rollback;
 mod stage;

@@ -1,6 +1,7 @@
 //! Instant rollback (one router call back to the warm standby) and retiring the standby.
 
 use crate::engine::Deployer;
+use crate::engine::HookPoint;
 use crate::engine::journal::{Journal, OperationRecord};
 use crate::engine::operation::Held;
 use crate::engine::operation::rewrap;
@@ -96,7 +97,8 @@ impl Deployer {
             }
         }
         journal.intent = None;
-        Ok(())
+        run.record.live_after = journal.live;
+        self.run_hooks(run, HookPoint::AfterRollback).await
     }
 
     /// The release an instant rollback went back to breached the watch: traffic goes back to the color it

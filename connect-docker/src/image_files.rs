@@ -1,0 +1,153 @@
+//! Files read out of an image without running it: a container is created (never started), the directory
+//! is copied out as a tar stream (`GET /containers/{id}/archive`), and the container is removed.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    CreateContainerOptions, DownloadFromContainerOptions, RemoveContainerOptions,
+};
+use connect_core::model::ImageRef;
+use connect_core::runtime::ImageFile;
+use connect_core::{Error, ErrorKind, Result};
+use futures::TryStreamExt;
+use tokio_util::io::StreamReader;
+
+use crate::client::Docker;
+use crate::containers::ONE_OFF_LABEL;
+use crate::error::map_err;
+use crate::tarball::TarReader;
+
+const OP: &str = "docker.read_image_dir";
+
+impl Docker {
+    /// The regular files under `dir` in `image`, paths relative to `dir`, sorted; empty when the image has
+    /// no such directory; more than `max_bytes` in all is [`ErrorKind::Refused`]. The container made to
+    /// read them carries the one-off label, so one left by a killed process is found and removed.
+    pub async fn read_image_dir(
+        &self,
+        image: &ImageRef,
+        dir: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<ImageFile>> {
+        let target = format!("{image}:{dir}");
+        if !dir.starts_with('/') || dir.split('/').any(|c| c == "..") {
+            return Err(Error::invalid(
+                OP,
+                &target,
+                "the directory must be an absolute path without `..`",
+            ));
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("connect-read-{}-{nanos}", std::process::id());
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never started: a command is required to create it, not run.
+            cmd: Some(vec!["/connect-never-runs".into()]),
+            labels: Some([(ONE_OFF_LABEL.to_string(), "true".to_string())].into()),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        self.api
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| map_err(OP, &target, e))?;
+        let result = self.copy_dir_out(&name, &target, dir, max_bytes).await;
+        let _ = self
+            .api
+            .remove_container(
+                &name,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        result
+    }
+
+    async fn copy_dir_out(
+        &self,
+        container: &str,
+        target: &str,
+        dir: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<ImageFile>> {
+        let stream = self
+            .api
+            .download_from_container(
+                container,
+                Some(DownloadFromContainerOptions {
+                    path: dir.to_string(),
+                }),
+            )
+            .map_err(std::io::Error::other);
+        let mut tar = TarReader::new(StreamReader::new(stream));
+        let io = |e: std::io::Error| {
+            // The archive endpoint answers 404 for a path the image does not have.
+            let text = e.to_string();
+            if text.contains("404") || text.contains("No such") || text.contains("Could not find") {
+                None
+            } else {
+                Some(Error::new(
+                    ErrorKind::Failed,
+                    OP,
+                    target,
+                    format!("reading the archive: {text}"),
+                ))
+            }
+        };
+        // Entries are named `<last component of dir>/<path>`.
+        let base = dir.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        let prefix = format!("{base}/");
+        let mut files = Vec::new();
+        let mut total = 0u64;
+        loop {
+            let entry = match tar.next_entry().await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(e) => match io(e) {
+                    Some(err) => return Err(err),
+                    None => return Ok(Vec::new()),
+                },
+            };
+            if !matches!(entry.typeflag, b'0' | 0) {
+                continue;
+            }
+            total += entry.size;
+            if total > max_bytes {
+                return Err(Error::new(
+                    ErrorKind::Refused,
+                    OP,
+                    target,
+                    format!("{dir} holds more than the {max_bytes} bytes asked for"),
+                ));
+            }
+            let data = tar.read_all(max_bytes).await.map_err(|e| {
+                Error::new(
+                    ErrorKind::Failed,
+                    OP,
+                    target,
+                    format!("reading {}: {e}", entry.name),
+                )
+            })?;
+            if let Some(path) = entry.name.strip_prefix(&prefix) {
+                files.push(ImageFile {
+                    path: path.to_string(),
+                    data,
+                });
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+}
