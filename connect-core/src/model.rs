@@ -470,6 +470,12 @@ pub struct DeployPolicy {
     /// expand/contract (add now, remove once the old color is retired).
     #[serde(default)]
     pub allow_destructive_migrations: bool,
+    /// The watch after the switch (and after an instant rollback): off unless its window is set.
+    #[serde(default)]
+    pub watch: WatchPolicy,
+    /// Moves traffic to the new color in steps of weight, each held under the watch; `None` switches at once.
+    #[serde(default)]
+    pub canary: Option<CanaryPolicy>,
 }
 
 /// When a deploy backs up the app's database (runbook §3: "backup verified" before a migration), and how
@@ -496,6 +502,119 @@ impl Default for BackupPolicy {
             every_deploy: false,
             keep: 7,
             deadline: Duration::from_secs(2 * 3600),
+        }
+    }
+}
+
+/// How the new color is watched after it takes traffic, and when that rolls it back: its figures are compared
+/// with the old color's from before the switch. A window of zero turns the watch off (the default: the
+/// runbook has no watch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WatchPolicy {
+    /// How long the new color is watched after the switch; zero is no watch.
+    #[serde(with = "duration_ms")]
+    pub window: Duration,
+    /// Time between two samples of its figures.
+    #[serde(with = "duration_ms")]
+    pub interval: Duration,
+    /// A breach when its share of 5xx answers exceeds the old color's by more than this many percentage
+    /// points.
+    pub max_5xx_increase_percent: f64,
+    /// The 5xx share is judged only once it answered at least this many requests (a single 500 out of three
+    /// is no signal).
+    pub min_responses: u64,
+    /// A breach when its average response time exceeds the old color's times this factor…
+    pub max_response_time_factor: f64,
+    /// …and is above this floor (a 2 ms app that answers in 7 ms is fine).
+    #[serde(with = "duration_ms")]
+    pub response_time_floor: Duration,
+    /// A breach when its container restarts more often than this during the watch.
+    pub max_restarts: u32,
+    /// A breach when it logs more error lines during the watch than the old color did in as long a time
+    /// before the switch, plus this.
+    pub max_error_lines_increase: usize,
+}
+
+impl Default for WatchPolicy {
+    fn default() -> Self {
+        WatchPolicy {
+            window: Duration::ZERO,
+            interval: Duration::from_secs(5),
+            max_5xx_increase_percent: 1.0,
+            min_responses: 20,
+            max_response_time_factor: 3.0,
+            response_time_floor: Duration::from_millis(200),
+            max_restarts: 0,
+            max_error_lines_increase: 10,
+        }
+    }
+}
+
+impl WatchPolicy {
+    /// Whether the watch runs.
+    pub fn enabled(&self) -> bool {
+        !self.window.is_zero()
+    }
+
+    fn validate(&self, name: &str) -> Result<()> {
+        let bad = |what: &str, why: &str, fix: &str| {
+            Err(
+                Error::invalid("policy.validate", format!("{name}.{what}"), why.to_string())
+                    .with_hint(fix.to_string()),
+            )
+        };
+        if self.enabled() && self.interval.is_zero() {
+            return bad(
+                "interval",
+                "a watch with no time between samples",
+                "give the interval a positive duration",
+            );
+        }
+        if self.enabled() && self.interval > self.window {
+            return bad(
+                "interval",
+                "the interval is longer than the window: not one sample",
+                "make the interval at most the window",
+            );
+        }
+        if !(self.max_5xx_increase_percent.is_finite()
+            && (0.0..=100.0).contains(&self.max_5xx_increase_percent))
+        {
+            return bad(
+                "max_5xx_increase_percent",
+                "not a percentage from 0 to 100",
+                "use e.g. 1.0",
+            );
+        }
+        if !(self.max_response_time_factor.is_finite() && self.max_response_time_factor >= 1.0) {
+            return bad(
+                "max_response_time_factor",
+                "a factor below 1 breaches on the old color's own speed",
+                "use e.g. 3.0",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Traffic moved to the new color in steps of HAProxy weight (10 % → 50 % → 100 %), each step held for a
+/// window under the watch; a breach at any step rolls back before the next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryPolicy {
+    /// The new color's share of the traffic at each step, in percent, rising, each below 100 (the last step,
+    /// 100 %, is the switch itself).
+    pub steps: Vec<u8>,
+    /// How long each step is held and watched.
+    #[serde(with = "duration_ms")]
+    pub hold: Duration,
+}
+
+impl Default for CanaryPolicy {
+    fn default() -> Self {
+        CanaryPolicy {
+            steps: vec![10, 50],
+            hold: Duration::from_secs(60),
         }
     }
 }
@@ -533,6 +652,8 @@ impl Default for DeployPolicy {
             lock_lease: default_lock_lease(),
             backup: BackupPolicy::default(),
             allow_destructive_migrations: false,
+            watch: WatchPolicy::default(),
+            canary: None,
         }
     }
 }
@@ -583,6 +704,34 @@ impl DeployPolicy {
                 "keeping zero backups would remove the one just taken",
             )
             .with_hint("keep at least 1 backup, or turn backups off"));
+        }
+        self.watch.validate("watch")?;
+        if let Some(canary) = &self.canary {
+            let rising = canary.steps.windows(2).all(|w| w[0] < w[1]);
+            if canary.steps.is_empty() || !rising || canary.steps.iter().any(|p| *p == 0 || *p >= 100) {
+                return Err(Error::invalid(
+                    "policy.validate",
+                    "canary.steps",
+                    format!("{:?} must be rising percentages between 1 and 99", canary.steps),
+                )
+                .with_hint("e.g. [10, 50]: the switch itself is the last step, 100 %"));
+            }
+            if canary.hold.is_zero() {
+                return Err(Error::invalid(
+                    "policy.validate",
+                    "canary.hold",
+                    "a step held for no time is watched by nothing",
+                )
+                .with_hint("give canary.hold a positive duration"));
+            }
+            if !self.watch.enabled() || self.watch.interval > canary.hold {
+                return Err(Error::invalid(
+                    "policy.validate",
+                    "canary",
+                    "a canary needs the watch: a window, and an interval no longer than the hold",
+                )
+                .with_hint("set watch.window (and watch.interval <= canary.hold)"));
+            }
         }
         Ok(())
     }

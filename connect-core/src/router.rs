@@ -72,6 +72,24 @@ impl ServerStatus {
     }
 }
 
+/// One server's traffic as the router counts it (HAProxy's per-server `show stat` counters): totals since
+/// the router started, so a watch compares two readings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerFigures {
+    /// The server's name (`app1`).
+    pub name: String,
+    /// HTTP responses it answered (every status class; HAProxy's `hrsp_1xx` … `hrsp_other`).
+    pub responses: u64,
+    /// Of those, 5xx answers (`hrsp_5xx`), including the ones HAProxy gave for it (a reset, a timeout).
+    pub responses_5xx: u64,
+    /// Average response time in milliseconds over its last 1024 requests (`rtime`), 0 before any.
+    pub response_time_ms: u64,
+    /// Sessions in flight (`scur`).
+    pub current_sessions: u64,
+    /// Sessions since the router started (`stot`).
+    pub total_sessions: u64,
+}
+
 /// What a switch did, confirmed from the router's own view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwitchReport {
@@ -109,6 +127,36 @@ pub trait TrafficRouter: Send + Sync + fmt::Debug {
 
     /// Points a server at another address and port.
     async fn set_address(&self, server: &str, address: &str, port: u16) -> Result<()>;
+
+    /// Every server's traffic counters, for the watch after a switch. A router that cannot count says
+    /// [`ErrorKind::Unsupported`], and a policy that watches is refused at the watch's first reading.
+    async fn figures(&self) -> Result<Vec<ServerFigures>> {
+        Err(unsupported(
+            self.backend(),
+            "router.figures",
+            "per-server counters",
+        ))
+    }
+
+    /// Turns the site's maintenance page on or off: while on, every request is answered with the configured
+    /// 503 page and its `Retry-After`, whatever the servers' states.
+    async fn set_maintenance(&self, on: bool) -> Result<()> {
+        let _ = on;
+        Err(unsupported(
+            self.backend(),
+            "router.set_maintenance",
+            "a maintenance page",
+        ))
+    }
+
+    /// Whether the maintenance page is on.
+    async fn maintenance(&self) -> Result<bool> {
+        Err(unsupported(
+            self.backend(),
+            "router.maintenance",
+            "a maintenance page",
+        ))
+    }
 
     /// One server's status; [`ErrorKind::NotFound`] when the backend has no such server.
     async fn server(&self, server: &str) -> Result<ServerStatus> {
@@ -190,6 +238,18 @@ pub trait TrafficRouter: Send + Sync + fmt::Debug {
             servers,
         })
     }
+}
+
+fn unsupported(backend: &str, operation: &str, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        operation,
+        backend,
+        format!("this router has no {what}"),
+    )
+    .with_hint(
+        "use a router that implements it (connect-haproxy's `Haproxy`), or turn the policy that needs it off",
+    )
 }
 
 /// What is left of a switch's deadline for reading the confirmation, but at least a second: the changes

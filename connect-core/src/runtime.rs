@@ -135,6 +135,10 @@ pub struct ContainerInfo {
     pub health_log: Vec<String>,
     /// When it was started, if it was.
     pub started_at: Option<SystemTime>,
+    /// How often the runtime restarted it after it exited (Docker's `RestartCount`): a release that crashes
+    /// under load and comes back shows it here, not in its health.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 impl ContainerInfo {

@@ -38,12 +38,16 @@ pub enum Step {
     StartIdle,
     /// Wait until it is healthy (runbook §4 step 2).
     HealthGate,
+    /// Move a share of the traffic to it by weight, step by step, each step watched (canary policy).
+    Canary,
     /// Move traffic to it (runbook §4 step 3).
     Switch,
     /// Let the old color finish its requests.
     Drain,
     /// Post-deployment checks (runbook §5).
     Verify,
+    /// Watch the new color's figures for a window against the old color's, rolling back on a breach.
+    Watch,
     /// Move traffic back after a failure, to a single healthy live color.
     SwitchBack,
     /// The old color also takes the new release and traffic (runbook §4 steps 4-6).
@@ -52,6 +56,8 @@ pub enum Step {
     Retire,
     /// One of the operator's hooks.
     Hook,
+    /// The site answers its maintenance page while an operation (a database restore) runs.
+    Maintenance,
     /// Write the journal.
     Record,
 }
@@ -71,13 +77,16 @@ impl Step {
             Step::Migrate => "migrate",
             Step::StartIdle => "start_idle",
             Step::HealthGate => "health_gate",
+            Step::Canary => "canary",
             Step::Switch => "switch",
             Step::Drain => "drain",
             Step::Verify => "verify",
+            Step::Watch => "watch",
             Step::SwitchBack => "switch_back",
             Step::Balance => "balance",
             Step::Retire => "retire",
             Step::Hook => "hook",
+            Step::Maintenance => "maintenance",
             Step::Record => "record",
         }
     }
@@ -128,6 +137,8 @@ pub enum OperationKind {
     Retire,
     /// Old release images removed (never the live or standby one); holds the lock, is not recorded.
     Prune,
+    /// Work run behind the maintenance page ([`crate::engine::Deployer::with_maintenance`]).
+    Maintenance,
 }
 
 impl fmt::Display for OperationKind {
@@ -139,6 +150,7 @@ impl fmt::Display for OperationKind {
             OperationKind::Adopt => "adopt",
             OperationKind::Retire => "retire",
             OperationKind::Prune => "prune",
+            OperationKind::Maintenance => "maintenance",
         })
     }
 }

@@ -47,6 +47,7 @@ pub(crate) fn container_info(r: ContainerInspectResponse) -> ContainerInfo {
         },
         health_log: health_log.into_iter().skip(skip).collect(),
         started_at: state.started_at.as_deref().and_then(parse_rfc3339),
+        restart_count: r.restart_count.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
     }
 }
 

@@ -75,6 +75,26 @@ pub struct ProxyConfig {
     pub hard_stop_after: Duration,
     /// A read-only socket for monitoring (`level user`): `show stat` works, changes are refused.
     pub monitor_socket: Option<PathBuf>,
+    /// The maintenance page, switched on at runtime through its map (`Haproxy::with_maintenance_map`).
+    pub maintenance: Option<MaintenancePage>,
+}
+
+/// A page HAProxy answers itself, with `503` and `Retry-After`, to every request while the `maintenance` key
+/// of `map` is `on`: `http-request return` guarded by a map lookup, so the runtime API's `set map` turns it
+/// on and off at once, without a reload, and the map file (rewritten after each change) keeps it across one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenancePage {
+    /// The map file (`maintenance off` or `maintenance on`); it must exist when HAProxy starts.
+    pub map: PathBuf,
+    /// The page's body (HTML), read by HAProxy when it starts.
+    pub page: PathBuf,
+    /// What `Retry-After` tells clients.
+    pub retry_after: Duration,
+}
+
+impl MaintenancePage {
+    /// The map's text with the page off, for writing the map file before HAProxy starts.
+    pub const MAP_OFF: &'static str = "maintenance off\n";
 }
 
 impl ProxyConfig {
@@ -100,6 +120,7 @@ impl ProxyConfig {
             weight: 100,
             hard_stop_after: Duration::from_secs(30),
             monitor_socket: None,
+            maintenance: None,
         }
     }
 
@@ -122,6 +143,9 @@ impl ProxyConfig {
         paths.extend(self.monitor_socket.as_deref());
         paths.extend(self.state_file.as_deref());
         paths.extend(self.https.as_ref().map(|h| h.certificate.as_path()));
+        if let Some(m) = &self.maintenance {
+            paths.extend([m.map.as_path(), m.page.as_path()]);
+        }
         if let Some(bad) = paths.iter().find(|p| !path_ok(p)) {
             return Err(Error::invalid(
                 OP,
@@ -188,6 +212,18 @@ impl ProxyConfig {
         }
         let _ = writeln!(c, "\nfrontend fe_http");
         let _ = writeln!(c, "    bind {}", self.http_bind);
+        // The maintenance page goes in the frontend that serves: before any backend is chosen, it answers
+        // every request while the map says so.
+        let maintenance = self.maintenance.as_ref().map(|m| {
+            format!(
+                "    http-request return status 503 content-type \"text/html; charset=utf-8\" file {} hdr \
+                 Retry-After {} if {{ str(maintenance),map({},off) -m str on }}\n",
+                m.page.display(),
+                m.retry_after.as_secs().max(1),
+                m.map.display()
+            )
+        });
+        let maintenance = maintenance.unwrap_or_default();
         match &self.https {
             Some(https) => {
                 let _ = writeln!(c, "    http-request redirect scheme https code 301");
@@ -198,9 +234,11 @@ impl ProxyConfig {
                     https.bind,
                     https.certificate.display()
                 );
+                c.push_str(&maintenance);
                 let _ = writeln!(c, "    default_backend {}", self.backend);
             }
             None => {
+                c.push_str(&maintenance);
                 let _ = writeln!(c, "    default_backend {}", self.backend);
             }
         }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connect_core::router::{AdminState, CheckState, ServerStatus, SwitchReport};
+use connect_core::router::{AdminState, CheckState, ServerFigures, ServerStatus, SwitchReport};
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result, TrafficRouter};
 
@@ -28,6 +28,8 @@ pub struct Haproxy {
     pub(crate) state_file: Option<StateFile>,
     pub(crate) maps: Vec<MapFile>,
     pub(crate) master: Option<RuntimeApi>,
+    /// The map whose `maintenance` key turns the maintenance page on (see `ProxyConfig::maintenance`).
+    pub(crate) maintenance_map: Option<String>,
 }
 
 impl Haproxy {
@@ -40,6 +42,7 @@ impl Haproxy {
             state_file: None,
             maps: Vec::new(),
             master: None,
+            maintenance_map: None,
         })
     }
 
@@ -77,6 +80,14 @@ impl Haproxy {
             Err(e) => return Err(e),
         }
         self.persist_after(&format!("map {map}")).await
+    }
+
+    /// The map file of the configuration's maintenance page (`ProxyConfig::maintenance`): turning the page on
+    /// and off sets its `maintenance` key, and the file is rewritten after each change so a reload keeps it.
+    pub fn with_maintenance_map(mut self, map: MapFile) -> Haproxy {
+        self.maintenance_map = Some(map.name.clone());
+        self.maps.push(map);
+        self
     }
 
     /// The master CLI (`haproxy -W -S <master.sock>`), for [`Haproxy::reload`].
@@ -317,6 +328,25 @@ impl Haproxy {
     }
 }
 
+/// The key of the maintenance map that turns the page on (`on`) or off (anything else, or absent).
+pub const MAINTENANCE_KEY: &str = "maintenance";
+
+impl Haproxy {
+    fn maintenance_page(&self, operation: &str) -> Result<&str> {
+        self.maintenance_map.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                operation,
+                &self.backend,
+                "no maintenance map was given",
+            )
+            .with_hint(
+                "render the config with `ProxyConfig::maintenance` and pass its map to                  `Haproxy::with_maintenance_map`",
+            )
+        })
+    }
+}
+
 /// The core model's view of a `show stat` row.
 pub fn status_of(row: &StatRow) -> ServerStatus {
     ServerStatus {
@@ -337,6 +367,40 @@ impl TrafficRouter for Haproxy {
 
     async fn servers(&self) -> Result<Vec<ServerStatus>> {
         Ok(self.stat().await?.iter().map(status_of).collect())
+    }
+
+    async fn figures(&self) -> Result<Vec<ServerFigures>> {
+        Ok(self
+            .stat()
+            .await?
+            .iter()
+            .map(|row| ServerFigures {
+                name: row.name.clone(),
+                responses: row.responses,
+                responses_5xx: row.responses_5xx,
+                response_time_ms: row.response_time_ms,
+                current_sessions: row.current_sessions,
+                total_sessions: row.total_sessions,
+            })
+            .collect())
+    }
+
+    async fn set_maintenance(&self, on: bool) -> Result<()> {
+        let map = self.maintenance_page("haproxy.set_maintenance")?;
+        self.set_map_entry(map, MAINTENANCE_KEY, if on { "on" } else { "off" })
+            .await
+    }
+
+    async fn maintenance(&self) -> Result<bool> {
+        let map = self.maintenance_page("haproxy.maintenance")?;
+        let reply = self
+            .api
+            .execute(&Command::ShowMap { map: map.to_string() })
+            .await?;
+        let text = map_file_text(&reply)?;
+        Ok(text
+            .lines()
+            .any(|l| l.split_once(' ') == Some((MAINTENANCE_KEY, "on"))))
     }
 
     async fn set_state(&self, server: &str, state: AdminState) -> Result<()> {

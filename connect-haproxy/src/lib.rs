@@ -42,7 +42,7 @@ pub mod testing;
 
 pub use client::{RuntimeApi, Socket};
 pub use command::{Command, Weight, validate_name};
-pub use config::{ConfigInstaller, ProxyConfig, ServerSpec, SocketAccess};
+pub use config::{ConfigInstaller, MaintenancePage, ProxyConfig, ServerSpec, SocketAccess};
 pub use files::{MapFile, StateFile, map_file_text};
-pub use haproxy::{Haproxy, status_of};
+pub use haproxy::{Haproxy, MAINTENANCE_KEY, status_of};
 pub use reload::ReloadReport;

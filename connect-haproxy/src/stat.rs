@@ -150,6 +150,16 @@ pub struct StatRow {
     pub check_desc: String,
     /// `addr`: `ip:port` of a server.
     pub address: String,
+    /// HTTP responses of every class (`hrsp_1xx` … `hrsp_5xx` + `hrsp_other`); 0 in TCP mode or when the
+    /// columns are absent.
+    #[serde(default)]
+    pub responses: u64,
+    /// `hrsp_5xx`.
+    #[serde(default)]
+    pub responses_5xx: u64,
+    /// `rtime`: average response time (ms) over the last 1024 requests.
+    #[serde(default)]
+    pub response_time_ms: u64,
 }
 
 impl StatRow {
@@ -232,6 +242,20 @@ pub fn parse_show_stat(reply: &str) -> Result<Vec<StatRow>> {
         col("check_code")?,
     );
     let (check_desc, addr) = (col("check_desc")?, col("addr")?);
+    // Traffic counters are read when present: a reply without them still gives the states.
+    let optional = |name: &str| columns.iter().position(|c| *c == name);
+    let classes: Vec<usize> = [
+        "hrsp_1xx",
+        "hrsp_2xx",
+        "hrsp_3xx",
+        "hrsp_4xx",
+        "hrsp_5xx",
+        "hrsp_other",
+    ]
+    .iter()
+    .filter_map(|n| optional(n))
+    .collect();
+    let (hrsp_5xx, rtime) = (optional("hrsp_5xx"), optional("rtime"));
     let mut rows = Vec::new();
     for (i, line) in lines.enumerate() {
         if line.is_empty() {
@@ -273,6 +297,9 @@ pub fn parse_show_stat(reply: &str) -> Result<Vec<StatRow>> {
             check_code: cells[check_code].parse().ok(),
             check_desc: cells[check_desc].to_string(),
             address: cells[addr].to_string(),
+            responses: classes.iter().map(|c| num(*c, "hrsp_*")).sum::<Result<u64>>()?,
+            responses_5xx: hrsp_5xx.map_or(Ok(0), |c| num(c, "hrsp_5xx"))?,
+            response_time_ms: rtime.map_or(Ok(0), |c| num(c, "rtime"))?,
         });
     }
     Ok(rows)

@@ -18,9 +18,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::client::RuntimeApi;
-use crate::config::{ConfigInstaller, ProxyConfig};
-use crate::files::StateFile;
+use crate::config::{ConfigInstaller, MaintenancePage, ProxyConfig};
+use crate::files::{MapFile, StateFile};
 use crate::haproxy::Haproxy;
+
+/// The maintenance page the test HAProxy answers.
+pub const MAINTENANCE_HTML: &str = "<!doctype html><title>Maintenance</title><p>Back soon.</p>\n";
 
 /// Finds haproxy; with `CONNECT_REAL_TESTS=1` a missing haproxy fails the test.
 pub fn require_haproxy(test: &str) -> Option<PathBuf> {
@@ -213,6 +216,16 @@ impl HaproxyProcess {
         // Tests wait for checks, so they check fast; the runbook's 2 s is the default elsewhere.
         config.check_interval = Duration::from_millis(100);
         config.monitor_socket = Some(dir.path().join("monitor.sock"));
+        // The maintenance page, off: tests turn it on through `haproxy()`'s map.
+        let maintenance = MaintenancePage {
+            map: dir.path().join("maintenance.map"),
+            page: dir.path().join("maintenance.html"),
+            retry_after: Duration::from_secs(120),
+        };
+        std::fs::write(&maintenance.map, MaintenancePage::MAP_OFF)
+            .map_err(|e| io_error("maintenance.map", e))?;
+        std::fs::write(&maintenance.page, MAINTENANCE_HTML).map_err(|e| io_error("maintenance.html", e))?;
+        config.maintenance = Some(maintenance);
         ConfigInstaller::new(program, &config_path)
             .install(&config.render()?)
             .await?;
@@ -270,6 +283,15 @@ impl HaproxyProcess {
             .expect("the backend name was validated by render")
             .with_state_file(StateFile::Local(self.state_file.clone()))
             .with_master(self.master())
+            .with_maintenance_map(MapFile {
+                name: self.maintenance_map().display().to_string(),
+                file: StateFile::Local(self.maintenance_map()),
+            })
+    }
+
+    /// The maintenance page's map file.
+    pub fn maintenance_map(&self) -> PathBuf {
+        self.dir.path().join("maintenance.map")
     }
 
     /// The master CLI.
@@ -332,6 +354,8 @@ pub struct LoadReport {
     pub resent_on_closed_idle: u64,
     /// 200 answers by the `X-Version` that served them.
     pub by_version: BTreeMap<String, u64>,
+    /// Answers other than 200, by status (a 503 of the maintenance page is one).
+    pub statuses: BTreeMap<u16, u64>,
     /// The first few failures, in words.
     pub errors: Vec<String>,
 }
@@ -376,6 +400,9 @@ impl Load {
             total.resent_on_closed_idle += r.resent_on_closed_idle;
             for (v, n) in r.by_version {
                 *total.by_version.entry(v).or_default() += n;
+            }
+            for (status, n) in r.statuses {
+                *total.statuses.entry(status).or_default() += n;
             }
             total.errors.extend(r.errors.into_iter().take(5));
         }
@@ -463,8 +490,12 @@ async fn client(addr: SocketAddr, stop: Arc<AtomicBool>, ok: Arc<AtomicU64>, max
                     conn = Some(c);
                 }
             }
-            Ok(Outcome::Answered(status, version, _)) => {
-                fail(&mut report, format!("status {status} from {version}"))
+            Ok(Outcome::Answered(status, version, close)) => {
+                *report.statuses.entry(status).or_default() += 1;
+                fail(&mut report, format!("status {status} from {version}"));
+                if !close {
+                    conn = Some(c);
+                }
             }
             Ok(Outcome::ClosedBeforeAnswer(why)) => {
                 fail(&mut report, format!("closed before answering: {why}"))

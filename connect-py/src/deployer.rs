@@ -329,6 +329,8 @@ impl Deployer {
                     "a percentage from 0 to 100",
                 )?,
                 max_clock_skew: seconds("max_clock_skew", max_clock_skew)?,
+                // The watch and the canary are not exposed to Python yet: off, as the runbook has them.
+                ..DeployPolicy::default()
             },
             state_dir: state_dir.to_string(),
             holder: holder.unwrap_or_else(engine::default_holder),

@@ -255,6 +255,7 @@ impl MemoryRuntime {
             error_lines: whole("error_lines", error_lines, "a count of 0 or more")?,
             migration_exit,
             migration_takes: seconds("migration_takes", migration_takes)?,
+            ..AppBehavior::default()
         };
         self.inner.add_image(&image, behavior);
         Ok(())

@@ -102,4 +102,34 @@ pub async fn router_suite(router: &dyn TrafficRouter, a: &str, b: &str) {
         .map(|s| s.name)
         .collect();
     assert_eq!(live, [a], "only {a} is live after switching back");
+
+    // Per-server figures: one row per server, counters that add up. A router without them says so.
+    match router.figures().await {
+        Ok(figures) => {
+            let mut counted: Vec<String> = figures.iter().map(|f| f.name.clone()).collect();
+            counted.sort();
+            let mut servers = names.clone();
+            servers.sort();
+            assert_eq!(counted, servers, "figures for every server");
+            for f in &figures {
+                assert!(f.responses_5xx <= f.responses, "{f:?}");
+            }
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported, "figures: {e}"),
+    }
+
+    // The maintenance page, when the router has one: on and off read back.
+    match router.maintenance().await {
+        Ok(_) => {
+            for on in [true, false] {
+                router.set_maintenance(on).await.expect("set_maintenance");
+                assert_eq!(
+                    router.maintenance().await.expect("maintenance"),
+                    on,
+                    "maintenance {on} reads back"
+                );
+            }
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported, "maintenance: {e}"),
+    }
 }

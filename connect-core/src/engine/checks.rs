@@ -12,7 +12,7 @@ use crate::runtime::{ContainerState, Health, labels};
 use crate::vocabulary::{CheckReport, CheckStatus};
 
 /// Lines the runbook counts as errors: any line containing "error", case-insensitively.
-fn is_error_line(line: &str) -> bool {
+pub(crate) fn is_error_line(line: &str) -> bool {
     line.to_ascii_lowercase().contains("error")
 }
 

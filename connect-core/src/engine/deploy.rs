@@ -8,6 +8,7 @@ use super::journal::{Journal, OperationRecord, SlotRecord, now_unix_ms};
 use super::lock::Fence;
 use super::operation::Held;
 use super::run::Run;
+use super::steps::watch::{Baseline, Watched};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, OldColorPolicy, Release};
 use crate::ship::ReleaseSource;
@@ -138,8 +139,28 @@ impl Deployer {
         .await?;
         run.step(Step::HealthGate, self.health_gate(&events, to)).await?;
         self.run_hooks(run, HookPoint::BeforeSwitch).await?;
-        run.step(Step::Switch, self.switch_traffic(&events, from, to))
-            .await?;
+        let watch = &self.config.policy.watch;
+        // The old color's figures before any of its traffic moves: what the new color is held to.
+        let mut baseline = Baseline::default();
+        match (&self.config.policy.canary, from) {
+            (Some(canary), Some(old)) => {
+                run.step(Step::Canary, async {
+                    baseline = self.watch_baseline(from).await?;
+                    self.canary(journal, fence, &events, canary, (old, to), &baseline)
+                        .await
+                })
+                .await?
+            }
+            (Some(_), None) => run.skip(Step::Canary, "first deploy: no traffic to share"),
+            (None, _) => {}
+        }
+        run.step(Step::Switch, async {
+            if watch.enabled() && self.config.policy.canary.is_none() {
+                baseline = self.watch_baseline(from).await?;
+            }
+            self.switch_traffic(&events, from, to).await
+        })
+        .await?;
         journal.live = Some(to);
         journal.slots.insert(
             to,
@@ -154,6 +175,16 @@ impl Deployer {
             None => run.skip(Step::Drain, "first deploy: no old color"),
         }
         run.step(Step::Verify, self.verify_step(to, since)).await?;
+        if watch.enabled() {
+            let watched = Watched {
+                events: &events,
+                color: to,
+                share: 100,
+                window: watch.window,
+                baseline: &baseline,
+            };
+            run.step(Step::Watch, self.watch(watched)).await?;
+        }
 
         if let Some(old) = from {
             match self.config.policy.old_color {

@@ -94,6 +94,40 @@ pub enum Event {
         #[serde(with = "crate::model::duration_ms")]
         confirmed_after: Duration,
     },
+    /// One sample of the watch after the switch: the watched color's figures since the watch began, and
+    /// the old color's from before the switch they are compared with.
+    WatchSample {
+        /// The color watched.
+        color: Color,
+        /// Its share of the traffic in percent (below 100 during a canary step).
+        share_percent: u8,
+        /// Time since the watch (or the canary step) began.
+        #[serde(with = "crate::model::duration_ms")]
+        elapsed: Duration,
+        /// Responses it gave since then.
+        responses: u64,
+        /// Of those, 5xx.
+        responses_5xx: u64,
+        /// The 5xx share in percent (0 before any response).
+        rate_5xx_percent: f64,
+        /// The old color's 5xx share before the switch, in percent.
+        baseline_5xx_percent: f64,
+        /// Its average response time (ms).
+        response_time_ms: u64,
+        /// The old color's before the switch (ms).
+        baseline_response_time_ms: u64,
+        /// Container restarts since the watch began.
+        restarts: u32,
+        /// Error lines it logged since the watch began.
+        error_lines: usize,
+        /// What crossed a threshold, empty when nothing did.
+        breach: Option<String>,
+    },
+    /// The maintenance page was turned on or off.
+    Maintenance {
+        /// On or off now.
+        on: bool,
+    },
     /// Something worth a look that does not stop the operation.
     Warning {
         /// During which step.

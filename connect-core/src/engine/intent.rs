@@ -7,6 +7,8 @@
 //! and brings them to a single live color on a running, healthy container, preferring the color that was
 //! live before, then records what it found and did.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::Deployer;
@@ -36,6 +38,9 @@ pub struct Intent {
     pub to: Color,
     /// Unix milliseconds when it was recorded.
     pub since_unix_ms: u64,
+    /// Servers' weights to put back when settling (a canary changes them), by server name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, u32>,
 }
 
 impl Intent {
@@ -95,6 +100,17 @@ impl Deployer {
         }
         if keep != Some(intent.to) && intent.discards_to() && keep.is_some() {
             self.discard(journal, intent.to, &mut done).await?;
+        }
+        for (server, weight) in &intent.weights {
+            let seen = observed
+                .slots
+                .iter()
+                .map(|s| &s.server)
+                .find(|s| &s.name == server);
+            if seen.is_some_and(|s| s.weight != *weight) {
+                self.backends.router.set_weight(server, *weight).await?;
+                done.push(format!("{server} weight back to {weight}"));
+            }
         }
         match keep {
             Some(keep) => {

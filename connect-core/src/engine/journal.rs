@@ -95,8 +95,25 @@ pub struct Journal {
     /// operation, it says that one was interrupted, and what to finish or undo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Intent>,
+    /// The maintenance page an operation turned on, recorded before it did: found by a later operation, it
+    /// says the page's owner died with the page on, and the later operation turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceRecord>,
     /// Operations, oldest first.
     pub history: Vec<OperationRecord>,
+}
+
+/// Who turned the maintenance page on, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceRecord {
+    /// The operation's id.
+    pub operation: String,
+    /// Who runs it.
+    pub holder: String,
+    /// What the maintenance is for (`database restore`).
+    pub reason: String,
+    /// Unix milliseconds when the page was turned on.
+    pub since_unix_ms: u64,
 }
 
 impl Default for Journal {
@@ -108,6 +125,7 @@ impl Default for Journal {
             slots: BTreeMap::new(),
             standby_until_unix_ms: None,
             intent: None,
+            maintenance: None,
             history: Vec::new(),
         }
     }

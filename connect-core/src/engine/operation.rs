@@ -64,6 +64,7 @@ impl Deployer {
     pub(crate) async fn begin(&self, held: &Held) -> Result<Journal> {
         let mut journal = self.store.load().await?;
         self.settle_pending(&mut journal, held).await?;
+        self.settle_maintenance(&mut journal, held).await?;
         Ok(journal)
     }
 
@@ -170,6 +171,7 @@ impl Deployer {
             from,
             to,
             since_unix_ms: record.started_unix_ms,
+            weights: Default::default(),
         }
     }
 

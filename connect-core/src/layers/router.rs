@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::{Guarded, Repeat};
 use crate::error::Result;
-use crate::router::{AdminState, ServerStatus, SwitchReport, TrafficRouter};
+use crate::router::{AdminState, ServerFigures, ServerStatus, SwitchReport, TrafficRouter};
 
 #[async_trait]
 impl<T: TrafficRouter + ?Sized> TrafficRouter for Guarded<T> {
@@ -39,6 +39,31 @@ impl<T: TrafficRouter + ?Sized> TrafficRouter for Guarded<T> {
     async fn set_address(&self, server: &str, address: &str, port: u16) -> Result<()> {
         self.call("router.set_address", server, Repeat::Safe, || {
             self.inner.set_address(server, address, port)
+        })
+        .await
+    }
+
+    async fn figures(&self) -> Result<Vec<ServerFigures>> {
+        self.call("router.figures", self.inner.backend(), Repeat::Safe, || {
+            self.inner.figures()
+        })
+        .await
+    }
+
+    // Setting the page on or off is set-to-a-value: repeating it is safe.
+    async fn set_maintenance(&self, on: bool) -> Result<()> {
+        self.call(
+            "router.set_maintenance",
+            self.inner.backend(),
+            Repeat::Safe,
+            || self.inner.set_maintenance(on),
+        )
+        .await
+    }
+
+    async fn maintenance(&self) -> Result<bool> {
+        self.call("router.maintenance", self.inner.backend(), Repeat::Safe, || {
+            self.inner.maintenance()
         })
         .await
     }

@@ -7,10 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::runtime::ServingProbe;
+use super::runtime::{ServingProbe, TrafficProbe};
 use super::{Faults, lock};
 use crate::error::{Error, ErrorKind, Result};
-use crate::router::{AdminState, CheckState, ServerStatus, TrafficRouter};
+use crate::router::{AdminState, CheckState, ServerFigures, ServerStatus, TrafficRouter};
 
 #[derive(Debug, Clone)]
 struct Server {
@@ -22,12 +22,24 @@ struct Server {
     /// Which container the health check probes, when linked to a runtime.
     container: Option<String>,
     check: CheckState,
+    /// Simulated traffic so far; fractional so a small share of a small interval is not lost.
+    responses: f64,
+    responses_5xx: f64,
+    response_time_ms: u64,
 }
 
 #[derive(Default)]
 struct State {
     servers: BTreeMap<String, Server>,
     probe: Option<ServingProbe>,
+    traffic: Option<TrafficProbe>,
+    /// Simulated requests per second through the backend (0: none).
+    load_per_sec: u64,
+    /// Until when traffic has been counted.
+    counted_until: Option<Instant>,
+    maintenance: bool,
+    /// Requests the maintenance page answered.
+    maintenance_answers: f64,
 }
 
 impl std::fmt::Debug for State {
@@ -73,8 +85,29 @@ impl MemoryRouter {
     /// What [`TrafficRouter::servers`] returns now, without counting a call or injecting a fault: for a test
     /// checking an invariant between two calls.
     pub fn snapshot(&self) -> Vec<ServerStatus> {
-        let state = lock(&self.state);
-        let now = Instant::now();
+        lock(&self.state).statuses(Instant::now())
+    }
+
+    /// Simulates `per_second` client requests through the backend from now on, shared among the live
+    /// servers by weight and answered as their containers answer: the counters [`TrafficRouter::figures`]
+    /// reports. 0 stops them.
+    pub fn set_load(&self, per_second: u64) {
+        let mut state = lock(&self.state);
+        state.count(Instant::now());
+        state.load_per_sec = per_second;
+    }
+
+    /// Requests the maintenance page has answered so far.
+    pub fn maintenance_answers(&self) -> u64 {
+        let mut state = lock(&self.state);
+        state.count(Instant::now());
+        state.maintenance_answers as u64
+    }
+}
+
+impl State {
+    fn statuses(&self, now: Instant) -> Vec<ServerStatus> {
+        let state = self;
         state
             .servers
             .iter()
@@ -102,15 +135,73 @@ impl MemoryRouter {
             .collect()
     }
 
+    /// Counts the simulated requests from the last count to `now`, routed as the servers are now: every
+    /// change of state or weight counts first, so each interval is routed as it was.
+    fn count(&mut self, now: Instant) {
+        let since = self.counted_until.replace(now).unwrap_or(now);
+        let requests = self.load_per_sec as f64 * now.saturating_duration_since(since).as_secs_f64();
+        if requests == 0.0 {
+            return;
+        }
+        if self.maintenance {
+            self.maintenance_answers += requests;
+            return;
+        }
+        let live: Vec<(String, u32)> = self
+            .statuses(now)
+            .into_iter()
+            .filter(ServerStatus::is_live)
+            .map(|s| (s.name, s.weight))
+            .collect();
+        let total: u32 = live.iter().map(|(_, w)| w).sum();
+        for (name, weight) in live {
+            let answer = match (
+                &self.traffic,
+                self.servers.get(&name).and_then(|s| s.container.clone()),
+            ) {
+                (Some(probe), Some(container)) => probe(&container),
+                _ => None,
+            };
+            let Some(server) = self.servers.get_mut(&name) else {
+                continue;
+            };
+            let share = requests * f64::from(weight) / f64::from(total.max(1));
+            server.responses += share;
+            match answer {
+                Some(a) => {
+                    if a.erroring {
+                        server.responses_5xx += share;
+                    }
+                    server.response_time_ms = a.response_time.as_millis() as u64;
+                }
+                // A server without a container to ask answers in 1 ms; one whose container stopped serving,
+                // with HAProxy's 503.
+                None if server.container.is_none() => server.response_time_ms = 1,
+                None => server.responses_5xx += share,
+            }
+        }
+    }
+}
+
+impl MemoryRouter {
     /// Adds a server (in maintenance, weight 100) whose check is set by hand.
     pub fn add_server(&self, name: &str, address: &str) {
         self.insert(name, address, None);
     }
 
     /// Adds a server whose health check probes `container` through the runtime behind `probe`.
-    pub(crate) fn add_server_for(&self, name: &str, address: &str, container: &str, probe: ServingProbe) {
+    pub(crate) fn add_server_for(
+        &self,
+        name: &str,
+        address: &str,
+        container: &str,
+        probe: ServingProbe,
+        traffic: TrafficProbe,
+    ) {
         self.insert(name, address, Some(container.to_string()));
-        lock(&self.state).probe = Some(probe);
+        let mut state = lock(&self.state);
+        state.probe = Some(probe);
+        state.traffic = Some(traffic);
     }
 
     fn insert(&self, name: &str, address: &str, container: Option<String>) {
@@ -123,6 +214,9 @@ impl MemoryRouter {
                 sessions: Vec::new(),
                 container,
                 check: CheckState::Up,
+                responses: 0.0,
+                responses_5xx: 0.0,
+                response_time_ms: 0,
             },
         );
     }
@@ -164,10 +258,56 @@ impl TrafficRouter for MemoryRouter {
             .await
     }
 
+    async fn figures(&self) -> Result<Vec<ServerFigures>> {
+        self.faults
+            .around("router.figures", &self.backend, async {
+                let mut st = lock(&self.state);
+                let now = Instant::now();
+                st.count(now);
+                let sessions = st.statuses(now);
+                Ok(st
+                    .servers
+                    .iter()
+                    .map(|(name, s)| {
+                        let status = sessions.iter().find(|x| &x.name == name);
+                        ServerFigures {
+                            name: name.clone(),
+                            responses: s.responses as u64,
+                            responses_5xx: s.responses_5xx as u64,
+                            response_time_ms: s.response_time_ms,
+                            current_sessions: status.map_or(0, |x| x.current_sessions),
+                            total_sessions: s.responses as u64,
+                        }
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    async fn set_maintenance(&self, on: bool) -> Result<()> {
+        self.faults
+            .around("router.set_maintenance", &self.backend, async {
+                let mut st = lock(&self.state);
+                st.count(Instant::now());
+                st.maintenance = on;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn maintenance(&self) -> Result<bool> {
+        self.faults
+            .around("router.maintenance", &self.backend, async {
+                Ok(lock(&self.state).maintenance)
+            })
+            .await
+    }
+
     async fn set_state(&self, server: &str, state: AdminState) -> Result<()> {
         self.faults
             .around("router.set_state", server, async {
                 let mut st = lock(&self.state);
+                st.count(Instant::now());
                 let s = st
                     .servers
                     .get_mut(server)
@@ -193,6 +333,7 @@ impl TrafficRouter for MemoryRouter {
                     ));
                 }
                 let mut st = lock(&self.state);
+                st.count(Instant::now());
                 let s = st
                     .servers
                     .get_mut(server)

@@ -32,6 +32,13 @@ pub struct AppBehavior {
     pub migration_exit: i64,
     /// How long its migration command runs.
     pub migration_takes: Duration,
+    /// From this long after start, it answers every request with a 500 (its health endpoint still says
+    /// healthy): the release that breaks under real traffic, for the watch after the switch.
+    pub errors_after: Option<Duration>,
+    /// How long it takes to answer a request.
+    pub response_time: Duration,
+    /// It crashes and is restarted by the runtime this often (its restart count grows; it keeps serving).
+    pub restarts_every: Option<Duration>,
 }
 
 impl Default for AppBehavior {
@@ -42,6 +49,9 @@ impl Default for AppBehavior {
             error_lines: 0,
             migration_exit: 0,
             migration_takes: Duration::ZERO,
+            errors_after: None,
+            response_time: Duration::from_millis(20),
+            restarts_every: None,
         }
     }
 }
@@ -94,7 +104,33 @@ impl Container {
             health,
             health_log,
             started_at: Some(self.started_wall),
+            restart_count: self.restarts(now),
         }
+    }
+
+    fn restarts(&self, now: Instant) -> u32 {
+        match self.behavior.restarts_every {
+            Some(every) if self.running && !every.is_zero() => {
+                let n = now.duration_since(self.started).as_nanos() / every.as_nanos();
+                u32::try_from(n).unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        }
+    }
+
+    /// How it answers a request now: with an error or not, and how fast. `None` when it does not serve.
+    fn answers(&self, now: Instant) -> Option<Answer> {
+        if !self.info(now).is_serving() {
+            return None;
+        }
+        let erroring = self
+            .behavior
+            .errors_after
+            .is_some_and(|after| now.duration_since(self.started) >= after);
+        Some(Answer {
+            erroring,
+            response_time: self.behavior.response_time,
+        })
     }
 }
 
@@ -568,9 +604,31 @@ impl ContainerRuntime for MemoryRuntime {
 /// What the in-memory router's health check needs from the runtime: is this container serving?
 pub(crate) type ServingProbe = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// How a serving container answers a request, for the in-memory router's traffic counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// With a 500.
+    pub(crate) erroring: bool,
+    /// How long it takes.
+    pub(crate) response_time: Duration,
+}
+
+/// What the in-memory router's counters need from the runtime: how does this container answer now?
+pub(crate) type TrafficProbe = Arc<dyn Fn(&str) -> Option<Answer> + Send + Sync>;
+
 impl MemoryRuntime {
     pub(crate) fn probe(&self) -> ServingProbe {
         let rt = self.clone();
         Arc::new(move |name: &str| rt.is_serving(name))
+    }
+
+    pub(crate) fn traffic_probe(&self) -> TrafficProbe {
+        let rt = self.clone();
+        Arc::new(move |name: &str| {
+            lock(&rt.state)
+                .containers
+                .get(name)
+                .and_then(|c| c.answers(Instant::now()))
+        })
     }
 }

@@ -38,6 +38,7 @@ impl MemoryStack {
                 &format!("127.0.0.1:{}", slot.host_port),
                 &slot.container,
                 runtime.probe(),
+                runtime.traffic_probe(),
             );
         }
         MemoryStack {

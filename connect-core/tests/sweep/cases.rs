@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use connect_core::engine::{DeployConfig, Deployer, Journal, Status};
 use connect_core::memory::{AppBehavior, FaultKind, MemoryStack};
-use connect_core::model::{OldColorPolicy, Release};
+use connect_core::model::{DeployPolicy, OldColorPolicy, Release};
 use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::{ErrorKind, Result};
 
@@ -38,6 +38,8 @@ pub enum Op {
     RollbackTo(&'static str),
     Retire,
     Adopt,
+    /// Work behind the maintenance page.
+    Maintenance,
 }
 
 impl Op {
@@ -58,6 +60,10 @@ impl Op {
             Op::Rollback => deployer.rollback().await.map(|_| None),
             Op::Retire => deployer.retire_standby().await.map(|_| None),
             Op::Adopt => deployer.adopt().await.map(|_| None),
+            Op::Maintenance => deployer
+                .with_maintenance("sweep", || async { Ok(()) })
+                .await
+                .map(|()| None),
         }
     }
 }
@@ -66,11 +72,16 @@ impl Op {
 pub struct Scenario {
     pub name: &'static str,
     pub policy: OldColorPolicy,
+    /// More of the policy (the watch, the canary); [`plain`] leaves it as the runbook's.
+    pub tuning: fn(&mut DeployPolicy),
     pub setup: &'static [Op],
     /// The app has a migration: the table check, restore point, backup and one-off container are swept too.
     pub migration: bool,
     pub op: Op,
 }
+
+/// The runbook's policy as it is.
+pub fn plain(_: &mut DeployPolicy) {}
 
 /// A fault the harness injects at one call.
 #[derive(Debug, Clone, Copy)]
@@ -174,6 +185,7 @@ fn deployer(stack: &MemoryStack, scenario: &Scenario, holder: &str) -> Deployer 
         ..DeployConfig::runbook()
     };
     config.policy.old_color = scenario.policy;
+    (scenario.tuning)(&mut config.policy);
     if scenario.migration {
         config.app.migration = Some(vec!["migrate".into()]);
     }
@@ -184,6 +196,8 @@ fn deployer(stack: &MemoryStack, scenario: &Scenario, holder: &str) -> Deployer 
 async fn prepare(scenario: &Scenario) -> (MemoryStack, Arc<Watch>) {
     let topology = DeployConfig::runbook().topology;
     let stack = MemoryStack::new(&topology);
+    // Clients, so the watch has figures to judge.
+    stack.router.set_load(100);
     for v in ["v1", "v2", "v3"] {
         stack.add_image(&release(v).image, AppBehavior::default());
     }

@@ -13,8 +13,8 @@ mod report;
 
 use std::time::Duration;
 
-use cases::{CaseReport, KINDS, Op, Scenario, run_case};
-use connect_core::model::OldColorPolicy;
+use cases::{CaseReport, KINDS, Op, Scenario, plain, run_case};
+use connect_core::model::{CanaryPolicy, DeployPolicy, OldColorPolicy, WatchPolicy};
 use connect_core::ship::BuildOn;
 use report::report;
 
@@ -47,6 +47,7 @@ async fn first_deploy() {
     sweep(Scenario {
         name: "first deploy",
         policy: WARM,
+        tuning: plain,
         setup: &[],
         migration: false,
         op: Op::Deploy("v1"),
@@ -59,6 +60,7 @@ async fn deploy_over_live() {
     sweep(Scenario {
         name: "deploy v2 over v1",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1")],
         migration: false,
         op: Op::Deploy("v2"),
@@ -71,6 +73,7 @@ async fn deploy_over_live_and_standby() {
     sweep(Scenario {
         name: "deploy v3 over v2 + standby v1",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
         migration: false,
         op: Op::Deploy("v3"),
@@ -83,6 +86,7 @@ async fn instant_rollback() {
     sweep(Scenario {
         name: "instant rollback",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
         migration: false,
         op: Op::Rollback,
@@ -95,6 +99,7 @@ async fn full_rollback() {
     sweep(Scenario {
         name: "full rollback to v1",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2"), Op::Rollback],
         migration: false,
         op: Op::RollbackTo("v1"),
@@ -107,6 +112,7 @@ async fn retire_standby() {
     sweep(Scenario {
         name: "retire standby",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
         migration: false,
         op: Op::Retire,
@@ -119,6 +125,7 @@ async fn adopt() {
     sweep(Scenario {
         name: "adopt",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
         migration: false,
         op: Op::Adopt,
@@ -131,6 +138,7 @@ async fn deploy_balanced() {
     sweep(Scenario {
         name: "deploy v2 balanced",
         policy: OldColorPolicy::Balanced,
+        tuning: plain,
         setup: &[Op::Deploy("v1")],
         migration: false,
         op: Op::Deploy("v2"),
@@ -145,6 +153,7 @@ async fn deploy_retire_after() {
         policy: OldColorPolicy::RetireAfter {
             window: Duration::from_secs(3600),
         },
+        tuning: plain,
         setup: &[Op::Deploy("v1")],
         migration: false,
         op: Op::Deploy("v2"),
@@ -157,9 +166,82 @@ async fn deploy_with_migration() {
     sweep(Scenario {
         name: "deploy v2 over v1 with a migration",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1")],
         migration: true,
         op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+fn watched(policy: &mut DeployPolicy) {
+    policy.watch = WatchPolicy {
+        window: Duration::from_secs(10),
+        interval: Duration::from_secs(5),
+        ..WatchPolicy::default()
+    };
+}
+
+fn canary(policy: &mut DeployPolicy) {
+    policy.watch = WatchPolicy {
+        window: Duration::from_secs(5),
+        interval: Duration::from_secs(5),
+        ..WatchPolicy::default()
+    };
+    policy.canary = Some(CanaryPolicy {
+        steps: vec![10, 50],
+        hold: Duration::from_secs(5),
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_watched() {
+    sweep(Scenario {
+        name: "deploy v2 over v1, watched",
+        policy: WARM,
+        tuning: watched,
+        setup: &[Op::Deploy("v1")],
+        migration: false,
+        op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn instant_rollback_watched() {
+    sweep(Scenario {
+        name: "instant rollback, watched",
+        policy: WARM,
+        tuning: watched,
+        setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
+        op: Op::Rollback,
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_canary() {
+    sweep(Scenario {
+        name: "deploy v2 over v1, canary 10/50",
+        policy: WARM,
+        tuning: canary,
+        setup: &[Op::Deploy("v1")],
+        migration: false,
+        op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance() {
+    sweep(Scenario {
+        name: "maintenance",
+        policy: WARM,
+        tuning: plain,
+        setup: &[Op::Deploy("v1")],
+        migration: false,
+        op: Op::Maintenance,
     })
     .await;
 }
@@ -169,6 +251,7 @@ async fn deploy_shipping_a_local_image() {
     sweep(Scenario {
         name: "deploy v4 over v1, shipped from a local image",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1")],
         migration: false,
         op: Op::DeployFromImage("v4"),
@@ -181,6 +264,7 @@ async fn first_deploy_building_locally() {
     sweep(Scenario {
         name: "first deploy of v4, built locally and shipped",
         policy: WARM,
+        tuning: plain,
         setup: &[],
         migration: false,
         op: Op::DeployFromContext("v4", BuildOn::Local),
@@ -193,6 +277,7 @@ async fn deploy_building_on_the_server() {
     sweep(Scenario {
         name: "deploy v4 over v1, built on the server",
         policy: WARM,
+        tuning: plain,
         setup: &[Op::Deploy("v1")],
         migration: false,
         op: Op::DeployFromContext("v4", BuildOn::Server),

@@ -152,6 +152,8 @@ class ContainerInfo(Data):
     health: str
     health_log: Tuple[str, ...]
     started_unix_ms: Optional[int]
+    restart_count: int
+    """How often the runtime restarted it after it exited."""
 
     @property
     def release(self) -> Optional[str]:
@@ -172,6 +174,7 @@ class ContainerInfo(Data):
             started_unix_ms=None
             if started is None
             else started["secs_since_epoch"] * 1000 + started["nanos_since_epoch"] // 1_000_000,
+            restart_count=raw.get("restart_count", 0),
         )
 
 

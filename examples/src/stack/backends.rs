@@ -16,7 +16,7 @@ use connect_db::backup::BackupConfig;
 use connect_db::testing::pg_bin;
 use connect_db::{PatroniCluster, PgTarget};
 use connect_docker::{Docker, HOST_NETWORK, HealthProbe, Restart, SlotOptions};
-use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
+use connect_haproxy::{Haproxy, MapFile, RuntimeApi, Socket, StateFile};
 
 use super::{DATABASE, DOCKER_SOCKET, Stack};
 
@@ -40,6 +40,9 @@ pub struct StackAddress {
     pub haproxy_master: PathBuf,
     /// The server-state file.
     pub haproxy_state: PathBuf,
+    /// The maintenance page's map file, when the config has the page.
+    #[serde(default)]
+    pub haproxy_maintenance_map: Option<PathBuf>,
     /// The app's HAProxy backend.
     pub backend: String,
     /// Patroni's REST URLs, as the server sees them.
@@ -65,13 +68,20 @@ impl StackAddress {
                 Endpoint::Unix(path.display().to_string()),
             ))
         };
-        Haproxy::new(unix(&self.haproxy_admin), &self.backend)
+        let haproxy = Haproxy::new(unix(&self.haproxy_admin), &self.backend)
             .expect("the harness's backend name is valid")
             .with_state_file(StateFile::Host(
                 host.clone(),
                 self.haproxy_state.display().to_string(),
             ))
-            .with_master(unix(&self.haproxy_master))
+            .with_master(unix(&self.haproxy_master));
+        match &self.haproxy_maintenance_map {
+            Some(map) => haproxy.with_maintenance_map(MapFile {
+                name: map.display().to_string(),
+                file: StateFile::Host(host.clone(), map.display().to_string()),
+            }),
+            None => haproxy,
+        }
     }
 
     /// Backups into the server's backup directory with this machine's PostgreSQL 15 programs.
@@ -321,6 +331,7 @@ impl Stack {
             haproxy_admin: self.haproxy.admin_socket.clone(),
             haproxy_master: self.haproxy.master_socket.clone(),
             haproxy_state: self.haproxy.state_file.clone(),
+            haproxy_maintenance_map: self.haproxy.config.maintenance.as_ref().map(|m| m.map.clone()),
             backend: self.haproxy.config.backend.clone(),
             patroni: self.cluster.rest_urls(),
             pg_ports: self.cluster.nodes.iter().map(|n| n.pg_port).collect(),

@@ -11,3 +11,4 @@ mod faults;
 mod kill;
 mod runbook;
 mod ship;
+mod watch;

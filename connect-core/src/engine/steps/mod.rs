@@ -2,6 +2,7 @@
 //! order. A step returns a one-line summary for the journal, or the error that stops the operation.
 
 mod balance;
+mod canary;
 mod health_gate;
 mod lint;
 mod migrate;
@@ -11,3 +12,4 @@ mod stage;
 mod start_idle;
 mod switch;
 mod verify;
+pub(crate) mod watch;

@@ -4,11 +4,13 @@ use crate::engine::Deployer;
 use crate::engine::HookPoint;
 use crate::engine::journal::{Journal, OperationRecord};
 use crate::engine::operation::Held;
+use crate::engine::operation::rewrap;
 use crate::engine::run::Run;
+use crate::engine::steps::watch::{Baseline, Watched};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Color;
 use crate::router::AdminState;
-use crate::vocabulary::{OperationKind, Step};
+use crate::vocabulary::{OperationKind, Outcome, Step};
 
 impl Deployer {
     pub(crate) async fn instant_rollback(&self, held: Held) -> Result<OperationRecord> {
@@ -59,8 +61,13 @@ impl Deployer {
         .await?;
         let intent = self.intent(&run.record, Some(live), standby);
         let events = run.events.clone();
+        let watch = &cfg.policy.watch;
+        let mut baseline = Baseline::default();
         run.step(Step::Switch, async {
             self.declare(journal, &held.fence, intent).await?;
+            if watch.enabled() {
+                baseline = self.watch_baseline(Some(live)).await?;
+            }
             self.switch_traffic(&events, Some(live), standby).await?;
             Ok(format!(
                 "traffic on {standby} ({}) running {}",
@@ -75,9 +82,64 @@ impl Deployer {
             Ok(format!("{} kept as standby", cfg.topology.slot(live).server))
         })
         .await?;
+        if watch.enabled() {
+            let watched = Watched {
+                events: &events,
+                color: standby,
+                share: 100,
+                window: watch.window,
+                baseline: &baseline,
+            };
+            if let Err(e) = run.step(Step::Watch, self.watch(watched)).await {
+                return Err(self
+                    .rollback_the_rollback(run, journal, held, (standby, live), e)
+                    .await);
+            }
+        }
         journal.intent = None;
         run.record.live_after = journal.live;
         self.run_hooks(run, HookPoint::AfterRollback).await
+    }
+
+    /// The release an instant rollback went back to breached the watch: traffic goes back to the color it
+    /// left, which stays up as the standby. The intent says so first, so a crash here is settled the same way.
+    async fn rollback_the_rollback(
+        &self,
+        run: &mut Run,
+        journal: &mut Journal,
+        held: &Held,
+        (standby, live): (Color, Color),
+        e: Error,
+    ) -> Error {
+        let intent = self.intent(&run.record, Some(standby), live);
+        let events = run.events.clone();
+        let back = run
+            .step(Step::SwitchBack, async {
+                self.declare(journal, &held.fence, intent).await?;
+                self.switch_traffic(&events, Some(standby), live).await?;
+                Ok(format!("traffic back on {live}; {standby} kept as standby"))
+            })
+            .await;
+        match back {
+            Ok(()) => {
+                journal.live = Some(live);
+                journal.intent = None;
+                run.record.outcome = Outcome::RolledBack {
+                    step: Step::Watch,
+                    kind: e.kind(),
+                    error: e.to_string(),
+                };
+                rewrap(
+                    &e,
+                    format!(
+                        "the instant rollback to {standby} was undone, traffic is on {live} again: {}",
+                        e.summary()
+                    ),
+                )
+            }
+            // The undo settles from the intent just declared: towards `live` when it serves.
+            Err(_) => e,
+        }
     }
 
     pub(crate) async fn retire_operation(&self, held: Held) -> Result<OperationRecord> {
