@@ -28,6 +28,9 @@ The real backends plug into the same ``Deployer`` through ``Backends``::
 
 from __future__ import annotations
 
+import warnings
+from typing import TYPE_CHECKING, Any
+
 from ._connect_ops import (
     ERROR_KINDS,
     Backends,
@@ -48,9 +51,14 @@ from ._connect_ops import (
     Release,
     SshHost,
     __version__,
+    check_migrations,
+    lint_sql,
     list_backups,
     logical_backup,
+    prune_backups,
+    refresh_logging,
     restore_logical,
+    verify_backup,
 )
 from ._deployer import Deployer, EventCallback, OldColorPolicy, Operation
 from ._errors import (
@@ -63,8 +71,8 @@ from ._errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    OperationTimeoutError,
     RefusedError,
-    TimeoutError,
     UnavailableError,
     UnhealthyError,
     UnsupportedError,
@@ -83,24 +91,45 @@ from ._events import (
     StepWarning,
     TrafficSwitched,
 )
+from ._kinds import (
+    ERROR_KIND_NAMES,
+    STEP_NAMES,
+    AdminState,
+    CheckStatus,
+    Color,
+    ErrorKind,
+    OperationKind,
+    OutcomeResult,
+    StepName,
+    StepStatus,
+)
+from ._reports import DestructiveKind, MigrationState, MigrationTool, ShipCompression, ShipMethod
 from ._types import (
+    AppOptions,
+    BackupListing,
     CacheInfo,
     Check,
     CheckReport,
-    Color,
     ContainerInfo,
+    DestructiveChange,
+    ImageInfo,
     Journal,
     LockInfo,
     LogicalBackup,
     Member,
+    Migration,
+    MigrationTable,
     ObservedSlot,
     OperationRecord,
     Outcome,
+    PruneReport,
     RedisBackup,
     ReloadReport,
     RestorePoint,
     RestoreReport,
     ServerStatus,
+    ShipProgress,
+    ShipReport,
     SlotRecord,
     Status,
     StepRecord,
@@ -108,6 +137,30 @@ from ._types import (
 )
 
 __all__ = [
+    "AppOptions",
+    "BackupListing",
+    "DestructiveChange",
+    "DestructiveKind",
+    "ImageInfo",
+    "Migration",
+    "MigrationState",
+    "MigrationTable",
+    "MigrationTool",
+    "PruneReport",
+    "ShipCompression",
+    "ShipMethod",
+    "ShipProgress",
+    "ShipReport",
+    "AdminState",
+    "CheckStatus",
+    "ERROR_KIND_NAMES",
+    "ErrorKind",
+    "OperationKind",
+    "OperationTimeoutError",
+    "OutcomeResult",
+    "STEP_NAMES",
+    "StepName",
+    "StepStatus",
     "Backends",
     "CacheInfo",
     "Check",
@@ -173,12 +226,34 @@ __all__ = [
     "StepWarning",
     "TrafficSwitched",
     "SwitchReport",
-    "TimeoutError",
     "UnavailableError",
     "UnhealthyError",
     "UnsupportedError",
+    "check_migrations",
+    "lint_sql",
     "list_backups",
     "logical_backup",
+    "prune_backups",
+    "refresh_logging",
     "restore_logical",
+    "verify_backup",
     "__version__",
 ]
+
+# The old name of OperationTimeoutError, kept for scripts written against 0.1: reachable as
+# ``connect_ops.TimeoutError`` with a DeprecationWarning, but outside ``__all__``, so ``from connect_ops
+# import *`` leaves the built-in ``TimeoutError`` alone.
+if TYPE_CHECKING:
+    from ._errors import OperationTimeoutError as TimeoutError  # noqa: F401
+else:
+
+    def __getattr__(name: str) -> Any:
+        if name == "TimeoutError":
+            warnings.warn(
+                "connect_ops.TimeoutError is deprecated: use connect_ops.OperationTimeoutError (a subclass of the "
+                "built-in TimeoutError, which `except TimeoutError:` already catches)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return OperationTimeoutError
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,12 +16,13 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Tuple,
     Union,
 )
 
 from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _Operation
 from ._events import Event, event_from_json
-from ._types import CheckReport, Color, Journal, LockInfo, OperationRecord, Status
+from ._types import AppOptions, CheckReport, Color, Journal, LockInfo, OperationRecord, Status
 
 #: What happens to the old color after a deploy: kept up and drained for instant rollback (the default),
 #: retired after ``retire_after`` seconds, or given the new release too with both serving (runbook step 6).
@@ -122,6 +123,7 @@ class Deployer:
         min_free_inodes_percent: int = 5,
         max_clock_skew: float = 2.0,
         migration_deadline: float = 1800.0,
+        ports: Tuple[int, int] = (3000, 3001),
     ) -> None:
         """The runbook's slots (blue = ``connect_app1``/``app1`` on 3000, green = ``connect_app2``/``app2``
         on 3001) over ``backends``. Durations are seconds. ``holder`` names who deploys in the lock and the
@@ -131,7 +133,10 @@ class Deployer:
         process that died holding it; the next operation then takes it over and settles what it left.
         ``min_free_inodes_percent`` and ``max_clock_skew`` are preflight's thresholds for the server's inodes and
         clock, beside the disk thresholds. ``migration_deadline`` bounds the migration's one-off container (30
-        minutes by default, never the health gate's deadline)."""
+        minutes by default, never the health gate's deadline). ``ports`` are blue's and green's host ports,
+        which HAProxy's servers point at. ``env`` may hold secrets: :attr:`app` and every log show its names
+        only. How the containers' health is checked (``curl`` inside, another command, or from the host for
+        an image without an HTTP client) is the runtime's: ``Docker(health_probe=...)``."""
         self._inner = _Deployer(
             backends,
             holder=holder,
@@ -156,6 +161,7 @@ class Deployer:
             min_free_inodes_percent=min_free_inodes_percent,
             max_clock_skew=max_clock_skew,
             migration_deadline=migration_deadline,
+            ports=ports,
         )
 
     @classmethod
@@ -171,6 +177,12 @@ class Deployer:
     def holder(self) -> str:
         """Who deploys, as the lock and the journal record it."""
         return self._inner.holder
+
+    @property
+    def app(self) -> AppOptions:
+        """The app's options: name, ports, health path, migration, smoke paths, and the environment's names
+        with every value ``<redacted>``."""
+        return AppOptions.from_dict(json.loads(self._inner.app()))
 
     def __repr__(self) -> str:
         return f"Deployer(holder={self.holder!r})"
