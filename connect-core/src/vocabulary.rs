@@ -112,6 +112,9 @@ pub enum OperationKind {
     Adopt,
     /// A standby stopped after its window.
     Retire,
+    /// The lock held by a caller for work of its own between operations (a database restore, a change by
+    /// hand): `Deployer::hold_lock`.
+    Maintenance,
 }
 
 impl fmt::Display for OperationKind {
@@ -122,6 +125,7 @@ impl fmt::Display for OperationKind {
             OperationKind::FullRollback => "full rollback",
             OperationKind::Adopt => "adopt",
             OperationKind::Retire => "retire",
+            OperationKind::Maintenance => "maintenance",
         })
     }
 }

@@ -485,6 +485,14 @@ impl Deployer {
     fn journal_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         awaitable(py, json_call!(self, |d| d.journal()))
     }
+
+    fn hold_lock(&self, py: Python<'_>) -> PyResult<crate::lock::PyHeldLock> {
+        crate::lock::hold(py, &self.inner)
+    }
+
+    fn hold_lock_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::lock::hold_async(py, &self.inner)
+    }
 }
 
 enum Item {

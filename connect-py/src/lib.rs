@@ -18,6 +18,7 @@ mod deployer;
 mod docker;
 mod errors;
 mod hosts;
+mod lock;
 mod logs;
 mod memory;
 mod release;
@@ -57,6 +58,7 @@ fn _connect_ops(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<backends::Backends>()?;
     m.add_class::<deployer::Deployer>()?;
     m.add_class::<deployer::Operation>()?;
+    m.add_class::<lock::PyHeldLock>()?;
     m.add("ERROR_KINDS", errors::KINDS.map(|(name, _)| name).to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

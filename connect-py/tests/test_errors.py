@@ -74,7 +74,7 @@ def test_star_import_leaves_the_builtin_timeout_error() -> None:
 
 def test_old_timeout_name_is_a_deprecated_alias() -> None:
     with pytest.warns(DeprecationWarning, match="OperationTimeoutError"):
-        old = ops.TimeoutError
+        old = getattr(ops, "TimeoutError")
     assert old is ops.OperationTimeoutError
     with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
         getattr(ops, "NoSuchThing")

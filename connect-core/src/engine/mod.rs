@@ -10,12 +10,14 @@
 //!
 //! `deploy.rs` holds the operations and the blue-green orchestrator; `operation.rs` what every operation shares
 //! (lock, intent, record, undo); `steps/` has one file per step; `lock.rs` the lease lock; `intent.rs`
-//! the write-ahead intent and the settling every failure goes through.
+//! the write-ahead intent and the settling every failure goes through; `hold.rs` the lock held by a caller
+//! between operations.
 
 mod checks;
 mod clock;
 mod deploy;
 mod events;
+mod hold;
 mod intent;
 mod journal;
 mod lock;
@@ -31,6 +33,7 @@ use tokio::sync::broadcast;
 
 pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outcome, Step, StepStatus};
 pub use events::Event;
+pub use hold::HeldLock;
 pub use intent::Intent;
 pub use journal::{JOURNAL_FORMAT, Journal, OperationRecord, SlotRecord, StepRecord};
 pub use lock::LockInfo;

@@ -60,7 +60,7 @@ from ._connect_ops import (
     restore_logical,
     verify_backup,
 )
-from ._deployer import Deployer, EventCallback, OldColorPolicy, Operation
+from ._deployer import DeployLock, Deployer, EventCallback, OldColorPolicy, Operation
 from ._errors import (
     ERRORS_BY_KIND,
     ConflictError,
@@ -171,6 +171,7 @@ __all__ = [
     "ConnectError",
     "ContainerInfo",
     "CorruptError",
+    "DeployLock",
     "Deployer",
     "DiskUsage",
     "Docker",
@@ -243,9 +244,8 @@ __all__ = [
 # The old name of OperationTimeoutError, kept for scripts written against 0.1: reachable as
 # ``connect_ops.TimeoutError`` with a DeprecationWarning, but outside ``__all__``, so ``from connect_ops
 # import *`` leaves the built-in ``TimeoutError`` alone.
-if TYPE_CHECKING:
-    from ._errors import OperationTimeoutError as TimeoutError  # noqa: F401
-else:
+# Hidden from type checkers, so mypy still flags a misspelt name (and the old one) in a script.
+if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
         if name == "TimeoutError":

@@ -45,6 +45,7 @@ __all__ = [
     "Release",
     "SshHost",
     "_Deployer",
+    "_HeldLock",
     "_Operation",
     "__version__",
     "check_migrations",
@@ -350,7 +351,7 @@ class Docker:
         host: Optional[_RealHost] = None,
         network: Optional[str] = None,
         secrets_file: Optional[_Path] = None,
-        health_probe: Union[Literal["host"], Sequence[str], None] = None,
+        health_probe: Union[Literal["host"], List[str], Tuple[str, ...], None] = None,
         health_interval: float = 2.0,
         health_retries: int = 3,
     ) -> Docker: ...
@@ -504,7 +505,7 @@ class _Deployer:
         min_free_inodes_percent: int = 5,
         max_clock_skew: float = 2.0,
         migration_deadline: float = 1800.0,
-        ports: Tuple[int, int] = (3000, 3001),
+        ports: Tuple[int, int] = ...,
     ) -> _Deployer: ...
     @staticmethod
     def from_config(path: Union[str, PathLike[str]]) -> _Deployer: ...
@@ -534,6 +535,18 @@ class _Deployer:
     def break_lock_async(self) -> Awaitable[str]: ...
     def journal(self) -> str: ...
     def journal_async(self) -> Awaitable[str]: ...
+    def hold_lock(self) -> _HeldLock: ...
+    def hold_lock_async(self) -> Awaitable[_HeldLock]: ...
+
+@final
+class _HeldLock:
+    @property
+    def lost(self) -> bool: ...
+    @property
+    def held(self) -> bool: ...
+    def took_over(self) -> str: ...
+    def release(self) -> None: ...
+    def release_async(self) -> Awaitable[None]: ...
 
 @final
 class _Operation:

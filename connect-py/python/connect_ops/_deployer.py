@@ -17,12 +17,16 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    Type,
     Union,
 )
 
-from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _Operation
+from types import TracebackType
+
+from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _HeldLock, _Operation
 from ._events import Event, event_from_json
-from ._types import AppOptions, CheckReport, Color, Journal, LockInfo, OperationRecord, Status
+from ._kinds import Color
+from ._types import AppOptions, CheckReport, Journal, LockInfo, OperationRecord, Status
 
 #: What happens to the old color after a deploy: kept up and drained for instant rollback (the default),
 #: retired after ``retire_after`` seconds, or given the new release too with both serving (runbook step 6).
@@ -293,8 +297,78 @@ class Deployer:
         """:meth:`break_lock` for asyncio."""
         return _lock(await self._inner.break_lock_async())
 
-    # Backups (pg_basebackup, pg_dump, Redis BGSAVE) arrive with connect-db; until then the deploy's
-    # restore point before a migration (``OperationRecord.restore_point``) is the only database safety net.
+    def lock(self) -> DeployLock:
+        """The deploy lock, for work of the script's own that no deploy or rollback may overlap (a database
+        restore, a change by hand)::
+
+            with deployer.lock():            # or: async with deployer.lock():
+                ops.restore_logical(host, target, dump, dir=backups)
+
+        It is taken when the block starts (``ConflictError`` naming the holder while someone else has it) and
+        released when the block ends, however it ends; its lease is renewed meanwhile, so a script that dies
+        holding it stops renewing and the next operation takes it over after ``lock_lease``. Operations of
+        this deployer are refused while the script holds it."""
+        return DeployLock(self._inner)
+
+
+class DeployLock:
+    """The deploy lock as a context manager (``with`` or ``async with``); see :meth:`Deployer.lock`."""
+
+    def __init__(self, deployer: _Deployer) -> None:
+        self._deployer = deployer
+        self._held: Optional[_HeldLock] = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the lock is held now (inside the block)."""
+        return self._held is not None and self._held.held
+
+    @property
+    def lost(self) -> bool:
+        """Whether the lock was lost while held: its lease could not be renewed, or it was broken and taken."""
+        return self._held is not None and self._held.lost
+
+    @property
+    def took_over(self) -> Optional[LockInfo]:
+        """The holder whose expired lock this one took over when it was taken, if any."""
+        if self._held is None:
+            return None
+        return _lock(self._held.took_over())
+
+    def _taken(self, held: _HeldLock) -> DeployLock:
+        # Entering a block while this object holds the lock already fails before here: the engine refuses
+        # a second take (ConflictError), as for anyone else.
+        self._held = held
+        return self
+
+    def __enter__(self) -> DeployLock:
+        return self._taken(self._deployer.hold_lock())
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.release()
+
+    async def __aenter__(self) -> DeployLock:
+        return self._taken(await self._deployer.hold_lock_async())
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            await held.release_async()
+
+    def __repr__(self) -> str:
+        return f"<DeployLock {'held' if self.held else 'not held'}>"
 
 
 def _record(raw: str) -> OperationRecord:
@@ -351,4 +425,4 @@ class Operation:
         return f"<Operation {'done' if self.done else 'running'}>"
 
 
-__all__ = ["Deployer", "Operation", "OldColorPolicy", "EventCallback"]
+__all__ = ["DeployLock", "Deployer", "Operation", "OldColorPolicy", "EventCallback"]

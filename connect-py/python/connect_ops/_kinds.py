@@ -50,8 +50,8 @@ StepName = Literal[
 #: How one step ended.
 StepStatus = Literal["ok", "skipped", "failed"]
 
-#: What an operation was.
-OperationKind = Literal["deploy", "instant_rollback", "full_rollback", "adopt", "retire"]
+#: What an operation was (``maintenance``: the lock held by a script, ``Deployer.lock()``).
+OperationKind = Literal["deploy", "instant_rollback", "full_rollback", "adopt", "retire", "maintenance"]
 
 #: How an operation ended (``Outcome.result``).
 OutcomeResult = Literal["succeeded", "failed", "rolled_back", "interrupted"]
