@@ -62,3 +62,37 @@ fi
 (cd connect-py && "$PY_VENV/bin/python" -m mypy --strict --cache-dir ../target/mypy-cache examples python/connect_ops tests)
 # The stubs of the Rust module must match what it really exports, argument by argument.
 (cd connect-py && "$PY_VENV/bin/python" -m mypy.stubtest --mypy-config-file pyproject.toml connect_ops._connect_ops)
+
+echo "==> Python: the abi3 wheel (maturin build --release), installed into a fresh virtualenv, runs an example"
+# What a user installs is the wheel, not the development build: it must carry the stubs and the typed
+# marker, complete metadata, and work without the source tree. A fresh virtualenv each run, so nothing a
+# previous run installed can stand in for what the wheel lacks.
+WHEEL_DIR="$PWD/target/wheels"
+WHEEL_VENV="$PWD/target/wheel-venv"
+rm -rf "$WHEEL_DIR" "$WHEEL_VENV"
+wheel_started=$(date +%s)
+(cd connect-py && VIRTUAL_ENV="$PY_VENV" PATH="$PY_VENV/bin:$PATH" maturin build --release --quiet --out "$WHEEL_DIR")
+echo "wheel: built in $(( $(date +%s) - wheel_started )) s: $(cd "$WHEEL_DIR" && ls)"
+python3 -m venv "$WHEEL_VENV"
+"$WHEEL_VENV/bin/python" -m pip install -q --no-index --disable-pip-version-check "$WHEEL_DIR"/connect_ops-*-abi3-*.whl
+(cd "$WHEEL_DIR" && "$WHEEL_VENV/bin/python" - <<'PY'
+import importlib.metadata as md
+import pathlib
+
+import connect_ops
+
+meta = md.metadata("connect-ops")
+missing = [k for k in ("Summary", "License", "Requires-Python", "Description") if not meta.get(k)]
+missing += [] if meta.get_all("Classifier") else ["Classifier"]
+missing += [] if meta.get_all("Project-URL") else ["Project-URL"]
+assert not missing, f"the wheel's metadata lacks {missing}"
+assert "Typing :: Typed" in meta.get_all("Classifier"), "the wheel does not say it is typed"
+package = pathlib.Path(connect_ops.__file__).parent
+assert "site-packages" in str(package), f"connect_ops came from {package}, not the installed wheel"
+for name in ("py.typed", "_connect_ops.pyi"):
+    assert (package / name).is_file(), f"the wheel lacks {name}"
+print(f"wheel: connect-ops {connect_ops.__version__} installed from the wheel, metadata and types complete")
+PY
+)
+EXAMPLE="$PWD/connect-py/examples/blue_green_deploy.py"
+(cd "$WHEEL_DIR" && "$WHEEL_VENV/bin/python" "$EXAMPLE")

@@ -137,7 +137,9 @@ pub enum OperationKind {
     Retire,
     /// Old release images removed (never the live or standby one); holds the lock, is not recorded.
     Prune,
-    /// Work run behind the maintenance page ([`crate::engine::Deployer::with_maintenance`]).
+    /// Work of the caller's own under the deploy lock between operations: behind the maintenance page
+    /// ([`crate::engine::Deployer::with_maintenance`]), or with the lock alone (`Deployer::hold_lock`: a
+    /// database restore, a change by hand).
     Maintenance,
 }
 

@@ -104,6 +104,9 @@ pub enum Restart {
 ///
 /// Each argument may contain `{url}`, replaced by that address. Docker runs it inside the container, so it
 /// must exist in the image (`curl` does in the app's image; the tests' `FROM scratch` image has its own).
+/// An empty command turns the container's check off (also an image's own `HEALTHCHECK`), for an image with
+/// no HTTP client: Docker then reports no health, and the app is judged from the host: the engine's probe of
+/// the health path and HAProxy's check, which must see the color live before the switch moves traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthProbe {
     /// The probe's argv, with `{url}`.
@@ -212,6 +215,9 @@ pub(crate) fn create_body(spec: &ContainerSpec, options: &SlotOptions) -> Contai
         let url = format!("http://127.0.0.1:{port}{path}");
         let mut test = vec!["CMD".to_string()];
         test.extend(options.health.command.iter().map(|a| a.replace("{url}", &url)));
+        if options.health.command.is_empty() {
+            test = vec!["NONE".to_string()];
+        }
         HealthConfig {
             test: Some(test),
             interval: Some(nanos(options.health.interval)),
@@ -290,6 +296,26 @@ mod tests {
             probe.iter().any(|a| a.contains("127.0.0.1:3001/api/health")),
             "{probe:?}"
         );
+    }
+
+    #[test]
+    fn an_empty_probe_turns_the_container_check_off() {
+        let spec = ContainerSpec {
+            name: "connect_app1".into(),
+            image: connect_core::model::ImageRef::parse("connect:v1").unwrap(),
+            labels: Default::default(),
+            env: Default::default(),
+            ports: vec![(3000, 3000)],
+            command: None,
+            health_path: Some("/api/health".into()),
+            stop_grace: Duration::from_secs(10),
+        };
+        let mut options = SlotOptions::default();
+        let curl = create_body(&spec, &options).healthcheck.unwrap().test.unwrap();
+        assert_eq!(curl[..2], ["CMD".to_string(), "curl".to_string()]);
+        options.health.command.clear();
+        let off = create_body(&spec, &options).healthcheck.unwrap().test.unwrap();
+        assert_eq!(off, ["NONE".to_string()]);
     }
 
     #[test]

@@ -10,10 +10,11 @@ use connect_core::{Cache, ContainerRuntime, DatabaseCluster, Host, TrafficRouter
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
+use crate::docker::Docker;
 use crate::memory::{MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime, MemoryStack};
 use crate::release::type_name;
 use crate::router::Haproxy;
-use crate::services::{Docker, PatroniCluster, Redis};
+use crate::services::{PatroniCluster, Redis};
 
 fn wrong(role: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
     PyTypeError::new_err(format!("{role} must be a {expected}, not {}", type_name(obj)))

@@ -253,7 +253,7 @@ impl Deployer {
         container_port=3000, health_path="/api/health", smoke_paths=None, stop_grace=10.0, health_deadline=60.0,
         drain_deadline=30.0, router_deadline=10.0, disk_warn_percent=80, disk_fail_percent=95,
         disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None, lock_lease=30.0,
-        min_free_inodes_percent=5, max_clock_skew=2.0, migration_deadline=1800.0
+        min_free_inodes_percent=5, max_clock_skew=2.0, migration_deadline=1800.0, ports=(3000, 3001)
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -280,6 +280,7 @@ impl Deployer {
         min_free_inodes_percent: i64,
         max_clock_skew: f64,
         migration_deadline: f64,
+        ports: (i64, i64),
     ) -> PyResult<Deployer> {
         if migration.as_ref().is_some_and(Vec::is_empty) {
             return Err(invalid(
@@ -290,6 +291,17 @@ impl Deployer {
             ));
         }
         let runbook = DeployConfig::runbook();
+        let mut topology = runbook.topology;
+        topology.blue.host_port = whole("ports[0]", ports.0, "a port from 1 to 65535")?;
+        topology.green.host_port = whole("ports[1]", ports.1, "a port from 1 to 65535")?;
+        if topology.blue.host_port == topology.green.host_port || topology.blue.host_port == 0 {
+            return Err(invalid(
+                "deployer.new",
+                "ports",
+                format!("blue and green need two distinct ports, not {ports:?}"),
+                "e.g. ports=(3000, 3001): blue's host port, then green's",
+            ));
+        }
         let config = DeployConfig {
             app: AppSpec {
                 name: app.to_string(),
@@ -301,7 +313,7 @@ impl Deployer {
                 migrations_dir: None,
                 smoke_paths: smoke_paths.unwrap_or_default(),
             },
-            topology: runbook.topology,
+            topology,
             policy: DeployPolicy {
                 health_deadline: seconds("health_deadline", health_deadline)?,
                 migration_deadline: seconds("migration_deadline", migration_deadline)?,
@@ -344,6 +356,27 @@ impl Deployer {
     #[getter]
     fn holder(&self) -> &str {
         &self.inner.config().holder
+    }
+
+    /// The app's options as JSON, the environment's values replaced by `<redacted>` (they may be secrets).
+    fn app(&self) -> PyResult<String> {
+        let config = self.inner.config();
+        let app = &config.app;
+        let redacted: std::collections::BTreeMap<&str, &str> =
+            app.env.keys().map(|k| (k.as_str(), "<redacted>")).collect();
+        to_json(&serde_json::json!({
+            "name": app.name,
+            "env": redacted,
+            "container_port": app.container_port,
+            "ports": {
+                "blue": config.topology.blue.host_port,
+                "green": config.topology.green.host_port,
+            },
+            "health_path": app.health_path,
+            "stop_grace_seconds": app.stop_grace.as_secs_f64(),
+            "migration": app.migration,
+            "smoke_paths": app.smoke_paths,
+        }))
     }
 
     #[pyo3(signature = (release, on_event=None, source=None))]
@@ -481,6 +514,14 @@ impl Deployer {
 
     fn journal_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         awaitable(py, json_call!(self, |d| d.journal()))
+    }
+
+    fn hold_lock(&self, py: Python<'_>) -> PyResult<crate::lock::PyHeldLock> {
+        crate::lock::hold(py, &self.inner)
+    }
+
+    fn hold_lock_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::lock::hold_async(py, &self.inner)
     }
 }
 

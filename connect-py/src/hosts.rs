@@ -356,6 +356,23 @@ host_methods! {
         })
     }
 
+    /// `with SshHost(...) as host:` closes the connection when the block ends, however it ends.
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Closes the connection; an exception from the block propagates unchanged.
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc_value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
     fn __repr__(&self) -> String {
         format!("SshHost({:?})", self.inner.config().target())
     }

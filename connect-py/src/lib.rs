@@ -13,9 +13,13 @@
 //! ```
 
 mod backends;
+mod dbtools;
 mod deployer;
+mod docker;
 mod errors;
 mod hosts;
+mod lock;
+mod logs;
 mod memory;
 mod release;
 mod router;
@@ -26,6 +30,7 @@ use pyo3::prelude::*;
 /// The extension module; `connect_ops/__init__.py` re-exports what scripts use.
 #[pymodule]
 fn _connect_ops(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logs::install(m.py())?;
     m.add_class::<release::Release>()?;
     m.add_class::<memory::MemoryHost>()?;
     m.add_class::<memory::MemoryRuntime>()?;
@@ -38,16 +43,22 @@ fn _connect_ops(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hosts::CommandOutput>()?;
     m.add_class::<hosts::DiskUsage>()?;
     m.add_class::<router::Haproxy>()?;
-    m.add_class::<services::Docker>()?;
+    m.add_class::<docker::Docker>()?;
     m.add_class::<services::PgTarget>()?;
     m.add_class::<services::PatroniCluster>()?;
     m.add_class::<services::Redis>()?;
     m.add_function(wrap_pyfunction!(services::logical_backup, m)?)?;
     m.add_function(wrap_pyfunction!(services::restore_logical, m)?)?;
     m.add_function(wrap_pyfunction!(services::list_backups, m)?)?;
+    m.add_function(wrap_pyfunction!(dbtools::verify_backup, m)?)?;
+    m.add_function(wrap_pyfunction!(dbtools::prune_backups, m)?)?;
+    m.add_function(wrap_pyfunction!(dbtools::check_migrations, m)?)?;
+    m.add_function(wrap_pyfunction!(dbtools::lint_sql, m)?)?;
+    m.add_function(wrap_pyfunction!(logs::refresh_logging, m)?)?;
     m.add_class::<backends::Backends>()?;
     m.add_class::<deployer::Deployer>()?;
     m.add_class::<deployer::Operation>()?;
+    m.add_class::<lock::PyHeldLock>()?;
     m.add("ERROR_KINDS", errors::KINDS.map(|(name, _)| name).to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

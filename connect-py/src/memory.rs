@@ -226,6 +226,12 @@ impl MemoryRuntime {
         self.inner.faults().clear(operation);
     }
 
+    /// A container's log lines written in the last `since_seconds`, oldest first (as `Docker.logs`).
+    #[pyo3(signature = (name, since_seconds=300.0))]
+    fn logs(&self, py: Python<'_>, name: String, since_seconds: f64) -> PyResult<Vec<String>> {
+        crate::docker::logs_of(py, std::sync::Arc::new(self.inner.clone()), name, since_seconds)
+    }
+
     /// A runtime with no image and no container.
     #[new]
     fn new() -> MemoryRuntime {

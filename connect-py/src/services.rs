@@ -1,11 +1,10 @@
-//! The real container runtime (Docker), database cluster (Patroni + PostgreSQL), cache (Redis) and the
-//! logical backups of connect-db.
+//! The real database cluster (Patroni + PostgreSQL), cache (Redis) and the logical backups of connect-db
+//! (Docker is in `docker.rs`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use connect_core::Cache;
 use connect_core::database::{DatabaseCluster, DatabaseClusterExt};
-use connect_core::{Cache, ContainerRuntime};
 use connect_db::PgTarget as CorePgTarget;
 use connect_db::backup::{self, BackupConfig};
 use connect_db::restore::{self, RestoreOptions};
@@ -15,91 +14,9 @@ use serde_json::json;
 
 use crate::deployer::block;
 use crate::errors::py as core_py;
-use crate::hosts::{any_host, real_host};
+use crate::hosts::any_host;
 use crate::memory::{seconds, whole};
 use crate::router::{typed, typed_list};
-
-/// A Docker Engine through its API.
-#[pyclass(frozen, module = "connect_ops")]
-#[derive(Debug, Clone)]
-pub struct Docker {
-    pub(crate) inner: connect_docker::Docker,
-}
-
-#[pymethods]
-impl Docker {
-    /// Connects and negotiates the API version (blocking, GIL released): with no argument the engine of
-    /// `DOCKER_HOST` or the local socket; `socket` a local unix socket; `host` (an `SshHost` or `LocalHost`)
-    /// the engine behind `socket` (default `/var/run/docker.sock`) on that server, each HTTP connection a
-    /// stream the host opens (over SSH, a `direct-streamlocal` channel). `UnavailableError` when no daemon
-    /// answers.
-    #[new]
-    #[pyo3(signature = (*, socket=None, host=None))]
-    fn new(py: Python<'_>, socket: Option<String>, host: Option<&Bound<'_, PyAny>>) -> PyResult<Docker> {
-        let host = match host {
-            None => None,
-            Some(h) => Some(real_host(h).ok_or_else(|| {
-                PyTypeError::new_err(format!(
-                    "host must be a connect_ops.SshHost or LocalHost, not {}",
-                    crate::release::type_name(h)
-                ))
-            })?),
-        };
-        let inner = block(py, async move {
-            core_py(match (host, socket) {
-                (Some(h), s) => {
-                    let s = s.unwrap_or_else(|| connect_docker::DEFAULT_SOCKET.to_string());
-                    connect_docker::Docker::connect_via(h, &s).await
-                }
-                (None, Some(s)) => connect_docker::Docker::connect_socket(&s).await,
-                (None, None) => connect_docker::Docker::connect().await,
-            })
-        })?;
-        Ok(Docker { inner })
-    }
-
-    /// Where the engine is (`unix:///var/run/docker.sock`, `deploy@prod-host:22:/var/run/docker.sock`).
-    #[getter]
-    fn location(&self) -> String {
-        self.inner.location().to_string()
-    }
-
-    /// The API version in use after negotiation, e.g. `1.41`.
-    #[getter]
-    fn api_version(&self) -> String {
-        self.inner.api_version()
-    }
-
-    /// The engine's version, e.g. `20.10.24`.
-    fn engine_version(&self, py: Python<'_>) -> PyResult<String> {
-        let d = self.inner.clone();
-        block(py, async move { core_py(d.engine_version().await) })
-    }
-
-    /// A container (`ContainerInfo`), or `None` when there is none of that name.
-    fn inspect(&self, py: Python<'_>, name: String) -> PyResult<Option<Py<PyAny>>> {
-        let d = self.inner.clone();
-        let info = block(py, async move { core_py(d.inspect(&name).await) })?;
-        info.map(|i| typed(py, "ContainerInfo", &i)).transpose()
-    }
-
-    /// The containers carrying every one of these labels (all containers when empty).
-    #[pyo3(signature = (labels=None))]
-    fn containers(
-        &self,
-        py: Python<'_>,
-        labels: Option<BTreeMap<String, String>>,
-    ) -> PyResult<Vec<Py<PyAny>>> {
-        let d = self.inner.clone();
-        let labels = labels.unwrap_or_default();
-        let list = block(py, async move { core_py(d.list(&labels).await) })?;
-        typed_list(py, "ContainerInfo", &list)
-    }
-
-    fn __repr__(&self) -> String {
-        format!("Docker({:?})", self.inner.location())
-    }
-}
 
 /// Where and as whom to connect to PostgreSQL. The password is never printed.
 #[pyclass(frozen, module = "connect_ops")]
@@ -312,7 +229,7 @@ impl Redis {
     }
 }
 
-fn pg_target(obj: &Bound<'_, PyAny>) -> PyResult<CorePgTarget> {
+pub(crate) fn pg_target(obj: &Bound<'_, PyAny>) -> PyResult<CorePgTarget> {
     obj.cast::<PgTarget>()
         .map(|t| t.get().inner.clone())
         .map_err(|_| {
@@ -323,7 +240,7 @@ fn pg_target(obj: &Bound<'_, PyAny>) -> PyResult<CorePgTarget> {
         })
 }
 
-fn backup_config(dir: &str, bin_dir: Option<&str>, keep: usize) -> BackupConfig {
+pub(crate) fn backup_config(dir: &str, bin_dir: Option<&str>, keep: usize) -> BackupConfig {
     let mut config = BackupConfig::new(dir);
     if let Some(b) = bin_dir {
         config = config.bin_dir(b);

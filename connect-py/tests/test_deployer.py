@@ -66,7 +66,7 @@ def test_failed_health_gate_raises_unhealthy_and_leaves_traffic(stack: ops.Memor
 def test_slow_release_times_out(stack: ops.MemoryStack) -> None:
     stack.add_image("connect:slow", ready_after=30)
     deployer = ops.Deployer(stack, holder="pytest", health_deadline=0.3)
-    with pytest.raises(ops.TimeoutError) as info:
+    with pytest.raises(ops.OperationTimeoutError) as info:
         deployer.deploy("connect:slow")
     assert isinstance(info.value, TimeoutError) and info.value.retryable
     assert "raise the policy's health_deadline" in str(info.value)

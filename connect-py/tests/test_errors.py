@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from typing import Any, Dict
 
 import pytest
 
@@ -20,7 +20,7 @@ def test_every_kind_has_a_connect_error_subclass() -> None:
 def test_builtin_bases_where_natural() -> None:
     assert issubclass(ops.InvalidInputError, ValueError)
     assert issubclass(ops.NotFoundError, LookupError)
-    assert issubclass(ops.TimeoutError, builtins.TimeoutError)
+    assert issubclass(ops.OperationTimeoutError, builtins.TimeoutError)
     assert issubclass(ops.PermissionDeniedError, PermissionError)
     assert issubclass(ops.UnavailableError, ConnectionError)
     assert issubclass(ops.UnsupportedError, NotImplementedError)
@@ -57,3 +57,30 @@ def test_connect_error_can_be_raised_by_scripts() -> None:
     with pytest.raises(ops.ConnectError) as info:
         raise ops.DriftError("by hand")
     assert info.value.kind == "drift" and str(info.value) == "by hand" and info.value.hint is None
+
+
+def test_star_import_leaves_the_builtin_timeout_error() -> None:
+    namespace: Dict[str, Any] = {}
+    exec("from connect_ops import *", namespace)
+    assert "TimeoutError" not in namespace
+    assert namespace["OperationTimeoutError"] is ops.OperationTimeoutError
+    exec("caught = False\ntry:\n    raise OperationTimeoutError('late')\nexcept TimeoutError:\n    caught = True", namespace)
+    assert namespace["caught"] is True
+    # Every public name is a real attribute, and none is a built-in's name.
+    for name in ops.__all__:
+        assert hasattr(ops, name), name
+        assert not hasattr(builtins, name), name
+
+
+def test_old_timeout_name_is_a_deprecated_alias() -> None:
+    with pytest.warns(DeprecationWarning, match="OperationTimeoutError"):
+        old = getattr(ops, "TimeoutError")
+    assert old is ops.OperationTimeoutError
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        getattr(ops, "NoSuchThing")
+
+
+def test_kinds_are_the_engines_words() -> None:
+    assert sorted(ops.ERROR_KIND_NAMES) == sorted(ops.ERROR_KINDS)
+    kind: ops.ErrorKind = "timeout"
+    assert ops.ERRORS_BY_KIND[kind] is ops.OperationTimeoutError

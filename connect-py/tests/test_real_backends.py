@@ -154,7 +154,7 @@ def test_blocking_constructor_releases_the_gil() -> None:
         worker = threading.Thread(target=count)
         worker.start()
         try:
-            with pytest.raises(ops.TimeoutError, match="handshake"):
+            with pytest.raises(ops.OperationTimeoutError, match="handshake"):
                 ops.SshHost("127.0.0.1", port, user="nobody", agent="/nonexistent/agent.sock", connect_timeout=0.5)
         finally:
             done.set()

@@ -10,12 +10,14 @@
 //!
 //! `deploy.rs` holds the operations and the blue-green orchestrator; `operation.rs` what every operation shares
 //! (lock, intent, record, undo); `steps/` has one file per step; `lock.rs` the lease lock; `intent.rs`
-//! the write-ahead intent and the settling every failure goes through.
+//! the write-ahead intent and the settling every failure goes through; `hold.rs` the lock held by a caller
+//! between operations.
 
 mod checks;
 mod clock;
 mod deploy;
 mod events;
+mod hold;
 mod holder;
 mod hooks;
 mod intent;
@@ -35,6 +37,7 @@ use tokio::sync::broadcast;
 
 pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outcome, Step, StepStatus};
 pub use events::{Event, SHIP_PROGRESS_EVERY};
+pub use hold::HeldLock;
 pub use holder::default_holder;
 pub(crate) use holder::effective_user;
 pub use hooks::{Hook, HookPoint, HookSite};

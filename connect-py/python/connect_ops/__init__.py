@@ -28,6 +28,9 @@ The real backends plug into the same ``Deployer`` through ``Backends``::
 
 from __future__ import annotations
 
+import warnings
+from typing import TYPE_CHECKING, Any
+
 from ._connect_ops import (
     ERROR_KINDS,
     Backends,
@@ -48,11 +51,16 @@ from ._connect_ops import (
     Release,
     SshHost,
     __version__,
+    check_migrations,
+    lint_sql,
     list_backups,
     logical_backup,
+    prune_backups,
+    refresh_logging,
     restore_logical,
+    verify_backup,
 )
-from ._deployer import Deployer, EventCallback, OldColorPolicy, Operation
+from ._deployer import DeployLock, Deployer, EventCallback, OldColorPolicy, Operation
 from ._errors import (
     ERRORS_BY_KIND,
     ConflictError,
@@ -63,8 +71,8 @@ from ._errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    OperationTimeoutError,
     RefusedError,
-    TimeoutError,
     UnavailableError,
     UnhealthyError,
     UnsupportedError,
@@ -85,24 +93,45 @@ from ._events import (
     StepWarning,
     TrafficSwitched,
 )
+from ._kinds import (
+    ERROR_KIND_NAMES,
+    STEP_NAMES,
+    AdminState,
+    CheckStatus,
+    Color,
+    ErrorKind,
+    OperationKind,
+    OutcomeResult,
+    StepName,
+    StepStatus,
+)
+from ._reports import DestructiveKind, MigrationState, MigrationTool, ShipCompression, ShipMethod
 from ._types import (
+    AppOptions,
+    BackupListing,
     CacheInfo,
     Check,
     CheckReport,
-    Color,
     ContainerInfo,
+    DestructiveChange,
+    ImageInfo,
     Journal,
     LockInfo,
     LogicalBackup,
     Member,
+    Migration,
+    MigrationTable,
     ObservedSlot,
     OperationRecord,
     Outcome,
+    PruneReport,
     RedisBackup,
     ReloadReport,
     RestorePoint,
     RestoreReport,
     ServerStatus,
+    ShipProgress,
+    ShipReport,
     SlotRecord,
     Status,
     StepRecord,
@@ -110,6 +139,30 @@ from ._types import (
 )
 
 __all__ = [
+    "AppOptions",
+    "BackupListing",
+    "DestructiveChange",
+    "DestructiveKind",
+    "ImageInfo",
+    "Migration",
+    "MigrationState",
+    "MigrationTable",
+    "MigrationTool",
+    "PruneReport",
+    "ShipCompression",
+    "ShipMethod",
+    "ShipProgress",
+    "ShipReport",
+    "AdminState",
+    "CheckStatus",
+    "ERROR_KIND_NAMES",
+    "ErrorKind",
+    "OperationKind",
+    "OperationTimeoutError",
+    "OutcomeResult",
+    "STEP_NAMES",
+    "StepName",
+    "StepStatus",
     "Backends",
     "CacheInfo",
     "Check",
@@ -120,6 +173,7 @@ __all__ = [
     "ConnectError",
     "ContainerInfo",
     "CorruptError",
+    "DeployLock",
     "Deployer",
     "DiskUsage",
     "Docker",
@@ -177,12 +231,33 @@ __all__ = [
     "StepWarning",
     "TrafficSwitched",
     "SwitchReport",
-    "TimeoutError",
     "UnavailableError",
     "UnhealthyError",
     "UnsupportedError",
+    "check_migrations",
+    "lint_sql",
     "list_backups",
     "logical_backup",
+    "prune_backups",
+    "refresh_logging",
     "restore_logical",
+    "verify_backup",
     "__version__",
 ]
+
+# The old name of OperationTimeoutError, kept for scripts written against 0.1: reachable as
+# ``connect_ops.TimeoutError`` with a DeprecationWarning, but outside ``__all__``, so ``from connect_ops
+# import *`` leaves the built-in ``TimeoutError`` alone.
+# Hidden from type checkers, so mypy still flags a misspelt name (and the old one) in a script.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name == "TimeoutError":
+            warnings.warn(
+                "connect_ops.TimeoutError is deprecated: use connect_ops.OperationTimeoutError (a subclass of the "
+                "built-in TimeoutError, which `except TimeoutError:` already catches)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return OperationTimeoutError
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

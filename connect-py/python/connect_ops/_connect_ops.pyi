@@ -1,18 +1,27 @@
 """Type stubs of the extension module (Rust, pyo3). Scripts use these through ``connect_ops``."""
 
 from os import PathLike
-from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Union, final
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type, Union, final
 
+from ._kinds import AdminState, ErrorKind
 from ._types import (
+    BackupListing,
     CacheInfo,
     ContainerInfo,
+    DestructiveChange,
+    ImageInfo,
     LogicalBackup,
     Member,
     RedisBackup,
     ReloadReport,
     RestorePoint,
+    MigrationTable,
+    PruneReport,
     RestoreReport,
     ServerStatus,
+    ShipProgress,
+    ShipReport,
     SwitchReport,
 )
 
@@ -36,31 +45,23 @@ __all__ = [
     "Release",
     "SshHost",
     "_Deployer",
+    "_HeldLock",
     "_Operation",
     "__version__",
+    "check_migrations",
+    "lint_sql",
     "list_backups",
     "logical_backup",
+    "prune_backups",
+    "refresh_logging",
     "restore_logical",
+    "verify_backup",
 ]
 
 __version__: str
 #: Every error kind's name, as in ``ConnectError.kind`` and ``MemoryStack.fail(..., kind)``.
-ERROR_KINDS: List[str]
+ERROR_KINDS: List[ErrorKind]
 
-_Kind = Literal[
-    "invalid_input",
-    "not_found",
-    "conflict",
-    "refused",
-    "permission_denied",
-    "unavailable",
-    "timeout",
-    "unhealthy",
-    "corrupt",
-    "drift",
-    "failed",
-    "unsupported",
-]
 
 @final
 class Release:
@@ -91,7 +92,7 @@ class MemoryHost:
     def fail(
         self,
         operation: str,
-        kind: _Kind,
+        kind: ErrorKind,
         *,
         target: Optional[str] = None,
         times: Optional[int] = None,
@@ -109,7 +110,7 @@ class MemoryRuntime:
     def fail(
         self,
         operation: str,
-        kind: _Kind,
+        kind: ErrorKind,
         *,
         target: Optional[str] = None,
         times: Optional[int] = None,
@@ -127,6 +128,7 @@ class MemoryRuntime:
         migration_takes: float = 0.0,
     ) -> None: ...
     def remove_image(self, release: Union[Release, str]) -> None: ...
+    def logs(self, name: str, since_seconds: float = 300.0) -> List[str]: ...
     def crash(self, container: str) -> None: ...
     def is_serving(self, container: str) -> bool: ...
     def container_names(self) -> List[str]: ...
@@ -139,7 +141,7 @@ class MemoryRouter:
     def fail(
         self,
         operation: str,
-        kind: _Kind,
+        kind: ErrorKind,
         *,
         target: Optional[str] = None,
         times: Optional[int] = None,
@@ -157,7 +159,7 @@ class MemoryCluster:
     def fail(
         self,
         operation: str,
-        kind: _Kind,
+        kind: ErrorKind,
         *,
         target: Optional[str] = None,
         times: Optional[int] = None,
@@ -175,7 +177,7 @@ class MemoryCache:
     def fail(
         self,
         operation: str,
-        kind: _Kind,
+        kind: ErrorKind,
         *,
         target: Optional[str] = None,
         times: Optional[int] = None,
@@ -213,7 +215,7 @@ class MemoryStack:
     def fail(
         self,
         operation: str,
-        kind: _Kind,
+        kind: ErrorKind,
         *,
         target: Optional[str] = None,
         times: Optional[int] = None,
@@ -223,7 +225,6 @@ class MemoryStack:
     def backends(self) -> Backends: ...
 
 _Path = Union[str, "PathLike[str]"]
-_State = Literal["ready", "drain", "maint"]
 
 @final
 class CommandOutput:
@@ -299,6 +300,13 @@ class SshHost:
     def disk_usage(self, path: str) -> DiskUsage: ...
     def connections_opened(self) -> int: ...
     def close(self) -> None: ...
+    def __enter__(self) -> SshHost: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool: ...
 
 _RealHost = Union[LocalHost, SshHost]
 _AnyHost = Union[LocalHost, SshHost, MemoryHost]
@@ -322,7 +330,7 @@ class Haproxy:
     def backend(self) -> str: ...
     def servers(self) -> List[ServerStatus]: ...
     def server(self, name: str) -> ServerStatus: ...
-    def set_state(self, server: str, state: _State) -> None: ...
+    def set_state(self, server: str, state: AdminState) -> None: ...
     def set_weight(self, server: str, weight: int) -> None: ...
     def set_address(self, server: str, address: str, port: int) -> None: ...
     def wait_live(self, server: str, deadline: float = 10.0) -> ServerStatus: ...
@@ -331,21 +339,49 @@ class Haproxy:
     def save_state(self) -> None: ...
     def reload(self, deadline: float = 10.0) -> ReloadReport: ...
     def servers_async(self) -> Awaitable[List[ServerStatus]]: ...
-    def set_state_async(self, server: str, state: _State) -> Awaitable[None]: ...
+    def set_state_async(self, server: str, state: AdminState) -> Awaitable[None]: ...
     def switch_async(self, from_: Optional[str], to: str, deadline: float = 10.0) -> Awaitable[SwitchReport]: ...
 
 @final
 class Docker:
     """A Docker Engine through its API."""
 
-    def __new__(cls, *, socket: Optional[str] = None, host: Optional[_RealHost] = None) -> Docker: ...
+    def __new__(
+        cls,
+        *,
+        socket: Optional[str] = None,
+        host: Optional[_RealHost] = None,
+        network: Optional[str] = None,
+        secrets_file: Optional[_Path] = None,
+        health_probe: Union[Literal["host"], List[str], Tuple[str, ...], None] = None,
+        health_interval: float = 2.0,
+        health_retries: int = 3,
+    ) -> Docker: ...
     @property
     def location(self) -> str: ...
     @property
     def api_version(self) -> str: ...
+    @property
+    def secret_names(self) -> List[str]: ...
     def engine_version(self) -> str: ...
     def inspect(self, name: str) -> Optional[ContainerInfo]: ...
     def containers(self, labels: Optional[Mapping[str, str]] = None) -> List[ContainerInfo]: ...
+    def logs(self, name: str, since_seconds: float = 300.0) -> List[str]: ...
+    def build_release(self, context_dir: _Path, release: Union[Release, str]) -> ImageInfo: ...
+    def image(self, reference: Union[Release, str]) -> Optional[ImageInfo]: ...
+    def ship(
+        self,
+        dest: Docker,
+        release: Union[Release, str],
+        *,
+        on_progress: Optional[Callable[[ShipProgress], object]] = None,
+        compression: Optional[Literal["zstd", "gzip", "none"]] = None,
+        fallback_to_whole: bool = True,
+    ) -> ShipReport: ...
+    def prune_releases(
+        self, repository: str, *, keep: int = 3, protect: Optional[Sequence[Union[Release, str]]] = None
+    ) -> PruneReport: ...
+    def remove_image(self, reference: str, *, force: bool = False) -> None: ...
 
 @final
 class PgTarget:
@@ -421,6 +457,11 @@ def restore_logical(
     maintenance_db: str = "postgres",
 ) -> RestoreReport: ...
 def list_backups(host: _AnyHost, dir: str, database: str) -> List[str]: ...
+def verify_backup(host: _AnyHost, path: str, *, dir: str, bin_dir: Optional[str] = None) -> BackupListing: ...
+def prune_backups(host: _AnyHost, dir: str, database: str, *, keep: int) -> List[str]: ...
+def check_migrations(target: PgTarget) -> List[MigrationTable]: ...
+def lint_sql(sql: str) -> List[DestructiveChange]: ...
+def refresh_logging() -> None: ...
 
 @final
 class Backends:
@@ -466,11 +507,13 @@ class _Deployer:
         min_free_inodes_percent: int = 5,
         max_clock_skew: float = 2.0,
         migration_deadline: float = 1800.0,
+        ports: Tuple[int, int] = ...,
     ) -> _Deployer: ...
     @staticmethod
     def from_config(path: Union[str, PathLike[str]]) -> _Deployer: ...
     @property
     def holder(self) -> str: ...
+    def app(self) -> str: ...
     def deploy(
         self, release: Union[Release, str], on_event: _RawCallback = None, source: Optional[str] = None
     ) -> str: ...
@@ -498,6 +541,18 @@ class _Deployer:
     def break_lock_async(self) -> Awaitable[str]: ...
     def journal(self) -> str: ...
     def journal_async(self) -> Awaitable[str]: ...
+    def hold_lock(self) -> _HeldLock: ...
+    def hold_lock_async(self) -> Awaitable[_HeldLock]: ...
+
+@final
+class _HeldLock:
+    @property
+    def lost(self) -> bool: ...
+    @property
+    def held(self) -> bool: ...
+    def took_over(self) -> str: ...
+    def release(self) -> None: ...
+    def release_async(self) -> Awaitable[None]: ...
 
 @final
 class _Operation:

@@ -16,13 +16,18 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Tuple,
+    Type,
     Union,
 )
 
-from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _Operation
+from types import TracebackType
+
+from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _HeldLock, _Operation
 from ._errors import InvalidInputError
 from ._events import Event, event_from_json
-from ._types import CheckReport, Color, Journal, LockInfo, OperationRecord, Status
+from ._kinds import Color
+from ._types import AppOptions, CheckReport, Journal, LockInfo, OperationRecord, Status
 
 #: What happens to the old color after a deploy: kept up and drained for instant rollback (the default),
 #: retired after ``retire_after`` seconds, or given the new release too with both serving (runbook step 6).
@@ -123,6 +128,7 @@ class Deployer:
         min_free_inodes_percent: int = 5,
         max_clock_skew: float = 2.0,
         migration_deadline: float = 1800.0,
+        ports: Tuple[int, int] = (3000, 3001),
     ) -> None:
         """The runbook's slots (blue = ``connect_app1``/``app1`` on 3000, green = ``connect_app2``/``app2``
         on 3001) over ``backends``. Durations are seconds. ``holder`` names who deploys in the lock and the
@@ -132,7 +138,10 @@ class Deployer:
         process that died holding it; the next operation then takes it over and settles what it left.
         ``min_free_inodes_percent`` and ``max_clock_skew`` are preflight's thresholds for the server's inodes and
         clock, beside the disk thresholds. ``migration_deadline`` bounds the migration's one-off container (30
-        minutes by default, never the health gate's deadline)."""
+        minutes by default, never the health gate's deadline). ``ports`` are blue's and green's host ports,
+        which HAProxy's servers point at. ``env`` may hold secrets: :attr:`app` and every log show its names
+        only. How the containers' health is checked (``curl`` inside, another command, or from the host for
+        an image without an HTTP client) is the runtime's: ``Docker(health_probe=...)``."""
         self._inner = _Deployer(
             backends,
             holder=holder,
@@ -157,6 +166,7 @@ class Deployer:
             min_free_inodes_percent=min_free_inodes_percent,
             max_clock_skew=max_clock_skew,
             migration_deadline=migration_deadline,
+            ports=ports,
         )
 
     @classmethod
@@ -172,6 +182,12 @@ class Deployer:
     def holder(self) -> str:
         """Who deploys, as the lock and the journal record it."""
         return self._inner.holder
+
+    @property
+    def app(self) -> AppOptions:
+        """The app's options: name, ports, health path, migration, smoke paths, and the environment's names
+        with every value ``<redacted>``."""
+        return AppOptions.from_dict(json.loads(self._inner.app()))
 
     def __repr__(self) -> str:
         return f"Deployer(holder={self.holder!r})"
@@ -303,8 +319,78 @@ class Deployer:
         """:meth:`break_lock` for asyncio."""
         return _lock(await self._inner.break_lock_async())
 
-    # Backups (pg_basebackup, pg_dump, Redis BGSAVE) arrive with connect-db; until then the deploy's
-    # restore point before a migration (``OperationRecord.restore_point``) is the only database safety net.
+    def lock(self) -> DeployLock:
+        """The deploy lock, for work of the script's own that no deploy or rollback may overlap (a database
+        restore, a change by hand)::
+
+            with deployer.lock():            # or: async with deployer.lock():
+                ops.restore_logical(host, target, dump, dir=backups)
+
+        It is taken when the block starts (``ConflictError`` naming the holder while someone else has it) and
+        released when the block ends, however it ends; its lease is renewed meanwhile, so a script that dies
+        holding it stops renewing and the next operation takes it over after ``lock_lease``. Operations of
+        this deployer are refused while the script holds it."""
+        return DeployLock(self._inner)
+
+
+class DeployLock:
+    """The deploy lock as a context manager (``with`` or ``async with``); see :meth:`Deployer.lock`."""
+
+    def __init__(self, deployer: _Deployer) -> None:
+        self._deployer = deployer
+        self._held: Optional[_HeldLock] = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the lock is held now (inside the block)."""
+        return self._held is not None and self._held.held
+
+    @property
+    def lost(self) -> bool:
+        """Whether the lock was lost while held: its lease could not be renewed, or it was broken and taken."""
+        return self._held is not None and self._held.lost
+
+    @property
+    def took_over(self) -> Optional[LockInfo]:
+        """The holder whose expired lock this one took over when it was taken, if any."""
+        if self._held is None:
+            return None
+        return _lock(self._held.took_over())
+
+    def _taken(self, held: _HeldLock) -> DeployLock:
+        # Entering a block while this object holds the lock already fails before here: the engine refuses
+        # a second take (ConflictError), as for anyone else.
+        self._held = held
+        return self
+
+    def __enter__(self) -> DeployLock:
+        return self._taken(self._deployer.hold_lock())
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.release()
+
+    async def __aenter__(self) -> DeployLock:
+        return self._taken(await self._deployer.hold_lock_async())
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            await held.release_async()
+
+    def __repr__(self) -> str:
+        return f"<DeployLock {'held' if self.held else 'not held'}>"
 
 
 def _record(raw: str) -> OperationRecord:
@@ -361,7 +447,7 @@ class Operation:
         return f"<Operation {'done' if self.done else 'running'}>"
 
 
-__all__ = ["Deployer", "Operation", "OldColorPolicy", "EventCallback"]
+__all__ = ["DeployLock", "Deployer", "Operation", "OldColorPolicy", "EventCallback"]
 
 
 def _source(context: Optional[str], build_on: str, image: Optional[str]) -> Optional[str]:

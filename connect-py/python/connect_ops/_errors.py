@@ -1,7 +1,8 @@
 """The exceptions of Connect Ops: one base, ``ConnectError``, and one subclass per kind of failure.
 
 Each subclass is also the matching built-in where one exists, so ``except ValueError`` or
-``except TimeoutError`` in an existing script keeps working:
+``except TimeoutError`` in an existing script keeps working. No class takes a built-in's name, so
+``from connect_ops import *`` never shadows one:
 
 =====================  ===========================  =========================
 ``kind``               class                        also a
@@ -12,7 +13,7 @@ Each subclass is also the matching built-in where one exists, so ``except ValueE
 ``refused``            ``RefusedError``
 ``permission_denied``  ``PermissionDeniedError``    ``PermissionError``
 ``unavailable``        ``UnavailableError``         ``ConnectionError``
-``timeout``            ``TimeoutError``             ``builtins.TimeoutError``
+``timeout``            ``OperationTimeoutError``    ``TimeoutError``
 ``unhealthy``          ``UnhealthyError``
 ``corrupt``            ``CorruptError``
 ``drift``              ``DriftError``
@@ -26,13 +27,15 @@ from __future__ import annotations
 import builtins
 from typing import Dict, Optional, Type
 
+from ._kinds import ErrorKind
+
 
 class ConnectError(Exception):
     """A Connect Ops failure. ``str(error)`` is the engine's full message: the operation, the kind, the
     target, what happened and, when known, the fix."""
 
     #: What went wrong, e.g. ``"timeout"`` (see ``connect_ops.ERROR_KINDS``).
-    kind: str = "failed"
+    kind: ErrorKind = "failed"
     #: The operation that failed, e.g. ``"deploy.health_gate"``.
     operation: str = ""
     #: What it was applied to, e.g. a container or a HAProxy server.
@@ -82,7 +85,7 @@ class UnavailableError(ConnectError, ConnectionError):
     retryable = True
 
 
-class TimeoutError(ConnectError, builtins.TimeoutError):
+class OperationTimeoutError(ConnectError, builtins.TimeoutError):
     """A deadline passed before the condition held (a container that never turned healthy)."""
 
     kind = "timeout"
@@ -120,7 +123,7 @@ class UnsupportedError(ConnectError, NotImplementedError):
 
 
 #: The exception class of each kind.
-ERRORS_BY_KIND: Dict[str, Type[ConnectError]] = {
+ERRORS_BY_KIND: Dict[ErrorKind, Type[ConnectError]] = {
     cls.kind: cls
     for cls in (
         InvalidInputError,
@@ -129,7 +132,7 @@ ERRORS_BY_KIND: Dict[str, Type[ConnectError]] = {
         RefusedError,
         PermissionDeniedError,
         UnavailableError,
-        TimeoutError,
+        OperationTimeoutError,
         UnhealthyError,
         CorruptError,
         DriftError,
@@ -140,7 +143,7 @@ ERRORS_BY_KIND: Dict[str, Type[ConnectError]] = {
 
 
 def _from_core(
-    kind: str,
+    kind: ErrorKind,
     text: str,
     operation: str,
     target: str,

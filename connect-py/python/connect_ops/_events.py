@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Dict, Mapping, Optional, Type
 
 from ._connect_ops import Release
 from ._data import Data, Raw, release_or_none
-from ._types import Color
+from ._kinds import Color, OperationKind, StepName
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class OperationStarted(Event):
 
     name: ClassVar[str] = "operation_started"
     id: str
-    kind: str
+    kind: OperationKind
     release: Optional[Release]
     target: Color
 
@@ -44,7 +44,7 @@ class StepStarted(Event):
     """A step began."""
 
     name: ClassVar[str] = "step_started"
-    step: str
+    step: StepName
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class StepFinished(Event):
     """A step finished."""
 
     name: ClassVar[str] = "step_finished"
-    step: str
+    step: StepName
     duration_ms: int
     detail: str
 
@@ -62,7 +62,7 @@ class StepSkipped(Event):
     """A step was not needed."""
 
     name: ClassVar[str] = "step_skipped"
-    step: str
+    step: StepName
     reason: str
 
 
@@ -71,7 +71,7 @@ class StepFailed(Event):
     """A step failed; the operation undoes what it did and raises."""
 
     name: ClassVar[str] = "step_failed"
-    step: str
+    step: StepName
     duration_ms: int
     error: str
 
@@ -129,7 +129,7 @@ class StepWarning(Event):
     """Something worth a look that does not stop the operation."""
 
     name: ClassVar[str] = "warning"
-    step: str
+    step: StepName
     message: str
 
 

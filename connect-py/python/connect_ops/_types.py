@@ -7,18 +7,24 @@ from typing import Literal, Mapping, Optional, Tuple
 
 from ._connect_ops import Release
 from ._data import Data, Raw, release_or_none
-
-#: The two app slots behind HAProxy: blue is the runbook's app1, green its app2.
-Color = Literal["blue", "green"]
+from ._kinds import (
+    AdminState,
+    CheckStatus,
+    Color,
+    ErrorKind,
+    OperationKind,
+    OutcomeResult,
+    StepName,
+    StepStatus,
+)
 
 
 @dataclass(frozen=True)
 class StepRecord(Data):
     """One step of an operation as it ran."""
 
-    step: str
-    status: str
-    """``"ok"``, ``"skipped"`` or ``"failed"``."""
+    step: StepName
+    status: StepStatus
     duration_ms: int
     detail: str
 
@@ -34,9 +40,9 @@ class Outcome(Data):
     ``interrupted`` (its process stopped mid-way; the next operation settled what it left, described in
     ``resolution``)."""
 
-    result: str
-    step: Optional[str] = None
-    kind: Optional[str] = None
+    result: OutcomeResult
+    step: Optional[StepName] = None
+    kind: Optional[ErrorKind] = None
     error: Optional[str] = None
     resolution: Optional[str] = None
 
@@ -67,8 +73,8 @@ class OperationRecord(Data):
     """One deploy, rollback, adoption or retirement, as the journal keeps it."""
 
     id: str
-    kind: str
-    """``deploy``, ``instant_rollback``, ``full_rollback``, ``adopt``, ``retire`` or ``prune`` (a lock holder only)."""
+    kind: OperationKind
+    """``deploy``, ``instant_rollback``, ``full_rollback``, ``adopt``, ``retire``, ``maintenance`` or ``prune`` (a lock holder only)."""
     release: Optional[Release]
     live_before: Optional[Color]
     live_after: Optional[Color]
@@ -109,11 +115,41 @@ class OperationRecord(Data):
 
 
 @dataclass(frozen=True)
+class AppOptions(Data):
+    """How the app runs, whatever the release (``Deployer.app``). Environment values are never shown."""
+
+    name: str
+    env: Mapping[str, str]
+    """Each variable's name, its value ``"<redacted>"``."""
+    container_port: int
+    ports: Mapping[Color, int]
+    """Each color's host port."""
+    health_path: str
+    stop_grace_seconds: float
+    migration: Optional[Tuple[str, ...]]
+    smoke_paths: Tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, raw: Raw) -> AppOptions:
+        migration = raw.get("migration")
+        return cls(
+            raw["name"],
+            dict(raw["env"]),
+            raw["container_port"],
+            dict(raw["ports"]),
+            raw["health_path"],
+            raw["stop_grace_seconds"],
+            None if migration is None else tuple(migration),
+            tuple(raw["smoke_paths"]),
+        )
+
+
+@dataclass(frozen=True)
 class LockInfo(Data):
     """Who holds the deploy lock, for what, since when."""
 
     holder: str
-    operation: str
+    operation: OperationKind
     since_unix_ms: int
 
     @classmethod
@@ -126,8 +162,7 @@ class ServerStatus(Data):
     """A HAProxy server as the router shows it."""
 
     name: str
-    admin: str
-    """``ready``, ``drain`` or ``maint``."""
+    admin: AdminState
     check: str
     weight: int
     current_sessions: int
@@ -238,8 +273,7 @@ class Check(Data):
     """One check of a preflight or post-deploy report."""
 
     name: str
-    status: str
-    """``pass``, ``warn`` or ``fail``."""
+    status: CheckStatus
     detail: str
 
     @classmethod
@@ -447,3 +481,15 @@ class RestoreReport(Data):
         return cls(
             raw["database"], raw.get("previous_kept_as"), raw["dump"], raw["took_seconds"], raw["pg_restore_seconds"]
         )
+
+
+
+# The chores' results live in their own module; `connect_ops._types` is where the extension looks them up.
+from ._reports import BackupListing as BackupListing  # noqa: E402
+from ._reports import DestructiveChange as DestructiveChange  # noqa: E402
+from ._reports import ImageInfo as ImageInfo  # noqa: E402
+from ._reports import Migration as Migration  # noqa: E402
+from ._reports import MigrationTable as MigrationTable  # noqa: E402
+from ._reports import PruneReport as PruneReport  # noqa: E402
+from ._reports import ShipProgress as ShipProgress  # noqa: E402
+from ._reports import ShipReport as ShipReport  # noqa: E402

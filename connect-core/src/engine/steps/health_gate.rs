@@ -4,7 +4,9 @@
 //! answering its health path on the color's port, asked through the host. Docker judges every `interval`
 //! (2 s by default, and Engine 20.10 has no shorter start-up interval), so an app ready in 0.2 s would wait
 //! up to 2 s for Docker's word; asking the app directly lets the gate pass when the app is ready. HAProxy's
-//! own check still has to see the color live before the switch moves traffic.
+//! own check still has to see the color live before the switch moves traffic. A container without a health
+//! check (Docker reports none: an image with no HTTP client, `health_probe="host"` in Python) passes only on
+//! the app's answer.
 
 use std::time::Duration;
 
@@ -62,6 +64,36 @@ impl Deployer {
                 },
             };
             let last = match result {
+                // No health check in the container (Docker's `NONE`, for an image without an HTTP client):
+                // the runtime's word only means "running", so the app's own answer from the host decides.
+                Ok(info) if info.health == Health::None && probing => {
+                    return match tokio::time::timeout_at(until, &mut answered).await {
+                        Ok(()) => {
+                            events.emit(Event::HealthAttempt {
+                                color,
+                                attempt,
+                                health: "answering".into(),
+                            });
+                            Ok(format!(
+                                "{name} answered {} on port {} (no health check in the container)",
+                                self.config.app.health_path, slot.host_port
+                            ))
+                        }
+                        Err(_) => Err(Error::new(
+                            ErrorKind::Timeout,
+                            "deploy.health_gate",
+                            name,
+                            format!(
+                                "the container has no health check, and the app did not answer {} on port {} \
+                                 within {deadline:?}",
+                                self.config.app.health_path, slot.host_port
+                            ),
+                        )
+                        .with_hint(
+                            "read the container's logs; raise the policy's health_deadline if the app is just slow",
+                        )),
+                    };
+                }
                 Ok(info) => {
                     events.emit(Event::HealthAttempt {
                         color,
