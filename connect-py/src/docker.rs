@@ -89,7 +89,7 @@ impl Progress {
             *last = Some(Instant::now());
         }
         let result = Python::attach(|py| {
-            let event = typed(py, "ShipProgress", progress)?;
+            let event = typed(py, "TransferProgress", progress)?;
             self.callback.call1(py, (event,)).map(drop)
         });
         if let Err(e) = result {
@@ -280,7 +280,7 @@ impl Docker {
     }
 
     /// Ships `release`'s image from this engine to `dest` (the server's engine), sending only the layers
-    /// `dest` lacks, then tags it there (`ShipReport`). `on_progress` is called with each `ShipProgress`
+    /// `dest` lacks, then tags it there (`ShipReport`). `on_progress` is called with each `TransferProgress`
     /// (the plan, each layer sent, bytes on the wire at most every 0.1 s, the load); an exception it raises
     /// stops the reports and is raised after the transfer. `compression` is `"zstd"`, `"gzip"` or `"none"`
     /// (default: what `dest` unpacks); `fallback_to_whole` sends the whole image if the incremental load fails.

@@ -24,6 +24,8 @@ def test_deploy_reports_its_steps_as_events(deployer: ops.Deployer) -> None:
     assert finished == ["reconcile", "preflight", "stage_image", "start_idle", "health_gate", "switch", "verify", "record"]
     skipped = {e.step: e.reason for e in events if isinstance(e, ops.StepSkipped)}
     assert skipped == {
+        "check_migrations": "no migration configured",
+        "backup": "no migration, and the policy backs up only before one",
         "restore_point": "no migration configured",
         "migrate": "no migration configured",
         "drain": "first deploy: no old color",

@@ -69,7 +69,7 @@ def test_build_failure_names_the_builder_error(docker: ops.Docker, tmp_path: Pat
 
 def test_ship_reports_progress_and_what_it_did(docker: ops.Docker, releases: Tuple[str, List[ops.Release]]) -> None:
     _, (v1, _) = releases
-    progress: List[ops.ShipProgress] = []
+    progress: List[ops.TransferProgress] = []
     # The same engine as destination: it has the image, so the ship only sets the tag.
     report = docker.ship(docker, v1, on_progress=progress.append)
     info = docker.image(v1)
@@ -83,7 +83,7 @@ def test_ship_raises_what_the_progress_callback_raised(
 ) -> None:
     _, (v1, _) = releases
 
-    def broken(_: ops.ShipProgress) -> None:
+    def broken(_: ops.TransferProgress) -> None:
         raise RuntimeError("progress bar broke")
 
     with pytest.raises(RuntimeError, match="progress bar broke"):

@@ -20,7 +20,7 @@ from ._types import (
     PruneReport,
     RestoreReport,
     ServerStatus,
-    ShipProgress,
+    TransferProgress,
     ShipReport,
     SwitchReport,
 )
@@ -374,7 +374,7 @@ class Docker:
         dest: Docker,
         release: Union[Release, str],
         *,
-        on_progress: Optional[Callable[[ShipProgress], object]] = None,
+        on_progress: Optional[Callable[[TransferProgress], object]] = None,
         compression: Optional[Literal["zstd", "gzip", "none"]] = None,
         fallback_to_whole: bool = True,
     ) -> ShipReport: ...

@@ -37,7 +37,7 @@ class ImageInfo(Data):
 
 
 @dataclass(frozen=True)
-class ShipProgress(Data):
+class TransferProgress(Data):
     """One report of ``Docker.ship``: ``planned`` (``layers_total``, ``layers_to_send``), ``layer_sent``
     (``digest``, ``bytes``), ``bytes`` (``sent`` on the wire so far) or ``loaded`` (``image_id``)."""
 
@@ -50,7 +50,7 @@ class ShipProgress(Data):
     image_id: Optional[str] = None
 
     @classmethod
-    def from_dict(cls, raw: Raw) -> ShipProgress:
+    def from_dict(cls, raw: Raw) -> TransferProgress:
         return cls(
             raw["event"],
             raw.get("layers_total"),

@@ -491,5 +491,5 @@ from ._reports import ImageInfo as ImageInfo  # noqa: E402
 from ._reports import Migration as Migration  # noqa: E402
 from ._reports import MigrationTable as MigrationTable  # noqa: E402
 from ._reports import PruneReport as PruneReport  # noqa: E402
-from ._reports import ShipProgress as ShipProgress  # noqa: E402
+from ._reports import TransferProgress as TransferProgress  # noqa: E402
 from ._reports import ShipReport as ShipReport  # noqa: E402
