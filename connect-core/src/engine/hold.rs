@@ -21,7 +21,8 @@ pub struct HeldLock {
     store: JournalStore,
     fence: Fence,
     took_over: Option<LockInfo>,
-    renewal: JoinHandle<Error>,
+    renewal: JoinHandle<Option<Error>>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Deployer {
@@ -44,12 +45,14 @@ impl Deployer {
             );
         }
         let (store, fence) = (self.store.clone(), taken.fence.clone());
-        let renewal = tokio::spawn(async move { store.keep_lease(&fence, lease).await });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let renewal = tokio::spawn(async move { store.keep_lease(&fence, lease, stopped).await });
         Ok(HeldLock {
             store: self.store.clone(),
             fence: taken.fence,
             took_over: taken.took_over,
             renewal,
+            stop,
         })
     }
 }
@@ -70,10 +73,11 @@ impl HeldLock {
     /// failed (it then expires with its lease).
     pub async fn release(mut self) -> Result<()> {
         let lost = if self.renewal.is_finished() {
-            (&mut self.renewal).await.ok()
+            (&mut self.renewal).await.ok().flatten()
         } else {
-            self.renewal.abort();
-            None
+            // A renewal in flight finishes its write (dropped mid-write it would leave a temporary file).
+            let _ = self.stop.send(true);
+            (&mut self.renewal).await.ok().flatten()
         };
         match lost {
             Some(e) => Err(e),

@@ -325,19 +325,30 @@ impl JournalStore {
         self.write_lock(&held, false).await.map(drop)
     }
 
-    /// Renews the lease every third of it for as long as it is polled; returns why it stopped: the lock was
-    /// lost to another holder, or could not be renewed before the lease ran out.
-    pub(crate) async fn keep_lease(&self, fence: &Fence, lease: Duration) -> Error {
+    /// Renews the lease every third of it until `stop` says so (or its sender is gone); returns why it
+    /// stopped on its own: the lock was lost to another holder, or could not be renewed before the lease ran
+    /// out. `stop` is looked at between renewals only: a renewal dropped mid-write would leave its temporary
+    /// file on the server (uploads land in two steps), so the owner asks it to stop and waits instead.
+    pub(crate) async fn keep_lease(
+        &self,
+        fence: &Fence,
+        lease: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<Error> {
         let every = lease / 3;
         let mut renewed = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => return None,
+                () = tokio::time::sleep(every) => {}
+            }
             match tokio::time::timeout(every, self.renew(fence, lease)).await {
                 Ok(Ok(())) => renewed = tokio::time::Instant::now(),
-                Ok(Err(e)) if e.kind() == ErrorKind::Conflict => return e,
-                Ok(Err(e)) if renewed.elapsed() >= lease => return e,
+                Ok(Err(e)) if e.kind() == ErrorKind::Conflict => return Some(e),
+                Ok(Err(e)) if renewed.elapsed() >= lease => return Some(e),
                 Err(_) if renewed.elapsed() >= lease => {
-                    return Error::new(
+                    return Some(Error::new(
                         ErrorKind::Timeout,
                         "deploy.lock",
                         &self.lock_path,
@@ -345,7 +356,7 @@ impl JournalStore {
                     )
                     .with_hint(
                         "check the connection to the server; the next operation repairs what this one left",
-                    );
+                    ));
                 }
                 // A failed renewal inside the lease is retried at the next tick.
                 _ => tracing::warn!(path = %self.lock_path, "lease renewal failed; retrying"),

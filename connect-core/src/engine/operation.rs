@@ -45,10 +45,30 @@ impl Deployer {
             fence: taken.fence,
             took_over: taken.took_over,
         };
-        let result = tokio::select! {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let keep = self.store.keep_lease(&fence, lease, stopped);
+        tokio::pin!(keep);
+        let finished = tokio::select! {
             biased;
-            result = operation(held) => result,
-            lost = self.store.keep_lease(&fence, lease) => Err(lost),
+            result = operation(held) => Ok(result),
+            lost = &mut keep => Err(lost),
+        };
+        let result = match finished {
+            Ok(result) => {
+                // A renewal in flight finishes its write before the lock goes: dropped mid-write, it would
+                // leave its temporary file in the state directory (found by the real SIGKILL test).
+                let _ = stop.send(true);
+                let _ = keep.await;
+                result
+            }
+            Err(lost) => Err(lost.unwrap_or_else(|| {
+                Error::new(
+                    ErrorKind::Failed,
+                    "deploy.lock",
+                    &self.store.lock_path,
+                    "the lease stopped being renewed",
+                )
+            })),
         };
         if let Err(e) = self.store.unlock(&fence).await {
             self.events.warn(
