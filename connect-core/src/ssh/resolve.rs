@@ -221,7 +221,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("ssh_config");
         let text = format!(
-            "Host prod\n  HostName 10.0.0.5\n  User deploy\n  Port 2222\n  IdentityFile {d}/missing\n  IdentityFile {d}/key\n  \
+            "Host prod\n  HostName 127.0.0.5\n  User deploy\n  Port 2222\n  IdentityFile {d}/missing\n  IdentityFile {d}/key\n  \
              UserKnownHostsFile {d}/kh other\n  ProxyJump ops@bastion:2200,second\n  ServerAliveCountMax 3\n\
              Host *\n  User nobody\n",
             d = dir.path().display()
@@ -232,7 +232,7 @@ mod tests {
         let target = route.last().expect("target");
         assert_eq!(
             (target.host.as_str(), target.user.as_str(), target.port),
-            ("10.0.0.5", "deploy", 2222)
+            ("127.0.0.5", "deploy", 2222)
         );
         assert_eq!(target.key_file, Some(dir.path().join("key")));
         assert_eq!(target.known_hosts, dir.path().join("kh"));

@@ -223,7 +223,7 @@ fn the_server_is_completed_by_the_ssh_config_file() {
     let ssh_config = dir.path().join("ssh_config");
     std::fs::write(
         &ssh_config,
-        "Host prod\n  HostName 10.0.0.5\n  User ops\n  Port 2222\n  ProxyJump jump@bastion:2200\n",
+        "Host prod\n  HostName 127.0.0.5\n  User ops\n  Port 2222\n  ProxyJump jump@bastion:2200\n",
     )
     .expect("ssh config");
     let file = |server: &str| {
@@ -235,7 +235,7 @@ fn the_server_is_completed_by_the_ssh_config_file() {
     let from_file = ConnectConfig::parse("connect.toml", &file("")).expect("parse");
     assert_eq!(
         from_file.server_address().expect("resolved"),
-        "ops@10.0.0.5:2222 via jump@bastion:2200"
+        "ops@127.0.0.5:2222 via jump@bastion:2200"
     );
     let explicit = ConnectConfig::parse(
         "connect.toml",
@@ -244,7 +244,7 @@ fn the_server_is_completed_by_the_ssh_config_file() {
     .expect("parse");
     assert_eq!(
         explicit.server_address().expect("resolved"),
-        "deploy@10.0.0.5:22 via other:2022,third"
+        "deploy@127.0.0.5:22 via other:2022,third"
     );
     let without = ConnectConfig::parse(
         "connect.toml",
