@@ -50,6 +50,15 @@ impl HookPoint {
             HookPoint::BeforeDeploy | HookPoint::AfterShip | HookPoint::BeforeSwitch
         )
     }
+
+    /// What a failed hook here means for the operation, as its error's hint.
+    fn on_failure(self) -> &'static str {
+        if self.gates() {
+            "the operation stopped before traffic moved; fix the hook or what it checks"
+        } else {
+            "traffic already moved; the hook's failure does not change the outcome"
+        }
+    }
 }
 
 /// Where a hook's command runs.
@@ -169,13 +178,8 @@ impl Deployer {
             HookSite::Server => self.backends.host.run(&command).await,
         }
         .map_err(|e| {
-            Error::new(e.kind(), "deploy.hook", &shown, e.message().to_string()).with_hint(
-                if hook.point.gates() {
-                    "the operation stopped before traffic moved; fix the hook or what it checks"
-                } else {
-                    "traffic already moved; the hook's failure does not change the outcome"
-                },
-            )
+            Error::new(e.kind(), "deploy.hook", &shown, e.message().to_string())
+                .with_hint(hook.point.on_failure())
         })?;
         let tail = |text: &[u8]| {
             let text = String::from_utf8_lossy(text);
@@ -194,11 +198,7 @@ impl Deployer {
                     tail(&out.stderr)
                 ),
             )
-            .with_hint(if hook.point.gates() {
-                "the operation stopped before traffic moved; fix the hook or what it checks"
-            } else {
-                "traffic already moved; the hook's failure does not change the outcome"
-            }));
+            .with_hint(hook.point.on_failure()));
         }
         Ok(format!("{shown}: {}", tail(&out.stdout)))
     }
