@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use connect_core::engine::{self, DeployConfig, Event, OperationRecord};
-use connect_core::model::{AppSpec, Color, DeployPolicy, OldColorPolicy, Release};
+use connect_core::model::{
+    AppSpec, BackupPolicy, CanaryPolicy, Color, DeployPolicy, OldColorPolicy, Release, WatchPolicy,
+};
 use connect_core::ship::ReleaseSource;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -193,6 +195,57 @@ fn old_color_policy(old_color: &str, retire_after: Option<f64>) -> PyResult<OldC
     }
 }
 
+/// The deploy's safety net from `connect_ops._policy.safety_net` (the engine's serde shapes): the watch, the
+/// canary, backups, hooks, webhooks, pruning and the destructive-migration switch. The engine validates them
+/// with the rest of the policy when the deployer is made.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SafetyNet {
+    #[serde(default)]
+    watch: Option<WatchPolicy>,
+    #[serde(default)]
+    canary: Option<CanaryPolicy>,
+    #[serde(default)]
+    backup: Option<BackupPolicy>,
+    #[serde(default)]
+    hooks: Vec<engine::Hook>,
+    #[serde(default)]
+    webhooks: Vec<engine::Webhook>,
+    #[serde(default)]
+    keep_releases: Option<usize>,
+    #[serde(default)]
+    allow_destructive_migrations: bool,
+}
+
+impl SafetyNet {
+    fn parse(json: &str) -> PyResult<SafetyNet> {
+        serde_json::from_str(json).map_err(|e| {
+            invalid(
+                "deployer.new",
+                "safety_net",
+                format!("not the engine's shape: {e}"),
+                "pass WatchPolicy, CanaryPolicy, BackupPolicy, Hook and Webhook objects",
+            )
+        })
+    }
+
+    fn apply(self, mut config: DeployConfig) -> DeployConfig {
+        let policy = &mut config.policy;
+        if let Some(watch) = self.watch {
+            policy.watch = watch;
+        }
+        if let Some(backup) = self.backup {
+            policy.backup = backup;
+        }
+        policy.canary = self.canary;
+        policy.keep_releases = self.keep_releases;
+        policy.allow_destructive_migrations = self.allow_destructive_migrations;
+        config.hooks = self.hooks;
+        config.webhooks = self.webhooks;
+        config
+    }
+}
+
 impl Deployer {
     fn op_from(&self, op: Op, on_event: Option<Py<PyAny>>) -> impl Future<Output = PyResult<String>> + use<> {
         run_with_callback(self.inner.clone(), op, on_event)
@@ -253,7 +306,8 @@ impl Deployer {
         container_port=3000, health_path="/api/health", smoke_paths=None, stop_grace=10.0, health_deadline=60.0,
         drain_deadline=30.0, router_deadline=10.0, disk_warn_percent=80, disk_fail_percent=95,
         disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None, lock_lease=30.0,
-        min_free_inodes_percent=5, max_clock_skew=2.0, migration_deadline=1800.0, ports=(3000, 3001)
+        min_free_inodes_percent=5, max_clock_skew=2.0, migration_deadline=1800.0, ports=(3000, 3001),
+        safety_net=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -281,6 +335,7 @@ impl Deployer {
         max_clock_skew: f64,
         migration_deadline: f64,
         ports: (i64, i64),
+        safety_net: Option<&str>,
     ) -> PyResult<Deployer> {
         if migration.as_ref().is_some_and(Vec::is_empty) {
             return Err(invalid(
@@ -341,15 +396,24 @@ impl Deployer {
                     "a percentage from 0 to 100",
                 )?,
                 max_clock_skew: seconds("max_clock_skew", max_clock_skew)?,
-                // The watch and the canary are not exposed to Python yet: off, as the runbook has them.
                 ..DeployPolicy::default()
             },
             state_dir: state_dir.to_string(),
             holder: holder.unwrap_or_else(engine::default_holder),
             hooks: Vec::new(),
+            webhooks: Vec::new(),
+        };
+        let config = match safety_net {
+            Some(json) => SafetyNet::parse(json)?.apply(config),
+            None => config,
         };
         let inner = core_py(engine::Deployer::new(backends_arg(backends)?, config))?;
         Ok(Deployer { inner })
+    }
+
+    /// The deploy policy as the engine holds it, as JSON (durations in milliseconds).
+    fn policy(&self) -> PyResult<String> {
+        to_json(&self.inner.config().policy)
     }
 
     /// Who is deploying, as the lock and the journal record it.

@@ -174,6 +174,25 @@ async fn deploy_with_migration() {
     .await;
 }
 
+fn pruning(policy: &mut DeployPolicy) {
+    // v1..v3 are on the server from the start, newest first v3, v2: only v1 goes, once it is neither live
+    // nor standby.
+    policy.keep_releases = Some(2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_pruning() {
+    sweep(Scenario {
+        name: "deploy v3 over v2 + standby v1, keep 2",
+        policy: WARM,
+        tuning: pruning,
+        setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
+        op: Op::Deploy("v3"),
+    })
+    .await;
+}
+
 fn watched(policy: &mut DeployPolicy) {
     policy.watch = WatchPolicy {
         window: Duration::from_secs(10),

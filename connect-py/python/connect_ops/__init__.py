@@ -105,6 +105,7 @@ from ._kinds import (
     StepName,
     StepStatus,
 )
+from ._policy import BackupPolicy, CanaryPolicy, Hook, HookPoint, HookSite, WatchPolicy, Webhook
 from ._reports import DestructiveKind, MigrationState, MigrationTool, ShipCompression, ShipMethod
 from ._types import (
     AppOptions,
@@ -140,6 +141,13 @@ from ._types import (
 
 __all__ = [
     "AppOptions",
+    "BackupPolicy",
+    "CanaryPolicy",
+    "Hook",
+    "HookPoint",
+    "HookSite",
+    "WatchPolicy",
+    "Webhook",
     "BackupListing",
     "DestructiveChange",
     "DestructiveKind",
