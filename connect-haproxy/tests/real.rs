@@ -165,6 +165,13 @@ async fn weight_absolute_and_percent() {
         "weight 0 still reads UP"
     );
     assert!(!app1.is_live());
+    // A weight put back while the server is in MAINT is the weight it comes back with, and reads so at
+    // once (`show stat`'s effective weight would still say 0: the canary's undo read it as not put back).
+    s.hx.set_state("app1", AdminState::Maint).await.expect("maint");
+    s.hx.set_weight("app1", 100).await.expect("100");
+    assert_eq!(s.hx.server("app1").await.expect("app1").weight, 100);
+    s.hx.set_state("app1", AdminState::Ready).await.expect("ready");
+    assert_eq!(s.hx.server("app1").await.expect("app1").weight, 100);
     assert_kind(
         s.hx.set_server_weight("app1", Weight::Percent(101)).await,
         ErrorKind::InvalidInput,

@@ -40,6 +40,7 @@ pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outc
 pub use events::{Event, SHIP_PROGRESS_EVERY};
 pub use hold::HeldLock;
 pub use holder::default_holder;
+#[cfg(feature = "ssh")]
 pub(crate) use holder::effective_user;
 pub use hooks::{Hook, HookPoint, HookSite};
 pub use intent::Intent;

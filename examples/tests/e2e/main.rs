@@ -10,5 +10,6 @@ mod common;
 mod faults;
 mod kill;
 mod runbook;
+mod safety_net;
 mod ship;
 mod watch;
