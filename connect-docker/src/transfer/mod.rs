@@ -18,19 +18,20 @@ use connect_core::model::ImageRef;
 use connect_core::{Error, ErrorKind, Result};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 mod archive;
 
 use archive::{
-    ManifestEntry, chain_ids, counted, filter_archive, hex, io_err, is_layer_path, parse_manifest, read_err,
+    HashingWriter, ManifestEntry, chain_ids, counted, filter_archive, hex, io_err, is_layer_path,
+    parse_manifest, read_err, read_small,
 };
 
 use crate::client::Docker;
 use crate::error::map_err;
-use crate::tarball::TarReader;
+use crate::tarball::{is_file, path_of, read_archive};
 
 /// How the archive is compressed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,31 +333,28 @@ impl Docker {
     ) -> Result<(ManifestEntry, HashMap<String, String>, HashMap<String, u64>)> {
         let op = "docker.transfer";
         let stream = self.api.export_image(image_id).map_err(io_err);
-        let mut tar = TarReader::new(StreamReader::new(stream));
-        let mut digests = HashMap::new();
-        let mut sizes = HashMap::new();
-        let mut manifest = None;
-        let mut buf = vec![0u8; 256 * 1024];
-        while let Some(entry) = tar.next_entry().await.map_err(|e| read_err(image_id, e))? {
-            if entry.name == "manifest.json" {
-                let data = tar.read_all(16 << 20).await.map_err(|e| read_err(image_id, e))?;
-                manifest = Some(parse_manifest(image_id, &data)?);
-            } else if is_layer_path(&entry.name) && matches!(entry.typeflag, b'0' | 0) {
-                let mut h = Sha256::new();
-                loop {
-                    let n = tar
-                        .read_content(&mut buf)
-                        .await
-                        .map_err(|e| read_err(image_id, e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
+        let id = image_id.to_string();
+        let (manifest, digests, sizes) = read_archive(StreamReader::new(Box::pin(stream)), move |archive| {
+            let mut digests = HashMap::new();
+            let mut sizes = HashMap::new();
+            let mut manifest = None;
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                let name = path_of(&entry)?;
+                if name == "manifest.json" {
+                    manifest = Some(read_small(&mut entry, 16 << 20)?);
+                } else if is_layer_path(&name) && is_file(&entry) {
+                    let mut h = HashingWriter::default();
+                    std::io::copy(&mut entry, &mut h)?;
+                    digests.insert(name.clone(), format!("sha256:{}", hex(&h.0.finalize())));
+                    sizes.insert(name, entry.size());
                 }
-                digests.insert(entry.name.clone(), format!("sha256:{}", hex(&h.finalize())));
-                sizes.insert(entry.name.clone(), entry.size);
             }
-        }
+            Ok((manifest, digests, sizes))
+        })
+        .await
+        .map_err(|e| read_err(&id, e))?;
+        let manifest = manifest.map(|data| parse_manifest(image_id, &data)).transpose()?;
         let manifest = manifest.ok_or_else(|| {
             Error::new(
                 ErrorKind::Corrupt,
