@@ -33,7 +33,7 @@ pub(super) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 pub(super) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
