@@ -32,10 +32,9 @@ pub(crate) async fn sha256_file(host: &dyn Host, path: &str) -> Result<(String, 
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Unavailable, "backup.checksum", path, e.to_string()))?;
+        let n = reader.read(&mut buf).await.map_err(|e| {
+            Error::new(ErrorKind::Unavailable, "backup.checksum", path, e.to_string()).with_source(e)
+        })?;
         if n == 0 {
             break;
         }

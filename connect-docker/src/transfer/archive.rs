@@ -36,8 +36,8 @@ pub(super) fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
 }
 
-pub(super) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(e.to_string())
+pub(super) fn io_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> std::io::Error {
+    std::io::Error::other(e)
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -59,6 +59,7 @@ pub(super) fn read_err(image: &str, e: std::io::Error) -> Error {
         image,
         format!("reading the image archive: {e}"),
     )
+    .with_source(e)
 }
 
 pub(super) fn parse_manifest(image: &str, data: &[u8]) -> Result<ManifestEntry> {
@@ -69,6 +70,7 @@ pub(super) fn parse_manifest(image: &str, data: &[u8]) -> Result<ManifestEntry> 
             image,
             format!("manifest.json does not parse: {e}"),
         )
+        .with_source(e)
     })?;
     if entries.len() != 1 {
         return Err(Error::new(

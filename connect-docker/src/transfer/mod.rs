@@ -414,9 +414,9 @@ impl Docker {
             }
         }
         drop(load);
-        let filtered = filter
-            .await
-            .map_err(|e| Error::new(ErrorKind::Failed, "docker.transfer", reference, e.to_string()))?;
+        let filtered = filter.await.map_err(|e| {
+            Error::new(ErrorKind::Failed, "docker.transfer", reference, e.to_string()).with_source(e)
+        })?;
         let wire_bytes = wire.load(Ordering::Relaxed);
         if let Some(e) = load_err {
             let err = map_err("docker.transfer", reference, e);
@@ -436,7 +436,8 @@ impl Docker {
                     "{} rejected the image after {wire_bytes} bytes; nothing was tagged: {why}",
                     dest.location
                 ),
-            ));
+            )
+            .with_source(err));
         }
         let (layers, archive) = filtered.map_err(|e| {
             Error::new(
@@ -445,6 +446,7 @@ impl Docker {
                 reference,
                 format!("sending the archive failed: {e}"),
             )
+            .with_source(e)
         })?;
         Ok((layers, archive, wire_bytes))
     }
@@ -461,13 +463,24 @@ impl Docker {
             )
         })?;
         if loaded.layers != diff_ids {
-            let _ = self.remove_image(image_id, true).await;
+            // Said only once it is true: a removal that fails leaves the image for the operator to remove.
+            let (what, hint) = match self.remove_image(image_id, true).await {
+                Ok(()) => ("removed it".to_string(), "ship again".to_string()),
+                Err(e) => (
+                    format!("removing it failed too ({})", e.summary()),
+                    format!(
+                        "remove it on {} (docker rmi {image_id}), then ship again",
+                        self.location
+                    ),
+                ),
+            };
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 "docker.transfer",
                 &reference,
-                "the loaded image's layers differ from the source's; removed it",
-            ));
+                format!("the loaded image's layers differ from the source's; {what}"),
+            )
+            .with_hint(hint));
         }
         self.tag(image_id, image).await
     }
@@ -526,13 +539,15 @@ impl Docker {
             }
         }
         drop(load);
-        let pumped = pump
-            .await
-            .map_err(|e| Error::new(ErrorKind::Failed, "docker.transfer", &reference, e.to_string()))?;
+        let pumped = pump.await.map_err(|e| {
+            Error::new(ErrorKind::Failed, "docker.transfer", &reference, e.to_string()).with_source(e)
+        })?;
         if let Some(e) = load_err {
             return Err(map_err("docker.transfer", &reference, e));
         }
-        pumped.map_err(|e| Error::new(ErrorKind::Failed, "docker.transfer", &reference, e.to_string()))?;
+        pumped.map_err(|e| {
+            Error::new(ErrorKind::Failed, "docker.transfer", &reference, e.to_string()).with_source(e)
+        })?;
         dest.verify_and_tag(&src.id, &src.layers, image).await?;
         Ok(TransferReport {
             image: reference,
