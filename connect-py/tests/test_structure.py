@@ -1,4 +1,4 @@
-"""The package's shape: no module, Python or Rust, imports a module that imports it back (issue 19)."""
+"""The package's shape: no module, Python or Rust, imports a module that imports it back."""
 
 from __future__ import annotations
 
