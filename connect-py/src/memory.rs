@@ -70,11 +70,15 @@ pub(crate) fn inject(
     Ok(())
 }
 
-/// Generates a backend class's `#[pymethods]`: its own items, then `fail` and `clear_faults` on its
-/// faults (`$backend` the prefix its operations must have, `$example` one of them for the docstring). One
-/// definition for the five classes, since pyo3 allows one `#[pymethods]` block a class.
+/// Generates an in-memory class's `#[pymethods]`: its own items, then `fail` and `clear_faults` (`$backend`
+/// the prefix its operations must have, empty for any; `$example` one of them for the docstring; `$faults`,
+/// with `$this` the object and `$op` the operation, the faults it goes to). One definition for the six
+/// classes, since pyo3 allows one `#[pymethods]` block a class.
 macro_rules! fault_methods {
     ($class:ty, $backend:literal, $example:literal; $($own:tt)*) => {
+        fault_methods! { $class, $backend, $example, |this, _op| Ok(this.inner.faults()); $($own)* }
+    };
+    ($class:ty, $backend:literal, $example:literal, |$this:ident, $op:ident| $faults:expr; $($own:tt)*) => {
         #[pymethods]
         impl $class {
             $($own)*
@@ -92,16 +96,23 @@ macro_rules! fault_methods {
                 times: Option<i64>,
                 after: Option<i64>,
             ) -> PyResult<()> {
-                inject(self.inner.faults(), $backend, operation, kind, target, times, after)
+                let ($this, $op) = (self, operation);
+                let faults: PyResult<&connect_core::memory::Faults> = $faults;
+                $crate::memory::inject(faults?, $backend, operation, kind, target, times, after)
             }
 
             /// Removes every fault of `operation`.
-            fn clear_faults(&self, operation: &str) {
-                self.inner.faults().clear(operation);
+            fn clear_faults(&self, operation: &str) -> PyResult<()> {
+                let ($this, $op) = (self, operation);
+                let faults: PyResult<&connect_core::memory::Faults> = $faults;
+                faults?.clear(operation);
+                Ok(())
             }
         }
     };
 }
+
+pub(crate) use fault_methods;
 
 /// A server in memory: files in a map, disks whose usage a script sets.
 #[pyclass(frozen, module = "connect_ops")]

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 
 use crate::backends::Backends;
 use crate::errors::invalid;
-use crate::memory::{MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime, inject};
+use crate::memory::{MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime, fault_methods};
 
 /// The runbook's whole server in memory: HAProxy's checks probe the blue and green containers.
 #[pyclass(frozen, module = "connect_ops")]
@@ -16,8 +16,8 @@ pub struct MemoryStack {
     pub(crate) inner: mem::MemoryStack,
 }
 
-#[pymethods]
-impl MemoryStack {
+fault_methods! {
+    MemoryStack, "", "router.set_state", |this, op| this.faults_of(op);
     /// A fresh stack with the runbook's slots (`connect_app1`/`app1`, `connect_app2`/`app2`): no image, no
     /// container, both HAProxy servers in maintenance.
     #[new]
@@ -99,27 +99,6 @@ impl MemoryStack {
             migration_exit,
             migration_takes,
         )
-    }
-
-    /// Makes `operation` of any backend fail (`"router.set_state"`, `"runtime.start"`, `"cache.ping"`…); see
-    /// `MemoryHost.fail`.
-    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
-    fn fail(
-        &self,
-        operation: &str,
-        kind: &str,
-        target: Option<&str>,
-        times: Option<i64>,
-        after: Option<i64>,
-    ) -> PyResult<()> {
-        let faults = self.faults_of(operation)?;
-        inject(faults, "", operation, kind, target, times, after)
-    }
-
-    /// Removes every fault of `operation`.
-    fn clear_faults(&self, operation: &str) -> PyResult<()> {
-        self.faults_of(operation)?.clear(operation);
-        Ok(())
     }
 
     /// The backends for a `Deployer`.
