@@ -1,5 +1,5 @@
-//! Issue 14 items 4-6 on the in-memory backends, in paused time: the watch after the switch (and after an
-//! instant rollback), the canary, and maintenance mode.
+//! On the in-memory backends, in paused time: the watch after the switch (and after an instant rollback), the
+//! canary, and maintenance mode.
 
 mod common;
 

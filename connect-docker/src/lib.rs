@@ -41,6 +41,7 @@
 
 mod client;
 mod containers;
+mod dockerignore;
 mod error;
 mod image_files;
 mod images;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use connect_core::testing::{free_port, require_program};
+use connect_core::testing::{Signal, free_port, require_program, send_signal};
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -323,10 +323,7 @@ impl HaproxyProcess {
 impl Drop for HaproxyProcess {
     fn drop(&mut self) {
         // SIGTERM lets the master stop its workers too; SIGKILL only if it does not exit.
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = send_signal(self.child.id(), Signal::SIGTERM);
         for _ in 0..200 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;

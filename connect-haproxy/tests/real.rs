@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use connect_core::conformance::{assert_kind, router_suite};
 use connect_core::router::{AdminState, CheckState};
+use connect_core::testing::{Signal, send_signal};
 use connect_core::wait::poll_until;
 use connect_core::{ErrorKind, TrafficRouter};
 use connect_haproxy::stat::StatusWord;
@@ -21,10 +22,7 @@ struct Stop(std::process::Child);
 
 impl Drop for Stop {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
+        let _ = send_signal(self.0.id(), Signal::SIGTERM);
         for _ in 0..200 {
             if matches!(self.0.try_wait(), Ok(Some(_))) {
                 return;

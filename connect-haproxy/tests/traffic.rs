@@ -1,5 +1,5 @@
-//! Issue 14 against the real HAProxy: per-server figures for the watch, canary weights sharing the traffic,
-//! and the maintenance page under load. With `CONNECT_REAL_TESTS=1` a missing haproxy fails every test here.
+//! Against the real HAProxy: per-server figures for the watch, canary weights sharing the traffic, and the
+//! maintenance page under load. With `CONNECT_REAL_TESTS=1` a missing haproxy fails every test here.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -18,59 +18,28 @@ use connect_core::model::{
 use connect_core::ship::ReleaseSource;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::backends::backends_arg;
+use crate::backends::{Backends, wrong};
+use crate::bridge::{awaitable, block, lock, runtime};
+use crate::convert::{seconds, to_json, whole};
 use crate::errors::{CoreError, invalid, py as core_py};
-use crate::memory::{seconds, whole};
 use crate::release::release_arg;
+use crate::stack::MemoryStack;
 
-pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
-    pyo3_async_runtimes::tokio::get_runtime()
-}
-
-pub(crate) fn to_json<T: Serialize>(value: &T) -> PyResult<String> {
-    serde_json::to_string(value)
-        .map_err(|e| PyRuntimeError::new_err(format!("connect_ops: could not encode a result: {e}")))
-}
-
-fn join_error(e: tokio::task::JoinError) -> PyErr {
-    PyRuntimeError::new_err(format!(
-        "connect_ops: the operation's task ended abnormally ({e}); this is a bug, please report it"
-    ))
-}
-
-/// A blocking call from inside the runtime (an event callback calling the deployer) would deadlock tokio.
-fn refuse_nested() -> PyResult<()> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(PyRuntimeError::new_err(
-            "connect_ops: a blocking Deployer call cannot be made from inside an event callback or the \
-             runtime's threads; use the *_async variant, or call it after the operation returns",
-        ));
+/// A `Deployer`'s first argument: `Backends`, or a `MemoryStack` standing for all five.
+fn backends_arg(obj: &Bound<'_, PyAny>) -> PyResult<engine::Backends> {
+    if let Ok(b) = obj.cast::<Backends>() {
+        return Ok(b.get().inner.clone());
     }
-    Ok(())
-}
-
-/// Runs `fut` to its end with the GIL released. It is polled on the calling thread, so an `on_event` callback
-/// runs on the thread that called the deployer, as a Python caller expects.
-pub(crate) fn block<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
-where
-    T: Send,
-    F: Future<Output = PyResult<T>> + Send,
-{
-    refuse_nested()?;
-    py.detach(|| runtime().block_on(fut))
-}
-
-/// Runs `fut` on the runtime and gives Python an awaitable of its result.
-pub(crate) fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-where
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-    F: Future<Output = PyResult<T>> + Send + 'static,
-{
-    let task = runtime().spawn(fut);
-    pyo3_async_runtimes::tokio::future_into_py(py, async move { task.await.map_err(join_error)? })
+    if let Ok(s) = obj.cast::<MemoryStack>() {
+        return Ok(s.get().inner.backends());
+    }
+    Err(wrong(
+        "backends",
+        "connect_ops.Backends or connect_ops.MemoryStack",
+        obj,
+    ))
 }
 
 /// The operations that report progress.
@@ -640,7 +609,7 @@ async fn next_item(
         Some(Item::Event(json)) => return Ok(Some(json)),
         Some(Item::Done(result)) => core_py(*result).and_then(|r| to_json(&r)),
         None => {
-            if crate::memory::lock(&outcome).is_some() {
+            if lock(&outcome).is_some() {
                 return Ok(None);
             }
             Err(PyRuntimeError::new_err(
@@ -648,7 +617,7 @@ async fn next_item(
             ))
         }
     };
-    *crate::memory::lock(&outcome) = Some(done);
+    *lock(&outcome) = Some(done);
     Ok(None)
 }
 
@@ -667,7 +636,7 @@ impl Operation {
     /// Whether the operation has finished and its result is known.
     #[getter]
     fn done(&self) -> bool {
-        crate::memory::lock(&self.outcome).is_some()
+        lock(&self.outcome).is_some()
     }
 
     /// The operation record's JSON, or the operation's error; waits (GIL released) until it has finished.
@@ -675,7 +644,7 @@ impl Operation {
         while !self.done() {
             self.next_event(py)?;
         }
-        match &*crate::memory::lock(&self.outcome) {
+        match &*lock(&self.outcome) {
             Some(Ok(json)) => Ok(json.clone()),
             Some(Err(e)) => Err(e.clone_ref(py)),
             None => Err(PyRuntimeError::new_err("connect_ops: no result")),

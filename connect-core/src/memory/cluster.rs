@@ -241,10 +241,7 @@ impl DatabaseCluster for MemoryCluster {
                     "users={} lsn={:x} migrations={:?}",
                     state.users, state.lsn, state.migration_tables
                 );
-                let sha256 = Sha256::digest(dump.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let sha256 = data_encoding::HEXLOWER.encode(&Sha256::digest(dump.as_bytes()));
                 let record = BackupRecord {
                     path: format!("/opt/connect/backups/connect-{label}.dump"),
                     bytes: dump.len() as u64,

@@ -1,4 +1,4 @@
-//! The deterministic fault sweep (issue 12), in the manner of FoundationDB's simulation and TigerBeetle's
+//! The deterministic fault sweep, in the manner of FoundationDB's simulation and TigerBeetle's
 //! VOPR: for each operation, count the backend calls of a clean run, then for every call and every fault kind
 //! (fails before acting, applies then fails, hangs, the process dies there) run the operation on a fresh
 //! in-memory stack, check the invariants (see `invariants.rs`), let a new process run the same operation

@@ -139,6 +139,14 @@ from ._types import (
     SwitchReport,
 )
 
+from . import _types
+from ._connect_ops import _bind_python_layer
+from ._errors import _from_core
+
+# The extension types its results with ``_types`` (which imports the extension) and raises ``_errors``'
+# exceptions: handed over here instead of imported by it, so no module imports one that imports it back.
+_bind_python_layer(_types, _from_core)
+
 __all__ = [
     "AppOptions",
     "BackupPolicy",

@@ -1,7 +1,7 @@
 """Type stubs of the extension module (Rust, pyo3). Scripts use these through ``connect_ops``."""
 
 from os import PathLike
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type, Union, final
 
 from ._kinds import AdminState, ErrorKind
@@ -47,6 +47,7 @@ __all__ = [
     "_Deployer",
     "_HeldLock",
     "_Operation",
+    "_bind_python_layer",
     "__version__",
     "check_migrations",
     "lint_sql",
@@ -462,6 +463,7 @@ def prune_backups(host: _AnyHost, dir: str, database: str, *, keep: int) -> List
 def check_migrations(target: PgTarget) -> List[MigrationTable]: ...
 def lint_sql(sql: str) -> List[DestructiveChange]: ...
 def refresh_logging() -> None: ...
+def _bind_python_layer(types: ModuleType, from_core: Callable[..., BaseException]) -> None: ...
 
 @final
 class Backends:

@@ -1,4 +1,4 @@
-//! The watch after the switch (issue 14.4): for a window, the new color's 5xx share and response time (the
+//! The watch after the switch: for a window, the new color's 5xx share and response time (the
 //! router's per-server counters), its container's restarts and its error lines are sampled and compared with
 //! the old color's figures from before the switch; a breach fails the step, and the operation's undo puts
 //! traffic back on the warm standby. Waiting is tokio's time, so a paused-time scenario costs no wall time.
