@@ -27,7 +27,7 @@
 //! let deployer = Deployer::new(stack.backends(), config)?;
 //! deployer.deploy(v1).await?;
 //!
-//! let sampler = Sampler::start(deployer, Duration::from_secs(1));
+//! let sampler = Sampler::start(deployer, Duration::from_secs(1))?;
 //! let mut view = sampler.subscribe();
 //! view.changed().await.expect("the sampler runs");
 //! let snapshot = view.borrow_and_update().clone();
