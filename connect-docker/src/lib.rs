@@ -50,6 +50,7 @@ mod logs;
 mod runtime;
 mod ship;
 mod slot;
+mod stats;
 mod tarball;
 mod transfer;
 mod transport;
