@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use connect_core::model::{ImageRef, Release};
 use connect_core::runtime::{
-    ContainerStats,
-    ContainerInfo, ContainerSpec, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream, OneOff,
+    ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream,
+    OneOff,
 };
 use connect_core::ship::{ReleaseSource, ShipProgressFn, ShipReport};
 use connect_core::{ContainerRuntime, Result};
