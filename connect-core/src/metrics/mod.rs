@@ -42,7 +42,7 @@ mod snapshot;
 
 pub(crate) use read::percent;
 pub use read::{TrafficDelta, read_traffic};
-pub use sampler::{Sampler, sample};
+pub use sampler::{Sampler, outcome_word, sample};
 pub use snapshot::{
     CacheView, ColorView, ContainerView, DatabaseView, DeployView, LastOperation, Snapshot, StepTime,
     TrafficView, Unavailable,

@@ -305,7 +305,7 @@ fn deploy_view(journal: Journal) -> DeployView {
 }
 
 /// The outcome as one word, as the exporter labels it.
-pub(crate) fn outcome_word(outcome: &Outcome) -> &'static str {
+pub fn outcome_word(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Succeeded => "succeeded",
         Outcome::Failed { .. } => "failed",
