@@ -51,6 +51,7 @@ mod logs;
 mod runtime;
 mod ship;
 mod slot;
+mod stats;
 mod tarball;
 mod transfer;
 mod transport;

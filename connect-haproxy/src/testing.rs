@@ -216,6 +216,8 @@ impl HaproxyProcess {
         // Tests wait for checks, so they check fast; the runbook's 2 s is the default elsewhere.
         config.check_interval = Duration::from_millis(100);
         config.monitor_socket = Some(dir.path().join("monitor.sock"));
+        // HAProxy's own Prometheus exporter, so every real test runs a config that has it.
+        config.prometheus = Some(([127, 0, 0, 1], free_port()).into());
         // The maintenance page, off: tests turn it on through `haproxy()`'s map.
         let maintenance = MaintenancePage {
             map: dir.path().join("maintenance.map"),

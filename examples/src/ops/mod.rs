@@ -7,6 +7,7 @@
 pub mod backup;
 pub mod deploy;
 pub mod docs;
+pub mod exporter;
 pub mod inspect;
 pub mod logs;
 pub mod output;
@@ -91,6 +92,8 @@ pub enum Command {
     Backups,
     /// Restore the database from a backup (the newest by default) into a fresh database swapped in.
     Restore(backup::RestoreArgs),
+    /// Serve the live figures for Prometheus (OpenMetrics on /metrics), with deploy events from the journal.
+    Exporter(exporter::ExporterArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
     /// Print (or write) the man page.
@@ -160,6 +163,7 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::Backup(args) => args.run(cx).await,
         Command::Backups => backup::list(cx).await,
         Command::Restore(args) => args.run(cx).await,
+        Command::Exporter(args) => args.run(cx).await,
         Command::Completions(args) => args.run(),
         Command::Man(args) => args.run(cx),
     }
