@@ -152,8 +152,8 @@ pub fn judge_private(check: AuditCheck, path: &str, entries: &[Entry]) -> Option
     )
 }
 
-/// The socket and private-path checks.
-pub(crate) async fn audit_files(
+/// The socket and private-path checks (also usable on their own, e.g. with `LocalHost` for this machine's files).
+pub async fn audit_files(
     host: &dyn Host,
     sockets: &[(AuditCheck, String)],
     private: &[(AuditCheck, String)],
@@ -162,9 +162,8 @@ pub(crate) async fn audit_files(
     for (check, path) in sockets {
         match find_with_bits(host, path, 0o007, Some(0)).await {
             Ok(Found::Entries(e)) => findings.extend(judge_socket(*check, path, &e)),
-            Ok(Found::Missing) => findings.push(Finding::weak(
+            Ok(Found::Missing) => findings.push(Finding::note(
                 *check,
-                Severity::Info,
                 path.as_str(),
                 "no socket there: nothing to check",
                 "if it lives elsewhere, set its path in connect.toml",

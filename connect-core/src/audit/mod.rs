@@ -84,8 +84,7 @@ impl fmt::Display for Severity {
 }
 
 /// One thing the audit looks at. Its [`AuditCheck::name`] is what reports and JSON show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum AuditCheck {
     /// sshd's effective `PasswordAuthentication`.
@@ -125,6 +124,27 @@ pub enum AuditCheck {
 }
 
 impl AuditCheck {
+    /// Every check, in report order.
+    pub const ALL: [AuditCheck; 17] = [
+        AuditCheck::SshdPasswordAuthentication,
+        AuditCheck::SshdKbdInteractiveAuthentication,
+        AuditCheck::SshdPermitRootLogin,
+        AuditCheck::SshdPubkeyAuthentication,
+        AuditCheck::Firewall,
+        AuditCheck::ListeningSockets,
+        AuditCheck::DockerSocket,
+        AuditCheck::HaproxyAdminSocket,
+        AuditCheck::PatroniRestAuth,
+        AuditCheck::PostgresListenAddresses,
+        AuditCheck::PostgresHbaTrust,
+        AuditCheck::RedisProtectedMode,
+        AuditCheck::RedisRequirepass,
+        AuditCheck::RedisBind,
+        AuditCheck::BackupFiles,
+        AuditCheck::JournalFiles,
+        AuditCheck::SecretFiles,
+    ];
+
     /// The check's name in reports: `sshd.password_authentication`, `redis.bind`…
     pub fn name(self) -> &'static str {
         match self {
@@ -149,6 +169,23 @@ impl AuditCheck {
     }
 }
 
+// JSON carries the same dotted names as the text report, so a CI script greps one vocabulary.
+impl Serialize for AuditCheck {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        AuditCheck::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no audit check named {name:?}")))
+    }
+}
+
 impl fmt::Display for AuditCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -163,6 +200,8 @@ pub enum FindingStatus {
     Weak,
     /// The check could not run; the message says why.
     NotChecked,
+    /// Nothing to judge (what the config names is not there): for the record, never a weakness.
+    Note,
 }
 
 /// A fix `--fix` may apply by itself, because it cannot take anything down or lock anyone out (sshd's is
@@ -224,6 +263,19 @@ impl Finding {
             message: message.into(),
             fix: fix.into(),
             safe_fix: None,
+        }
+    }
+
+    /// A remark at [`Severity::Info`]: nothing there to judge.
+    pub fn note(
+        check: AuditCheck,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            status: FindingStatus::Note,
+            ..Finding::weak(check, Severity::Info, subject, message, fix)
         }
     }
 
@@ -326,6 +378,7 @@ impl AuditReport {
             let what = match f.status {
                 FindingStatus::Weak => "",
                 FindingStatus::NotChecked => " (not checked)",
+                FindingStatus::Note => " (note)",
             };
             out.push_str(&format!(
                 "{:<8} {}{what}: {}\n         {}\n         fix: {}{}\n",
@@ -445,6 +498,15 @@ mod tests {
         assert!(report.clone().into_result(Severity::Critical).is_ok());
         let err = report.into_result(Severity::High).map(drop).map_err(|e| e.kind());
         assert_eq!(err, Err(ErrorKind::Refused));
+    }
+
+    #[test]
+    fn checks_serialize_as_their_dotted_names_and_back() {
+        for c in AuditCheck::ALL {
+            let json = serde_json::to_string(&c).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", c.name()));
+            assert_eq!(serde_json::from_str::<AuditCheck>(&json).expect("back"), c);
+        }
     }
 
     #[test]
