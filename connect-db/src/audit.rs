@@ -279,10 +279,12 @@ pub fn judge_redis(s: &RedisSecurity, subject: &str) -> Vec<Finding> {
 impl Redis {
     async fn security(&self) -> connect_core::Result<RedisSecurity> {
         let get = |key: &'static str| async move {
-            self.config_get(key).await.map_err(|e| {
-                e.with_hint(
+            self.config_get(key).await.map_err(|e| match e.hint() {
+                // Not reaching Redis has its own fix; a refused CONFIG has this one.
+                Some(_) => e,
+                None => e.with_hint(
                     "CONFIG may be renamed or denied to this user: audit with a user allowed CONFIG GET",
-                )
+                ),
             })
         };
         Ok(RedisSecurity {
