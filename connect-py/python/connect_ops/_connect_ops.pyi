@@ -4,6 +4,7 @@ from os import PathLike
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type, Union, final
 
+from ._audit import AuditReport
 from ._kinds import AdminState, ErrorKind
 from ._types import (
     BackupListing,
@@ -48,6 +49,7 @@ __all__ = [
     "_HeldLock",
     "_Operation",
     "__version__",
+    "audit",
     "check_migrations",
     "lint_sql",
     "list_backups",
@@ -462,6 +464,7 @@ def prune_backups(host: _AnyHost, dir: str, database: str, *, keep: int) -> List
 def check_migrations(target: PgTarget) -> List[MigrationTable]: ...
 def lint_sql(sql: str) -> List[DestructiveChange]: ...
 def refresh_logging() -> None: ...
+def audit(config: Union[str, PathLike[str]], *, fix: bool = False) -> AuditReport: ...
 
 @final
 class Backends:

@@ -52,20 +52,7 @@ impl AuditArgs {
     /// Audits (and fixes), prints the report, and fails when a finding reaches the threshold.
     pub async fn run(&self, cx: &Context) -> Result<()> {
         let config = cx.config()?;
-        let host = config.host().await?;
-        let mut report = audit_once(&config, host.clone()).await?;
-        if self.fix {
-            let probe: Option<Box<dyn ConnectionProbe>> = match config.server.host.as_str() {
-                "local" => None,
-                _ => Some(Box::new(config.ssh_config()?)),
-            };
-            let (server, local) = split_local(&report);
-            let mut fixes =
-                apply_safe_fixes(host.as_ref(), &server, &config.sshd_fix(), probe.as_deref()).await;
-            fixes.extend(apply_safe_fixes(&LocalHost::new(), &local, &config.sshd_fix(), None).await);
-            report = audit_once(&config, host).await?;
-            report.fixes = fixes;
-        }
+        let report = run_audit(&config, self.fix).await?;
         let threshold = self.fail_on.unwrap_or(config.audit.fail_on);
         if self.format == Format::Json || cx.out.is_json() {
             println!("{}", serde_json::to_string(&report).unwrap_or_default());
@@ -74,6 +61,28 @@ impl AuditArgs {
         }
         report.into_result(threshold).map(drop)
     }
+}
+
+/// The audit of the server `config` describes; with `fix`, the safe fixes applied where each file lives (the
+/// sshd one checked through a new SSH connection, none for `host = "local"`) and the server audited again, so
+/// the report is what is left plus the fixes. The threshold is the caller's to apply
+/// ([`AuditReport::into_result`]).
+pub async fn run_audit(config: &ConnectConfig, fix: bool) -> Result<AuditReport> {
+    let host = config.host().await?;
+    let report = audit_once(config, host.clone()).await?;
+    if !fix {
+        return Ok(report);
+    }
+    let probe: Option<Box<dyn ConnectionProbe>> = match config.server.host.as_str() {
+        "local" => None,
+        _ => Some(Box::new(config.ssh_config()?)),
+    };
+    let (server, local) = split_local(&report);
+    let mut fixes = apply_safe_fixes(host.as_ref(), &server, &config.sshd_fix(), probe.as_deref()).await;
+    fixes.extend(apply_safe_fixes(&LocalHost::new(), &local, &config.sshd_fix(), None).await);
+    let mut after = audit_once(config, host).await?;
+    after.fixes = fixes;
+    Ok(after)
 }
 
 /// This machine's files are named by a subject starting with `local:`.
