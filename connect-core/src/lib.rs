@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+pub mod audit;
 pub mod cache;
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -36,6 +36,7 @@
 //! # }
 //! ```
 
+pub mod audit;
 pub mod backup;
 mod cluster;
 mod failpoint;
@@ -53,6 +54,6 @@ mod util;
 mod via_host;
 
 pub use cluster::PatroniCluster;
-pub use patroni::{BasicAuth, HealthCheck, Patroni, PatroniHistoryEntry, PatroniMember};
+pub use patroni::{BasicAuth, HealthCheck, Patroni, PatroniHistoryEntry, PatroniMember, RestAccess};
 pub use postgres::{ArchiverStatus, PgTarget, Postgres, Readiness, ReplicaLag, SslMode};
 pub use redis_cache::{Redis, RedisBackup, RedisRestore};

@@ -12,6 +12,7 @@
 //! python -c "import connect_ops; print(connect_ops.MemoryStack())"
 //! ```
 
+mod audit;
 mod backends;
 mod bridge;
 mod convert;
@@ -69,6 +70,7 @@ fn _connect_ops(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dbtools::check_migrations, m)?)?;
     m.add_function(wrap_pyfunction!(dbtools::lint_sql, m)?)?;
     m.add_function(wrap_pyfunction!(logs::refresh_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(audit::audit, m)?)?;
     m.add_class::<backends::Backends>()?;
     m.add_class::<deployer::Deployer>()?;
     m.add_class::<deployer::Operation>()?;

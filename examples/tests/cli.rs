@@ -60,6 +60,7 @@ fn a_broken_file_stops_every_command_with_its_line_and_column_and_exit_code_2() 
         &["status"],
         &["rollback"],
         &["lock", "break"],
+        &["audit", "--fix"],
     ] {
         let out = run(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
@@ -215,6 +216,8 @@ fn the_new_subcommands_refuse_bad_input_with_exit_code_2_before_contacting_anyth
         (&["logs", "blue", "--release", "v1"], "cannot be used with"),
         (&["logs", "-n", "many"], "invalid value"),
         (&["prune", "--keep", "-1"], "unexpected argument"),
+        (&["audit", "--fail-on", "severe"], "not a severity"),
+        (&["audit", "--format", "xml"], "possible values"),
     ] {
         let out = run(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));

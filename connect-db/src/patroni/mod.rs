@@ -1,6 +1,7 @@
 //! Patroni's REST API.
 
 mod access;
+mod audit;
 mod http;
 mod model;
 
@@ -20,6 +21,7 @@ use access::PatroniTls;
 /// The system-CA TLS setup, for the test harness's own HTTP client (etcd).
 #[cfg(feature = "testing")]
 pub(crate) use access::PatroniTls as PatroniTlsForTesting;
+pub use audit::RestAccess;
 pub(crate) use http::too_large;
 use http::{refusal, unreachable_all};
 pub use model::{HealthCheck, PatroniHistoryEntry, PatroniMember};

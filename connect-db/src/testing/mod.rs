@@ -8,6 +8,7 @@
 mod certs;
 mod cluster;
 mod hostile;
+mod isolated;
 mod node;
 mod process;
 mod redis;
@@ -22,6 +23,7 @@ pub use crate::failpoint::arm as arm_failpoint;
 pub use certs::TestCerts;
 pub use cluster::{REST_USER, TestCluster, TestClusterConfig};
 pub use hostile::OpenUmaskHost;
+pub use isolated::IsolatedPostgres;
 pub use node::{Frozen, PatroniNode};
 pub use process::{ServerProcess, pg_bin};
 pub use redis::TestRedis;

@@ -51,6 +51,7 @@ from ._connect_ops import (
     Release,
     SshHost,
     __version__,
+    audit,
     check_migrations,
     lint_sql,
     list_backups,
@@ -60,6 +61,7 @@ from ._connect_ops import (
     restore_logical,
     verify_backup,
 )
+from ._audit import AuditFinding, AuditFix, AuditReport, FindingStatus, Severity
 from ._deployer import DeployLock, Deployer, EventCallback, OldColorPolicy, Operation
 from ._errors import (
     ERRORS_BY_KIND,
@@ -148,6 +150,12 @@ from ._errors import _from_core
 _bind_python_layer(_types, _from_core)
 
 __all__ = [
+    "AuditFinding",
+    "AuditFix",
+    "AuditReport",
+    "FindingStatus",
+    "Severity",
+    "audit",
     "AppOptions",
     "BackupPolicy",
     "CanaryPolicy",

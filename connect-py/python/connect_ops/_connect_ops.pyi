@@ -4,6 +4,7 @@ from os import PathLike
 from types import ModuleType, TracebackType
 from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type, Union, final
 
+from ._audit import AuditReport
 from ._kinds import AdminState, ErrorKind
 from ._types import (
     BackupListing,
@@ -49,6 +50,7 @@ __all__ = [
     "_Operation",
     "_bind_python_layer",
     "__version__",
+    "audit",
     "check_migrations",
     "lint_sql",
     "list_backups",
@@ -464,6 +466,7 @@ def check_migrations(target: PgTarget) -> List[MigrationTable]: ...
 def lint_sql(sql: str) -> List[DestructiveChange]: ...
 def refresh_logging() -> None: ...
 def _bind_python_layer(types: ModuleType, from_core: Callable[..., BaseException]) -> None: ...
+def audit(config: Union[str, PathLike[str]], *, fix: bool = False) -> AuditReport: ...
 
 @final
 class Backends:

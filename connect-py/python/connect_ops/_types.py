@@ -485,6 +485,7 @@ class RestoreReport(Data):
 
 
 # The chores' results live in their own module; `connect_ops._types` is where the extension looks them up.
+from ._audit import AuditReport as AuditReport  # noqa: E402
 from ._reports import BackupListing as BackupListing  # noqa: E402
 from ._reports import DestructiveChange as DestructiveChange  # noqa: E402
 from ._reports import ImageInfo as ImageInfo  # noqa: E402

@@ -41,7 +41,8 @@ impl ConnectConfig {
         })
     }
 
-    fn ssh_config(&self) -> Result<SshConfig> {
+    /// The SSH connection's configuration (`[server]` over the ssh config file); refused for `local`.
+    pub fn ssh_config(&self) -> Result<SshConfig> {
         let s = &self.server;
         if s.host == "local" {
             return Err(Error::invalid(
@@ -177,7 +178,7 @@ impl ConnectConfig {
             .with_backups(host, self.backup_config()))
     }
 
-    fn cache(&self, host: Arc<dyn Host>) -> Result<Redis> {
+    pub(super) fn cache(&self, host: Arc<dyn Host>) -> Result<Redis> {
         let r = &self.redis;
         let password = r.password.as_ref().map(|p| p.expose());
         Ok(Redis::new(&r.host, r.port, password)?.through(host))

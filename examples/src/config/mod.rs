@@ -23,6 +23,7 @@
 //! assert!(err.to_string().contains("(connect.toml:2:1): unknown field `hots`"), "{err}");
 //! ```
 
+mod audit;
 mod compose;
 mod policy;
 mod secret;
@@ -80,6 +81,40 @@ pub struct ConnectConfig {
     /// Where releases come from when the server lacks them.
     #[serde(default)]
     pub release: ReleaseConfig,
+    /// What `connect-ops audit` judges the server's hardening against.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: the hardening audit's reference points and how `--fix` reloads sshd.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// TCP ports meant to be reached from outside (the runbook's ufw rules); a socket on any other port must
+    /// listen on loopback only or be kept in by the firewall.
+    #[serde(default = "defaults::public_ports")]
+    pub public_ports: Vec<u16>,
+    /// `connect-ops audit` exits 6 when a finding is at or above this severity.
+    #[serde(default = "defaults::fail_on")]
+    pub fail_on: connect_core::audit::Severity,
+    /// sshd's config file on the server.
+    #[serde(default = "defaults::sshd_config")]
+    pub sshd_config: String,
+    /// The argv that makes sshd read its config again (a SIGHUP: sessions stay open).
+    #[serde(default = "defaults::sshd_reload")]
+    pub sshd_reload: Vec<String>,
+    /// What `--fix` sets for `PermitRootLogin yes`: `prohibit-password` (keys only) or `no`.
+    #[serde(default = "defaults::permit_root_login")]
+    pub permit_root_login: String,
+    /// Files on the server holding secrets (an env file, certificates' keys): they must be private.
+    #[serde(default)]
+    pub secret_files: Vec<String>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        from_empty()
+    }
 }
 
 /// One `[[hooks]]` entry.
@@ -517,6 +552,25 @@ impl ConnectConfig {
                 "set context = \"DIR\" in [release], or remove build_on",
             ));
         }
+        if !["prohibit-password", "no"].contains(&self.audit.permit_root_login.as_str()) {
+            return Err(invalid(
+                "audit",
+                "permit_root_login",
+                format!(
+                    "{:?} is not a hardened PermitRootLogin",
+                    self.audit.permit_root_login
+                ),
+                "\"prohibit-password\" (root by key only) or \"no\"",
+            ));
+        }
+        if self.audit.sshd_reload.is_empty() {
+            return Err(invalid(
+                "audit",
+                "sshd_reload",
+                "the reload command is empty".into(),
+                "give an argv, e.g. [\"systemctl\", \"reload\", \"ssh\"]",
+            ));
+        }
         match (self.policy.old_color, self.policy.retire_after) {
             (OldColor::RetireAfter, None) => {
                 return Err(invalid(
@@ -727,6 +781,21 @@ mod defaults {
             server: s.server,
             port: s.host_port,
         }
+    }
+    pub(super) fn public_ports() -> Vec<u16> {
+        connect_core::audit::HostAuditConfig::default().public_ports
+    }
+    pub(super) fn fail_on() -> connect_core::audit::Severity {
+        connect_core::audit::Severity::Medium
+    }
+    pub(super) fn sshd_config() -> String {
+        connect_core::audit::fix::SshdFix::default().config_path
+    }
+    pub(super) fn sshd_reload() -> Vec<String> {
+        connect_core::audit::fix::SshdFix::default().reload
+    }
+    pub(super) fn permit_root_login() -> String {
+        connect_core::audit::fix::SshdFix::default().permit_root_login
     }
 }
 

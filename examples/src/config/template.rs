@@ -139,6 +139,15 @@ image = "connect"
 # [policy.canary]
 # steps = [10, 50]                          # percent; the switch itself is the last step, 100 %
 # hold = "1m"
+[audit]
+# `connect-ops audit` reports the server's hardening, each finding with a severity and its fix; `--fix`
+# applies the safe ones (file modes; sshd, checked through a new SSH connection and reverted if it fails).
+# public_ports = [22, 80, 443]              # reachable from outside; any other port must listen on loopback
+# fail_on = "medium"                        # exit 6 at or above: info, low, medium, high, critical
+# sshd_config = "/etc/ssh/sshd_config"
+# sshd_reload = ["systemctl", "reload", "ssh"]   # SIGHUP: open sessions stay
+# permit_root_login = "prohibit-password"   # what --fix sets instead of "yes"; "no" if nobody logs in as root
+# secret_files = ["/opt/connect/.env.production.local"]   # files on the server that hold secrets
 
 # Your commands at named points: before_deploy, after_ship, before_switch (a failure stops the deploy before
 # traffic moves), after_deploy, after_rollback (a failure is reported, the outcome stands). They get

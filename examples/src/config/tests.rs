@@ -17,7 +17,8 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 26] = [
+    const EXAMPLES: [&str; 27] = [
+        "secret_files",
         "context",
         "image",
         "key_file",
@@ -420,4 +421,43 @@ async fn socket_and_tls_keys_reach_the_backends() {
             .expect("options"),
         "mode 600"
     );
+}
+
+/// `[audit]`: broken values, each located at its key; the section reaches the audit's reference points.
+#[test]
+fn the_audit_section_is_checked_and_reaches_the_audit() {
+    for (section, at, words) in [
+        (
+            "[audit]\npermit_root_login = \"yes\"\n",
+            ":6:1",
+            "not a hardened PermitRootLogin",
+        ),
+        ("[audit]\nsshd_reload = []\n", ":6:1", "empty"),
+        ("[audit]\nfail_on = \"severe\"\n", ":6:11", "unknown variant"),
+        ("[audit]\npublic_ports = [70000]\n", ":6:17", "u16"),
+    ] {
+        let text = format!("{BASE}{section}");
+        let e = ConnectConfig::parse("connect.toml", &text).expect_err(section);
+        let shown = e.to_string();
+        assert!(
+            shown.contains(&format!("connect.toml{at}")),
+            "{section:?}: expected {at} in {shown}"
+        );
+        assert!(
+            shown.contains(words),
+            "{section:?}: expected {words:?} in {shown}"
+        );
+    }
+    let text = format!(
+        "{BASE}[audit]\npublic_ports = [22, 443]\nsecret_files = [\"/etc/connect/app.env\"]\nfail_on = \"high\"\n"
+    );
+    let config = ConnectConfig::parse("connect.toml", &text).expect("parses");
+    let host = config.host_audit();
+    assert_eq!(host.public_ports, [22, 443]);
+    assert!(host.private_paths.contains(&(
+        connect_core::audit::AuditCheck::SecretFiles,
+        "/etc/connect/app.env".to_string()
+    )));
+    assert_eq!(config.audit.fail_on, connect_core::audit::Severity::High);
+    assert_eq!(config.sshd_fix().reload, ["systemctl", "reload", "ssh"]);
 }

@@ -4,6 +4,7 @@
 //! one line each; each one's arguments and handler live in a module of their own, so adding a subcommand
 //! touches one line here and one file. [`output`] is where text, JSON lines and progress go.
 
+pub mod audit;
 pub mod backup;
 pub mod deploy;
 pub mod docs;
@@ -34,7 +35,8 @@ Exit codes:
   2  bad input: the config file or an argument (nothing was touched)
   3  locked: another operation holds the deploy lock (it expires with its lease if that process is gone)
   4  drift: the journal and what runs disagree (status says how)
-  5  unavailable: the server or one of its parts did not answer";
+  5  unavailable: the server or one of its parts did not answer
+  6  audit: a finding at or above --fail-on (the report says each one's fix)";
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -94,6 +96,8 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Serve the live figures for Prometheus (OpenMetrics on /metrics), with deploy events from the journal.
     Exporter(exporter::ExporterArgs),
+    /// The server's hardening: sshd, firewall, open ports, sockets, database, Redis, file modes (--fix: the safe ones).
+    Audit(audit::AuditArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
     /// Print (or write) the man page.
@@ -164,6 +168,7 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::Backups => backup::list(cx).await,
         Command::Restore(args) => args.run(cx).await,
         Command::Exporter(args) => args.run(cx).await,
+        Command::Audit(args) => args.run(cx).await,
         Command::Completions(args) => args.run(),
         Command::Man(args) => args.run(cx),
     }
@@ -175,6 +180,7 @@ pub fn exit_code(e: &Error) -> u8 {
         ErrorKind::InvalidInput => 2,
         ErrorKind::NotFound if e.operation().starts_with("config") => 2,
         ErrorKind::Conflict if e.operation() == "deploy.lock" => 3,
+        ErrorKind::Refused if e.operation() == "audit" => 6,
         ErrorKind::Drift => 4,
         ErrorKind::Unavailable | ErrorKind::Timeout => 5,
         _ => 1,

@@ -1,0 +1,61 @@
+//! What `connect-ops audit` looks at, from the same file the deploy reads: the sockets and directories the
+//! config names, the database and Redis through the server's connection, sshd and the public ports from
+//! `[audit]`.
+
+use std::sync::Arc;
+
+use connect_core::audit::fix::SshdFix;
+use connect_core::audit::{AuditCheck, AuditSource, HostAuditConfig};
+use connect_core::{Host, Result};
+use connect_db::Postgres;
+
+use super::ConnectConfig;
+
+impl ConnectConfig {
+    /// The host checks' reference points: sshd's config, the public ports, the Docker and HAProxy admin
+    /// sockets, the backup and state directories and `[audit] secret_files`, all on the server.
+    pub fn host_audit(&self) -> HostAuditConfig {
+        let mut private = vec![
+            (AuditCheck::BackupFiles, self.database.backup_dir.clone()),
+            (AuditCheck::JournalFiles, self.state_dir.clone()),
+        ];
+        private.extend(
+            self.audit
+                .secret_files
+                .iter()
+                .map(|f| (AuditCheck::SecretFiles, f.clone())),
+        );
+        HostAuditConfig {
+            sshd_config: Some(self.audit.sshd_config.clone()),
+            public_ports: self.audit.public_ports.clone(),
+            sockets: vec![
+                (AuditCheck::DockerSocket, self.docker.socket.clone()),
+                (AuditCheck::HaproxyAdminSocket, self.haproxy.admin_socket.clone()),
+            ],
+            private_paths: private,
+            ..HostAuditConfig::default()
+        }
+    }
+
+    /// The backends that audit themselves, each through `host`: PostgreSQL with the deploy's login, every
+    /// Patroni node, Redis.
+    pub fn audit_sources(&self, host: Arc<dyn Host>) -> Result<Vec<Arc<dyn AuditSource>>> {
+        let cluster = self.database(host.clone())?;
+        let postgres = Postgres::new(cluster.login().clone()).through(host.clone());
+        Ok(vec![
+            Arc::new(postgres),
+            Arc::new(cluster.patroni().clone()),
+            Arc::new(self.cache(host)?),
+        ])
+    }
+
+    /// How `--fix` changes sshd.
+    pub fn sshd_fix(&self) -> SshdFix {
+        SshdFix {
+            config_path: self.audit.sshd_config.clone(),
+            reload: self.audit.sshd_reload.clone(),
+            permit_root_login: self.audit.permit_root_login.clone(),
+            ..SshdFix::default()
+        }
+    }
+}
