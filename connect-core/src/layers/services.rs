@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{Guarded, Repeat};
 use crate::cache::{Cache, CacheInfo};
-use crate::database::{BackupRecord, DatabaseCluster, Member, RestorePoint};
+use crate::database::{BackupRecord, ContinuousBackupState, DatabaseCluster, Member, RestorePoint};
 use crate::error::Result;
 use crate::migrations::MigrationTable;
 use crate::model::BackupPolicy;
@@ -49,6 +49,13 @@ impl<T: DatabaseCluster + ?Sized> DatabaseCluster for Guarded<T> {
         let limit = self.policy.beyond(policy.deadline);
         self.call_within("database.backup", label, limit, Repeat::Never, || {
             self.inner.backup(label, policy)
+        })
+        .await
+    }
+
+    async fn continuous_backup(&self) -> Result<Option<ContinuousBackupState>> {
+        self.call("database.continuous_backup", "cluster", Repeat::Safe, || {
+            self.inner.continuous_backup()
         })
         .await
     }

@@ -9,6 +9,7 @@ mod certs;
 mod cluster;
 mod hostile;
 mod node;
+mod pitr;
 mod process;
 mod redis;
 mod single;
