@@ -10,8 +10,10 @@ pub mod docs;
 pub mod inspect;
 pub mod logs;
 pub mod output;
+pub mod pitr;
 pub mod progress;
 pub mod prune;
+pub mod recover_db;
 pub mod setup;
 pub mod ship;
 
@@ -91,6 +93,10 @@ pub enum Command {
     Backups,
     /// Restore the database from a backup (the newest by default) into a fresh database swapped in.
     Restore(backup::RestoreArgs),
+    /// Continuous database backups (pgBackRest): setup, base backup, info, table checksums.
+    Pitr(pitr::PitrArgs),
+    /// Point-in-time recovery of the database cluster: --latest, --time T or --restore-point NAME.
+    RecoverDb(recover_db::RecoverDbArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
     /// Print (or write) the man page.
@@ -160,6 +166,8 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::Backup(args) => args.run(cx).await,
         Command::Backups => backup::list(cx).await,
         Command::Restore(args) => args.run(cx).await,
+        Command::Pitr(args) => args.run(cx).await,
+        Command::RecoverDb(args) => args.run(cx).await,
         Command::Completions(args) => args.run(),
         Command::Man(args) => args.run(cx),
     }
