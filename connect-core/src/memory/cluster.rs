@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::{Faults, lock};
 use sha2::{Digest, Sha256};
 
-use crate::database::{BackupRecord, DatabaseCluster, Member, RestorePoint, Role};
+use crate::database::{BackupRecord, ContinuousBackupState, DatabaseCluster, Member, RestorePoint, Role};
 use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::{Migration, MigrationState, MigrationTable, MigrationTool};
 use crate::model::BackupPolicy;
@@ -20,6 +20,7 @@ struct State {
     restore_points: Vec<RestorePoint>,
     migration_tables: Vec<MigrationTable>,
     backups: Vec<BackupRecord>,
+    continuous_backup: Option<ContinuousBackupState>,
 }
 
 /// A Patroni cluster in memory: `patroni1` leads, `patroni2` replicates, as in the runbook.
@@ -61,6 +62,7 @@ impl MemoryCluster {
                 restore_points: Vec::new(),
                 migration_tables: Vec::new(),
                 backups: Vec::new(),
+                continuous_backup: None,
             })),
             faults: Faults::default(),
         }
@@ -118,6 +120,12 @@ impl MemoryCluster {
     /// Sets the app's migration tables as a backend would read them (failed or unfinished rows included).
     pub fn set_migration_tables(&self, tables: Vec<MigrationTable>) {
         lock(&self.state).migration_tables = tables;
+    }
+
+    /// What `continuous_backup` reports (`None`, the default, is a cluster without continuous backups). Not
+    /// wrapped in the faults: the deploy sweep's call counts stay those of a cluster without them.
+    pub fn set_continuous_backup(&self, state: Option<ContinuousBackupState>) {
+        lock(&self.state).continuous_backup = state;
     }
 }
 
@@ -218,6 +226,10 @@ impl DatabaseCluster for MemoryCluster {
                 Ok(Some(lock(&self.state).migration_tables.clone()))
             })
             .await
+    }
+
+    async fn continuous_backup(&self) -> Result<Option<ContinuousBackupState>> {
+        Ok(lock(&self.state).continuous_backup.clone())
     }
 
     async fn backup(&self, label: &str, policy: &BackupPolicy) -> Result<Option<BackupRecord>> {

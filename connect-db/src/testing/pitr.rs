@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use connect_core::Result;
+use connect_core::wait::poll_until;
+
 use super::TestCluster;
-use super::process::{pg_bin, running_as_root};
+use super::process::{pg_bin, running_as_root, signal};
 use crate::pitr::{PitrConfig, PitrNode};
 
 impl TestCluster {
@@ -36,5 +39,35 @@ impl TestCluster {
             config.run_as = vec!["runuser".into(), "-u".into(), "postgres".into(), "--".into()];
         }
         config
+    }
+}
+
+impl TestCluster {
+    /// The server's database is lost, its Patroni and etcd left running: Patroni paused (so it neither
+    /// restarts PostgreSQL nor fails over), every postmaster SIGKILLed, every data directory removed. What
+    /// survives is what a second disk would keep (the pgBackRest repository). Returns when it is gone.
+    pub async fn lose_data(&self) -> Result<()> {
+        let patroni = self.patroni()?;
+        patroni.set_paused(true).await?;
+        patroni.wait_paused(true, Duration::from_secs(30)).await?;
+        for node in &self.nodes {
+            if let Some(pid) = node.postmaster_pid() {
+                signal(pid, "KILL");
+            }
+        }
+        for node in &self.nodes {
+            // The postmaster's children notice its death and exit on their own, writing meanwhile: removing
+            // succeeds once they are gone (tried every 100 ms).
+            let dir = node.data_dir();
+            poll_until(
+                "testing.lose_data",
+                &dir.display().to_string(),
+                Duration::from_secs(30),
+                Duration::from_millis(100),
+                || async { Ok(std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())) },
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
