@@ -4,7 +4,7 @@
 //! secondary disk) through `archive_command`, set in Patroni's dynamic configuration (`PATCH /config`), so
 //! every member has it and it follows a failover; `archive_timeout` bounds how much a lost server loses.
 //! Base backups (full, differential, incremental) go to the same repository, which keeps the newest
-//! `retention_full` full backups and the WAL they need. [`recover`](recover::recover) restores to the latest,
+//! `retention_full` full backups and the WAL they need. [`recover()`] restores to the latest,
 //! to a time, or to a deploy's restore point.
 //!
 //! Every program runs on the server through a [`Host`] (local or SSH), as the database's owner (`run_as`,
