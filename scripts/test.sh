@@ -9,11 +9,14 @@ cd "$(dirname "$0")/.."
 # Debian packages the real-backend tests start on 127.0.0.1. Each backend's issue adds its own.
 # connect-docker: docker.io (dockerd; its daemon must be running: the tests talk to it and start a second
 # dockerd with unshare from util-linux), libc6-dev (libc.a for the statically linked test app).
+# connect-db: pgbackrest (continuous backups and point-in-time recovery; `runuser` from util-linux runs it as
+# postgres when the tests run as root).
 # connect-ops: tmux (its progress display checked in a real terminal), zsh and fish (completions parsed by the
 # shells themselves), man-db (the man page rendered); prometheus (the exporter scraped by a real Prometheus,
 # and promtool checking and testing monitoring/rules.yml).
 DEBIAN_PACKAGES=(docker.io libc6-dev util-linux haproxy openssl openssh-server openssh-client
-  etcd-server patroni postgresql postgresql-contrib redis-server redis-tools tmux zsh fish man-db prometheus)
+  etcd-server patroni postgresql postgresql-contrib pgbackrest redis-server redis-tools tmux zsh fish man-db
+  prometheus)
 
 need_debian() {
   local missing=()

@@ -101,6 +101,62 @@ pub struct DatabaseFigures {
     pub replicas: Vec<ReplicaLag>,
 }
 
+/// The state of continuous backups (WAL archiving plus base backups, e.g. pgBackRest): what a point-in-time
+/// recovery could reach now. Ages are in seconds, measured when it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContinuousBackupState {
+    /// The tool's name for the backup set (pgBackRest's stanza).
+    pub stanza: String,
+    /// The last WAL segment the leader archived.
+    pub last_archived_wal: Option<String>,
+    /// How long ago it was archived.
+    pub last_archived_age_s: Option<u64>,
+    /// Whether the leader's latest archiving attempt failed (newer than its latest success): WAL is piling
+    /// up on the server and the recovery point is not moving.
+    pub archive_failing: bool,
+    /// The newest full base backup's label.
+    pub last_full_backup: Option<String>,
+    /// How long ago it finished.
+    pub last_full_age_s: Option<u64>,
+    /// The newest base backup of any kind (full, differential, incremental), and how long ago it finished.
+    pub last_backup: Option<String>,
+    /// How long ago the newest base backup finished.
+    pub last_backup_age_s: Option<u64>,
+    /// Base backups kept in the repository.
+    pub backups: usize,
+    /// The oldest point a recovery can reach (unix seconds: the oldest backup's end).
+    pub recoverable_from_unix: Option<u64>,
+}
+
+impl ContinuousBackupState {
+    /// The verdict preflight gives: `Fail` while archiving fails or without any base backup (nothing to
+    /// recover from), `Warn` when the last archived segment is older than `max_archive_age` (a quiet
+    /// database archives nothing, so this is a warning only), else `Pass`; with a sentence saying why.
+    pub fn verdict(&self, max_archive_age: std::time::Duration) -> (crate::vocabulary::CheckStatus, String) {
+        use crate::vocabulary::CheckStatus;
+        let age = |s: Option<u64>| s.map_or("never".to_string(), |s| format!("{s} s ago"));
+        let detail = format!(
+            "stanza {}: last WAL {} ({}), last full backup {} ({}), {} backups",
+            self.stanza,
+            self.last_archived_wal.as_deref().unwrap_or("none"),
+            age(self.last_archived_age_s),
+            self.last_full_backup.as_deref().unwrap_or("none"),
+            age(self.last_full_age_s),
+            self.backups,
+        );
+        if self.archive_failing {
+            return (CheckStatus::Fail, format!("WAL archiving is failing; {detail}"));
+        }
+        if self.last_full_backup.is_none() {
+            return (CheckStatus::Fail, format!("no full base backup yet; {detail}"));
+        }
+        match self.last_archived_age_s {
+            Some(a) if a <= max_archive_age.as_secs() => (CheckStatus::Pass, detail),
+            _ => (CheckStatus::Warn, format!("no WAL archived recently; {detail}")),
+        }
+    }
+}
+
 /// The database cluster.
 #[async_trait]
 pub trait DatabaseCluster: Send + Sync + fmt::Debug {
@@ -143,6 +199,12 @@ pub trait DatabaseCluster: Send + Sync + fmt::Debug {
             format!("{self:?} cannot count its use"),
         )
         .with_hint("use a cluster that implements figures (connect-db's `PatroniCluster`)"))
+    }
+
+    /// The state of continuous backups (last archived WAL, last full backup, their ages), for `status` and
+    /// preflight; `None` when this backend has none configured.
+    async fn continuous_backup(&self) -> Result<Option<ContinuousBackupState>> {
+        Ok(None)
     }
 }
 

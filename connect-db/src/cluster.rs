@@ -1,10 +1,12 @@
 //! Patroni and PostgreSQL together: the runbook's database cluster.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use connect_core::database::{BackupRecord, DatabaseCluster, DatabaseFigures, Member, RestorePoint, Role};
+use connect_core::database::{
+    BackupRecord, ContinuousBackupState, DatabaseCluster, DatabaseFigures, Member, RestorePoint, Role,
+};
 use connect_core::host::Host;
 use connect_core::migrations::MigrationTable;
 use connect_core::model::BackupPolicy;
@@ -13,6 +15,7 @@ use connect_core::{Error, ErrorKind, Result};
 
 use crate::backup::{BackupConfig, logical_backup, prune_backups};
 use crate::patroni::{BasicAuth, Patroni};
+use crate::pitr::{self, PitrConfig};
 use crate::postgres::{PgTarget, Postgres, pg_error, validate_restore_point_name};
 
 /// Members and switchover from Patroni; restore points and the check query on the leader's PostgreSQL,
@@ -24,6 +27,7 @@ pub struct PatroniCluster {
     check_sql: String,
     via: Option<Arc<dyn Host>>,
     backups: Option<(Arc<dyn Host>, BackupConfig)>,
+    continuous: Option<(Arc<dyn Host>, PitrConfig)>,
 }
 
 impl PatroniCluster {
@@ -36,6 +40,7 @@ impl PatroniCluster {
             check_sql: "SELECT COUNT(*) FROM users".into(),
             via: None,
             backups: None,
+            continuous: None,
         })
     }
 
@@ -60,6 +65,53 @@ impl PatroniCluster {
     pub fn with_backups(mut self, host: Arc<dyn Host>, config: BackupConfig) -> PatroniCluster {
         self.backups = Some((host, config));
         self
+    }
+
+    /// Continuous backups with pgBackRest on `host` (the server), as `config` says: [`configure`](Self::configure_continuous_backups)
+    /// sets them up, [`base_backup`](Self::base_backup) and [`recover`](Self::recover) use them, and
+    /// `DatabaseCluster::continuous_backup` reports their state to `status` and preflight.
+    pub fn with_continuous_backups(mut self, host: Arc<dyn Host>, config: PitrConfig) -> PatroniCluster {
+        self.continuous = Some((host, config));
+        self
+    }
+
+    fn continuous(&self, op: &str) -> Result<(&dyn Host, &PitrConfig)> {
+        match &self.continuous {
+            Some((h, c)) => Ok((h.as_ref(), c)),
+            None => Err(Error::new(ErrorKind::Unsupported, op, "cluster", "continuous backups are not configured")
+                .with_hint("give the cluster its pgBackRest settings (with_continuous_backups; [database.pitr] in connect.toml)")),
+        }
+    }
+
+    /// Sets up WAL archiving into the repository through Patroni, and the stanza (see [`pitr::configure`]).
+    pub async fn configure_continuous_backups(&self) -> Result<pitr::ConfigureReport> {
+        let (host, config) = self.continuous("pitr.configure")?;
+        let leader = self.leader_postgres().await?;
+        pitr::configure(host, &self.patroni, &leader, config).await
+    }
+
+    /// Takes a base backup into the repository (see [`pitr::base_backup`]).
+    pub async fn base_backup(&self, kind: pitr::BackupKind) -> Result<pitr::BackrestBackup> {
+        let (host, config) = self.continuous("pitr.backup")?;
+        pitr::base_backup(host, config, kind).await
+    }
+
+    /// The repository's backups and archived WAL range.
+    pub async fn continuous_backup_info(&self) -> Result<pitr::BackrestInfo> {
+        let (host, config) = self.continuous("pitr.info")?;
+        pitr::info(host, config).await
+    }
+
+    /// Point-in-time recovery of the whole cluster (see [`pitr::recover`]).
+    pub async fn recover(&self, target: &pitr::RecoveryTarget) -> Result<pitr::RecoveryReport> {
+        let (host, config) = self.continuous("pitr.recover")?;
+        pitr::recover(host, self, config, target).await
+    }
+
+    /// Row counts and checksums of every table of the app's database, on the leader (see
+    /// [`pitr::table_checksums`]): before a migration, and after a recovery to compare.
+    pub async fn table_checksums(&self) -> Result<Vec<pitr::TableChecksum>> {
+        pitr::table_checksums(&self.leader_postgres().await?).await
     }
 
     /// Sends Patroni's `restapi.authentication` credentials (see [`Patroni::with_auth`]).
@@ -230,6 +282,32 @@ impl DatabaseCluster for PatroniCluster {
 
     async fn figures(&self) -> Result<DatabaseFigures> {
         self.leader_postgres().await?.figures().await
+    }
+
+    async fn continuous_backup(&self) -> Result<Option<ContinuousBackupState>> {
+        let Some((host, config)) = &self.continuous else {
+            return Ok(None);
+        };
+        let info = pitr::info(host.as_ref(), config).await?;
+        let archiver = self.leader_postgres().await?.archiver().await?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let age = |t: u64| now.saturating_sub(t);
+        let full = info.last_full();
+        let last = info.backups.last();
+        Ok(Some(ContinuousBackupState {
+            stanza: config.stanza.clone(),
+            last_archived_wal: archiver.last_archived_wal.clone().or(info.wal_max.clone()),
+            last_archived_age_s: archiver.last_archived_unix.map(|t| age(t.max(0.0) as u64)),
+            archive_failing: !archiver.is_healthy(),
+            last_full_backup: full.map(|b| b.label.clone()),
+            last_full_age_s: full.map(|b| age(b.stop_unix)),
+            last_backup: last.map(|b| b.label.clone()),
+            last_backup_age_s: last.map(|b| age(b.stop_unix)),
+            backups: info.backups.len(),
+            recoverable_from_unix: info.backups.first().map(|b| b.stop_unix),
+        }))
     }
 
     async fn migration_tables(&self) -> Result<Option<Vec<MigrationTable>>> {

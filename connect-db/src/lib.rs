@@ -10,6 +10,8 @@
 //!   unfinished or failed; lints migration SQL for changes that break the old color (expand/contract).
 //! - [`backup`]: a restore point unique to the deploy plus a checked `pg_dump -Fc`, run through a
 //!   [`connect_core::Host`]; [`restore`] restores one into a fresh database and swaps it in by rename.
+//! - [`pitr`]: continuous backups with pgBackRest (WAL archived through Patroni's configuration, base
+//!   backups with retention) and point-in-time recovery with the replicas rebuilt.
 //! - [`Redis`]: PING, INFO, BGSAVE-and-wait, backup and restore of `dump.rdb`; implements
 //!   [`connect_core::Cache`].
 //!
@@ -44,6 +46,7 @@ pub mod migrations;
 mod names;
 mod patroni;
 mod pg_tools;
+pub mod pitr;
 mod postgres;
 mod redis_cache;
 pub mod restore;

@@ -236,3 +236,53 @@ fn the_new_subcommands_refuse_bad_input_with_exit_code_2_before_contacting_anyth
         "{answer}"
     );
 }
+
+#[test]
+fn recover_db_and_pitr_refuse_before_contacting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["init"]).status.success());
+    for (args, says) in [
+        (&["recover-db"][..], "required"),
+        (
+            &["recover-db", "--latest", "--time", "2026-12-06 08:00:00+00"],
+            "cannot be used with",
+        ),
+        (
+            &["recover-db", "--lsn", "0/3000090", "--latest"],
+            "--restore-point",
+        ),
+        // Not at a terminal: nothing recovers without --yes, and the question says what would be lost.
+        (&["recover-db", "--latest"], "--yes"),
+        (&["recover-db", "--latest", "--yes"], "[database.pitr]"),
+        (&["pitr", "info"], "[database.pitr]"),
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(dir.path(), &["recover-db", "--restore-point", "connect-d1"]);
+    assert!(
+        text(&out.stderr).contains("every database")
+            && text(&out.stderr).contains("restore point connect-d1"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A section whose path would break out of archive_command's quotes is refused at load, with its line.
+    let config = dir.path().join("connect.toml");
+    let mut body = std::fs::read_to_string(&config).unwrap();
+    body.push_str(
+        "\n[database.pitr]\nrepo = \"/mnt/backup/it's\"\n[[database.pitr.nodes]]\nmember = \"patroni1\"\ndata_dir = \"/var/lib/postgresql/15/main\"\nport = 5432\n",
+    );
+    std::fs::write(&config, body).unwrap();
+    let out = run(dir.path(), &["pitr", "info"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("database.pitr"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use super::Deployer;
+
 use crate::database::DatabaseClusterExt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{Endpoint, Host};
@@ -10,6 +11,10 @@ use crate::model::Color;
 use crate::preflight::{PreflightConfig, preflight};
 use crate::runtime::{ContainerState, Health, labels};
 use crate::vocabulary::{CheckReport, CheckStatus};
+
+/// The runbook's recovery point objective (15 minutes): preflight warns when no WAL segment has been archived
+/// for longer, since a loss of the server would lose that much.
+const RUNBOOK_RPO: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Lines the runbook counts as errors: any line containing "error", case-insensitively.
 pub(crate) fn is_error_line(line: &str) -> bool {
@@ -94,6 +99,14 @@ impl Deployer {
         report.record_result("database", b.database.leader().await, |m| {
             format!("leader {}", m.name)
         });
+        match b.database.continuous_backup().await {
+            Ok(Some(state)) => {
+                let (status, detail) = state.verdict(RUNBOOK_RPO);
+                report.push("continuous backup", status, detail);
+            }
+            Ok(None) => {}
+            Err(e) => report.push("continuous backup", CheckStatus::Fail, e.to_string()),
+        }
         report.record_result("cache", b.cache.ping().await, |_| "PONG".into());
         Ok(report)
     }

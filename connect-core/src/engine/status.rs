@@ -6,6 +6,7 @@ use super::Deployer;
 use super::journal::{Journal, OperationRecord};
 use super::lock::LockInfo;
 use super::reconcile::Observed;
+use crate::database::ContinuousBackupState;
 use crate::error::Result;
 use crate::model::Color;
 
@@ -28,6 +29,10 @@ pub struct Status {
     pub lock: Option<LockInfo>,
     /// The last ten operations, newest first.
     pub recent: Vec<OperationRecord>,
+    /// Continuous database backups (last archived WAL, last full backup), when the database has them; a
+    /// database that cannot be asked leaves it `None` (status still answers while the database is down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous_backup: Option<ContinuousBackupState>,
 }
 
 impl Deployer {
@@ -48,6 +53,7 @@ impl Deployer {
             observed,
             lock: self.store.holder().await?,
             recent: journal.history.iter().rev().take(10).cloned().collect(),
+            continuous_backup: self.backends.database.continuous_backup().await.ok().flatten(),
         })
     }
 }

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 
 use super::{Guarded, Repeat};
 use crate::cache::{Cache, CacheFigures, CacheInfo};
-use crate::database::{BackupRecord, DatabaseCluster, DatabaseFigures, Member, RestorePoint};
+use crate::database::{
+    BackupRecord, ContinuousBackupState, DatabaseCluster, DatabaseFigures, Member, RestorePoint,
+};
 use crate::error::Result;
 use crate::migrations::MigrationTable;
 use crate::model::BackupPolicy;
@@ -56,6 +58,13 @@ impl<T: DatabaseCluster + ?Sized> DatabaseCluster for Guarded<T> {
     async fn figures(&self) -> Result<DatabaseFigures> {
         self.call("database.figures", "cluster", Repeat::Safe, || {
             self.inner.figures()
+        })
+        .await
+    }
+
+    async fn continuous_backup(&self) -> Result<Option<ContinuousBackupState>> {
+        self.call("database.continuous_backup", "cluster", Repeat::Safe, || {
+            self.inner.continuous_backup()
         })
         .await
     }

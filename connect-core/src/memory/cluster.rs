@@ -9,7 +9,8 @@ use super::{Faults, lock};
 use sha2::{Digest, Sha256};
 
 use crate::database::{
-    BackupRecord, DatabaseCluster, DatabaseFigures, Member, ReplicaLag, RestorePoint, Role,
+    BackupRecord, ContinuousBackupState, DatabaseCluster, DatabaseFigures, Member, ReplicaLag, RestorePoint,
+    Role,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::{Migration, MigrationState, MigrationTable, MigrationTool};
@@ -25,6 +26,7 @@ struct State {
     backups: Vec<BackupRecord>,
     /// Transactions committed so far: every query the cluster answered, and what a test adds.
     commits: u64,
+    continuous_backup: Option<ContinuousBackupState>,
 }
 
 /// A Patroni cluster in memory: `patroni1` leads, `patroni2` replicates, as in the runbook.
@@ -67,6 +69,7 @@ impl MemoryCluster {
                 migration_tables: Vec::new(),
                 backups: Vec::new(),
                 commits: 0,
+                continuous_backup: None,
             })),
             faults: Faults::default(),
         }
@@ -129,6 +132,12 @@ impl MemoryCluster {
     /// Sets the app's migration tables as a backend would read them (failed or unfinished rows included).
     pub fn set_migration_tables(&self, tables: Vec<MigrationTable>) {
         lock(&self.state).migration_tables = tables;
+    }
+
+    /// What `continuous_backup` reports (`None`, the default, is a cluster without continuous backups). Not
+    /// wrapped in the faults: the deploy sweep's call counts stay those of a cluster without them.
+    pub fn set_continuous_backup(&self, state: Option<ContinuousBackupState>) {
+        lock(&self.state).continuous_backup = state;
     }
 }
 
@@ -229,6 +238,10 @@ impl DatabaseCluster for MemoryCluster {
                 Ok(Some(lock(&self.state).migration_tables.clone()))
             })
             .await
+    }
+
+    async fn continuous_backup(&self) -> Result<Option<ContinuousBackupState>> {
+        Ok(lock(&self.state).continuous_backup.clone())
     }
 
     async fn backup(&self, label: &str, policy: &BackupPolicy) -> Result<Option<BackupRecord>> {

@@ -1,6 +1,7 @@
 //! Patroni's REST API.
 
 mod access;
+mod admin;
 mod audit;
 mod http;
 mod model;

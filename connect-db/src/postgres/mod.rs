@@ -207,6 +207,16 @@ impl Postgres {
             .collect())
     }
 
+    /// A setting's current value (`current_setting(name)`).
+    pub async fn setting(&self, name: &str) -> Result<String> {
+        let client = self.connect().await?;
+        let r = client
+            .query_one("SELECT current_setting($1)", &[&name])
+            .await
+            .map_err(|e| pg_error("postgres.setting", &self.target, e))?;
+        Ok(r.get(0))
+    }
+
     /// The WAL archiver's health.
     pub async fn archiver(&self) -> Result<ArchiverStatus> {
         let client = self.connect().await?;

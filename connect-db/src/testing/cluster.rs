@@ -188,6 +188,11 @@ impl TestCluster {
         Ok(cluster)
     }
 
+    /// The cluster's temp directory (owned by `postgres` when run as root).
+    pub fn root(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// The REST URLs of every node.
     pub fn rest_urls(&self) -> Vec<String> {
         self.nodes.iter().map(PatroniNode::rest_url).collect()

@@ -10,6 +10,7 @@ mod cluster;
 mod hostile;
 mod isolated;
 mod node;
+mod pitr;
 mod process;
 mod redis;
 mod single;

@@ -173,9 +173,19 @@ impl ConnectConfig {
         if let (Some(user), Some(password)) = (&d.patroni_username, &d.patroni_password) {
             cluster = cluster.with_patroni_auth(BasicAuth::new(user, password.expose()))?;
         }
-        Ok(cluster
+        let mut cluster = cluster
             .through(host.clone())
-            .with_backups(host, self.backup_config()))
+            .with_backups(host.clone(), self.backup_config());
+        if let Some(pitr) = self.pitr_config() {
+            cluster = cluster.with_continuous_backups(host, pitr);
+        }
+        Ok(cluster)
+    }
+
+    /// `[database.pitr]` as the SDK takes it, when the file has one.
+    pub fn pitr_config(&self) -> Option<connect_db::pitr::PitrConfig> {
+        let d = &self.database;
+        d.pitr.as_ref().map(|p| p.to_config(d.pg_bin_dir.as_deref()))
     }
 
     pub(super) fn cache(&self, host: Arc<dyn Host>) -> Result<Redis> {

@@ -26,6 +26,7 @@
 mod audit;
 mod compose;
 mod policy;
+pub mod pitr;
 mod secret;
 mod template;
 
@@ -330,6 +331,9 @@ pub struct DatabaseConfig {
     /// unset.
     #[serde(default)]
     pub server_ssl_root_cert: Option<String>,
+    /// `[database.pitr]`: continuous backups (pgBackRest) and point-in-time recovery; off when absent.
+    #[serde(default)]
+    pub pitr: Option<pitr::PitrSection>,
 }
 
 /// `[redis]`.
@@ -535,6 +539,16 @@ impl ConnectConfig {
                 ),
                 "set ssl_root_cert to the CA certificate that signed PostgreSQL's ssl_cert_file",
             ));
+        }
+        if let Some(p) = self.pitr_config() {
+            p.validate().map_err(|e| {
+                invalid(
+                    "database.pitr",
+                    "repo",
+                    e.message().to_string(),
+                    e.hint().unwrap_or("see [database.pitr] in the README"),
+                )
+            })?;
         }
         if self.release.context.is_some() && self.release.image.is_some() {
             return Err(invalid(

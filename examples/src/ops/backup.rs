@@ -201,7 +201,7 @@ impl RestoreArgs {
 }
 
 /// Asks at the terminal, where there is one; refuses (nothing touched) where there is not.
-fn confirm(cx: &Context, what: &str, database: &str) -> Result<()> {
+pub(super) fn confirm(cx: &Context, what: &str, database: &str) -> Result<()> {
     let stdin = std::io::stdin();
     if cx.out.is_json() || !stdin.is_terminal() {
         return Err(Error::new(

@@ -39,6 +39,11 @@ pub async fn status(cx: &Context) -> Result<()> {
     if let Some(lock) = &status.lock {
         text.push_str(&format!("\n  locked by {} for {}", lock.holder, lock.operation));
     }
+    if let Some(backups) = &status.continuous_backup {
+        // The runbook's RPO (15 minutes) as the age past which a silent archive is worth a look.
+        let (verdict, detail) = backups.verdict(std::time::Duration::from_secs(900));
+        text.push_str(&format!("\n  continuous backup ({verdict:?}): {detail}"));
+    }
     cx.out.result(&status, &text);
     Ok(())
 }

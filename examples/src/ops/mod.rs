@@ -12,8 +12,10 @@ pub mod exporter;
 pub mod inspect;
 pub mod logs;
 pub mod output;
+pub mod pitr;
 pub mod progress;
 pub mod prune;
+pub mod recover_db;
 pub mod setup;
 pub mod ship;
 
@@ -98,6 +100,10 @@ pub enum Command {
     Exporter(exporter::ExporterArgs),
     /// The server's hardening: sshd, firewall, open ports, sockets, database, Redis, file modes (--fix: the safe ones).
     Audit(audit::AuditArgs),
+    /// Continuous database backups (pgBackRest): setup, base backup, info, table checksums.
+    Pitr(pitr::PitrArgs),
+    /// Point-in-time recovery of the database cluster: --latest, --time T or --restore-point NAME.
+    RecoverDb(recover_db::RecoverDbArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
     /// Print (or write) the man page.
@@ -169,6 +175,8 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::Restore(args) => args.run(cx).await,
         Command::Exporter(args) => args.run(cx).await,
         Command::Audit(args) => args.run(cx).await,
+        Command::Pitr(args) => args.run(cx).await,
+        Command::RecoverDb(args) => args.run(cx).await,
         Command::Completions(args) => args.run(),
         Command::Man(args) => args.run(cx),
     }

@@ -1,0 +1,153 @@
+//! `pgbackrest info --output=json`: the backups in the repository and the WAL range archived.
+
+use connect_core::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One base backup in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackrestBackup {
+    /// pgBackRest's label (`20261206-081500F`).
+    pub label: String,
+    /// `full`, `diff` or `incr`.
+    pub kind: String,
+    /// When it started and finished (unix seconds).
+    pub start_unix: u64,
+    /// When it finished.
+    pub stop_unix: u64,
+    /// The WAL position where it started (`0/2000028`).
+    pub lsn_start: Option<String>,
+    /// The WAL position where it became consistent: the earliest point it can recover to.
+    pub lsn_stop: Option<String>,
+    /// The database's size it copied, in bytes.
+    pub size_bytes: u64,
+    /// What it takes in the repository (compressed, and only the changes for diff/incr).
+    pub repo_bytes: u64,
+    /// The first and last WAL segment it needs.
+    pub wal_start: Option<String>,
+    /// The last WAL segment it needs.
+    pub wal_stop: Option<String>,
+}
+
+/// The stanza's state in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackrestInfo {
+    /// The stanza.
+    pub stanza: String,
+    /// pgBackRest's status code (0 ok, 2 no valid backups…) and message.
+    pub status_code: i64,
+    /// Its message.
+    pub status_message: String,
+    /// The backups, oldest first.
+    pub backups: Vec<BackrestBackup>,
+    /// The oldest WAL segment archived.
+    pub wal_min: Option<String>,
+    /// The newest WAL segment archived.
+    pub wal_max: Option<String>,
+}
+
+impl BackrestInfo {
+    /// Parses the JSON for `stanza` (pgBackRest prints an array of stanzas).
+    pub fn parse(stanza: &str, json: &[u8]) -> Result<BackrestInfo> {
+        let op = "pitr.info";
+        let corrupt = |why: String| {
+            Error::new(ErrorKind::Corrupt, op, stanza, why).with_hint("is `pgbackrest` pgBackRest 2.x?")
+        };
+        let all: Value = serde_json::from_slice(json).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+        let entry = all
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"].as_str() == Some(stanza)))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    op,
+                    stanza,
+                    "pgbackrest info lists no such stanza",
+                )
+                .with_hint("run the continuous backup setup (stanza-create) first")
+            })?;
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        let backups = entry["backup"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|b| b["error"].as_bool() != Some(true))
+                    .map(|b| BackrestBackup {
+                        label: b["label"].as_str().unwrap_or_default().to_string(),
+                        kind: b["type"].as_str().unwrap_or_default().to_string(),
+                        start_unix: b["timestamp"]["start"].as_u64().unwrap_or(0),
+                        stop_unix: b["timestamp"]["stop"].as_u64().unwrap_or(0),
+                        lsn_start: text(&b["lsn"]["start"]),
+                        lsn_stop: text(&b["lsn"]["stop"]),
+                        size_bytes: b["info"]["size"].as_u64().unwrap_or(0),
+                        repo_bytes: b["info"]["repository"]["delta"].as_u64().unwrap_or(0),
+                        wal_start: text(&b["archive"]["start"]),
+                        wal_stop: text(&b["archive"]["stop"]),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let archive = entry["archive"].as_array().and_then(|a| a.last());
+        Ok(BackrestInfo {
+            stanza: stanza.to_string(),
+            status_code: entry["status"]["code"].as_i64().unwrap_or(-1),
+            status_message: entry["status"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            backups,
+            wal_min: archive.and_then(|a| text(&a["min"])),
+            wal_max: archive.and_then(|a| text(&a["max"])),
+        })
+    }
+
+    /// The newest full backup.
+    pub fn last_full(&self) -> Option<&BackrestBackup> {
+        self.backups.iter().rev().find(|b| b.kind == "full")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000007","min":"000000010000000000000003"}],
+      "backup":[{"archive":{"start":"000000010000000000000003","stop":"000000010000000000000003"},"error":false,
+        "info":{"delta":30000000,"repository":{"delta":4000000,"size":4000000},"size":30000000},
+        "label":"20261206-081500F","lsn":{"start":"0/3000028","stop":"0/3000100"},"prior":null,"reference":null,
+        "timestamp":{"start":1796544900,"stop":1796544905},"type":"full"},
+        {"archive":{"start":"000000010000000000000005","stop":"000000010000000000000005"},"error":false,
+        "info":{"delta":10000,"repository":{"delta":2000,"size":4002000},"size":30010000},
+        "label":"20261206-081500F_20261206-082000I","lsn":{"start":"0/5000028","stop":"0/5000100"},
+        "timestamp":{"start":1796545200,"stop":1796545202},"type":"incr"}],
+      "cipher":"none","name":"connect","status":{"code":0,"message":"ok"}}]"#;
+
+    #[test]
+    fn parses_backups_and_the_archive_range() {
+        let info = BackrestInfo::parse("connect", SAMPLE.as_bytes()).expect("parse");
+        assert_eq!(info.status_code, 0);
+        assert_eq!(info.backups.len(), 2);
+        assert_eq!(
+            info.last_full().map(|b| b.label.as_str()),
+            Some("20261206-081500F")
+        );
+        assert_eq!(info.backups[1].kind, "incr");
+        assert_eq!(info.backups[1].repo_bytes, 2000);
+        assert_eq!(info.backups[0].lsn_stop.as_deref(), Some("0/3000100"));
+        assert_eq!(info.wal_max.as_deref(), Some("000000010000000000000007"));
+    }
+
+    #[test]
+    fn refuses_garbage_and_other_stanzas() {
+        assert_eq!(
+            BackrestInfo::parse("connect", b"nope").unwrap_err().kind(),
+            ErrorKind::Corrupt
+        );
+        assert_eq!(
+            BackrestInfo::parse("other", SAMPLE.as_bytes())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::NotFound
+        );
+    }
+}

@@ -1,0 +1,463 @@
+//! Point-in-time recovery of the Patroni cluster from pgBackRest.
+//!
+//! The order is what keeps Patroni from undoing it:
+//! 1. Patroni is paused and every member has seen the pause (a Patroni that has not would restart the
+//!    PostgreSQL stopped below, or promote a replica).
+//! 2. The leader's PostgreSQL is stopped (fast), its data directory moved aside (the way back if the restore
+//!    fails), the backup restored into an empty one with the target, Patroni's configuration files for this
+//!    member copied back from the old one.
+//! 3. PostgreSQL is started by hand and replays the archive up to the target, then promotes itself
+//!    (`recovery_target_action=promote`). Patroni is NOT trusted with this: unpaused, it would promote at
+//!    once, ending the replay before the target.
+//! 4. Paused, Patroni lets a running primary whose system id is the cluster's take the leader key; then every
+//!    other member is rebuilt from it (`POST /reinitialize`), the pause is lifted, and the call returns when
+//!    every replica has replayed the new leader's WAL.
+
+use std::time::{Duration, Instant};
+
+use connect_core::database::Role;
+use connect_core::host::Host;
+use connect_core::wait::poll_until;
+use connect_core::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{PitrConfig, info};
+use crate::PatroniCluster;
+use crate::postgres::validate_restore_point_name;
+
+/// Where to recover to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryTarget {
+    /// The end of the archived WAL: everything archived before the loss.
+    Latest,
+    /// A moment, as PostgreSQL reads `recovery_target_time` (`2026-12-06 08:15:00+00`).
+    Time(String),
+    /// A named restore point (a deploy's `connect-<id>`), with its LSN when known (the deploy's record keeps
+    /// it): the newest backup that ends before it is restored, so the replay passes it.
+    RestorePoint {
+        /// The restore point's name.
+        name: String,
+        /// Its WAL position (`0/3000090`).
+        lsn: Option<String>,
+    },
+}
+
+impl RecoveryTarget {
+    fn validate(&self) -> Result<()> {
+        match self {
+            RecoveryTarget::Latest => Ok(()),
+            RecoveryTarget::Time(t) => {
+                let ok = !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | ':' | '+' | '.' | 'T' | 'Z'));
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Error::invalid("pitr.target", t, "not a time PostgreSQL reads")
+                        .with_hint("write it like `2026-12-06 08:15:00+00`"))
+                }
+            }
+            RecoveryTarget::RestorePoint { name, lsn } => {
+                validate_restore_point_name(name)?;
+                if let Some(l) = lsn {
+                    parse_lsn(l)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        match self {
+            RecoveryTarget::Latest => vec![],
+            RecoveryTarget::Time(t) => vec![
+                "--type=time".into(),
+                format!("--target={t}"),
+                "--target-action=promote".into(),
+            ],
+            RecoveryTarget::RestorePoint { name, .. } => vec![
+                "--type=name".into(),
+                format!("--target={name}"),
+                "--target-action=promote".into(),
+            ],
+        }
+    }
+}
+
+impl std::fmt::Display for RecoveryTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecoveryTarget::Latest => write!(f, "the latest archived WAL"),
+            RecoveryTarget::Time(t) => write!(f, "time {t}"),
+            RecoveryTarget::RestorePoint { name, .. } => write!(f, "restore point {name}"),
+        }
+    }
+}
+
+/// `X/Y` as a number.
+fn parse_lsn(lsn: &str) -> Result<u64> {
+    let bad = || Error::invalid("pitr.lsn", lsn, "not an LSN like 0/3000090");
+    let (hi, lo) = lsn.split_once('/').ok_or_else(bad)?;
+    let hi = u64::from_str_radix(hi, 16).map_err(|_| bad())?;
+    let lo = u64::from_str_radix(lo, 16).map_err(|_| bad())?;
+    if hi > u64::from(u32::MAX) || lo > u64::from(u32::MAX) {
+        return Err(bad());
+    }
+    Ok((hi << 32) | lo)
+}
+
+/// What a recovery did, with the time of each phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// The target, in words.
+    pub target: String,
+    /// The member restored, which leads afterwards.
+    pub leader: String,
+    /// The base backup restored.
+    pub backup: String,
+    /// The members rebuilt from it.
+    pub rebuilt: Vec<String>,
+    /// Restoring the backup's files.
+    pub restore: Duration,
+    /// Replaying WAL to the target until PostgreSQL promoted itself and Patroni made it the leader.
+    pub replay: Duration,
+    /// Rebuilding the other members until each replayed the new leader's WAL.
+    pub rebuild: Duration,
+    /// From the call to the leader taking writes (pause, stop, restore, replay).
+    pub to_writable: Duration,
+    /// The whole call.
+    pub took: Duration,
+}
+
+/// Recovers the cluster to `target` from the repository of `config` (see the module's steps). Run it under
+/// the deploy lock, with the app stopped or in maintenance: what is written after the target is gone.
+pub async fn recover(
+    host: &dyn Host,
+    cluster: &PatroniCluster,
+    config: &PitrConfig,
+    target: &RecoveryTarget,
+) -> Result<RecoveryReport> {
+    let op = "pitr.recover";
+    let started = Instant::now();
+    config.validate()?;
+    target.validate()?;
+    let repo = info(host, config).await?;
+    // pgBackRest picks the newest backup (for a time, the newest that ended before it); for a restore point
+    // only its LSN tells which backups end before it.
+    let chosen = match target {
+        RecoveryTarget::RestorePoint { lsn: Some(lsn), .. } => {
+            let want = parse_lsn(lsn)?;
+            repo.backups
+                .iter()
+                .rev()
+                .find(|b| {
+                    b.lsn_stop
+                        .as_deref()
+                        .and_then(|l| parse_lsn(l).ok())
+                        .is_some_and(|s| s <= want)
+                })
+                .map(|b| Some(b.label.clone()))
+        }
+        _ => repo.backups.last().map(|_| None),
+    }
+    .ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            op,
+            &config.stanza,
+            format!("no base backup to recover {target} from"),
+        )
+        .with_hint("take a full backup first (continuous backups need one base backup to start from)")
+    })?;
+    let patroni = cluster.patroni();
+    let members = patroni.cluster().await?;
+    // The leader if there is one, else the first configured member Patroni lists (or the first configured).
+    let leader_name = members
+        .iter()
+        .find(|m| m.member.role == Role::Leader)
+        .map(|m| m.member.name.clone())
+        .or_else(|| {
+            config
+                .nodes
+                .iter()
+                .find(|n| members.iter().any(|m| m.member.name == n.member))
+                .map(|n| n.member.clone())
+        })
+        .unwrap_or_else(|| config.nodes[0].member.clone());
+    let node = config.node(&leader_name)?.clone();
+
+    // "Latest" means what the leader wrote until now when it still runs: close the current segment and wait
+    // until it is in the repository (`pgbackrest check` does both).
+    if *target == RecoveryTarget::Latest
+        && let Ok(pg) = cluster.member_postgres(&leader_name).await
+        && matches!(pg.is_in_recovery().await, Ok(false))
+    {
+        config
+            .backrest(host, op, &["check"], Duration::from_secs(120))
+            .await?;
+    }
+
+    let data = &node.data_dir;
+    let small = Duration::from_secs(120);
+    let aside = format!("{data}.connect-before-recovery");
+    if config
+        .as_owner(host, op, &sh("[ ! -e \"$1\" ]", &[&aside]), None, small)
+        .await
+        .is_err()
+    {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            op,
+            &aside,
+            "a previous recovery left the data directory it replaced here",
+        )
+        .with_hint("if that recovery failed, move it back to the data directory; otherwise remove it; then recover again"));
+    }
+
+    patroni.set_paused(true).await?;
+    patroni.wait_paused(true, Duration::from_secs(60)).await?;
+
+    let pg_ctl = config.pg_program("pg_ctl");
+    let running = config
+        .as_owner(
+            host,
+            op,
+            &[pg_ctl.clone(), "status".into(), "-D".into(), data.clone()],
+            None,
+            small,
+        )
+        .await
+        .is_ok();
+    if running {
+        config
+            .as_owner(
+                host,
+                op,
+                &[
+                    pg_ctl.clone(),
+                    "stop".into(),
+                    "-D".into(),
+                    data.clone(),
+                    "-m".into(),
+                    "fast".into(),
+                    "-w".into(),
+                    "-t".into(),
+                    "120".into(),
+                ],
+                None,
+                small,
+            )
+            .await?;
+    }
+    // The old data directory is moved aside whole (a rename: instant, and the way back if the restore
+    // fails) and the backup restored into an empty one: measured faster than `--delta`, which reads and
+    // checksums every file already there. Patroni wrote this member's configuration files into it; the backup
+    // holds those of the member it was taken on (another port, other paths): they are copied back from it.
+    let move_aside = "if [ -f \"$1/PG_VERSION\" ]; then mv -- \"$1\" \"$2\" || exit 1; \
+        else rm -rf -- \"$1\" || exit 1; fi; mkdir -m 0700 -- \"$1\"";
+    config
+        .as_owner(host, op, &sh(move_aside, &[data, &aside]), None, small)
+        .await?;
+
+    let restore_started = Instant::now();
+    let mut args = vec!["restore".to_string(), format!("--pg1-path={data}")];
+    if let Some(label) = &chosen {
+        args.push(format!("--set={label}"));
+    }
+    args.extend(target.args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    config
+        .backrest(host, op, &args, config.deadline)
+        .await
+        .map_err(|e| {
+            e.with_hint(format!(
+                "the data directory before the recovery is kept at {aside}: move it back to return to that state, or recover again after removing it"
+            ))
+        })?;
+    let put_back = "if [ -d \"$2\" ]; then for f in postgresql.conf postgresql.base.conf pg_hba.conf pg_ident.conf; do \
+        if [ -f \"$2/$f\" ]; then cp -p -- \"$2/$f\" \"$1/$f\" || exit 1; fi; done; fi";
+    config
+        .as_owner(host, op, &sh(put_back, &[data, &aside]), None, small)
+        .await?;
+    let restore = restore_started.elapsed();
+
+    let replay_started = Instant::now();
+    let log = format!(
+        "{}/log/postgres-{}.log",
+        config.state_dir,
+        crate::names::file_component(&node.member)
+    );
+    // The port and socket directory of this member, whatever the restored files say; the output goes to a
+    // log file, so the host's call ends when pg_ctl does while the server runs on.
+    let options = format!("-p {} -c unix_socket_directories={}", node.port, node.socket_dir);
+    if node.socket_dir.chars().any(char::is_whitespace) {
+        return Err(Error::invalid(
+            op,
+            &node.socket_dir,
+            "a socket directory with spaces cannot be passed to pg_ctl",
+        ));
+    }
+    let start = config
+        .as_owner(
+            host,
+            op,
+            &[
+                pg_ctl.clone(),
+                "start".into(),
+                "-D".into(),
+                data.clone(),
+                "-l".into(),
+                log.clone(),
+                "-w".into(),
+                "-t".into(),
+                config.deadline.as_secs().to_string(),
+                "-o".into(),
+                options,
+            ],
+            None,
+            config.deadline,
+        )
+        .await;
+    if let Err(e) = start {
+        return Err(with_log(host, e, &log).await);
+    }
+    let pg = cluster.member_postgres(&leader_name).await?;
+    let leader_ref = &leader_name;
+    poll_until(op, "promotion", config.deadline, Duration::from_millis(200), || {
+        let pg = pg.clone();
+        let pg_ctl = pg_ctl.clone();
+        async move {
+            match pg.is_in_recovery().await {
+                Ok(false) => return Ok(Ok(())),
+                Ok(true) => return Ok(Err("replaying WAL".into())),
+                Err(_) => {}
+            }
+            // Not answering: replaying still, or stopped because the target was never reached.
+            match config.as_owner(host, op, &[pg_ctl, "status".into(), "-D".into(), data.clone()], None, small).await {
+                Ok(_) => Ok(Err("not answering yet".into())),
+                Err(_) => Err(Error::new(ErrorKind::Failed, op, leader_ref, format!("PostgreSQL stopped before reaching {target}"))
+                    .with_hint("the target may lie outside the archive (before the backup, after the last WAL, or a name never created); choose another and recover again")),
+            }
+        }
+    })
+    .await?;
+    poll_until(
+        op,
+        "leader key",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || async {
+            Ok(match patroni.cluster().await {
+                Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
+                    Some(m) if m.member.name == leader_name => Ok(()),
+                    other => Err(format!("leader {:?}", other.map(|m| &m.member.name))),
+                },
+                Err(e) => Err(e.to_string()),
+            })
+        },
+    )
+    .await?;
+    let replay = replay_started.elapsed();
+    let to_writable = started.elapsed();
+    // The recovered database leads: the directory it replaced is no longer the way back.
+    config
+        .as_owner(
+            host,
+            op,
+            &sh("rm -rf -- \"$1\"", &[&aside]),
+            None,
+            config.deadline,
+        )
+        .await?;
+
+    let rebuild_started = Instant::now();
+    let others: Vec<String> = patroni
+        .cluster()
+        .await?
+        .into_iter()
+        .map(|m| m.member.name)
+        .filter(|n| *n != leader_name)
+        .collect();
+    for m in &others {
+        patroni.reinitialize(m).await?;
+    }
+    patroni.set_paused(false).await?;
+    patroni.wait_paused(false, Duration::from_secs(60)).await?;
+    if !others.is_empty() {
+        cluster.wait_replicas_caught_up(config.deadline).await?;
+    }
+    Ok(RecoveryReport {
+        target: target.to_string(),
+        leader: leader_name,
+        backup: chosen.unwrap_or_else(|| "chosen by pgBackRest (the newest that fits)".into()),
+        rebuilt: others,
+        restore,
+        replay,
+        rebuild: rebuild_started.elapsed(),
+        to_writable,
+        took: started.elapsed(),
+    })
+}
+
+fn sh(script: &str, args: &[&String]) -> Vec<String> {
+    let mut v = vec!["sh".to_string(), "-c".into(), script.into(), "connect-ops".into()];
+    v.extend(args.iter().map(|a| a.to_string()));
+    v
+}
+
+/// Adds the tail of PostgreSQL's log to a failed start.
+async fn with_log(host: &dyn Host, e: Error, log: &str) -> Error {
+    use connect_core::host::HostExt;
+    let tail = match host.read_file(log).await {
+        Ok(Some(bytes)) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(8)..].join("\n")
+        }
+        _ => String::new(),
+    };
+    Error::new(
+        e.kind(),
+        e.operation(),
+        e.target(),
+        format!("{}\n{tail}", e.message()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_checked_and_become_pgbackrest_options() {
+        assert!(
+            RecoveryTarget::Time("2026-12-06 08:15:00+00".into())
+                .validate()
+                .is_ok()
+        );
+        assert!(RecoveryTarget::Time("now'; DROP".into()).validate().is_err());
+        let rp = RecoveryTarget::RestorePoint {
+            name: "connect-d1".into(),
+            lsn: Some("0/3000090".into()),
+        };
+        assert!(rp.validate().is_ok());
+        assert_eq!(rp.args()[1], "--target=connect-d1");
+        assert!(
+            RecoveryTarget::RestorePoint {
+                name: "x".into(),
+                lsn: Some("zz".into())
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(RecoveryTarget::Latest.args().is_empty());
+    }
+
+    #[test]
+    fn lsns_compare_as_numbers() {
+        assert!(parse_lsn("0/A000000").unwrap() > parse_lsn("0/9FFFFFF").unwrap());
+        assert!(parse_lsn("1/0").unwrap() > parse_lsn("0/FFFFFFFF").unwrap());
+        assert!(parse_lsn("1").is_err());
+    }
+}

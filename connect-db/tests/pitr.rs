@@ -1,0 +1,243 @@
+//! Continuous backups and point-in-time recovery against real etcd + two Patroni nodes + pgBackRest: one
+//! cluster for this binary, set up once (WAL archiving through Patroni, one full backup); the tests recover
+//! the whole cluster, so they take turns.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use connect_core::DatabaseCluster;
+use connect_core::LocalHost;
+use connect_core::testing::require_program;
+use connect_core::vocabulary::CheckStatus;
+use connect_db::PatroniCluster;
+use connect_db::pitr::{BackupKind, RecoveryTarget};
+use connect_db::testing::TestCluster;
+use tokio::sync::{Mutex, OnceCell};
+
+/// The archive timeout of the tests: the RPO a lost server may cost.
+const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Fixture {
+    cluster: Mutex<TestCluster>,
+}
+
+static FIXTURE: OnceCell<Option<Fixture>> = OnceCell::const_new();
+
+async fn fixture(test: &str) -> Option<&'static Fixture> {
+    FIXTURE
+        .get_or_init(|| async {
+            require_program(test, "pgbackrest", &[])?;
+            let cluster = TestCluster::start(test, Default::default()).await?;
+            let db = client(&cluster, "postgres");
+            let set_up = db.configure_continuous_backups().await.expect("configure");
+            assert!(set_up.checked && set_up.archive_command.contains("archive-push"));
+            let full = db.base_backup(BackupKind::Full).await.expect("full backup");
+            assert_eq!(full.kind, "full");
+            Some(Fixture {
+                cluster: Mutex::new(cluster),
+            })
+        })
+        .await
+        .as_ref()
+}
+
+fn client(c: &TestCluster, db: &str) -> PatroniCluster {
+    c.client(db)
+        .with_continuous_backups(Arc::new(LocalHost::new()), c.pitr_config(ARCHIVE_TIMEOUT))
+}
+
+async fn create_database(c: &TestCluster, name: &str, sql: &str) -> PatroniCluster {
+    let admin = c.client("postgres").leader_postgres().await.expect("leader");
+    let a = admin.connect().await.expect("connect");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        a.batch_execute(&sql).await.expect("create database");
+    }
+    let app = client(c, name);
+    let db = app
+        .leader_postgres()
+        .await
+        .expect("leader")
+        .connect()
+        .await
+        .expect("connect");
+    db.batch_execute(sql).await.expect("schema and rows");
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_to_a_restore_point_undoes_a_destructive_migration() {
+    let Some(f) = fixture("recovery_to_a_restore_point_undoes_a_destructive_migration").await else {
+        return;
+    };
+    let c = f.cluster.lock().await;
+    let app = create_database(
+        &c,
+        "shop",
+        "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, created_at timestamptz DEFAULT now());
+         INSERT INTO users (email) SELECT 'user' || g || '@example.com' FROM generate_series(1, 5000) g;
+         CREATE TABLE orders (id bigserial PRIMARY KEY, user_id bigint, total numeric);
+         INSERT INTO orders (user_id, total) SELECT g % 5000 + 1, g * 1.5 FROM generate_series(1, 20000) g;",
+    )
+    .await;
+    let before = app.table_checksums().await.expect("checksums before");
+    assert_eq!(before.iter().map(|t| t.rows).sum::<i64>(), 25_000, "{before:?}");
+
+    // The deploy's Backup step: a restore point, then the migration that destroys data.
+    let point = app
+        .restore_point("connect-pitr-test")
+        .await
+        .expect("restore point");
+    let pg = app
+        .leader_postgres()
+        .await
+        .expect("leader")
+        .connect()
+        .await
+        .expect("connect");
+    pg.batch_execute(
+        "ALTER TABLE users DROP COLUMN email; DELETE FROM orders WHERE id % 2 = 0;
+         INSERT INTO orders (user_id, total) VALUES (1, 1);",
+    )
+    .await
+    .expect("destructive migration");
+    assert_ne!(app.table_checksums().await.expect("after migration"), before);
+
+    let state = app.continuous_backup().await.expect("state").expect("configured");
+    assert!(
+        state.last_full_backup.is_some() && !state.archive_failing,
+        "{state:?}"
+    );
+    assert_ne!(state.verdict(Duration::from_secs(900)).0, CheckStatus::Fail);
+
+    let report = app
+        .recover(&RecoveryTarget::RestorePoint {
+            name: point.name.clone(),
+            lsn: Some(point.lsn.clone()),
+        })
+        .await
+        .expect("recover to the restore point");
+    eprintln!("recovered to {}: {report:?}", point.name);
+    let after = app.table_checksums().await.expect("checksums after");
+    assert_eq!(
+        after, before,
+        "every row from before the migration is back, and nothing after it"
+    );
+    assert_eq!(report.rebuilt.len(), 1);
+    // The data directory it replaced was kept only until the recovered one led.
+    for node in &c.nodes {
+        let aside = format!("{}.connect-before-recovery", node.data_dir().display());
+        assert!(!std::path::Path::new(&aside).exists(), "{aside} left behind");
+    }
+    c.wait_healthy(Duration::from_secs(120))
+        .await
+        .expect("replica streams again");
+    // The new timeline archives too: a restore point on it is reachable by the next recovery.
+    app.base_backup(BackupKind::Incr)
+        .await
+        .expect("incremental backup after the recovery");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_to_the_latest_after_the_database_is_destroyed_loses_at_most_the_archive_interval() {
+    let test = "recovery_to_the_latest_after_the_database_is_destroyed_loses_at_most_the_archive_interval";
+    let Some(f) = fixture(test).await else {
+        return;
+    };
+    let c = f.cluster.lock().await;
+    let app = create_database(
+        &c,
+        "ledger",
+        "CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())",
+    )
+    .await;
+    // Rows written one by one until the database is destroyed: each acknowledged commit with its time.
+    let writer_pg = app.leader_postgres().await.expect("leader");
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let db = writer_pg.connect().await.expect("connect");
+            let mut acked: Vec<(i64, Instant)> = Vec::new();
+            for id in 1_i64.. {
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+                let insert = db.execute("INSERT INTO events (id) VALUES ($1)", &params);
+                tokio::select! {
+                    r = insert => match r {
+                        Ok(_) => acked.push((id, Instant::now())),
+                        Err(_) => break,
+                    },
+                    _ = stop.notified() => break,
+                }
+            }
+            acked
+        })
+    };
+    // Writes until the archive timeout has closed two more segments (not by size: these rows are small).
+    let leader = app.leader_postgres().await.expect("leader");
+    let start = leader.archiver().await.expect("archiver").archived_count;
+    connect_core::wait::poll_until(
+        "test",
+        "archiver",
+        6 * ARCHIVE_TIMEOUT,
+        Duration::from_millis(500),
+        || async {
+            Ok(match leader.archiver().await {
+                Ok(a) if a.archived_count >= start + 2 => Ok(()),
+                Ok(a) => Err(format!("{} archived", a.archived_count - start)),
+                Err(e) => Err(e.to_string()),
+            })
+        },
+    )
+    .await
+    .expect("segments archived by the timeout");
+    // The server's database is lost; the repository (the second disk) survives.
+    c.lose_data().await.expect("lose the data");
+    // Measured from after the loss: a lost row's age is over-counted by the removal, never under-counted.
+    let destroyed = Instant::now();
+    stop.notify_one();
+    let acked = writer.await.expect("writer");
+    assert!(acked.len() > 100, "the writer wrote {} rows", acked.len());
+
+    let report = app
+        .recover(&RecoveryTarget::Latest)
+        .await
+        .expect("recover to the latest");
+    let db = app
+        .leader_postgres()
+        .await
+        .expect("leader")
+        .connect()
+        .await
+        .expect("connect");
+    let present: BTreeSet<i64> = db
+        .query("SELECT id FROM events", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let lost: Vec<&(i64, Instant)> = acked.iter().filter(|(id, _)| !present.contains(id)).collect();
+    let oldest_lost = lost.iter().map(|(_, t)| destroyed.duration_since(*t)).max();
+    eprintln!(
+        "RPO: {} of {} acknowledged rows lost, the oldest written {oldest_lost:?} before the loss (archive_timeout {ARCHIVE_TIMEOUT:?}); {report:?}",
+        lost.len(),
+        acked.len()
+    );
+    // Only rows of the last archive interval (plus the archiver's own latency) may be gone.
+    assert!(
+        oldest_lost.is_none_or(|age| age <= ARCHIVE_TIMEOUT + Duration::from_secs(3)),
+        "lost rows older than the archive interval: {oldest_lost:?}"
+    );
+    assert!(
+        present.len() <= acked.len() + 1,
+        "no row that was never acknowledged beyond the one in flight"
+    );
+    c.wait_healthy(Duration::from_secs(120))
+        .await
+        .expect("replica streams again");
+    drop(c);
+}
