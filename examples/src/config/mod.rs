@@ -25,8 +25,8 @@
 
 mod audit;
 mod compose;
-mod policy;
 pub mod pitr;
+mod policy;
 mod secret;
 mod template;
 
