@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 # connect-ops: tmux (its progress display checked in a real terminal), zsh and fish (completions parsed by the
 # shells themselves), man-db (the man page rendered).
 DEBIAN_PACKAGES=(docker.io libc6-dev util-linux haproxy openssl openssh-server openssh-client
-  etcd-server patroni postgresql postgresql-contrib redis-server redis-tools tmux zsh fish man-db)
+  etcd-server patroni postgresql postgresql-contrib redis-server redis-tools tmux zsh fish man-db
+  nftables iproute2)
 
 need_debian() {
   local missing=()
