@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 # connect-docker: docker.io (dockerd; its daemon must be running: the tests talk to it and start a second
 # dockerd with unshare from util-linux), libc6-dev (libc.a for the statically linked test app).
 # connect-ops: tmux (its progress display checked in a real terminal), zsh and fish (completions parsed by the
-# shells themselves), man-db (the man page rendered).
+# shells themselves), man-db (the man page rendered); prometheus (the exporter scraped by a real Prometheus,
+# and promtool checking and testing monitoring/rules.yml); nftables and iproute2 (the audit's firewall and
+# listening-socket checks, run against real nft and ss in a network namespace of the test's own).
 DEBIAN_PACKAGES=(docker.io libc6-dev util-linux haproxy openssl openssh-server openssh-client
-  etcd-server patroni postgresql postgresql-contrib redis-server redis-tools tmux zsh fish man-db
+  etcd-server patroni postgresql postgresql-contrib redis-server redis-tools tmux zsh fish man-db prometheus
   nftables iproute2)
 
 need_debian() {

@@ -1,5 +1,6 @@
 //! The PostgreSQL cluster run by Patroni.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -72,6 +73,34 @@ pub struct BackupRecord {
     pub pruned: Vec<String>,
 }
 
+/// A replica as the leader sees it (`pg_stat_replication`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaLag {
+    /// Its name (`application_name`: Patroni sets the member's name).
+    pub name: String,
+    /// WAL the leader wrote that the replica has not replayed yet, in bytes.
+    pub lag_bytes: u64,
+    /// How long ago the leader wrote what the replica replayed last (`replay_lag`), in milliseconds; `None`
+    /// when PostgreSQL has no figure (an idle leader sends nothing to time).
+    pub replay_lag_ms: Option<u64>,
+}
+
+/// What PostgreSQL counts of its use, read on the leader, for the metrics. Transactions are totals since the
+/// statistics were reset, so a reader turns two readings into transactions per second.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DatabaseFigures {
+    /// Client connections by `pg_stat_activity.state` (`active`, `idle`, `idle in transaction`…).
+    pub connections: BTreeMap<String, u64>,
+    /// `max_connections`.
+    pub max_connections: u64,
+    /// Committed transactions of the app's database (`pg_stat_database.xact_commit`).
+    pub commits: u64,
+    /// Rolled back transactions of the app's database (`xact_rollback`).
+    pub rollbacks: u64,
+    /// Every streaming replica with its lag.
+    pub replicas: Vec<ReplicaLag>,
+}
+
 /// The database cluster.
 #[async_trait]
 pub trait DatabaseCluster: Send + Sync + fmt::Debug {
@@ -102,6 +131,18 @@ pub trait DatabaseCluster: Send + Sync + fmt::Debug {
     async fn backup(&self, label: &str, policy: &BackupPolicy) -> Result<Option<BackupRecord>> {
         let _ = (label, policy);
         Ok(None)
+    }
+
+    /// Connections by state, transactions and the replicas' lag, for the metrics. Unsupported unless a
+    /// backend says otherwise.
+    async fn figures(&self) -> Result<DatabaseFigures> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "database.figures",
+            "cluster",
+            format!("{self:?} cannot count its use"),
+        )
+        .with_hint("use a cluster that implements figures (connect-db's `PatroniCluster`)"))
     }
 }
 

@@ -37,6 +37,38 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order: what a binding lists and parses (the Python `ERROR_KINDS`).
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::Refused,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Unavailable,
+        ErrorKind::Timeout,
+        ErrorKind::Unhealthy,
+        ErrorKind::Corrupt,
+        ErrorKind::Drift,
+        ErrorKind::Failed,
+        ErrorKind::Unsupported,
+    ];
+
+    /// The kind's identifier as serde writes it (`invalid_input`): the Python `ConnectError.kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::PermissionDenied => "permission_denied",
+            // The other names are one word, the same as `as_str`.
+            other => other.as_str(),
+        }
+    }
+
+    /// The kind named `name` (see [`ErrorKind::name`]).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// Whether trying the same operation again, unchanged, may succeed.
     pub fn is_retryable(self) -> bool {
         matches!(self, ErrorKind::Unavailable | ErrorKind::Timeout)
@@ -219,5 +251,31 @@ mod tests {
                 .with_retryable(false)
                 .is_retryable()
         );
+    }
+
+    #[test]
+    fn all_lists_every_kind_once_under_its_serde_name() {
+        // A match without a wildcard: adding a variant fails to compile here until it is listed in `ALL`.
+        let position = |k: ErrorKind| match k {
+            ErrorKind::InvalidInput => 0,
+            ErrorKind::NotFound => 1,
+            ErrorKind::Conflict => 2,
+            ErrorKind::Refused => 3,
+            ErrorKind::PermissionDenied => 4,
+            ErrorKind::Unavailable => 5,
+            ErrorKind::Timeout => 6,
+            ErrorKind::Unhealthy => 7,
+            ErrorKind::Corrupt => 8,
+            ErrorKind::Drift => 9,
+            ErrorKind::Failed => 10,
+            ErrorKind::Unsupported => 11,
+        };
+        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
+            assert_eq!(position(kind), i, "{kind:?}");
+            let serde = serde_json::to_value(kind).expect("a kind serializes");
+            assert_eq!(serde.as_str(), Some(kind.name()));
+            assert_eq!(ErrorKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_name("invalid input"), None);
     }
 }

@@ -39,6 +39,7 @@ pub mod host;
 pub mod layers;
 pub mod local;
 pub mod memory;
+pub mod metrics;
 pub mod migrations;
 pub mod model;
 pub mod preflight;

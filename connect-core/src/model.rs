@@ -476,6 +476,11 @@ pub struct DeployPolicy {
     /// Moves traffic to the new color in steps of weight, each held under the watch; `None` switches at once.
     #[serde(default)]
     pub canary: Option<CanaryPolicy>,
+    /// After a deploy or full rollback succeeded, the release images of its repository beyond the newest
+    /// this many are removed (the `prune` step), never the live or the standby one. `None` keeps every image,
+    /// as the runbook does; a failed prune is reported and never changes the outcome.
+    #[serde(default)]
+    pub keep_releases: Option<usize>,
 }
 
 /// When a deploy backs up the app's database (runbook §3: "backup verified" before a migration), and how
@@ -654,6 +659,7 @@ impl Default for DeployPolicy {
             allow_destructive_migrations: false,
             watch: WatchPolicy::default(),
             canary: None,
+            keep_releases: None,
         }
     }
 }

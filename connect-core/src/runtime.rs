@@ -153,6 +153,18 @@ impl ContainerInfo {
     }
 }
 
+/// A container's resource use as the runtime counts it (Docker's stats), read once per sample: CPU time is a
+/// total, so a reader turns two readings into a CPU share over the time between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContainerStats {
+    /// CPU time the container used since it started, in nanoseconds (all cores added up).
+    pub cpu_ns: u64,
+    /// Memory in use, in bytes, without the page cache the kernel can drop (as `docker stats` shows it).
+    pub memory_bytes: u64,
+    /// Its memory limit in bytes, when it has one.
+    pub memory_limit_bytes: Option<u64>,
+}
+
 /// A program's result inside a container.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ExecOutput {
@@ -261,6 +273,18 @@ pub trait ContainerRuntime: Send + Sync + fmt::Debug {
             image.to_string(),
             "this container runtime cannot read files out of an image",
         ))
+    }
+
+    /// The running container's resource use (one reading, no waiting for a second one); `None` when there is
+    /// no such container. Unsupported unless a runtime says otherwise: the metrics leave the figures out.
+    async fn stats(&self, name: &str) -> Result<Option<ContainerStats>> {
+        Err(Error::new(
+            ErrorKind::Unsupported,
+            "runtime.stats",
+            name,
+            format!("{self:?} cannot count a container's resource use"),
+        )
+        .with_hint("use a runtime that implements stats (connect-docker's `Docker`)"))
     }
 
     /// Makes `release.image` present from `source`: a no-op ([`crate::ship::ShipOutcome::AlreadyPresent`])

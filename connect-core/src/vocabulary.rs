@@ -54,6 +54,8 @@ pub enum Step {
     Balance,
     /// Stop and remove a standby whose window has passed.
     Retire,
+    /// Remove release images beyond the newest N, never the live or standby one (after a deploy succeeded).
+    Prune,
     /// One of the operator's hooks.
     Hook,
     /// The site answers its maintenance page while an operation (a database restore) runs.
@@ -85,6 +87,7 @@ impl Step {
             Step::SwitchBack => "switch_back",
             Step::Balance => "balance",
             Step::Retire => "retire",
+            Step::Prune => "prune",
             Step::Hook => "hook",
             Step::Maintenance => "maintenance",
             Step::Record => "record",

@@ -3,7 +3,7 @@
 
 use connect_core::ContainerRuntime;
 use connect_core::ErrorKind;
-use connect_core::engine::{DeployConfig, Deployer};
+use connect_core::engine::{DeployConfig, Deployer, Outcome, Step, StepStatus};
 use connect_core::memory::{AppBehavior, MemoryStack};
 use connect_core::model::{Color, Release};
 use connect_core::runtime::LogQuery;
@@ -116,6 +116,56 @@ async fn a_failed_removal_stops_prune_and_an_image_a_container_uses_is_kept_not_
         .find(|k| k.reference == "connect:v0")
         .expect("v0 kept");
     assert!(v0.reason.contains("someone_else"), "{v0:?}");
+}
+
+/// A deployer that prunes after each deploy, keeping `keep` beyond the live and standby images.
+fn pruning(stack: &MemoryStack, keep: usize) -> Deployer {
+    let mut config = DeployConfig::runbook();
+    config.policy.keep_releases = Some(keep);
+    Deployer::new(stack.backends(), config).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deploy_prunes_as_its_last_step_and_a_failed_prune_changes_nothing_else() {
+    let (stack, _) = three_deploys().await;
+    let deployer = pruning(&stack, 0);
+    // v4 goes live on green; v3 (blue) is the standby; v2, v1, v0 go.
+    let record = deployer.deploy(release("v4")).await.unwrap();
+    let step = record
+        .steps
+        .iter()
+        .find(|s| s.step == Step::Prune)
+        .expect("a prune step");
+    assert_eq!(step.status, StepStatus::Ok);
+    assert_eq!(step.detail, "removed 3 of connect (v2, v1, v0); kept 2");
+    assert_eq!(
+        record.steps.last().map(|s| s.step),
+        Some(Step::Prune),
+        "after everything else"
+    );
+    assert_eq!(tags(&stack).await, ["connect:v4", "connect:v3"]);
+    deployer.rollback().await.expect("the standby's image is there");
+
+    // A removal that fails is the prune step's failure, not the deploy's: v5 is live and recorded.
+    stack.add_image(&release("v5").image, AppBehavior::default());
+    stack.add_image(&release("v6").image, AppBehavior::default());
+    stack
+        .faults()
+        .fail_times("runtime.delete_image", ErrorKind::Unavailable, 10);
+    let record = deployer.deploy(release("v5")).await.unwrap();
+    assert_eq!(record.outcome, Outcome::Succeeded);
+    let step = record.steps.iter().find(|s| s.step == Step::Prune).unwrap();
+    assert_eq!(step.status, StepStatus::Failed, "{step:?}");
+    let status = deployer.status().await.unwrap();
+    assert_eq!(status.live, Some(Color::Green), "{status:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_keep_releases_the_deploy_prunes_nothing() {
+    let (stack, deployer) = three_deploys().await;
+    let record = deployer.deploy(release("v4")).await.unwrap();
+    assert!(record.steps.iter().all(|s| s.step != Step::Prune));
+    assert_eq!(tags(&stack).await.len(), 5);
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use connect_core::host::{Command, Host};
 use connect_core::ssh::SshHost;
-use connect_core::testing::Sshd;
+use connect_core::testing::{Signal, Sshd, send_signal};
 use connect_core::wait::poll_until;
 use tokio::io::AsyncReadExt;
 
@@ -74,7 +74,7 @@ impl Frozen {
         )
         .await
         .expect("the armed command starts");
-        signal(sshd, "STOP");
+        signal(sshd, Signal::SIGSTOP);
         let go = self.path("go");
         tokio::task::spawn_blocking(move || std::fs::write(go, "go\n"))
             .await
@@ -102,17 +102,13 @@ impl Frozen {
             },
         )
         .await;
-        signal(sshd, "CONT");
+        signal(sshd, Signal::SIGCONT);
         exited.expect("the command runs to its end while sshd is stopped");
     }
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(ok.success(), "kill -{sig} {pid}");
+fn signal(pid: u32, sig: Signal) {
+    send_signal(pid, sig).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
 }
 
 async fn download(host: &SshHost, path: &Path) -> Result<Vec<u8>, String> {

@@ -1,5 +1,5 @@
-//! Issue 14 items 4-6 on the in-memory backends, in paused time: the watch after the switch (and after an
-//! instant rollback), the canary, and maintenance mode.
+//! On the in-memory backends, in paused time: the watch after the switch (and after an instant rollback), the
+//! canary, and maintenance mode.
 
 mod common;
 
@@ -392,4 +392,26 @@ async fn bad_watch_and_canary_policies_are_refused() {
     let config = watched(Duration::ZERO, Some(CanaryPolicy::default()));
     let e = connect_core::engine::Deployer::new(Fixture::new().stack.backends(), config).unwrap_err();
     assert!(e.hint().unwrap_or("").contains("watch.window"), "{e:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_over_a_warm_standby_that_breaches_puts_both_weights_back() {
+    let canary = CanaryPolicy {
+        steps: vec![10, 50],
+        hold: Duration::from_secs(20),
+    };
+    let f = v1_live(watched(Duration::from_secs(30), Some(canary))).await;
+    // v2 live on green, v1 the warm standby on blue: the canary's color held a release before.
+    f.deployer.deploy(release("v2")).await.unwrap();
+    let v3 = f.image("v3-bad", erroring_after(Duration::ZERO));
+    let e = f.deployer.deploy(v3).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unhealthy, "{e}");
+    f.assert_live(Color::Green).await;
+    let servers = f.stack.router.servers().await.unwrap();
+    let weights: Vec<(String, u32)> = servers.iter().map(|s| (s.name.clone(), s.weight)).collect();
+    assert_eq!(
+        weights,
+        [("app1".into(), 100), ("app2".into(), 100)],
+        "weights restored"
+    );
 }

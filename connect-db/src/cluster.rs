@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connect_core::database::{BackupRecord, DatabaseCluster, Member, RestorePoint, Role};
+use connect_core::database::{BackupRecord, DatabaseCluster, DatabaseFigures, Member, RestorePoint, Role};
 use connect_core::host::Host;
 use connect_core::migrations::MigrationTable;
 use connect_core::model::BackupPolicy;
@@ -226,6 +226,10 @@ impl DatabaseCluster for PatroniCluster {
             took_ms: backup.took.as_millis().try_into().unwrap_or(u64::MAX),
             pruned,
         }))
+    }
+
+    async fn figures(&self) -> Result<DatabaseFigures> {
+        self.leader_postgres().await?.figures().await
     }
 
     async fn migration_tables(&self) -> Result<Option<Vec<MigrationTable>>> {

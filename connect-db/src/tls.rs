@@ -81,16 +81,17 @@ pub(crate) fn client_config(op: &str, verify: &Verify) -> Result<ClientConfig> {
     let failed = |e: String| Error::new(ErrorKind::Failed, op, "tls", e);
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(e.to_string()).with_source(e))?;
     let verifier: Arc<dyn ServerCertVerifier> = match verify {
         Verify::Nothing => Arc::new(NoCertificateCheck { provider }),
         Verify::Chain(roots) => Arc::new(ChainOnly {
             inner: webpki(roots, provider).map_err(failed)?,
         }),
         Verify::Full(roots) => webpki(roots, provider).map_err(failed)?,
-        Verify::System => {
-            Arc::new(rustls_platform_verifier::Verifier::new(provider).map_err(|e| failed(e.to_string()))?)
-        }
+        Verify::System => Arc::new(
+            rustls_platform_verifier::Verifier::new(provider)
+                .map_err(|e| failed(e.to_string()).with_source(e))?,
+        ),
     };
     Ok(builder
         .dangerous()

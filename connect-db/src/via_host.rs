@@ -42,7 +42,8 @@ struct Target {
 }
 
 fn split_url(op: &str, url: &str) -> Result<Target> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| Error::invalid(op, url, e.to_string()))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| Error::invalid(op, url, e.to_string()).with_source(e))?;
     let https = match parsed.scheme() {
         "http" => false,
         "https" => true,
@@ -118,7 +119,7 @@ pub(crate) async fn http_request(
             return exchange(stream, &request, &target, max_body).await;
         }
         let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-            .map_err(|e| Error::invalid(op, url, format!("not a TLS server name: {e}")))?;
+            .map_err(|e| Error::invalid(op, url, format!("not a TLS server name: {e}")).with_source(e))?;
         let tls = tokio_rustls::TlsConnector::from(request.tls.clone())
             .connect(name, stream)
             .await
@@ -179,7 +180,7 @@ where
     }
     let built = builder
         .body(request.body.clone().unwrap_or_default())
-        .map_err(|e| Error::invalid(op, url, e.to_string()))?;
+        .map_err(|e| Error::invalid(op, url, e.to_string()).with_source(e))?;
     let response = sender
         .send_request(built)
         .await

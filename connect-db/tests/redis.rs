@@ -226,7 +226,7 @@ async fn raw(redis: &TestRedis) -> redis::aio::MultiplexedConnection {
         .expect("connect")
 }
 
-/// Issue 13, item 4: keys whose TTL runs out between the backup and the restore are dropped by the load;
+/// Keys whose TTL runs out between the backup and the restore are dropped by the load;
 /// that is no corruption.
 #[tokio::test]
 async fn keys_that_expire_between_backup_and_restore_are_no_false_corruption() {
@@ -276,7 +276,7 @@ async fn keys_that_expire_between_backup_and_restore_are_no_false_corruption() {
     assert_eq!(c.total_keys().await.expect("keys"), 51);
 }
 
-/// Issue 13, item 3: a Redis that does not answer (here paused by CLIENT PAUSE, as a slow command or a
+/// Bounded calls: a Redis that does not answer (here paused by CLIENT PAUSE, as a slow command or a
 /// stuck server would) is a Timeout within the client's bound, directly and through a host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_does_not_answer_is_a_timeout_within_the_bound() {
@@ -322,7 +322,7 @@ async fn a_redis_that_does_not_answer_is_a_timeout_within_the_bound() {
     direct.ping().await.expect("answers again");
 }
 
-/// Issue 13, item 1: the RDB copy holds every session: its directory is 0700 and the copy 0600, whatever
+/// Private backups: the RDB copy holds every session: its directory is 0700 and the copy 0600, whatever
 /// the server's umask.
 #[tokio::test]
 async fn redis_backups_are_private_under_a_permissive_umask() {

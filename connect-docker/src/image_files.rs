@@ -1,6 +1,7 @@
 //! Files read out of an image without running it: a container is created (never started), the directory
 //! is copied out as a tar stream (`GET /containers/{id}/archive`), and the container is removed.
 
+use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bollard::models::ContainerCreateBody;
@@ -15,8 +16,8 @@ use tokio_util::io::StreamReader;
 
 use crate::client::Docker;
 use crate::containers::ONE_OFF_LABEL;
-use crate::error::map_err;
-use crate::tarball::TarReader;
+use crate::error::{is_not_found, map_err};
+use crate::tarball::{is_file, path_of, read_archive};
 
 const OP: &str = "docker.read_image_dir";
 
@@ -91,40 +92,37 @@ impl Docker {
                 }),
             )
             .map_err(std::io::Error::other);
-        let mut tar = TarReader::new(StreamReader::new(stream));
-        let io = |e: std::io::Error| {
-            // The archive endpoint answers 404 for a path the image does not have.
-            let text = e.to_string();
-            if text.contains("404") || text.contains("No such") || text.contains("Could not find") {
-                None
-            } else {
-                Some(Error::new(
-                    ErrorKind::Failed,
-                    OP,
-                    target,
-                    format!("reading the archive: {text}"),
-                ))
-            }
-        };
         // Entries are named `<last component of dir>/<path>`.
         let base = dir.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
         let prefix = format!("{base}/");
-        let mut files = Vec::new();
-        let mut total = 0u64;
-        loop {
-            let entry = match tar.next_entry().await {
-                Ok(Some(entry)) => entry,
-                Ok(None) => break,
-                Err(e) => match io(e) {
-                    Some(err) => return Err(err),
-                    None => return Ok(Vec::new()),
-                },
-            };
-            if !matches!(entry.typeflag, b'0' | 0) {
-                continue;
+        let read = read_archive(StreamReader::new(Box::pin(stream)), move |archive| {
+            let mut files = Vec::new();
+            let mut total = 0u64;
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                if !is_file(&entry) {
+                    continue;
+                }
+                total += entry.size();
+                if total > max_bytes {
+                    return Ok(Err(total));
+                }
+                let name = path_of(&entry)?;
+                let mut data = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
+                entry.read_to_end(&mut data)?;
+                if let Some(path) = name.strip_prefix(&prefix) {
+                    files.push(ImageFile {
+                        path: path.to_string(),
+                        data,
+                    });
+                }
             }
-            total += entry.size;
-            if total > max_bytes {
+            Ok(Ok(files))
+        })
+        .await;
+        let mut files = match read {
+            Ok(Ok(files)) => files,
+            Ok(Err(_)) => {
                 return Err(Error::new(
                     ErrorKind::Refused,
                     OP,
@@ -132,22 +130,23 @@ impl Docker {
                     format!("{dir} holds more than the {max_bytes} bytes asked for"),
                 ));
             }
-            let data = tar.read_all(max_bytes).await.map_err(|e| {
-                Error::new(
-                    ErrorKind::Failed,
-                    OP,
-                    target,
-                    format!("reading {}: {e}", entry.name),
-                )
-            })?;
-            if let Some(path) = entry.name.strip_prefix(&prefix) {
-                files.push(ImageFile {
-                    path: path.to_string(),
-                    data,
-                });
+            // The archive endpoint answers 404 for a path the image does not have.
+            Err(e) if is_missing(&e) => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(
+                    Error::new(ErrorKind::Failed, OP, target, format!("reading the archive: {e}"))
+                        .with_source(e),
+                );
             }
-        }
+        };
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
     }
+}
+
+/// Whether the archive endpoint said the directory is not in the image: its 404, carried inside the I/O error.
+fn is_missing(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<bollard::errors::Error>())
+        .is_some_and(is_not_found)
 }

@@ -10,6 +10,7 @@ use connect_core::{Error, ErrorKind, Result};
 use futures::StreamExt;
 
 use crate::client::Docker;
+use crate::dockerignore::DockerIgnore;
 use crate::error::{is_not_found, map_err};
 use crate::tarball::TarWriter;
 
@@ -29,7 +30,7 @@ impl BuildContext {
     pub fn file(mut self, path: &str, data: &[u8], mode: u32) -> Result<Self> {
         self.tar
             .file(path, data, mode)
-            .map_err(|e| Error::invalid("docker.build", path, e.to_string()))?;
+            .map_err(|e| Error::invalid("docker.build", path, e.to_string()).with_source(e))?;
         Ok(self)
     }
 
@@ -38,48 +39,65 @@ impl BuildContext {
         self.file("Dockerfile", text.as_bytes(), 0o644)
     }
 
-    /// Every file under a local directory, as `docker build <dir>` sends it (without `.dockerignore`).
+    /// Adds a symbolic link at `path` pointing to `target`, kept as a link.
+    pub fn symlink(mut self, path: &str, target: &str) -> Result<Self> {
+        self.tar
+            .symlink(path, target)
+            .map_err(|e| Error::invalid("docker.build", path, e.to_string()).with_source(e))?;
+        Ok(self)
+    }
+
+    /// Every file and symbolic link under a local directory, as `docker build <dir>` sends it: what its
+    /// `.dockerignore` leaves out is not sent (the `Dockerfile` and `.dockerignore` always are, as Docker
+    /// does), and links stay links.
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        let io_err = |kind: ErrorKind, path: &Path, e: std::io::Error| {
+            Error::new(kind, "docker.build", path.display().to_string(), e.to_string()).with_source(e)
+        };
+        let ignore_file = dir.join(".dockerignore");
+        let ignore = match std::fs::read_to_string(&ignore_file) {
+            Ok(text) => DockerIgnore::parse(&text).map_err(|e| {
+                Error::invalid("docker.build", ignore_file.display().to_string(), e.to_string())
+                    .with_hint("fix the pattern in .dockerignore (Docker's syntax: *, ?, **, [..], !)")
+                    .with_source(e)
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DockerIgnore::default(),
+            Err(e) => return Err(io_err(ErrorKind::Failed, &ignore_file, e)),
+        };
         let mut ctx = BuildContext::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            let read = std::fs::read_dir(&d).map_err(|e| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    "docker.build",
-                    d.display().to_string(),
-                    e.to_string(),
-                )
-            })?;
+            let read = std::fs::read_dir(&d).map_err(|e| io_err(ErrorKind::NotFound, &d, e))?;
             let mut entries: Vec<_> = read.filter_map(|e| e.ok()).collect();
             entries.sort_by_key(|e| e.file_name());
             for entry in entries {
                 let path = entry.path();
-                let meta = entry.metadata().map_err(|e| {
-                    Error::new(
-                        ErrorKind::Failed,
-                        "docker.build",
-                        path.display().to_string(),
-                        e.to_string(),
-                    )
-                })?;
+                // `DirEntry::metadata` does not follow a link: a link is seen as one.
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| io_err(ErrorKind::Failed, &path, e))?;
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                let always_sent = rel == "Dockerfile" || rel == ".dockerignore";
+                if ignore.excludes(&rel) && !always_sent {
+                    // An excluded directory is still read when a `!` pattern may bring back some of it.
+                    if meta.is_dir() && ignore.has_exceptions() {
+                        stack.push(path);
+                    }
+                    continue;
+                }
                 if meta.is_dir() {
                     stack.push(path);
+                } else if meta.file_type().is_symlink() {
+                    let target =
+                        std::fs::read_link(&path).map_err(|e| io_err(ErrorKind::Failed, &path, e))?;
+                    ctx = ctx.symlink(&rel, &target.to_string_lossy())?;
                 } else if meta.is_file() {
                     use std::os::unix::fs::PermissionsExt;
-                    let rel = path
-                        .strip_prefix(dir)
-                        .unwrap_or(&path)
-                        .to_string_lossy()
-                        .into_owned();
-                    let data = std::fs::read(&path).map_err(|e| {
-                        Error::new(
-                            ErrorKind::Failed,
-                            "docker.build",
-                            path.display().to_string(),
-                            e.to_string(),
-                        )
-                    })?;
+                    let data = std::fs::read(&path).map_err(|e| io_err(ErrorKind::Failed, &path, e))?;
                     ctx = ctx.file(&rel, &data, meta.permissions().mode() & 0o7777)?;
                 }
             }
@@ -136,7 +154,15 @@ impl Docker {
             )])),
             ..Default::default()
         };
-        let tar = context.tar.finish();
+        let tar = context.tar.finish().map_err(|e| {
+            Error::new(
+                ErrorKind::Failed,
+                "docker.build",
+                &target,
+                format!("writing the build context: {e}"),
+            )
+            .with_source(e)
+        })?;
         let context_bytes = tar.len() as u64;
         let body = bollard::body_full(tar.into());
         let mut stream = self.api.build_image(options, None, Some(body));
@@ -298,5 +324,87 @@ impl Docker {
             .await
             .map(|_| ())
             .map_err(|e| map_err("docker.remove_image", reference, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// The context of a directory, as (path, link target or content) in archive order.
+    async fn sent(dir: &Path) -> Vec<(String, String)> {
+        let tar = BuildContext::from_dir(dir)
+            .expect("context")
+            .tar
+            .finish()
+            .expect("archive");
+        crate::tarball::read_archive(std::io::Cursor::new(tar), |archive| {
+            let mut out = Vec::new();
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                let path = crate::tarball::path_of(&entry)?;
+                let what = match entry.link_name()? {
+                    Some(link) => format!("-> {}", link.to_string_lossy()),
+                    None => {
+                        let mut text = String::new();
+                        entry.read_to_string(&mut text)?;
+                        text
+                    }
+                };
+                out.push((path, what));
+            }
+            Ok(out)
+        })
+        .await
+        .expect("read back")
+    }
+
+    #[tokio::test]
+    async fn a_directory_context_honours_dockerignore_and_keeps_links() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("logs")).expect("mkdir");
+        std::fs::create_dir_all(d.join("docs")).expect("mkdir");
+        for (path, text) in [
+            ("Dockerfile", "FROM scratch\n"),
+            (
+                ".dockerignore",
+                "*.env\nlogs\n!logs/keep.log\nDockerfile\n.dockerignore\n",
+            ),
+            ("app.txt", "app"),
+            ("prod.env", "SECRET=1"),
+            ("docs/dev.env", "kept: *.env is the root's only"),
+            ("logs/a.log", "dropped"),
+            ("logs/keep.log", "kept"),
+        ] {
+            std::fs::write(d.join(path), text).expect("write");
+        }
+        std::os::unix::fs::symlink("app.txt", d.join("current")).expect("link");
+        let got = sent(d).await;
+        let paths: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "app.txt",
+                "current",
+                "logs/keep.log",
+                "docs/dev.env"
+            ]
+        );
+        assert_eq!(got[3].1, "-> app.txt", "a link stays a link");
+        assert_eq!(got[4].1, "kept");
+    }
+
+    #[test]
+    fn a_bad_dockerignore_names_the_fix() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(".dockerignore"), "[oops\n").expect("write");
+        let err = BuildContext::from_dir(dir.path()).expect_err("bad glob");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains(".dockerignore"), "{err}");
     }
 }

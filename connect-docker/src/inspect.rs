@@ -88,57 +88,27 @@ pub(crate) fn why_not_serving(r: &ContainerInspectResponse) -> String {
 /// Parses the Engine's RFC 3339 timestamps (`2025-10-13T14:00:00.123456789Z`, or with an offset). The zero
 /// time Docker uses for "never" (`0001-01-01T00:00:00Z`) is `None`.
 pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
-    let mut nanos: u32 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let mut n: u64 = frac[..digits]
-            .chars()
-            .take(9)
-            .collect::<String>()
-            .parse()
-            .unwrap_or(0);
-        for _ in digits.min(9)..9 {
-            n *= 10;
+    // humantime reads UTC only: an offset (`+02:00`) is read here and taken off the time it gives.
+    let offset = s
+        .len()
+        .checked_sub(6)
+        .and_then(|i| Some(i).zip(s.get(i..)))
+        .filter(|(_, o)| (o.starts_with('+') || o.starts_with('-')) && o.as_bytes()[3] == b':');
+    let (utc, offset_secs) = match offset {
+        Some((i, o)) => {
+            let h: u64 = o[1..3].parse().ok()?;
+            let m: u64 = o[4..6].parse().ok()?;
+            (format!("{}Z", &s[..i]), (o.starts_with('+'), h * 3600 + m * 60))
         }
-        nanos = u32::try_from(n).ok()?;
-        rest = &frac[digits..];
-    }
-    let offset_secs = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let h: i64 = o[1..3].parse().ok()?;
-            let m: i64 = o[4..6].parse().ok()?;
-            let v = h * 3600 + m * 60;
-            if o.starts_with('-') { -v } else { v }
-        }
-        _ => return None,
+        None => (s.to_string(), (true, 0)),
     };
-    if year < 1970 {
-        return None;
+    // Before 1970 (Docker's zero time for "never") is an error there, so `None` here.
+    let t = humantime::parse_rfc3339_weak(&utc).ok()?;
+    match offset_secs {
+        (true, secs) => t.checked_sub(Duration::from_secs(secs)),
+        (false, secs) => t.checked_add(Duration::from_secs(secs)),
     }
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
-    let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    .filter(|t| *t >= UNIX_EPOCH)
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@
 
 mod client;
 mod containers;
+mod dockerignore;
 mod error;
 mod image_files;
 mod images;
@@ -50,6 +51,7 @@ mod logs;
 mod runtime;
 mod ship;
 mod slot;
+mod stats;
 mod tarball;
 mod transfer;
 mod transport;

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use connect_core::model::{ImageRef, Release};
 use connect_core::runtime::{
-    ContainerInfo, ContainerSpec, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream, OneOff,
+    ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream,
+    OneOff,
 };
 use connect_core::ship::{ReleaseSource, ShipProgressFn, ShipReport};
 use connect_core::{ContainerRuntime, Result};
@@ -25,6 +26,10 @@ impl ContainerRuntime for Docker {
 
     async fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>> {
         self.inspect_container(name).await
+    }
+
+    async fn stats(&self, name: &str) -> Result<Option<ContainerStats>> {
+        self.container_stats(name).await
     }
 
     async fn wait_healthy(&self, name: &str, deadline: Duration) -> Result<ContainerInfo> {

@@ -244,5 +244,7 @@ async fn read_context(dir: &Path, target: &str) -> Result<BuildContext> {
         BuildContext::from_dir(&dir)
     })
     .await
-    .map_err(|e| Error::new(ErrorKind::Failed, "docker.ship", "build context", e.to_string()))?
+    .map_err(|e| {
+        Error::new(ErrorKind::Failed, "docker.ship", "build context", e.to_string()).with_source(e)
+    })?
 }

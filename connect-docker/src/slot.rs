@@ -71,7 +71,7 @@ impl Secrets {
             } else {
                 ErrorKind::PermissionDenied
             };
-            Error::new(kind, "secrets.read", &source, e.to_string())
+            Error::new(kind, "secrets.read", &source, e.to_string()).with_source(e)
         })?;
         Secrets::parse(&source, &text)
     }

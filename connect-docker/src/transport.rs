@@ -78,10 +78,7 @@ impl tower_service::Service<http::Uri> for HostConnector {
         let host = Arc::clone(&self.host);
         let endpoint = Endpoint::Unix(self.socket.clone());
         Box::pin(async move {
-            let stream = host
-                .connect(&endpoint)
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let stream = host.connect(&endpoint).await.map_err(std::io::Error::other)?;
             Ok(HostConnection(TokioIo::new(stream)))
         })
     }

@@ -77,6 +77,10 @@ pub struct ProxyConfig {
     pub monitor_socket: Option<PathBuf>,
     /// The maintenance page, switched on at runtime through its map (`Haproxy::with_maintenance_map`).
     pub maintenance: Option<MaintenancePage>,
+    /// Where HAProxy's built-in Prometheus exporter serves `/metrics` (its own frontend; Debian's HAProxy is
+    /// built with it, `haproxy -vv` lists `prometheus-exporter`): per-server counters and timings beside
+    /// `connect-ops exporter`'s figures. It needs no login: bind it to loopback or a private interface.
+    pub prometheus: Option<SocketAddr>,
 }
 
 /// A page HAProxy answers itself, with `503` and `Retry-After`, to every request while the `maintenance` key
@@ -121,6 +125,7 @@ impl ProxyConfig {
             hard_stop_after: Duration::from_secs(30),
             monitor_socket: None,
             maintenance: None,
+            prometheus: None,
         }
     }
 
@@ -241,6 +246,15 @@ impl ProxyConfig {
                 c.push_str(&maintenance);
                 let _ = writeln!(c, "    default_backend {}", self.backend);
             }
+        }
+        if let Some(bind) = self.prometheus {
+            let _ = writeln!(c, "\nfrontend fe_prometheus");
+            let _ = writeln!(c, "    bind {bind}");
+            let _ = writeln!(
+                c,
+                "    http-request use-service prometheus-exporter if {{ path /metrics }}"
+            );
+            let _ = writeln!(c, "    http-request return status 404");
         }
         let _ = writeln!(c, "\nbackend {}", self.backend);
         let _ = writeln!(c, "    balance roundrobin");

@@ -163,6 +163,10 @@ impl Haproxy {
             .map(|mut r| {
                 if let Some(s) = state.rows.iter().find(|s| s.server == r.name) {
                     r.admin = s.admin();
+                    // The weight `set weight` sets: a server in MAINT keeps showing its old effective weight
+                    // in `show stat` until it is back (found by the real canary test: a weight put back
+                    // while the server was in MAINT read as unchanged).
+                    r.weight = s.user_weight;
                 }
                 r
             })

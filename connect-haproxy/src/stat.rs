@@ -136,7 +136,9 @@ pub struct StatRow {
     /// The administrative state. From the status by [`parse_show_stat`]; [`crate::Haproxy::stat`] takes it
     /// from `show servers state` instead, because a DOWN server shows `DOWN` even while drained.
     pub admin: AdminState,
-    /// `weight`: the effective weight.
+    /// `weight`: the effective weight, from [`parse_show_stat`]; [`crate::Haproxy::stat`] takes the user's
+    /// weight from `show servers state` instead (`srv_uweight`), because a server in MAINT keeps showing its
+    /// old effective weight until it comes back.
     pub weight: u32,
     /// `chkfail`: failed checks.
     pub check_failures: u64,

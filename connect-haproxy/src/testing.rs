@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use connect_core::testing::{free_port, require_program};
+use connect_core::testing::{Signal, free_port, require_program, send_signal};
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -216,6 +216,8 @@ impl HaproxyProcess {
         // Tests wait for checks, so they check fast; the runbook's 2 s is the default elsewhere.
         config.check_interval = Duration::from_millis(100);
         config.monitor_socket = Some(dir.path().join("monitor.sock"));
+        // HAProxy's own Prometheus exporter, so every real test runs a config that has it.
+        config.prometheus = Some(([127, 0, 0, 1], free_port()).into());
         // The maintenance page, off: tests turn it on through `haproxy()`'s map.
         let maintenance = MaintenancePage {
             map: dir.path().join("maintenance.map"),
@@ -323,10 +325,7 @@ impl HaproxyProcess {
 impl Drop for HaproxyProcess {
     fn drop(&mut self) {
         // SIGTERM lets the master stop its workers too; SIGKILL only if it does not exit.
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = send_signal(self.child.id(), Signal::SIGTERM);
         for _ in 0..200 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use connect_core::conformance::{assert_kind, router_suite};
 use connect_core::router::{AdminState, CheckState};
+use connect_core::testing::{Signal, send_signal};
 use connect_core::wait::poll_until;
 use connect_core::{ErrorKind, TrafficRouter};
 use connect_haproxy::stat::StatusWord;
@@ -21,10 +22,7 @@ struct Stop(std::process::Child);
 
 impl Drop for Stop {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
+        let _ = send_signal(self.0.id(), Signal::SIGTERM);
         for _ in 0..200 {
             if matches!(self.0.try_wait(), Ok(Some(_))) {
                 return;
@@ -165,6 +163,13 @@ async fn weight_absolute_and_percent() {
         "weight 0 still reads UP"
     );
     assert!(!app1.is_live());
+    // A weight put back while the server is in MAINT is the weight it comes back with, and reads so at
+    // once (`show stat`'s effective weight would still say 0: the canary's undo read it as not put back).
+    s.hx.set_state("app1", AdminState::Maint).await.expect("maint");
+    s.hx.set_weight("app1", 100).await.expect("100");
+    assert_eq!(s.hx.server("app1").await.expect("app1").weight, 100);
+    s.hx.set_state("app1", AdminState::Ready).await.expect("ready");
+    assert_eq!(s.hx.server("app1").await.expect("app1").weight, 100);
     assert_kind(
         s.hx.set_server_weight("app1", Weight::Percent(101)).await,
         ErrorKind::InvalidInput,

@@ -1,5 +1,5 @@
-//! Issue 14 against the real HAProxy: per-server figures for the watch, canary weights sharing the traffic,
-//! and the maintenance page under load. With `CONNECT_REAL_TESTS=1` a missing haproxy fails every test here.
+//! Against the real HAProxy: per-server figures for the watch, canary weights sharing the traffic, and the
+//! maintenance page under load. With `CONNECT_REAL_TESTS=1` a missing haproxy fails every test here.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -94,6 +94,23 @@ async fn figures_count_each_servers_responses() {
     assert_eq!(blue.responses_5xx, 0);
     assert!(blue.total_sessions >= 25);
     assert_eq!(green.responses, 0, "green is drained: {after:?}");
+
+    // HAProxy's own Prometheus exporter, rendered from `ProxyConfig::prometheus`, counts the same.
+    let prometheus = s.proc.config.prometheus.expect("the harness enables it");
+    let mut conn = BufReader::new(TcpStream::connect(prometheus).await.expect("connect"));
+    conn.get_mut()
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.expect("metrics");
+    let series = r#"haproxy_server_http_responses_total{proxy="be_app",server="app1",code="2xx"} "#;
+    let counted: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} in {text}"));
+    assert_eq!(counted, blue.responses, "HAProxy's exporter and show stat agree");
 }
 
 /// The canary's weights: app2 at 10 beside app1's 90 gets a tenth of the requests (HAProxy's weighted round

@@ -4,7 +4,8 @@
     python pre_deploy_check.py --disk 96    # /opt/connect 96 % full: the check fails, exits 1
     python pre_deploy_check.py --no-leader  # Patroni has no leader: exits 1
 
-Runs on the in-memory backends; the real server's backends plug into the same Deployer as their crates land.
+Runs on the in-memory backends; a real server's (``Deployer.from_config("connect.toml")``, or ``Backends`` of
+``SshHost``, ``Docker``, ``Haproxy``, ``PatroniCluster`` and ``Redis``) plug into the same Deployer.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 
-use crate::deployer::block;
+use crate::bridge::block;
+use crate::convert::typed;
 use crate::errors::py as core_py;
-use crate::router::typed;
 
 /// Audits the server of `config` (a `connect.toml`); with `fix`, applies the safe fixes and audits again.
 /// The GIL is released meanwhile.

@@ -6,28 +6,19 @@
 use std::sync::Arc;
 
 use connect_core::engine;
-use connect_core::{Cache, ContainerRuntime, DatabaseCluster, Host, TrafficRouter};
+use connect_core::{Cache, ContainerRuntime, DatabaseCluster, TrafficRouter};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
+use crate::convert::type_name;
 use crate::docker::Docker;
-use crate::memory::{MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime, MemoryStack};
-use crate::release::type_name;
+use crate::hosts::any_host;
+use crate::memory::{MemoryCache, MemoryCluster, MemoryRouter, MemoryRuntime};
 use crate::router::Haproxy;
 use crate::services::{PatroniCluster, Redis};
 
-fn wrong(role: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
+pub(crate) fn wrong(role: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
     PyTypeError::new_err(format!("{role} must be a {expected}, not {}", type_name(obj)))
-}
-
-fn host_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Host>> {
-    if let Ok(h) = obj.cast::<MemoryHost>() {
-        return Ok(Arc::new(h.get().inner.clone()));
-    }
-    if let Some(h) = crate::hosts::real_host(obj) {
-        return Ok(h);
-    }
-    Err(wrong("host", "connect_ops.SshHost, LocalHost or MemoryHost", obj))
 }
 
 fn runtime_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn ContainerRuntime>> {
@@ -95,7 +86,7 @@ impl Backends {
     ) -> PyResult<Backends> {
         Ok(Backends {
             inner: engine::Backends {
-                host: host_arg(host)?,
+                host: any_host("host", host)?,
                 runtime: runtime_arg(runtime)?,
                 router: router_arg(router)?,
                 database: database_arg(database)?,
@@ -111,19 +102,4 @@ impl Backends {
             self.inner.router.backend()
         )
     }
-}
-
-/// A `Deployer`'s first argument: `Backends`, or a `MemoryStack` standing for all five.
-pub fn backends_arg(obj: &Bound<'_, PyAny>) -> PyResult<engine::Backends> {
-    if let Ok(b) = obj.cast::<Backends>() {
-        return Ok(b.get().inner.clone());
-    }
-    if let Ok(s) = obj.cast::<MemoryStack>() {
-        return Ok(s.get().inner.backends());
-    }
-    Err(wrong(
-        "backends",
-        "connect_ops.Backends or connect_ops.MemoryStack",
-        obj,
-    ))
 }

@@ -6,11 +6,10 @@ use connect_db::migrations;
 use pyo3::prelude::*;
 use serde_json::json;
 
-use crate::deployer::block;
+use crate::bridge::block;
+use crate::convert::{typed, typed_list, whole};
 use crate::errors::py as core_py;
 use crate::hosts::any_host;
-use crate::memory::whole;
-use crate::router::{typed, typed_list};
 use crate::services::{backup_config, pg_target};
 
 /// Checks a dump on `host` with `pg_restore --list` (`BackupListing`: the database it was dumped from and

@@ -12,63 +12,34 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use connect_core::engine::{self, DeployConfig, Event, OperationRecord};
-use connect_core::model::{AppSpec, Color, DeployPolicy, OldColorPolicy, Release};
+use connect_core::model::{
+    AppSpec, BackupPolicy, CanaryPolicy, Color, DeployPolicy, OldColorPolicy, Release, WatchPolicy,
+};
 use connect_core::ship::ReleaseSource;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::backends::backends_arg;
+use crate::backends::{Backends, wrong};
+use crate::bridge::{awaitable, block, lock, runtime};
+use crate::convert::{seconds, to_json, whole};
 use crate::errors::{CoreError, invalid, py as core_py};
-use crate::memory::{seconds, whole};
 use crate::release::release_arg;
+use crate::stack::MemoryStack;
 
-pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
-    pyo3_async_runtimes::tokio::get_runtime()
-}
-
-pub(crate) fn to_json<T: Serialize>(value: &T) -> PyResult<String> {
-    serde_json::to_string(value)
-        .map_err(|e| PyRuntimeError::new_err(format!("connect_ops: could not encode a result: {e}")))
-}
-
-fn join_error(e: tokio::task::JoinError) -> PyErr {
-    PyRuntimeError::new_err(format!(
-        "connect_ops: the operation's task ended abnormally ({e}); this is a bug, please report it"
-    ))
-}
-
-/// A blocking call from inside the runtime (an event callback calling the deployer) would deadlock tokio.
-fn refuse_nested() -> PyResult<()> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(PyRuntimeError::new_err(
-            "connect_ops: a blocking Deployer call cannot be made from inside an event callback or the \
-             runtime's threads; use the *_async variant, or call it after the operation returns",
-        ));
+/// A `Deployer`'s first argument: `Backends`, or a `MemoryStack` standing for all five.
+fn backends_arg(obj: &Bound<'_, PyAny>) -> PyResult<engine::Backends> {
+    if let Ok(b) = obj.cast::<Backends>() {
+        return Ok(b.get().inner.clone());
     }
-    Ok(())
-}
-
-/// Runs `fut` to its end with the GIL released. It is polled on the calling thread, so an `on_event` callback
-/// runs on the thread that called the deployer, as a Python caller expects.
-pub(crate) fn block<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
-where
-    T: Send,
-    F: Future<Output = PyResult<T>> + Send,
-{
-    refuse_nested()?;
-    py.detach(|| runtime().block_on(fut))
-}
-
-/// Runs `fut` on the runtime and gives Python an awaitable of its result.
-pub(crate) fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-where
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-    F: Future<Output = PyResult<T>> + Send + 'static,
-{
-    let task = runtime().spawn(fut);
-    pyo3_async_runtimes::tokio::future_into_py(py, async move { task.await.map_err(join_error)? })
+    if let Ok(s) = obj.cast::<MemoryStack>() {
+        return Ok(s.get().inner.backends());
+    }
+    Err(wrong(
+        "backends",
+        "connect_ops.Backends or connect_ops.MemoryStack",
+        obj,
+    ))
 }
 
 /// The operations that report progress.
@@ -193,6 +164,57 @@ fn old_color_policy(old_color: &str, retire_after: Option<f64>) -> PyResult<OldC
     }
 }
 
+/// The deploy's safety net from `connect_ops._policy.safety_net` (the engine's serde shapes): the watch, the
+/// canary, backups, hooks, webhooks, pruning and the destructive-migration switch. The engine validates them
+/// with the rest of the policy when the deployer is made.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SafetyNet {
+    #[serde(default)]
+    watch: Option<WatchPolicy>,
+    #[serde(default)]
+    canary: Option<CanaryPolicy>,
+    #[serde(default)]
+    backup: Option<BackupPolicy>,
+    #[serde(default)]
+    hooks: Vec<engine::Hook>,
+    #[serde(default)]
+    webhooks: Vec<engine::Webhook>,
+    #[serde(default)]
+    keep_releases: Option<usize>,
+    #[serde(default)]
+    allow_destructive_migrations: bool,
+}
+
+impl SafetyNet {
+    fn parse(json: &str) -> PyResult<SafetyNet> {
+        serde_json::from_str(json).map_err(|e| {
+            invalid(
+                "deployer.new",
+                "safety_net",
+                format!("not the engine's shape: {e}"),
+                "pass WatchPolicy, CanaryPolicy, BackupPolicy, Hook and Webhook objects",
+            )
+        })
+    }
+
+    fn apply(self, mut config: DeployConfig) -> DeployConfig {
+        let policy = &mut config.policy;
+        if let Some(watch) = self.watch {
+            policy.watch = watch;
+        }
+        if let Some(backup) = self.backup {
+            policy.backup = backup;
+        }
+        policy.canary = self.canary;
+        policy.keep_releases = self.keep_releases;
+        policy.allow_destructive_migrations = self.allow_destructive_migrations;
+        config.hooks = self.hooks;
+        config.webhooks = self.webhooks;
+        config
+    }
+}
+
 impl Deployer {
     fn op_from(&self, op: Op, on_event: Option<Py<PyAny>>) -> impl Future<Output = PyResult<String>> + use<> {
         run_with_callback(self.inner.clone(), op, on_event)
@@ -253,7 +275,8 @@ impl Deployer {
         container_port=3000, health_path="/api/health", smoke_paths=None, stop_grace=10.0, health_deadline=60.0,
         drain_deadline=30.0, router_deadline=10.0, disk_warn_percent=80, disk_fail_percent=95,
         disk_paths=None, max_error_lines=10, old_color="warm_standby", retire_after=None, lock_lease=30.0,
-        min_free_inodes_percent=5, max_clock_skew=2.0, migration_deadline=1800.0, ports=(3000, 3001)
+        min_free_inodes_percent=5, max_clock_skew=2.0, migration_deadline=1800.0, ports=(3000, 3001),
+        safety_net=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -281,6 +304,7 @@ impl Deployer {
         max_clock_skew: f64,
         migration_deadline: f64,
         ports: (i64, i64),
+        safety_net: Option<&str>,
     ) -> PyResult<Deployer> {
         if migration.as_ref().is_some_and(Vec::is_empty) {
             return Err(invalid(
@@ -341,15 +365,24 @@ impl Deployer {
                     "a percentage from 0 to 100",
                 )?,
                 max_clock_skew: seconds("max_clock_skew", max_clock_skew)?,
-                // The watch and the canary are not exposed to Python yet: off, as the runbook has them.
                 ..DeployPolicy::default()
             },
             state_dir: state_dir.to_string(),
             holder: holder.unwrap_or_else(engine::default_holder),
             hooks: Vec::new(),
+            webhooks: Vec::new(),
+        };
+        let config = match safety_net {
+            Some(json) => SafetyNet::parse(json)?.apply(config),
+            None => config,
         };
         let inner = core_py(engine::Deployer::new(backends_arg(backends)?, config))?;
         Ok(Deployer { inner })
+    }
+
+    /// The deploy policy as the engine holds it, as JSON (durations in milliseconds).
+    fn policy(&self) -> PyResult<String> {
+        to_json(&self.inner.config().policy)
     }
 
     /// Who is deploying, as the lock and the journal record it.
@@ -576,7 +609,7 @@ async fn next_item(
         Some(Item::Event(json)) => return Ok(Some(json)),
         Some(Item::Done(result)) => core_py(*result).and_then(|r| to_json(&r)),
         None => {
-            if crate::memory::lock(&outcome).is_some() {
+            if lock(&outcome).is_some() {
                 return Ok(None);
             }
             Err(PyRuntimeError::new_err(
@@ -584,7 +617,7 @@ async fn next_item(
             ))
         }
     };
-    *crate::memory::lock(&outcome) = Some(done);
+    *lock(&outcome) = Some(done);
     Ok(None)
 }
 
@@ -603,7 +636,7 @@ impl Operation {
     /// Whether the operation has finished and its result is known.
     #[getter]
     fn done(&self) -> bool {
-        crate::memory::lock(&self.outcome).is_some()
+        lock(&self.outcome).is_some()
     }
 
     /// The operation record's JSON, or the operation's error; waits (GIL released) until it has finished.
@@ -611,7 +644,7 @@ impl Operation {
         while !self.done() {
             self.next_event(py)?;
         }
-        match &*crate::memory::lock(&self.outcome) {
+        match &*lock(&self.outcome) {
             Some(Ok(json)) => Ok(json.clone()),
             Some(Err(e)) => Err(e.clone_ref(py)),
             None => Err(PyRuntimeError::new_err("connect_ops: no result")),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use connect_core::ContainerRuntime;
 use connect_docker::{
@@ -16,12 +16,11 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use serde_json::json;
 
-use crate::deployer::block;
+use crate::bridge::{block, lock, logs_of};
+use crate::convert::{seconds, type_name, typed, typed_list, whole};
 use crate::errors::{invalid, py as core_py};
-use crate::hosts::real_host;
-use crate::memory::{lock, seconds, whole};
-use crate::release::{image_arg, release_arg, type_name};
-use crate::router::{typed, typed_list};
+use crate::hosts::server_host;
+use crate::release::{image_arg, release_arg};
 
 /// How often a ship's progress callback hears of bytes on the wire: each call takes the GIL, and a fast
 /// link sends thousands of chunks a second. The plan, each layer and the end are always reported.
@@ -113,20 +112,6 @@ fn compression(name: Option<&str>) -> PyResult<Option<Compression>> {
     }
 }
 
-/// The log lines of a container since `since_seconds` ago, from any runtime.
-pub(crate) fn logs_of(
-    py: Python<'_>,
-    runtime: Arc<dyn ContainerRuntime>,
-    name: String,
-    since_seconds: f64,
-) -> PyResult<Vec<String>> {
-    let window = seconds("since_seconds", since_seconds)?;
-    let since = SystemTime::now()
-        .checked_sub(window)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    block(py, async move { core_py(runtime.logs_since(&name, since).await) })
-}
-
 #[pymethods]
 impl Docker {
     /// Connects and negotiates the API version (blocking, GIL released): with no argument the engine of
@@ -154,15 +139,7 @@ impl Docker {
         health_interval: f64,
         health_retries: i64,
     ) -> PyResult<Docker> {
-        let host = match host {
-            None => None,
-            Some(h) => Some(real_host(h).ok_or_else(|| {
-                PyTypeError::new_err(format!(
-                    "host must be a connect_ops.SshHost or LocalHost, not {}",
-                    type_name(h)
-                ))
-            })?),
-        };
+        let host = server_host(host)?;
         let mut options = SlotOptions {
             network,
             health: HealthProbe {

@@ -8,46 +8,28 @@
 use connect_core::ErrorKind;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
-/// Every core error kind with its name in Python (`ConnectError.kind`, `MemoryStack.fail(..., kind)`).
-pub const KINDS: [(&str, ErrorKind); 12] = [
-    ("invalid_input", ErrorKind::InvalidInput),
-    ("not_found", ErrorKind::NotFound),
-    ("conflict", ErrorKind::Conflict),
-    ("refused", ErrorKind::Refused),
-    ("permission_denied", ErrorKind::PermissionDenied),
-    ("unavailable", ErrorKind::Unavailable),
-    ("timeout", ErrorKind::Timeout),
-    ("unhealthy", ErrorKind::Unhealthy),
-    ("corrupt", ErrorKind::Corrupt),
-    ("drift", ErrorKind::Drift),
-    ("failed", ErrorKind::Failed),
-    ("unsupported", ErrorKind::Unsupported),
-];
-
-/// The Python name of a kind; `failed` for kinds added to the core after this crate was built.
-pub fn kind_name(kind: ErrorKind) -> &'static str {
-    KINDS
-        .iter()
-        .find(|(_, k)| *k == kind)
-        .map_or("failed", |(name, _)| name)
+/// A kind from its Python name (`ErrorKind::name`: `invalid_input`, `timeout`…).
+pub fn parse_kind(name: &str) -> PyResult<ErrorKind> {
+    ErrorKind::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = ErrorKind::ALL.map(ErrorKind::name).to_vec();
+        CoreError(connect_core::Error::invalid(
+            "error_kind.parse",
+            name,
+            format!("unknown error kind; expected one of {}", names.join(", ")),
+        ))
+        .into()
+    })
 }
 
-/// A kind from its Python name.
-pub fn parse_kind(name: &str) -> PyResult<ErrorKind> {
-    KINDS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, k)| *k)
-        .ok_or_else(|| {
-            let names: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
-            CoreError(connect_core::Error::invalid(
-                "error_kind.parse",
-                name,
-                format!("unknown error kind; expected one of {}", names.join(", ")),
-            ))
-            .into()
-        })
+/// `connect_ops._errors._from_core`, handed over by the package (`_bind_python_layer`) rather than imported,
+/// so that no module of the package and this extension import each other.
+static FROM_CORE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Keeps the factory of the exceptions; the first one handed over stays.
+pub(crate) fn bind_from_core(py: Python<'_>, from_core: Bound<'_, PyAny>) {
+    let _ = FROM_CORE.set(py, from_core.unbind());
 }
 
 /// A core error on its way to Python (the orphan rule forbids `From<connect_core::Error> for PyErr`).
@@ -63,21 +45,24 @@ impl From<connect_core::Error> for CoreError {
 impl From<CoreError> for PyErr {
     fn from(CoreError(e): CoreError) -> PyErr {
         Python::attach(|py| {
-            let made = py.import("connect_ops._errors").and_then(|m| {
-                m.getattr("_from_core")?.call1((
-                    kind_name(e.kind()),
-                    e.to_string(),
-                    e.operation(),
-                    e.target(),
-                    e.message(),
-                    e.hint(),
-                    e.is_retryable(),
-                ))
+            let made = FROM_CORE.get(py).map(|from_core| {
+                from_core.call1(
+                    py,
+                    (
+                        e.kind().name(),
+                        e.to_string(),
+                        e.operation(),
+                        e.target(),
+                        e.message(),
+                        e.hint(),
+                        e.is_retryable(),
+                    ),
+                )
             });
             match made {
-                Ok(exception) => PyErr::from_value(exception),
+                Some(Ok(exception)) => PyErr::from_value(exception.into_bound(py)),
                 // Only when the extension is loaded without its package: keep the whole message.
-                Err(_) => PyRuntimeError::new_err(e.to_string()),
+                _ => PyRuntimeError::new_err(e.to_string()),
             }
         })
     }

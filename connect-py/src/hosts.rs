@@ -11,9 +11,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::deployer::block;
+use crate::bridge::block;
+use crate::convert::{seconds, type_name, whole};
 use crate::errors::{invalid, py as core_py};
-use crate::memory::{seconds, whole};
 
 /// What a program printed and how it exited.
 #[pyclass(frozen, module = "connect_ops")]
@@ -155,7 +155,7 @@ macro_rules! host_methods {
             /// A whole (small) file's content; `None` when it does not exist.
             fn read_file<'py>(&self, py: Python<'py>, path: String) -> PyResult<Option<Bound<'py, pyo3::types::PyBytes>>> {
                 let host = self.host();
-                let data = crate::deployer::block(py, async move {
+                let data = crate::bridge::block(py, async move {
                     crate::errors::py(host.read_file(&path).await)
                 })?;
                 Ok(data.map(|d| pyo3::types::PyBytes::new(py, &d)))
@@ -174,7 +174,7 @@ macro_rules! host_methods {
             ) -> PyResult<u64> {
                 let host = self.host();
                 let options = PutOptions { mode, create_new };
-                crate::deployer::block(py, async move {
+                crate::bridge::block(py, async move {
                     crate::errors::py(host.write_file(&path, data, options).await)
                 })
             }
@@ -182,19 +182,19 @@ macro_rules! host_methods {
             /// Renames a file, replacing `to` atomically.
             fn rename(&self, py: Python<'_>, from_: String, to: String) -> PyResult<()> {
                 let host = self.host();
-                crate::deployer::block(py, async move { crate::errors::py(host.rename(&from_, &to).await) })
+                crate::bridge::block(py, async move { crate::errors::py(host.rename(&from_, &to).await) })
             }
 
             /// Removes a file; `NotFoundError` when there is none.
             fn remove_file(&self, py: Python<'_>, path: String) -> PyResult<()> {
                 let host = self.host();
-                crate::deployer::block(py, async move { crate::errors::py(host.remove_file(&path).await) })
+                crate::bridge::block(py, async move { crate::errors::py(host.remove_file(&path).await) })
             }
 
             /// How full the file system holding `path` is.
             fn disk_usage(&self, py: Python<'_>, path: String) -> PyResult<crate::hosts::DiskUsage> {
                 let host = self.host();
-                let u = crate::deployer::block(py, async move {
+                let u = crate::bridge::block(py, async move {
                     crate::errors::py(host.disk_usage(&path).await)
                 })?;
                 Ok(crate::hosts::DiskUsage {
@@ -389,6 +389,19 @@ pub(crate) fn real_host(obj: &Bound<'_, PyAny>) -> Option<Arc<dyn Host>> {
     None
 }
 
+/// The optional `host=` of a class that reaches its service through a real server (`Docker`, `Haproxy`).
+pub(crate) fn server_host(host: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<dyn Host>>> {
+    host.map(|h| {
+        real_host(h).ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "host must be a connect_ops.SshHost or LocalHost, not {}",
+                type_name(h)
+            ))
+        })
+    })
+    .transpose()
+}
+
 /// A `Host` argument of the backup and backend functions: a real host or a `MemoryHost`.
 pub(crate) fn any_host(role: &str, obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Host>> {
     if let Some(h) = real_host(obj) {
@@ -398,7 +411,7 @@ pub(crate) fn any_host(role: &str, obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn H
         return Ok(Arc::new(h.get().inner.clone()));
     }
     Err(PyTypeError::new_err(format!(
-        "{role} must be a connect_ops.LocalHost, SshHost or MemoryHost, not {}",
-        crate::release::type_name(obj)
+        "{role} must be a connect_ops.SshHost, LocalHost or MemoryHost, not {}",
+        type_name(obj)
     )))
 }

@@ -14,6 +14,8 @@
 
 mod audit;
 mod backends;
+mod bridge;
+mod convert;
 mod dbtools;
 mod deployer;
 mod docker;
@@ -25,8 +27,20 @@ mod memory;
 mod release;
 mod router;
 mod services;
+mod stack;
 
+use connect_core::ErrorKind;
 use pyo3::prelude::*;
+
+/// Hands the extension the package's Python half: the module of the typed results and the factory of the
+/// exceptions. `connect_ops/__init__.py` calls it once, so the extension imports none of the package's modules.
+#[pyfunction]
+#[pyo3(name = "_bind_python_layer")]
+fn bind_python_layer(types: Bound<'_, PyModule>, from_core: Bound<'_, PyAny>) {
+    let py = types.py();
+    convert::bind_types(py, types);
+    errors::bind_from_core(py, from_core);
+}
 
 /// The extension module; `connect_ops/__init__.py` re-exports what scripts use.
 #[pymodule]
@@ -38,7 +52,7 @@ fn _connect_ops(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<memory::MemoryRouter>()?;
     m.add_class::<memory::MemoryCluster>()?;
     m.add_class::<memory::MemoryCache>()?;
-    m.add_class::<memory::MemoryStack>()?;
+    m.add_class::<stack::MemoryStack>()?;
     m.add_class::<hosts::LocalHost>()?;
     m.add_class::<hosts::SshHost>()?;
     m.add_class::<hosts::CommandOutput>()?;
@@ -61,7 +75,8 @@ fn _connect_ops(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<deployer::Deployer>()?;
     m.add_class::<deployer::Operation>()?;
     m.add_class::<lock::PyHeldLock>()?;
-    m.add("ERROR_KINDS", errors::KINDS.map(|(name, _)| name).to_vec())?;
+    m.add_function(wrap_pyfunction!(bind_python_layer, m)?)?;
+    m.add("ERROR_KINDS", ErrorKind::ALL.map(ErrorKind::name).to_vec())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

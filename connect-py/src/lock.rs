@@ -7,9 +7,9 @@ use connect_core::engine::{self, HeldLock};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use crate::deployer::{awaitable, block, to_json};
+use crate::bridge::{awaitable, block, lock};
+use crate::convert::to_json;
 use crate::errors::py as core_py;
-use crate::memory::lock;
 
 type Slot = Arc<Mutex<Option<HeldLock>>>;
 

@@ -1,74 +1,16 @@
 //! The in-memory backends, for scripts and tests that simulate a server: add images with a behaviour, inject
 //! faults, crash containers, fill disks.
 
-use std::time::Duration;
-
-use connect_core::engine::DeployConfig;
 use connect_core::memory::{self as mem, AppBehavior, Faults};
 use pyo3::prelude::*;
 
+use crate::convert::{seconds, whole};
 use crate::errors::{invalid, parse_kind};
 use crate::release::image_arg;
 
-/// The operations the in-memory backends can be made to fail, `<backend>.<method>`.
-pub const OPERATIONS: [&str; 28] = [
-    "host.run",
-    "host.put_file",
-    "host.get_file",
-    "host.rename",
-    "host.remove_file",
-    "host.disk_usage",
-    "host.connect",
-    "runtime.image",
-    "runtime.start",
-    "runtime.inspect",
-    "runtime.wait_healthy",
-    "runtime.stop",
-    "runtime.remove",
-    "runtime.logs_since",
-    "runtime.exec",
-    "runtime.run_once",
-    "runtime.list",
-    "router.servers",
-    "router.set_state",
-    "router.set_weight",
-    "router.set_address",
-    "database.members",
-    "database.switchover",
-    "database.restore_point",
-    "database.check_query",
-    "cache.ping",
-    "cache.info",
-    "cache.save",
-];
-
-/// Seconds as a duration, refusing negative, NaN and infinite values.
-pub fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        invalid(
-            "duration.parse",
-            name,
-            format!("{name} = {value} is not a number of seconds >= 0"),
-            &format!("give {name} as seconds, e.g. 1.5"),
-        )
-    })
-}
-
-/// A whole number from Python in the range of `T`; an `InvalidInputError` naming the argument otherwise.
-pub fn whole<T: TryFrom<i64>>(name: &str, value: i64, expected: &str) -> PyResult<T> {
-    T::try_from(value).map_err(|_| {
-        invalid(
-            "argument.parse",
-            name,
-            format!("{name} = {value} is out of range: expected {expected}"),
-            &format!("give {name} as {expected}"),
-        )
-    })
-}
-
 /// Installs a fault: `operation` fails with `kind`, always, `times` times, on `target`, or on `target`
 /// after `after` passing calls.
-fn inject(
+pub(crate) fn inject(
     faults: &Faults,
     backend: &str,
     operation: &str,
@@ -87,8 +29,8 @@ fn inject(
     let prefix_ok = operation
         .split_once('.')
         .is_some_and(|(b, _)| backend.is_empty() || b == backend);
-    if !prefix_ok || !OPERATIONS.contains(&operation) {
-        let known: Vec<&str> = OPERATIONS
+    if !prefix_ok || !Faults::OPERATIONS.contains(&operation) {
+        let known: Vec<&str> = Faults::OPERATIONS
             .iter()
             .copied()
             .filter(|o| backend.is_empty() || o.starts_with(&format!("{backend}.")))
@@ -128,6 +70,50 @@ fn inject(
     Ok(())
 }
 
+/// Generates an in-memory class's `#[pymethods]`: its own items, then `fail` and `clear_faults` (`$backend`
+/// the prefix its operations must have, empty for any; `$example` one of them for the docstring; `$faults`,
+/// with `$this` the object and `$op` the operation, the faults it goes to). One definition for the six
+/// classes, since pyo3 allows one `#[pymethods]` block a class.
+macro_rules! fault_methods {
+    ($class:ty, $backend:literal, $example:literal; $($own:tt)*) => {
+        fault_methods! { $class, $backend, $example, |this, _op| Ok(this.inner.faults()); $($own)* }
+    };
+    ($class:ty, $backend:literal, $example:literal, |$this:ident, $op:ident| $faults:expr; $($own:tt)*) => {
+        #[pymethods]
+        impl $class {
+            $($own)*
+
+            #[doc = concat!(
+                "Makes `operation` (e.g. `\"", $example, "\"`) fail with the error `kind` (e.g. `\"timeout\"`): ",
+                "every call, only on\n`target`, the next `times` calls, or on `target` after `after` passing calls."
+            )]
+            #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
+            fn fail(
+                &self,
+                operation: &str,
+                kind: &str,
+                target: Option<&str>,
+                times: Option<i64>,
+                after: Option<i64>,
+            ) -> PyResult<()> {
+                let ($this, $op) = (self, operation);
+                let faults: PyResult<&connect_core::memory::Faults> = $faults;
+                $crate::memory::inject(faults?, $backend, operation, kind, target, times, after)
+            }
+
+            /// Removes every fault of `operation`.
+            fn clear_faults(&self, operation: &str) -> PyResult<()> {
+                let ($this, $op) = (self, operation);
+                let faults: PyResult<&connect_core::memory::Faults> = $faults;
+                faults?.clear(operation);
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use fault_methods;
+
 /// A server in memory: files in a map, disks whose usage a script sets.
 #[pyclass(frozen, module = "connect_ops")]
 #[derive(Debug, Clone)]
@@ -135,27 +121,8 @@ pub struct MemoryHost {
     pub(crate) inner: mem::MemoryHost,
 }
 
-#[pymethods]
-impl MemoryHost {
-    /// Makes `operation` (e.g. `"host.disk_usage"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
-    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
-    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
-    fn fail(
-        &self,
-        operation: &str,
-        kind: &str,
-        target: Option<&str>,
-        times: Option<i64>,
-        after: Option<i64>,
-    ) -> PyResult<()> {
-        inject(self.inner.faults(), "host", operation, kind, target, times, after)
-    }
-
-    /// Removes every fault of `operation`.
-    fn clear_faults(&self, operation: &str) {
-        self.inner.faults().clear(operation);
-    }
-
+fault_methods! {
+    MemoryHost, "host", "host.disk_usage";
     /// An empty server.
     #[new]
     #[pyo3(signature = (name="memory-host"))]
@@ -197,39 +164,12 @@ pub struct MemoryRuntime {
     pub(crate) inner: mem::MemoryRuntime,
 }
 
-#[pymethods]
-impl MemoryRuntime {
-    /// Makes `operation` (e.g. `"runtime.start"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
-    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
-    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
-    fn fail(
-        &self,
-        operation: &str,
-        kind: &str,
-        target: Option<&str>,
-        times: Option<i64>,
-        after: Option<i64>,
-    ) -> PyResult<()> {
-        inject(
-            self.inner.faults(),
-            "runtime",
-            operation,
-            kind,
-            target,
-            times,
-            after,
-        )
-    }
-
-    /// Removes every fault of `operation`.
-    fn clear_faults(&self, operation: &str) {
-        self.inner.faults().clear(operation);
-    }
-
+fault_methods! {
+    MemoryRuntime, "runtime", "runtime.start";
     /// A container's log lines written in the last `since_seconds`, oldest first (as `Docker.logs`).
     #[pyo3(signature = (name, since_seconds=300.0))]
     fn logs(&self, py: Python<'_>, name: String, since_seconds: f64) -> PyResult<Vec<String>> {
-        crate::docker::logs_of(py, std::sync::Arc::new(self.inner.clone()), name, since_seconds)
+        crate::bridge::logs_of(py, std::sync::Arc::new(self.inner.clone()), name, since_seconds)
     }
 
     /// A runtime with no image and no container.
@@ -245,7 +185,7 @@ impl MemoryRuntime {
     /// `error_lines` error lines at start, and its migration exits `migration_exit` after `migration_takes`
     /// seconds.
     #[pyo3(signature = (release, *, ready_after=1.5, healthy=true, error_lines=0, migration_exit=0, migration_takes=0.0))]
-    fn add_image(
+    pub(crate) fn add_image(
         &self,
         release: &Bound<'_, PyAny>,
         ready_after: f64,
@@ -300,35 +240,8 @@ pub struct MemoryRouter {
     pub(crate) inner: mem::MemoryRouter,
 }
 
-#[pymethods]
-impl MemoryRouter {
-    /// Makes `operation` (e.g. `"router.set_state"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
-    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
-    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
-    fn fail(
-        &self,
-        operation: &str,
-        kind: &str,
-        target: Option<&str>,
-        times: Option<i64>,
-        after: Option<i64>,
-    ) -> PyResult<()> {
-        inject(
-            self.inner.faults(),
-            "router",
-            operation,
-            kind,
-            target,
-            times,
-            after,
-        )
-    }
-
-    /// Removes every fault of `operation`.
-    fn clear_faults(&self, operation: &str) {
-        self.inner.faults().clear(operation);
-    }
-
+fault_methods! {
+    MemoryRouter, "router", "router.set_state";
     /// An empty HAProxy backend named `backend`.
     #[new]
     #[pyo3(signature = (backend="be_app"))]
@@ -368,35 +281,8 @@ pub struct MemoryCluster {
     pub(crate) inner: mem::MemoryCluster,
 }
 
-#[pymethods]
-impl MemoryCluster {
-    /// Makes `operation` (e.g. `"database.members"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
-    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
-    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
-    fn fail(
-        &self,
-        operation: &str,
-        kind: &str,
-        target: Option<&str>,
-        times: Option<i64>,
-        after: Option<i64>,
-    ) -> PyResult<()> {
-        inject(
-            self.inner.faults(),
-            "database",
-            operation,
-            kind,
-            target,
-            times,
-            after,
-        )
-    }
-
-    /// Removes every fault of `operation`.
-    fn clear_faults(&self, operation: &str) {
-        self.inner.faults().clear(operation);
-    }
-
+fault_methods! {
+    MemoryCluster, "database", "database.members";
     /// A healthy cluster of these members (the runbook's `patroni1` and `patroni2` by default).
     #[new]
     #[pyo3(signature = (members=None))]
@@ -438,35 +324,8 @@ pub struct MemoryCache {
     pub(crate) inner: mem::MemoryCache,
 }
 
-#[pymethods]
-impl MemoryCache {
-    /// Makes `operation` (e.g. `"cache.ping"`) fail with the error `kind` (e.g. `"timeout"`): every call, only on
-    /// `target`, the next `times` calls, or on `target` after `after` passing calls.
-    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
-    fn fail(
-        &self,
-        operation: &str,
-        kind: &str,
-        target: Option<&str>,
-        times: Option<i64>,
-        after: Option<i64>,
-    ) -> PyResult<()> {
-        inject(
-            self.inner.faults(),
-            "cache",
-            operation,
-            kind,
-            target,
-            times,
-            after,
-        )
-    }
-
-    /// Removes every fault of `operation`.
-    fn clear_faults(&self, operation: &str) {
-        self.inner.faults().clear(operation);
-    }
-
+fault_methods! {
+    MemoryCache, "cache", "cache.ping";
     /// A primary with RDB snapshots.
     #[new]
     fn new() -> MemoryCache {
@@ -476,157 +335,4 @@ impl MemoryCache {
     fn __repr__(&self) -> String {
         "MemoryCache()".to_string()
     }
-}
-
-/// The runbook's whole server in memory: HAProxy's checks probe the blue and green containers.
-#[pyclass(frozen, module = "connect_ops")]
-#[derive(Debug, Clone)]
-pub struct MemoryStack {
-    pub(crate) inner: mem::MemoryStack,
-}
-
-#[pymethods]
-impl MemoryStack {
-    /// A fresh stack with the runbook's slots (`connect_app1`/`app1`, `connect_app2`/`app2`): no image, no
-    /// container, both HAProxy servers in maintenance.
-    #[new]
-    fn new() -> MemoryStack {
-        MemoryStack {
-            inner: mem::MemoryStack::new(&DeployConfig::runbook().topology),
-        }
-    }
-
-    /// The server.
-    #[getter]
-    fn host(&self) -> MemoryHost {
-        MemoryHost {
-            inner: self.inner.host.clone(),
-        }
-    }
-
-    /// Docker.
-    #[getter]
-    fn runtime(&self) -> MemoryRuntime {
-        MemoryRuntime {
-            inner: self.inner.runtime.clone(),
-        }
-    }
-
-    /// HAProxy's `be_app` backend.
-    #[getter]
-    fn router(&self) -> MemoryRouter {
-        MemoryRouter {
-            inner: self.inner.router.clone(),
-        }
-    }
-
-    /// Puts an image on the machine running the deploy (not on the server), for a deploy with
-    /// `image=reference` to ship.
-    fn add_local_image(&self, reference: &str) {
-        self.inner
-            .runtime
-            .add_local_image(reference, AppBehavior::default());
-    }
-
-    /// Puts a build context on the machine running the deploy, for a deploy with `context=dir` to build.
-    fn add_build_context(&self, dir: &str) {
-        self.inner.runtime.add_build_context(dir, AppBehavior::default());
-    }
-
-    /// Patroni.
-    #[getter]
-    fn database(&self) -> MemoryCluster {
-        MemoryCluster {
-            inner: self.inner.cluster.clone(),
-        }
-    }
-
-    /// Redis.
-    #[getter]
-    fn cache(&self) -> MemoryCache {
-        MemoryCache {
-            inner: self.inner.cache.clone(),
-        }
-    }
-
-    /// Makes a release's image present; see `MemoryRuntime.add_image`.
-    #[pyo3(signature = (release, *, ready_after=1.5, healthy=true, error_lines=0, migration_exit=0, migration_takes=0.0))]
-    fn add_image(
-        &self,
-        release: &Bound<'_, PyAny>,
-        ready_after: f64,
-        healthy: bool,
-        error_lines: i64,
-        migration_exit: i64,
-        migration_takes: f64,
-    ) -> PyResult<()> {
-        self.runtime().add_image(
-            release,
-            ready_after,
-            healthy,
-            error_lines,
-            migration_exit,
-            migration_takes,
-        )
-    }
-
-    /// Makes `operation` of any backend fail (`"router.set_state"`, `"runtime.start"`, `"cache.ping"`…); see
-    /// `MemoryHost.fail`.
-    #[pyo3(signature = (operation, kind, *, target=None, times=None, after=None))]
-    fn fail(
-        &self,
-        operation: &str,
-        kind: &str,
-        target: Option<&str>,
-        times: Option<i64>,
-        after: Option<i64>,
-    ) -> PyResult<()> {
-        let faults = self.faults_of(operation)?;
-        inject(faults, "", operation, kind, target, times, after)
-    }
-
-    /// Removes every fault of `operation`.
-    fn clear_faults(&self, operation: &str) -> PyResult<()> {
-        self.faults_of(operation)?.clear(operation);
-        Ok(())
-    }
-
-    /// The backends for a `Deployer`.
-    fn backends(&self) -> crate::backends::Backends {
-        crate::backends::Backends {
-            inner: self.inner.backends(),
-        }
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "MemoryStack(containers={:?}, files={})",
-            self.inner.runtime.container_names(),
-            self.inner.host.files().len()
-        )
-    }
-}
-
-impl MemoryStack {
-    fn faults_of(&self, operation: &str) -> PyResult<&Faults> {
-        let s = &self.inner;
-        match operation.split_once('.').map(|(b, _)| b) {
-            Some("host") => Ok(s.host.faults()),
-            Some("runtime") => Ok(s.runtime.faults()),
-            Some("router") => Ok(s.router.faults()),
-            Some("database") => Ok(s.cluster.faults()),
-            Some("cache") => Ok(s.cache.faults()),
-            _ => Err(invalid(
-                "faults.inject",
-                operation,
-                "the operation names no backend",
-                "name it <backend>.<method> with backend host, runtime, router, database or cache",
-            )),
-        }
-    }
-}
-
-/// Locks a mutex, ignoring poisoning: a panic elsewhere must not make every later call panic.
-pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -5,6 +5,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+use crate::convert::type_name;
 use crate::errors::{invalid, py};
 
 /// A release of the app: its version and the image that carries it.
@@ -152,11 +153,4 @@ pub fn image_arg(obj: &Bound<'_, PyAny>) -> PyResult<ImageRef> {
         "expected a connect_ops.Release or an image reference str such as 'connect:v2', not {}",
         type_name(obj)
     )))
-}
-
-/// The Python type name of an object, for messages.
-pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map_or_else(|_| "?".to_string(), |n| n.to_string())
 }

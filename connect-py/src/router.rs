@@ -9,34 +9,13 @@ use std::sync::Arc;
 use connect_core::host::{Endpoint, Host};
 use connect_core::router::{AdminState, SwitchReport, TrafficRouter};
 use connect_haproxy::{RuntimeApi, Socket, StateFile};
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use serde::Serialize;
 use serde_json::json;
 
-use crate::deployer::{awaitable, block, to_json};
+use crate::bridge::{awaitable, block};
+use crate::convert::{seconds, typed, typed_list, whole};
 use crate::errors::{invalid, py as core_py};
-use crate::hosts::real_host;
-use crate::memory::{seconds, whole};
-
-/// A typed result: `connect_ops._types.<class>.from_dict` of the value's JSON.
-pub(crate) fn typed<T: Serialize>(py: Python<'_>, class: &str, value: &T) -> PyResult<Py<PyAny>> {
-    let raw = py.import("json")?.getattr("loads")?.call1((to_json(value)?,))?;
-    Ok(py
-        .import("connect_ops._types")?
-        .getattr(class)?
-        .call_method1("from_dict", (raw,))?
-        .unbind())
-}
-
-/// A list of typed results.
-pub(crate) fn typed_list<T: Serialize>(
-    py: Python<'_>,
-    class: &str,
-    values: &[T],
-) -> PyResult<Vec<Py<PyAny>>> {
-    values.iter().map(|v| typed(py, class, v)).collect()
-}
+use crate::hosts::server_host;
 
 fn admin_state(state: &str) -> PyResult<AdminState> {
     match state {
@@ -161,15 +140,7 @@ impl Haproxy {
         state_file: Option<String>,
         master_socket: Option<String>,
     ) -> PyResult<Haproxy> {
-        let host = match host {
-            None => None,
-            Some(h) => Some(real_host(h).ok_or_else(|| {
-                PyTypeError::new_err(format!(
-                    "host must be a connect_ops.SshHost or LocalHost, not {}",
-                    crate::release::type_name(h)
-                ))
-            })?),
-        };
+        let host = server_host(host)?;
         let timeout = seconds("timeout", timeout)?;
         let api = RuntimeApi::new(socket_at(host.clone(), socket, address, "admin")?).with_timeout(timeout);
         let mut inner = core_py(connect_haproxy::Haproxy::new(api, backend))?;

@@ -12,11 +12,10 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use serde_json::json;
 
-use crate::deployer::block;
+use crate::bridge::block;
+use crate::convert::{seconds, type_name, typed, typed_list, whole};
 use crate::errors::py as core_py;
 use crate::hosts::any_host;
-use crate::memory::{seconds, whole};
-use crate::router::{typed, typed_list};
 
 /// Where and as whom to connect to PostgreSQL. The password is never printed.
 #[pyclass(frozen, module = "connect_ops")]
@@ -235,7 +234,7 @@ pub(crate) fn pg_target(obj: &Bound<'_, PyAny>) -> PyResult<CorePgTarget> {
         .map_err(|_| {
             PyTypeError::new_err(format!(
                 "the database must be a connect_ops.PgTarget, not {}",
-                crate::release::type_name(obj)
+                type_name(obj)
             ))
         })
 }

@@ -62,6 +62,16 @@ def test_fault_arguments_are_validated(stack: ops.MemoryStack) -> None:
         stack.clear_faults("nothing")
 
 
+def test_every_operation_of_the_engine_can_be_failed(stack: ops.MemoryStack, deployer: ops.Deployer) -> None:
+    # The names come from connect-core's list, so operations the Python layer never spelled out are accepted.
+    stack.router.fail("router.figures", "timeout")
+    stack.fail("runtime.list_images", "unavailable", times=1)
+    stack.database.fail("database.backup", "failed")
+    stack.database.clear_faults("database.backup")
+    stack.fail("host.disk_usage", "timeout")
+    assert [c.name for c in deployer.preflight().failures] == ["disk /opt/connect"]
+
+
 def test_add_image_behaviour_and_bad_values(stack: ops.MemoryStack) -> None:
     with pytest.raises(ops.InvalidInputError, match="ready_after"):
         stack.add_image("connect:v3", ready_after=-1)

@@ -1,7 +1,10 @@
 //! A real zero-downtime deploy on this machine, to watch: starts the local stack (sshd playing the server,
 //! Docker through that one SSH connection, HAProxy in front of blue and green, etcd + Patroni + PostgreSQL,
 //! Redis), brings v1 up, then runs the runbook under 64 keep-alive connections and prints the timeline and the
-//! request counts of every phase. Everything listens on 127.0.0.1 and is removed at the end.
+//! request counts of every phase. The deploy of v2 runs the whole safety net: its timeline shows the
+//! migrations linted (`check_migrations`), the verified `backup`, `migrate` checked in `_prisma_migrations`,
+//! the `watch` after the switch and `prune`, each with its figures. Everything listens on 127.0.0.1 and is
+//! removed at the end.
 //!
 //! ```text
 //! cargo run --example real_stack            # needs root, Docker, haproxy, sshd, etcd, patroni, postgres, redis
@@ -10,6 +13,11 @@
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
+use connect_core::engine::Deployer;
+use connect_core::model::WatchPolicy;
+use connect_examples::demo_image;
 use connect_examples::stack::{Stack, StackOptions, runbook};
 
 #[tokio::main]
@@ -36,7 +44,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let deployer = match stack.deployer() {
+    // The runbook's deploy with the whole safety net: the release's pending migrations linted, a verified
+    // backup, the migration checked in its table, the new color watched for 10 s after the switch (and
+    // after the instant rollback), and release images beyond the newest 3 pruned.
+    let mut config = stack.deploy_config();
+    config.app.migrations_dir = Some(demo_image::IMAGE_MIGRATIONS.into());
+    config.policy.watch = WatchPolicy {
+        window: Duration::from_secs(10),
+        interval: Duration::from_secs(2),
+        ..WatchPolicy::default()
+    };
+    config.policy.keep_releases = Some(3);
+    let deployer = match Deployer::new(stack.backends(), config) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");

@@ -32,6 +32,8 @@ pub mod load;
 #[cfg(feature = "ops")]
 pub mod ops;
 #[cfg(feature = "testing")]
+pub mod prometheus;
+#[cfg(feature = "testing")]
 pub mod stack;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use connect_core::testing::{free_port, require_program};
+use connect_core::testing::{Signal, free_port, require_program, send_signal};
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -170,20 +170,15 @@ impl DemoApp {
                 "already exited",
             )
         })?;
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .map_err(|e| spawn_error("kill", e))?;
-        if !status.success() {
-            return Err(Error::new(
+        send_signal(pid, Signal::SIGTERM).map_err(|e| {
+            Error::new(
                 ErrorKind::Failed,
                 "terminate",
                 "connect-demo-app",
-                format!("kill exited {status}"),
-            ));
-        }
-        Ok(())
+                format!("kill: {e}"),
+            )
+            .with_source(e)
+        })
     }
 
     /// Waits for the process to exit, within `deadline`, and returns its status.

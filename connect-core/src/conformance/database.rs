@@ -21,6 +21,22 @@ pub async fn database_suite(db: &dyn DatabaseCluster) {
         .name
         .clone();
 
+    // Figures (when the cluster has them): the reader's own connection, and the replica streaming.
+    match db.figures().await {
+        Ok(f) => {
+            assert!(
+                f.connections.values().sum::<u64>() >= 1,
+                "the reader is connected: {f:?}"
+            );
+            assert!(f.max_connections >= 1, "{f:?}");
+            assert!(
+                f.replicas.iter().any(|r| r.name == replica),
+                "the leader sees {replica} streaming: {f:?}"
+            );
+        }
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported, "figures: {e}"),
+    }
+
     let count = db.check_query().await.expect("check query");
     assert!(count >= 0, "the check query counts rows");
 

@@ -111,6 +111,19 @@ pub async fn runtime_suite(rt: &dyn ContainerRuntime, f: &RuntimeFixture) {
         )
         .await
         .expect("follow the log");
+    // Resource use of a running container: a reading with memory in use, or no such figures at all.
+    match rt.stats(&name).await {
+        Ok(Some(stats)) => assert!(
+            stats.memory_bytes > 0,
+            "a running container uses memory: {stats:?}"
+        ),
+        Ok(None) => panic!("stats of a running container said it is missing"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported, "stats: {e}"),
+    }
+    match rt.stats(&format!("{}-missing", f.prefix)).await {
+        Ok(found) => assert!(found.is_none(), "stats of a missing container: {found:?}"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported, "stats: {e}"),
+    }
     let out = rt.exec(&name, &f.exec_echo).await.expect("exec");
     assert_eq!(out.exit_code, 0, "exec exit code: {out:?}");
     assert!(out.output.contains("conformance"), "exec output: {out:?}");

@@ -210,6 +210,19 @@ impl Deployer {
             OperationKind::FullRollback => HookPoint::AfterRollback,
             _ => HookPoint::AfterDeploy,
         };
-        self.run_hooks(run, after).await
+        self.run_hooks(run, after).await?;
+        if let Some(keep) = self.config.policy.keep_releases {
+            // Traffic moved and is verified: a failed prune is recorded as its step's and changes nothing
+            // else (the next deploy's prune removes what this one left).
+            let _ = run
+                .step(Step::Prune, async {
+                    let report = self
+                        .prune_images(journal, release.image.repository(), keep, false)
+                        .await?;
+                    Ok(report.summary())
+                })
+                .await;
+        }
+        Ok(())
     }
 }

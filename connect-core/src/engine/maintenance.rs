@@ -1,4 +1,4 @@
-//! Maintenance mode (issue 14.6): the site answers its maintenance page (HAProxy's 503 with `Retry-After`)
+//! Maintenance mode: the site answers its maintenance page (HAProxy's 503 with `Retry-After`)
 //! for every request while some work runs (a database restore), and is back afterwards whatever the work
 //! did: an error, a panic, or the caller dropping the future (best effort: the page is turned off from a
 //! spawned task). The journal records the page before it is turned on, so if the process dies, the next

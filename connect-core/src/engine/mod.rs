@@ -24,6 +24,7 @@ mod intent;
 mod journal;
 mod lock;
 mod maintenance;
+mod notify;
 mod operation;
 mod prune;
 mod reconcile;
@@ -39,11 +40,13 @@ pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outc
 pub use events::{Event, SHIP_PROGRESS_EVERY};
 pub use hold::HeldLock;
 pub use holder::default_holder;
+#[cfg(feature = "ssh")]
 pub(crate) use holder::effective_user;
 pub use hooks::{Hook, HookPoint, HookSite};
 pub use intent::Intent;
 pub use journal::{JOURNAL_FORMAT, Journal, MaintenanceRecord, OperationRecord, SlotRecord, StepRecord};
 pub use lock::LockInfo;
+pub use notify::Webhook;
 pub use prune::{KeptImage, PruneReport};
 pub use reconcile::{Observed, ObservedSlot};
 pub use status::Status;
@@ -88,6 +91,8 @@ pub struct DeployConfig {
     pub holder: String,
     /// The operator's commands at named points of each operation.
     pub hooks: Vec<Hook>,
+    /// Where the record of every operation is POSTed once it is in the journal.
+    pub webhooks: Vec<Webhook>,
 }
 
 impl DeployConfig {
@@ -100,6 +105,7 @@ impl DeployConfig {
             state_dir: "/opt/connect/state".into(),
             holder: default_holder(),
             hooks: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -140,6 +146,9 @@ impl Deployer {
         config.app.validate()?;
         for hook in &config.hooks {
             hook.validate()?;
+        }
+        for webhook in &config.webhooks {
+            webhook.validate()?;
         }
         let backends = backends.guarded(crate::layers::CallPolicy::default());
         let store = JournalStore::new(backends.host.clone(), &config.state_dir);

@@ -226,27 +226,32 @@ impl Deployer {
         events.emit(Event::StepStarted { step: Step::Record });
         let t = tokio::time::Instant::now();
         let saved = self.store.save(&journal, fence).await;
+        let save_took = t.elapsed();
         let finished = |succeeded| Event::OperationFinished {
             id: record.id.clone(),
             succeeded,
-            duration: elapsed + t.elapsed(),
+            duration: elapsed + save_took,
         };
         match saved {
             Ok(()) => {
                 events.emit(Event::StepFinished {
                     step: Step::Record,
-                    duration: t.elapsed(),
+                    duration: save_took,
                     detail: format!("journal {}", self.store.journal_path()),
                 });
                 events.emit(finished(result.is_ok()));
+                // Told once the journal has the record; the webhooks' time is not the operation's.
+                self.notify(&record).await;
             }
             Err(e) => {
                 events.emit(Event::StepFailed {
                     step: Step::Record,
-                    duration: t.elapsed(),
+                    duration: save_took,
                     error: e.to_string(),
                 });
                 events.emit(finished(false));
+                // The record says what happened even though the journal could not take it.
+                self.notify(&record).await;
                 let what = if result.is_ok() {
                     "the operation succeeded"
                 } else {

@@ -34,6 +34,31 @@ pub struct PruneReport {
     pub kept: Vec<KeptImage>,
 }
 
+impl PruneReport {
+    /// One line for a step's detail: `removed 2 of connect (v1, v2); kept 3`.
+    pub fn summary(&self) -> String {
+        let tags: Vec<&str> = self
+            .removed
+            .iter()
+            .map(|r| r.rsplit_once(':').map_or(r.as_str(), |(_, tag)| tag))
+            .collect();
+        let verb = if self.dry_run { "would remove" } else { "removed" };
+        match tags.len() {
+            0 => format!(
+                "nothing to remove from {}; kept {}",
+                self.repository,
+                self.kept.len()
+            ),
+            n => format!(
+                "{verb} {n} of {} ({}); kept {}",
+                self.repository,
+                tags.join(", "),
+                self.kept.len()
+            ),
+        }
+    }
+}
+
 impl Deployer {
     /// Removes the images of `repository` beyond the newest `keep`, never the live or standby release's
     /// image (by image id, whatever its tags) nor one a container still uses (the runtime refuses those:
@@ -51,7 +76,7 @@ impl Deployer {
         .await
     }
 
-    async fn prune_images(
+    pub(crate) async fn prune_images(
         &self,
         journal: &Journal,
         repository: &str,

@@ -13,8 +13,8 @@ use super::{Guarded, Repeat};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ImageRef, Release};
 use crate::runtime::{
-    ContainerInfo, ContainerRuntime, ContainerSpec, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream,
-    OneOff,
+    ContainerInfo, ContainerRuntime, ContainerSpec, ContainerStats, ExecOutput, ImageFile, ImageInfo,
+    LogQuery, LogStream, OneOff,
 };
 use crate::ship::{ReleaseSource, ShipProgress, ShipProgressFn, ShipReport};
 
@@ -36,6 +36,11 @@ impl<T: ContainerRuntime + ?Sized> ContainerRuntime for Guarded<T> {
 
     async fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>> {
         self.call("runtime.inspect", name, Repeat::Safe, || self.inner.inspect(name))
+            .await
+    }
+
+    async fn stats(&self, name: &str) -> Result<Option<ContainerStats>> {
+        self.call("runtime.stats", name, Repeat::Safe, || self.inner.stats(name))
             .await
     }
 

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 
 use super::{Guarded, Repeat};
-use crate::cache::{Cache, CacheInfo};
-use crate::database::{BackupRecord, DatabaseCluster, Member, RestorePoint};
+use crate::cache::{Cache, CacheFigures, CacheInfo};
+use crate::database::{BackupRecord, DatabaseCluster, DatabaseFigures, Member, RestorePoint};
 use crate::error::Result;
 use crate::migrations::MigrationTable;
 use crate::model::BackupPolicy;
@@ -53,6 +53,13 @@ impl<T: DatabaseCluster + ?Sized> DatabaseCluster for Guarded<T> {
         .await
     }
 
+    async fn figures(&self) -> Result<DatabaseFigures> {
+        self.call("database.figures", "cluster", Repeat::Safe, || {
+            self.inner.figures()
+        })
+        .await
+    }
+
     async fn migration_tables(&self) -> Result<Option<Vec<MigrationTable>>> {
         self.call("database.migration_tables", "cluster", Repeat::Safe, || {
             self.inner.migration_tables()
@@ -65,6 +72,11 @@ impl<T: DatabaseCluster + ?Sized> DatabaseCluster for Guarded<T> {
 impl<T: Cache + ?Sized> Cache for Guarded<T> {
     async fn ping(&self) -> Result<()> {
         self.call("cache.ping", "redis", Repeat::Safe, || self.inner.ping())
+            .await
+    }
+
+    async fn figures(&self) -> Result<CacheFigures> {
+        self.call("cache.figures", "redis", Repeat::Safe, || self.inner.figures())
             .await
     }
 

@@ -5,13 +5,15 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{Faults, lock};
-use crate::cache::{Cache, CacheInfo};
+use crate::cache::{Cache, CacheFigures, CacheInfo};
 use crate::error::Result;
 
 /// Redis in memory: a primary with RDB snapshots and AOF off.
 #[derive(Debug, Clone)]
 pub struct MemoryCache {
     info: Arc<Mutex<CacheInfo>>,
+    /// Hits and misses so far, as a test's traffic records them.
+    reads: Arc<Mutex<(u64, u64)>>,
     faults: Faults,
 }
 
@@ -26,6 +28,7 @@ impl Default for MemoryCache {
                 aof_enabled: false,
                 keys: 128,
             })),
+            reads: Arc::default(),
             faults: Faults::default(),
         }
     }
@@ -36,6 +39,13 @@ impl MemoryCache {
     pub(crate) fn with_faults(mut self, faults: Faults) -> MemoryCache {
         self.faults = faults;
         self
+    }
+
+    /// Counts reads as an app's traffic would: `hits` that found their key, `misses` that did not.
+    pub fn record_reads(&self, hits: u64, misses: u64) {
+        let mut reads = lock(&self.reads);
+        reads.0 += hits;
+        reads.1 += misses;
     }
 
     /// The faults this cache injects.
@@ -53,6 +63,23 @@ impl Cache for MemoryCache {
     async fn info(&self) -> Result<CacheInfo> {
         self.faults
             .around("cache.info", "redis", async { Ok(lock(&self.info).clone()) })
+            .await
+    }
+
+    async fn figures(&self) -> Result<CacheFigures> {
+        self.faults
+            .around("cache.figures", "redis", async {
+                let (keyspace_hits, keyspace_misses) = *lock(&self.reads);
+                Ok(CacheFigures {
+                    keyspace_hits,
+                    keyspace_misses,
+                    // An empty Redis 7 allocates about 1 MiB; each small key adds about 100 bytes.
+                    used_memory_bytes: (1 << 20) + lock(&self.info).keys * 100,
+                    max_memory_bytes: None,
+                    connected_clients: 1,
+                    evicted_keys: 0,
+                })
+            })
             .await
     }
 

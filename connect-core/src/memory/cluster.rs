@@ -1,5 +1,6 @@
 //! A Patroni cluster in memory: a leader, replicas, switchover, restore points.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -7,7 +8,9 @@ use async_trait::async_trait;
 use super::{Faults, lock};
 use sha2::{Digest, Sha256};
 
-use crate::database::{BackupRecord, DatabaseCluster, Member, RestorePoint, Role};
+use crate::database::{
+    BackupRecord, DatabaseCluster, DatabaseFigures, Member, ReplicaLag, RestorePoint, Role,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::migrations::{Migration, MigrationState, MigrationTable, MigrationTool};
 use crate::model::BackupPolicy;
@@ -20,6 +23,8 @@ struct State {
     restore_points: Vec<RestorePoint>,
     migration_tables: Vec<MigrationTable>,
     backups: Vec<BackupRecord>,
+    /// Transactions committed so far: every query the cluster answered, and what a test adds.
+    commits: u64,
 }
 
 /// A Patroni cluster in memory: `patroni1` leads, `patroni2` replicates, as in the runbook.
@@ -61,6 +66,7 @@ impl MemoryCluster {
                 restore_points: Vec::new(),
                 migration_tables: Vec::new(),
                 backups: Vec::new(),
+                commits: 0,
             })),
             faults: Faults::default(),
         }
@@ -70,6 +76,11 @@ impl MemoryCluster {
     pub(crate) fn with_faults(mut self, faults: Faults) -> MemoryCluster {
         self.faults = faults;
         self
+    }
+
+    /// Counts `n` more committed transactions, as an app's traffic would.
+    pub fn record_transactions(&self, n: u64) {
+        lock(&self.state).commits += n;
     }
 
     /// The faults this cluster injects.
@@ -241,10 +252,7 @@ impl DatabaseCluster for MemoryCluster {
                     "users={} lsn={:x} migrations={:?}",
                     state.users, state.lsn, state.migration_tables
                 );
-                let sha256 = Sha256::digest(dump.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let sha256 = data_encoding::HEXLOWER.encode(&Sha256::digest(dump.as_bytes()));
                 let record = BackupRecord {
                     path: format!("/opt/connect/backups/connect-{label}.dump"),
                     bytes: dump.len() as u64,
@@ -264,7 +272,7 @@ impl DatabaseCluster for MemoryCluster {
     async fn check_query(&self) -> Result<i64> {
         self.faults
             .around("database.check_query", "cluster", async {
-                let state = lock(&self.state);
+                let mut state = lock(&self.state);
                 if !state
                     .members
                     .iter()
@@ -277,7 +285,34 @@ impl DatabaseCluster for MemoryCluster {
                         "no running leader",
                     ));
                 }
+                state.commits += 1;
                 Ok(state.users)
+            })
+            .await
+    }
+
+    async fn figures(&self) -> Result<DatabaseFigures> {
+        self.faults
+            .around("database.figures", "cluster", async {
+                let state = lock(&self.state);
+                let replicas = state
+                    .members
+                    .iter()
+                    .filter(|m| m.role == Role::Replica && m.is_running())
+                    .map(|m| ReplicaLag {
+                        name: m.name.clone(),
+                        lag_bytes: m.lag_bytes.unwrap_or(0),
+                        replay_lag_ms: None,
+                    })
+                    .collect();
+                Ok(DatabaseFigures {
+                    // The reader's own connection, as pg_stat_activity shows it.
+                    connections: BTreeMap::from([("active".to_string(), 1)]),
+                    max_connections: 100,
+                    commits: state.commits,
+                    rollbacks: 0,
+                    replicas,
+                })
             })
             .await
     }

@@ -104,6 +104,49 @@ impl fmt::Debug for Faults {
 }
 
 impl Faults {
+    /// Every operation the in-memory backends pass through their faults, `<backend>.<method>` with backend
+    /// `host`, `runtime`, `router`, `database` or `cache`: the names a fault rule can aim at.
+    pub const OPERATIONS: [&'static str; 38] = [
+        "host.connect",
+        "host.disk_usage",
+        "host.get_file",
+        "host.put_file",
+        "host.remove_file",
+        "host.rename",
+        "host.run",
+        "runtime.delete_image",
+        "runtime.exec",
+        "runtime.image",
+        "runtime.inspect",
+        "runtime.list",
+        "runtime.list_images",
+        "runtime.logs",
+        "runtime.logs_since",
+        "runtime.read_image_dir",
+        "runtime.remove",
+        "runtime.run_once",
+        "runtime.ship",
+        "runtime.start",
+        "runtime.stop",
+        "runtime.wait_healthy",
+        "router.figures",
+        "router.maintenance",
+        "router.servers",
+        "router.set_address",
+        "router.set_maintenance",
+        "router.set_state",
+        "router.set_weight",
+        "database.backup",
+        "database.check_query",
+        "database.members",
+        "database.migration_tables",
+        "database.restore_point",
+        "database.switchover",
+        "cache.info",
+        "cache.ping",
+        "cache.save",
+    ];
+
     /// Every call of `operation` fails with `kind` until [`Faults::clear`].
     pub fn fail(&self, operation: &str, kind: ErrorKind) {
         self.push(operation, None, kind, None);
@@ -231,6 +274,11 @@ impl Faults {
     /// Counts the call and runs the hook; fails at once if a rule matches, else returns the call's number and
     /// its trap, if any.
     fn enter(&self, operation: &str, target: &str) -> Result<(u64, Option<FaultKind>)> {
+        // Keeps `OPERATIONS` whole: every test that reaches a new operation fails until it is listed.
+        debug_assert!(
+            Self::OPERATIONS.contains(&operation),
+            "{operation} is missing from Faults::OPERATIONS"
+        );
         let (call, trap, hook, failed) = {
             let mut state = lock(&self.shared.state);
             state.calls += 1;

@@ -6,6 +6,20 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
+pub use nix::sys::signal::Signal;
+
+/// Sends `signal` to the process `pid` (a server the test started): the harnesses forbid `unsafe`, and std
+/// can only send SIGKILL. An error when there is no such process.
+pub fn send_signal(pid: u32, signal: Signal) -> std::io::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{pid} is not a process id"),
+        )
+    })?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(std::io::Error::from)
+}
+
 /// Whether real tests are required (`CONNECT_REAL_TESTS=1`).
 pub fn real_tests_required() -> bool {
     std::env::var("CONNECT_REAL_TESTS").is_ok_and(|v| v == "1")

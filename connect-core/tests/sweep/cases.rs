@@ -407,6 +407,9 @@ async fn check_after_recovery(watch: &Watch, stack: &MemoryStack, scenario: &Sce
     if let Some(d) = inv::nothing_half_made(&journal, &watch.probe) {
         watch.record(inv::HALF_MADE, d);
     }
+    if let Some(d) = inv::images_kept(&journal, &watch.probe) {
+        watch.record(inv::IMAGES, d);
+    }
     // A lock left by an unlock that failed for good (the server refusing the removal) is not a lock that
     // blocks forever as long as its lease runs out: let it (paused time, not synchronisation), then the next
     // operation must get through and leave no lock.

@@ -23,6 +23,8 @@ pub const VERIFIED: &str = "verified-only";
 pub const CONTAINERS: &str = "no-stray-container";
 /// After recovery every container is one the journal records, and every recorded one serves.
 pub const HALF_MADE: &str = "nothing-half-made";
+/// The live and standby releases' images are still there (prune never takes what a rollback needs).
+pub const IMAGES: &str = "rollback-images-kept";
 /// The recovery (the same operation by a new process) succeeds.
 pub const RECOVERY: &str = "recovery-succeeds";
 /// Every operation ends by itself: a hung call is bounded by a deadline.
@@ -160,6 +162,17 @@ pub fn no_stray_container(probe: &Probe) -> Option<String> {
         .filter(|n| !slots.contains(&n.as_str()))
         .collect();
     (!stray.is_empty()).then(|| format!("containers besides the slots': {stray:?}"))
+}
+
+/// [`IMAGES`]: every release the journal's slots record still has its image.
+pub fn images_kept(journal: &Journal, probe: &Probe) -> Option<String> {
+    let missing: Vec<String> = journal
+        .slots
+        .iter()
+        .filter(|(_, s)| !probe.stack.runtime.has_image(&s.release.image))
+        .map(|(c, s)| format!("{} ({c})", s.release.image))
+        .collect();
+    (!missing.is_empty()).then(|| format!("the journal's {} lost its image", missing.join(", ")))
 }
 
 /// [`HALF_MADE`], after recovery: each container is a journal slot's, and each journal slot's serves.

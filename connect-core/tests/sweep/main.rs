@@ -1,4 +1,4 @@
-//! The deterministic fault sweep (issue 12), in the manner of FoundationDB's simulation and TigerBeetle's
+//! The deterministic fault sweep, in the manner of FoundationDB's simulation and TigerBeetle's
 //! VOPR: for each operation, count the backend calls of a clean run, then for every call and every fault kind
 //! (fails before acting, applies then fails, hangs, the process dies there) run the operation on a fresh
 //! in-memory stack, check the invariants (see `invariants.rs`), let a new process run the same operation
@@ -170,6 +170,25 @@ async fn deploy_with_migration() {
         setup: &[Op::Deploy("v1")],
         migration: true,
         op: Op::Deploy("v2"),
+    })
+    .await;
+}
+
+fn pruning(policy: &mut DeployPolicy) {
+    // v1..v3 are on the server from the start, newest first v3, v2: only v1 goes, once it is neither live
+    // nor standby.
+    policy.keep_releases = Some(2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_pruning() {
+    sweep(Scenario {
+        name: "deploy v3 over v2 + standby v1, keep 2",
+        policy: WARM,
+        tuning: pruning,
+        setup: &[Op::Deploy("v1"), Op::Deploy("v2")],
+        migration: false,
+        op: Op::Deploy("v3"),
     })
     .await;
 }

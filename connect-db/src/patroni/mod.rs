@@ -381,6 +381,7 @@ impl Patroni {
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(ErrorKind::Corrupt, "patroni.get", &url, format!("not JSON: {e}"))
                 .with_hint("is this address Patroni's REST API (restapi.listen)?")
+                .with_source(e)
         })
     }
 }

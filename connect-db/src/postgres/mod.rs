@@ -1,6 +1,7 @@
 //! PostgreSQL: readiness, the check query, replication lag, the WAL archiver, restore points.
 
 mod errors;
+mod figures;
 mod ssl;
 mod target;
 

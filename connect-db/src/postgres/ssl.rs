@@ -167,6 +167,7 @@ pub(crate) async fn negotiate(op: &str, target: &PgTarget, mut stream: BoxStream
         )
         .with_hint("is PostgreSQL running and listening on that address on the server?")
         .with_retryable(true)
+        .with_source(e)
     };
     stream.write_all(&SSL_REQUEST).await.map_err(io)?;
     stream.flush().await.map_err(io)?;
@@ -186,8 +187,9 @@ pub(crate) async fn negotiate(op: &str, target: &PgTarget, mut stream: BoxStream
             .with_hint("is this address PostgreSQL?"));
         }
     }
-    let name = ServerName::try_from(target.host.clone())
-        .map_err(|e| Error::invalid(op, target.to_string(), format!("not a TLS server name: {e}")))?;
+    let name = ServerName::try_from(target.host.clone()).map_err(|e| {
+        Error::invalid(op, target.to_string(), format!("not a TLS server name: {e}")).with_source(e)
+    })?;
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await

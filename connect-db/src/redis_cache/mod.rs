@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connect_core::cache::{Cache, CacheInfo};
+use connect_core::cache::{Cache, CacheFigures, CacheInfo};
 use connect_core::host::{Endpoint, Host};
 use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
@@ -221,6 +221,20 @@ impl Cache for Redis {
             last_bgsave_ok: f.get("rdb_last_bgsave_status").map(String::as_str) == Some("ok"),
             aof_enabled: f.get("aof_enabled").map(String::as_str) == Some("1"),
             keys,
+        })
+    }
+
+    async fn figures(&self) -> Result<CacheFigures> {
+        // One INFO with three sections: one round trip per sample.
+        let f = self.info_fields(&["stats", "memory", "clients"]).await?;
+        let num = |key: &str| f.get(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(CacheFigures {
+            keyspace_hits: num("keyspace_hits"),
+            keyspace_misses: num("keyspace_misses"),
+            used_memory_bytes: num("used_memory"),
+            max_memory_bytes: Some(num("maxmemory")).filter(|m| *m > 0),
+            connected_clients: num("connected_clients"),
+            evicted_keys: num("evicted_keys"),
         })
     }
 

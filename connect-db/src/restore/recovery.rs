@@ -102,6 +102,7 @@ pub(crate) async fn write_marker(
             &marker.database,
             e.to_string(),
         )
+        .with_source(e)
     })?;
     host.put_file(
         &marker_path(config, &marker.database),
@@ -139,6 +140,7 @@ async fn read_marker(
             format!("unreadable restore record: {e}"),
         )
         .with_hint("check the databases by hand (\\l), then remove the record")
+        .with_source(e)
     })?;
     if marker.database != database {
         return Err(Error::new(

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use connect_core::testing::{Signal, send_signal};
 use connect_core::{Error, ErrorKind, Result};
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
@@ -178,13 +179,11 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Sends a signal with kill(1): the harness forbids unsafe code, and std only has SIGKILL.
+/// Sends the signal named `sig` (`TERM`, `KILL`…), ignoring a process already gone.
 pub(crate) fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    if let Ok(sig) = format!("SIG{sig}").parse::<Signal>() {
+        let _ = send_signal(pid, sig);
+    }
 }
 
 /// Whether a process exists (and is not a zombie).

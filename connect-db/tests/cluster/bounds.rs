@@ -1,4 +1,4 @@
-//! Issue 13, item 3: every database-side call is bounded. A check query or a dump behind a migration's table
+//! Every database-side call is bounded. A check query or a dump behind a migration's table
 //! lock fails fast as a Timeout; a hung Patroni node does not stop the next from being asked; a huge reply
 //! is refused, not buffered.
 

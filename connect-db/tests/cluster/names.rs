@@ -1,4 +1,4 @@
-//! Issue 13, item 2: a database name is a name. Given to pg_dump/pg_restore it is never read as a connection
+//! A database name is a name. Given to pg_dump/pg_restore it is never read as a connection
 //! string (which would redirect the connection, and the password with it); used in a file name it stays in
 //! the backup directory; hosts and URLs from configuration carry no credentials.
 

@@ -1,4 +1,4 @@
-//! Issue 13, item 1: backups are private whatever the server's umask, the password never rests in argv or a
+//! Backups are private whatever the server's umask, the password never rests in argv or a
 //! file, and pruning removes nothing but dumps and their checksums.
 
 use std::os::unix::fs::PermissionsExt;

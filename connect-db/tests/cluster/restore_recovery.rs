@@ -1,4 +1,4 @@
-//! Issue 13, item 4: a restore interrupted after an irreversible step (the fresh database made, the live one
+//! A restore interrupted after an irreversible step (the fresh database made, the live one
 //! offline, the live one renamed aside) leaves a record, and the next call finishes or undoes it: the live
 //! name always exists and accepts connections afterwards.
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use connect_core::testing::{Signal, send_signal};
 use connect_core::{Error, ErrorKind, Result};
 
 use crate::Docker;
@@ -149,10 +150,7 @@ impl Drop for SecondDaemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM lets dockerd stop its containerd and unmount its layers; SIGKILL would leave both.
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
+            let _ = send_signal(child.id(), Signal::SIGTERM);
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             loop {
                 match child.try_wait() {

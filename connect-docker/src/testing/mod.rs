@@ -61,7 +61,7 @@ fn target_dir() -> PathBuf {
 fn source_hash() -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(TEST_APP_SOURCE.as_bytes());
-    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(&d[..8])
 }
 
 /// The statically linked test app, compiled on first use and cached in the target directory.

@@ -2,6 +2,7 @@
 //! destination has, untags the manifest and checks each layer sent against its diff id.
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,11 +11,11 @@ use connect_core::{Error, ErrorKind, Result};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::{ProgressFn, TransferOptions, TransferProgress};
-use crate::tarball::{TarReader, header, padding};
+use crate::tarball::{file_header, is_file, path_of, rewrite_archive};
 
 pub(super) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
@@ -32,11 +33,11 @@ pub(super) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
-pub(super) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(e.to_string())
+pub(super) fn io_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> std::io::Error {
+    std::io::Error::other(e)
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -58,6 +59,7 @@ pub(super) fn read_err(image: &str, e: std::io::Error) -> Error {
         image,
         format!("reading the image archive: {e}"),
     )
+    .with_source(e)
 }
 
 pub(super) fn parse_manifest(image: &str, data: &[u8]) -> Result<ManifestEntry> {
@@ -68,6 +70,7 @@ pub(super) fn parse_manifest(image: &str, data: &[u8]) -> Result<ManifestEntry> 
             image,
             format!("manifest.json does not parse: {e}"),
         )
+        .with_source(e)
     })?;
     if entries.len() != 1 {
         return Err(Error::new(
@@ -112,91 +115,125 @@ pub(super) fn counted(
     })
 }
 
+/// A `Write` that only hashes what it is given.
+#[derive(Default)]
+pub(super) struct HashingWriter(pub(super) Sha256);
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The whole content of a small entry (the manifest), refusing one larger than `limit`.
+pub(super) fn read_small<R: Read>(entry: &mut tar::Entry<'_, R>, limit: u64) -> std::io::Result<Vec<u8>> {
+    if entry.size() > limit {
+        return Err(std::io::Error::other(format!("entry larger than {limit} bytes")));
+    }
+    let mut out = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
+    entry.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// A layer's content on its way to the sink: hashed, and the layer bytes sent so far reported every MiB.
+struct LayerReader<'a, R> {
+    inner: R,
+    hash: Sha256,
+    sent: &'a mut u64,
+    reported: &'a mut u64,
+    progress: Option<&'a ProgressFn>,
+}
+
+impl<R: Read> Read for LayerReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        *self.sent += n as u64;
+        if let Some(f) = self.progress
+            && *self.sent - *self.reported >= 1 << 20
+        {
+            *self.reported = *self.sent;
+            f(&TransferProgress::LayerBytes { sent: *self.sent });
+        }
+        Ok(n)
+    }
+}
+
 /// Copies the archive from `source` to `sink` without the layers in `skip`, without tags, verifying each
 /// layer sent against its diff id. Returns (layers sent, archive bytes written).
 pub(super) async fn filter_archive(
-    source: impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
-    mut sink: Box<dyn AsyncWrite + Send + Unpin>,
+    source: impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+    sink: Box<dyn AsyncWrite + Send + Unpin>,
     image_id: &str,
     skip: &BTreeSet<String>,
     diff_ids: &[String],
     progress: Option<ProgressFn>,
 ) -> std::io::Result<(usize, u64)> {
-    let mut tar = TarReader::new(StreamReader::new(source));
-    let mut written = 0u64;
-    let mut layers = 0usize;
-    let mut layer_bytes = 0u64;
-    let mut reported = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
-    let known: BTreeSet<&String> = diff_ids.iter().collect();
-    while let Some(entry) = tar.next_entry().await? {
-        if skip.contains(&entry.name) || entry.name == "repositories" {
-            continue;
-        }
-        if entry.name == "manifest.json" {
-            let data = tar.read_all(16 << 20).await?;
-            let mut m = parse_manifest(image_id, &data).map_err(io_err)?;
-            m.repo_tags = None;
-            let out = serde_json::to_vec(&[m]).map_err(io_err)?;
-            let h = header("manifest.json", out.len() as u64, 0o644, b'0')?;
-            sink.write_all(&h).await?;
-            sink.write_all(&out).await?;
-            let pad = vec![0u8; padding(out.len() as u64)];
-            sink.write_all(&pad).await?;
-            written += (h.len() + out.len() + pad.len()) as u64;
-            continue;
-        }
-        sink.write_all(&entry.raw_header).await?;
-        written += entry.raw_header.len() as u64;
-        let is_layer = is_layer_path(&entry.name) && matches!(entry.typeflag, b'0' | 0);
-        let mut hasher = is_layer.then(Sha256::new);
-        loop {
-            let n = tar.read_content(&mut buf).await?;
-            if n == 0 {
-                break;
+    let image_id = image_id.to_string();
+    let skip = skip.clone();
+    let known: BTreeSet<String> = diff_ids.iter().cloned().collect();
+    rewrite_archive(StreamReader::new(source), sink, move |archive, out| {
+        let mut layers = 0usize;
+        let mut layer_bytes = 0u64;
+        let mut reported = 0u64;
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let name = path_of(&entry)?;
+            if skip.contains(&name) || name == "repositories" {
+                continue;
             }
-            if let Some(h) = hasher.as_mut() {
-                h.update(&buf[..n]);
+            if name == "manifest.json" {
+                let data = read_small(&mut entry, 16 << 20)?;
+                let mut m = parse_manifest(&image_id, &data).map_err(io_err)?;
+                m.repo_tags = None;
+                let json = serde_json::to_vec(&[m]).map_err(io_err)?;
+                out.append_data(&mut file_header(json.len() as u64, 0o644), &name, json.as_slice())?;
+                continue;
             }
-            sink.write_all(&buf[..n]).await?;
-            written += n as u64;
-            if is_layer {
-                layer_bytes += n as u64;
-                if let Some(f) = &progress
-                    && layer_bytes - reported >= 1 << 20
-                {
-                    reported = layer_bytes;
-                    f(&TransferProgress::LayerBytes { sent: layer_bytes });
-                }
+            // The header as read (mode, times, type), its size the entry's own, even when a PAX record gave it.
+            let mut header = entry.header().clone();
+            header.set_size(entry.size());
+            if let Some(link) = entry.link_name()? {
+                let link = link.into_owned();
+                out.append_link(&mut header, &name, &link)?;
+                continue;
             }
-        }
-        let pad = vec![0u8; padding(entry.size)];
-        sink.write_all(&pad).await?;
-        written += pad.len() as u64;
-        if let Some(h) = hasher {
-            let digest = format!("sha256:{}", hex(&h.finalize()));
+            if !(is_layer_path(&name) && is_file(&entry)) {
+                out.append_data(&mut header, &name, &mut entry)?;
+                continue;
+            }
+            let mut layer = LayerReader {
+                inner: &mut entry,
+                hash: Sha256::new(),
+                sent: &mut layer_bytes,
+                reported: &mut reported,
+                progress: progress.as_ref(),
+            };
+            out.append_data(&mut header, &name, &mut layer)?;
+            let digest = format!("sha256:{}", hex(&layer.hash.finalize()));
             // A layer that is not the image's (a compressed OCI blob, or the config) is for `docker load` to
             // check; one that claims to be a layer and hashes to nothing the image lists stops the transfer.
-            if entry.name.ends_with("/layer.tar") && !known.contains(&digest) {
+            if name.ends_with("/layer.tar") && !known.contains(&digest) {
                 return Err(std::io::Error::other(format!(
-                    "layer {} hashes to {digest}, which the image does not list",
-                    entry.name
+                    "layer {name} hashes to {digest}, which the image does not list"
                 )));
             }
             layers += 1;
             if let Some(f) = &progress {
                 f(&TransferProgress::LayerSent {
                     digest,
-                    bytes: entry.size,
+                    bytes: entry.size(),
                 });
             }
         }
-    }
-    let end = [0u8; 1024];
-    sink.write_all(&end).await?;
-    written += end.len() as u64;
-    sink.shutdown().await?;
-    Ok((layers, written))
+        Ok(layers)
+    })
+    .await
 }
 
 #[cfg(test)]

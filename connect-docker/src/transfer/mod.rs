@@ -18,19 +18,20 @@ use connect_core::model::ImageRef;
 use connect_core::{Error, ErrorKind, Result};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 mod archive;
 
 use archive::{
-    ManifestEntry, chain_ids, counted, filter_archive, hex, io_err, is_layer_path, parse_manifest, read_err,
+    HashingWriter, ManifestEntry, chain_ids, counted, filter_archive, hex, io_err, is_layer_path,
+    parse_manifest, read_err, read_small,
 };
 
 use crate::client::Docker;
 use crate::error::map_err;
-use crate::tarball::TarReader;
+use crate::tarball::{is_file, path_of, read_archive};
 
 /// How the archive is compressed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,31 +333,28 @@ impl Docker {
     ) -> Result<(ManifestEntry, HashMap<String, String>, HashMap<String, u64>)> {
         let op = "docker.transfer";
         let stream = self.api.export_image(image_id).map_err(io_err);
-        let mut tar = TarReader::new(StreamReader::new(stream));
-        let mut digests = HashMap::new();
-        let mut sizes = HashMap::new();
-        let mut manifest = None;
-        let mut buf = vec![0u8; 256 * 1024];
-        while let Some(entry) = tar.next_entry().await.map_err(|e| read_err(image_id, e))? {
-            if entry.name == "manifest.json" {
-                let data = tar.read_all(16 << 20).await.map_err(|e| read_err(image_id, e))?;
-                manifest = Some(parse_manifest(image_id, &data)?);
-            } else if is_layer_path(&entry.name) && matches!(entry.typeflag, b'0' | 0) {
-                let mut h = Sha256::new();
-                loop {
-                    let n = tar
-                        .read_content(&mut buf)
-                        .await
-                        .map_err(|e| read_err(image_id, e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
+        let id = image_id.to_string();
+        let (manifest, digests, sizes) = read_archive(StreamReader::new(Box::pin(stream)), move |archive| {
+            let mut digests = HashMap::new();
+            let mut sizes = HashMap::new();
+            let mut manifest = None;
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                let name = path_of(&entry)?;
+                if name == "manifest.json" {
+                    manifest = Some(read_small(&mut entry, 16 << 20)?);
+                } else if is_layer_path(&name) && is_file(&entry) {
+                    let mut h = HashingWriter::default();
+                    std::io::copy(&mut entry, &mut h)?;
+                    digests.insert(name.clone(), format!("sha256:{}", hex(&h.0.finalize())));
+                    sizes.insert(name, entry.size());
                 }
-                digests.insert(entry.name.clone(), format!("sha256:{}", hex(&h.finalize())));
-                sizes.insert(entry.name.clone(), entry.size);
             }
-        }
+            Ok((manifest, digests, sizes))
+        })
+        .await
+        .map_err(|e| read_err(&id, e))?;
+        let manifest = manifest.map(|data| parse_manifest(image_id, &data)).transpose()?;
         let manifest = manifest.ok_or_else(|| {
             Error::new(
                 ErrorKind::Corrupt,
@@ -416,9 +414,9 @@ impl Docker {
             }
         }
         drop(load);
-        let filtered = filter
-            .await
-            .map_err(|e| Error::new(ErrorKind::Failed, "docker.transfer", reference, e.to_string()))?;
+        let filtered = filter.await.map_err(|e| {
+            Error::new(ErrorKind::Failed, "docker.transfer", reference, e.to_string()).with_source(e)
+        })?;
         let wire_bytes = wire.load(Ordering::Relaxed);
         if let Some(e) = load_err {
             let err = map_err("docker.transfer", reference, e);
@@ -438,7 +436,8 @@ impl Docker {
                     "{} rejected the image after {wire_bytes} bytes; nothing was tagged: {why}",
                     dest.location
                 ),
-            ));
+            )
+            .with_source(err));
         }
         let (layers, archive) = filtered.map_err(|e| {
             Error::new(
@@ -447,6 +446,7 @@ impl Docker {
                 reference,
                 format!("sending the archive failed: {e}"),
             )
+            .with_source(e)
         })?;
         Ok((layers, archive, wire_bytes))
     }
@@ -463,13 +463,24 @@ impl Docker {
             )
         })?;
         if loaded.layers != diff_ids {
-            let _ = self.remove_image(image_id, true).await;
+            // Said only once it is true: a removal that fails leaves the image for the operator to remove.
+            let (what, hint) = match self.remove_image(image_id, true).await {
+                Ok(()) => ("removed it".to_string(), "ship again".to_string()),
+                Err(e) => (
+                    format!("removing it failed too ({})", e.summary()),
+                    format!(
+                        "remove it on {} (docker rmi {image_id}), then ship again",
+                        self.location
+                    ),
+                ),
+            };
             return Err(Error::new(
                 ErrorKind::Corrupt,
                 "docker.transfer",
                 &reference,
-                "the loaded image's layers differ from the source's; removed it",
-            ));
+                format!("the loaded image's layers differ from the source's; {what}"),
+            )
+            .with_hint(hint));
         }
         self.tag(image_id, image).await
     }
@@ -528,13 +539,15 @@ impl Docker {
             }
         }
         drop(load);
-        let pumped = pump
-            .await
-            .map_err(|e| Error::new(ErrorKind::Failed, "docker.transfer", &reference, e.to_string()))?;
+        let pumped = pump.await.map_err(|e| {
+            Error::new(ErrorKind::Failed, "docker.transfer", &reference, e.to_string()).with_source(e)
+        })?;
         if let Some(e) = load_err {
             return Err(map_err("docker.transfer", &reference, e));
         }
-        pumped.map_err(|e| Error::new(ErrorKind::Failed, "docker.transfer", &reference, e.to_string()))?;
+        pumped.map_err(|e| {
+            Error::new(ErrorKind::Failed, "docker.transfer", &reference, e.to_string()).with_source(e)
+        })?;
         dest.verify_and_tag(&src.id, &src.layers, image).await?;
         Ok(TransferReport {
             image: reference,

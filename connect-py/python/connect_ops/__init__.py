@@ -107,6 +107,7 @@ from ._kinds import (
     StepName,
     StepStatus,
 )
+from ._policy import BackupPolicy, CanaryPolicy, Hook, HookPoint, HookSite, WatchPolicy, Webhook
 from ._reports import DestructiveKind, MigrationState, MigrationTool, ShipCompression, ShipMethod
 from ._types import (
     AppOptions,
@@ -140,6 +141,14 @@ from ._types import (
     SwitchReport,
 )
 
+from . import _types
+from ._connect_ops import _bind_python_layer
+from ._errors import _from_core
+
+# The extension types its results with ``_types`` (which imports the extension) and raises ``_errors``'
+# exceptions: handed over here instead of imported by it, so no module imports one that imports it back.
+_bind_python_layer(_types, _from_core)
+
 __all__ = [
     "AuditFinding",
     "AuditFix",
@@ -148,6 +157,13 @@ __all__ = [
     "Severity",
     "audit",
     "AppOptions",
+    "BackupPolicy",
+    "CanaryPolicy",
+    "Hook",
+    "HookPoint",
+    "HookSite",
+    "WatchPolicy",
+    "Webhook",
     "BackupListing",
     "DestructiveChange",
     "DestructiveKind",

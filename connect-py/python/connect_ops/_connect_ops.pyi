@@ -1,7 +1,7 @@
 """Type stubs of the extension module (Rust, pyo3). Scripts use these through ``connect_ops``."""
 
 from os import PathLike
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type, Union, final
 
 from ._audit import AuditReport
@@ -48,6 +48,7 @@ __all__ = [
     "_Deployer",
     "_HeldLock",
     "_Operation",
+    "_bind_python_layer",
     "__version__",
     "audit",
     "check_migrations",
@@ -464,6 +465,7 @@ def prune_backups(host: _AnyHost, dir: str, database: str, *, keep: int) -> List
 def check_migrations(target: PgTarget) -> List[MigrationTable]: ...
 def lint_sql(sql: str) -> List[DestructiveChange]: ...
 def refresh_logging() -> None: ...
+def _bind_python_layer(types: ModuleType, from_core: Callable[..., BaseException]) -> None: ...
 def audit(config: Union[str, PathLike[str]], *, fix: bool = False) -> AuditReport: ...
 
 @final
@@ -511,12 +513,14 @@ class _Deployer:
         max_clock_skew: float = 2.0,
         migration_deadline: float = 1800.0,
         ports: Tuple[int, int] = ...,
+        safety_net: Optional[str] = None,
     ) -> _Deployer: ...
     @staticmethod
     def from_config(path: Union[str, PathLike[str]]) -> _Deployer: ...
     @property
     def holder(self) -> str: ...
     def app(self) -> str: ...
+    def policy(self) -> str: ...
     def deploy(
         self, release: Union[Release, str], on_event: _RawCallback = None, source: Optional[str] = None
     ) -> str: ...

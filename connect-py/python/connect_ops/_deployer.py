@@ -27,6 +27,7 @@ from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _HeldLock, 
 from ._errors import InvalidInputError
 from ._events import Event, event_from_json
 from ._kinds import Color
+from ._policy import BackupPolicy, CanaryPolicy, Hook, Webhook, WatchPolicy, safety_net
 from ._types import AppOptions, CheckReport, Journal, LockInfo, OperationRecord, Status
 
 #: What happens to the old color after a deploy: kept up and drained for instant rollback (the default),
@@ -129,6 +130,13 @@ class Deployer:
         max_clock_skew: float = 2.0,
         migration_deadline: float = 1800.0,
         ports: Tuple[int, int] = (3000, 3001),
+        watch: Optional[WatchPolicy] = None,
+        canary: Optional[CanaryPolicy] = None,
+        backup: Optional[BackupPolicy] = None,
+        hooks: Sequence[Hook] = (),
+        webhooks: Sequence[Webhook] = (),
+        keep_releases: Optional[int] = None,
+        allow_destructive_migrations: bool = False,
     ) -> None:
         """The runbook's slots (blue = ``connect_app1``/``app1`` on 3000, green = ``connect_app2``/``app2``
         on 3001) over ``backends``. Durations are seconds. ``holder`` names who deploys in the lock and the
@@ -140,7 +148,11 @@ class Deployer:
         clock, beside the disk thresholds. ``migration_deadline`` bounds the migration's one-off container (30
         minutes by default, never the health gate's deadline). ``ports`` are blue's and green's host ports,
         which HAProxy's servers point at. ``env`` may hold secrets: :attr:`app` and every log show its names
-        only. How the containers' health is checked (``curl`` inside, another command, or from the host for
+        only. The safety net: ``watch`` (the new color's figures watched after the switch, rolled back on a
+        breach), ``canary`` (traffic moved in steps, which needs the watch), ``backup`` (a verified backup
+        before a migration), ``hooks`` (your commands at named points), ``webhooks`` (told of every
+        operation), ``keep_releases`` (older release images pruned after a deploy) and
+        ``allow_destructive_migrations`` (off: a migration the old color cannot survive is refused). How the containers' health is checked (``curl`` inside, another command, or from the host for
         an image without an HTTP client) is the runtime's: ``Docker(health_probe=...)``."""
         self._inner = _Deployer(
             backends,
@@ -167,6 +179,17 @@ class Deployer:
             max_clock_skew=max_clock_skew,
             migration_deadline=migration_deadline,
             ports=ports,
+            safety_net=json.dumps(
+                safety_net(
+                    watch=watch,
+                    canary=canary,
+                    backup=backup,
+                    hooks=hooks,
+                    webhooks=webhooks,
+                    keep_releases=keep_releases,
+                    allow_destructive_migrations=allow_destructive_migrations,
+                )
+            ),
         )
 
     @classmethod
@@ -188,6 +211,12 @@ class Deployer:
         """The app's options: name, ports, health path, migration, smoke paths, and the environment's names
         with every value ``<redacted>``."""
         return AppOptions.from_dict(json.loads(self._inner.app()))
+
+    @property
+    def policy(self) -> Mapping[str, Any]:
+        """The deploy policy as the engine holds it (durations in milliseconds, as in the journal)."""
+        policy: Mapping[str, Any] = json.loads(self._inner.policy())
+        return policy
 
     def __repr__(self) -> str:
         return f"Deployer(holder={self.holder!r})"

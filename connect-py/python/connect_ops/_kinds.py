@@ -49,6 +49,7 @@ StepName = Literal[
     "switch_back",
     "balance",
     "retire",
+    "prune",
     "hook",
     "maintenance",
     "record",

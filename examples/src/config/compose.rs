@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use connect_core::engine::{Backends, DeployConfig, Deployer, Hook, default_holder};
 use connect_core::host::Endpoint;
-use connect_core::model::{
-    AppSpec, BackupPolicy, Color, DeployPolicy, OldColorPolicy, Release, Slot, Topology,
-};
+use connect_core::model::{AppSpec, Color, Release, Slot, Topology};
 use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Error, Host, LocalHost, Result};
@@ -16,7 +14,7 @@ use connect_db::{BasicAuth, PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
 use connect_haproxy::{Haproxy, RuntimeApi, Socket, StateFile};
 
-use super::{BuildOnConfig, ConnectConfig, OldColor, SlotConfig, SshConfigFile};
+use super::{BuildOnConfig, ConnectConfig, SlotConfig, SshConfigFile};
 
 impl ConnectConfig {
     /// The server: one SSH connection, or this machine for `host = "local"`.
@@ -208,7 +206,6 @@ impl ConnectConfig {
     /// the lock's holder.
     pub fn deploy_config(&self) -> DeployConfig {
         let a = &self.app;
-        let p = &self.policy;
         let slot = |color: Color, s: &SlotConfig| Slot {
             color,
             container: s.container.clone(),
@@ -234,31 +231,7 @@ impl ConnectConfig {
                 blue: slot(Color::Blue, &self.slots.blue),
                 green: slot(Color::Green, &self.slots.green),
             },
-            policy: DeployPolicy {
-                health_deadline: p.health_deadline,
-                migration_deadline: p.migration_deadline,
-                drain_deadline: p.drain_deadline,
-                router_deadline: p.router_deadline,
-                lock_lease: p.lock_lease,
-                disk_warn_percent: p.disk_warn_percent,
-                disk_fail_percent: p.disk_fail_percent,
-                disk_paths: p.disk_paths.clone(),
-                max_error_lines: p.max_error_lines,
-                old_color: match (p.old_color, p.retire_after) {
-                    (OldColor::RetireAfter, Some(window)) => OldColorPolicy::RetireAfter { window },
-                    (OldColor::Balanced, _) => OldColorPolicy::Balanced,
-                    // `check` refused a retire_after policy without its window when the file was read.
-                    _ => OldColorPolicy::WarmStandby,
-                },
-                allow_destructive_migrations: p.allow_destructive_migrations,
-                backup: BackupPolicy {
-                    before_migration: p.backup.before_migration,
-                    every_deploy: p.backup.every_deploy,
-                    keep: p.backup.keep,
-                    deadline: p.backup.deadline,
-                },
-                ..DeployPolicy::default()
-            },
+            policy: self.policy.to_policy(),
             state_dir: self.state_dir.clone(),
             holder: default_holder(),
             hooks: self
@@ -271,6 +244,7 @@ impl ConnectConfig {
                     timeout: h.timeout,
                 })
                 .collect(),
+            webhooks: self.webhooks.iter().map(|w| w.to_webhook()).collect(),
         }
     }
 

@@ -25,6 +25,7 @@
 
 mod audit;
 mod compose;
+mod policy;
 mod secret;
 mod template;
 
@@ -38,6 +39,7 @@ use connect_core::{Error, ErrorKind, Result};
 use connect_db::SslMode;
 use serde::Deserialize;
 
+pub use policy::{BackupPolicyConfig, CanaryConfig, OldColor, PolicyConfig, WatchConfig, WebhookConfig};
 pub use secret::Secret;
 pub use template::TEMPLATE;
 
@@ -73,6 +75,9 @@ pub struct ConnectConfig {
     /// `[[hooks]]`: the operator's commands at named points of each operation.
     #[serde(default)]
     pub hooks: Vec<HookConfig>,
+    /// `[[webhooks]]`: where the record of every operation is POSTed.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
     /// Where releases come from when the server lacks them.
     #[serde(default)]
     pub release: ReleaseConfig,
@@ -402,88 +407,6 @@ pub struct SlotConfig {
     pub port: u16,
 }
 
-/// `[policy]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// How long the new color gets to become healthy.
-    #[serde(default = "defaults::health_deadline", with = "duration")]
-    pub health_deadline: Duration,
-    /// How long the migration may run.
-    #[serde(default = "defaults::migration_deadline", with = "duration")]
-    pub migration_deadline: Duration,
-    /// How long the old color's requests get to finish.
-    #[serde(default = "defaults::drain_deadline", with = "duration")]
-    pub drain_deadline: Duration,
-    /// How long HAProxy gets to see a server live.
-    #[serde(default = "defaults::router_deadline", with = "duration")]
-    pub router_deadline: Duration,
-    /// How long the deploy lock outlives a process that died holding it.
-    #[serde(default = "defaults::lock_lease", with = "duration")]
-    pub lock_lease: Duration,
-    /// Disk use (%) above which preflight warns.
-    #[serde(default = "defaults::disk_warn")]
-    pub disk_warn_percent: u8,
-    /// Disk use (%) above which preflight refuses.
-    #[serde(default = "defaults::disk_fail")]
-    pub disk_fail_percent: u8,
-    /// The disks preflight checks.
-    #[serde(default = "defaults::disk_paths")]
-    pub disk_paths: Vec<String>,
-    /// Error lines in the new color's log above which verify fails.
-    #[serde(default = "defaults::max_error_lines")]
-    pub max_error_lines: usize,
-    /// What happens to the old color after a deploy.
-    #[serde(default)]
-    pub old_color: OldColor,
-    /// With `old_color = "retire_after"`: how long the standby is kept.
-    #[serde(default, with = "optional_duration")]
-    pub retire_after: Option<Duration>,
-    /// Let a migration drop, rename or retype what the old color still uses (see the template).
-    #[serde(default)]
-    pub allow_destructive_migrations: bool,
-    /// `[policy.backup]`: when the deploy backs up the database, and how many backups it keeps.
-    #[serde(default)]
-    pub backup: BackupPolicyConfig,
-}
-
-/// `[policy.backup]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackupPolicyConfig {
-    /// Back up before a migration (the runbook's "backup verified").
-    #[serde(default = "defaults::backup_before_migration")]
-    pub before_migration: bool,
-    /// Back up on every deploy, a migration or not.
-    #[serde(default)]
-    pub every_deploy: bool,
-    /// How many backups are kept.
-    #[serde(default = "defaults::backups_kept")]
-    pub keep: usize,
-    /// How long one backup may take.
-    #[serde(default = "defaults::backup_deadline", with = "duration")]
-    pub deadline: Duration,
-}
-
-impl Default for BackupPolicyConfig {
-    fn default() -> Self {
-        from_empty()
-    }
-}
-
-/// `old_color`: what happens to the old color once the new one is live and verified.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OldColor {
-    /// Kept running, drained, so instant rollback is one router call.
-    #[default]
-    WarmStandby,
-    /// The runbook's step 6: both colors serve the new release.
-    Balanced,
-    /// Kept as a standby for `retire_after`, then retired on request.
-    RetireAfter,
-}
-
 impl Default for DockerConfig {
     fn default() -> Self {
         from_empty()
@@ -509,14 +432,8 @@ impl Default for SlotsConfig {
         from_empty()
     }
 }
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        from_empty()
-    }
-}
-
 /// A section's defaults are what an empty table deserializes to, so they are written once, in `defaults`.
-fn from_empty<T: serde::de::DeserializeOwned>() -> T {
+pub(super) fn from_empty<T: serde::de::DeserializeOwned>() -> T {
     toml::from_str("").expect("every field of this section has a default")
 }
 
@@ -655,20 +572,48 @@ impl ConnectConfig {
             ));
         }
         match (self.policy.old_color, self.policy.retire_after) {
-            (OldColor::RetireAfter, None) => Err(invalid(
-                "policy",
-                "old_color",
-                "\"retire_after\" needs how long the standby is kept".into(),
-                "add retire_after = \"1h\" to [policy]",
-            )),
-            (OldColor::WarmStandby | OldColor::Balanced, Some(_)) => Err(invalid(
-                "policy",
-                "retire_after",
-                "it applies only to old_color = \"retire_after\"".into(),
-                "remove retire_after, or set old_color = \"retire_after\"",
-            )),
-            _ => Ok(()),
+            (OldColor::RetireAfter, None) => {
+                return Err(invalid(
+                    "policy",
+                    "old_color",
+                    "\"retire_after\" needs how long the standby is kept".into(),
+                    "add retire_after = \"1h\" to [policy]",
+                ));
+            }
+            (OldColor::WarmStandby | OldColor::Balanced, Some(_)) => {
+                return Err(invalid(
+                    "policy",
+                    "retire_after",
+                    "it applies only to old_color = \"retire_after\"".into(),
+                    "remove retire_after, or set old_color = \"retire_after\"",
+                ));
+            }
+            _ => {}
         }
+        for (i, webhook) in self.webhooks.iter().enumerate() {
+            if let Err(e) = webhook.to_webhook().validate() {
+                return Err(invalid(
+                    &format!("webhooks[{i}]"),
+                    "url",
+                    e.message().to_string(),
+                    e.hint().unwrap_or("e.g. url = \"${DEPLOY_WEBHOOK}\""),
+                ));
+            }
+        }
+        // The engine's own rules (a canary needs the watch, rising steps...), pointed at the file: its target
+        // `canary.steps` is `[policy.canary] steps`.
+        self.policy.to_policy().validate().map_err(|e| {
+            let (section, key) = match e.target().rsplit_once('.') {
+                Some((table, key)) => (format!("policy.{table}"), key),
+                None => ("policy".to_string(), e.target()),
+            };
+            invalid(
+                &section,
+                key,
+                e.message().to_string(),
+                e.hint().unwrap_or("see the template: connect-ops init"),
+            )
+        })
     }
 }
 
@@ -711,7 +656,7 @@ fn ssl_mode<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SslMo
 }
 
 /// Durations as `30s`, `2m`, `1h 30m` (humantime).
-mod duration {
+pub(super) mod duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
@@ -742,7 +687,7 @@ mod jumps {
     }
 }
 
-mod optional_duration {
+pub(super) mod optional_duration {
     use std::time::Duration;
 
     use serde::Deserializer;
@@ -757,7 +702,7 @@ mod defaults {
     use std::time::Duration;
 
     use connect_core::engine::DeployConfig;
-    use connect_core::model::{AppSpec, DeployPolicy, Slot, Topology};
+    use connect_core::model::{AppSpec, Slot, Topology};
 
     use super::SlotConfig;
 
@@ -809,15 +754,6 @@ mod defaults {
     pub(super) fn backup_dir() -> String {
         "/opt/connect/backups".into()
     }
-    pub(super) fn backup_before_migration() -> bool {
-        DeployPolicy::default().backup.before_migration
-    }
-    pub(super) fn backups_kept() -> usize {
-        DeployPolicy::default().backup.keep
-    }
-    pub(super) fn backup_deadline() -> Duration {
-        DeployPolicy::default().backup.deadline
-    }
     pub(super) fn redis_port() -> u16 {
         6379
     }
@@ -845,33 +781,6 @@ mod defaults {
             server: s.server,
             port: s.host_port,
         }
-    }
-    pub(super) fn health_deadline() -> Duration {
-        DeployPolicy::default().health_deadline
-    }
-    pub(super) fn migration_deadline() -> Duration {
-        DeployPolicy::default().migration_deadline
-    }
-    pub(super) fn drain_deadline() -> Duration {
-        DeployPolicy::default().drain_deadline
-    }
-    pub(super) fn router_deadline() -> Duration {
-        DeployPolicy::default().router_deadline
-    }
-    pub(super) fn lock_lease() -> Duration {
-        DeployPolicy::default().lock_lease
-    }
-    pub(super) fn disk_warn() -> u8 {
-        DeployPolicy::default().disk_warn_percent
-    }
-    pub(super) fn disk_fail() -> u8 {
-        DeployPolicy::default().disk_fail_percent
-    }
-    pub(super) fn disk_paths() -> Vec<String> {
-        DeployPolicy::default().disk_paths
-    }
-    pub(super) fn max_error_lines() -> usize {
-        DeployPolicy::default().max_error_lines
     }
     pub(super) fn public_ports() -> Vec<u16> {
         connect_core::audit::HostAuditConfig::default().public_ports

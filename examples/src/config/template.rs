@@ -111,6 +111,9 @@ image = "connect"
 # A migration that drops, renames or retypes what the old color still uses is refused (expand now,
 # contract once the old color is retired); true lets it through.
 # allow_destructive_migrations = false
+# After a deploy succeeded, release images beyond the newest N are removed (never the live or standby one;
+# a release shipped ahead of its deploy counts among the newest). Unset, nothing is removed.
+# keep_releases = 5
 
 [policy.backup]
 # before_migration = true                   # a verified backup (dump, checksum, read back) before a migration
@@ -118,6 +121,24 @@ image = "connect"
 # keep = 7
 # deadline = "2h"
 
+# The new color watched after the switch (and after an instant rollback): its 5xx share and response time
+# (HAProxy's counters), restarts and error lines against the old color's before the switch. A breach rolls
+# back to the warm standby. Without a window there is no watch.
+[policy.watch]
+# window = "2m"
+# interval = "5s"
+# max_5xx_increase_percent = 1.0            # points above the old color's share
+# min_responses = 20                        # the 5xx share is judged from this many answers on
+# max_response_time_factor = 3.0           # times the old color's average…
+# response_time_floor = "200ms"             # …and above this
+# max_restarts = 0
+# max_error_lines_increase = 10
+
+# Traffic moved to the new color in steps of weight, each held under the watch (which must have a window
+# no shorter than its interval); a breach at any step rolls back. Without this table the switch is at once.
+# [policy.canary]
+# steps = [10, 50]                          # percent; the switch itself is the last step, 100 %
+# hold = "1m"
 [audit]
 # `connect-ops audit` reports the server's hardening, each finding with a severity and its fix; `--fix`
 # applies the safe ones (file modes; sshd, checked through a new SSH connection and reverted if it fails).
@@ -137,4 +158,10 @@ image = "connect"
 # command = ["./scripts/smoke.sh"]
 # site = "local"                            # or "server"
 # timeout = "1m"
+
+# The record of every operation (JSON, as in the journal) POSTed when it ends. A webhook that fails or is
+# slow changes nothing but a warning.
+# [[webhooks]]
+# url = "${DEPLOY_WEBHOOK}"                 # from the environment: chat services put a secret in the URL
+# timeout = "10s"
 "#;

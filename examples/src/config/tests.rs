@@ -17,7 +17,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 23] = [
+    const EXAMPLES: [&str; 27] = [
         "secret_files",
         "context",
         "image",
@@ -42,6 +42,11 @@ fn every_default_the_template_states_is_the_real_one() {
         "patroni_ca_file",
         "ssl_root_cert",
         "server_ssl_root_cert",
+        // [policy] pruning and the watch's window are off unless set; a canary table is off unless written.
+        "keep_releases",
+        "window",
+        "steps",
+        "hold",
     ];
     let base = format!("{:?}", ConnectConfig::parse("connect.toml", BASE).unwrap());
     let mut section = String::new();
@@ -191,6 +196,59 @@ fn hooks_read_into_the_deploy_config() {
     assert_eq!(hooks[0].timeout, std::time::Duration::from_secs(60));
     assert_eq!(hooks[1].site, connect_core::engine::HookSite::Server);
     assert_eq!(hooks[1].timeout, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn the_watch_the_canary_pruning_and_webhooks_read_into_the_policy() {
+    // `$$` is a literal `$`: the URL reads no environment variable here.
+    let text = format!(
+        "{BASE}[policy]\nkeep_releases = 4\n[policy.watch]\nwindow = \"2m\"\ninterval = \"10s\"\n\
+         max_restarts = 2\n[policy.canary]\nsteps = [5, 25, 60]\nhold = \"30s\"\n\
+         [[webhooks]]\nurl = \"https://127.0.0.1:9/hooks/$${{not-a-reference}}\"\ntimeout = \"3s\"\n"
+    );
+    let config = ConnectConfig::parse("connect.toml", &text).unwrap();
+    let deploy = config.deploy_config();
+    let policy = &deploy.policy;
+    assert_eq!(policy.keep_releases, Some(4));
+    assert_eq!(policy.watch.window, std::time::Duration::from_secs(120));
+    assert_eq!(policy.watch.interval, std::time::Duration::from_secs(10));
+    assert_eq!(policy.watch.max_restarts, 2);
+    let defaults = connect_core::model::WatchPolicy::default();
+    assert_eq!(policy.watch.min_responses, defaults.min_responses);
+    let canary = policy.canary.as_ref().expect("a canary");
+    assert_eq!(canary.steps, [5, 25, 60]);
+    assert_eq!(canary.hold, std::time::Duration::from_secs(30));
+    assert_eq!(deploy.webhooks.len(), 1);
+    assert_eq!(
+        deploy.webhooks[0].url,
+        "https://127.0.0.1:9/hooks/${not-a-reference}"
+    );
+    assert_eq!(deploy.webhooks[0].timeout, std::time::Duration::from_secs(3));
+    assert!(!format!("{config:?}").contains("hooks/$"), "the URL is a secret");
+}
+
+#[test]
+fn the_engines_policy_rules_are_answered_at_their_place_in_the_file() {
+    // A canary needs the watch: the engine's rule, pointed at the file.
+    let text = format!("{BASE}[policy.canary]\nsteps = [50, 10]\nhold = \"1m\"\n");
+    let e = ConnectConfig::parse("connect.toml", &text).unwrap_err();
+    let shown = e.to_string();
+    assert!(shown.contains("connect.toml:6:1"), "{shown}");
+    assert!(shown.contains("policy.canary.steps"), "{shown}");
+    assert!(shown.contains("rising"), "{shown}");
+
+    let text = format!("{BASE}[policy.canary]\nhold = \"1m\"\n");
+    let e = ConnectConfig::parse("connect.toml", &text).unwrap_err();
+    assert!(e.to_string().contains("needs the watch"), "{e}");
+    assert!(e.hint().unwrap().contains("watch.window"), "{e}");
+
+    let text = format!("{BASE}[policy.watch]\nwindow = \"10s\"\ninterval = \"1m\"\n");
+    let e = ConnectConfig::parse("connect.toml", &text).unwrap_err();
+    assert!(e.to_string().contains("connect.toml:7:1"), "{e}");
+
+    let text = format!("{BASE}[[webhooks]]\nurl = \"chat.example/hook\"\n");
+    let e = ConnectConfig::parse("connect.toml", &text).unwrap_err();
+    assert!(e.to_string().contains("http:// or https://"), "{e}");
 }
 
 #[test]

@@ -26,10 +26,7 @@ pub struct Migration {
 impl Migration {
     /// The hex SHA-256 of the script, as Prisma's `checksum` column holds it.
     pub fn checksum(&self) -> String {
-        Sha256::digest(self.sql.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        data_encoding::HEXLOWER.encode(&Sha256::digest(self.sql.as_bytes()))
     }
 }
 

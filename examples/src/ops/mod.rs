@@ -8,6 +8,7 @@ pub mod audit;
 pub mod backup;
 pub mod deploy;
 pub mod docs;
+pub mod exporter;
 pub mod inspect;
 pub mod logs;
 pub mod output;
@@ -93,6 +94,8 @@ pub enum Command {
     Backups,
     /// Restore the database from a backup (the newest by default) into a fresh database swapped in.
     Restore(backup::RestoreArgs),
+    /// Serve the live figures for Prometheus (OpenMetrics on /metrics), with deploy events from the journal.
+    Exporter(exporter::ExporterArgs),
     /// The server's hardening: sshd, firewall, open ports, sockets, database, Redis, file modes (--fix: the safe ones).
     Audit(audit::AuditArgs),
     /// Print a shell completion script.
@@ -164,6 +167,7 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::Backup(args) => args.run(cx).await,
         Command::Backups => backup::list(cx).await,
         Command::Restore(args) => args.run(cx).await,
+        Command::Exporter(args) => args.run(cx).await,
         Command::Audit(args) => args.run(cx).await,
         Command::Completions(args) => args.run(),
         Command::Man(args) => args.run(cx),

@@ -10,8 +10,9 @@ use super::Context;
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// How many of the newest release images to keep (the live and standby ones are kept whatever N is).
-    #[arg(long, default_value_t = 3)]
-    pub keep: usize,
+    /// Default: `[policy] keep_releases`, else 3.
+    #[arg(long)]
+    pub keep: Option<usize>,
     /// Say what would be removed, remove nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -21,7 +22,8 @@ impl PruneArgs {
     /// Prunes `<image>:*` on the server.
     pub async fn run(&self, cx: &Context) -> Result<()> {
         let (config, deployer) = cx.deployer().await?;
-        let report = deployer.prune(&config.app.image, self.keep, self.dry_run).await?;
+        let keep = self.keep.or(config.policy.keep_releases).unwrap_or(3);
+        let report = deployer.prune(&config.app.image, keep, self.dry_run).await?;
         let verb = if report.dry_run { "would remove" } else { "removed" };
         let mut text = String::new();
         for r in &report.removed {

@@ -208,6 +208,7 @@ impl StackAddress {
             state_dir: self.state_dir(),
             holder: format!("e2e {} pid {}", self.prefix, std::process::id()),
             hooks: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 }

@@ -182,6 +182,14 @@ impl Stack {
         self.releases.release(version)
     }
 
+    /// Builds a release of the demo app of a test's own, with the migrations in `migrations`, on the server
+    /// (or the build machine, then shipped): see [`Releases::build_extra`].
+    pub async fn build_release(&self, version: &str, migrations: &std::path::Path) -> Result<Release> {
+        let release = self.releases.build_extra(version, migrations).await?;
+        self.releases.ship(version).await?;
+        Ok(release)
+    }
+
     /// How many SSH connections sshd accepted so far (the goal: one).
     pub fn sshd_connections(&self) -> usize {
         self.sshd.accepted_connections()

@@ -20,6 +20,8 @@ pub struct Releases {
     /// The build machine, when the stack has one: releases are built there and shipped to the server.
     builder: Option<(SecondDaemon, Docker)>,
     server: Docker,
+    /// Versions built later by a test ([`Releases::build_extra`]), removed with the others.
+    extra: std::sync::Mutex<Vec<String>>,
 }
 
 /// The static demo-app binary, built once per process (minutes from cold, seconds after).
@@ -66,6 +68,7 @@ impl Releases {
             repository: repository.to_string(),
             builder,
             server: server.clone(),
+            extra: std::sync::Mutex::default(),
         };
         let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let dir = tempfile::tempdir()
@@ -80,6 +83,32 @@ impl Releases {
                 .await?;
         }
         Ok(releases)
+    }
+
+    /// Builds one more release of the demo app, `version`, whose image carries the migrations of
+    /// `migrations` (one `<name>/migration.sql` per migration), where the stack builds the others; a test's
+    /// own release, e.g. one with a destructive migration. Ship it with [`Releases::ship`].
+    pub async fn build_extra(&self, version: &str, migrations: &Path) -> Result<Release> {
+        let binary = tokio::task::spawn_blocking(static_binary).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Failed,
+                "build demo app",
+                "connect-demo-app",
+                e.to_string(),
+            )
+        })??;
+        let dir = tempfile::tempdir()
+            .map_err(|e| Error::new(ErrorKind::Failed, "build release", "temp dir", e.to_string()))?;
+        demo_image::write_context(dir.path(), &binary, version, Some(migrations))?;
+        let release = self.release(version);
+        self.extra
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(version.to_string());
+        self.build_engine()
+            .build_release(BuildContext::from_dir(dir.path())?, &release)
+            .await?;
+        Ok(release)
     }
 
     fn build_engine(&self) -> &Docker {
@@ -112,8 +141,11 @@ impl Drop for Releases {
     /// Removes the releases from the server, also when building them failed half-way (through the Docker
     /// CLI: drop may run outside a runtime).
     fn drop(&mut self) {
+        let extra = self.extra.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let tags: Vec<String> = VERSIONS
             .iter()
+            .map(|v| v.to_string())
+            .chain(extra)
             .map(|v| format!("{}:{v}", self.repository))
             .collect();
         let _ = std::process::Command::new("docker")

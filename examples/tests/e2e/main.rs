@@ -9,6 +9,8 @@ mod cli;
 mod common;
 mod faults;
 mod kill;
+mod prometheus;
 mod runbook;
+mod safety_net;
 mod ship;
 mod watch;

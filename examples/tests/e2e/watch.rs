@@ -1,6 +1,7 @@
-//! Issue 14 on the real stack. 14.4: a release that passes the health gate and verification, then starts
-//! answering 500 thirty seconds into the watch, is rolled back automatically by the watch, and the requests
-//! it failed meanwhile are counted, in that phase only. 14.6: a database restore behind the maintenance page.
+//! The watch and maintenance mode on the real stack. A release that passes the health gate and verification,
+//! then starts answering 500 thirty seconds into the watch, is rolled back automatically by the watch, and the
+//! requests it failed meanwhile are counted, in that phase only. And a database restore behind the maintenance
+//! page.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -153,7 +154,7 @@ async fn status_and_retry_after(addr: SocketAddr) -> (u16, Option<String>) {
     }
 }
 
-/// Issue 14.6 on the real stack: a database restore run behind the maintenance page, under load. Every request
+/// Maintenance mode on the real stack: a database restore run behind the maintenance page, under load. Every request
 /// meanwhile is answered 503 with `Retry-After` (counted), and none before or after fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_around_a_database_restore_answers_503_and_nothing_else_fails() {

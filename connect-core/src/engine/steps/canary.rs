@@ -1,4 +1,4 @@
-//! Canary (issue 14.5): before the switch, the new color takes a growing share of the traffic by HAProxy
+//! Canary: before the switch, the new color takes a growing share of the traffic by HAProxy
 //! weights (10 % → 50 %), each step held under the watch. The intent records both servers' weights first, so
 //! the undo of a breach, or the settling after a crash, puts them back; the switch is the last step, 100 %.
 

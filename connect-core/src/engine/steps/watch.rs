@@ -1,4 +1,4 @@
-//! The watch after the switch (issue 14.4): for a window, the new color's 5xx share and response time (the
+//! The watch after the switch: for a window, the new color's 5xx share and response time (the
 //! router's per-server counters), its container's restarts and its error lines are sampled and compared with
 //! the old color's figures from before the switch; a breach fails the step, and the operation's undo puts
 //! traffic back on the warm standby. Waiting is tokio's time, so a paused-time scenario costs no wall time.
@@ -11,6 +11,8 @@ use crate::engine::Deployer;
 use crate::engine::checks::is_error_line;
 use crate::engine::events::{Event, Events};
 use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::percent;
+use crate::metrics::{TrafficDelta, read_traffic};
 use crate::model::Color;
 use crate::router::ServerFigures;
 use crate::vocabulary::Step;
@@ -47,14 +49,6 @@ pub(crate) struct Watched<'a> {
     pub(crate) baseline: &'a Baseline,
 }
 
-fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
-    }
-}
-
 impl Deployer {
     /// The figures `old` shows before traffic leaves it; zeros when there is no old color (a first deploy
     /// is held to the thresholds alone).
@@ -63,7 +57,7 @@ impl Deployer {
             return Ok(Baseline::default());
         };
         let slot = self.config.topology.slot(old);
-        let figures = self.server_figures(&slot.server).await?;
+        let figures = self.color_figures(old).await?;
         let window = self.config.policy.watch.window;
         let since = SystemTime::now()
             .checked_sub(window)
@@ -81,16 +75,17 @@ impl Deployer {
         })
     }
 
-    async fn server_figures(&self, server: &str) -> Result<ServerFigures> {
-        let figures = self.backends.router.figures().await?;
-        figures.into_iter().find(|f| f.name == server).ok_or_else(|| {
+    /// A color's counters, read as the metrics sampler reads them ([`read_traffic`]), so what an operator
+    /// watching sees is what the deploy judged.
+    async fn color_figures(&self, color: Color) -> Result<ServerFigures> {
+        let mut traffic = read_traffic(self.backends.router.as_ref(), &self.config.topology).await?;
+        traffic.remove(&color).ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,
                 "deploy.watch",
-                format!("{}/{server}", self.backends.router.backend()),
+                self.config.topology.slot(color).server.clone(),
                 "the router counts no such server",
             )
-            .with_hint("the topology's server names must be the HAProxy backend's")
         })
     }
 
@@ -103,7 +98,7 @@ impl Deployer {
         let slot = self.config.topology.slot(w.color);
         let started = Instant::now();
         let since = SystemTime::now();
-        let first = self.server_figures(&slot.server).await?;
+        let first = self.color_figures(w.color).await?;
         let restarts_before = self.restarts(&slot.container).await?;
         let end = started + w.window;
         let (mut read, mut missed) = (0u32, 0u32);
@@ -113,7 +108,7 @@ impl Deployer {
             next = (next + policy.interval).min(end);
             tokio::time::sleep_until(next).await;
             let sample = match self
-                .sample(&slot.server, &slot.container, &first, restarts_before, since)
+                .sample(w.color, &slot.container, &first, restarts_before, since)
                 .await
             {
                 Ok(sample) => sample,
@@ -205,28 +200,20 @@ impl Deployer {
 
     async fn sample(
         &self,
-        server: &str,
+        color: Color,
         container: &str,
         first: &ServerFigures,
         restarts_before: u32,
         since: SystemTime,
     ) -> Result<Sample> {
-        let now = self.server_figures(server).await?;
-        // Counters restart from zero when HAProxy reloads: then everything counted is the watch's.
-        let (responses, responses_5xx) = if now.responses < first.responses {
-            (now.responses, now.responses_5xx)
-        } else {
-            (
-                now.responses - first.responses,
-                now.responses_5xx.saturating_sub(first.responses_5xx),
-            )
-        };
+        let now = self.color_figures(color).await?;
+        let delta = TrafficDelta::between(first, &now);
         let restarts = self.restarts(container).await?.saturating_sub(restarts_before);
         let lines = self.backends.runtime.logs_since(container, since).await?;
         Ok(Sample {
-            responses,
-            responses_5xx,
-            rate_5xx_percent: percent(responses_5xx, responses),
+            responses: delta.responses,
+            responses_5xx: delta.responses_5xx,
+            rate_5xx_percent: delta.rate_5xx_percent(),
             response_time_ms: now.response_time_ms,
             restarts,
             error_lines: lines.iter().filter(|l| is_error_line(l)).count(),
