@@ -13,10 +13,11 @@ cd "$(dirname "$0")/.."
 # postgres when the tests run as root).
 # connect-ops: tmux (its progress display checked in a real terminal), zsh and fish (completions parsed by the
 # shells themselves), man-db (the man page rendered); prometheus (the exporter scraped by a real Prometheus,
-# and promtool checking and testing monitoring/rules.yml).
+# and promtool checking and testing monitoring/rules.yml); nftables and iproute2 (the audit's firewall and
+# listening-socket checks, run against real nft and ss in a network namespace of the test's own).
 DEBIAN_PACKAGES=(docker.io libc6-dev util-linux haproxy openssl openssh-server openssh-client
   etcd-server patroni postgresql postgresql-contrib pgbackrest redis-server redis-tools tmux zsh fish man-db
-  prometheus)
+  prometheus nftables iproute2)
 
 need_debian() {
   local missing=()

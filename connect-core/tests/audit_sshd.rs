@@ -145,6 +145,9 @@ async fn fix_hardens_sshd_and_keeps_the_session() {
         &sshd,
         "PasswordAuthentication yes\nKbdInteractiveAuthentication yes\nPermitRootLogin yes\n",
     );
+    use std::os::unix::fs::PermissionsExt;
+    let config_file = sshd.dir().join("sshd_config");
+    std::fs::set_permissions(&config_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     reload_and_wait(&sshd).await;
     let old = SshHost::connect(sshd.config()).await.expect("connect");
     let config = host_config(&sshd);
@@ -178,6 +181,12 @@ async fn fix_hardens_sshd_and_keeps_the_session() {
     assert_eq!(sshd_findings(&after), vec![], "{}", after.text());
     let text = std::fs::read_to_string(sshd.dir().join("sshd_config")).expect("read");
     assert!(text.starts_with(BEGIN_MARK), "{text}");
+    let mode = std::fs::metadata(&config_file)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the changed config keeps the original's mode");
 }
 
 #[tokio::test]

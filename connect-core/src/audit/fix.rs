@@ -234,7 +234,7 @@ async fn change_sshd(
     let candidate_path = format!("{path}.connect-ops-new");
     let candidate = render_sshd_config(&original, settings);
     let file = PutOptions {
-        mode: 0o644,
+        mode: file_mode(host, path).await,
         create_new: false,
     };
     host.write_file(&candidate_path, candidate.into_bytes(), file)
@@ -314,6 +314,15 @@ fn canonical(value: &str) -> &str {
     match value {
         "prohibit-password" => "without-password",
         v => v,
+    }
+}
+
+/// The file's permission bits, so the changed config keeps them; sshd's usual 644 when `stat` cannot say.
+async fn file_mode(host: &dyn Host, path: &str) -> u32 {
+    let stat = Command::new(["stat", "-L", "-c", "%a", path]).timeout(SSHD_TIMEOUT);
+    match host.run_checked(&stat).await {
+        Ok(out) => u32::from_str_radix(out.stdout_text().trim(), 8).unwrap_or(0o644),
+        Err(_) => 0o644,
     }
 }
 

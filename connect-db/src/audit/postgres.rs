@@ -1,26 +1,13 @@
-//! The hardening audit's checks that need this crate's clients: PostgreSQL's `listen_addresses` and
-//! `pg_hba` trust lines (read from `pg_hba_file_rules`, the server's own parse of the file), and Redis's
-//! `protected-mode`, `requirepass` and `bind`. Patroni's REST auth is `patroni::audit`. Each client is an
-//! [`AuditSource`], so `connect_core::audit` runs them without importing this crate; a check that cannot
-//! run is a "not checked" finding, never a pass.
+//! PostgreSQL's `listen_addresses` (running, and pending a restart) and `pg_hba` trust lines.
 
 use async_trait::async_trait;
 use connect_core::Error;
 use connect_core::audit::network::is_loopback;
 use connect_core::audit::{AuditCheck, AuditSource, Finding, Severity};
 
+use super::wider_than_loopback;
+use crate::Postgres;
 use crate::postgres::pg_error;
-use crate::{Postgres, Redis};
-
-/// The addresses of a list (`listen_addresses`, Redis `bind`) that reach past loopback: `*`, `0.0.0.0`,
-/// `::` or any other address. Redis's `-` prefix (optional address) is ignored.
-pub fn wider_than_loopback(list: &str) -> Vec<String> {
-    list.split([',', ' '])
-        .map(|a| a.trim().trim_start_matches('-'))
-        .filter(|a| !a.is_empty() && !is_loopback(a))
-        .map(str::to_string)
-        .collect()
-}
 
 /// Judges PostgreSQL's `listen_addresses` value (`when`: "listens", "will listen after a restart").
 pub fn judge_listen(value: &str, subject: &str, when: &str) -> Option<Finding> {
@@ -219,117 +206,12 @@ impl AuditSource for Postgres {
     }
 }
 
-/// Redis's three settings as `CONFIG GET` shows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisSecurity {
-    /// `protected-mode` is `yes`.
-    pub protected_mode: bool,
-    /// `requirepass` is set (its value is never kept).
-    pub has_password: bool,
-    /// `bind`.
-    pub bind: String,
-}
-
-/// Judges Redis's settings.
-pub fn judge_redis(s: &RedisSecurity, subject: &str) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let wide = wider_than_loopback(&s.bind);
-    let exposed = !wide.is_empty() || s.bind.trim().is_empty();
-    if exposed {
-        let on = if wide.is_empty() {
-            "every address".to_string()
-        } else {
-            wide.join(", ")
-        };
-        findings.push(Finding::weak(
-            AuditCheck::RedisBind,
-            Severity::High,
-            subject,
-            format!("Redis listens on {on} (bind '{}')", s.bind),
-            "bind 127.0.0.1 -::1 in redis.conf (the app reaches it on the server), then restart Redis",
-        ));
-    }
-    if !s.has_password {
-        findings.push(Finding::weak(
-            AuditCheck::RedisRequirepass,
-            if exposed { Severity::Critical } else { Severity::Medium },
-            subject,
-            "no password: whoever connects reads and writes every key (and CONFIG SET rewrites files as Redis)",
-            "requirepass <long random secret> in redis.conf (or an ACL user), the same in connect.toml's \
-             [redis] password and the app's REDIS_URL",
-        ));
-    }
-    if !s.protected_mode {
-        let severity = match (s.has_password, exposed) {
-            (true, _) => Severity::Low,
-            (false, false) => Severity::Medium,
-            (false, true) => Severity::Critical,
-        };
-        findings.push(Finding::weak(
-            AuditCheck::RedisProtectedMode,
-            severity,
-            subject,
-            "protected-mode is off: without a password Redis answers connections from other machines too",
-            "protected-mode yes in redis.conf (CONFIG SET protected-mode yes takes effect at once)",
-        ));
-    }
-    findings
-}
-
-impl Redis {
-    async fn security(&self) -> connect_core::Result<RedisSecurity> {
-        let get = |key: &'static str| async move {
-            self.config_get(key).await.map_err(|e| match e.hint() {
-                // Not reaching Redis has its own fix; a refused CONFIG has this one.
-                Some(_) => e,
-                None => e.with_hint(
-                    "CONFIG may be renamed or denied to this user: audit with a user allowed CONFIG GET",
-                ),
-            })
-        };
-        Ok(RedisSecurity {
-            protected_mode: get("protected-mode").await? == "yes",
-            has_password: !get("requirepass").await?.is_empty(),
-            bind: get("bind").await?,
-        })
-    }
-}
-
-#[async_trait]
-impl AuditSource for Redis {
-    fn audit_target(&self) -> String {
-        self.target().to_string()
-    }
-
-    async fn audit(&self) -> Vec<Finding> {
-        let target = self.target().to_string();
-        match self.security().await {
-            Ok(s) => judge_redis(&s, &target),
-            Err(e) => [
-                AuditCheck::RedisBind,
-                AuditCheck::RedisRequirepass,
-                AuditCheck::RedisProtectedMode,
-            ]
-            .into_iter()
-            .map(|c| Finding::not_checked(c, &target, &e))
-            .collect(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn listen_lists_wider_than_loopback() {
-        assert_eq!(
-            wider_than_loopback("localhost, 127.0.0.1,::1"),
-            Vec::<String>::new()
-        );
-        assert_eq!(wider_than_loopback("*"), ["*"]);
-        assert_eq!(wider_than_loopback("127.0.0.1 -::1"), Vec::<String>::new());
-        assert_eq!(wider_than_loopback("127.0.0.1,10.0.0.5"), ["10.0.0.5"]);
+    fn listen_addresses_wider_than_loopback_are_high() {
         assert!(judge_listen("", "pg", "listens").is_none());
         assert_eq!(
             judge_listen("*", "pg", "listens").map(|f| f.severity),
@@ -369,33 +251,5 @@ mod tests {
                 ("pg_hba.conf:3", Severity::Critical)
             ]
         );
-    }
-
-    #[test]
-    fn redis_weaknesses_weigh_more_when_exposed() {
-        let weak = RedisSecurity {
-            protected_mode: false,
-            has_password: false,
-            bind: "127.0.0.1 -::1".into(),
-        };
-        let f = judge_redis(&weak, "redis");
-        let checks: Vec<AuditCheck> = f.iter().map(|f| f.check).collect();
-        assert_eq!(
-            checks,
-            [AuditCheck::RedisRequirepass, AuditCheck::RedisProtectedMode]
-        );
-        let exposed = RedisSecurity {
-            bind: "* -::*".into(),
-            ..weak
-        };
-        let f = judge_redis(&exposed, "redis");
-        assert_eq!(f.len(), 3);
-        assert!(f.iter().all(|f| f.severity >= Severity::High));
-        let hard = RedisSecurity {
-            protected_mode: true,
-            has_password: true,
-            bind: "127.0.0.1".into(),
-        };
-        assert_eq!(judge_redis(&hard, "redis"), vec![]);
     }
 }
