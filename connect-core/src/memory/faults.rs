@@ -106,7 +106,7 @@ impl fmt::Debug for Faults {
 impl Faults {
     /// Every operation the in-memory backends pass through their faults, `<backend>.<method>` with backend
     /// `host`, `runtime`, `router`, `database` or `cache`: the names a fault rule can aim at.
-    pub const OPERATIONS: [&'static str; 38] = [
+    pub const OPERATIONS: [&'static str; 41] = [
         "host.connect",
         "host.disk_usage",
         "host.get_file",
@@ -127,6 +127,7 @@ impl Faults {
         "runtime.run_once",
         "runtime.ship",
         "runtime.start",
+        "runtime.stats",
         "runtime.stop",
         "runtime.wait_healthy",
         "router.figures",
@@ -138,10 +139,12 @@ impl Faults {
         "router.set_weight",
         "database.backup",
         "database.check_query",
+        "database.figures",
         "database.members",
         "database.migration_tables",
         "database.restore_point",
         "database.switchover",
+        "cache.figures",
         "cache.info",
         "cache.ping",
         "cache.save",
