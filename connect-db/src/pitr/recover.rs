@@ -187,10 +187,10 @@ pub async fn recover(
         .unwrap_or_else(|| config.nodes[0].member.clone());
     let node = config.node(&leader_name)?.clone();
 
-    // "Latest" means what the leader wrote until now when it still runs: close the current segment and wait
-    // until it is in the repository (`pgbackrest check` does both).
-    if *target == RecoveryTarget::Latest
-        && let Ok(pg) = cluster.member_postgres(&leader_name).await
+    // While the leader runs, close its current WAL segment and wait until it is in the repository
+    // (`pgbackrest check` does both): "latest" is then "now", and a target in the segment being written (a
+    // restore point just made, a minute ago) is reachable at all.
+    if let Ok(pg) = cluster.member_postgres(&leader_name).await
         && matches!(pg.is_in_recovery().await, Ok(false))
     {
         config
