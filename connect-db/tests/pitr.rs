@@ -241,3 +241,44 @@ async fn recovery_to_the_latest_after_the_database_is_destroyed_loses_at_most_th
         .expect("replica streams again");
     drop(c);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_to_a_time_keeps_what_was_committed_before_it() {
+    let Some(f) = fixture("recovery_to_a_time_keeps_what_was_committed_before_it").await else {
+        return;
+    };
+    let c = f.cluster.lock().await;
+    let app = create_database(
+        &c,
+        "clock",
+        "CREATE TABLE notes (id bigserial PRIMARY KEY, body text);
+         INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 1000) g;",
+    )
+    .await;
+    let before = app.table_checksums().await.expect("checksums before");
+    let pg = app
+        .leader_postgres()
+        .await
+        .expect("leader")
+        .connect()
+        .await
+        .expect("connect");
+    // The moment after the first 1000 rows committed, as the server's clock says it.
+    let at: String = pg
+        .query_one("SELECT clock_timestamp()::text", &[])
+        .await
+        .expect("time")
+        .get(0);
+    pg.batch_execute("INSERT INTO notes (body) SELECT 'later' FROM generate_series(1, 500); DELETE FROM notes WHERE id <= 10;")
+        .await
+        .expect("later writes");
+    let report = app
+        .recover(&RecoveryTarget::Time(at.clone()))
+        .await
+        .expect("recover to a time");
+    eprintln!("recovered to {at}: {report:?}");
+    assert_eq!(app.table_checksums().await.expect("after"), before);
+    c.wait_healthy(Duration::from_secs(120))
+        .await
+        .expect("replica streams again");
+}
