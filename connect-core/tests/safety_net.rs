@@ -11,7 +11,7 @@ use common::{Fixture, release};
 use connect_core::ErrorKind;
 use connect_core::database::{DatabaseCluster, Member, RestorePoint};
 use connect_core::engine::{Backends, DeployConfig, Deployer, Step, StepStatus};
-use connect_core::memory::MemoryCluster;
+use connect_core::memory::{AppBehavior, MemoryCluster};
 use connect_core::migrations::{Migration, MigrationState, MigrationTable, MigrationTool};
 use connect_core::model::Color;
 
@@ -411,9 +411,23 @@ async fn an_additive_migration_passes_the_lint_and_a_missing_directory_is_named(
         "{check:?}"
     );
 
+    // A release whose directory holds only the tool's lock file has no migrations yet: nothing to lint.
+    let v4 = f.image("v4", AppBehavior::default());
+    let lock_file = format!("{DIR}/migration_lock.toml");
+    f.stack
+        .runtime
+        .add_image_files(&v4.image, &[(&lock_file, "provider = \"postgresql\"\n")]);
+    let record = f.deployer.deploy(v4).await.unwrap();
+    let check = record
+        .steps
+        .iter()
+        .find(|s| s.step == Step::CheckMigrations)
+        .unwrap();
+    assert!(check.detail.contains("no migrations yet"), "{check:?}");
+
     let err = f.deployer.deploy(release("v3")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("/app/prisma/migrations"), "{err}");
     assert!(err.hint().unwrap().contains("migrations_dir"), "{err}");
-    f.assert_live(Color::Green).await;
+    f.assert_live(Color::Blue).await;
 }

@@ -27,6 +27,14 @@ impl Deployer {
             .read_image_dir(&release.image, dir, MAX_MIGRATION_BYTES)
             .await?;
         let all = release_migrations(&files);
+        // A directory holding only the tool's own files (Prisma's `migration_lock.toml`) is a release without
+        // migrations yet; nothing at all there is a path that points nowhere.
+        if all.is_empty() && !files.is_empty() {
+            return Ok(format!(
+                "the release has no migrations yet ({} other file(s) in {dir})",
+                files.len()
+            ));
+        }
         if all.is_empty() {
             return Err(Error::new(
                 ErrorKind::NotFound,
