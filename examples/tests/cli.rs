@@ -252,7 +252,7 @@ fn recover_db_and_pitr_refuse_before_contacting_anything() {
             "--restore-point",
         ),
         // Not at a terminal: nothing recovers without --yes, and the question says what would be lost.
-        (&["recover-db", "--latest"], "--yes"),
+        (&["recover-db", "--latest"], "pass --yes to recover-db"),
         (&["recover-db", "--latest", "--yes"], "[database.pitr]"),
         (&["pitr", "info"], "[database.pitr]"),
     ] {

@@ -155,7 +155,7 @@ impl RestoreArgs {
         if self.yes {
             cx.out.note(&what);
         } else {
-            confirm(cx, &what, &d.dbname)?;
+            confirm(cx, "restore", &what, &d.dbname)?;
         }
         let progress = cx.out.progress("restore");
         progress.step("connecting");
@@ -201,16 +201,18 @@ impl RestoreArgs {
 }
 
 /// Asks at the terminal, where there is one; refuses (nothing touched) where there is not.
-pub(super) fn confirm(cx: &Context, what: &str, database: &str) -> Result<()> {
+pub(super) fn confirm(cx: &Context, op: &str, what: &str, database: &str) -> Result<()> {
     let stdin = std::io::stdin();
     if cx.out.is_json() || !stdin.is_terminal() {
         return Err(Error::new(
             ErrorKind::InvalidInput,
-            "restore",
+            op,
             database,
             format!("not confirmed: {what}"),
         )
-        .with_hint("pass --yes to restore without a question (no one is at a terminal to answer it)"));
+        .with_hint(format!(
+            "pass --yes to {op} without a question (no one is at a terminal to answer it)"
+        )));
     }
     eprint!("{what}\ntype the database name ({database}) to go on: ");
     let _ = std::io::stderr().flush();
@@ -218,11 +220,11 @@ pub(super) fn confirm(cx: &Context, what: &str, database: &str) -> Result<()> {
     stdin
         .lock()
         .read_line(&mut answer)
-        .map_err(|e| Error::new(ErrorKind::Failed, "restore", database, e.to_string()).with_source(e))?;
+        .map_err(|e| Error::new(ErrorKind::Failed, op, database, e.to_string()).with_source(e))?;
     if answer.trim() != database {
         return Err(Error::new(
             ErrorKind::InvalidInput,
-            "restore",
+            op,
             database,
             "not confirmed: the answer was not the database's name",
         )

@@ -61,7 +61,7 @@ impl RecoverDbArgs {
         if self.yes {
             cx.out.note(&what);
         } else {
-            super::backup::confirm(cx, &what, &config.database.dbname)?;
+            super::backup::confirm(cx, "recover-db", &what, &config.database.dbname)?;
         }
         let progress = cx.out.progress("recover-db");
         progress.step("connecting");
