@@ -5,10 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use connect_core::testing::{free_port, require_program};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-
-use crate::http::read_response;
 
 /// A running Prometheus.
 #[derive(Debug)]
@@ -60,7 +56,11 @@ impl TestPrometheus {
     /// One number from an instant PromQL query: `None` for an empty result, and while Prometheus is still
     /// starting (nothing listening yet, or 503).
     pub async fn query(&self, q: &str) -> Option<f64> {
-        let (status, body) = get(self.address, &format!("/api/v1/query?query={}", encode(q))).await?;
+        let path = format!("/api/v1/query?query={}", encode(q));
+        let response = crate::testing::request(self.address, "GET", &path, "")
+            .await
+            .ok()?;
+        let (status, body) = (response.status, String::from_utf8_lossy(&response.body));
         if status == 503 {
             return None;
         }
@@ -82,19 +82,6 @@ impl TestPrometheus {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
-
-/// `GET path` on `address` on a connection of its own: the status and the body; `None` when nothing
-/// answers.
-pub async fn get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(address).await.ok()?;
-    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.ok()?;
-    let response = read_response(&mut BufReader::new(stream)).await.ok()?;
-    Some((
-        response.status,
-        String::from_utf8_lossy(&response.body).into_owned(),
-    ))
 }
 
 /// Percent-encodes a query string value.

@@ -42,9 +42,13 @@ async fn stack(interval: Duration) -> (MemoryStack, Deployer, Exporter, SocketAd
 
 /// `GET path` on `address`: the status and the body.
 async fn get(address: SocketAddr, path: &str) -> (u16, String) {
-    connect_examples::prometheus::get(address, path)
+    let response = connect_examples::testing::request(address, "GET", path, "")
         .await
-        .expect("the server answers")
+        .expect("the server answers");
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
 }
 
 /// The value of the sample line `series` (exact name and labels) in an OpenMetrics text.
