@@ -5,12 +5,11 @@
 use std::time::Duration;
 
 use connect_core::testing::{real_tests_required, require_program};
-use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 
 use super::PG_PASSWORD;
-use super::process::{ServerProcess, give_to_postgres, io, pg_bin, running_as_root};
-use crate::{PgTarget, Postgres, Readiness};
+use super::process::{ServerProcess, accepting, give_to_postgres, io, pg_bin, running_as_root};
+use crate::PgTarget;
 
 /// The port in the socket's name (`.s.PGSQL.5432`): no TCP port is bound outside the namespace.
 const PORT: u16 = 5432;
@@ -105,23 +104,7 @@ impl IsolatedPostgres {
             process: Some(process),
             dir,
         };
-        let probe = Postgres::new(pg.login());
-        poll_until(
-            "testing.postgres",
-            "ready",
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            || {
-                let probe = probe.clone();
-                async move {
-                    Ok(match probe.readiness().await {
-                        Readiness::Accepting => Ok(()),
-                        r => Err(format!("{r:?}")),
-                    })
-                }
-            },
-        )
-        .await?;
+        accepting(pg.login()).await?;
         Ok(pg)
     }
 

@@ -190,3 +190,25 @@ pub(crate) fn signal(pid: u32, sig: &str) {
 pub(crate) fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| !s.contains("State:\tZ"))
 }
+
+/// Waits (30 s at most, polling every 50 ms: PostgreSQL has no event to wait on) until the server behind
+/// `login` accepts connections.
+pub(crate) async fn accepting(login: crate::PgTarget) -> Result<()> {
+    let probe = crate::Postgres::new(login);
+    connect_core::wait::poll_until(
+        "testing.postgres",
+        "ready",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || {
+            let probe = probe.clone();
+            async move {
+                Ok(match probe.readiness().await {
+                    crate::Readiness::Accepting => Ok(()),
+                    r => Err(format!("{r:?}")),
+                })
+            }
+        },
+    )
+    .await
+}

@@ -3,13 +3,12 @@
 use std::time::Duration;
 
 use connect_core::testing::{free_port, require_program};
-use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 
 use super::PG_PASSWORD;
 use super::certs::TestCerts;
-use super::process::{ServerProcess, give_to_postgres, io, pg_bin, running_as_root};
-use crate::{PgTarget, Postgres, Readiness};
+use super::process::{ServerProcess, accepting, give_to_postgres, io, pg_bin, running_as_root};
+use crate::PgTarget;
 
 /// A PostgreSQL server in its own temp dir, superuser `postgres` with [`PG_PASSWORD`] over TCP.
 #[derive(Debug)]
@@ -136,23 +135,7 @@ impl TestPostgres {
             process: Some(process),
             dir,
         };
-        let probe = Postgres::new(pg.login());
-        poll_until(
-            "testing.postgres",
-            "ready",
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            || {
-                let probe = probe.clone();
-                async move {
-                    Ok(match probe.readiness().await {
-                        Readiness::Accepting => Ok(()),
-                        r => Err(format!("{r:?}")),
-                    })
-                }
-            },
-        )
-        .await?;
+        accepting(pg.login()).await?;
         Ok(pg)
     }
 
