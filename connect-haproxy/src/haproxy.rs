@@ -138,7 +138,7 @@ impl Haproxy {
         self.parse_stat_reply(&reply[at..])
     }
 
-    fn parse_stat_reply(&self, reply: &str) -> Result<Vec<StatRow>> {
+    pub(crate) fn parse_stat_reply(&self, reply: &str) -> Result<Vec<StatRow>> {
         let (stat, state) = match reply.split_once("\n\n") {
             Some((stat, state)) => (format!("{stat}\n\n"), state),
             None => (reply.to_string(), ""),
@@ -432,5 +432,17 @@ impl TrafficRouter for Haproxy {
     /// it. One state-file save at the end.
     async fn switch(&self, from: Option<&str>, to: &str, deadline: Duration) -> Result<SwitchReport> {
         self.switch_in_three(from, to, deadline).await
+    }
+
+    /// Every change in ONE runtime-API exchange (`set server … state ready; …; set server … state drain;
+    /// show stat;show servers state <be>`), confirmed by the `show stat` of the same reply, else polled
+    /// until `deadline`. One state-file save at the end.
+    async fn set_states_together(
+        &self,
+        ready: &[String],
+        drain: &[String],
+        deadline: Duration,
+    ) -> Result<Vec<ServerStatus>> {
+        self.switch_together(ready, drain, deadline).await
     }
 }
