@@ -119,6 +119,7 @@ impl MemoryFleet {
                 host: Arc::new(h.host.clone()),
                 runtime: Arc::new(h.runtime.clone()),
                 topology: AppHost::topology_for(&h.name),
+                state_dir: None,
             })
             .collect()
     }

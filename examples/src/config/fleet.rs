@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use connect_core::engine::fleet::{AppHost, Fleet, FleetPolicy, Shared};
-use connect_core::{Error, ErrorKind, Host, LocalHost, Result};
 use connect_core::ssh::SshHost;
+use connect_core::{Error, ErrorKind, Host, LocalHost, Result};
 use connect_docker::Docker;
 use serde::Deserialize;
 
@@ -53,7 +53,9 @@ impl ConnectConfig {
     }
 
     /// The checks of `[[app_hosts]]` and `[fleet]` the engine would only make at connect time.
-    pub(super) fn check_fleet(&self) -> std::result::Result<(), (&'static str, &'static str, String, &'static str)> {
+    pub(super) fn check_fleet(
+        &self,
+    ) -> std::result::Result<(), (&'static str, &'static str, String, &'static str)> {
         let mut names = std::collections::HashSet::new();
         for h in &self.app_hosts {
             if !names.insert(h.name.as_str()) {
@@ -71,7 +73,10 @@ impl ConnectConfig {
             return Err((
                 "fleet",
                 "min_healthy_hosts",
-                format!("{n} is not between 1 and the {} app hosts listed", self.app_hosts.len()),
+                format!(
+                    "{n} is not between 1 and the {} app hosts listed",
+                    self.app_hosts.len()
+                ),
                 "leave it out to require every host",
             ));
         }
@@ -108,6 +113,7 @@ impl ConnectConfig {
                 host,
                 runtime: Arc::new(docker),
                 topology,
+                state_dir: None,
             });
         }
         Ok(hosts)

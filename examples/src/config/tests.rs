@@ -501,12 +501,19 @@ fn three_app_hosts_read_with_their_defaults() {
 fn a_fleet_config_that_cannot_work_names_the_key() {
     let too_many = THREE_APP_HOSTS.replace("min_healthy_hosts = 2", "min_healthy_hosts = 4");
     let err = ConnectConfig::parse("connect.toml", &too_many).unwrap_err();
-    assert!(err.to_string().contains("fleet.min_healthy_hosts: 4 is not between 1 and the 3"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("fleet.min_healthy_hosts: 4 is not between 1 and the 3"),
+        "{err}"
+    );
     assert!(err.to_string().contains("connect.toml:"), "located: {err}");
 
     let twice = THREE_APP_HOSTS.replace("name = \"web2\"", "name = \"web1\"");
     let err = ConnectConfig::parse("connect.toml", &twice).unwrap_err();
-    assert!(err.to_string().contains("two app hosts are named \"web1\""), "{err}");
+    assert!(
+        err.to_string().contains("two app hosts are named \"web1\""),
+        "{err}"
+    );
 
     let unknown = THREE_APP_HOSTS.replace("port = 2222", "prot = 2222");
     let err = ConnectConfig::parse("connect.toml", &unknown).unwrap_err();

@@ -51,6 +51,8 @@ pub struct AppHost {
     pub runtime: Arc<dyn ContainerRuntime>,
     /// Its blue and green slots; the server names must be unique across the fleet.
     pub topology: Topology,
+    /// Where its journal and lock live, when not the config's `state_dir` (hosts sharing a filesystem).
+    pub state_dir: Option<String>,
 }
 
 impl AppHost {
@@ -150,6 +152,7 @@ impl Fleet {
             };
             let config = DeployConfig {
                 topology: h.topology,
+                state_dir: h.state_dir.unwrap_or_else(|| config.state_dir.clone()),
                 ..config.clone()
             };
             members.push(Member {
