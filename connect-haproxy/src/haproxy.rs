@@ -30,6 +30,10 @@ pub struct Haproxy {
     pub(crate) master: Option<RuntimeApi>,
     /// The map whose `maintenance` key turns the maintenance page on (see `ProxyConfig::maintenance`).
     pub(crate) maintenance_map: Option<String>,
+    /// One save at a time (read the state, write the file), shared by clones: changes made concurrently
+    /// (several app hosts' servers changed in parallel) would otherwise race their writes, and a save that
+    /// read an older state could land last.
+    pub(crate) saving: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Haproxy {
@@ -43,6 +47,7 @@ impl Haproxy {
             maps: Vec::new(),
             master: None,
             maintenance_map: None,
+            saving: Default::default(),
         })
     }
 
@@ -217,6 +222,7 @@ impl Haproxy {
     /// Writes `show servers state` to the server-state-file and every map's entries to its file, for those
     /// configured.
     pub async fn save_state(&self) -> Result<()> {
+        let _one_at_a_time = self.saving.lock().await;
         for map in &self.maps {
             let reply = self
                 .api
