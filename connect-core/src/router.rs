@@ -238,6 +238,94 @@ pub trait TrafficRouter: Send + Sync + fmt::Debug {
             servers,
         })
     }
+
+    /// Moves several servers at once, as a deploy over several hosts switches every host's color together:
+    /// every server of `ready` is made ready and every server of `drain` is put in drain, then the router's
+    /// own view must show each `ready` server live and no `drain` server ready. HAProxy overrides it to send
+    /// every change in ONE runtime-API exchange; this default makes the changes one call each, the ready
+    /// ones first, so no moment is without a live server.
+    ///
+    /// The `ready` servers should already pass the router's checks (put in drain beforehand and seen up,
+    /// as the fleet's health gate does), so making them ready is what moves the traffic. An unknown name is
+    /// [`ErrorKind::NotFound`] with nothing touched; a `ready` server not live by `deadline` is
+    /// [`ErrorKind::Timeout`], the changes having been made (the caller settles from what the router shows).
+    async fn set_states_together(
+        &self,
+        ready: &[String],
+        drain: &[String],
+        deadline: Duration,
+    ) -> Result<Vec<ServerStatus>> {
+        let started = Instant::now();
+        let before = self.servers().await?;
+        check_names(self.backend(), &before, ready, drain)?;
+        for server in ready {
+            self.set_state(server, AdminState::Ready).await?;
+        }
+        for server in drain {
+            self.set_state(server, AdminState::Drain).await?;
+        }
+        let target = format!("{}/{}", self.backend(), ready.join(","));
+        let budget = confirm_budget(deadline, started.elapsed());
+        poll_until(
+            "router.set_states_together",
+            &target,
+            budget,
+            ROUTER_POLL,
+            || async {
+                Ok(match self.servers().await {
+                    Ok(servers) => together_done(&servers, ready, drain).map(|()| servers),
+                    Err(e) if e.is_retryable() => Err(format!("reading the router to confirm failed: {e}")),
+                    Err(e) => return Err(e),
+                })
+            },
+        )
+        .await
+    }
+}
+
+/// Refuses a change of several servers naming one the backend lacks, before anything is touched.
+pub fn check_names(
+    backend: &str,
+    servers: &[ServerStatus],
+    ready: &[String],
+    drain: &[String],
+) -> Result<()> {
+    for name in ready.iter().chain(drain) {
+        if !servers.iter().any(|s| &s.name == name) {
+            return Err(no_such_server(backend, name));
+        }
+    }
+    if let Some(both) = ready.iter().find(|r| drain.contains(r)) {
+        return Err(Error::invalid(
+            "router.set_states_together",
+            format!("{backend}/{both}"),
+            "a server cannot be made ready and drained at once",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the router shows a change of several servers done: each `ready` server live, no `drain` server
+/// ready; else what is not yet.
+pub fn together_done(
+    servers: &[ServerStatus],
+    ready: &[String],
+    drain: &[String],
+) -> std::result::Result<(), String> {
+    let mut waiting = Vec::new();
+    for s in servers {
+        if ready.contains(&s.name) && !s.is_live() {
+            waiting.push(format!("{} is {} (check {:?})", s.name, s.admin, s.check));
+        }
+        if drain.contains(&s.name) && s.admin == AdminState::Ready {
+            waiting.push(format!("{} is still ready", s.name));
+        }
+    }
+    if waiting.is_empty() {
+        Ok(())
+    } else {
+        Err(waiting.join(", "))
+    }
 }
 
 fn unsupported(backend: &str, operation: &str, what: &str) -> Error {

@@ -42,8 +42,11 @@ pub(crate) async fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<
     let target = path.display().to_string();
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         use std::io::Write;
+        // Unique per write, not only per process: two writes in flight must not share a temporary.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut tmp = path.clone().into_os_string();
-        tmp.push(format!(".tmp-{}", std::process::id()));
+        tmp.push(format!(".tmp-{}-{n}", std::process::id()));
         let tmp = PathBuf::from(tmp);
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&data)?;

@@ -30,6 +30,10 @@ pub struct Haproxy {
     pub(crate) master: Option<RuntimeApi>,
     /// The map whose `maintenance` key turns the maintenance page on (see `ProxyConfig::maintenance`).
     pub(crate) maintenance_map: Option<String>,
+    /// One save at a time (read the state, write the file), shared by clones: changes made concurrently
+    /// (several app hosts' servers changed in parallel) would otherwise race their writes, and a save that
+    /// read an older state could land last.
+    pub(crate) saving: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Haproxy {
@@ -43,6 +47,7 @@ impl Haproxy {
             maps: Vec::new(),
             master: None,
             maintenance_map: None,
+            saving: Default::default(),
         })
     }
 
@@ -138,7 +143,7 @@ impl Haproxy {
         self.parse_stat_reply(&reply[at..])
     }
 
-    fn parse_stat_reply(&self, reply: &str) -> Result<Vec<StatRow>> {
+    pub(crate) fn parse_stat_reply(&self, reply: &str) -> Result<Vec<StatRow>> {
         let (stat, state) = match reply.split_once("\n\n") {
             Some((stat, state)) => (format!("{stat}\n\n"), state),
             None => (reply.to_string(), ""),
@@ -217,6 +222,7 @@ impl Haproxy {
     /// Writes `show servers state` to the server-state-file and every map's entries to its file, for those
     /// configured.
     pub async fn save_state(&self) -> Result<()> {
+        let _one_at_a_time = self.saving.lock().await;
         for map in &self.maps {
             let reply = self
                 .api
@@ -432,5 +438,17 @@ impl TrafficRouter for Haproxy {
     /// it. One state-file save at the end.
     async fn switch(&self, from: Option<&str>, to: &str, deadline: Duration) -> Result<SwitchReport> {
         self.switch_in_three(from, to, deadline).await
+    }
+
+    /// Every change in ONE runtime-API exchange (`set server … state ready; …; set server … state drain;
+    /// show stat;show servers state <be>`), confirmed by the `show stat` of the same reply, else polled
+    /// until `deadline`. One state-file save at the end.
+    async fn set_states_together(
+        &self,
+        ready: &[String],
+        drain: &[String],
+        deadline: Duration,
+    ) -> Result<Vec<ServerStatus>> {
+        self.switch_together(ready, drain, deadline).await
     }
 }

@@ -321,8 +321,9 @@ pub struct ServerStateRow {
     pub port: u16,
     /// `srv_op_state`: 0 stopped, 1 starting, 2 running, 3 stopping.
     pub op_state: u8,
-    /// `srv_admin_state` bits: 0x01 forced maint, 0x02 inherited maint, 0x04 maint by config, 0x08 forced
-    /// drain, 0x10 inherited drain, 0x20 maint by DNS resolution.
+    /// `srv_admin_state` bits: 0x01 forced maint, 0x02 inherited maint, 0x04 "disabled in the config" (a
+    /// marker HAProxy keeps after `set server … state ready`, not a state: its `SRV_ADMF_MAINT` is 0x63),
+    /// 0x08 forced drain, 0x10 inherited drain, 0x20 maint by DNS resolution, 0x40 maint for a hostname.
     pub admin_bits: u32,
     /// `srv_uweight`: the weight the user set.
     pub user_weight: u32,
@@ -335,7 +336,9 @@ pub struct ServerStateRow {
 impl ServerStateRow {
     /// The administrative state the bits say.
     pub fn admin(&self) -> AdminState {
-        if self.admin_bits & 0x67 != 0 {
+        // Without 0x04: a server `disabled` in the config and made ready reads bits 4 while it serves
+        // (seen on 2.6.12 by the fleet's real test).
+        if self.admin_bits & 0x63 != 0 {
             AdminState::Maint
         } else if self.admin_bits & 0x18 != 0 {
             AdminState::Drain

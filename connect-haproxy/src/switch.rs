@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use connect_core::router::{
-    AdminState, ServerStatus, SwitchReport, both_serve, check_before, confirm, not_live,
+    AdminState, ServerStatus, SwitchReport, both_serve, check_before, check_names, confirm, not_live,
+    together_done,
 };
 use connect_core::{Error, ErrorKind, Result};
 use tokio::time::Instant;
@@ -110,6 +111,89 @@ impl Haproxy {
             took,
             servers,
         })
+    }
+}
+
+impl Haproxy {
+    /// [`TrafficRouter::set_states_together`](connect_core::TrafficRouter::set_states_together) in one
+    /// exchange: the ready servers' commands first, then the drains, then `show stat` in the same connection.
+    /// HAProxy runs a line's commands one after the other within one event-loop turn, so no request sees
+    /// the old servers drained before the new ones are ready.
+    pub(crate) async fn switch_together(
+        &self,
+        ready: &[String],
+        drain: &[String],
+        deadline: Duration,
+    ) -> Result<Vec<ServerStatus>> {
+        let target = format!("{}/{}", self.backend, ready.join(","));
+        let mut commands = Vec::new();
+        for (names, state) in [(ready, AdminState::Ready), (drain, AdminState::Drain)] {
+            for name in names {
+                let (backend, server) = self.server_command(name)?;
+                commands.push(Command::SetState {
+                    backend,
+                    server,
+                    state,
+                });
+            }
+        }
+        let before = statuses(&self.stat().await?);
+        check_names(&self.backend, &before, ready, drain)?;
+        let Some(first) = commands.first() else {
+            return Ok(before);
+        };
+        let lines = commands
+            .iter()
+            .map(Command::line)
+            .collect::<Result<Vec<_>>>()?
+            .join("; ");
+        let reply = self
+            .api
+            .raw(&format!(
+                "set severity-output string; {lines}; show stat;show servers state {}",
+                self.backend
+            ))
+            .await?;
+        let Some(at) = reply.find("# pxname") else {
+            first.check_reply(&reply)?;
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                "haproxy.set_states_together",
+                &target,
+                "no `show stat` after the changes: the reply was cut, and the changes may have applied",
+            )
+            .with_hint("read the state with `show stat` before retrying"));
+        };
+        // Every change's reply is empty on success; any `[err]:` among them fails the whole exchange.
+        first.check_reply(&reply[..at])?;
+        let mut servers = statuses(&self.parse_stat_reply(&reply[at..])?);
+        if let Err(why) = together_done(&servers, ready, drain) {
+            // A server just made ready shows its check's last verdict at once; polled briefly in case a
+            // check was in flight.
+            servers = poll_fast("haproxy.set_states_together", &target, deadline, || async {
+                Ok(match self.stat().await {
+                    Ok(rows) => {
+                        let now = statuses(&rows);
+                        together_done(&now, ready, drain).map(|()| now)
+                    }
+                    Err(e) if e.is_retryable() => Err(format!("reading `show stat` failed: {e}")),
+                    Err(e) => return Err(e),
+                })
+            })
+            .await
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    "haproxy.set_states_together",
+                    &target,
+                    format!("the changes were sent, but {why}: {}", e.message()),
+                )
+                .with_hint("the engine settles each host from what `show stat` shows")
+            })?;
+        }
+        self.persist_after(&format!("switch of {} server(s)", ready.len() + drain.len()))
+            .await?;
+        Ok(servers)
     }
 }
 

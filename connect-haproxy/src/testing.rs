@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::client::RuntimeApi;
-use crate::config::{ConfigInstaller, MaintenancePage, ProxyConfig};
+use crate::config::{ConfigInstaller, MaintenancePage, ProxyConfig, ServerSpec};
 use crate::files::{MapFile, StateFile};
 use crate::haproxy::Haproxy;
 
@@ -206,6 +206,22 @@ impl HaproxyProcess {
     /// Renders the runbook's config for these two apps (blue = `app1`, green = `app2`), installs it through
     /// `haproxy -c`, starts `haproxy -W -S <master.sock> -f <cfg>` and waits until the admin socket answers.
     pub async fn start(program: &Path, blue: SocketAddr, green: SocketAddr) -> Result<HaproxyProcess> {
+        HaproxyProcess::start_with(program, blue, green, None).await
+    }
+
+    /// [`HaproxyProcess::start`] with these servers in `be_app` instead of the runbook's two: several app
+    /// hosts' colors behind one backend.
+    pub async fn start_with_servers(program: &Path, servers: Vec<ServerSpec>) -> Result<HaproxyProcess> {
+        let unused: SocketAddr = ([127, 0, 0, 1], 9).into();
+        HaproxyProcess::start_with(program, unused, unused, Some(servers)).await
+    }
+
+    async fn start_with(
+        program: &Path,
+        blue: SocketAddr,
+        green: SocketAddr,
+        servers: Option<Vec<ServerSpec>>,
+    ) -> Result<HaproxyProcess> {
         let dir = tempfile::tempdir().map_err(|e| io_error("tempdir", e))?;
         let admin_socket = dir.path().join("admin.sock");
         let master_socket = dir.path().join("master.sock");
@@ -213,6 +229,9 @@ impl HaproxyProcess {
         let config_path = dir.path().join("haproxy.cfg");
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut config = ProxyConfig::runbook(http, blue, green, &admin_socket, &state_file);
+        if let Some(servers) = servers {
+            config.servers = servers;
+        }
         // Tests wait for checks, so they check fast; the runbook's 2 s is the default elsewhere.
         config.check_interval = Duration::from_millis(100);
         config.monitor_socket = Some(dir.path().join("monitor.sock"));

@@ -17,6 +17,7 @@ mod checks;
 mod clock;
 mod deploy;
 mod events;
+pub mod fleet;
 mod hold;
 mod holder;
 mod hooks;

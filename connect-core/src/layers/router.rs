@@ -100,6 +100,24 @@ impl<T: TrafficRouter + ?Sized> TrafficRouter for Guarded<T> {
         })
         .await
     }
+
+    async fn set_states_together(
+        &self,
+        ready: &[String],
+        drain: &[String],
+        deadline: Duration,
+    ) -> Result<Vec<ServerStatus>> {
+        let limit = self.policy.beyond(deadline);
+        let target = ready.join(",");
+        self.call_within(
+            "router.set_states_together",
+            &target,
+            limit,
+            Repeat::Never,
+            || self.inner.set_states_together(ready, drain, deadline),
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

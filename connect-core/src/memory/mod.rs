@@ -8,6 +8,7 @@ mod cluster;
 #[cfg(test)]
 mod fault_tests;
 mod faults;
+mod fleet;
 mod host;
 mod router;
 mod runtime;
@@ -17,6 +18,7 @@ mod stack;
 pub use cache::MemoryCache;
 pub use cluster::MemoryCluster;
 pub use faults::{FaultKind, Faults};
+pub use fleet::{MemoryAppHost, MemoryFleet};
 pub use host::MemoryHost;
 pub use router::MemoryRouter;
 pub use runtime::{AppBehavior, MemoryRuntime};

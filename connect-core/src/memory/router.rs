@@ -31,8 +31,8 @@ struct Server {
 #[derive(Default)]
 struct State {
     servers: BTreeMap<String, Server>,
-    probe: Option<ServingProbe>,
-    traffic: Option<TrafficProbe>,
+    /// Per server: how its check asks its container's runtime (each app host of a fleet has its own).
+    probes: BTreeMap<String, (ServingProbe, TrafficProbe)>,
     /// Simulated requests per second through the backend (0: none).
     load_per_sec: u64,
     /// Until when traffic has been counted.
@@ -112,7 +112,7 @@ impl State {
             .servers
             .iter()
             .map(|(name, s)| {
-                let check = match (&s.container, &state.probe) {
+                let check = match (&s.container, state.probes.get(name).map(|p| &p.0)) {
                     _ if s.admin == AdminState::Maint => CheckState::Unknown,
                     (Some(c), Some(probe)) => {
                         if probe(c) {
@@ -156,7 +156,7 @@ impl State {
         let total: u32 = live.iter().map(|(_, w)| w).sum();
         for (name, weight) in live {
             let answer = match (
-                &self.traffic,
+                self.probes.get(&name).map(|p| &p.1),
                 self.servers.get(&name).and_then(|s| s.container.clone()),
             ) {
                 (Some(probe), Some(container)) => probe(&container),
@@ -200,8 +200,7 @@ impl MemoryRouter {
     ) {
         self.insert(name, address, Some(container.to_string()));
         let mut state = lock(&self.state);
-        state.probe = Some(probe);
-        state.traffic = Some(traffic);
+        state.probes.insert(name.to_string(), (probe, traffic));
     }
 
     fn insert(&self, name: &str, address: &str, container: Option<String>) {

@@ -137,7 +137,7 @@ impl ConnectConfig {
         }
     }
 
-    fn router(&self, host: Arc<dyn Host>) -> Result<Haproxy> {
+    pub(super) fn router(&self, host: Arc<dyn Host>) -> Result<Haproxy> {
         let h = &self.haproxy;
         let unix = |path: &str| RuntimeApi::new(Socket::Host(host.clone(), Endpoint::Unix(path.to_string())));
         let mut router = Haproxy::new(unix(&h.admin_socket), &h.backend)?;
@@ -194,7 +194,7 @@ impl ConnectConfig {
         Ok(Redis::new(&r.host, r.port, password)?.through(host))
     }
 
-    fn slot_options(&self) -> Result<SlotOptions> {
+    pub(super) fn slot_options(&self) -> Result<SlotOptions> {
         let secrets = match &self.app.env_file {
             Some(path) => Secrets::from_env_file(&expand_home(path))?,
             None => Secrets::default(),

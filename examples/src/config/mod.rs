@@ -25,6 +25,7 @@
 
 mod audit;
 mod compose;
+mod fleet;
 pub mod pitr;
 mod policy;
 mod secret;
@@ -40,6 +41,7 @@ use connect_core::{Error, ErrorKind, Result};
 use connect_db::SslMode;
 use serde::Deserialize;
 
+pub use fleet::{AppHostConfig, FleetConfig};
 pub use policy::{BackupPolicyConfig, CanaryConfig, OldColor, PolicyConfig, WatchConfig, WebhookConfig};
 pub use secret::Secret;
 pub use template::TEMPLATE;
@@ -85,6 +87,12 @@ pub struct ConnectConfig {
     /// What `connect-ops audit` judges the server's hardening against.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `[[app_hosts]]`: several app servers behind `[server]`'s HAProxy; none: the app runs on `[server]`.
+    #[serde(default)]
+    pub app_hosts: Vec<AppHostConfig>,
+    /// `[fleet]`: how many app hosts a deploy needs ready.
+    #[serde(default)]
+    pub fleet: FleetConfig,
 }
 
 /// `[audit]`: the hardening audit's reference points and how `--fix` reloads sshd.
@@ -488,6 +496,9 @@ impl ConnectConfig {
             )
             .with_hint(fix)
         };
+        if let Err((section, key, why, fix)) = self.check_fleet() {
+            return Err(invalid(section, key, why, fix));
+        }
         let (blue, green) = (&self.slots.blue, &self.slots.green);
         if blue.port == green.port || blue.server == green.server || blue.container == green.container {
             return Err(invalid(

@@ -90,6 +90,19 @@ image = "connect"
 # server = "app2"
 # port = 3001
 
+# Several app servers behind [server]'s HAProxy: each runs its own blue and green slots ([slots] above) and
+# has two servers in the backend, <name>_blue and <name>_green. A deploy ships to every host in parallel,
+# health-gates each, then switches them all in one HAProxy exchange; SSH settings not given come from [server].
+# [[app_hosts]]
+# name = "web1"
+# host = "10.0.0.11"                       # or an ssh config alias; "local" for this machine
+# port = 22
+# user = "deploy"
+# blue_server = "web1_blue"
+# green_server = "web1_green"
+# [fleet]
+# min_healthy_hosts = 2                     # unset: every host must be ready, or nothing switches
+
 [release]
 # Where `deploy` and `ship` get a release the server lacks (neither context nor image: the server has it).
 # Only the layers the server lacks are sent, each verified; a release the server has is not built again.

@@ -17,7 +17,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 27] = [
+    const EXAMPLES: [&str; 28] = [
         "secret_files",
         "context",
         "image",
@@ -47,6 +47,8 @@ fn every_default_the_template_states_is_the_real_one() {
         "window",
         "steps",
         "hold",
+        // [fleet]: every host is required unless a number is written.
+        "min_healthy_hosts",
     ];
     let base = format!("{:?}", ConnectConfig::parse("connect.toml", BASE).unwrap());
     let mut section = String::new();
@@ -460,4 +462,60 @@ fn the_audit_section_is_checked_and_reaches_the_audit() {
     )));
     assert_eq!(config.audit.fail_on, connect_core::audit::Severity::High);
     assert_eq!(config.sshd_fix().reload, ["systemctl", "reload", "ssh"]);
+}
+
+/// README's "several servers" config: HAProxy, the database and Redis on `[server]`, three app hosts.
+pub(crate) const THREE_APP_HOSTS: &str = r#"
+[server]
+host = "lb.example"
+user = "deploy"
+[app]
+image = "connect"
+[[app_hosts]]
+name = "web1"
+host = "10.0.0.11"
+[[app_hosts]]
+name = "web2"
+host = "10.0.0.12"
+[[app_hosts]]
+name = "web3"
+host = "10.0.0.13"
+port = 2222
+[fleet]
+min_healthy_hosts = 2
+"#;
+
+#[test]
+fn three_app_hosts_read_with_their_defaults() {
+    let config = ConnectConfig::parse("connect.toml", THREE_APP_HOSTS).unwrap();
+    assert!(config.is_fleet());
+    let names: Vec<&str> = config.app_hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["web1", "web2", "web3"]);
+    assert_eq!(config.app_hosts[2].port, Some(2222));
+    assert_eq!(config.app_hosts[0].blue_server, None, "defaults to web1_blue");
+    assert_eq!(config.fleet.min_healthy_hosts, Some(2));
+    assert!(!ConnectConfig::parse("connect.toml", BASE).unwrap().is_fleet());
+}
+
+#[test]
+fn a_fleet_config_that_cannot_work_names_the_key() {
+    let too_many = THREE_APP_HOSTS.replace("min_healthy_hosts = 2", "min_healthy_hosts = 4");
+    let err = ConnectConfig::parse("connect.toml", &too_many).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("fleet.min_healthy_hosts: 4 is not between 1 and the 3"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("connect.toml:"), "located: {err}");
+
+    let twice = THREE_APP_HOSTS.replace("name = \"web2\"", "name = \"web1\"");
+    let err = ConnectConfig::parse("connect.toml", &twice).unwrap_err();
+    assert!(
+        err.to_string().contains("two app hosts are named \"web1\""),
+        "{err}"
+    );
+
+    let unknown = THREE_APP_HOSTS.replace("port = 2222", "prot = 2222");
+    let err = ConnectConfig::parse("connect.toml", &unknown).unwrap_err();
+    assert!(err.to_string().contains("unknown field `prot`"), "{err}");
 }

@@ -9,6 +9,7 @@
 //! on its own port.
 
 mod backends;
+pub mod fleet;
 mod releases;
 pub mod runbook;
 

@@ -1,0 +1,362 @@
+//! Several app hosts in one deploy (issue 18.1), on in-memory hosts behind one in-memory HAProxy backend:
+//! every host switched together, a host that never gets healthy (abort, or left out by policy), a host's
+//! connection cut mid-deploy, the rollback of every host at once, and the refused configurations.
+
+use connect_core::ErrorKind;
+use connect_core::engine::fleet::{Fleet, FleetPolicy};
+use connect_core::engine::{DeployConfig, Outcome, Step, StepStatus};
+use connect_core::memory::{AppBehavior, MemoryFleet};
+use connect_core::model::{CanaryPolicy, Color, Release};
+use connect_core::router::TrafficRouter;
+
+const HOSTS: [&str; 3] = ["web1", "web2", "web3"];
+
+fn release(version: &str) -> Release {
+    Release::new("connect", version).unwrap()
+}
+
+fn fleet(stack: &MemoryFleet, policy: FleetPolicy) -> Fleet {
+    Fleet::new(stack.app_hosts(), stack.shared(), DeployConfig::runbook(), policy).unwrap()
+}
+
+/// Three hosts with v1 live on blue everywhere, v2 present on every host.
+async fn with_v1_live(policy: FleetPolicy) -> (MemoryFleet, Fleet) {
+    let stack = MemoryFleet::new(&HOSTS);
+    stack.add_image(&release("v1").image, AppBehavior::default());
+    stack.add_image(&release("v2").image, AppBehavior::default());
+    let fleet = fleet(&stack, policy);
+    fleet.deploy(release("v1")).await.unwrap();
+    (stack, fleet)
+}
+
+/// The servers HAProxy sends traffic to, by name.
+async fn live_servers(stack: &MemoryFleet) -> Vec<String> {
+    let mut live: Vec<String> = stack
+        .router
+        .servers()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.is_live())
+        .map(|s| s.name)
+        .collect();
+    live.sort();
+    live
+}
+
+async fn journal_live(fleet: &Fleet, host: &str) -> Option<Color> {
+    fleet.deployer(host).unwrap().journal().await.unwrap().live
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_host_switches_together_and_keeps_its_standby() {
+    let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_blue", "web2_blue", "web3_blue"]
+    );
+
+    let report = fleet.deploy(release("v2")).await.unwrap();
+    assert_eq!(report.in_rotation(), HOSTS);
+    assert!(report.left_out().is_empty());
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_green", "web2_green", "web3_green"]
+    );
+    for host in HOSTS {
+        let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
+        assert_eq!(journal.live, Some(Color::Green), "{host}");
+        assert_eq!(
+            journal.standby(),
+            Some(Color::Blue),
+            "{host} keeps blue as its warm standby"
+        );
+        assert_eq!(journal.slots[&Color::Green].release.version, "v2");
+        let last = journal.history.last().unwrap();
+        assert_eq!(last.outcome, Outcome::Succeeded);
+        let switch = last.steps.iter().find(|s| s.step == Step::Switch).unwrap();
+        assert!(
+            switch
+                .detail
+                .contains("web1, web2, web3 switched together in one router exchange"),
+            "{}",
+            switch.detail
+        );
+        let containers = stack.host(host).unwrap().runtime.container_names();
+        assert_eq!(containers, ["connect_app1", "connect_app2"], "{host}");
+    }
+    assert!(fleet.status().await.differences().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_never_healthy_aborts_everywhere_and_nothing_switches() {
+    let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
+    let broken = Release::new("connect", "v3").unwrap();
+    stack.add_image(&broken.image, AppBehavior::default());
+    // Only web2's engine runs v3 badly.
+    stack.host("web2").unwrap().runtime.add_image(
+        &broken.image,
+        AppBehavior {
+            becomes_healthy: false,
+            ..AppBehavior::default()
+        },
+    );
+
+    let err = fleet.deploy(broken).await.unwrap_err();
+    assert!(
+        err.to_string().contains("web2"),
+        "the error names the host: {err}"
+    );
+    assert!(
+        err.to_string().contains("2 of 3 hosts ready, 3 required"),
+        "{err}"
+    );
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_blue", "web2_blue", "web3_blue"],
+        "nothing switched"
+    );
+    for host in HOSTS {
+        assert_eq!(journal_live(&fleet, host).await, Some(Color::Blue), "{host}");
+        let containers = stack.host(host).unwrap().runtime.container_names();
+        assert_eq!(
+            containers,
+            ["connect_app1"],
+            "{host}: the unverified v3 is removed"
+        );
+        let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
+        let last = journal.history.last().unwrap();
+        assert_eq!(last.release.as_ref().unwrap().version, "v3");
+        assert_ne!(last.outcome, Outcome::Succeeded, "{host}");
+        assert!(journal.intent.is_none(), "{host}: settled");
+    }
+    assert!(fleet.status().await.differences().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn by_policy_the_healthy_hosts_switch_and_the_failed_one_is_left_out() {
+    let policy = FleetPolicy {
+        min_healthy_hosts: Some(2),
+    };
+    let (stack, fleet) = with_v1_live(policy).await;
+    let v3 = release("v3");
+    stack.add_image(&v3.image, AppBehavior::default());
+    stack.host("web2").unwrap().runtime.add_image(
+        &v3.image,
+        AppBehavior {
+            becomes_healthy: false,
+            ..AppBehavior::default()
+        },
+    );
+
+    let report = fleet.deploy(v3).await.unwrap();
+    assert_eq!(report.in_rotation(), ["web1", "web3"]);
+    assert_eq!(report.left_out(), ["web2"]);
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_green", "web3_green"],
+        "web2 takes no traffic: every server runs v3"
+    );
+    let web2 = fleet.deployer("web2").unwrap().journal().await.unwrap();
+    assert_eq!(web2.live, None, "the journal says web2 is out of rotation");
+    let last = web2.history.last().unwrap();
+    assert!(
+        matches!(last.outcome, Outcome::Failed { .. }),
+        "{:?}",
+        last.outcome
+    );
+    assert!(
+        last.steps
+            .iter()
+            .any(|s| s.step == Step::Switch && s.detail.contains("left out of rotation: web1, web3 switched")),
+        "{:?}",
+        last.steps
+    );
+    for host in ["web1", "web3"] {
+        let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
+        let switch = journal
+            .history
+            .last()
+            .unwrap()
+            .steps
+            .iter()
+            .find(|s| s.step == Step::Switch)
+            .cloned();
+        assert!(switch.unwrap().detail.contains("left out of rotation: web2"));
+    }
+    assert!(
+        fleet.status().await.differences().is_empty(),
+        "{:?}",
+        fleet.status().await.differences()
+    );
+
+    // Fixed, the next deploy brings web2 back into rotation.
+    let v4 = release("v4");
+    stack.add_image(&v4.image, AppBehavior::default());
+    let report = fleet.deploy(v4).await.unwrap();
+    assert_eq!(report.in_rotation(), HOSTS);
+    assert_eq!(live_servers(&stack).await.len(), 3);
+}
+
+/// web3's connection is cut as its idle color starts: a dropped SSH connection mid-deploy.
+async fn cut_at_start_idle(stack: &MemoryFleet, fleet: &Fleet) {
+    let mut events = fleet.deployer("web3").unwrap().subscribe();
+    let stack = stack.clone();
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if matches!(
+                event,
+                connect_core::engine::Event::StepStarted {
+                    step: Step::StartIdle
+                }
+            ) {
+                stack.cut("web3");
+                return;
+            }
+        }
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_connection_mid_deploy_aborts_everywhere_by_default() {
+    let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
+    cut_at_start_idle(&stack, &fleet).await;
+    let err = fleet.deploy(release("v2")).await.unwrap_err();
+    assert!(err.to_string().contains("web3"), "{err}");
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_blue", "web2_blue", "web3_blue"]
+    );
+    for host in ["web1", "web2"] {
+        assert_eq!(journal_live(&fleet, host).await, Some(Color::Blue));
+        let containers = stack.host(host).unwrap().runtime.container_names();
+        assert_eq!(containers, ["connect_app1"], "{host}");
+    }
+    // Back online, the next deploy settles what web3 was left with and succeeds everywhere.
+    stack.reconnect("web3");
+    let report = fleet.deploy(release("v2")).await.unwrap();
+    assert_eq!(report.in_rotation(), HOSTS);
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_green", "web2_green", "web3_green"]
+    );
+    assert!(fleet.status().await.differences().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_connection_mid_deploy_is_left_out_by_policy() {
+    let policy = FleetPolicy {
+        min_healthy_hosts: Some(2),
+    };
+    let (stack, fleet) = with_v1_live(policy).await;
+    cut_at_start_idle(&stack, &fleet).await;
+    let report = fleet.deploy(release("v2")).await.unwrap();
+    assert_eq!(report.left_out(), ["web3"]);
+    let web3 = &report.hosts[2];
+    assert!(web3.error.is_some(), "the report says why web3 is out");
+    assert_eq!(live_servers(&stack).await, ["web1_green", "web2_green"]);
+    for host in ["web1", "web2"] {
+        let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
+        let switch = journal
+            .history
+            .last()
+            .unwrap()
+            .steps
+            .iter()
+            .find(|s| s.step == Step::Switch)
+            .cloned();
+        assert!(
+            switch.unwrap().detail.contains("left out of rotation: web3"),
+            "{host}'s journal says which host was left out"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_puts_every_host_back_on_its_standby_in_one_switch() {
+    let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
+    fleet.deploy(release("v2")).await.unwrap();
+    let report = fleet.rollback().await.unwrap();
+    assert_eq!(report.in_rotation(), HOSTS);
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_blue", "web2_blue", "web3_blue"]
+    );
+    for host in HOSTS {
+        let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
+        assert_eq!(journal.live, Some(Color::Blue));
+        assert_eq!(
+            journal.standby(),
+            Some(Color::Green),
+            "{host}: v2 stays up to roll forward"
+        );
+        let last = journal.history.last().unwrap();
+        assert_eq!(last.release.as_ref().unwrap().version, "v1");
+        assert!(last.steps.iter().any(|s| s.step == Step::Switch
+            && s.status == StepStatus::Ok
+            && s.detail.contains("one router exchange (3 servers)")));
+    }
+    assert!(fleet.status().await.differences().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_is_refused_everywhere_when_a_host_has_no_standby() {
+    let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
+    let err = fleet.rollback().await.unwrap_err();
+    assert!(err.to_string().contains("no warm standby"), "{err}");
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_blue", "web2_blue", "web3_blue"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_host_fleet_deploys_as_a_deployer_does() {
+    let stack = MemoryFleet::new(&["web1"]);
+    stack.add_image(&release("v1").image, AppBehavior::default());
+    stack.add_image(&release("v2").image, AppBehavior::default());
+    let fleet = fleet(&stack, FleetPolicy::default());
+    fleet.deploy(release("v1")).await.unwrap();
+    fleet.deploy(release("v2")).await.unwrap();
+    assert_eq!(live_servers(&stack).await, ["web1_green"]);
+    assert_eq!(journal_live(&fleet, "web1").await, Some(Color::Green));
+}
+
+#[test]
+fn refused_fleets_name_the_fix() {
+    let stack = MemoryFleet::new(&HOSTS);
+    let new = |hosts, config, policy| Fleet::new(hosts, stack.shared(), config, policy).unwrap_err();
+
+    let err = new(Vec::new(), DeployConfig::runbook(), FleetPolicy::default());
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+
+    let mut twice = stack.app_hosts();
+    twice[1].name = "web1".into();
+    let err = new(twice, DeployConfig::runbook(), FleetPolicy::default());
+    assert!(err.to_string().contains("two hosts have this name"), "{err}");
+
+    let mut shared_server = stack.app_hosts();
+    shared_server[1].topology = shared_server[0].topology.clone();
+    let err = new(shared_server, DeployConfig::runbook(), FleetPolicy::default());
+    assert!(
+        err.to_string().contains("two slots share this HAProxy server"),
+        "{err}"
+    );
+
+    for n in [0, 4] {
+        let err = new(
+            stack.app_hosts(),
+            DeployConfig::runbook(),
+            FleetPolicy {
+                min_healthy_hosts: Some(n),
+            },
+        );
+        assert!(err.to_string().contains("min_healthy_hosts"), "{err}");
+    }
+
+    let mut canary = DeployConfig::runbook();
+    canary.policy.canary = Some(CanaryPolicy::default());
+    let err = new(stack.app_hosts(), canary, FleetPolicy::default());
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.hint().unwrap().contains("turn it off"), "{err}");
+}

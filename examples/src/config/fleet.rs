@@ -1,0 +1,145 @@
+//! `[[app_hosts]]` and `[fleet]`: several app servers behind the one HAProxy (issue 18.1). `[server]` stays the
+//! machine with HAProxy (and the database and Redis as it sees them); each app host runs its own blue and
+//! green slots with `[slots]`' containers and ports, and its servers in the backend are `<name>_blue` and
+//! `<name>_green` unless it names them.
+
+use std::sync::Arc;
+
+use connect_core::engine::fleet::{AppHost, Fleet, FleetPolicy, Shared};
+use connect_core::ssh::SshHost;
+use connect_core::{Error, ErrorKind, Host, LocalHost, Result};
+use connect_docker::Docker;
+use serde::Deserialize;
+
+use super::ConnectConfig;
+
+/// One `[[app_hosts]]` entry: an app server reached over SSH with `[server]`'s key, known_hosts, jump hosts
+/// and ssh config (what this entry sets wins).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppHostConfig {
+    /// The host's name in the fleet (`web1`): letters, digits, `_.-`.
+    pub name: String,
+    /// Host name, address or ssh config alias; `local` for this machine.
+    pub host: String,
+    /// sshd's port; default: `[server]`'s rule (the ssh config's `Port`, else 22).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The account to log in as; default: `[server]`'s.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Its blue server in the HAProxy backend; default `<name>_blue`.
+    #[serde(default)]
+    pub blue_server: Option<String>,
+    /// Its green server; default `<name>_green`.
+    #[serde(default)]
+    pub green_server: Option<String>,
+}
+
+/// `[fleet]`: what a deploy over the app hosts requires.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Unset: every host must be ready, or nothing switches. `n`: the deploy switches with at least `n`
+    /// ready hosts and leaves the others out of rotation (their journals say so).
+    #[serde(default)]
+    pub min_healthy_hosts: Option<usize>,
+}
+
+impl ConnectConfig {
+    /// Whether the app runs on several hosts (`[[app_hosts]]` listed).
+    pub fn is_fleet(&self) -> bool {
+        !self.app_hosts.is_empty()
+    }
+
+    /// The checks of `[[app_hosts]]` and `[fleet]` the engine would only make at connect time.
+    pub(super) fn check_fleet(
+        &self,
+    ) -> std::result::Result<(), (&'static str, &'static str, String, &'static str)> {
+        let mut names = std::collections::HashSet::new();
+        for h in &self.app_hosts {
+            if !names.insert(h.name.as_str()) {
+                return Err((
+                    "app_hosts",
+                    "name",
+                    format!("two app hosts are named {:?}", h.name),
+                    "give each app host its own name",
+                ));
+            }
+        }
+        if let Some(n) = self.fleet.min_healthy_hosts
+            && (n == 0 || n > self.app_hosts.len())
+        {
+            return Err((
+                "fleet",
+                "min_healthy_hosts",
+                format!(
+                    "{n} is not between 1 and the {} app hosts listed",
+                    self.app_hosts.len()
+                ),
+                "leave it out to require every host",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The app hosts as the engine takes them: one SSH connection each (or this machine), its Docker
+    /// Engine through it, and its slots.
+    pub async fn app_hosts(&self) -> Result<Vec<AppHost>> {
+        let base = self.deploy_config().topology;
+        // One after the other: connecting is a handshake each, the deploy itself runs the hosts in parallel.
+        let mut hosts = Vec::with_capacity(self.app_hosts.len());
+        for h in &self.app_hosts {
+            let host: Arc<dyn Host> = if h.host == "local" {
+                Arc::new(LocalHost::new())
+            } else {
+                let mut entry = self.clone();
+                entry.server.host = h.host.clone();
+                entry.server.port = h.port.or(self.server.port);
+                entry.server.user = h.user.clone().or_else(|| self.server.user.clone());
+                Arc::new(SshHost::connect(entry.ssh_config()?).await.map_err(|e| {
+                    Error::new(e.kind(), "config.app_hosts", &h.name, e.to_string())
+                        .with_hint(e.hint().unwrap_or("check the app host's SSH access"))
+                })?)
+            };
+            let docker = Docker::connect_via(host.clone(), &self.docker.socket)
+                .await?
+                .with_slot_options(self.slot_options()?);
+            let mut topology = base.clone();
+            topology.blue.server = h.blue_server.clone().unwrap_or(format!("{}_blue", h.name));
+            topology.green.server = h.green_server.clone().unwrap_or(format!("{}_green", h.name));
+            hosts.push(AppHost {
+                name: h.name.clone(),
+                host,
+                runtime: Arc::new(docker),
+                topology,
+                state_dir: None,
+            });
+        }
+        Ok(hosts)
+    }
+
+    /// The fleet: `[server]` for HAProxy, the database and Redis, and each `[[app_hosts]]` entry connected in
+    /// parallel.
+    pub async fn fleet(&self) -> Result<Fleet> {
+        if !self.is_fleet() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "config.fleet",
+                "app_hosts",
+                "no [[app_hosts]] are listed",
+            )
+            .with_hint("list the app servers under [[app_hosts]], or deploy [server] alone"));
+        }
+        let server = self.host().await?;
+        let shared = Shared {
+            router: Arc::new(self.router(server.clone())?),
+            database: Arc::new(self.database(server.clone())?),
+            cache: Arc::new(self.cache(server)?),
+        };
+        let policy = FleetPolicy {
+            min_healthy_hosts: self.fleet.min_healthy_hosts,
+        };
+        Fleet::new(self.app_hosts().await?, shared, self.deploy_config(), policy)
+    }
+}

@@ -1,0 +1,154 @@
+//! Several app hosts in one deploy against real programs (issue 18.1): three app hosts, each an sshd with its
+//! own state directory and one SSH connection, sharing this machine's Docker Engine (distinct containers and
+//! ports per host), one HAProxy with a server per host and color. One stack, the phases in order:
+//! a deploy under keep-alive load with zero failed requests; a host whose new color never gets healthy
+//! (nothing switched anywhere); a host taken down mid-deploy, left out by `min_healthy_hosts`, the journals
+//! saying which. With `CONNECT_REAL_TESTS=1` a missing program fails the test.
+
+use std::time::Duration;
+
+use connect_core::engine::fleet::FleetPolicy;
+use connect_core::engine::{Event, Step};
+use connect_core::router::TrafficRouter;
+use connect_examples::stack::fleet::FleetStack;
+use connect_haproxy::testing::Load;
+
+async fn live_servers(stack: &FleetStack) -> Vec<String> {
+    let mut live: Vec<String> = stack
+        .haproxy
+        .haproxy()
+        .servers()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.is_live())
+        .map(|s| s.name)
+        .collect();
+    live.sort();
+    live
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() {
+    let test = "three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out";
+    let Some(stack) = FleetStack::start(test, 3).await.expect("the fleet stack starts") else {
+        return;
+    };
+    let fleet = stack.fleet(3, FleetPolicy::default()).await.unwrap();
+
+    // 1. v1 everywhere, then v2 under load: every host switched in one exchange, no request failed.
+    let t = std::time::Instant::now();
+    fleet.deploy(stack.release("v1")).await.expect("v1 deploys");
+    eprintln!("first deploy on 3 hosts: {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_blue", "web2_blue", "web3_blue"]
+    );
+    let load = Load::start(stack.http_addr(), 32, Duration::from_secs(120));
+    let t = std::time::Instant::now();
+    let report = fleet.deploy(stack.release("v2")).await.expect("v2 deploys");
+    eprintln!("deploy under load on 3 hosts: {:.1} s", t.elapsed().as_secs_f64());
+    let seen = load.stop().await;
+    assert_eq!(seen.failed, 0, "{:?}", seen.errors);
+    assert!(seen.ok > 0);
+    assert_eq!(report.in_rotation(), ["web1", "web2", "web3"]);
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_green", "web2_green", "web3_green"]
+    );
+    assert!(
+        fleet.status().await.differences().is_empty(),
+        "{:?}",
+        fleet.status().await.differences()
+    );
+    for h in &stack.hosts {
+        assert_eq!(
+            h.sshd.lock().unwrap().as_ref().unwrap().accepted_connections(),
+            1,
+            "{}: one SSH connection",
+            h.name
+        );
+    }
+
+    // 2. web2's idle port is taken: its v3 never gets healthy, nothing switches, every host stays on v2.
+    fleet
+        .deployer("web2")
+        .unwrap()
+        .retire_standby()
+        .await
+        .expect("web2's standby retired");
+    let squatter =
+        std::net::TcpListener::bind(("127.0.0.1", stack.hosts[1].topology.blue.host_port)).unwrap();
+    let err = fleet.deploy(stack.release("v3")).await.unwrap_err();
+    assert!(err.to_string().contains("web2"), "{err}");
+    drop(squatter);
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_green", "web2_green", "web3_green"],
+        "nothing switched"
+    );
+    for h in ["web1", "web2", "web3"] {
+        let journal = fleet.deployer(h).unwrap().journal().await.unwrap();
+        assert_eq!(journal.slots[&journal.live.unwrap()].release.version, "v2", "{h}");
+        assert!(journal.intent.is_none(), "{h}: settled");
+    }
+    assert!(
+        fleet.status().await.differences().is_empty(),
+        "{:?}",
+        fleet.status().await.differences()
+    );
+
+    // 3. web3 goes away as its idle color starts; with min_healthy_hosts = 2 the others switch.
+    let fleet = stack
+        .fleet(
+            3,
+            FleetPolicy {
+                min_healthy_hosts: Some(2),
+            },
+        )
+        .await
+        .unwrap();
+    let mut events = fleet.deployer("web3").unwrap().subscribe();
+    let load = Load::start(stack.http_addr(), 16, Duration::from_secs(120));
+    let deploy = fleet.deploy(stack.release("v3"));
+    let cut = async {
+        while let Ok(event) = events.recv().await {
+            if matches!(
+                event,
+                Event::StepStarted {
+                    step: Step::StartIdle
+                }
+            ) {
+                stack.take_down("web3");
+                return;
+            }
+        }
+    };
+    let (report, ()) = tokio::join!(deploy, cut);
+    let report = report.expect("the deploy continues without web3");
+    let seen = load.stop().await;
+    assert_eq!(seen.failed, 0, "{:?}", seen.errors);
+    assert_eq!(report.in_rotation(), ["web1", "web2"]);
+    assert_eq!(report.left_out(), ["web3"]);
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_blue", "web2_blue"],
+        "web3 takes no traffic"
+    );
+    for h in ["web1", "web2"] {
+        let journal = fleet.deployer(h).unwrap().journal().await.unwrap();
+        let switch = journal
+            .history
+            .last()
+            .unwrap()
+            .steps
+            .iter()
+            .find(|s| s.step == Step::Switch)
+            .cloned();
+        assert!(
+            switch.unwrap().detail.contains("left out of rotation: web3"),
+            "{h}'s journal names web3"
+        );
+        assert_eq!(journal.slots[&journal.live.unwrap()].release.version, "v3");
+    }
+}
