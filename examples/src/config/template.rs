@@ -149,6 +149,21 @@ image = "connect"
 # permit_root_login = "prohibit-password"   # what --fix sets instead of "yes"; "no" if nobody logs in as root
 # secret_files = ["/opt/connect/.env.production.local"]   # files on the server that hold secrets
 
+# Scheduled backup sets of what the WAL archive does not hold: Redis's dump.rdb, the uploads (rsync: only
+# files changed since the previous set are copied, the others hard-linked), the journal and the configs
+# listed, each set with a manifest (every file's size and SHA-256). `connect-ops backup-all` takes one; run
+# it from a systemd timer (README). With this table, preflight fails when the newest set is older than
+# max_age; without it, there are no sets.
+# [backup_all]
+# dir = "/backups/connect"                  # on the server (the secondary disk)
+# keep = 7                                  # sets kept on the server
+# max_age = "26h"                           # a daily timer, with slack
+# redis = true
+# uploads_dir = "/opt/connect/uploads"
+# configs = ["/etc/haproxy/haproxy.cfg", "/etc/patroni/config.yml", "/etc/pgbackrest/pgbackrest.conf"]
+# copy_to = "/var/backups/connect"          # on the machine running backup-all: the off-host copy
+# copy_keep = 14
+
 # Your commands at named points: before_deploy, after_ship, before_switch (a failure stops the deploy before
 # traffic moves), after_deploy, after_rollback (a failure is reported, the outcome stands). They get
 # CONNECT_HOOK, CONNECT_OPERATION, CONNECT_KIND, CONNECT_RELEASE, CONNECT_IMAGE, CONNECT_LIVE_BEFORE,

@@ -17,7 +17,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 27] = [
+    const EXAMPLES: [&str; 30] = [
         "secret_files",
         "context",
         "image",
@@ -47,7 +47,13 @@ fn every_default_the_template_states_is_the_real_one() {
         "window",
         "steps",
         "hold",
+        // [backup_all]: where the uploads and configs are, and the off-host copy, depend on the server.
+        "uploads_dir",
+        "configs",
+        "copy_to",
     ];
+    // Tables that are off unless written: their keys are compared with the table written empty.
+    const OPTIONAL_TABLES: [&str; 1] = ["backup_all"];
     let base = format!("{:?}", ConnectConfig::parse("connect.toml", BASE).unwrap());
     let mut section = String::new();
     let mut checked = 0;
@@ -83,6 +89,12 @@ fn every_default_the_template_states_is_the_real_one() {
         };
         let parsed = ConnectConfig::parse("connect.toml", &file)
             .unwrap_or_else(|e| panic!("[{section}] {setting}: {e}"));
+        let base = if OPTIONAL_TABLES.contains(&section.as_str()) {
+            let empty = format!("{BASE}[{section}]\n");
+            format!("{:?}", ConnectConfig::parse("connect.toml", &empty).unwrap())
+        } else {
+            base.clone()
+        };
         assert_eq!(
             format!("{parsed:?}"),
             base,
@@ -460,4 +472,37 @@ fn the_audit_section_is_checked_and_reaches_the_audit() {
     )));
     assert_eq!(config.audit.fail_on, connect_core::audit::Severity::High);
     assert_eq!(config.sshd_fix().reload, ["systemctl", "reload", "ssh"]);
+}
+
+#[test]
+fn backup_all_is_off_unless_written_and_its_paths_must_be_absolute() {
+    let base = ConnectConfig::parse("connect.toml", BASE).unwrap();
+    assert!(base.backup_all.is_none() && base.deploy_config().policy.backup_sets.is_none());
+    let on =
+        ConnectConfig::parse("connect.toml", &format!("{BASE}[backup_all]\nmax_age = \"2h\"\n")).unwrap();
+    let policy = on
+        .deploy_config()
+        .policy
+        .backup_sets
+        .expect("preflight checks the sets");
+    assert_eq!(
+        (policy.dir.as_str(), policy.max_age.as_secs()),
+        ("/backups/connect", 7200)
+    );
+    for (setting, line, key) in [
+        ("dir = \"backups\"", ":6:1", "backup_all.dir"),
+        ("uploads_dir = \"../up\"", ":6:1", "backup_all.uploads_dir"),
+        ("configs = [\"etc/haproxy.cfg\"]", ":6:1", "backup_all.configs"),
+        ("keep = 0", ":6:1", "backup_all.keep"),
+        ("copy_to = \"copies\"", ":6:1", "backup_all.copy_to"),
+    ] {
+        let e =
+            ConnectConfig::parse("connect.toml", &format!("{BASE}[backup_all]\n{setting}\n")).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains(&format!("connect.toml{line}")) && shown.contains(key),
+            "{setting}: {shown}"
+        );
+        assert!(e.hint().is_some(), "{shown}");
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod backup_all;
 pub mod deploy;
 pub mod docs;
 pub mod exporter;
@@ -94,6 +95,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// The database's backups on the server, newest first.
     Backups,
+    /// One backup set of Redis, the uploads (rsync), the journal and the configs, with its manifest; copied off the host.
+    BackupAll(backup_all::BackupAllArgs),
     /// Restore the database from a backup (the newest by default) into a fresh database swapped in.
     Restore(backup::RestoreArgs),
     /// Serve the live figures for Prometheus (OpenMetrics on /metrics), with deploy events from the journal.
@@ -172,6 +175,7 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::Prune(args) => args.run(cx).await,
         Command::Backup(args) => args.run(cx).await,
         Command::Backups => backup::list(cx).await,
+        Command::BackupAll(args) => args.run(cx).await,
         Command::Restore(args) => args.run(cx).await,
         Command::Exporter(args) => args.run(cx).await,
         Command::Audit(args) => args.run(cx).await,
