@@ -63,6 +63,24 @@ host = "your-server"
 # ssl_root_cert = "/etc/connect/pg-ca.pem"        # on this machine
 # server_ssl_root_cert = "/etc/ssl/pg-ca.pem"     # the same CA on the server, when its path differs
 
+# Continuous backups (pgBackRest: WAL archived through Patroni, base backups) and point-in-time recovery
+# (`connect-ops pitr setup|backup|info|checksums`, `recover-db`). Without this table, none. Every Patroni
+# member is listed with its data directory, port and socket directory.
+# [database.pitr]
+# repo = "/mnt/backup/pgbackrest"          # the repository, on the secondary disk
+# state_dir = "/var/lib/connect-ops/pgbackrest"
+# stanza = "connect"
+# retention_full = 2                        # full backups kept
+# archive_timeout = "1m"                    # the most a lost server loses (the runbook's RPO is 15 minutes)
+# run_as = ["sudo", "-n", "-u", "postgres", "--"]   # how the login becomes postgres; [] when it is postgres
+# process_max = 2
+# deadline = "2h"
+# [[database.pitr.nodes]]
+# member = "patroni1"
+# data_dir = "/var/lib/postgresql/15/patroni1"
+# port = 5432
+# socket_dir = "/var/run/postgresql"
+
 [redis]
 # host = "127.0.0.1"
 # port = 6379

@@ -74,6 +74,8 @@ fn every_default_the_template_states_is_the_real_one() {
         // stand alone.
         if EXAMPLES.contains(&key)
             || section.starts_with("slots")
+            // [database.pitr] needs its repository and nodes together: its keys are checked below.
+            || section.starts_with("database.pitr")
             || section.starts_with('[')
             || (section == "server" && SERVER_EXAMPLES.contains(&key))
         {
@@ -505,4 +507,38 @@ fn backup_all_is_off_unless_written_and_its_paths_must_be_absolute() {
         );
         assert!(e.hint().is_some(), "{shown}");
     }
+}
+
+#[test]
+fn the_templates_pitr_table_uncommented_is_a_valid_section_at_its_defaults() {
+    let mut table = String::new();
+    let mut inside = false;
+    for line in TEMPLATE.lines() {
+        if line.starts_with("# [database.pitr]") {
+            inside = true;
+        } else if inside && !line.starts_with("# ") {
+            break;
+        }
+        if inside {
+            table.push_str(line.trim_start_matches("# "));
+            table.push('\n');
+        }
+    }
+    let text = BASE.replacen("[app]", &format!("{table}[app]"), 1);
+    let c = ConnectConfig::parse("connect.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let p = c.database.pitr.expect("the table is read");
+    assert_eq!((p.repo.as_str(), p.nodes.len()), ("/mnt/backup/pgbackrest", 1));
+    let defaults = format!(
+        "{BASE}[database.pitr]\nrepo = \"/mnt/backup/pgbackrest\"\nrun_as = [\"sudo\", \"-n\", \"-u\", \"postgres\", \"--\"]\n[[database.pitr.nodes]]\nmember = \"patroni1\"\ndata_dir = \"/var/lib/postgresql/15/patroni1\"\nport = 5432\n"
+    );
+    let d = ConnectConfig::parse("connect.toml", &defaults)
+        .unwrap()
+        .database
+        .pitr
+        .unwrap();
+    assert_eq!(
+        format!("{p:?}"),
+        format!("{d:?}"),
+        "every other key states its default"
+    );
 }

@@ -141,6 +141,22 @@ impl Context {
     }
 }
 
+/// Runs `work` holding the deploy lock (recorded as a `maintenance` operation), so no deploy or rollback
+/// overlaps a restore or a recovery; released afterwards, whether the work succeeded or not. A held lock is
+/// exit 3, before `work` starts.
+pub async fn under_deploy_lock<T>(
+    cx: &Context,
+    work: impl std::future::Future<Output = connect_core::Result<T>>,
+) -> connect_core::Result<T> {
+    let (_, deployer) = cx.deployer().await?;
+    let held = deployer.hold_lock().await?;
+    let result = work.await;
+    let released = held.release().await;
+    let value = result?;
+    released?;
+    Ok(value)
+}
+
 /// Parses the command line, runs it, prints the result or the error, and returns the documented exit code.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();

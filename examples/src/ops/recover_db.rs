@@ -64,14 +64,29 @@ impl RecoverDbArgs {
             super::backup::confirm(cx, "recover-db", &what, &config.database.dbname)?;
         }
         let progress = cx.out.progress("recover-db");
-        progress.step("connecting");
+        progress.step("connecting, taking the deploy lock");
+        // No deploy, rollback or restore may run while the cluster is paused and replaced.
+        let (_, deployer) = cx.deployer().await?;
+        let held = deployer.hold_lock().await?;
+        let result = self.recover(cx, &deployer, &config, expected, &progress).await;
+        let released = held.release().await;
+        result?;
+        released
+    }
+
+    async fn recover(
+        &self,
+        cx: &Context,
+        deployer: &connect_core::engine::Deployer,
+        config: &crate::config::ConnectConfig,
+        expected: Option<Vec<connect_db::pitr::TableChecksum>>,
+        progress: &super::progress::Progress,
+    ) -> Result<()> {
         let (_, cluster) = cluster(cx).await?;
         let mut lsn = self.lsn.clone();
         if let (Some(name), None) = (&self.restore_point, &lsn) {
             progress.step("the restore point's LSN from the journal");
-            if let Ok((_, deployer)) = cx.deployer().await
-                && let Ok(journal) = deployer.journal().await
-            {
+            if let Ok(journal) = deployer.journal().await {
                 lsn = journal
                     .history
                     .iter()
