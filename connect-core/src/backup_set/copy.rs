@@ -93,8 +93,9 @@ pub async fn copy_set(
         xargs0(dest, &["mkdir", "-p", "--"], parents.iter().map(String::as_str)).await?;
         let mut links = Vec::new();
         for f in &manifest.files {
-            if before.get(f.path.as_str()) == Some(&f.sha256.as_str()) {
-                let (prev_id, _) = previous.as_ref().expect("a file matched a previous copy");
+            if let Some((prev_id, _)) = &previous
+                && before.get(f.path.as_str()) == Some(&f.sha256.as_str())
+            {
                 links.push(format!("{dest_dir}/{prev_id}/{}", f.path));
                 links.push(format!("{partial}/{}", f.path));
                 report.files_linked += 1;
