@@ -65,10 +65,14 @@ impl RecoverDbArgs {
         }
         let progress = cx.out.progress("recover-db");
         progress.step("connecting, taking the deploy lock");
+        // `[database.pitr]` is checked before anything else is contacted.
+        let (_, cluster) = cluster(cx).await?;
         // No deploy, rollback or restore may run while the cluster is paused and replaced.
         let (_, deployer) = cx.deployer().await?;
         let held = deployer.hold_lock().await?;
-        let result = self.recover(cx, &deployer, &config, expected, &progress).await;
+        let result = self
+            .recover(cx, &cluster, &deployer, &config, expected, &progress)
+            .await;
         let released = held.release().await;
         result?;
         released
@@ -77,12 +81,12 @@ impl RecoverDbArgs {
     async fn recover(
         &self,
         cx: &Context,
+        cluster: &connect_db::PatroniCluster,
         deployer: &connect_core::engine::Deployer,
         config: &crate::config::ConnectConfig,
         expected: Option<Vec<connect_db::pitr::TableChecksum>>,
         progress: &super::progress::Progress,
     ) -> Result<()> {
-        let (_, cluster) = cluster(cx).await?;
         let mut lsn = self.lsn.clone();
         if let (Some(name), None) = (&self.restore_point, &lsn) {
             progress.step("the restore point's LSN from the journal");
