@@ -148,13 +148,26 @@ pub async fn under_deploy_lock<T>(
     cx: &Context,
     work: impl std::future::Future<Output = connect_core::Result<T>>,
 ) -> connect_core::Result<T> {
-    let (_, deployer) = cx.deployer().await?;
-    let held = deployer.hold_lock().await?;
+    let (_deployer, held) = take_deploy_lock(cx).await?;
     let result = work.await;
     let released = held.release().await;
     let value = result?;
     released?;
     Ok(value)
+}
+
+/// A [`Deployer`] and the deploy lock it holds. The lock file lives in `state_dir`, which a server that was
+/// never deployed to (or was just rebuilt) does not have yet: it is made (0700) when missing.
+pub async fn take_deploy_lock(
+    cx: &Context,
+) -> connect_core::Result<(Deployer, connect_core::engine::HeldLock)> {
+    use connect_core::host::{Command, HostExt};
+    let (config, deployer) = cx.deployer().await?;
+    let dir = config.state_dir.trim_end_matches('/');
+    let mkdir = Command::new(["mkdir", "-p", "-m", "700", "--", dir]);
+    deployer.backends().host.run_checked(&mkdir).await?;
+    let held = deployer.hold_lock().await?;
+    Ok((deployer, held))
 }
 
 /// Parses the command line, runs it, prints the result or the error, and returns the documented exit code.

@@ -68,8 +68,7 @@ impl RecoverDbArgs {
         // `[database.pitr]` is checked before anything else is contacted.
         let (_, cluster) = cluster(cx).await?;
         // No deploy, rollback or restore may run while the cluster is paused and replaced.
-        let (_, deployer) = cx.deployer().await?;
-        let held = deployer.hold_lock().await?;
+        let (deployer, held) = super::take_deploy_lock(cx).await?;
         let result = self
             .recover(cx, &cluster, &deployer, &config, expected, &progress)
             .await;
