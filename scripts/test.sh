@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 # listening-socket checks, run against real nft and ss in a network namespace of the test's own).
 DEBIAN_PACKAGES=(docker.io libc6-dev util-linux haproxy openssl openssh-server openssh-client
   etcd-server patroni postgresql postgresql-contrib pgbackrest redis-server redis-tools tmux zsh fish man-db
-  prometheus nftables iproute2)
+  prometheus nftables iproute2 rsync)
 
 need_debian() {
   local missing=()

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod audit;
+pub mod backup_set;
 pub mod cache;
 #[cfg(feature = "conformance")]
 pub mod conformance;

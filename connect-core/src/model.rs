@@ -481,6 +481,21 @@ pub struct DeployPolicy {
     /// as the runbook does; a failed prune is reported and never changes the outcome.
     #[serde(default)]
     pub keep_releases: Option<usize>,
+    /// The backup sets preflight judges (`connect-ops backup-all`): it fails when the newest is older than
+    /// the policy allows, or there is none. `None`: not checked.
+    #[serde(default)]
+    pub backup_sets: Option<BackupSetPolicy>,
+}
+
+/// Where the server keeps its backup sets (Redis, uploads, journal, configs) and how old the newest may be
+/// before preflight fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSetPolicy {
+    /// The sets' directory on the server.
+    pub dir: String,
+    /// The newest set's greatest allowed age (a daily timer: a day and some slack).
+    #[serde(with = "duration_ms")]
+    pub max_age: Duration,
 }
 
 /// When a deploy backs up the app's database (runbook §3: "backup verified" before a migration), and how
@@ -660,6 +675,7 @@ impl Default for DeployPolicy {
             watch: WatchPolicy::default(),
             canary: None,
             keep_releases: None,
+            backup_sets: None,
         }
     }
 }
@@ -674,6 +690,10 @@ impl DeployPolicy {
             ("router_deadline", self.router_deadline),
             ("lock_lease", self.lock_lease),
             ("backup.deadline", self.backup.deadline),
+            (
+                "backup_sets.max_age",
+                self.backup_sets.as_ref().map_or(Duration::MAX, |b| b.max_age),
+            ),
         ] {
             if d.is_zero() {
                 return Err(

@@ -228,3 +228,70 @@ async fn fix_without_a_way_to_open_a_new_connection_changes_nothing() {
     let after = std::fs::read_to_string(sshd.dir().join("sshd_config")).expect("read");
     assert_eq!(after, before);
 }
+
+/// `sshd -T` shows no `Match` block: a block that lets passwords and root back in for some addresses, in an
+/// included file, is found through `sshd -T -C` and named by its file and line; a `Group` block is a note.
+#[tokio::test]
+async fn a_match_block_that_weakens_sshd_for_some_connections_is_found() {
+    let Some(sshd) = Sshd::start("audit_sshd_match").await else {
+        return;
+    };
+    let host = SshHost::connect(sshd.config()).await.expect("connect");
+    let included = sshd.dir().join("sshd_config.d");
+    std::fs::create_dir_all(&included).expect("mkdir");
+    std::fs::write(
+        included.join("50-office.conf"),
+        "Match Address 192.0.2.0/24 User deploy\n    PasswordAuthentication yes\n    PermitRootLogin yes\n",
+    )
+    .expect("write the included file");
+    let path = sshd.dir().join("sshd_config");
+    let config = std::fs::read_to_string(&path).expect("read sshd_config");
+    std::fs::write(
+        &path,
+        format!(
+            "{config}Include {}/*.conf\nMatch Group wheel\n    PasswordAuthentication yes\n",
+            included.display()
+        ),
+    )
+    .expect("write sshd_config");
+    let report = audit(&host, &host_config(&sshd), &[]).await;
+    let weak: Vec<(AuditCheck, &str)> = report
+        .findings
+        .iter()
+        .filter(|f| f.status == FindingStatus::Weak)
+        .map(|f| (f.check, f.subject.as_str()))
+        .collect();
+    let block = format!(
+        "{}:1 Match Address 192.0.2.0/24 User deploy",
+        included.join("50-office.conf").display()
+    );
+    let mut want = vec![
+        (AuditCheck::SshdPasswordAuthentication, block.as_str()),
+        (AuditCheck::SshdPermitRootLogin, block.as_str()),
+    ];
+    want.sort();
+    let mut got: Vec<_> = weak
+        .into_iter()
+        .filter(|(c, _)| SSHD_CHECKS.contains(c))
+        .collect();
+    got.sort();
+    assert_eq!(got, want, "{}", report.text());
+    for f in report.findings.iter().filter(|f| f.subject == block) {
+        assert!(
+            f.safe_fix.is_none() && f.fix.starts_with("in this Match block"),
+            "{f:?}"
+        );
+        assert!(
+            f.message.contains("user=deploy") && f.message.contains("addr=192.0.2.0"),
+            "{f:?}"
+        );
+    }
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.status == FindingStatus::Note && f.subject.ends_with("Match Group wheel")),
+        "{}",
+        report.text()
+    );
+}

@@ -218,6 +218,8 @@ fn the_new_subcommands_refuse_bad_input_with_exit_code_2_before_contacting_anyth
         (&["prune", "--keep", "-1"], "unexpected argument"),
         (&["audit", "--fail-on", "severe"], "not a severity"),
         (&["audit", "--format", "xml"], "possible values"),
+        // The template leaves [backup_all] commented out: nothing is taken, and the fix is named.
+        (&["backup-all"], "add [backup_all]"),
     ] {
         let out = run(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));

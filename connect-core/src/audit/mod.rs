@@ -20,6 +20,7 @@ pub mod fix;
 pub mod network;
 mod report;
 pub mod sshd;
+pub mod sshd_match;
 mod words;
 
 use std::sync::Arc;

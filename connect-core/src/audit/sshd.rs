@@ -1,5 +1,5 @@
-//! sshd's effective settings, as `sshd -T` prints them (every `Include` and default applied; `Match`
-//! blocks are per connection and not in this view), judged key by key.
+//! sshd's effective settings, as `sshd -T` prints them (every `Include` and default applied), judged key by
+//! key; `Match` blocks are per connection and not in this view: `sshd_match` judges each of them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -146,7 +146,19 @@ pub fn judge(settings: &BTreeMap<String, String>, subject: &str) -> Vec<Finding>
 pub(crate) async fn audit_sshd(host: &dyn Host, config: &HostAuditConfig) -> Vec<Finding> {
     let subject = config.sshd_config.as_deref().unwrap_or("/etc/ssh/sshd_config");
     match effective(host, &config.sshd_program, config.sshd_config.as_deref()).await {
-        Ok(settings) => judge(&settings, subject),
+        Ok(settings) => {
+            let mut findings = judge(&settings, subject);
+            let weak = findings
+                .iter()
+                .filter(|f| f.status == super::FindingStatus::Weak)
+                .map(|f| f.check)
+                .collect();
+            let program = &config.sshd_program;
+            let blocks =
+                super::sshd_match::audit_match_blocks(host, program, config.sshd_config.as_deref(), &weak);
+            findings.extend(blocks.await);
+            findings
+        }
         Err(e) => KEYWORDS
             .iter()
             .map(|(check, _)| Finding::not_checked(*check, subject, &e))

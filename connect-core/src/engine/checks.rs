@@ -108,6 +108,11 @@ impl Deployer {
             Err(e) => report.push("continuous backup", CheckStatus::Fail, e.to_string()),
         }
         report.record_result("cache", b.cache.ping().await, |_| "PONG".into());
+        if let Some(sets) = &self.config.policy.backup_sets {
+            let (status, detail) =
+                crate::backup_set::age_check(b.host.as_ref(), &sets.dir, sets.max_age).await;
+            report.push("backup set", status, detail);
+        }
         Ok(report)
     }
 

@@ -112,7 +112,7 @@ async fn labels_hosts_and_urls_that_would_say_more_are_refused() {
             .expect_err(label);
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{label:?}: {e}");
     }
-    for host in ["127.0.0.1,10.0.0.9", "user:pw@db", "db?sslmode=disable", "db/x"] {
+    for host in ["127.0.0.1,127.0.0.9", "user:pw@db", "db?sslmode=disable", "db/x"] {
         let t = PgTarget::new("postgres", "shop").at(host, 5432);
         let e = logical_backup(&LocalHost::new(), &t, "d1", &cfg)
             .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use connect_core::engine::{Backends, DeployConfig, Deployer, Hook, default_holder};
 use connect_core::host::Endpoint;
-use connect_core::model::{AppSpec, Color, Release, Slot, Topology};
+use connect_core::model::{AppSpec, Color, DeployPolicy, Release, Slot, Topology};
 use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Error, Host, LocalHost, Result};
@@ -188,7 +188,8 @@ impl ConnectConfig {
         d.pitr.as_ref().map(|p| p.to_config(d.pg_bin_dir.as_deref()))
     }
 
-    pub(super) fn cache(&self, host: Arc<dyn Host>) -> Result<Redis> {
+    /// Redis, reached through the server (`[redis]`).
+    pub fn cache(&self, host: Arc<dyn Host>) -> Result<Redis> {
         let r = &self.redis;
         let password = r.password.as_ref().map(|p| p.expose());
         Ok(Redis::new(&r.host, r.port, password)?.through(host))
@@ -241,7 +242,10 @@ impl ConnectConfig {
                 blue: slot(Color::Blue, &self.slots.blue),
                 green: slot(Color::Green, &self.slots.green),
             },
-            policy: self.policy.to_policy(),
+            policy: DeployPolicy {
+                backup_sets: self.backup_all.as_ref().map(|b| b.policy()),
+                ..self.policy.to_policy()
+            },
             state_dir: self.state_dir.clone(),
             holder: default_holder(),
             hooks: self

@@ -24,6 +24,7 @@
 //! ```
 
 mod audit;
+pub mod backup_all;
 mod compose;
 mod fleet;
 pub mod pitr;
@@ -93,6 +94,9 @@ pub struct ConnectConfig {
     /// `[fleet]`: how many app hosts a deploy needs ready.
     #[serde(default)]
     pub fleet: FleetConfig,
+    /// `[backup_all]`: the scheduled backup sets (`connect-ops backup-all`); absent, none.
+    #[serde(default)]
+    pub backup_all: Option<backup_all::BackupAllSection>,
 }
 
 /// `[audit]`: the hardening audit's reference points and how `--fix` reloads sshd.
@@ -560,6 +564,9 @@ impl ConnectConfig {
                     e.hint().unwrap_or("see [database.pitr] in the README"),
                 )
             })?;
+        }
+        if let Some((key, why, fix)) = self.backup_all.as_ref().and_then(|b| b.problem()) {
+            return Err(invalid("backup_all", key, why, fix));
         }
         if self.release.context.is_some() && self.release.image.is_some() {
             return Err(invalid(

@@ -63,6 +63,24 @@ host = "your-server"
 # ssl_root_cert = "/etc/connect/pg-ca.pem"        # on this machine
 # server_ssl_root_cert = "/etc/ssl/pg-ca.pem"     # the same CA on the server, when its path differs
 
+# Continuous backups (pgBackRest: WAL archived through Patroni, base backups) and point-in-time recovery
+# (`connect-ops pitr setup|backup|info|checksums`, `recover-db`). Without this table, none. Every Patroni
+# member is listed with its data directory, port and socket directory.
+# [database.pitr]
+# repo = "/mnt/backup/pgbackrest"          # the repository, on the secondary disk
+# state_dir = "/var/lib/connect-ops/pgbackrest"
+# stanza = "connect"
+# retention_full = 2                        # full backups kept
+# archive_timeout = "1m"                    # the most a lost server loses (the runbook's RPO is 15 minutes)
+# run_as = ["sudo", "-n", "-u", "postgres", "--"]   # how the login becomes postgres; [] when it is postgres
+# process_max = 2
+# deadline = "2h"
+# [[database.pitr.nodes]]
+# member = "patroni1"
+# data_dir = "/var/lib/postgresql/15/patroni1"
+# port = 5432
+# socket_dir = "/var/run/postgresql"
+
 [redis]
 # host = "127.0.0.1"
 # port = 6379
@@ -95,7 +113,7 @@ image = "connect"
 # health-gates each, then switches them all in one HAProxy exchange; SSH settings not given come from [server].
 # [[app_hosts]]
 # name = "web1"
-# host = "10.0.0.11"                       # or an ssh config alias; "local" for this machine
+# host = "web1.internal"                       # or an ssh config alias; "local" for this machine
 # port = 22
 # user = "deploy"
 # blue_server = "web1_blue"
@@ -161,6 +179,21 @@ image = "connect"
 # sshd_reload = ["systemctl", "reload", "ssh"]   # SIGHUP: open sessions stay
 # permit_root_login = "prohibit-password"   # what --fix sets instead of "yes"; "no" if nobody logs in as root
 # secret_files = ["/opt/connect/.env.production.local"]   # files on the server that hold secrets
+
+# Scheduled backup sets of what the WAL archive does not hold: Redis's dump.rdb, the uploads (rsync: only
+# files changed since the previous set are copied, the others hard-linked), the journal and the configs
+# listed, each set with a manifest (every file's size and SHA-256). `connect-ops backup-all` takes one; run
+# it from a systemd timer (README). With this table, preflight fails when the newest set is older than
+# max_age; without it, there are no sets.
+# [backup_all]
+# dir = "/backups/connect"                  # on the server (the secondary disk)
+# keep = 7                                  # sets kept on the server
+# max_age = "26h"                           # a daily timer, with slack
+# redis = true
+# uploads_dir = "/opt/connect/uploads"
+# configs = ["/etc/haproxy/haproxy.cfg", "/etc/patroni/config.yml", "/etc/pgbackrest/pgbackrest.conf"]
+# copy_to = "/var/backups/connect"          # on the machine running backup-all: the off-host copy
+# copy_keep = 14
 
 # Your commands at named points: before_deploy, after_ship, before_switch (a failure stops the deploy before
 # traffic moves), after_deploy, after_rollback (a failure is reported, the outcome stands). They get

@@ -17,7 +17,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 28] = [
+    const EXAMPLES: [&str; 31] = [
         "secret_files",
         "context",
         "image",
@@ -49,7 +49,13 @@ fn every_default_the_template_states_is_the_real_one() {
         "hold",
         // [fleet]: every host is required unless a number is written.
         "min_healthy_hosts",
+        // [backup_all]: where the uploads and configs are, and the off-host copy, depend on the server.
+        "uploads_dir",
+        "configs",
+        "copy_to",
     ];
+    // Tables that are off unless written: their keys are compared with the table written empty.
+    const OPTIONAL_TABLES: [&str; 1] = ["backup_all"];
     let base = format!("{:?}", ConnectConfig::parse("connect.toml", BASE).unwrap());
     let mut section = String::new();
     let mut checked = 0;
@@ -70,6 +76,8 @@ fn every_default_the_template_states_is_the_real_one() {
         // stand alone.
         if EXAMPLES.contains(&key)
             || section.starts_with("slots")
+            // [database.pitr] needs its repository and nodes together: its keys are checked below.
+            || section.starts_with("database.pitr")
             || section.starts_with('[')
             || (section == "server" && SERVER_EXAMPLES.contains(&key))
         {
@@ -85,6 +93,12 @@ fn every_default_the_template_states_is_the_real_one() {
         };
         let parsed = ConnectConfig::parse("connect.toml", &file)
             .unwrap_or_else(|e| panic!("[{section}] {setting}: {e}"));
+        let base = if OPTIONAL_TABLES.contains(&section.as_str()) {
+            let empty = format!("{BASE}[{section}]\n");
+            format!("{:?}", ConnectConfig::parse("connect.toml", &empty).unwrap())
+        } else {
+            base.clone()
+        };
         assert_eq!(
             format!("{parsed:?}"),
             base,
@@ -473,13 +487,13 @@ user = "deploy"
 image = "connect"
 [[app_hosts]]
 name = "web1"
-host = "10.0.0.11"
+host = "web1.internal"
 [[app_hosts]]
 name = "web2"
-host = "10.0.0.12"
+host = "web2.internal"
 [[app_hosts]]
 name = "web3"
-host = "10.0.0.13"
+host = "web3.internal"
 port = 2222
 [fleet]
 min_healthy_hosts = 2
@@ -518,4 +532,71 @@ fn a_fleet_config_that_cannot_work_names_the_key() {
     let unknown = THREE_APP_HOSTS.replace("port = 2222", "prot = 2222");
     let err = ConnectConfig::parse("connect.toml", &unknown).unwrap_err();
     assert!(err.to_string().contains("unknown field `prot`"), "{err}");
+}
+
+#[test]
+fn backup_all_is_off_unless_written_and_its_paths_must_be_absolute() {
+    let base = ConnectConfig::parse("connect.toml", BASE).unwrap();
+    assert!(base.backup_all.is_none() && base.deploy_config().policy.backup_sets.is_none());
+    let on =
+        ConnectConfig::parse("connect.toml", &format!("{BASE}[backup_all]\nmax_age = \"2h\"\n")).unwrap();
+    let policy = on
+        .deploy_config()
+        .policy
+        .backup_sets
+        .expect("preflight checks the sets");
+    assert_eq!(
+        (policy.dir.as_str(), policy.max_age.as_secs()),
+        ("/backups/connect", 7200)
+    );
+    for (setting, line, key) in [
+        ("dir = \"backups\"", ":6:1", "backup_all.dir"),
+        ("uploads_dir = \"../up\"", ":6:1", "backup_all.uploads_dir"),
+        ("configs = [\"etc/haproxy.cfg\"]", ":6:1", "backup_all.configs"),
+        ("keep = 0", ":6:1", "backup_all.keep"),
+        ("copy_to = \"copies\"", ":6:1", "backup_all.copy_to"),
+    ] {
+        let e =
+            ConnectConfig::parse("connect.toml", &format!("{BASE}[backup_all]\n{setting}\n")).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains(&format!("connect.toml{line}")) && shown.contains(key),
+            "{setting}: {shown}"
+        );
+        assert!(e.hint().is_some(), "{shown}");
+    }
+}
+
+#[test]
+fn the_templates_pitr_table_uncommented_is_a_valid_section_at_its_defaults() {
+    let mut table = String::new();
+    let mut inside = false;
+    for line in TEMPLATE.lines() {
+        if line.starts_with("# [database.pitr]") {
+            inside = true;
+        } else if inside && !line.starts_with("# ") {
+            break;
+        }
+        if inside {
+            table.push_str(line.trim_start_matches("# "));
+            table.push('\n');
+        }
+    }
+    let text = BASE.replacen("[app]", &format!("{table}[app]"), 1);
+    let c = ConnectConfig::parse("connect.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let p = c.database.pitr.expect("the table is read");
+    assert_eq!((p.repo.as_str(), p.nodes.len()), ("/mnt/backup/pgbackrest", 1));
+    let defaults = format!(
+        "{BASE}[database.pitr]\nrepo = \"/mnt/backup/pgbackrest\"\nrun_as = [\"sudo\", \"-n\", \"-u\", \"postgres\", \"--\"]\n[[database.pitr.nodes]]\nmember = \"patroni1\"\ndata_dir = \"/var/lib/postgresql/15/patroni1\"\nport = 5432\n"
+    );
+    let d = ConnectConfig::parse("connect.toml", &defaults)
+        .unwrap()
+        .database
+        .pitr
+        .unwrap();
+    assert_eq!(
+        format!("{p:?}"),
+        format!("{d:?}"),
+        "every other key states its default"
+    );
 }

@@ -158,11 +158,21 @@ impl RestoreArgs {
             confirm(cx, "restore", &what, &d.dbname)?;
         }
         let progress = cx.out.progress("restore");
-        progress.step("connecting");
+        progress.step("connecting, taking the deploy lock");
+        super::under_deploy_lock(cx, self.restore(cx, named, &backups, &progress)).await
+    }
+
+    async fn restore(
+        &self,
+        cx: &Context,
+        named: Option<String>,
+        backups: &connect_db::backup::BackupConfig,
+        progress: &super::progress::Progress,
+    ) -> Result<()> {
         let db = connect(cx).await?;
         let dump = match named {
             Some(dump) => dump,
-            None => list_backups(db.host.as_ref(), &backups, &db.leader.dbname)
+            None => list_backups(db.host.as_ref(), backups, &db.leader.dbname)
                 .await?
                 .pop()
                 .ok_or_else(|| {
@@ -182,7 +192,7 @@ impl RestoreArgs {
             jobs: self.jobs,
             ..RestoreOptions::default()
         };
-        let report = restore_logical(db.host.as_ref(), &db.leader, &dump, &backups, &options).await?;
+        let report = restore_logical(db.host.as_ref(), &db.leader, &dump, backups, &options).await?;
         progress.finish();
         let text =
             format!(

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod backup_all;
 pub mod deploy;
 pub mod docs;
 pub mod exporter;
@@ -94,6 +95,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// The database's backups on the server, newest first.
     Backups,
+    /// One backup set of Redis, the uploads (rsync), the journal and the configs, with its manifest; copied off the host.
+    BackupAll(backup_all::BackupAllArgs),
     /// Restore the database from a backup (the newest by default) into a fresh database swapped in.
     Restore(backup::RestoreArgs),
     /// Serve the live figures for Prometheus (OpenMetrics on /metrics), with deploy events from the journal.
@@ -138,6 +141,35 @@ impl Context {
     }
 }
 
+/// Runs `work` holding the deploy lock (recorded as a `maintenance` operation), so no deploy or rollback
+/// overlaps a restore or a recovery; released afterwards, whether the work succeeded or not. A held lock is
+/// exit 3, before `work` starts.
+pub async fn under_deploy_lock<T>(
+    cx: &Context,
+    work: impl std::future::Future<Output = connect_core::Result<T>>,
+) -> connect_core::Result<T> {
+    let (_deployer, held) = take_deploy_lock(cx).await?;
+    let result = work.await;
+    let released = held.release().await;
+    let value = result?;
+    released?;
+    Ok(value)
+}
+
+/// A [`Deployer`] and the deploy lock it holds. The lock file lives in `state_dir`, which a server that was
+/// never deployed to (or was just rebuilt) does not have yet: it is made (0700) when missing.
+pub async fn take_deploy_lock(
+    cx: &Context,
+) -> connect_core::Result<(Deployer, connect_core::engine::HeldLock)> {
+    use connect_core::host::{Command, HostExt};
+    let (config, deployer) = cx.deployer().await?;
+    let dir = config.state_dir.trim_end_matches('/');
+    let mkdir = Command::new(["mkdir", "-p", "-m", "700", "--", dir]);
+    deployer.backends().host.run_checked(&mkdir).await?;
+    let held = deployer.hold_lock().await?;
+    Ok((deployer, held))
+}
+
 /// Parses the command line, runs it, prints the result or the error, and returns the documented exit code.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -172,6 +204,7 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::Prune(args) => args.run(cx).await,
         Command::Backup(args) => args.run(cx).await,
         Command::Backups => backup::list(cx).await,
+        Command::BackupAll(args) => args.run(cx).await,
         Command::Restore(args) => args.run(cx).await,
         Command::Exporter(args) => args.run(cx).await,
         Command::Audit(args) => args.run(cx).await,

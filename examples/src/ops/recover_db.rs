@@ -64,14 +64,32 @@ impl RecoverDbArgs {
             super::backup::confirm(cx, "recover-db", &what, &config.database.dbname)?;
         }
         let progress = cx.out.progress("recover-db");
-        progress.step("connecting");
+        progress.step("connecting, taking the deploy lock");
+        // `[database.pitr]` is checked before anything else is contacted.
         let (_, cluster) = cluster(cx).await?;
+        // No deploy, rollback or restore may run while the cluster is paused and replaced.
+        let (deployer, held) = super::take_deploy_lock(cx).await?;
+        let result = self
+            .recover(cx, &cluster, &deployer, &config, expected, &progress)
+            .await;
+        let released = held.release().await;
+        result?;
+        released
+    }
+
+    async fn recover(
+        &self,
+        cx: &Context,
+        cluster: &connect_db::PatroniCluster,
+        deployer: &connect_core::engine::Deployer,
+        config: &crate::config::ConnectConfig,
+        expected: Option<Vec<connect_db::pitr::TableChecksum>>,
+        progress: &super::progress::Progress,
+    ) -> Result<()> {
         let mut lsn = self.lsn.clone();
         if let (Some(name), None) = (&self.restore_point, &lsn) {
             progress.step("the restore point's LSN from the journal");
-            if let Ok((_, deployer)) = cx.deployer().await
-                && let Ok(journal) = deployer.journal().await
-            {
+            if let Ok(journal) = deployer.journal().await {
                 lsn = journal
                     .history
                     .iter()
