@@ -54,6 +54,26 @@ pub struct FleetStack {
     _home: tempfile::TempDir,
 }
 
+impl std::fmt::Debug for FleetHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetHost")
+            .field("name", &self.name)
+            .field("topology", &self.topology)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for FleetStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetStack")
+            .field("prefix", &self.prefix)
+            .field("hosts", &self.hosts)
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
 impl FleetStack {
     /// Starts `hosts` app hosts and HAProxy, and builds the releases. `None` after a loud SKIP when a program
     /// is missing and real tests are not required.
