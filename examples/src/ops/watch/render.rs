@@ -24,7 +24,7 @@ pub fn render(frame: &mut Frame, model: &WatchModel) {
         Constraint::Length(8),
         Constraint::Length(5),
         Constraint::Length(5),
-        Constraint::Length(8),
+        Constraint::Length(9),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
@@ -140,14 +140,22 @@ fn render_figures(frame: &mut Frame, area: Rect, row: Option<&ColorView>, series
 }
 
 fn render_containers(frame: &mut Frame, area: Rect, s: &Snapshot) {
+    // As wide as the longest name: container names are the operator's choice.
+    let w = s
+        .colors
+        .iter()
+        .map(|c| c.container_name.len() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(11);
     let mut lines = vec![Line::from(bold(format!(
-        "{:<7}{:<16}{:<10}{:<10}{:<17}{:>9}{:>8}  {}",
+        "{:<7}{:<w$}{:<10}{:<10}{:<17}{:>9}{:>8}  {}",
         "color", "container", "release", "state", "health", "restarts", "CPU %", "memory"
     )))];
     for color in COLORS {
         let Some(row) = s.color(color) else { continue };
         let text = match &row.container {
-            None => format!("{:<7}{:<16}(none)", color.as_str(), row.container_name),
+            None => format!("{:<7}{:<w$}(none)", color.as_str(), row.container_name),
             Some(c) => {
                 let state = match c.state {
                     ContainerState::Running => "running",
@@ -161,7 +169,7 @@ fn render_containers(frame: &mut Frame, area: Rect, s: &Snapshot) {
                     _ => "-".to_string(),
                 };
                 format!(
-                    "{:<7}{:<16}{:<10}{:<10}{:<17}{:>9}{:>8}  {}",
+                    "{:<7}{:<w$}{:<10}{:<10}{:<17}{:>9}{:>8}  {}",
                     color.as_str(),
                     row.container_name,
                     c.release.as_deref().unwrap_or("?"),
@@ -324,7 +332,7 @@ fn operation_panel(model: &WatchModel) -> Paragraph<'static> {
             (title.to_string(), lines)
         }
     };
-    let height = 6;
+    let height = 7;
     let skip = lines.len().saturating_sub(height);
     Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).block(Block::bordered().title(title))
 }
