@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use connect_core::DatabaseCluster;
 use connect_core::LocalHost;
+use connect_core::database::DatabaseClusterExt;
 use connect_core::testing::require_program;
 use connect_core::vocabulary::CheckStatus;
 use connect_db::PatroniCluster;
@@ -263,6 +264,38 @@ async fn recovery_to_a_time_keeps_what_was_committed_before_it() {
         .connect()
         .await
         .expect("connect");
+    // A recovery to a time starts from a backup that ended in an earlier second (pgBackRest's rule): the
+    // fixture's backup may have ended a moment ago, so the target waits for the server's clock to pass it.
+    let newest_stop = app
+        .continuous_backup_info()
+        .await
+        .expect("info")
+        .backups
+        .last()
+        .expect("a backup")
+        .stop_unix;
+    connect_core::wait::poll_until(
+        "test",
+        "the clock",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || async {
+            let now: f64 = pg
+                .query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[])
+                .await
+                .map_err(|e| {
+                    connect_core::Error::new(connect_core::ErrorKind::Failed, "test", "clock", e.to_string())
+                })?
+                .get(0);
+            Ok(if now >= (newest_stop + 1) as f64 {
+                Ok(())
+            } else {
+                Err(format!("{now}"))
+            })
+        },
+    )
+    .await
+    .expect("the server's clock passes the backup");
     // The moment after the first 1000 rows committed, as the server's clock says it.
     let at: String = pg
         .query_one("SELECT clock_timestamp()::text", &[])
@@ -278,6 +311,94 @@ async fn recovery_to_a_time_keeps_what_was_committed_before_it() {
         .expect("recover to a time");
     eprintln!("recovered to {at}: {report:?}");
     assert_eq!(app.table_checksums().await.expect("after"), before);
+    c.wait_healthy(Duration::from_secs(120))
+        .await
+        .expect("replica streams again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_that_cannot_reach_its_target_leaves_the_cluster_as_it_was() {
+    let Some(f) = fixture("a_recovery_that_cannot_reach_its_target_leaves_the_cluster_as_it_was").await
+    else {
+        return;
+    };
+    let c = f.cluster.lock().await;
+    let app = create_database(
+        &c,
+        "kept",
+        "CREATE TABLE items (id bigserial PRIMARY KEY, body text);
+         INSERT INTO items (body) SELECT 'item ' || g FROM generate_series(1, 2000) g;",
+    )
+    .await;
+    let before = app.table_checksums().await.expect("checksums before");
+    let leader = c.client("postgres").patroni().cluster().await.expect("members");
+
+    // Before every backup: refused while everything runs, nothing paused or stopped.
+    let early = app
+        .recover(&RecoveryTarget::Time("2001-01-01 00:00:00+00".into()))
+        .await
+        .expect_err("no backup ends before 2001");
+    assert_eq!(early.kind(), connect_core::ErrorKind::NotFound, "{early}");
+    assert!(early.message().contains("no backup ended before"), "{early}");
+    assert_eq!(app.table_checksums().await.expect("still serving"), before);
+
+    // A restore point never created: the backup is restored, the replay ends without reaching it, and the
+    // data directory it replaced is put back.
+    let failed = app
+        .recover(&RecoveryTarget::RestorePoint {
+            name: "connect-never-created".into(),
+            lsn: None,
+        })
+        .await
+        .expect_err("a restore point never created is never reached");
+    eprintln!("{failed}");
+    assert!(
+        failed.hint().is_some_and(|h| h.starts_with("nothing changed")),
+        "{failed:?}"
+    );
+    c.wait_healthy(Duration::from_secs(120))
+        .await
+        .expect("the cluster runs again");
+    assert_eq!(
+        app.table_checksums().await.expect("after the failed recovery"),
+        before,
+        "every row is still there"
+    );
+    let after = c.client("postgres").patroni().cluster().await.expect("members");
+    let leaders = |ms: &[connect_db::PatroniMember]| {
+        ms.iter()
+            .filter(|m| m.member.role == connect_core::database::Role::Leader)
+            .map(|m| m.member.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(leaders(&after), leaders(&leader), "the same leader");
+    for node in &c.nodes {
+        let aside = format!("{}.connect-before-recovery", node.data_dir().display());
+        assert!(!std::path::Path::new(&aside).exists(), "{aside} left behind");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archiving_follows_a_switchover_to_the_other_member() {
+    let Some(f) = fixture("archiving_follows_a_switchover_to_the_other_member").await else {
+        return;
+    };
+    let c = f.cluster.lock().await;
+    let app = client(&c, "postgres");
+    let before = app.leader().await.expect("leader").name;
+    let other = app.switchover(None).await.expect("switchover");
+    assert_ne!(other.name, before);
+    // A backup waits until the new leader's WAL of its end is in the repository: archiving from the member
+    // that was a replica when archiving was set up.
+    let backup = app
+        .base_backup(BackupKind::Incr)
+        .await
+        .expect("a backup from the new leader");
+    let state = app.continuous_backup().await.expect("state").expect("configured");
+    assert!(!state.archive_failing, "{state:?}");
+    assert_eq!(backup.kind, "incr");
+    // Back where it was, for the other tests.
+    app.switchover(Some(&before)).await.expect("switchover back");
     c.wait_healthy(Duration::from_secs(120))
         .await
         .expect("replica streams again");

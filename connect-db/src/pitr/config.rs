@@ -163,9 +163,14 @@ impl PitrConfig {
     }
 
     /// PostgreSQL's `archive_command`: `archive-push` of the segment into the repository.
+    ///
+    /// `%p` is relative to the data directory of the PostgreSQL archiving, and pgBackRest resolves it against
+    /// `pg1-path`, which the configuration sets to the FIRST member's: after a failover the new primary's
+    /// segments were looked for in the old one's directory and never archived (exit 32, found by a failed
+    /// recovery's test). PostgreSQL runs the command in its data directory, so `$(pwd)` is its own.
     pub fn archive_command(&self) -> String {
         format!(
-            "'{}' --config='{}' --stanza={} archive-push \"%p\"",
+            "'{}' --config='{}' --stanza={} --pg1-path=\"$(pwd)\" archive-push \"%p\"",
             self.pgbackrest,
             self.config_path(),
             self.stanza

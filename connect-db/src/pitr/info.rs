@@ -1,8 +1,13 @@
 //! `pgbackrest info --output=json`: the backups in the repository and the WAL range archived.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::RecoveryTarget;
+use super::target::{parse_lsn, parse_time};
 
 /// One base backup in the repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +110,61 @@ impl BackrestInfo {
     pub fn last_full(&self) -> Option<&BackrestBackup> {
         self.backups.iter().rev().find(|b| b.kind == "full")
     }
+
+    /// The backup a recovery to `target` starts from: the newest that became consistent before the target.
+    /// Chosen here, before anything is stopped, so that a target no backup reaches is refused while the
+    /// cluster still runs (pgBackRest would find out only after the data directory was replaced).
+    pub fn backup_for(&self, target: &RecoveryTarget) -> Result<&BackrestBackup> {
+        let op = "pitr.recover";
+        let none = |why: String| {
+            Error::new(ErrorKind::NotFound, op, &self.stanza, why)
+                .with_hint("take a full backup first (continuous backups need one base backup to start from)")
+        };
+        let newest = self
+            .backups
+            .last()
+            .ok_or_else(|| none(format!("no base backup to recover {target} from")))?;
+        let fits = |keep: &dyn Fn(&BackrestBackup) -> bool, end: fn(&BackrestBackup) -> String| {
+            self.backups.iter().rev().find(|b| keep(b)).ok_or_else(|| {
+                let oldest = &self.backups[0];
+                Error::new(
+                    ErrorKind::NotFound,
+                    op,
+                    &self.stanza,
+                    format!(
+                        "no backup ended before {target}: the oldest kept, {}, ended at {}",
+                        oldest.label,
+                        end(oldest)
+                    ),
+                )
+                .with_hint("recover to a later target (or to the latest): a recovery starts from a base backup that ended before its target, and the retention keeps only the newest")
+            })
+        };
+        match target {
+            RecoveryTarget::Latest | RecoveryTarget::RestorePoint { lsn: None, .. } => Ok(newest),
+            RecoveryTarget::RestorePoint { lsn: Some(lsn), .. } => {
+                let want = parse_lsn(lsn)?;
+                fits(
+                    &|b| {
+                        b.lsn_stop
+                            .as_deref()
+                            .and_then(|l| parse_lsn(l).ok())
+                            .is_some_and(|s| s <= want)
+                    },
+                    |b| b.lsn_stop.clone().unwrap_or_else(|| "an unknown LSN".into()),
+                )
+            }
+            RecoveryTarget::Time(t) => {
+                // pgBackRest's rule: the stop time (whole seconds, taken after PostgreSQL's backup stop) before
+                // the target's whole second; a backup that stopped within that second may not be consistent yet.
+                let at = parse_time(t)?.unix;
+                fits(&|b| (b.stop_unix as i64) < at, |b| {
+                    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(b.stop_unix))
+                        .to_string()
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +195,51 @@ mod tests {
         assert_eq!(info.backups[1].repo_bytes, 2000);
         assert_eq!(info.backups[0].lsn_stop.as_deref(), Some("0/3000100"));
         assert_eq!(info.wal_max.as_deref(), Some("000000010000000000000007"));
+    }
+
+    #[test]
+    fn a_recovery_starts_from_the_newest_backup_that_ended_before_its_target() {
+        let info = BackrestInfo::parse("connect", SAMPLE.as_bytes()).expect("parse");
+        let label = |t: RecoveryTarget| info.backup_for(&t).map(|b| b.label.clone());
+        let (full, incr) = ("20261206-081500F", "20261206-081500F_20261206-082000I");
+        assert_eq!(label(RecoveryTarget::Latest).unwrap(), incr);
+        // The incremental stopped at 1796545202 = 2026-12-06 08:20:02 UTC.
+        assert_eq!(
+            label(RecoveryTarget::Time("2026-12-06 08:20:03+00".into())).unwrap(),
+            incr
+        );
+        assert_eq!(
+            label(RecoveryTarget::Time("2026-12-06 08:20:02.9+00".into())).unwrap(),
+            full
+        );
+        let early = info
+            .backup_for(&RecoveryTarget::Time("2026-12-06 08:15:05+00".into()))
+            .unwrap_err();
+        assert_eq!(early.kind(), ErrorKind::NotFound);
+        assert!(
+            early.message().contains("ended at 2026-12-06T08:15:05Z"),
+            "{early}"
+        );
+        let point = |lsn: &str| RecoveryTarget::RestorePoint {
+            name: "connect-d1".into(),
+            lsn: Some(lsn.into()),
+        };
+        assert_eq!(label(point("0/4000000")).unwrap(), full);
+        assert_eq!(label(point("0/5000100")).unwrap(), incr);
+        assert!(
+            label(point("0/2000000"))
+                .unwrap_err()
+                .message()
+                .contains("0/3000100")
+        );
+        let empty = BackrestInfo {
+            backups: vec![],
+            ..info.clone()
+        };
+        assert_eq!(
+            empty.backup_for(&RecoveryTarget::Latest).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
     }
 
     #[test]

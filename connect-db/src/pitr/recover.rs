@@ -1,17 +1,24 @@
 //! Point-in-time recovery of the Patroni cluster from pgBackRest.
 //!
-//! The order is what keeps Patroni from undoing it:
+//! The order is what keeps Patroni from undoing it, and what keeps a failed recovery from costing the
+//! database:
+//! 0. The base backup is chosen (the newest that ended before the target) while everything still runs: a
+//!    target no backup reaches is refused before anything stops.
 //! 1. Patroni is paused and every member has seen the pause (a Patroni that has not would restart the
 //!    PostgreSQL stopped below, or promote a replica).
-//! 2. The leader's PostgreSQL is stopped (fast), its data directory moved aside (the way back if the restore
-//!    fails), the backup restored into an empty one with the target, Patroni's configuration files for this
-//!    member copied back from the old one.
+//! 2. The leader's PostgreSQL is stopped (fast), its data directory moved aside (the way back), the backup
+//!    restored into an empty one with the target, Patroni's configuration files for this member copied back
+//!    from the old one.
 //! 3. PostgreSQL is started by hand and replays the archive up to the target, then promotes itself
 //!    (`recovery_target_action=promote`). Patroni is NOT trusted with this: unpaused, it would promote at
 //!    once, ending the replay before the target.
 //! 4. Paused, Patroni lets a running primary whose system id is the cluster's take the leader key; then every
 //!    other member is rebuilt from it (`POST /reinitialize`), the pause is lifted, and the call returns when
 //!    every replica has replayed the new leader's WAL.
+//!
+//! A failure in 1 or 2 before the move resumes Patroni; a failure after it (restore, start, a target the
+//! replay never reaches) stops what it started, puts the old data directory back and resumes Patroni: the
+//! cluster runs as before the call, and the error says so.
 
 use std::time::{Duration, Instant};
 
@@ -21,8 +28,7 @@ use connect_core::wait::poll_until;
 use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
-use super::target::parse_lsn;
-use super::{PitrConfig, RecoveryTarget, info};
+use super::{PitrConfig, PitrNode, RecoveryTarget, info};
 use crate::PatroniCluster;
 
 /// What a recovery did, with the time of each phase.
@@ -60,34 +66,8 @@ pub async fn recover(
     let started = Instant::now();
     config.validate()?;
     target.validate()?;
-    let repo = info(host, config).await?;
-    // pgBackRest picks the newest backup (for a time, the newest that ended before it); for a restore point
-    // only its LSN tells which backups end before it.
-    let chosen = match target {
-        RecoveryTarget::RestorePoint { lsn: Some(lsn), .. } => {
-            let want = parse_lsn(lsn)?;
-            repo.backups
-                .iter()
-                .rev()
-                .find(|b| {
-                    b.lsn_stop
-                        .as_deref()
-                        .and_then(|l| parse_lsn(l).ok())
-                        .is_some_and(|s| s <= want)
-                })
-                .map(|b| Some(b.label.clone()))
-        }
-        _ => repo.backups.last().map(|_| None),
-    }
-    .ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotFound,
-            op,
-            &config.stanza,
-            format!("no base backup to recover {target} from"),
-        )
-        .with_hint("take a full backup first (continuous backups need one base backup to start from)")
-    })?;
+    // Chosen before anything stops: a target no backup reaches is refused while the cluster runs.
+    let chosen = info(host, config).await?.backup_for(target)?.label.clone();
     let patroni = cluster.patroni();
     let members = patroni.cluster().await?;
     // The leader if there is one, else the first configured member Patroni lists (or the first configured).
@@ -133,82 +113,7 @@ pub async fn recover(
         .with_hint("if that recovery failed, move it back to the data directory; otherwise remove it; then recover again"));
     }
 
-    patroni.set_paused(true).await?;
-    patroni.wait_paused(true, Duration::from_secs(60)).await?;
-
-    let pg_ctl = config.pg_program("pg_ctl");
-    let running = config
-        .as_owner(
-            host,
-            op,
-            &[pg_ctl.clone(), "status".into(), "-D".into(), data.clone()],
-            None,
-            small,
-        )
-        .await
-        .is_ok();
-    if running {
-        config
-            .as_owner(
-                host,
-                op,
-                &[
-                    pg_ctl.clone(),
-                    "stop".into(),
-                    "-D".into(),
-                    data.clone(),
-                    "-m".into(),
-                    "fast".into(),
-                    "-w".into(),
-                    "-t".into(),
-                    "120".into(),
-                ],
-                None,
-                small,
-            )
-            .await?;
-    }
-    // The old data directory is moved aside whole (a rename: instant, and the way back if the restore
-    // fails) and the backup restored into an empty one: measured faster than `--delta`, which reads and
-    // checksums every file already there. Patroni wrote this member's configuration files into it; the backup
-    // holds those of the member it was taken on (another port, other paths): they are copied back from it.
-    let move_aside = "if [ -f \"$1/PG_VERSION\" ]; then mv -- \"$1\" \"$2\" || exit 1; \
-        else rm -rf -- \"$1\" || exit 1; fi; mkdir -m 0700 -- \"$1\"";
-    config
-        .as_owner(host, op, &sh(move_aside, &[data, &aside]), None, small)
-        .await?;
-
-    let restore_started = Instant::now();
-    let mut args = vec!["restore".to_string(), format!("--pg1-path={data}")];
-    if let Some(label) = &chosen {
-        args.push(format!("--set={label}"));
-    }
-    args.extend(target.args());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    config
-        .backrest(host, op, &args, config.deadline)
-        .await
-        .map_err(|e| {
-            e.with_hint(format!(
-                "the data directory before the recovery is kept at {aside}: move it back to return to that state, or recover again after removing it"
-            ))
-        })?;
-    let put_back = "if [ -d \"$2\" ]; then for f in postgresql.conf postgresql.base.conf pg_hba.conf pg_ident.conf; do \
-        if [ -f \"$2/$f\" ]; then cp -p -- \"$2/$f\" \"$1/$f\" || exit 1; fi; done; fi";
-    config
-        .as_owner(host, op, &sh(put_back, &[data, &aside]), None, small)
-        .await?;
-    let restore = restore_started.elapsed();
-
-    let replay_started = Instant::now();
-    let log = format!(
-        "{}/log/postgres-{}.log",
-        config.state_dir,
-        crate::names::file_component(&node.member)
-    );
-    // The port and socket directory of this member, whatever the restored files say; the output goes to a
-    // log file, so the host's call ends when pg_ctl does while the server runs on.
-    let options = format!("-p {} -c unix_socket_directories={}", node.port, node.socket_dir);
+    // Passed to pg_ctl's `-o` below, which splits on spaces: refused before anything stops.
     if node.socket_dir.chars().any(char::is_whitespace) {
         return Err(Error::invalid(
             op,
@@ -216,66 +121,122 @@ pub async fn recover(
             "a socket directory with spaces cannot be passed to pg_ctl",
         ));
     }
-    let start = config
-        .as_owner(
-            host,
-            op,
-            &[
-                pg_ctl.clone(),
-                "start".into(),
-                "-D".into(),
-                data.clone(),
-                "-l".into(),
-                log.clone(),
-                "-w".into(),
-                "-t".into(),
-                config.deadline.as_secs().to_string(),
-                "-o".into(),
-                options,
-            ],
-            None,
-            config.deadline,
-        )
-        .await;
-    if let Err(e) = start {
-        return Err(with_log(host, e, &log).await);
-    }
-    let pg = cluster.member_postgres(&leader_name).await?;
-    let leader_ref = &leader_name;
-    poll_until(op, "promotion", config.deadline, Duration::from_millis(200), || {
-        let pg = pg.clone();
-        let pg_ctl = pg_ctl.clone();
-        async move {
-            match pg.is_in_recovery().await {
-                Ok(false) => return Ok(Ok(())),
-                Ok(true) => return Ok(Err("replaying WAL".into())),
-                Err(_) => {}
-            }
-            // Not answering: replaying still, or stopped because the target was never reached.
-            match config.as_owner(host, op, &[pg_ctl, "status".into(), "-D".into(), data.clone()], None, small).await {
-                Ok(_) => Ok(Err("not answering yet".into())),
-                Err(_) => Err(Error::new(ErrorKind::Failed, op, leader_ref, format!("PostgreSQL stopped before reaching {target}"))
-                    .with_hint("the target may lie outside the archive (before the backup, after the last WAL, or a name never created); choose another and recover again")),
-            }
+    let pg_ctl = config.pg_program("pg_ctl");
+    patroni.set_paused(true).await?;
+    // Until the data directory is moved aside nothing is lost: a failure only resumes Patroni, which starts
+    // the PostgreSQL stopped here again.
+    let stopped = async {
+        patroni.wait_paused(true, Duration::from_secs(60)).await?;
+        let running = config
+            .as_owner(
+                host,
+                op,
+                &[pg_ctl.clone(), "status".into(), "-D".into(), data.clone()],
+                None,
+                small,
+            )
+            .await
+            .is_ok();
+        if running {
+            config
+                .as_owner(
+                    host,
+                    op,
+                    &[
+                        pg_ctl.clone(),
+                        "stop".into(),
+                        "-D".into(),
+                        data.clone(),
+                        "-m".into(),
+                        "fast".into(),
+                        "-w".into(),
+                        "-t".into(),
+                        "120".into(),
+                    ],
+                    None,
+                    small,
+                )
+                .await?;
         }
-    })
-    .await?;
-    poll_until(
-        op,
-        "leader key",
-        Duration::from_secs(120),
-        Duration::from_millis(200),
-        || async {
-            Ok(match patroni.cluster().await {
-                Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
-                    Some(m) if m.member.name == leader_name => Ok(()),
-                    other => Err(format!("leader {:?}", other.map(|m| &m.member.name))),
-                },
-                Err(e) => Err(e.to_string()),
-            })
-        },
-    )
-    .await?;
+        // The old data directory is moved aside whole (a rename: instant, and the way back if the restore
+        // fails) and the backup restored into an empty one: measured faster than `--delta`, which reads and
+        // checksums every file already there. Patroni wrote this member's configuration files into it; the backup
+        // holds those of the member it was taken on (another port, other paths): they are copied back from it.
+        let move_aside = "if [ -f \"$1/PG_VERSION\" ]; then mv -- \"$1\" \"$2\" || exit 1; \
+            else rm -rf -- \"$1\" || exit 1; fi; mkdir -m 0700 -- \"$1\"";
+        config
+            .as_owner(host, op, &sh(move_aside, &[data, &aside]), None, small)
+            .await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = stopped {
+        return Err(resume(patroni, e, "nothing changed: Patroni runs the cluster again").await);
+    }
+
+    // From here the old data directory is aside: any failure puts it back and resumes Patroni, so a recovery
+    // that cannot finish leaves the cluster as it found it, never without a database.
+    let attempt = async {
+        let restore_started = Instant::now();
+        let mut args = vec!["restore".to_string(), format!("--pg1-path={data}")];
+        args.push(format!("--set={chosen}"));
+        args.extend(target.args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        config
+            .backrest(host, op, &args, config.deadline)
+            .await?;
+        let member_files = "if [ -d \"$2\" ]; then for f in postgresql.conf postgresql.base.conf pg_hba.conf pg_ident.conf; do \
+            if [ -f \"$2/$f\" ]; then cp -p -- \"$2/$f\" \"$1/$f\" || exit 1; fi; done; fi";
+        config
+            .as_owner(host, op, &sh(member_files, &[data, &aside]), None, small)
+            .await?;
+        let restore = restore_started.elapsed();
+
+        let replay_started = Instant::now();
+        start_by_hand(host, config, &node).await?;
+        let pg = cluster.member_postgres(&leader_name).await?;
+        let leader_ref = &leader_name;
+        poll_until(op, "promotion", config.deadline, Duration::from_millis(200), || {
+            let pg = pg.clone();
+            let pg_ctl = pg_ctl.clone();
+            async move {
+                match pg.is_in_recovery().await {
+                    Ok(false) => return Ok(Ok(())),
+                    Ok(true) => return Ok(Err("replaying WAL".into())),
+                    Err(_) => {}
+                }
+                // Not answering: replaying still, or stopped because the target was never reached.
+                match config.as_owner(host, op, &[pg_ctl, "status".into(), "-D".into(), data.clone()], None, small).await {
+                    Ok(_) => Ok(Err("not answering yet".into())),
+                    Err(_) => Err(Error::new(ErrorKind::Failed, op, leader_ref, format!("PostgreSQL stopped before reaching {target}"))
+                        .with_hint("the target may lie outside the archive (before the backup, after the last WAL, or a name never created); choose another and recover again")),
+                }
+            }
+        })
+        .await?;
+        poll_until(
+            op,
+            "leader key",
+            Duration::from_secs(120),
+            Duration::from_millis(200),
+            || async {
+                Ok(match patroni.cluster().await {
+                    Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
+                        Some(m) if m.member.name == leader_name => Ok(()),
+                        other => Err(format!("leader {:?}", other.map(|m| &m.member.name))),
+                    },
+                    Err(e) => Err(e.to_string()),
+                })
+            },
+        )
+        .await?;
+        Ok::<_, Error>((restore, replay_started))
+    }
+    .await;
+    let (restore, replay_started) = match attempt {
+        Ok(done) => done,
+        Err(e) => return Err(put_back(host, config, patroni, &node, &aside, e).await),
+    };
     let replay = replay_started.elapsed();
     let to_writable = started.elapsed();
     // The recovered database leads: the directory it replaced is no longer the way back.
@@ -308,7 +269,7 @@ pub async fn recover(
     Ok(RecoveryReport {
         target: target.to_string(),
         leader: leader_name,
-        backup: chosen.unwrap_or_else(|| "chosen by pgBackRest (the newest that fits)".into()),
+        backup: chosen,
         rebuilt: others,
         restore,
         replay,
@@ -316,6 +277,112 @@ pub async fn recover(
         to_writable,
         took: started.elapsed(),
     })
+}
+
+/// Undoes a recovery that failed after the data directory was moved aside: the PostgreSQL it started (if
+/// any) is stopped, the directory it replaced put back, Patroni resumed. Returns `failure` with what was done.
+async fn put_back(
+    host: &dyn Host,
+    config: &PitrConfig,
+    patroni: &crate::Patroni,
+    node: &PitrNode,
+    aside: &String,
+    failure: Error,
+) -> Error {
+    let op = "pitr.recover";
+    let data = &node.data_dir;
+    let small = Duration::from_secs(120);
+    let why = failure.hint().map(|h| format!("; {h}")).unwrap_or_default();
+    // Fails when nothing runs on the restored files, which is the usual case.
+    let stop = [
+        config.pg_program("pg_ctl"),
+        "stop".into(),
+        "-D".into(),
+        data.clone(),
+        "-m".into(),
+        "immediate".into(),
+        "-w".into(),
+    ];
+    let _ = config.as_owner(host, op, &stop, None, small).await;
+    let had_database = config
+        .as_owner(host, op, &sh("[ -f \"$1/PG_VERSION\" ]", &[aside]), None, small)
+        .await
+        .is_ok();
+    if !had_database {
+        return failure.with_hint(format!(
+            "there was no database to put back (the data directory was empty before the recovery); Patroni stays paused: fix the cause and recover again{why}"
+        ));
+    }
+    let restore_old = "rm -rf -- \"$1\" && mv -- \"$2\" \"$1\"";
+    if let Err(e) = config
+        .as_owner(host, op, &sh(restore_old, &[data, aside]), None, small)
+        .await
+    {
+        return failure.with_hint(format!(
+            "putting the data directory from before the recovery back failed ({e}): it is at {aside}; move it to {data} and resume Patroni (patronictl resume){why}"
+        ));
+    }
+    // Started here, as it was, before Patroni resumes: a leader whose PostgreSQL is down when the pause ends
+    // may lose its key to the replica (a failover the recovery would have caused; seen in its test).
+    if let Err(e) = start_by_hand(host, config, node).await {
+        return resume(
+            patroni,
+            failure,
+            &format!("the data directory from before the recovery is back, but starting it failed ({e}); Patroni runs the cluster again and may have failed over to the replica"),
+        )
+        .await;
+    }
+    resume(
+        patroni,
+        failure,
+        "nothing changed: the data directory from before the recovery is back and Patroni runs the cluster again",
+    )
+    .await
+}
+
+/// Starts the member's PostgreSQL with `pg_ctl` (Patroni paused) and waits until it accepts connections: the
+/// port and socket directory of this member, whatever the data directory's files say; the output goes to a
+/// log file, so the host's call ends when pg_ctl does while the server runs on.
+async fn start_by_hand(host: &dyn Host, config: &PitrConfig, node: &PitrNode) -> Result<()> {
+    let op = "pitr.recover";
+    let log = format!(
+        "{}/log/postgres-{}.log",
+        config.state_dir,
+        crate::names::file_component(&node.member)
+    );
+    let start = [
+        config.pg_program("pg_ctl"),
+        "start".into(),
+        "-D".into(),
+        node.data_dir.clone(),
+        "-l".into(),
+        log.clone(),
+        "-w".into(),
+        "-t".into(),
+        config.deadline.as_secs().to_string(),
+        "-o".into(),
+        format!("-p {} -c unix_socket_directories={}", node.port, node.socket_dir),
+    ];
+    match config.as_owner(host, op, &start, None, config.deadline).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(with_log(host, e, &log).await),
+    }
+}
+
+/// Lifts the pause after a failed recovery; `failure` comes back with `done` (or why resuming failed) in its
+/// hint, before the hint it had.
+async fn resume(patroni: &crate::Patroni, failure: Error, done: &str) -> Error {
+    let why = failure.hint().map(|h| format!("; {h}")).unwrap_or_default();
+    let resumed = match patroni.set_paused(false).await {
+        Ok(()) => patroni.wait_paused(false, Duration::from_secs(60)).await,
+        Err(e) => Err(e),
+    };
+    match resumed {
+        Ok(()) => failure.with_hint(format!("{done}{why}")),
+        Err(e) => failure.with_hint(format!(
+            "{done}, but resuming Patroni failed ({e}): run `patronictl resume`{why}"
+        )),
+    }
 }
 
 fn sh(script: &str, args: &[&String]) -> Vec<String> {

@@ -27,17 +27,7 @@ impl RecoveryTarget {
     pub(super) fn validate(&self) -> Result<()> {
         match self {
             RecoveryTarget::Latest => Ok(()),
-            RecoveryTarget::Time(t) => {
-                let ok = !t.is_empty()
-                    && t.chars()
-                        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | ':' | '+' | '.' | 'T' | 'Z'));
-                if ok {
-                    Ok(())
-                } else {
-                    Err(Error::invalid("pitr.target", t, "not a time PostgreSQL reads")
-                        .with_hint("write it like `2026-12-06 08:15:00+00`"))
-                }
-            }
+            RecoveryTarget::Time(t) => parse_time(t).map(|_| ()),
             RecoveryTarget::RestorePoint { name, lsn } => {
                 validate_restore_point_name(name)?;
                 if let Some(l) = lsn {
@@ -53,7 +43,11 @@ impl RecoveryTarget {
             RecoveryTarget::Latest => vec![],
             RecoveryTarget::Time(t) => vec![
                 "--type=time".into(),
-                format!("--target={t}"),
+                // Parsed by `validate` first; pgBackRest and PostgreSQL both read this canonical form.
+                format!(
+                    "--target={}",
+                    parse_time(t).map(|at| at.canonical).unwrap_or_else(|_| t.clone())
+                ),
                 "--target-action=promote".into(),
             ],
             RecoveryTarget::RestorePoint { name, .. } => vec![
@@ -73,6 +67,72 @@ impl std::fmt::Display for RecoveryTarget {
             RecoveryTarget::RestorePoint { name, .. } => write!(f, "restore point {name}"),
         }
     }
+}
+
+/// A recovery time, parsed: the instant, and the form pgBackRest and PostgreSQL both read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TargetTime {
+    /// Whole seconds since the epoch (floored): what pgBackRest compares a backup's stop time with.
+    pub(super) unix: i64,
+    /// `YYYY-MM-DD HH:MM:SS[.ffffff]+00`, in UTC.
+    pub(super) canonical: String,
+}
+
+/// Reads `2026-12-06 08:15:00+00` (also `T` for the space, a fraction, `Z`, `+HH:MM`, `-HHMM`). The zone is
+/// required: without one PostgreSQL reads the time in the server's zone and pgBackRest in its own, which may
+/// not be the operator's, and an hour's difference is an hour of data.
+pub(super) fn parse_time(text: &str) -> Result<TargetTime> {
+    let bad = |why: &str| {
+        Error::invalid("pitr.target", text, why)
+            .with_hint("write it with its zone, like `2026-12-06 08:15:00+00` or `2026-12-06T09:15:00+01:00`")
+    };
+    let t = text.trim();
+    let (local, offset_s) = if let Some(rest) = t.strip_suffix('Z') {
+        (rest, 0_i64)
+    } else {
+        // The zone starts at the last sign after the time of day (the date's dashes come before it).
+        let at = t
+            .char_indices()
+            .skip(11)
+            .filter(|(_, c)| matches!(c, '+' | '-'))
+            .map(|(i, _)| i)
+            .last()
+            .ok_or_else(|| bad("no zone"))?;
+        let (local, zone) = t.split_at(at);
+        let sign = if zone.starts_with('-') { -1 } else { 1 };
+        let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+        if !(digits.len() == 2 || digits.len() == 4) || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad("a zone is +HH, +HHMM or +HH:MM"));
+        }
+        let hours: i64 = digits[..2].parse().map_err(|_| bad("bad zone"))?;
+        let minutes: i64 = match &digits[2..] {
+            "" => 0,
+            m => m.parse().map_err(|_| bad("bad zone"))?,
+        };
+        if hours > 15 || minutes > 59 {
+            return Err(bad("a zone is at most 15 hours from UTC"));
+        }
+        (local, sign * (hours * 3600 + minutes * 60))
+    };
+    let utc_local =
+        humantime::parse_rfc3339_weak(local).map_err(|e| bad(&format!("not a date and time: {e}")))?;
+    let since = utc_local
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| bad("before 1970"))?;
+    let whole = since.as_secs() as i64 - offset_s;
+    let nanos = since.subsec_nanos();
+    if whole < 0 {
+        return Err(bad("before 1970"));
+    }
+    let instant = std::time::UNIX_EPOCH + std::time::Duration::new(whole as u64, nanos);
+    let canonical = humantime::format_rfc3339_micros(instant)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', "+00");
+    Ok(TargetTime {
+        unix: whole,
+        canonical,
+    })
 }
 
 /// `X/Y` as a number.
@@ -99,6 +159,10 @@ mod tests {
                 .is_ok()
         );
         assert!(RecoveryTarget::Time("now'; DROP".into()).validate().is_err());
+        assert_eq!(
+            RecoveryTarget::Time("2026-12-06T09:15:00.5+01:00".into()).args()[1],
+            "--target=2026-12-06 08:15:00.500000+00"
+        );
         let rp = RecoveryTarget::RestorePoint {
             name: "connect-d1".into(),
             lsn: Some("0/3000090".into()),
@@ -114,6 +178,30 @@ mod tests {
             .is_err()
         );
         assert!(RecoveryTarget::Latest.args().is_empty());
+    }
+
+    #[test]
+    fn times_need_their_zone_and_become_utc() {
+        let at = |t: &str| parse_time(t).map(|t| (t.unix, t.canonical));
+        let utc = at("2026-12-06 08:15:00+00").unwrap();
+        assert_eq!(utc.1, "2026-12-06 08:15:00.000000+00");
+        assert_eq!(at("2026-12-06T08:15:00Z").unwrap(), utc);
+        assert_eq!(at("2026-12-06 03:15:00-0500").unwrap(), utc);
+        assert_eq!(at("2026-12-06 10:45:00+02:30").unwrap(), utc);
+        // Floored, as pgBackRest compares: a backup that stopped in this second did not stop before it.
+        assert_eq!(at("2026-12-06 08:15:00.999+00").unwrap().0, utc.0);
+        for bad in [
+            "2026-12-06 08:15:00",
+            "2026-12-06",
+            "2026-12-06 08:15:00+1",
+            "2026-12-06 08:15:00+16",
+            "2026-13-06 08:15:00+00",
+            "yesterday+00",
+            "",
+        ] {
+            let e = parse_time(bad).expect_err(bad);
+            assert!(e.hint().is_some_and(|h| h.contains("zone")), "{bad}: {e}");
+        }
     }
 
     #[test]

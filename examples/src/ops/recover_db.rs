@@ -18,7 +18,7 @@ pub struct RecoverDbArgs {
     /// Everything archived (after losing the database: at most `archive_timeout` is lost).
     #[arg(long)]
     pub latest: bool,
-    /// To this moment (`2026-12-06 08:15:00+00`).
+    /// To this moment, with its zone (`2026-12-06 08:15:00+00`, `2026-12-06T09:15:00+01:00`).
     #[arg(long)]
     pub time: Option<String>,
     /// To a restore point: a deploy's `connect-<id>` (its LSN is taken from the journal) or one of `backup`.
