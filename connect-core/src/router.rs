@@ -254,7 +254,7 @@ fn unsupported(backend: &str, operation: &str, what: &str) -> Error {
 
 /// What is left of a switch's deadline for reading the confirmation, but at least a second: the changes
 /// are made by then, and a deadline spent waiting for `to` must not fail the switch on one lost read.
-pub fn confirm_budget(deadline: Duration, elapsed: Duration) -> Duration {
+pub(crate) fn confirm_budget(deadline: Duration, elapsed: Duration) -> Duration {
     deadline.saturating_sub(elapsed).max(Duration::from_secs(1))
 }
 

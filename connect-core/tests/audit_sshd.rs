@@ -29,13 +29,6 @@ fn plant(sshd: &Sshd, lines: &str) {
     std::fs::write(&path, format!("{lines}{config}")).expect("write sshd_config");
 }
 
-fn sshd_pid(sshd: &Sshd) -> String {
-    std::fs::read_to_string(sshd.dir().join("sshd.pid"))
-        .expect("sshd.pid")
-        .trim()
-        .to_string()
-}
-
 fn host_config(sshd: &Sshd) -> HostAuditConfig {
     HostAuditConfig {
         sshd_config: Some(config_path(sshd)),
@@ -57,36 +50,10 @@ fn sshd_findings(report: &AuditReport) -> Vec<AuditCheck> {
 fn plan(sshd: &Sshd) -> SshdFix {
     SshdFix {
         config_path: config_path(sshd),
-        reload: vec!["kill".into(), "-HUP".into(), sshd_pid(sshd)],
+        reload: vec!["kill".into(), "-HUP".into(), sshd.pid().to_string()],
         probe_deadline: Duration::from_secs(10),
         ..SshdFix::default()
     }
-}
-
-/// sshd re-reads its config only on SIGHUP; the planted weaknesses must be what the daemon runs with.
-async fn reload_and_wait(sshd: &Sshd) {
-    let out = std::process::Command::new("kill")
-        .args(["-HUP", &sshd_pid(sshd)])
-        .status()
-        .expect("kill");
-    assert!(out.success());
-    connect_core::wait::poll_until(
-        "test",
-        "sshd back",
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || async {
-            Ok(match SshHost::connect(sshd.config()).await {
-                Ok(h) => {
-                    h.close().await;
-                    Ok(())
-                }
-                Err(e) => Err(e.to_string()),
-            })
-        },
-    )
-    .await
-    .expect("sshd accepts connections after SIGHUP");
 }
 
 #[tokio::test]
@@ -148,7 +115,8 @@ async fn fix_hardens_sshd_and_keeps_the_session() {
     use std::os::unix::fs::PermissionsExt;
     let config_file = sshd.dir().join("sshd_config");
     std::fs::set_permissions(&config_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    reload_and_wait(&sshd).await;
+    // sshd re-reads its config only on SIGHUP; the planted lines must be what the daemon runs with.
+    sshd.reload().await;
     let old = SshHost::connect(sshd.config()).await.expect("connect");
     let config = host_config(&sshd);
     let report = audit(&old, &config, &[]).await;
@@ -204,7 +172,7 @@ async fn a_fix_that_would_lock_the_user_out_is_reverted() {
         return;
     }
     plant(&sshd, "PermitRootLogin yes\n");
-    reload_and_wait(&sshd).await;
+    sshd.reload().await;
     let before = std::fs::read_to_string(sshd.dir().join("sshd_config")).expect("read");
     let old = SshHost::connect(sshd.config()).await.expect("connect");
     let report = audit(&old, &host_config(&sshd), &[]).await;

@@ -113,7 +113,7 @@ pub enum Command {
 
 /// Checks a proxy or server name: HAProxy's names are `[A-Za-z0-9_.:-]`; anything else could smuggle a
 /// second command (`;`) or a keyword into the line.
-pub fn validate_name(what: &str, name: &str) -> Result<()> {
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 100
         && name

@@ -352,7 +352,7 @@ impl Haproxy {
 }
 
 /// The core model's view of a `show stat` row.
-pub fn status_of(row: &StatRow) -> ServerStatus {
+pub(crate) fn status_of(row: &StatRow) -> ServerStatus {
     ServerStatus {
         name: row.name.clone(),
         admin: row.admin,

@@ -41,8 +41,8 @@ mod switch;
 pub mod testing;
 
 pub use client::{RuntimeApi, Socket};
-pub use command::{Command, Weight, validate_name};
+pub use command::{Command, Weight};
 pub use config::{ConfigInstaller, MaintenancePage, ProxyConfig, ServerSpec, SocketAccess};
 pub use files::{MapFile, StateFile, map_file_text};
-pub use haproxy::{Haproxy, MAINTENANCE_KEY, status_of};
+pub use haproxy::{Haproxy, MAINTENANCE_KEY};
 pub use reload::ReloadReport;

@@ -133,11 +133,12 @@ pub struct StatRow {
     pub total_sessions: u64,
     /// `status`.
     pub status: Status,
-    /// The administrative state. From the status by [`parse_show_stat`]; [`crate::Haproxy::stat`] takes it
-    /// from `show servers state` instead, because a DOWN server shows `DOWN` even while drained.
+    /// The administrative state. From the status by [`crate::RuntimeApi::show_stat`];
+    /// [`crate::Haproxy::stat`] takes it from `show servers state` instead, because a DOWN server shows
+    /// `DOWN` even while drained.
     pub admin: AdminState,
-    /// `weight`: the effective weight, from [`parse_show_stat`]; [`crate::Haproxy::stat`] takes the user's
-    /// weight from `show servers state` instead (`srv_uweight`), because a server in MAINT keeps showing its
+    /// `weight`: the effective weight, from [`crate::RuntimeApi::show_stat`]; [`crate::Haproxy::stat`] takes
+    /// the user's weight from `show servers state` instead (`srv_uweight`), because a server in MAINT keeps showing its
     /// old effective weight until it comes back.
     pub weight: u32,
     /// `chkfail`: failed checks.
@@ -209,7 +210,7 @@ fn line_excerpt(line: &str) -> String {
 
 /// Parses the CSV of `show stat`. Every row must have as many cells as the header, and the reply must
 /// end with HAProxy's closing blank line: a reply cut short is [`ErrorKind::Corrupt`], never a shorter list.
-pub fn parse_show_stat(reply: &str) -> Result<Vec<StatRow>> {
+pub(crate) fn parse_show_stat(reply: &str) -> Result<Vec<StatRow>> {
     const OP: &str = "haproxy.show_stat";
     if !reply.ends_with("\n\n") {
         return Err(corrupt(
@@ -360,7 +361,7 @@ pub struct ServersState {
 
 /// Parses `show servers state` (format version 1). The text is what HAProxy reads back on reload, so it
 /// is kept whole; a reply whose rows do not match the header is [`ErrorKind::Corrupt`] and must not be saved.
-pub fn parse_servers_state(reply: &str) -> Result<ServersState> {
+pub(crate) fn parse_servers_state(reply: &str) -> Result<ServersState> {
     const OP: &str = "haproxy.show_servers_state";
     if !reply.ends_with("\n\n") {
         return Err(corrupt(
@@ -471,7 +472,7 @@ pub struct ProcList {
 }
 
 /// Parses `show proc`.
-pub fn parse_show_proc(reply: &str) -> Result<ProcList> {
+pub(crate) fn parse_show_proc(reply: &str) -> Result<ProcList> {
     const OP: &str = "haproxy.show_proc";
     #[derive(PartialEq)]
     enum Section {

@@ -14,7 +14,7 @@ use crate::errors::py as core_py;
 /// The GIL is released meanwhile.
 #[pyfunction]
 #[pyo3(signature = (config, *, fix = false))]
-pub fn audit(py: Python<'_>, config: PathBuf, fix: bool) -> PyResult<Py<PyAny>> {
+pub(crate) fn audit(py: Python<'_>, config: PathBuf, fix: bool) -> PyResult<Py<PyAny>> {
     let report = block(py, async move {
         let config = core_py(connect_examples::config::ConnectConfig::load(&config))?;
         core_py(connect_examples::ops::audit::run_audit(&config, fix).await)

@@ -16,7 +16,7 @@ use crate::services::{backup_config, pg_target};
 /// its table-of-contents entries); `CorruptError` when it is damaged or not a `pg_dump -Fc` archive.
 #[pyfunction]
 #[pyo3(signature = (host, path, *, dir, bin_dir=None))]
-pub fn verify_backup(
+pub(crate) fn verify_backup(
     py: Python<'_>,
     host: &Bound<'_, PyAny>,
     path: String,
@@ -39,7 +39,7 @@ pub fn verify_backup(
 /// files); returns the removed paths. Nothing else in the directory is touched.
 #[pyfunction]
 #[pyo3(signature = (host, dir, database, *, keep))]
-pub fn prune_backups(
+pub(crate) fn prune_backups(
     py: Python<'_>,
     host: &Bound<'_, PyAny>,
     dir: &str,
@@ -57,7 +57,7 @@ pub fn prune_backups(
 /// `ConflictError` while a migration is unfinished or failed, naming it and quoting its logs; otherwise
 /// returns the tables (`MigrationTable`). Run it before a migration and after it.
 #[pyfunction]
-pub fn check_migrations(py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
+pub(crate) fn check_migrations(py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
     let target = pg_target(target)?;
     let tables = block(
         py,
@@ -70,6 +70,6 @@ pub fn check_migrations(py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<V
 /// drops, renames, a new NOT NULL without default, a type change); comments, string literals and
 /// dollar-quoted bodies are skipped.
 #[pyfunction]
-pub fn lint_sql(py: Python<'_>, sql: &str) -> PyResult<Vec<Py<PyAny>>> {
+pub(crate) fn lint_sql(py: Python<'_>, sql: &str) -> PyResult<Vec<Py<PyAny>>> {
     typed_list(py, "DestructiveChange", &migrations::lint_sql(sql))
 }

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 /// A kind from its Python name (`ErrorKind::name`: `invalid_input`, `timeout`…).
-pub fn parse_kind(name: &str) -> PyResult<ErrorKind> {
+pub(crate) fn parse_kind(name: &str) -> PyResult<ErrorKind> {
     ErrorKind::from_name(name).ok_or_else(|| {
         let names: Vec<&str> = ErrorKind::ALL.map(ErrorKind::name).to_vec();
         CoreError(connect_core::Error::invalid(
@@ -69,11 +69,11 @@ impl From<CoreError> for PyErr {
 }
 
 /// Shorthand: a core result into a Python result.
-pub fn py<T>(r: connect_core::Result<T>) -> PyResult<T> {
+pub(crate) fn py<T>(r: connect_core::Result<T>) -> PyResult<T> {
     r.map_err(|e| CoreError(e).into())
 }
 
 /// An `InvalidInputError` (a `ValueError`) for an argument the core never sees.
-pub fn invalid(operation: &str, target: &str, message: impl Into<String>, hint: &str) -> PyErr {
+pub(crate) fn invalid(operation: &str, target: &str, message: impl Into<String>, hint: &str) -> PyErr {
     CoreError(connect_core::Error::invalid(operation, target, message).with_hint(hint)).into()
 }

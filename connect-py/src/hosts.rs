@@ -211,7 +211,7 @@ macro_rules! host_methods {
 
 /// `SshHost(agent=...)`: `True` uses `SSH_AUTH_SOCK`, `False` no agent, a path that agent's socket.
 #[derive(Debug, Clone)]
-pub enum Agent {
+pub(crate) enum Agent {
     /// Whether to use the agent of `SSH_AUTH_SOCK`.
     Default(bool),
     /// The agent listening on this socket.

@@ -29,7 +29,7 @@ pub(crate) fn install(py: Python<'_>) -> PyResult<()> {
 /// Forgets the Python loggers and levels cached on the Rust side: call it after changing `logging`'s
 /// configuration (levels, handlers) once Connect Ops has logged, so the change takes effect.
 #[pyfunction]
-pub fn refresh_logging() {
+pub(crate) fn refresh_logging() {
     if let Some(handle) = RESET.get() {
         handle.reset();
     }

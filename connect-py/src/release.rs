@@ -127,7 +127,7 @@ impl Release {
 }
 
 /// A release argument: a `Release`, or an image reference with a tag (`"connect:v2"`).
-pub fn release_arg(obj: &Bound<'_, PyAny>) -> PyResult<CoreRelease> {
+pub(crate) fn release_arg(obj: &Bound<'_, PyAny>) -> PyResult<CoreRelease> {
     if let Ok(r) = obj.cast::<Release>() {
         return Ok(r.get().inner.clone());
     }
@@ -142,7 +142,7 @@ pub fn release_arg(obj: &Bound<'_, PyAny>) -> PyResult<CoreRelease> {
 }
 
 /// An image argument: a `Release` (its image) or an image reference str.
-pub fn image_arg(obj: &Bound<'_, PyAny>) -> PyResult<ImageRef> {
+pub(crate) fn image_arg(obj: &Bound<'_, PyAny>) -> PyResult<ImageRef> {
     if let Ok(r) = obj.cast::<Release>() {
         return Ok(r.get().inner.image.clone());
     }

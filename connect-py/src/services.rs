@@ -253,7 +253,7 @@ pub(crate) fn backup_config(dir: &str, bin_dir: Option<&str>, keep: usize) -> Ba
 /// (`/usr/lib/postgresql/15/bin`); by default they come from `PATH`.
 #[pyfunction]
 #[pyo3(signature = (host, source, label, *, dir, bin_dir=None))]
-pub fn logical_backup(
+pub(crate) fn logical_backup(
     py: Python<'_>,
     host: &Bound<'_, PyAny>,
     source: &Bound<'_, PyAny>,
@@ -283,7 +283,7 @@ pub fn logical_backup(
     maintenance_db="postgres"
 ))]
 #[allow(clippy::too_many_arguments)]
-pub fn restore_logical(
+pub(crate) fn restore_logical(
     py: Python<'_>,
     host: &Bound<'_, PyAny>,
     target: &Bound<'_, PyAny>,
@@ -316,7 +316,7 @@ pub fn restore_logical(
 
 /// The logical backups of `database` in `dir` on `host`, oldest first.
 #[pyfunction]
-pub fn list_backups(
+pub(crate) fn list_backups(
     py: Python<'_>,
     host: &Bound<'_, PyAny>,
     dir: &str,

@@ -247,6 +247,17 @@ pub struct Load {
     started: Instant,
 }
 
+// By hand: the workers and the shared tallies are mid-flight; what was asked and since when is what a
+// failure message needs.
+impl fmt::Debug for Load {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Load")
+            .field("started", &self.started)
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Load {
     /// Starts the connections. Must be called inside a tokio runtime.
     pub fn start(config: LoadConfig) -> Result<Load> {

@@ -74,6 +74,7 @@ fn spawn_error(program: &str, e: std::io::Error) -> Error {
 }
 
 /// The demo app binary running on 127.0.0.1, its stderr collected line by line; killed on drop.
+#[derive(Debug)]
 pub struct DemoApp {
     child: Child,
     addr: SocketAddr,
@@ -208,6 +209,7 @@ fn running_as_root() -> bool {
 
 /// A PostgreSQL 15 server on 127.0.0.1 with trust authentication (user `postgres`), in a temp dir; stopped
 /// on drop.
+#[derive(Debug)]
 pub struct Postgres {
     pg_ctl: PathBuf,
     dir: PathBuf,
@@ -316,6 +318,7 @@ impl Drop for Postgres {
 }
 
 /// A Redis server on 127.0.0.1 without persistence, in a temp dir; killed on drop.
+#[derive(Debug)]
 pub struct RedisServer {
     _child: Child,
     dir: PathBuf,

@@ -8,7 +8,6 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use connect_core::host::{Command, HostExt};
 use connect_core::ssh::SshHost;
@@ -31,13 +30,6 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
 }
 
-fn sshd_pid(sshd: &Sshd) -> String {
-    std::fs::read_to_string(sshd.dir().join("sshd.pid"))
-        .expect("sshd.pid")
-        .trim()
-        .to_string()
-}
-
 /// The weak lines go first (sshd keeps a keyword's first value) and the daemon re-reads them.
 async fn plant_weak_sshd(sshd: &Sshd) {
     let path = sshd.dir().join("sshd_config");
@@ -47,28 +39,7 @@ async fn plant_weak_sshd(sshd: &Sshd) {
         format!("PasswordAuthentication yes\nPermitRootLogin yes\n{config}"),
     )
     .expect("write");
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &sshd_pid(sshd)])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
-    connect_core::wait::poll_until(
-        "test",
-        "sshd back",
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || async {
-            Ok(match SshHost::connect(sshd.config()).await {
-                Ok(h) => {
-                    h.close().await;
-                    Ok(())
-                }
-                Err(e) => Err(e.to_string()),
-            })
-        },
-    )
-    .await
-    .expect("sshd back after SIGHUP");
+    sshd.reload().await;
 }
 
 fn findings(report: &Value) -> Vec<(String, String, String)> {
@@ -170,7 +141,7 @@ sshd_reload = ["kill", "-HUP", "{pid}"]
         redis_port = redis.port,
         env = env_file.display(),
         sshd_config = sshd.dir().join("sshd_config").display(),
-        pid = sshd_pid(&sshd),
+        pid = sshd.pid(),
     );
     std::fs::write(d.join("connect.toml"), config).expect("config");
 

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use crate::model::{Color, Release};
 use crate::ship::{ShipPhase, ShipReport};
 use crate::vocabulary::OperationKind;
-pub use crate::vocabulary::Step;
+pub(super) use crate::vocabulary::Step;
 
 /// Something that happened during an operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -52,8 +52,8 @@ impl std::fmt::Debug for State {
 
 /// A HAProxy backend in memory. Servers start in maintenance, as HAProxy's dynamic servers do.
 ///
-/// A server linked to a container ([`MemoryRouter::add_server_for`]) is checked the way HAProxy checks it:
-/// up while that container serves. Others are up unless [`MemoryRouter::set_check`] says otherwise.
+/// A server that [`MemoryStack`](super::MemoryStack) links to a container is checked the way HAProxy checks
+/// it: up while that container serves. Others are up unless [`MemoryRouter::set_check`] says otherwise.
 #[derive(Debug, Clone)]
 pub struct MemoryRouter {
     backend: String,

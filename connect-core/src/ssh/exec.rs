@@ -196,13 +196,13 @@ fn not_started(operation: &str, program: &str, limit: Duration) -> Error {
 /// Exit statuses of our own helper scripts.
 pub(crate) mod status {
     /// The file or directory does not exist.
-    pub const NOT_FOUND: i32 = 44;
+    pub(crate) const NOT_FOUND: i32 = 44;
     /// The path is not a regular file.
-    pub const NOT_A_FILE: i32 = 45;
+    pub(crate) const NOT_A_FILE: i32 = 45;
     /// Permission denied.
-    pub const DENIED: i32 = 46;
+    pub(crate) const DENIED: i32 = 46;
     /// The file exists (exclusive creation).
-    pub const EXISTS: i32 = 47;
+    pub(crate) const EXISTS: i32 = 47;
 }
 
 /// Turns a failed helper script into an error of the right kind.

@@ -47,7 +47,6 @@ use async_trait::async_trait;
 pub use config::{GLOBAL_KNOWN_HOSTS, JumpHost, SshConfig};
 pub use exec::{OutputChunk, OutputStream};
 pub use forward::{ForwardAddr, ForwardFrom, Forwarder};
-pub use quote::{command_line, quote};
 
 use connection::Session;
 

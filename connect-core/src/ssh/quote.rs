@@ -14,7 +14,7 @@ fn is_plain(c: char) -> bool {
 }
 
 /// Quotes one argument for a POSIX shell (sh, dash, bash, zsh).
-pub fn quote(arg: &str) -> String {
+pub(crate) fn quote(arg: &str) -> String {
     if !arg.is_empty() && arg.chars().all(is_plain) {
         return arg.to_string();
     }
@@ -30,18 +30,6 @@ pub fn quote(arg: &str) -> String {
     }
     out.push('\'');
     out
-}
-
-/// The command line for a [`Command`]: `exec` and every argument quoted. Refuses what no program can
-/// receive (NUL).
-pub fn command_line(command: &Command) -> Result<String> {
-    command.validate()?;
-    let mut line = String::from("exec");
-    for arg in &command.argv {
-        line.push(' ');
-        line.push_str(&quote(arg));
-    }
-    Ok(line)
 }
 
 /// What `SshHost` sends for a [`Command`]: a POSIX `sh` that prints its process group id on stderr (see
@@ -74,6 +62,18 @@ fn sh_line<'a>(body: &str, args: impl Iterator<Item = &'a str>) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The plain `exec` line, without `program_line`'s process-group preamble: what the quoting is tested
+    /// through. Refuses what no program can receive (NUL).
+    fn command_line(command: &Command) -> Result<String> {
+        command.validate()?;
+        let mut line = String::from("exec");
+        for arg in &command.argv {
+            line.push(' ');
+            line.push_str(&quote(arg));
+        }
+        Ok(line)
+    }
 
     #[test]
     fn plain_words_stay_bare_and_the_rest_is_quoted() {

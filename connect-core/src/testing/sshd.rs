@@ -123,6 +123,35 @@ impl Sshd {
         Some(server)
     }
 
+    /// sshd's process id (`-D`: the daemon itself, the one its pid file names).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends sshd SIGHUP, after which it re-reads its config (the pid stays), and waits until a new
+    /// connection logs in again. Panics when it does not within 10 s: the test's server is gone.
+    #[cfg(feature = "ssh")]
+    pub async fn reload(&self) {
+        super::send_signal(self.pid(), super::Signal::SIGHUP).expect("SIGHUP to sshd");
+        crate::wait::poll_until(
+            "sshd.reload",
+            "127.0.0.1",
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            || async {
+                Ok(match crate::ssh::SshHost::connect(self.config()).await {
+                    Ok(h) => {
+                        h.close().await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                })
+            },
+        )
+        .await
+        .expect("sshd accepts connections after SIGHUP");
+    }
+
     /// sshd's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

@@ -7,24 +7,24 @@ use connect_core::memory::{AppBehavior, MemoryStack};
 use connect_core::model::{Color, Release};
 use connect_core::router::TrafficRouter;
 
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub stack: MemoryStack,
     pub deployer: Deployer,
 }
 
-pub fn release(version: &str) -> Release {
+pub(crate) fn release(version: &str) -> Release {
     Release::new("connect", version).unwrap()
 }
 
 impl Fixture {
-    pub fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         Fixture::with_config(DeployConfig {
             holder: "test".into(),
             ..DeployConfig::runbook()
         })
     }
 
-    pub fn with_config(config: DeployConfig) -> Fixture {
+    pub(crate) fn with_config(config: DeployConfig) -> Fixture {
         let stack = MemoryStack::new(&config.topology);
         for v in ["v1", "v2", "v3"] {
             stack.add_image(&release(v).image, AppBehavior::default());
@@ -34,20 +34,20 @@ impl Fixture {
     }
 
     /// A fixture where v1 is live on blue, as in the runbook's "current state".
-    pub async fn with_v1_live() -> Fixture {
+    pub(crate) async fn with_v1_live() -> Fixture {
         let f = Fixture::new();
         f.deployer.deploy(release("v1")).await.unwrap();
         f
     }
 
-    pub fn image(&self, version: &str, behavior: AppBehavior) -> Release {
+    pub(crate) fn image(&self, version: &str, behavior: AppBehavior) -> Release {
         let r = release(version);
         self.stack.add_image(&r.image, behavior);
         r
     }
 
     /// The servers taking traffic according to the router itself.
-    pub async fn live_servers(&self) -> Vec<String> {
+    pub(crate) async fn live_servers(&self) -> Vec<String> {
         self.stack
             .router
             .servers()
@@ -59,16 +59,16 @@ impl Fixture {
             .collect()
     }
 
-    pub fn containers(&self) -> Vec<String> {
+    pub(crate) fn containers(&self) -> Vec<String> {
         self.stack.runtime.container_names()
     }
 
-    pub async fn journal(&self) -> Journal {
+    pub(crate) async fn journal(&self) -> Journal {
         self.deployer.journal().await.unwrap()
     }
 
     /// Asserts traffic is on exactly `color`, per the router and the journal.
-    pub async fn assert_live(&self, color: Color) {
+    pub(crate) async fn assert_live(&self, color: Color) {
         let server = self.deployer.config().topology.slot(color).server.clone();
         assert_eq!(
             self.live_servers().await,
@@ -80,7 +80,7 @@ impl Fixture {
 }
 
 /// Unix milliseconds now, as the engine's clock reads them at the start of a test.
-pub fn unix_ms_now() -> u64 {
+pub(crate) fn unix_ms_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -88,7 +88,7 @@ pub fn unix_ms_now() -> u64 {
 }
 
 /// Every event received so far.
-pub fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
+pub(crate) fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {
         events.push(e);

@@ -17,18 +17,18 @@ use crate::invariants::{self as inv, Probe};
 
 /// Longer than any deadline of the engine's policy (the longest is the backup's, two hours), plus ten
 /// minutes: an operation still running after it would never end. Paused time makes waiting for it free.
-pub const UNBOUNDED_AFTER: Duration = Duration::from_secs(2 * 3600 + 600);
+pub(crate) const UNBOUNDED_AFTER: Duration = Duration::from_secs(2 * 3600 + 600);
 /// Time given to a dead process's lock lease to run out before the next process tries.
 const LEASE_EXPIRY: Duration = Duration::from_secs(600);
 
 /// An image on the machine running the deploy, not on the server.
-pub const LOCAL_IMAGE: &str = "connect-dev:latest";
+pub(crate) const LOCAL_IMAGE: &str = "connect-dev:latest";
 /// A build context on the machine running the deploy.
-pub const CONTEXT: &str = "/home/dev/connect";
+pub(crate) const CONTEXT: &str = "/home/dev/connect";
 
 /// An operation of the engine's public API.
 #[derive(Debug, Clone, Copy)]
-pub enum Op {
+pub(crate) enum Op {
     Deploy(&'static str),
     /// A deploy that ships the release from the local image [`LOCAL_IMAGE`] first.
     DeployFromImage(&'static str),
@@ -69,7 +69,7 @@ impl Op {
 }
 
 /// A starting point and the operation swept from it.
-pub struct Scenario {
+pub(crate) struct Scenario {
     pub name: &'static str,
     pub policy: OldColorPolicy,
     /// More of the policy (the watch, the canary); [`plain`] leaves it as the runbook's.
@@ -81,11 +81,11 @@ pub struct Scenario {
 }
 
 /// The runbook's policy as it is.
-pub fn plain(_: &mut DeployPolicy) {}
+pub(crate) fn plain(_: &mut DeployPolicy) {}
 
 /// A fault the harness injects at one call.
 #[derive(Debug, Clone, Copy)]
-pub enum Kind {
+pub(crate) enum Kind {
     Fault(FaultKind),
     /// The call hangs and the harness drops the operation right there: the process died at that call.
     Die,
@@ -102,7 +102,7 @@ impl fmt::Display for Kind {
 
 /// Retryable kinds (Unavailable, Timeout) are mostly absorbed by the engine's retry layer on repeatable
 /// calls, so non-retryable ones (Failed, Refused) are swept too: they reach every undo path.
-pub const KINDS: [Kind; 8] = [
+pub(crate) const KINDS: [Kind; 8] = [
     Kind::Fault(FaultKind::FailBefore(ErrorKind::Unavailable)),
     Kind::Fault(FaultKind::FailBefore(ErrorKind::Timeout)),
     Kind::Fault(FaultKind::FailBefore(ErrorKind::Failed)),
@@ -115,7 +115,7 @@ pub const KINDS: [Kind; 8] = [
 
 /// One invariant broken in one case.
 #[derive(Debug, Clone)]
-pub struct Violation {
+pub(crate) struct Violation {
     pub invariant: &'static str,
     /// `clean`, or the injected kind.
     pub kind: String,
@@ -129,12 +129,12 @@ pub struct Violation {
 }
 
 /// What a case yields: how many calls its operation made, and what broke.
-pub struct CaseReport {
+pub(crate) struct CaseReport {
     pub op_calls: u64,
     pub violations: Vec<Violation>,
 }
 
-pub fn release(version: &str) -> Release {
+pub(crate) fn release(version: &str) -> Release {
     Release::new("connect", version).unwrap()
 }
 
@@ -226,7 +226,7 @@ async fn prepare(scenario: &Scenario) -> (MemoryStack, Arc<Watch>) {
 }
 
 /// Runs one case: clean when `trap` is `None`, else `kind` at the operation's call number `i`.
-pub async fn run_case(scenario: &Scenario, trap: Option<(u64, Kind)>) -> CaseReport {
+pub(crate) async fn run_case(scenario: &Scenario, trap: Option<(u64, Kind)>) -> CaseReport {
     let (stack, watch) = prepare(scenario).await;
     let faults = stack.faults().clone();
     let base = faults.calls();

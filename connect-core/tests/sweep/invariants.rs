@@ -8,33 +8,33 @@ use connect_core::model::{Color, Topology};
 use connect_core::router::ServerStatus;
 
 /// Once a deploy succeeded, some server takes traffic and its container runs and is healthy.
-pub const SERVING: &str = "serving";
+pub(crate) const SERVING: &str = "serving";
 /// The journal's live color is where HAProxy sends traffic, or `status()` shows the difference.
-pub const JOURNAL_MATCHES: &str = "journal-matches-router";
+pub(crate) const JOURNAL_MATCHES: &str = "journal-matches-router";
 /// After recovery, `status()` shows no difference.
-pub const SETTLED: &str = "settled";
+pub(crate) const SETTLED: &str = "settled";
 /// After recovery, no lock is held (and the recovery was not refused by one).
-pub const LOCKED: &str = "locked forever";
+pub(crate) const LOCKED: &str = "locked forever";
 /// An error never says traffic is on a color it is not on.
-pub const ERROR_TRUTH: &str = "error-tells-truth";
+pub(crate) const ERROR_TRUTH: &str = "error-tells-truth";
 /// The journal's slots hold only releases whose deploy succeeded (passed the health gate and verification).
-pub const VERIFIED: &str = "verified-only";
+pub(crate) const VERIFIED: &str = "verified-only";
 /// No container but the two slot containers exists.
-pub const CONTAINERS: &str = "no-stray-container";
+pub(crate) const CONTAINERS: &str = "no-stray-container";
 /// After recovery every container is one the journal records, and every recorded one serves.
-pub const HALF_MADE: &str = "nothing-half-made";
+pub(crate) const HALF_MADE: &str = "nothing-half-made";
 /// The live and standby releases' images are still there (prune never takes what a rollback needs).
-pub const IMAGES: &str = "rollback-images-kept";
+pub(crate) const IMAGES: &str = "rollback-images-kept";
 /// The recovery (the same operation by a new process) succeeds.
-pub const RECOVERY: &str = "recovery-succeeds";
+pub(crate) const RECOVERY: &str = "recovery-succeeds";
 /// Every operation ends by itself: a hung call is bounded by a deadline.
-pub const UNBOUNDED: &str = "unbounded";
+pub(crate) const UNBOUNDED: &str = "unbounded";
 /// The clean run succeeds, and the call a case traps is reached (the run is deterministic).
-pub const HARNESS: &str = "harness";
+pub(crate) const HARNESS: &str = "harness";
 
 /// Synchronous views of the stack, read between calls without being calls themselves.
 #[derive(Debug, Clone)]
-pub struct Probe {
+pub(crate) struct Probe {
     pub stack: MemoryStack,
     pub topology: Topology,
 }
@@ -52,7 +52,7 @@ impl Probe {
     }
 
     /// The colors HAProxy sends traffic to now.
-    pub fn live(&self) -> Vec<Color> {
+    pub(crate) fn live(&self) -> Vec<Color> {
         Color::ALL
             .into_iter()
             .filter(|c| self.server(*c).is_some_and(|s| s.is_live()))
@@ -60,7 +60,7 @@ impl Probe {
     }
 
     /// Each color's server and container, for a violation's text.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         Color::ALL
             .into_iter()
             .map(|c| {
@@ -76,13 +76,13 @@ impl Probe {
 }
 
 /// [`SERVING`].
-pub fn serving(probe: &Probe) -> Option<String> {
+pub(crate) fn serving(probe: &Probe) -> Option<String> {
     let ok = probe.live().into_iter().any(|c| probe.serving(c));
     (!ok).then(|| format!("no live server on a serving container ({})", probe.describe()))
 }
 
 /// [`JOURNAL_MATCHES`]: unless balanced, the journal's live color is the one color with traffic.
-pub fn journal_matches(journal: &Journal, status: &Status, probe: &Probe) -> Option<String> {
+pub(crate) fn journal_matches(journal: &Journal, status: &Status, probe: &Probe) -> Option<String> {
     if journal.balanced || !status.differences.is_empty() {
         return None;
     }
@@ -94,12 +94,12 @@ pub fn journal_matches(journal: &Journal, status: &Status, probe: &Probe) -> Opt
 }
 
 /// [`SETTLED`], after recovery ([`LOCKED`] is checked by letting the lease run out).
-pub fn settled(status: &Status) -> Option<String> {
+pub(crate) fn settled(status: &Status) -> Option<String> {
     (!status.differences.is_empty()).then(|| status.differences.join("; "))
 }
 
 /// [`ERROR_TRUTH`]: every "traffic … on <color>" in the error names a color with traffic now.
-pub fn error_tells_truth(error: &str, probe: &Probe) -> Option<String> {
+pub(crate) fn error_tells_truth(error: &str, probe: &Probe) -> Option<String> {
     let live = probe.live();
     let wrong: Vec<Color> = traffic_claims(error)
         .into_iter()
@@ -132,7 +132,7 @@ fn traffic_claims(error: &str) -> Vec<Color> {
 }
 
 /// [`VERIFIED`]: the versions in the journal's slots are among those whose deploy returned Ok.
-pub fn verified_only(journal: &Journal, verified: &BTreeSet<String>) -> Option<String> {
+pub(crate) fn verified_only(journal: &Journal, verified: &BTreeSet<String>) -> Option<String> {
     let unverified: Vec<String> = journal
         .slots
         .iter()
@@ -149,7 +149,7 @@ pub fn verified_only(journal: &Journal, verified: &BTreeSet<String>) -> Option<S
 
 /// [`CONTAINERS`]: no container but the slots' (in memory a one-off job leaves none, so any other name is
 /// one the engine made and left).
-pub fn no_stray_container(probe: &Probe) -> Option<String> {
+pub(crate) fn no_stray_container(probe: &Probe) -> Option<String> {
     let slots: Vec<&str> = Color::ALL
         .iter()
         .map(|c| probe.topology.slot(*c).container.as_str())
@@ -165,7 +165,7 @@ pub fn no_stray_container(probe: &Probe) -> Option<String> {
 }
 
 /// [`IMAGES`]: every release the journal's slots record still has its image.
-pub fn images_kept(journal: &Journal, probe: &Probe) -> Option<String> {
+pub(crate) fn images_kept(journal: &Journal, probe: &Probe) -> Option<String> {
     let missing: Vec<String> = journal
         .slots
         .iter()
@@ -176,7 +176,7 @@ pub fn images_kept(journal: &Journal, probe: &Probe) -> Option<String> {
 }
 
 /// [`HALF_MADE`], after recovery: each container is a journal slot's, and each journal slot's serves.
-pub fn nothing_half_made(journal: &Journal, probe: &Probe) -> Option<String> {
+pub(crate) fn nothing_half_made(journal: &Journal, probe: &Probe) -> Option<String> {
     let recorded: Vec<&str> = journal.slots.values().map(|s| s.container.as_str()).collect();
     let mut found: Vec<String> = probe
         .stack

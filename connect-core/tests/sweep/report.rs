@@ -10,7 +10,7 @@ const PATTERNS_PER_INVARIANT: usize = 3;
 /// A violation's text is cut to this many characters in the summary.
 const DETAIL_CHARS: usize = 260;
 
-pub fn report(scenario: &str, op_calls: u64, cases: usize, violations: &[Violation]) {
+pub(crate) fn report(scenario: &str, op_calls: u64, cases: usize, violations: &[Violation]) {
     println!(
         "sweep {scenario}: {cases} cases ({op_calls} calls x {} kinds + clean), {} violations",
         KINDS.len(),

@@ -1,8 +1,8 @@
 //! The hardening audit's checks that need this crate's clients: PostgreSQL's `listen_addresses` and
 //! `pg_hba` trust lines (read from `pg_hba_file_rules`, the server's own parse of the file), and Redis's
 //! `protected-mode`, `requirepass` and `bind`. Patroni's REST auth is `patroni::audit`. Each client is an
-//! [`AuditSource`], so `connect_core::audit` runs them without importing this crate; a check that cannot
-//! run is a "not checked" finding, never a pass.
+//! [`AuditSource`](connect_core::audit::AuditSource), so `connect_core::audit` runs them without importing
+//! this crate; a check that cannot run is a "not checked" finding, never a pass.
 
 mod postgres;
 mod redis;

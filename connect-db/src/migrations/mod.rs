@@ -76,8 +76,9 @@ pub async fn read_migration_tables(client: &Client, target: &PgTarget) -> Result
     Ok(tables)
 }
 
-/// Reads the migration tables of `target` and refuses ([`ErrorKind::Conflict`]) while any migration is
-/// unfinished or failed, naming it and quoting its logs. Call it before the migration (do not start on a
+/// Reads the migration tables of `target` and refuses
+/// ([`ErrorKind::Conflict`](connect_core::ErrorKind::Conflict)) while any migration is unfinished or
+/// failed, naming it and quoting its logs. Call it before the migration (do not start on a
 /// broken state) and after it (the migration command may exit 0 and still leave a failed row).
 pub async fn check_migrations(target: &PgTarget) -> Result<Vec<MigrationTable>> {
     let client = connect(target).await?;

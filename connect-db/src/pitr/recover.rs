@@ -114,12 +114,14 @@ pub async fn recover(
     }
 
     // Passed to pg_ctl's `-o` below, which splits on spaces: refused before anything stops.
-    if node.socket_dir.chars().any(char::is_whitespace) {
-        return Err(Error::invalid(
-            op,
-            &node.socket_dir,
-            "a socket directory with spaces cannot be passed to pg_ctl",
-        ));
+    for path in [&node.socket_dir, &node.data_dir] {
+        if path.chars().any(char::is_whitespace) {
+            return Err(Error::invalid(
+                op,
+                path,
+                "a socket or data directory with spaces cannot be passed to pg_ctl",
+            ));
+        }
     }
     let pg_ctl = config.pg_program("pg_ctl");
     patroni.set_paused(true).await?;
@@ -176,6 +178,7 @@ pub async fn recover(
 
     // From here the old data directory is aside: any failure puts it back and resumes Patroni, so a recovery
     // that cannot finish leaves the cluster as it found it, never without a database.
+    let had_database = has_database(host, config, &aside).await;
     let attempt = async {
         let restore_started = Instant::now();
         let mut args = vec!["restore".to_string(), format!("--pg1-path={data}")];
@@ -193,7 +196,7 @@ pub async fn recover(
         let restore = restore_started.elapsed();
 
         let replay_started = Instant::now();
-        start_by_hand(host, config, &node).await?;
+        start_by_hand(host, config, &node, had_database).await?;
         let pg = cluster.member_postgres(&leader_name).await?;
         let leader_ref = &leader_name;
         poll_until(op, "promotion", config.deadline, Duration::from_millis(200), || {
@@ -214,28 +217,20 @@ pub async fn recover(
             }
         })
         .await?;
-        poll_until(
-            op,
-            "leader key",
-            Duration::from_secs(120),
-            Duration::from_millis(200),
-            || async {
-                Ok(match patroni.cluster().await {
-                    Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
-                        Some(m) if m.member.name == leader_name => Ok(()),
-                        other => Err(format!("leader {:?}", other.map(|m| &m.member.name))),
-                    },
-                    Err(e) => Err(e.to_string()),
-                })
-            },
-        )
-        .await?;
+        wait_leader_key(patroni, &leader_name).await?;
         Ok::<_, Error>((restore, replay_started))
     }
     .await;
     let (restore, replay_started) = match attempt {
         Ok(done) => done,
-        Err(e) => return Err(put_back(host, config, patroni, &node, &aside, e).await),
+        Err(e) => {
+            let undone = if had_database {
+                put_back(host, config, patroni, &node, &aside, e).await
+            } else {
+                e.with_hint("there was no database to put back (the data directory was empty before the recovery); Patroni stays paused: fix the cause and recover again")
+            };
+            return Err(undone);
+        }
     };
     let replay = replay_started.elapsed();
     let to_writable = started.elapsed();
@@ -304,15 +299,6 @@ async fn put_back(
         "-w".into(),
     ];
     let _ = config.as_owner(host, op, &stop, None, small).await;
-    let had_database = config
-        .as_owner(host, op, &sh("[ -f \"$1/PG_VERSION\" ]", &[aside]), None, small)
-        .await
-        .is_ok();
-    if !had_database {
-        return failure.with_hint(format!(
-            "there was no database to put back (the data directory was empty before the recovery); Patroni stays paused: fix the cause and recover again{why}"
-        ));
-    }
     let restore_old = "rm -rf -- \"$1\" && mv -- \"$2\" \"$1\"";
     if let Err(e) = config
         .as_owner(host, op, &sh(restore_old, &[data, aside]), None, small)
@@ -322,9 +308,14 @@ async fn put_back(
             "putting the data directory from before the recovery back failed ({e}): it is at {aside}; move it to {data} and resume Patroni (patronictl resume){why}"
         ));
     }
-    // Started here, as it was, before Patroni resumes: a leader whose PostgreSQL is down when the pause ends
-    // may lose its key to the replica (a failover the recovery would have caused; seen in its test).
-    if let Err(e) = start_by_hand(host, config, node).await {
+    // Started here, as it was, and leading again before Patroni resumes: paused, Patroni dropped the key of the
+    // member in recovery, and if no one holds it when the pause ends the replica takes it (a failover the
+    // recovery would have caused; seen in its test under load).
+    let started = match start_by_hand(host, config, node, true).await {
+        Ok(()) => wait_leader_key(patroni, &node.member).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = started {
         return resume(
             patroni,
             failure,
@@ -342,8 +333,10 @@ async fn put_back(
 
 /// Starts the member's PostgreSQL with `pg_ctl` (Patroni paused) and waits until it accepts connections: the
 /// port and socket directory of this member, whatever the data directory's files say; the output goes to a
-/// log file, so the host's call ends when pg_ctl does while the server runs on.
-async fn start_by_hand(host: &dyn Host, config: &PitrConfig, node: &PitrNode) -> Result<()> {
+/// log file, so the host's call ends when pg_ctl does while the server runs on. Without `own_files` (the data
+/// directory was lost, so its configuration files are the backup's, written for the member the backup was
+/// taken on) `pg_hba.conf` and `pg_ident.conf` are read from the data directory instead of that member's paths.
+async fn start_by_hand(host: &dyn Host, config: &PitrConfig, node: &PitrNode, own_files: bool) -> Result<()> {
     let op = "pitr.recover";
     let log = format!(
         "{}/log/postgres-{}.log",
@@ -361,12 +354,54 @@ async fn start_by_hand(host: &dyn Host, config: &PitrConfig, node: &PitrNode) ->
         "-t".into(),
         config.deadline.as_secs().to_string(),
         "-o".into(),
-        format!("-p {} -c unix_socket_directories={}", node.port, node.socket_dir),
+        options(node, own_files),
     ];
     match config.as_owner(host, op, &start, None, config.deadline).await {
         Ok(_) => Ok(()),
         Err(e) => Err(with_log(host, e, &log).await),
     }
+}
+
+/// `pg_ctl -o`: split on spaces by pg_ctl, which is why `recover` refuses paths with whitespace up front.
+fn options(node: &PitrNode, own_files: bool) -> String {
+    let mut o = format!("-p {} -c unix_socket_directories={}", node.port, node.socket_dir);
+    if !own_files {
+        let d = &node.data_dir;
+        o.push_str(&format!(
+            " -c hba_file={d}/pg_hba.conf -c ident_file={d}/pg_ident.conf"
+        ));
+    }
+    o
+}
+
+/// Whether `dir` holds a PostgreSQL data directory.
+async fn has_database(host: &dyn Host, config: &PitrConfig, dir: &String) -> bool {
+    let test = sh("[ -f \"$1/PG_VERSION\" ]", &[dir]);
+    config
+        .as_owner(host, "pitr.recover", &test, None, Duration::from_secs(120))
+        .await
+        .is_ok()
+}
+
+/// Waits until Patroni (paused) lists `member` as the leader: it lets a running primary whose system id is
+/// the cluster's take the key.
+async fn wait_leader_key(patroni: &crate::Patroni, member: &str) -> Result<()> {
+    poll_until(
+        "pitr.recover",
+        "leader key",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || async {
+            Ok(match patroni.cluster().await {
+                Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
+                    Some(m) if m.member.name == member => Ok(()),
+                    other => Err(format!("leader {:?}", other.map(|m| &m.member.name))),
+                },
+                Err(e) => Err(e.to_string()),
+            })
+        },
+    )
+    .await
 }
 
 /// Lifts the pause after a failed recovery; `failure` comes back with `done` (or why resuming failed) in its

@@ -9,10 +9,10 @@ use tokio::sync::{OnceCell, RwLock};
 static CLUSTER: OnceCell<Option<TestCluster>> = OnceCell::const_new();
 
 /// Switchovers take the write side; tests that need a stable leader take the read side.
-pub static LEADERSHIP: RwLock<()> = RwLock::const_new(());
+pub(crate) static LEADERSHIP: RwLock<()> = RwLock::const_new(());
 
 /// The shared cluster (started by the first test that asks), or `None` when skipping.
-pub async fn cluster(test: &str) -> Option<&'static TestCluster> {
+pub(crate) async fn cluster(test: &str) -> Option<&'static TestCluster> {
     CLUSTER
         .get_or_init(|| async { TestCluster::start(test, TestClusterConfig::default()).await })
         .await
@@ -20,7 +20,7 @@ pub async fn cluster(test: &str) -> Option<&'static TestCluster> {
 }
 
 /// Creates a fresh database `name` with a `users` table of `rows` rows, on the leader.
-pub async fn app_database(c: &TestCluster, name: &str, rows: i64) -> PatroniCluster {
+pub(crate) async fn app_database(c: &TestCluster, name: &str, rows: i64) -> PatroniCluster {
     let admin = c.client("postgres");
     let leader = admin.leader_postgres().await.expect("leader");
     let client = leader.connect().await.expect("connect");
@@ -48,6 +48,6 @@ pub async fn app_database(c: &TestCluster, name: &str, rows: i64) -> PatroniClus
 }
 
 /// The leader's login for `db`.
-pub async fn leader_target(c: &PatroniCluster) -> PgTarget {
+pub(crate) async fn leader_target(c: &PatroniCluster) -> PgTarget {
     c.leader_postgres().await.expect("leader").target().clone()
 }

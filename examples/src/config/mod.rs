@@ -1,5 +1,5 @@
 //! `connect.toml`: one file that says where the server and each of its parts are, how the app runs, and the
-//! deploy policy; [`ConnectConfig::connect`] turns it into the [`Backends`](connect_core::engine::Backends)
+//! deploy policy; [`ConnectConfig::backends`] turns it into the [`Backends`](connect_core::engine::Backends)
 //! and [`DeployConfig`](connect_core::engine::DeployConfig) a [`Deployer`](connect_core::engine::Deployer)
 //! needs. The `connect-ops` command and Rust programs use the same composition.
 //!

@@ -34,6 +34,16 @@ pub struct App {
     redis: Option<Redis>,
 }
 
+// By hand: the database client has no Debug; the mode and the requests in flight are the app's state.
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("mode", &self.mode)
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
 impl App {
     /// The app for `config`; database and Redis connections are opened on first use.
     pub fn new(config: Config) -> Arc<App> {

@@ -82,6 +82,17 @@ pub struct Stack {
     _home: tempfile::TempDir,
 }
 
+// By hand: the harness pieces' own Debug would print every temp dir and child; the prefix and ports say
+// which stack a failure was in.
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("prefix", &self.prefix)
+            .field("ports", &self.ports)
+            .finish_non_exhaustive()
+    }
+}
+
 static STACKS: AtomicU32 = AtomicU32::new(0);
 
 impl Stack {

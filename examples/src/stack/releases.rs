@@ -12,7 +12,7 @@ use connect_docker::{BuildContext, Docker, TransferOptions, TransferReport};
 use crate::demo_image;
 
 /// The versions every stack builds.
-pub const VERSIONS: [&str; 3] = ["v1", "v2", "v3"];
+pub(super) const VERSIONS: [&str; 3] = ["v1", "v2", "v3"];
 
 /// The releases of one stack and where they were built.
 pub struct Releases {
@@ -36,6 +36,15 @@ fn static_binary() -> Result<PathBuf> {
         })
         .clone()
         .map_err(|e| Error::new(ErrorKind::Failed, "build demo app", "connect-demo-app", e))
+}
+
+impl std::fmt::Debug for Releases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Releases")
+            .field("repository", &self.repository)
+            .field("built_elsewhere", &self.builder.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Releases {

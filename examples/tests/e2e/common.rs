@@ -11,13 +11,13 @@ use connect_examples::stack::{Stack, StackOptions, runbook};
 use tokio::sync::{Mutex, MutexGuard};
 
 /// One stack at a time in this binary (see the crate docs).
-pub async fn serial() -> MutexGuard<'static, ()> {
+pub(crate) async fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::const_new(());
     SERIAL.lock().await
 }
 
 /// A stack with v1 live on blue and the seed rows in, and a deployer over it. `None` when skipped.
-pub async fn v1_live(options: StackOptions) -> Option<(Stack, Deployer)> {
+pub(crate) async fn v1_live(options: StackOptions) -> Option<(Stack, Deployer)> {
     let stack = Stack::start(options).await?;
     let deployer = stack.deployer().expect("a valid deploy config");
     runbook::bring_up_v1(&stack, &deployer)
@@ -27,7 +27,7 @@ pub async fn v1_live(options: StackOptions) -> Option<(Stack, Deployer)> {
 }
 
 /// 64 keep-alive connections on HAProxy's frontend, main route.
-pub fn load(stack: &Stack, first_phase: &str) -> Load {
+pub(crate) fn load(stack: &Stack, first_phase: &str) -> Load {
     let mut config = LoadConfig::new(stack.http_addr());
     config.first_phase = first_phase.to_string();
     config.request_timeout = Duration::from_secs(15);
@@ -36,7 +36,7 @@ pub fn load(stack: &Stack, first_phase: &str) -> Load {
 }
 
 /// The color HAProxy sends traffic to, asserted to be exactly one, live, with a serving container.
-pub async fn assert_one_healthy_color(stack: &Stack, deployer: &Deployer) -> Color {
+pub(crate) async fn assert_one_healthy_color(stack: &Stack, deployer: &Deployer) -> Color {
     let observed = deployer.observe().await.expect("observe");
     let ready = observed.ready_colors();
     assert_eq!(ready.len(), 1, "exactly one color takes traffic: {observed:?}");
@@ -55,7 +55,7 @@ pub async fn assert_one_healthy_color(stack: &Stack, deployer: &Deployer) -> Col
 
 /// The journal agrees with what HAProxy and Docker show (the live color, each color's release, no unknown
 /// container). Each test checks the last operation's recorded outcome itself.
-pub async fn assert_journal_true(deployer: &Deployer) {
+pub(crate) async fn assert_journal_true(deployer: &Deployer) {
     let status = deployer.status().await.expect("status");
     assert!(
         status.differences.is_empty(),
@@ -66,7 +66,7 @@ pub async fn assert_journal_true(deployer: &Deployer) {
 
 /// Only the two colors' containers may exist (no one-off job, nothing half-made), and the releases the tests
 /// deploy are on the server whole (inspectable, with their layers).
-pub async fn assert_nothing_half_made(stack: &Stack, deployer: &Deployer) {
+pub(crate) async fn assert_nothing_half_made(stack: &Stack, deployer: &Deployer) {
     let containers = stack.containers().await.expect("containers");
     let topology = &deployer.config().topology;
     let allowed = [&topology.blue.container, &topology.green.container];
@@ -85,14 +85,14 @@ pub async fn assert_nothing_half_made(stack: &Stack, deployer: &Deployer) {
 }
 
 /// Stops the load and returns its report, printed for the log.
-pub async fn stop_load(load: Load) -> LoadReport {
+pub(crate) async fn stop_load(load: Load) -> LoadReport {
     let report = load.stop().await;
     eprintln!("{report}");
     report
 }
 
 /// Prints the error lines both colors' containers logged since `since`: what a failed request was.
-pub async fn print_app_errors(stack: &Stack, deployer: &Deployer, since: std::time::SystemTime) {
+pub(crate) async fn print_app_errors(stack: &Stack, deployer: &Deployer, since: std::time::SystemTime) {
     use connect_core::ContainerRuntime;
     for slot in [
         &deployer.config().topology.blue,

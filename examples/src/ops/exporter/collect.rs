@@ -304,7 +304,7 @@ fn families(s: &Snapshot) -> Families {
 }
 
 impl Collector for SnapshotCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let snapshot = self.view.borrow().clone();
         for (name, samples) in families(&snapshot).0 {
             match samples {

@@ -8,7 +8,7 @@ use connect_docker::testing::{TestScope, local_docker};
 /// Runs `body` with the local engine and a fresh scope, then removes the scope's containers and images,
 /// then re-raises the body's panic, if any. Skips (loudly) when there is no engine and real tests are not
 /// required.
-pub async fn with_scope<F, Fut>(test: &str, body: F)
+pub(crate) async fn with_scope<F, Fut>(test: &str, body: F)
 where
     F: FnOnce(Docker, TestScope) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
