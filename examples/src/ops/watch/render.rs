@@ -18,7 +18,7 @@ use super::model::{ColorSeries, WatchModel};
 const COLORS: [Color; 2] = [Color::Blue, Color::Green];
 
 /// Draws `model` over the whole frame.
-pub fn render(frame: &mut Frame, model: &WatchModel) {
+pub fn render(frame: &mut Frame<'_>, model: &WatchModel) {
     let [title, traffic, containers, data, deploy, errors, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(8),
@@ -77,7 +77,7 @@ fn title_line(s: &Snapshot) -> Line<'static> {
     Line::from(spans)
 }
 
-fn render_traffic(frame: &mut Frame, area: Rect, model: &WatchModel) {
+fn render_traffic(frame: &mut Frame<'_>, area: Rect, model: &WatchModel) {
     let block =
         Block::bordered().title(" traffic (HAProxy, per color; response time: average of the last 1024) ");
     let inner = block.inner(area);
@@ -114,7 +114,7 @@ fn server_line(color: Color, row: Option<&ColorView>) -> Line<'static> {
     Line::from(spans)
 }
 
-fn render_figures(frame: &mut Frame, area: Rect, row: Option<&ColorView>, series: &ColorSeries) {
+fn render_figures(frame: &mut Frame<'_>, area: Rect, row: Option<&ColorView>, series: &ColorSeries) {
     let t = row.and_then(|r| r.traffic.clone()).unwrap_or_default();
     let columns: [(String, &[u64]); 4] = [
         (format!("req/s {:.1}", t.responses_per_s), &series.responses_per_s),
@@ -139,7 +139,7 @@ fn render_figures(frame: &mut Frame, area: Rect, row: Option<&ColorView>, series
     }
 }
 
-fn render_containers(frame: &mut Frame, area: Rect, s: &Snapshot) {
+fn render_containers(frame: &mut Frame<'_>, area: Rect, s: &Snapshot) {
     // As wide as the longest name: container names are the operator's choice.
     let w = s
         .colors

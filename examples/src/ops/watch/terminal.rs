@@ -70,8 +70,14 @@ impl Screen {
     }
 
     /// Draws one frame.
-    pub fn draw(&mut self, render: impl FnOnce(&mut ratatui::Frame)) -> Result<()> {
+    pub fn draw(&mut self, render: impl FnOnce(&mut ratatui::Frame<'_>)) -> Result<()> {
         self.terminal.draw(render).map(drop).map_err(terminal_error)
+    }
+}
+
+impl std::fmt::Debug for Screen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Screen")
     }
 }
 
