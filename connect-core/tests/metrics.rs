@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use common::{Fixture, release};
 use connect_core::ErrorKind;
+use connect_core::database::ContinuousBackupState;
 use connect_core::engine::{DeployConfig, Event, Outcome, Step};
 use connect_core::memory::AppBehavior;
-use connect_core::metrics::{Sampler, Snapshot, sample};
+use connect_core::metrics::{BACKUP_READ_EVERY, Sampler, Snapshot, sample};
 use connect_core::model::{Color, WatchPolicy};
 use connect_core::router::AdminState;
 use connect_core::runtime::{ContainerState, Health};
@@ -233,4 +234,66 @@ async fn the_watch_judges_by_what_the_operator_sees() {
         seen.last().unwrap().deploy.as_ref().unwrap().live,
         Some(Color::Blue)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lock_shows_what_runs_without_its_token() {
+    let f = v1_live(runbook()).await;
+    let held = f.deployer.hold_lock().await.unwrap();
+    let s = sample(&f.deployer, None).await;
+    let lock = s
+        .deploy
+        .as_ref()
+        .and_then(|d| d.lock.clone())
+        .expect("the lock is shown");
+    assert_eq!(lock.holder, "test");
+    assert_eq!(lock.token, "", "the owner token stays with its holder");
+    drop(held);
+}
+
+fn backups(full_age_s: u64, failing: bool) -> ContinuousBackupState {
+    ContinuousBackupState {
+        stanza: "connect".into(),
+        last_archived_wal: Some("000000010000000000000007".into()),
+        last_archived_age_s: Some(5),
+        archive_failing: failing,
+        last_full_backup: Some("20261206-100000F".into()),
+        last_full_age_s: Some(full_age_s),
+        last_backup: None,
+        last_backup_age_s: None,
+        backups: 1,
+        recoverable_from_unix: None,
+    }
+}
+
+/// The continuous-backup state costs a program run on the server: asked for once per BACKUP_READ_EVERY, its
+/// ages growing with the clock in between.
+#[tokio::test(start_paused = true)]
+async fn the_backup_state_is_read_every_30_s_and_ages_in_between() {
+    let f = v1_live(runbook()).await;
+    f.stack.cluster.set_continuous_backup(Some(backups(100, false)));
+    let first = sample(&f.deployer, None).await;
+    let read = first.backup.as_ref().expect("read with the first sample");
+    assert_eq!(read.state.last_full_age_s, Some(100));
+    assert_eq!(first.backup_read_unix_ms, first.taken_unix_ms);
+
+    // Archiving starts failing; a sample 10 s after the read does not ask.
+    f.stack.cluster.set_continuous_backup(Some(backups(0, true)));
+    let mut earlier = first.clone();
+    earlier.taken_unix_ms -= 10_000;
+    earlier.backup_read_unix_ms -= 10_000;
+    let s = sample(&f.deployer, Some((&earlier, INTERVAL))).await;
+    let carried = &s.backup.as_ref().expect("carried").state;
+    assert!(!carried.archive_failing, "not asked again yet");
+    assert!(
+        (110..=111).contains(&carried.last_full_age_s.unwrap()),
+        "aged by the 10 s since: {carried:?}"
+    );
+    assert_eq!(s.backup_read_unix_ms, earlier.backup_read_unix_ms);
+
+    // BACKUP_READ_EVERY after the read, it asks again.
+    earlier.backup_read_unix_ms -= BACKUP_READ_EVERY.as_millis() as u64;
+    let s = sample(&f.deployer, Some((&earlier, INTERVAL))).await;
+    assert!(s.backup.as_ref().expect("read").state.archive_failing);
+    assert_eq!(s.backup_read_unix_ms, s.taken_unix_ms);
 }

@@ -541,6 +541,22 @@ impl Deployer {
         awaitable(py, json_call!(self, |d| d.break_lock()))
     }
 
+    #[pyo3(signature = (interval_seconds=1.0))]
+    fn metrics(&self, py: Python<'_>, interval_seconds: f64) -> PyResult<String> {
+        block(
+            py,
+            crate::metrics::snapshot(self.inner.clone(), interval_seconds)?,
+        )
+    }
+
+    #[pyo3(signature = (interval_seconds=1.0))]
+    fn metrics_async<'py>(&self, py: Python<'py>, interval_seconds: f64) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(
+            py,
+            crate::metrics::snapshot(self.inner.clone(), interval_seconds)?,
+        )
+    }
+
     fn journal(&self, py: Python<'_>) -> PyResult<String> {
         block(py, json_call!(self, |d| d.journal()))
     }

@@ -24,6 +24,7 @@ mod hosts;
 mod lock;
 mod logs;
 mod memory;
+mod metrics;
 mod release;
 mod router;
 mod services;

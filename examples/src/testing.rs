@@ -1,5 +1,6 @@
 //! Harnesses for tests and the end-to-end run (feature `testing`): the demo app as a process, PostgreSQL and
-//! Redis, each on 127.0.0.1 with its own free port and temp dir, stopped on drop. Plus a one-shot HTTP client.
+//! Redis, each on 127.0.0.1 with its own free port and temp dir, stopped on drop. Plus a one-shot HTTP client
+//! and a tmux server of a test's own ([`Tmux`]).
 
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -17,6 +18,9 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::http::{self, Response};
+
+pub mod tmux;
+pub use tmux::Tmux;
 
 const START_DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(20);

@@ -288,3 +288,87 @@ fn recover_db_and_pitr_refuse_before_contacting_anything() {
         text(&out.stderr)
     );
 }
+
+/// A server where nothing of the deployment answers (host = "local", HAProxy's socket and every port dead):
+/// only the machine's Docker Engine is asked, read-only (connecting to it is eager), for containers that do
+/// not exist; each source is "not read".
+fn dead_server(dir: &Path) -> PathBuf {
+    // A loopback port nothing listens on.
+    let dead = connect_core::testing::free_port();
+    let config = dir.join("connect.toml");
+    let d = dir.display();
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "{d}/state"
+[server]
+host = "local"
+[haproxy]
+admin_socket = "{d}/admin.sock"
+[database]
+patroni = ["http://127.0.0.1:{dead}"]
+port = {dead}
+user = "postgres"
+password = "x"
+dbname = "connect"
+[redis]
+port = {dead}
+[app]
+image = "connect"
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn watch_into_a_pipe_prints_one_line_per_sample_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dead_server(dir.path());
+    let config = config.to_str().unwrap();
+
+    let once = run(
+        dir.path(),
+        &["--config", config, "watch", "--once", "--interval", "100ms"],
+    );
+    assert!(once.status.success(), "{}", text(&once.stderr));
+    let line = text(&once.stdout);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    for part in [
+        "live none standby none",
+        "blue not read",
+        "not read: router.figures",
+        "cache.figures",
+    ] {
+        assert!(line.contains(part), "{part:?} in {line}");
+    }
+    assert!(!line.trim_end().chars().any(char::is_control), "{line:?}");
+
+    let mut watch = std::process::Command::new(connect_ops())
+        .args(["--config", config, "--json", "watch", "--interval", "100ms"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("connect-ops runs");
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut sequences = Vec::new();
+    for line in lines.by_ref().take(3) {
+        let snapshot: serde_json::Value =
+            serde_json::from_str(&line.unwrap()).expect("a JSON snapshot per line");
+        sequences.push(snapshot["sequence"].as_u64().unwrap());
+    }
+    assert_eq!(sequences, [1, 2, 3], "one line per sample");
+    connect_core::testing::send_signal(watch.id(), connect_core::testing::Signal::SIGTERM).unwrap();
+    let status = watch.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM ends the view normally");
+
+    let bad = run(dir.path(), &["--config", config, "watch", "--interval", "0s"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("--interval 1s"),
+        "the fix: {}",
+        text(&bad.stderr)
+    );
+}

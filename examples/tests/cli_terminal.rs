@@ -9,105 +9,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use connect_db::testing::{PG_PASSWORD, TestCluster, TestClusterConfig, pg_bin};
-use connect_examples::testing::connect_ops;
+use connect_examples::testing::{Tmux, connect_ops};
 
 const DATABASE: &str = "connect_cli";
+/// How long a pane may take to show what a step waits for.
+const TMUX_DEADLINE: Duration = Duration::from_secs(120);
 const PASSWORD_VAR: &str = "CONNECT_CLI_PG_PASSWORD";
-
-/// A tmux server of our own (its own socket name), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(name: &str) -> Option<Tmux> {
-        connect_core::testing::require_program(name, "tmux", &[])?;
-        let tmux = Tmux {
-            socket: format!("connect-{name}-{}", std::process::id()),
-        };
-        // A wide pane, so the spinner's line never wraps; `cat` keeps the session's first window open.
-        tmux.call(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "160",
-            "-y",
-            "40",
-            "cat",
-        ]);
-        Some(tmux)
-    }
-
-    fn call(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs `command` in a new window (a fresh pseudo-terminal); the pane id. `EXIT=<code>` is printed when
-    /// it ends, and the pane stays open (`cat` reads the terminal) to be captured.
-    fn run(&self, command: &str, env: &[(&str, &str)]) -> String {
-        let mut args = vec![
-            "new-window".to_string(),
-            "-d".into(),
-            "-P".into(),
-            "-F".into(),
-            "#{pane_id}".into(),
-        ];
-        for (k, v) in env {
-            args.push("-e".into());
-            args.push(format!("{k}={v}"));
-        }
-        args.push(format!("{command}; echo EXIT=$?; exec cat"));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.call(&args).trim().to_string()
-    }
-
-    /// The pane's screen as text (what a person sees: no escape sequences).
-    fn capture(&self, pane: &str) -> String {
-        self.call(&["capture-pane", "-p", "-J", "-t", pane])
-    }
-
-    /// Waits until the pane's screen satisfies `done`, with a deadline; the screen then.
-    async fn wait_for(&self, pane: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-        connect_core::wait::poll_until(
-            "tmux",
-            what,
-            Duration::from_secs(120),
-            Duration::from_millis(20),
-            || {
-                let screen = self.capture(pane);
-                let ok = done(&screen);
-                async move { Ok(if ok { Ok(screen) } else { Err(screen) }) }
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("the pane never showed {what}: {e}"))
-    }
-
-    fn send(&self, pane: &str, keys: &str) {
-        self.call(&["send-keys", "-t", pane, keys, "Enter"]);
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
 
 fn connect_toml(cluster: &TestCluster, dir: &Path) -> String {
     let urls: Vec<String> = cluster.rest_urls().iter().map(|u| format!("{u:?}")).collect();
@@ -163,7 +70,7 @@ async fn backup_and_restore_draw_a_spinner_on_a_terminal_and_plain_lines_into_a_
     let Some(cluster) = TestCluster::start("cli_terminal", config).await else {
         return;
     };
-    let Some(tmux) = Tmux::start("cli_terminal") else {
+    let Some(tmux) = Tmux::start("cli_terminal", 160, 40) else {
         return;
     };
     let admin = cluster
@@ -230,7 +137,7 @@ async fn backup_and_restore_draw_a_spinner_on_a_terminal_and_plain_lines_into_a_
         .unwrap();
     let pane = tmux.run(&command("backup --label tty"), &[(PASSWORD_VAR, PG_PASSWORD)]);
     let spinning = tmux
-        .wait_for(&pane, "the spinner", |s| s.contains(SPINNER_STEP))
+        .wait_for(&pane, "the spinner", TMUX_DEADLINE, |s| s.contains(SPINNER_STEP))
         .await;
     let line = spinning
         .lines()
@@ -242,7 +149,7 @@ async fn backup_and_restore_draw_a_spinner_on_a_terminal_and_plain_lines_into_a_
     );
     db.batch_execute("COMMIT").await.unwrap();
     let done = tmux
-        .wait_for(&pane, "the backup's end", |s| s.contains("EXIT="))
+        .wait_for(&pane, "the backup's end", TMUX_DEADLINE, |s| s.contains("EXIT="))
         .await;
     assert!(done.contains("EXIT=0"), "{done}");
     assert!(done.contains("-tty.dump") && done.contains("sha256"), "{done}");
@@ -258,7 +165,9 @@ async fn backup_and_restore_draw_a_spinner_on_a_terminal_and_plain_lines_into_a_
     drop(db);
     let pane = tmux.run(&command("restore"), &[(PASSWORD_VAR, PG_PASSWORD)]);
     let asked = tmux
-        .wait_for(&pane, "the question", |s| s.contains("type the database name"))
+        .wait_for(&pane, "the question", TMUX_DEADLINE, |s| {
+            s.contains("type the database name")
+        })
         .await;
     assert!(
         asked.contains(&format!("replaces database \"{DATABASE}\"")),
@@ -266,7 +175,7 @@ async fn backup_and_restore_draw_a_spinner_on_a_terminal_and_plain_lines_into_a_
     );
     tmux.send(&pane, DATABASE);
     let done = tmux
-        .wait_for(&pane, "the restore's end", |s| s.contains("EXIT="))
+        .wait_for(&pane, "the restore's end", TMUX_DEADLINE, |s| s.contains("EXIT="))
         .await;
     assert!(done.contains("EXIT=0"), "{done}");
     assert!(

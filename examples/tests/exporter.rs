@@ -30,6 +30,7 @@ async fn stack(interval: Duration) -> (MemoryStack, Deployer, Exporter, SocketAd
         stack.add_image(&release(v).image, behavior);
     }
     stack.router.set_load(100);
+    stack.cluster.set_continuous_backup(Some(continuous_backup()));
     let deployer = Deployer::new(stack.backends(), config).unwrap();
     deployer.deploy(release("v1")).await.unwrap();
     let exporter = Exporter::start(deployer.clone(), interval).unwrap();
@@ -38,6 +39,22 @@ async fn stack(interval: Duration) -> (MemoryStack, Deployer, Exporter, SocketAd
     let serving = exporter.clone();
     tokio::spawn(async move { serving.serve(listener).await });
     (stack, deployer, exporter, address)
+}
+
+/// pgBackRest's state as the in-memory cluster reports it: a full backup an hour old, archiving fine.
+fn continuous_backup() -> connect_core::database::ContinuousBackupState {
+    connect_core::database::ContinuousBackupState {
+        stanza: "connect".into(),
+        last_archived_wal: Some("000000010000000000000007".into()),
+        last_archived_age_s: Some(5),
+        archive_failing: false,
+        last_full_backup: Some("20261206-100000F".into()),
+        last_full_age_s: Some(3600),
+        last_backup: None,
+        last_backup_age_s: None,
+        backups: 1,
+        recoverable_from_unix: None,
+    }
 }
 
 /// `GET path` on `address`: the status and the body.
@@ -104,6 +121,11 @@ async fn the_exporter_serves_the_snapshot_and_the_deploy_events() {
         value(&text, r#"connect_step_duration_seconds_count{step="switch"}"#),
         Some(3.0)
     );
+    // The continuous backups, read with the first sample, aged by the wall clock since (well under a minute).
+    let full_age = value(&text, "connect_backup_last_full_age_seconds").unwrap();
+    assert!((3600.0..3660.0).contains(&full_age), "{full_age}");
+    assert!(value(&text, "connect_backup_last_archived_wal_age_seconds").unwrap() >= 5.0);
+    assert_eq!(value(&text, "connect_backup_archive_failing"), Some(0.0));
     // A scrape counts nothing twice.
     let (_, again) = get(address, "/metrics").await;
     assert_eq!(

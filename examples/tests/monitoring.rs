@@ -142,6 +142,20 @@ async fn the_exporters_families_are_the_listed_ones() {
     let stack = MemoryStack::new(&config.topology);
     let v1 = Release::new("connect", "v1").unwrap();
     stack.add_image(&v1.image, AppBehavior::default());
+    stack
+        .cluster
+        .set_continuous_backup(Some(connect_core::database::ContinuousBackupState {
+            stanza: "connect".into(),
+            last_archived_wal: Some("000000010000000000000007".into()),
+            last_archived_age_s: Some(5),
+            archive_failing: false,
+            last_full_backup: Some("20261206-100000F".into()),
+            last_full_age_s: Some(3600),
+            last_backup: None,
+            last_backup_age_s: None,
+            backups: 1,
+            recoverable_from_unix: None,
+        }));
     let deployer = Deployer::new(stack.backends(), config).unwrap();
     deployer.deploy(v1).await.unwrap();
     stack
@@ -166,4 +180,5 @@ async fn the_exporters_families_are_the_listed_ones() {
     }
     assert!(shown.len() > 20, "{text}");
     assert!(shown.contains("connect_source_unavailable"));
+    assert!(shown.contains("connect_backup_archive_failing"), "{text}");
 }

@@ -16,8 +16,9 @@ use crate::vocabulary::{CheckReport, CheckStatus};
 /// for longer, since a loss of the server would lose that much.
 const RUNBOOK_RPO: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
-/// Lines the runbook counts as errors: any line containing "error", case-insensitively.
-pub(crate) fn is_error_line(line: &str) -> bool {
+/// Lines the runbook counts as errors: any line containing "error", case-insensitively. The post-deploy
+/// check, the watch and the operator's views count by it.
+pub fn is_error_line(line: &str) -> bool {
     line.to_ascii_lowercase().contains("error")
 }
 

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 pub use crate::vocabulary::{Check, CheckReport, CheckStatus, OperationKind, Outcome, Step, StepStatus};
+pub use checks::is_error_line;
 pub use events::{Event, SHIP_PROGRESS_EVERY};
 pub use hold::HeldLock;
 pub use holder::default_holder;
@@ -179,6 +180,11 @@ impl Deployer {
     /// The journal as stored on the server.
     pub async fn journal(&self) -> Result<Journal> {
         self.store.load().await
+    }
+
+    /// Who holds the deploy lock now, if anyone: what `status` shows, read alone (one file read).
+    pub async fn lock(&self) -> Result<Option<LockInfo>> {
+        self.store.holder().await
     }
 
     /// Removes the deploy lock whoever holds it, and says who did. For a lock whose process is gone.

@@ -51,7 +51,7 @@ impl Deployer {
                 .collect(),
             differences: observed.differences(&journal),
             observed,
-            lock: self.store.holder().await?,
+            lock: self.lock().await?,
             recent: journal.history.iter().rev().take(10).cloned().collect(),
             continuous_backup: self.backends.database.continuous_backup().await.ok().flatten(),
         })

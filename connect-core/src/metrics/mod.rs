@@ -42,8 +42,8 @@ mod snapshot;
 
 pub(crate) use read::percent;
 pub use read::{TrafficDelta, read_traffic};
-pub use sampler::{Sampler, outcome_word, sample};
+pub use sampler::{BACKUP_READ_EVERY, Sampler, outcome_word, sample};
 pub use snapshot::{
-    CacheView, ColorView, ContainerView, DatabaseView, DeployView, LastOperation, Snapshot, StepTime,
-    TrafficView, Unavailable,
+    BackupView, CacheView, ColorView, ContainerView, DatabaseView, DeployView, LastOperation, Snapshot,
+    StepTime, TrafficView, Unavailable,
 };

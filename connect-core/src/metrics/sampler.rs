@@ -9,22 +9,27 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::read::{TrafficDelta, percent, read_traffic};
 use super::snapshot::{
-    CacheView, ColorView, ContainerView, DatabaseView, DeployView, LastOperation, Snapshot, StepTime,
-    TrafficView, Unavailable,
+    BackupView, CacheView, ColorView, ContainerView, DatabaseView, DeployView, LastOperation, Snapshot,
+    StepTime, TrafficView, Unavailable,
 };
-use crate::engine::{Deployer, Journal};
+use crate::engine::{Deployer, Journal, LockInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Color;
 use crate::router::{ServerFigures, ServerStatus};
 use crate::runtime::{ContainerInfo, ContainerStats};
 use crate::vocabulary::{Outcome, Step};
 
+/// How often the sampler reads the continuous-backup state (pgBackRest's `info` is a program run on the
+/// server; its figures move in minutes).
+pub const BACKUP_READ_EVERY: Duration = Duration::from_secs(30);
+
 /// Samples the deployment at an interval in one task and publishes each snapshot; dropping it stops the task.
 ///
 /// Viewers [`subscribe`](Sampler::subscribe) to a `watch` channel: each sees the newest snapshot, a slow one
 /// skips samples instead of queueing them, and the backends see one sample's calls per interval whatever
-/// the number of viewers (9 calls: the router's counters and states, each color's inspect and stats, the
-/// database's and the cache's figures, the journal).
+/// the number of viewers (10 calls: the router's counters and states, each color's inspect and stats, the
+/// database's and the cache's figures, the journal and the lock; and every [`BACKUP_READ_EVERY`] the
+/// continuous-backup state).
 #[derive(Debug)]
 pub struct Sampler {
     view: watch::Receiver<Arc<Snapshot>>,
@@ -83,16 +88,41 @@ pub async fn sample(deployer: &Deployer, previous: Option<(&Snapshot, Duration)>
     let backends = deployer.backends();
     let topology = &deployer.config().topology;
     let (blue, green) = (topology.slot(Color::Blue), topology.slot(Color::Green));
-    let (traffic, servers, blue_info, blue_stats, green_info, green_stats, database, cache, journal) = tokio::join!(
-        read_traffic(backends.router.as_ref(), topology),
-        backends.router.servers(),
-        backends.runtime.inspect(&blue.container),
-        backends.runtime.stats(&blue.container),
-        backends.runtime.inspect(&green.container),
-        backends.runtime.stats(&green.container),
-        backends.database.figures(),
-        backends.cache.figures(),
-        deployer.journal(),
+    let now_ms = unix_ms();
+    // The backup state changes in minutes and costs a program run: read it every BACKUP_READ_EVERY only.
+    let backup_due = previous.is_none_or(|(p, _)| {
+        now_ms.saturating_sub(p.backup_read_unix_ms) >= BACKUP_READ_EVERY.as_millis() as u64
+    });
+    let backup_read = async {
+        if backup_due {
+            Some(backends.database.continuous_backup().await)
+        } else {
+            None
+        }
+    };
+    let (
+        (traffic, servers, blue_info, blue_stats, green_info, green_stats),
+        (database, cache, journal, lock, backup),
+    ) = tokio::join!(
+        async {
+            tokio::join!(
+                read_traffic(backends.router.as_ref(), topology),
+                backends.router.servers(),
+                backends.runtime.inspect(&blue.container),
+                backends.runtime.stats(&blue.container),
+                backends.runtime.inspect(&green.container),
+                backends.runtime.stats(&green.container),
+            )
+        },
+        async {
+            tokio::join!(
+                backends.database.figures(),
+                backends.cache.figures(),
+                deployer.journal(),
+                deployer.lock(),
+                backup_read,
+            )
+        },
     );
     let mut unavailable = Vec::new();
     let mut note = |source: String, e: &Error| {
@@ -174,21 +204,65 @@ pub async fn sample(deployer: &Deployer, previous: Option<(&Snapshot, Duration)>
                 hit_rate_percent,
             }
         });
+    let lock = lock.map_err(|e| note("lock".into(), &e)).ok().flatten();
     let deploy = journal
         .map_err(|e| note("journal".into(), &e))
         .ok()
-        .map(deploy_view);
+        .map(|j| deploy_view(j, lock));
+    let (backup, backup_read_unix_ms) = match backup {
+        Some(read) => (
+            read.map_err(|e| note("database.continuous_backup".into(), &e))
+                .ok()
+                .flatten()
+                .map(|state| BackupView {
+                    state,
+                    read_unix_ms: now_ms,
+                }),
+            now_ms,
+        ),
+        None => match previous {
+            Some((p, _)) => (
+                p.backup.as_ref().map(|b| aged(b, p.taken_unix_ms, now_ms)),
+                p.backup_read_unix_ms,
+            ),
+            None => (None, 0),
+        },
+    };
     Snapshot {
         sequence: prev.map_or(0, |p| p.sequence) + 1,
-        taken_unix_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
+        taken_unix_ms: now_ms,
         interval_ms: elapsed.map_or(0, |d| d.as_millis() as u64),
         colors,
         database,
         cache,
         deploy,
+        backup,
+        backup_read_unix_ms,
         unavailable,
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `backup` as of `now_ms`, its ages grown since `then_ms`. Whole seconds of the clock, so the ages carried
+/// from sample to sample add up to the time since the read without rounding drift.
+fn aged(backup: &BackupView, then_ms: u64, now_ms: u64) -> BackupView {
+    let grown = (now_ms / 1000).saturating_sub(then_ms / 1000);
+    let mut state = backup.state.clone();
+    for age in [
+        &mut state.last_archived_age_s,
+        &mut state.last_full_age_s,
+        &mut state.last_backup_age_s,
+    ] {
+        *age = age.map(|a| a + grown);
+    }
+    BackupView {
+        state,
+        read_unix_ms: backup.read_unix_ms,
     }
 }
 
@@ -259,7 +333,7 @@ fn container_view(
     }
 }
 
-fn deploy_view(journal: Journal) -> DeployView {
+fn deploy_view(journal: Journal, lock: Option<LockInfo>) -> DeployView {
     let last = journal.history.last().map(|r| LastOperation {
         id: r.id.clone(),
         kind: r.kind,
@@ -298,6 +372,12 @@ fn deploy_view(journal: Journal) -> DeployView {
             .collect(),
         maintenance: journal.maintenance.is_some(),
         in_progress: journal.intent.as_ref().map(|i| i.operation.clone()),
+        intent: journal.intent.clone(),
+        // The owner token fences the holder's writes: a viewer has no use for it.
+        lock: lock.map(|l| LockInfo {
+            token: String::new(),
+            ..l
+        }),
         last,
         last_backup_unix_ms,
         history: journal.history,

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheFigures;
-use crate::database::DatabaseFigures;
-use crate::engine::OperationRecord;
+use crate::database::{ContinuousBackupState, DatabaseFigures};
+use crate::engine::{Intent, LockInfo, OperationRecord};
 use crate::model::Color;
 use crate::router::{AdminState, CheckState};
 use crate::runtime::{ContainerState, Health};
@@ -31,6 +31,15 @@ pub struct Snapshot {
     pub cache: Option<CacheView>,
     /// The deploy state, when the journal could be read.
     pub deploy: Option<DeployView>,
+    /// Continuous backups (WAL archiving and base backups), when the database has them. Read once per
+    /// [`BACKUP_READ_EVERY`](super::BACKUP_READ_EVERY), not every sample (pgBackRest's `info` is a program
+    /// run on the server); between reads the ages grow with the clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupView>,
+    /// When the backup state was last asked for (unix milliseconds; 0 before the first time), whatever
+    /// the answer: the sampler asks again [`BACKUP_READ_EVERY`](super::BACKUP_READ_EVERY) after it.
+    #[serde(default)]
+    pub backup_read_unix_ms: u64,
     /// What could not be read this time, and why.
     pub unavailable: Vec<Unavailable>,
 }
@@ -40,6 +49,16 @@ impl Snapshot {
     pub fn color(&self, color: Color) -> Option<&ColorView> {
         self.colors.iter().find(|c| c.color == color)
     }
+}
+
+/// The continuous-backup state as of a sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupView {
+    /// What the database reported, its ages (`last_full_age_s`, `last_archived_age_s`…) brought up to this
+    /// sample's time.
+    pub state: ContinuousBackupState,
+    /// When it was read (unix milliseconds).
+    pub read_unix_ms: u64,
 }
 
 /// A source that could not be read in a sample.
@@ -146,6 +165,14 @@ pub struct DeployView {
     pub maintenance: bool,
     /// The operation under way (its id), when one has recorded its intent.
     pub in_progress: Option<String>,
+    /// What that operation is changing (from which color to which, the release, who runs it): the intent
+    /// it recorded before touching what runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
+    /// Who holds the deploy lock (its owner token left out): an operation runs from the lock on, before it
+    /// records an intent (preflight, ship, backup, migration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockInfo>,
     /// The newest operation the journal records.
     pub last: Option<LastOperation>,
     /// When the newest verified backup was taken (unix milliseconds), if the journal records one.

@@ -141,6 +141,19 @@ from ._types import (
     SwitchReport,
 )
 
+from ._metrics import (
+    BackupMetrics,
+    CacheMetrics,
+    ColorMetrics,
+    ContainerMetrics,
+    DatabaseMetrics,
+    DeployMetrics,
+    LastOperation,
+    MetricsSnapshot,
+    StepTime,
+    TrafficMetrics,
+)
+
 from . import _types
 from ._connect_ops import _bind_python_layer
 from ._errors import _from_core
@@ -150,6 +163,16 @@ from ._errors import _from_core
 _bind_python_layer(_types, _from_core)
 
 __all__ = [
+    "BackupMetrics",
+    "CacheMetrics",
+    "ColorMetrics",
+    "ContainerMetrics",
+    "DatabaseMetrics",
+    "DeployMetrics",
+    "LastOperation",
+    "MetricsSnapshot",
+    "StepTime",
+    "TrafficMetrics",
     "AuditFinding",
     "AuditFix",
     "AuditReport",

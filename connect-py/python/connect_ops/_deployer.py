@@ -27,6 +27,7 @@ from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _HeldLock, 
 from ._errors import InvalidInputError
 from ._events import Event, event_from_json
 from ._kinds import Color
+from ._metrics import MetricsSnapshot
 from ._policy import BackupPolicy, CanaryPolicy, Hook, Webhook, WatchPolicy, safety_net
 from ._types import AppOptions, CheckReport, Journal, LockInfo, OperationRecord, Status
 
@@ -322,6 +323,15 @@ class Deployer:
     async def status_async(self) -> Status:
         """:meth:`status` for asyncio."""
         return Status.from_dict(json.loads(await self._inner.status_async()))
+
+    def metrics(self, *, interval_seconds: float = 1.0) -> MetricsSnapshot:
+        """One snapshot of the live figures (what ``connect-ops watch`` and the exporter show): two samples
+        ``interval_seconds`` apart so the rates have an interval; ``0`` takes one sample (totals, no rates)."""
+        return MetricsSnapshot.from_dict(json.loads(self._inner.metrics(interval_seconds)))
+
+    async def metrics_async(self, *, interval_seconds: float = 1.0) -> MetricsSnapshot:
+        """:meth:`metrics` for asyncio."""
+        return MetricsSnapshot.from_dict(json.loads(await self._inner.metrics_async(interval_seconds)))
 
     def journal(self) -> Journal:
         """The journal as stored on the server."""

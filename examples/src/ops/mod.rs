@@ -19,6 +19,7 @@ pub mod prune;
 pub mod recover_db;
 pub mod setup;
 pub mod ship;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -99,6 +100,8 @@ pub enum Command {
     BackupAll(backup_all::BackupAllArgs),
     /// Restore the database from a backup (the newest by default) into a fresh database swapped in.
     Restore(backup::RestoreArgs),
+    /// The deployment live: traffic per color, containers, database, cache, the deploy's steps, error lines.
+    Watch(watch::WatchArgs),
     /// Serve the live figures for Prometheus (OpenMetrics on /metrics), with deploy events from the journal.
     Exporter(exporter::ExporterArgs),
     /// The server's hardening: sshd, firewall, open ports, sockets, database, Redis, file modes (--fix: the safe ones).
@@ -206,6 +209,7 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::Backups => backup::list(cx).await,
         Command::BackupAll(args) => args.run(cx).await,
         Command::Restore(args) => args.run(cx).await,
+        Command::Watch(args) => args.run(cx).await,
         Command::Exporter(args) => args.run(cx).await,
         Command::Audit(args) => args.run(cx).await,
         Command::Pitr(args) => args.run(cx).await,

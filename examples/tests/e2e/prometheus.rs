@@ -1,37 +1,88 @@
-//! Issue 16 item 3 on the real stack: a real Prometheus (loopback, its own temp dir, 1 s scrapes) scrapes
-//! `connect-ops exporter`'s exporter, sampling the stack over its one SSH connection, during a deploy under
-//! load; PromQL over what it stored shows the traffic moving from blue to green at the switch, and zero 5xx.
+//! Issue 16 on the real stack, one stack for both monitoring views during one deploy under load:
+//! - `connect-ops exporter` as an operator runs it (a subprocess with its own SSH connection, from the
+//!   stack's connect.toml), scraped by a real Prometheus (loopback, its own temp dir, 1 s scrapes); PromQL
+//!   over what it stored shows the traffic moving from blue to green at the switch, and zero 5xx;
+//! - `connect-ops watch` in a tmux pane (120x40): the screen shows the deploy's steps as they happen and
+//!   green live after the switch; `q` leaves a clean terminal (main screen, cursor shown, no view left).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use connect_core::engine::Outcome;
 use connect_core::model::Color;
-use connect_examples::ops::exporter::Exporter;
 use connect_examples::prometheus::TestPrometheus;
 use connect_examples::stack::StackOptions;
-use tokio::net::TcpListener;
+use connect_examples::testing::{Tmux, connect_ops, request};
 
 use crate::common::{assert_journal_true, assert_one_healthy_color, load, serial, stop_load, v1_live};
 
 /// Long enough for Prometheus to see two scrapes on either side of the switch.
 const STORED: Duration = Duration::from_secs(30);
+/// The stack's connect.toml takes PostgreSQL's password from this variable.
+const PASSWORD_VAR: &str = "CONNECT_E2E_PG_PASSWORD";
+
+/// A `connect-ops` subprocess, killed on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_stores_the_switch_from_blue_to_green_with_zero_5xx() {
+async fn prometheus_and_the_terminal_view_see_the_switch_from_blue_to_green() {
     let _one = serial().await;
     let Some((stack, deployer)) = v1_live(StackOptions::new("e2e_prometheus")).await else {
         return;
     };
-    let exporter = Exporter::start(deployer.clone(), Duration::from_secs(1)).expect("the sampler starts");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let exporter_at: SocketAddr = listener.local_addr().expect("address");
-    let serving = exporter.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
+    let Some(tmux) = Tmux::start("e2e_watch", 120, 40) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("connect.toml");
+    std::fs::write(&config, stack.address().connect_toml()).expect("write the config");
+    let config = config.display().to_string();
+
+    let exporter_at = SocketAddr::from(([127, 0, 0, 1], connect_core::testing::free_port()));
+    let _exporter = Running(
+        std::process::Command::new(connect_ops())
+            .args(["--config", &config, "exporter", "--listen"])
+            .arg(exporter_at.to_string())
+            .env(PASSWORD_VAR, connect_db::testing::PG_PASSWORD)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("connect-ops exporter starts"),
+    );
+    let scrape = connect_core::wait::poll_until(
+        "exporter",
+        "its first /metrics",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async move {
+            Ok(match request(exporter_at, "GET", "/metrics", "").await {
+                Ok(r) if r.status == 200 => Ok(String::from_utf8_lossy(&r.body).into_owned()),
+                other => Err(format!("{:?}", other.map(|r| r.status))),
+            })
+        },
+    )
+    .await
+    .expect("the exporter serves");
+    assert!(scrape.ends_with("# EOF\n"), "{scrape}");
     let Some(prometheus) = TestPrometheus::start("e2e_prometheus", &[exporter_at]).expect("prometheus")
     else {
         return;
     };
+    let watch = format!("{} --config {config} watch", connect_ops().display());
+    let pane = tmux.run(&watch, &[(PASSWORD_VAR, connect_db::testing::PG_PASSWORD)]);
+    let live = |color: &str| format!("live {color}");
+    tmux.wait_for(&pane, "blue live on the view", STORED, |s| {
+        s.contains(&live("blue"))
+    })
+    .await;
+
     let load = load(&stack, "before");
     let blue = r#"increase(connect_http_responses_total{color="blue"}[5s])"#;
     let before = prometheus.until(blue, STORED, |v| v > 0.0).await;
@@ -44,6 +95,22 @@ async fn prometheus_stores_the_switch_from_blue_to_green_with_zero_5xx() {
     let record = deployer.deploy(stack.release("v2")).await.expect("the deploy");
     assert_eq!(record.outcome, Outcome::Succeeded);
     load.phase("after");
+    let screen = tmux
+        .wait_for(&pane, "green live and the deploy's end", STORED, |s| {
+            s.contains(&live("green")) && s.contains("ended succeeded")
+        })
+        .await;
+    eprintln!("the view after the deploy:\n{screen}");
+    for seen in [
+        "green started (v2)",
+        "green healthy",
+        "last: deploy v2 succeeded",
+        "green app2 ready",
+    ] {
+        assert!(screen.contains(seen), "{seen:?} on the view:\n{screen}");
+    }
+    assert!(screen.contains("req/s"), "{screen}");
+
     let green = r#"increase(connect_http_responses_total{color="green"}[5s])"#;
     let after = prometheus.until(green, STORED, |v| v > 0.0).await;
     assert!(
@@ -53,6 +120,23 @@ async fn prometheus_stores_the_switch_from_blue_to_green_with_zero_5xx() {
     let drained = prometheus.until(blue, STORED, |v| v == 0.0).await;
     assert_eq!(drained, Some(0.0), "blue answers nothing once drained");
     let traffic = stop_load(load).await;
+
+    // q: the view ends with exit 0 and gives the terminal back as it was.
+    tmux.press(&pane, "q");
+    let after_exit = tmux
+        .wait_for(&pane, "the view's end", STORED, |s| s.contains("EXIT="))
+        .await;
+    assert!(after_exit.contains("EXIT=0"), "{after_exit}");
+    assert!(
+        !after_exit.contains("traffic (HAProxy") && !after_exit.contains('│'),
+        "nothing of the view left on the main screen:\n{after_exit}"
+    );
+    assert_eq!(
+        tmux.format(&pane, "#{alternate_on}"),
+        "0",
+        "the alternate screen left"
+    );
+    assert_eq!(tmux.format(&pane, "#{cursor_flag}"), "1", "the cursor shown");
 
     assert_eq!(
         prometheus.query(r#"connect_live{color="green"}"#).await,

@@ -89,6 +89,18 @@ pub const SNAPSHOT_FAMILIES: &[(&str, &str)] = &[
         "When the newest verified backup of the journal was taken",
     ),
     (
+        "connect_backup_last_full_age_seconds",
+        "Age of the newest full base backup of the continuous backups (pgBackRest)",
+    ),
+    (
+        "connect_backup_last_archived_wal_age_seconds",
+        "Age of the last WAL segment the leader archived",
+    ),
+    (
+        "connect_backup_archive_failing",
+        "1 while the leader's WAL archiving fails (the recovery point is not moving)",
+    ),
+    (
         "connect_source_unavailable",
         "1 for a source the last sample could not read",
     ),
@@ -269,6 +281,16 @@ fn families(s: &Snapshot) -> Families {
         if let Some(ms) = d.last_backup_unix_ms {
             f.gauge("connect_last_backup_timestamp_seconds", &[], ms as f64 / 1000.0);
         }
+    }
+    if let Some(b) = &s.backup {
+        let b = &b.state;
+        if let Some(age) = b.last_full_age_s {
+            f.gauge("connect_backup_last_full_age_seconds", &[], age as f64);
+        }
+        if let Some(age) = b.last_archived_age_s {
+            f.gauge("connect_backup_last_archived_wal_age_seconds", &[], age as f64);
+        }
+        f.gauge("connect_backup_archive_failing", &[], flag(b.archive_failing));
     }
     for u in &s.unavailable {
         f.gauge("connect_source_unavailable", &[("source", &u.source)], 1.0);
