@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Each host keeps its own journal and lock in its state directory, written by its own
-//! [`Deployer`](super::Deployer), which sees only its two servers (`scoped.rs`): the one-host steps, the
+//! [`Deployer`], which sees only its two servers (`scoped.rs`): the one-host steps, the
 //! intent and the settling are today's, unchanged, and one host alone is deployed by a plain `Deployer`.
 //! What the fleet adds is the order (every host ready before any traffic moves), the one switch, and the
 //! policy for a host that fails before it.
