@@ -73,14 +73,25 @@ impl TestPrometheus {
     /// Polls `q` (every 200 ms: Prometheus has no event to wait on) until `ok` accepts its value, for at most
     /// `within`; returns the last value.
     pub async fn until(&self, q: &str, within: Duration, ok: impl Fn(f64) -> bool) -> Option<f64> {
-        let end = tokio::time::Instant::now() + within;
-        loop {
-            let v = self.query(q).await;
-            if v.is_some_and(&ok) || tokio::time::Instant::now() > end {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let last = std::cell::Cell::new(None);
+        let (last_ref, ok) = (&last, &ok);
+        // Met or not, the caller judges the last value; the timeout's error adds nothing to it.
+        let _ = connect_core::wait::poll_until(
+            "prometheus",
+            q,
+            within,
+            Duration::from_millis(200),
+            || async move {
+                let v = self.query(q).await;
+                last_ref.set(v);
+                Ok(match v {
+                    Some(x) if ok(x) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                })
+            },
+        )
+        .await;
+        last.get()
     }
 }
 

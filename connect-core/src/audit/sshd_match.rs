@@ -49,6 +49,8 @@ pub fn connection_spec(criteria: &str) -> Result<String, String> {
     let (mut user, mut host, mut addr) = (
         "root".to_string(),
         "unknown.invalid".to_string(),
+        // A remote client's address (TEST-NET-3, never contacted: `sshd -T -C` only evaluates it), so that a
+        // block without an Address criterion is not judged with a loopback exemption some configs grant.
         "203.0.113.1".to_string(),
     );
     let mut extra = Vec::new();
@@ -247,7 +249,7 @@ mod tests {
 
     #[test]
     fn match_lines_and_includes_are_found_with_their_lines() {
-        let text = "Port 22\nInclude /etc/ssh/sshd_config.d/*.conf\n# Match User x\nMatch User deploy Address 10.0.0.0/8\n  PasswordAuthentication yes\nmatch all\n";
+        let text = "Port 22\nInclude /etc/ssh/sshd_config.d/*.conf\n# Match User x\nMatch User deploy Address 127.0.0.0/8\n  PasswordAuthentication yes\nmatch all\n";
         let (blocks, includes) = parse_config("/etc/ssh/sshd_config", text);
         assert_eq!(includes, vec!["/etc/ssh/sshd_config.d/*.conf"]);
         assert_eq!(
@@ -255,19 +257,19 @@ mod tests {
                 .iter()
                 .map(|b| (b.line, b.criteria.as_str()))
                 .collect::<Vec<_>>(),
-            vec![(4, "User deploy Address 10.0.0.0/8"), (6, "all")]
+            vec![(4, "User deploy Address 127.0.0.0/8"), (6, "all")]
         );
     }
 
     #[test]
     fn a_connection_is_built_for_each_criterion() {
         assert_eq!(
-            connection_spec("User deploy Address 10.0.0.0/8").unwrap(),
-            "user=deploy,host=unknown.invalid,addr=10.0.0.0"
+            connection_spec("User deploy Address 127.0.0.0/8").unwrap(),
+            "user=deploy,host=unknown.invalid,addr=127.0.0.0"
         );
         assert_eq!(
-            connection_spec("Address 192.168.*,!192.168.0.1 LocalPort 2222").unwrap(),
-            "user=root,host=unknown.invalid,addr=192.168.1.1,lport=2222"
+            connection_spec("Address 127.0.*,!127.0.0.1 LocalPort 2222").unwrap(),
+            "user=root,host=unknown.invalid,addr=127.0.1.1,lport=2222"
         );
         assert_eq!(
             connection_spec("Host *.example.com User !root,ops*").unwrap(),
