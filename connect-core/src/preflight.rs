@@ -29,6 +29,7 @@ use crate::vocabulary::CheckStatus;
 /// What a [`HostCheck`] looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HostCheckKind {
     /// The server runs a program (`measured`: round trip in ms).
     Reachable,
@@ -78,6 +79,7 @@ impl HostPreflight {
 
 /// Thresholds and targets of [`preflight`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PreflightConfig {
     /// Paths whose disks are checked (the runbook's `/` and `/opt/connect`).
     pub disk_paths: Vec<String>,
