@@ -10,7 +10,8 @@
 //! # async fn main() {
 //! let host = MemoryHost::new("prod");
 //! host.set_disk_usage("/opt/connect", 97);
-//! let config = PreflightConfig { docker_socket: None, ..PreflightConfig::default() };
+//! let mut config = PreflightConfig::default();
+//! config.docker_socket = None;
 //! let report = preflight(&host, &config).await;
 //! let disk = report.checks.iter().find(|c| c.kind == HostCheckKind::DiskUsage).unwrap();
 //! assert_eq!(disk.status, CheckStatus::Fail);
