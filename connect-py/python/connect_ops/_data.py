@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import functools
 import typing
 from typing import Any, Callable, Dict, Mapping, Optional, Type, TypeVar, Union
 
@@ -62,10 +61,16 @@ def release_or_none(raw: Optional[Raw]) -> Optional[Release]:
     return None if raw is None else Release.from_dict(dict(raw))
 
 
-@functools.lru_cache(maxsize=None)
+_HINTS: Dict[type, Dict[str, Any]] = {}
+
+
 def _field_hints(cls: type) -> Dict[str, Any]:
-    # The modules use `from __future__ import annotations`: the annotations are strings until resolved.
-    return typing.get_type_hints(cls)
+    # The modules use `from __future__ import annotations`: the annotations are strings until resolved, once
+    # per class.
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _optional(hint: Any) -> bool:
