@@ -21,7 +21,7 @@ use bollard::models::{ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, Task
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateServiceOptions};
 use connect_core::model::{ImageRef, Release};
 use connect_core::runtime::{
-    ContainerInfo, ContainerSpec, ContainerStats, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream,
+    ContainerInfo, ContainerState, ContainerSpec, ContainerStats, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream,
     OneOff,
 };
 use connect_core::ship::{ReleaseSource, ShipProgressFn, ShipReport};
@@ -90,7 +90,22 @@ impl Swarm {
             Err(e) => return Err(map_err("swarm.inspect", name, e)),
         };
         let tasks = self.tasks(name).await?;
-        Ok(Some(service_state(&service, tasks)))
+        let mut state = service_state(&service, tasks);
+        // The container's own health and check outputs, when its node's engine is known: Swarm's task states
+        // say running, not healthy.
+        let engine = state.node.as_ref().and_then(|n| self.nodes.get(n));
+        if let (Some(engine), Some(id), ContainerState::Running) =
+            (engine, state.container.as_ref(), state.info.state)
+        {
+            // A node that just went away answers nothing: the task's own state stands.
+            if let Ok(Some(c)) = engine.inspect_container(id).await {
+                state.info.health = c.health;
+                if !c.health_log.is_empty() {
+                    state.info.health_log = c.health_log;
+                }
+            }
+        }
+        Ok(Some(state))
     }
 
     async fn tasks(&self, name: &str) -> Result<Vec<bollard::models::Task>> {
@@ -316,7 +331,7 @@ impl ContainerRuntime for Swarm {
         let Some(state) = self.service(name).await? else {
             return Err(Swarm::missing("swarm.remove", name));
         };
-        if state.info.state == connect_core::runtime::ContainerState::Running {
+        if state.info.state == ContainerState::Running {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 "swarm.remove",

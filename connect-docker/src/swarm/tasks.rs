@@ -62,13 +62,6 @@ pub(crate) fn service_state(service: &Service, mut tasks: Vec<Task>) -> ServiceS
         .and_then(|m| m.replicated.as_ref())
         .and_then(|r| r.replicas)
         .unwrap_or(0);
-    let checked = spec
-        .task_template
-        .as_ref()
-        .and_then(|t| t.container_spec.as_ref())
-        .and_then(|c| c.health_check.as_ref())
-        .and_then(|h| h.test.as_ref())
-        .is_some_and(|t| t.first().is_some_and(|c| c != "NONE"));
     let changed = service.updated_at.as_deref().and_then(parse_rfc3339);
     tasks.sort_by_key(created);
     let wanted = |t: &&Task| t.desired_state == Some(TaskState::RUNNING);
@@ -81,12 +74,12 @@ pub(crate) fn service_state(service: &Service, mut tasks: Vec<Task>) -> ServiceS
         .map(task_error);
     let (container_state, health) = match current.map(state) {
         _ if replicas == 0 => (ContainerState::Exited, Health::None),
-        Some(TaskState::RUNNING) if checked => (ContainerState::Running, Health::Healthy),
+        // Whether the task's container has a health check cannot be read back here (bollard reads
+        // `HealthCheck`, the Engine answers `Healthcheck`): the container's own health replaces this when its
+        // node's engine is known (`Swarm::service`). Swarm only lets a checked task reach `running` healthy.
         Some(TaskState::RUNNING) => (ContainerState::Running, Health::None),
         Some(TaskState::STARTING) => (ContainerState::Running, Health::Starting),
-        Some(TaskState::FAILED | TaskState::REJECTED) if checked => {
-            (ContainerState::Exited, Health::Unhealthy)
-        }
+        Some(TaskState::FAILED | TaskState::REJECTED) => (ContainerState::Exited, Health::Unhealthy),
         Some(
             TaskState::NEW
             | TaskState::ALLOCATED
@@ -210,7 +203,6 @@ mod tests {
         };
         let st = service_state(&s, vec![running]);
         assert!(st.info.is_serving(), "{:?}", st.info);
-        assert_eq!(st.info.health, Health::Healthy);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod daemon;
 mod socket_host;
+mod swarm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use connect_core::{Error, ErrorKind, Result};
 
 pub use daemon::SecondDaemon;
 pub use socket_host::SocketHost;
+pub use swarm::{Availability, MANAGER_ADDR, TestSwarm, WORKER_ADDR};
 
 use crate::{BuildContext, Docker, HealthProbe, Restart, SlotOptions};
 
