@@ -61,8 +61,8 @@ mod watch;
 pub use client::{DEFAULT_SOCKET, Docker};
 pub use containers::{LogReport, ONE_OFF_LABEL};
 pub use images::{BuildContext, BuildOutput, PruneReport};
-pub use swarm::Swarm;
 pub use slot::{HOST_NETWORK, HealthProbe, Restart, Secrets, SlotOptions};
+pub use swarm::Swarm;
 pub use transfer::{
     Compression, ProgressFn, TransferMethod, TransferOptions, TransferProgress, TransferReport,
 };

@@ -50,14 +50,25 @@ async fn serves(swarm: &TestSwarm, addr: &str, port: u16, color: Color) -> Durat
         },
     )
     .await
-    .unwrap_or_else(|e| panic!("{color} does not answer on {addr}:{port}: {e}; tasks: {}", tasks(swarm)));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{color} does not answer on {addr}:{port}: {e}; tasks: {}",
+            tasks(swarm)
+        )
+    });
     t.elapsed()
 }
 
 /// The swarm's tasks as `docker service ps` shows them, for a failure's message.
 fn tasks(swarm: &TestSwarm) -> String {
     let out = std::process::Command::new("docker")
-        .args(["-H", &format!("unix://{}", swarm.manager_socket()), "service", "ls", "-q"])
+        .args([
+            "-H",
+            &format!("unix://{}", swarm.manager_socket()),
+            "service",
+            "ls",
+            "-q",
+        ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
@@ -78,7 +89,10 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
     let Some(mut swarm) = TestSwarm::start(test).await else {
         return;
     };
-    eprintln!("swarm of 2 nodes formed in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "swarm of 2 nodes formed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let scope = TestScope::new(test);
     let manager = swarm.manager().await.unwrap();
     let healthy = scope
@@ -102,7 +116,10 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
         .await
         .unwrap();
     for image in [&healthy, &v2, &unhealthy] {
-        swarm.load_on_worker(image).await.expect("the image reaches the worker");
+        swarm
+            .load_on_worker(image)
+            .await
+            .expect("the image reaches the worker");
     }
     // Restart `any`: a task on a node that goes down is rescheduled only under it.
     let options = SlotOptions {
@@ -135,7 +152,10 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
         job_fail: job("3"),
     };
     runtime_suite(&rt, &fixture).await;
-    eprintln!("conformance suite on the swarm: {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "conformance suite on the swarm: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // A start that cannot work says why, and leaves nothing.
     let missing = ImageRef::parse(&format!("{}:no-such-release", scope.prefix)).unwrap();
@@ -155,13 +175,18 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
     let green = color_spec(&scope, Color::Green, "v2", 3001);
     let t = Instant::now();
     rt.start(&blue).await.expect("blue starts");
-    let info = rt.wait_healthy(&blue.name, Duration::from_secs(60)).await.expect("blue gets healthy");
+    let info = rt
+        .wait_healthy(&blue.name, Duration::from_secs(60))
+        .await
+        .expect("blue gets healthy");
     eprintln!("blue healthy in {:.1} s", t.elapsed().as_secs_f64());
     assert_eq!(info.release(), Some("v1"));
     serves(&swarm, WORKER_ADDR, 3000, Color::Blue).await;
     let t = Instant::now();
     rt.start(&green).await.expect("green starts");
-    rt.wait_healthy(&green.name, Duration::from_secs(60)).await.expect("green gets healthy");
+    rt.wait_healthy(&green.name, Duration::from_secs(60))
+        .await
+        .expect("green gets healthy");
     eprintln!("green healthy in {:.1} s", t.elapsed().as_secs_f64());
     serves(&swarm, WORKER_ADDR, 3001, Color::Green).await;
     // Blue stays up as the warm standby: the instant rollback is the router's switch back to it.
@@ -193,7 +218,10 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
 
     // 4. The worker's engine stops: Swarm reschedules both colors onto the manager, where they serve again.
     // Its network namespace goes with it, and with it the veth pair: the manager is asked on its loopback.
-    swarm.set_manager_availability(Availability::Active).await.unwrap();
+    swarm
+        .set_manager_availability(Availability::Active)
+        .await
+        .unwrap();
     let t = Instant::now();
     swarm.stop_worker();
     let back = serves(&swarm, "127.0.0.1", 3000, Color::Blue).await;
@@ -203,7 +231,10 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
         t.elapsed().as_secs_f64(),
         back.as_secs_f64()
     );
-    let info = rt.wait_healthy(&blue.name, Duration::from_secs(30)).await.expect("blue is healthy");
+    let info = rt
+        .wait_healthy(&blue.name, Duration::from_secs(30))
+        .await
+        .expect("blue is healthy");
     assert!(info.is_serving(), "{info:?}");
     // What acts on the task's container now reaches the manager's engine.
     let out = rt

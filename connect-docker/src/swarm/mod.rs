@@ -21,8 +21,8 @@ use bollard::models::{ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, Task
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions, UpdateServiceOptions};
 use connect_core::model::{ImageRef, Release};
 use connect_core::runtime::{
-    ContainerInfo, ContainerState, ContainerSpec, ContainerStats, ExecOutput, ImageFile, ImageInfo, LogQuery, LogStream,
-    OneOff,
+    ContainerInfo, ContainerSpec, ContainerState, ContainerStats, ExecOutput, ImageFile, ImageInfo, LogQuery,
+    LogStream, OneOff,
 };
 use connect_core::ship::{ReleaseSource, ShipProgressFn, ShipReport};
 use connect_core::{ContainerRuntime, Error, ErrorKind, Result};
@@ -245,7 +245,10 @@ impl ContainerRuntime for Swarm {
                 ErrorKind::NotFound,
                 "swarm.start",
                 name,
-                format!("image {} is not on the manager {}", spec.image, self.manager.location),
+                format!(
+                    "image {} is not on the manager {}",
+                    spec.image, self.manager.location
+                ),
             )
             .with_hint("build the release's image there or transfer it to every node first"));
         }
@@ -382,7 +385,9 @@ impl ContainerRuntime for Swarm {
             .map_err(|e| map_err("swarm.list", &self.manager.location, e))?;
         let mut out = Vec::new();
         for s in services {
-            let Some(name) = s.spec.and_then(|s| s.name) else { continue };
+            let Some(name) = s.spec.and_then(|s| s.name) else {
+                continue;
+            };
             // A service removed meanwhile is skipped.
             if let Some(state) = self.service(&name).await? {
                 out.push(state.info);
@@ -426,7 +431,10 @@ impl ContainerRuntime for Swarm {
     ) -> Result<ShipReport> {
         // Every node must have the image: Swarm has no registry here to pull from. The manager's report is
         // returned; the other nodes are shipped to in turn and fail the ship if one fails.
-        let report = self.manager.ship_release(release, source, progress.clone()).await?;
+        let report = self
+            .manager
+            .ship_release(release, source, progress.clone())
+            .await?;
         for (id, engine) in &self.nodes {
             if engine.location == self.manager.location {
                 continue;

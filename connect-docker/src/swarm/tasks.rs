@@ -29,10 +29,7 @@ fn created(t: &Task) -> Option<SystemTime> {
 }
 
 fn state(t: &Task) -> TaskState {
-    t.status
-        .as_ref()
-        .and_then(|s| s.state)
-        .unwrap_or(TaskState::NEW)
+    t.status.as_ref().and_then(|s| s.state).unwrap_or(TaskState::NEW)
 }
 
 /// How a task ended or why it is not running, in Swarm's words.
@@ -106,7 +103,12 @@ pub(crate) fn service_state(service: &Service, mut tasks: Vec<Task>) -> ServiceS
         name: spec.name.clone().unwrap_or_default(),
         id: service.id.clone().unwrap_or_default(),
         image,
-        labels: spec.labels.clone().unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+        labels: spec
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>(),
         state: container_state,
         health,
         health_log: failure.iter().cloned().collect(),
@@ -191,9 +193,18 @@ mod tests {
     #[test]
     fn a_starting_task_is_health_pending_and_a_running_one_healthy() {
         let s = service("2026-12-06T10:00:00Z");
-        let t = task("t1", "2026-12-06T10:00:01Z", TaskState::STARTING, TaskState::RUNNING, None);
+        let t = task(
+            "t1",
+            "2026-12-06T10:00:01Z",
+            TaskState::STARTING,
+            TaskState::RUNNING,
+            None,
+        );
         let st = service_state(&s, vec![t.clone()]);
-        assert_eq!((st.info.state, st.info.health), (ContainerState::Running, Health::Starting));
+        assert_eq!(
+            (st.info.state, st.info.health),
+            (ContainerState::Running, Health::Starting)
+        );
         let running = Task {
             status: Some(TaskStatus {
                 state: Some(TaskState::RUNNING),

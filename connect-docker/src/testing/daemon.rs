@@ -4,6 +4,8 @@
 //!
 //! The network namespace matters: a dockerd started with `--bridge none` deletes the interface `docker0` on
 //! startup, which in the shared namespace would cut the first daemon's containers off their bridge.
+//! [`SecondDaemon::start_node`] keeps a bridge (its own `docker0`, in its own namespace) for Swarm nodes,
+//! whose tasks publish ports (see `swarm.rs`).
 
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -98,7 +100,11 @@ impl SecondDaemon {
             .arg(dir.path().join("dockerd.pid"))
             .arg("-H")
             .arg(format!("unix://{}", socket.display()))
-            .args(if bridge { &[][..] } else { &["--bridge", "none"][..] })
+            .args(if bridge {
+                &[][..]
+            } else {
+                &["--bridge", "none"][..]
+            })
             .args(["--iptables=false", "--ip-masq=false"])
             .stdin(Stdio::null())
             .stdout(log)

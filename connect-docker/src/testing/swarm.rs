@@ -257,7 +257,12 @@ impl TestSwarm {
 
     /// `GET http://<addr>:<port><path>` from inside the manager's network namespace (where both nodes'
     /// addresses are reachable): the status code and body, or the reason it failed.
-    pub async fn http_get(&self, addr: &str, port: u16, path: &str) -> std::result::Result<(u16, String), String> {
+    pub async fn http_get(
+        &self,
+        addr: &str,
+        port: u16,
+        path: &str,
+    ) -> std::result::Result<(u16, String), String> {
         let pid = self.manager.pid().ok_or("the manager is stopped")?;
         let out = tokio::process::Command::new(&self.nsenter)
             .args(["-t", &pid.to_string(), "-n"])
