@@ -36,6 +36,28 @@ use tasks::{ServiceState, is_live, service_state};
 const POLL: Duration = Duration::from_millis(200);
 
 /// A Swarm, reached through a manager's engine, running each color as a service.
+///
+/// It is the engine's runtime: the journal and lock stay on a [`connect_core::Host`] (the manager's), HAProxy
+/// has a server per node and color on the services' host-mode ports.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use connect_core::ContainerRuntime;
+/// use connect_docker::{DEFAULT_SOCKET, Docker, Swarm};
+///
+/// # async fn demo(manager: Arc<dyn connect_core::Host>, worker: Arc<dyn connect_core::Host>) -> connect_core::Result<()> {
+/// let swarm = Swarm::new(Docker::connect_via(manager, DEFAULT_SOCKET).await?)
+///     .await?
+///     .with_node(Docker::connect_via(worker, DEFAULT_SOCKET).await?)
+///     .await?;
+/// // Blue is the service `connect_app1`: created, health-gated, then serving on its node's port 3000.
+/// let blue = swarm.wait_healthy("connect_app1", std::time::Duration::from_secs(60)).await?;
+/// println!("blue serves release {:?}", blue.release());
+/// let runtime: Arc<dyn ContainerRuntime> = Arc::new(swarm); // `Backends::runtime` for the `Deployer`
+/// # drop(runtime);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Swarm {
     manager: Docker,
