@@ -168,6 +168,26 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
         .expect_err("no image");
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(rt.list(&scope.app_label()).await.unwrap().is_empty());
+    // A color that never gets healthy fails its gate with Swarm's own error for the task.
+    let sick = ContainerSpec {
+        image: unhealthy.clone(),
+        ..color_spec(&scope, Color::Green, "sick", 3001)
+    };
+    rt.start(&sick).await.expect("the sick color starts");
+    let err = rt
+        .wait_healthy(&sick.name, Duration::from_secs(60))
+        .await
+        .expect_err("never healthy");
+    eprintln!("the sick color: {err}");
+    assert_eq!(err.kind(), ErrorKind::Unhealthy, "{err}");
+    assert!(err.message().contains("unhealthy container"), "{err}");
+    rt.stop(&sick.name, Duration::from_secs(1)).await.expect("stop");
+    rt.remove(&sick.name).await.expect("remove");
+    // An engine outside any swarm is refused, with the fix (the machine's own engine: only read, never joined).
+    if let Some(local) = connect_docker::testing::local_docker(test).await {
+        let err = Swarm::new(local).await.expect_err("not a swarm manager");
+        assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    }
 
     // 2. Blue (v1) then green (v2), both on the worker (the manager paused), each serving on its own port.
     swarm.set_manager_availability(Availability::Pause).await.unwrap();
