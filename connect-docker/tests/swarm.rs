@@ -262,5 +262,12 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
         .await
         .expect("exec in the rescheduled task");
     assert!(out.output.contains("moved"), "{out:?}");
+    // Green goes while the lost node's task is still listed (running, as its engine last said): the stop
+    // does not wait for an end that node can no longer report.
+    let t = Instant::now();
+    rt.stop(&green.name, green.stop_grace).await.expect("green stops");
+    rt.remove(&green.name).await.expect("green goes");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert_eq!(rt.list(&scope.app_label()).await.unwrap().len(), 1);
     eprintln!("test total: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -172,6 +172,21 @@ impl Swarm {
         Ok(Some((engine, container)))
     }
 
+    /// The ids of the nodes the manager does not see ready (down, disconnected, unknown).
+    async fn nodes_down(&self) -> Result<Vec<String>> {
+        let nodes = self
+            .manager
+            .api
+            .list_nodes(None)
+            .await
+            .map_err(|e| map_err("swarm.nodes", &self.manager.location, e))?;
+        Ok(nodes
+            .into_iter()
+            .filter(|n| n.status.as_ref().and_then(|s| s.state) != Some(bollard::models::NodeState::READY))
+            .filter_map(|n| n.id)
+            .collect())
+    }
+
     /// Sets the service's replicas (0 stops it, 1 runs it), with the stop grace on its tasks.
     async fn scale(&self, name: &str, replicas: i64, grace: Duration) -> Result<bool> {
         let service = match self.manager.api.inspect_service(name, None).await {
@@ -334,14 +349,21 @@ impl ContainerRuntime for Swarm {
 
     async fn stop(&self, name: &str, grace: Duration) -> Result<()> {
         self.scale(name, 0, grace).await?;
-        // The task's end frees its published port: a stop returns once no task of the service is live.
+        // The task's end frees its published port: a stop returns once no task of the service is live. A task
+        // on a node that is down never reports its end (its engine is gone, and its container with it).
         connect_core::wait::poll_until(
             "swarm.stop",
             name,
             grace + Duration::from_secs(30),
             POLL,
             || async {
-                let live = self.tasks(name).await?.iter().filter(|t| is_live(t)).count();
+                let down = self.nodes_down().await?;
+                let live = self
+                    .tasks(name)
+                    .await?
+                    .iter()
+                    .filter(|t| is_live(t) && !t.node_id.as_ref().is_some_and(|n| down.contains(n)))
+                    .count();
                 Ok(if live == 0 {
                     Ok(())
                 } else {
