@@ -212,11 +212,32 @@ impl TestSwarm {
             .map(drop)
     }
 
-    /// Sets a node's availability (`docker node update --availability`): pausing the manager puts the next
-    /// task on the worker.
+    /// The argv prefix that runs a program in the manager's network namespace (`nsenter -t <pid> -n`), where
+    /// both nodes' addresses and the manager's published ports on 127.0.0.1 are reachable.
+    pub fn in_manager_namespace(&self) -> Vec<std::ffi::OsString> {
+        let pid = self.manager.pid().map(|p| p.to_string()).unwrap_or_default();
+        vec![
+            self.nsenter.clone().into_os_string(),
+            "-t".into(),
+            pid.into(),
+            "-n".into(),
+        ]
+    }
+
+    /// Sets the manager's availability (`docker node update --availability`): pausing it puts the next task
+    /// on the worker.
     pub async fn set_manager_availability(&self, availability: Availability) -> Result<()> {
+        self.set_availability(&self.manager().await?, availability).await
+    }
+
+    /// Sets the worker's availability: pausing it keeps the next tasks on the manager.
+    pub async fn set_worker_availability(&self, availability: Availability) -> Result<()> {
+        self.set_availability(&self.worker().await?, availability).await
+    }
+
+    async fn set_availability(&self, node: &Docker, availability: Availability) -> Result<()> {
         let manager = self.manager().await?;
-        let id = manager
+        let id = node
             .api()
             .info()
             .await
