@@ -1,5 +1,5 @@
 //! The harness for tests against a real Docker Engine (feature `testing`): the static test app and its
-//! `FROM scratch` images, a second Docker daemon with its own socket and data root, a [`Host`] that opens
+//! `FROM scratch` images, a second Docker daemon with its own socket and data root, a [`Host`](connect_core::host::Host) that opens
 //! local sockets, and per-test cleanup of containers and images.
 //!
 //! No registry is reachable on the machines the tests run on, so every image is built here: the test app is
