@@ -15,9 +15,10 @@ cd "$(dirname "$0")/.."
 # shells themselves), man-db (the man page rendered); prometheus (the exporter scraped by a real Prometheus,
 # and promtool checking and testing monitoring/rules.yml); nftables and iproute2 (the audit's firewall and
 # listening-socket checks, run against real nft and ss in a network namespace of the test's own).
+# curl: the Swarm test asks the services from inside the swarm nodes' network namespace (nsenter).
 DEBIAN_PACKAGES=(docker.io libc6-dev util-linux haproxy openssl openssh-server openssh-client
   etcd-server patroni postgresql postgresql-contrib pgbackrest redis-server redis-tools tmux zsh fish man-db
-  prometheus nftables iproute2 rsync)
+  prometheus nftables iproute2 rsync curl)
 
 need_debian() {
   local missing=()
