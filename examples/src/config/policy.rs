@@ -84,7 +84,7 @@ pub struct BackupPolicyConfig {
     pub deadline: Duration,
 }
 
-/// `[policy.watch]`: the thresholds of [`WatchPolicy`], each defaulting to the engine's.
+/// `[policy.watch]`: the thresholds of [`WatchPolicy`](connect_core::model::WatchPolicy), each defaulting to the engine's.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
