@@ -300,7 +300,8 @@ impl Fleet {
                     run.record.steps.push(failed_step(Step::Switch, &e));
                 }
             }
-            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why).await);
+            let kind = Some(e.kind());
+            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why, kind).await);
         }
 
         // Traffic moved on every ready host.
@@ -385,7 +386,8 @@ impl Fleet {
                 .set_states_together(&up, &down, self.config.policy.router_deadline)
                 .await;
             let why = format!("verify failed on {host}: {}", e.summary());
-            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why).await);
+            let kind = Some(e.kind());
+            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why, kind).await);
         }
 
         for &i in &ready {
@@ -406,16 +408,22 @@ impl Fleet {
     pub(super) async fn abort(&self, mut hosts: Vec<HostRun<'_>>, why: &str) -> Error {
         let all: Vec<usize> = (0..hosts.len()).collect();
         let outcomes = (0..hosts.len()).map(|_| None).collect();
-        self.abort_indices(&mut hosts, &all, outcomes, why).await
+        self.abort_indices(&mut hosts, &all, outcomes, why, None).await
     }
 
+    /// `kind`: the cause's, when it is no host's own failure (the switch, a verify); else the first failed
+    /// host's, so the error is of the kind one host's would be (a lock held, drift, a host unreachable).
     async fn abort_indices(
         &self,
         hosts: &mut [HostRun<'_>],
         which: &[usize],
         mut outcomes: Vec<Option<HostOutcome>>,
         why: &str,
+        kind: Option<ErrorKind>,
     ) -> Error {
+        let kind = kind
+            .or_else(|| which.iter().find_map(|&i| hosts[i].failed.as_ref().map(Error::kind)))
+            .unwrap_or(ErrorKind::Failed);
         let mut lines = Vec::new();
         for &i in which {
             let h = &mut hosts[i];
@@ -450,7 +458,7 @@ impl Fleet {
             })
             .collect();
         Error::new(
-            ErrorKind::Failed,
+            kind,
             "fleet.deploy",
             self.hosts().join(","),
             format!("{why}; settled: {}", where_now.join(", ")),

@@ -235,7 +235,8 @@ impl Fleet {
                     self.unlock_all(&helds).await;
                     return Err(Error::new(
                         e.kind(),
-                        "fleet.lock",
+                        // One host's operation word, so callers (and exit codes) treat it alike.
+                        "deploy.lock",
                         &m.name,
                         format!(
                             "the deploy lock of {} could not be taken: {}",
