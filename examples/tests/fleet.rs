@@ -194,7 +194,9 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         assert_eq!(report["hosts"][i]["live"], "green", "{report}");
         assert_eq!(report["hosts"][i]["record"]["outcome"]["result"], "succeeded");
         assert!(
-            lines.iter().any(|l| l["host"] == *h && l["event"] == "step_finished"),
+            lines
+                .iter()
+                .any(|l| l["host"] == *h && l["event"] == "step_finished"),
             "{h}'s events came first, each with its host"
         );
     }
@@ -203,7 +205,10 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
     assert_eq!(code, Some(0), "{status:?}");
     for i in 0..2 {
         assert_eq!(status[0]["hosts"][i]["status"]["live"], "green", "{status:?}");
-        assert_eq!(status[0]["hosts"][i]["status"]["differences"], serde_json::json!([]));
+        assert_eq!(
+            status[0]["hosts"][i]["status"]["differences"],
+            serde_json::json!([])
+        );
     }
     let (code, lines) = ops(&config, &["rollback"]);
     assert_eq!(code, Some(0), "{lines:?}");

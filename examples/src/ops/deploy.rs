@@ -2,8 +2,8 @@
 //! `[[app_hosts]]` they drive the fleet (`super::fleet`).
 
 use clap::Args;
-use connect_core::{Error, ErrorKind, Result};
 use connect_core::engine::{Deployer, OperationRecord};
+use connect_core::{Error, ErrorKind, Result};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Context, Output};
@@ -23,7 +23,9 @@ impl DeployArgs {
         if config.is_fleet() {
             let fleet = config.fleet_shipping(source.as_ref()).await?;
             let release = config.release(&self.version)?;
-            return super::fleet::deploy(&fleet, release, source, &cx.out).await.map(drop);
+            return super::fleet::deploy(&fleet, release, source, &cx.out)
+                .await
+                .map(drop);
         }
         let deployer = config.deployer_shipping(source.as_ref()).await?;
         let release = config.release(&self.version)?;

@@ -62,7 +62,11 @@ pub async fn status(fleet: &Fleet, out: &Output) -> Result<FleetStatus> {
             ErrorKind::Unavailable,
             "status",
             unread.join(","),
-            format!("{} of {} app hosts could not be read", unread.len(), status.hosts.len()),
+            format!(
+                "{} of {} app hosts could not be read",
+                unread.len(),
+                status.hosts.len()
+            ),
         )
         .with_hint("check the host's SSH access and Docker engine; the others are printed above"));
     }

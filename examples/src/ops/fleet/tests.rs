@@ -46,7 +46,11 @@ async fn deploy_status_and_rollback_cover_every_host() {
     let seen = status(&fleet, &out).await.unwrap();
     assert_eq!(seen.hosts.len(), 3);
     assert!(seen.differences().is_empty(), "{:?}", seen.differences());
-    assert!(seen.hosts.iter().all(|h| h.status.as_ref().unwrap().live == Some(Color::Green)));
+    assert!(
+        seen.hosts
+            .iter()
+            .all(|h| h.status.as_ref().unwrap().live == Some(Color::Green))
+    );
 
     let back = rollback(&fleet, &out).await.unwrap();
     assert!(back.hosts.iter().all(|h| h.live == Some(Color::Blue)), "{back:?}");
@@ -61,7 +65,11 @@ async fn a_host_never_healthy_is_exit_1_and_a_held_lock_exit_3() {
         becomes_healthy: false,
         ..AppBehavior::default()
     };
-    stack.host("web2").unwrap().runtime.add_image(&broken.image, unhealthy);
+    stack
+        .host("web2")
+        .unwrap()
+        .runtime
+        .add_image(&broken.image, unhealthy);
     let err = deploy(&fleet, broken, None, &out).await.unwrap_err();
     assert_eq!(exit_code(&err), 1, "{err}");
     assert!(err.to_string().contains("web2"), "{err}");
@@ -73,7 +81,11 @@ async fn a_host_never_healthy_is_exit_1_and_a_held_lock_exit_3() {
     assert!(err.to_string().contains("web3"), "{err}");
     held.release().await.unwrap();
     let seen = status(&fleet, &out).await.unwrap();
-    assert!(seen.hosts.iter().all(|h| h.status.as_ref().unwrap().live == Some(Color::Blue)));
+    assert!(
+        seen.hosts
+            .iter()
+            .all(|h| h.status.as_ref().unwrap().live == Some(Color::Blue))
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -28,10 +28,16 @@ impl FleetStack {
             )
             .with_hint("start it with FleetStack::start_with_services")
         })?;
-        let io = |what: &str, e: std::io::Error| Error::new(ErrorKind::Failed, "fleet stack", what, e.to_string());
-        let first = self.hosts[0].sshd.lock().unwrap_or_else(|p| p.into_inner());
-        let first = first.as_ref().ok_or_else(|| io("web1", std::io::ErrorKind::NotFound.into()))?;
-        let (key, user) = (first.client_key(), first.user().to_string());
+        let io =
+            |what: &str, e: std::io::Error| Error::new(ErrorKind::Failed, "fleet stack", what, e.to_string());
+        // The guard goes before the loop below locks every host's sshd, this one's too.
+        let (key, user) = {
+            let first = self.hosts[0].sshd.lock().unwrap_or_else(|p| p.into_inner());
+            let first = first
+                .as_ref()
+                .ok_or_else(|| io("web1", std::io::ErrorKind::NotFound.into()))?;
+            (first.client_key(), first.user().to_string())
+        };
         let public = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| io("client key", e))?;
         let mut known = String::new();
         let mut entries = String::new();
@@ -43,7 +49,11 @@ impl FleetStack {
                     keys.push_str(&public);
                     std::fs::write(&authorized, keys).map_err(|e| io("authorized_keys", e))?;
                 }
-                known.push_str(&format!("[127.0.0.1]:{} {}\n", h.proxy.port(), sshd.host_key_line()));
+                known.push_str(&format!(
+                    "[127.0.0.1]:{} {}\n",
+                    h.proxy.port(),
+                    sshd.host_key_line()
+                ));
             }
             entries.push_str(&format!(
                 "\n[[app_hosts]]\nname = {name:?}\nhost = \"127.0.0.1\"\nport = {port}\n\
