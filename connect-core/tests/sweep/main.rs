@@ -8,6 +8,7 @@
 //! on any violation, unless `SWEEP_REPORT_ONLY=1`, which only prints them.
 
 mod cases;
+mod fleet;
 mod invariants;
 mod report;
 

@@ -6,7 +6,7 @@ use futures::future::join_all;
 
 use super::Fleet;
 use super::hooks::prune;
-use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step};
+use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step, recorded};
 use crate::engine::hooks::HookPoint;
 use crate::engine::journal::{SlotRecord, now_unix_ms};
 use crate::error::{Error, Result};
@@ -238,7 +238,9 @@ impl Fleet {
                         took,
                     ));
                 }
-                let _ = host.deployer.store.save(&journal, &hosts[i].held.fence).await;
+                if let Err(e) = host.deployer.store.save(&journal, &hosts[i].held.fence).await {
+                    hosts[i].unrecorded = Some(e);
+                }
             }
             if let Some(o) = outcomes[i].as_mut() {
                 o.in_rotation = false;
@@ -305,9 +307,13 @@ impl Fleet {
         for &i in &ready {
             outcomes[i] = Some(hosts[i].succeed().await);
         }
-        Ok(FleetReport {
-            hosts: outcomes.into_iter().flatten().collect(),
-        })
+        recorded(
+            "deploy",
+            &mut hosts,
+            FleetReport {
+                hosts: outcomes.into_iter().flatten().collect(),
+            },
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 use futures::future::join_all;
 
 use super::Fleet;
-use super::host::{FleetReport, HostRun};
+use super::host::{FleetReport, HostRun, recorded};
 use crate::engine::hooks::HookPoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vocabulary::{OperationKind, Step};
@@ -122,7 +122,7 @@ impl Fleet {
         for h in hosts.iter_mut() {
             outcomes.push(h.succeed().await);
         }
-        Ok(FleetReport { hosts: outcomes })
+        recorded("rollback", &mut hosts, FleetReport { hosts: outcomes })
     }
 }
 
