@@ -148,9 +148,13 @@ async fn hooks_on_the_server_are_refused_for_a_fleet() {
 async fn each_host_in_rotation_is_pruned_after_the_deploy() {
     let mut config = DeployConfig::runbook();
     config.policy.keep_releases = Some(0);
-    let (stack, fleet) = fleet_with(config, &["v0", "v1", "v2", "v3"]);
+    // Each release arrives just before its deploy: keeping none beyond live and standby, every prune
+    // removes what neither runs (v0 first, then v1).
+    let (stack, fleet) = fleet_with(config, &["v0", "v1"]);
     fleet.deploy(release("v1")).await.unwrap();
+    stack.add_image(&release("v2").image, quick());
     fleet.deploy(release("v2")).await.unwrap();
+    stack.add_image(&release("v3").image, quick());
     let report = fleet.deploy(release("v3")).await.unwrap();
     for host in HOSTS {
         let images = stack
