@@ -91,17 +91,7 @@ impl ConnectConfig {
         let mut docker = Docker::connect_via(host.clone(), &self.docker.socket)
             .await?
             .with_slot_options(self.slot_options()?);
-        let needs_build_machine = match source {
-            Some(ReleaseSource::BuildContext { build_on, .. }) => *build_on == BuildOn::Local,
-            Some(_) => true,
-            None => false,
-        };
-        if needs_build_machine {
-            let local = Docker::connect().await.map_err(|e| {
-                let fix = "start Docker on this machine (or set DOCKER_HOST), or build on the server: \
-                           build_on = \"server\" in [release]";
-                e.with_hint(fix)
-            })?;
+        if let Some(local) = self.build_machine(source).await? {
             docker = docker.with_build_machine(local);
         }
         Ok(Backends {
@@ -111,6 +101,24 @@ impl ConnectConfig {
             cache: Arc::new(self.cache(host.clone())?),
             host,
         })
+    }
+
+    /// This machine's engine (`DOCKER_HOST`, else its socket) when `source` is built or stored here.
+    pub(super) async fn build_machine(&self, source: Option<&ReleaseSource>) -> Result<Option<Docker>> {
+        let needs_build_machine = match source {
+            Some(ReleaseSource::BuildContext { build_on, .. }) => *build_on == BuildOn::Local,
+            Some(_) => true,
+            None => false,
+        };
+        if !needs_build_machine {
+            return Ok(None);
+        }
+        let local = Docker::connect().await.map_err(|e| {
+            let fix = "start Docker on this machine (or set DOCKER_HOST), or build on the server: \
+                       build_on = \"server\" in [release]";
+            e.with_hint(fix)
+        })?;
+        Ok(Some(local))
     }
 
     /// A [`Deployer`] over [`ConnectConfig::backends`] and [`ConnectConfig::deploy_config`].
