@@ -31,6 +31,8 @@ pub mod http;
 pub mod load;
 #[cfg(feature = "ops")]
 pub mod ops;
+#[cfg(feature = "ops")]
+pub mod recover;
 #[cfg(feature = "testing")]
 pub mod prometheus;
 #[cfg(feature = "testing")]

@@ -70,3 +70,34 @@ impl Patroni {
             })
     }
 }
+
+impl Patroni {
+    /// Removes the cluster's system id from etcd (`<namespace>/<scope>/initialize`, through etcd's v3 JSON
+    /// gateway at `etcd`), so that a PostgreSQL restored from another cluster's backup may lead it. Patroni
+    /// must be paused: paused, the running primary then takes the leader key and writes its own system id
+    /// there (Patroni 3.0 `ha.py`: "in pause leader is the healthiest only when no initialize or sysid
+    /// matches"); unpaused, a member with another system id would exit.
+    pub async fn reset_system_id(&self, etcd: &str, namespace: &str, scope: &str) -> Result<()> {
+        let op = "patroni.reset_system_id";
+        let key = format!("{}/{scope}/initialize", namespace.trim_end_matches('/'));
+        let url = format!("{}/v3/kv/deleterange", etcd.trim_end_matches('/'));
+        let body = serde_json::json!({ "key": data_encoding::BASE64.encode(key.as_bytes()) });
+        let failed = |why: String| {
+            Error::new(ErrorKind::Unavailable, op, &url, why)
+                .with_hint("set [database.pitr] etcd to etcd's client URL as the server reaches it (Patroni's etcd3 hosts)")
+        };
+        // Patroni's REST credentials are Patroni's: etcd does not get them.
+        let plain = Patroni {
+            auth: None,
+            ..self.clone()
+        };
+        match plain.send(op, "POST", &url, Some(&body), REQUEST_TIMEOUT).await {
+            Ok((200..=299, _)) => Ok(()),
+            Ok((status, text)) => Err(failed(format!(
+                "etcd answered {status}: {}",
+                String::from_utf8_lossy(&text)
+            ))),
+            Err(e) => Err(failed(format!("etcd did not answer: {}", e.message())).with_source(e)),
+        }
+    }
+}

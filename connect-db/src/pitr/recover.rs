@@ -67,7 +67,8 @@ pub async fn recover(
     config.validate()?;
     target.validate()?;
     // Chosen before anything stops: a target no backup reaches is refused while the cluster runs.
-    let chosen = info(host, config).await?.backup_for(target)?.label.clone();
+    let repository = info(host, config).await?;
+    let chosen = repository.backup_for(target)?.label.clone();
     let patroni = cluster.patroni();
     let members = patroni.cluster().await?;
     // The leader if there is one, else the first configured member Patroni lists (or the first configured).
@@ -84,6 +85,8 @@ pub async fn recover(
         })
         .unwrap_or_else(|| config.nodes[0].member.clone());
     let node = config.node(&leader_name)?.clone();
+    // A fresh server: the repository holds another database than the one Patroni bootstrapped here.
+    let foreign = foreign_system(patroni, &members, &leader_name, &repository, config).await?;
 
     // While the leader runs, close its current WAL segment and wait until it is in the repository
     // (`pgbackrest check` does both): "latest" is then "now", and a target in the segment being written (a
@@ -194,6 +197,11 @@ pub async fn recover(
             .as_owner(host, op, &sh(member_files, &[data, &aside]), None, small)
             .await?;
         let restore = restore_started.elapsed();
+        if let Some(f) = &foreign {
+            // Before PostgreSQL starts: paused, Patroni lets the restored primary take the leader key and
+            // record its own system id only once the old one is gone.
+            patroni.reset_system_id(&f.etcd, &config.dcs_namespace, &f.scope).await?;
+        }
 
         let replay_started = Instant::now();
         start_by_hand(host, config, &node, had_database).await?;
@@ -256,6 +264,10 @@ pub async fn recover(
     for m in &others {
         patroni.reinitialize(m).await?;
     }
+    if let Some(f) = &foreign {
+        // Unpaused, a member still holding the old system id would exit: wait until each one is a clone.
+        wait_system_id(patroni, &others, &f.system_id, config.deadline).await?;
+    }
     patroni.set_paused(false).await?;
     patroni.wait_paused(false, Duration::from_secs(60)).await?;
     if !others.is_empty() {
@@ -272,6 +284,92 @@ pub async fn recover(
         to_writable,
         took: started.elapsed(),
     })
+}
+
+/// A recovery from another cluster's repository: its system id, and where to reset Patroni's.
+struct Foreign {
+    system_id: String,
+    scope: String,
+    etcd: String,
+}
+
+/// `Some` when the repository's database is not the one this cluster runs (a fresh server bootstrapped its
+/// own): refused up front without `etcd`, since Patroni keeps the old system id there and would not let the
+/// restored database lead.
+async fn foreign_system(
+    patroni: &crate::Patroni,
+    members: &[crate::PatroniMember],
+    leader: &str,
+    repository: &super::BackrestInfo,
+    config: &PitrConfig,
+) -> Result<Option<Foreign>> {
+    let op = "pitr.recover";
+    let Some(backup_id) = &repository.system_id else {
+        return Ok(None);
+    };
+    let Some(url) = members
+        .iter()
+        .find(|m| m.member.name == leader)
+        .and_then(|m| m.api_url.clone())
+    else {
+        return Ok(None);
+    };
+    let status = patroni.node_status(&url).await?;
+    let own = status["database_system_identifier"].as_str().unwrap_or_default();
+    if own.is_empty() || own == backup_id {
+        return Ok(None);
+    }
+    let Some(etcd) = config.etcd.clone() else {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            op,
+            &config.stanza,
+            format!("the repository backs up database system {backup_id}, this cluster runs {own} (a fresh server?)"),
+        )
+        .with_hint("set [database.pitr] etcd = \"http://127.0.0.1:2379\" (Patroni's etcd) so the recovery can reset the cluster's system id; nothing was changed"));
+    };
+    let scope = status["patroni"]["scope"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            Error::new(ErrorKind::Unsupported, op, &url, "GET /patroni names no scope")
+                .with_hint("Patroni 2.1 or later names its scope; nothing was changed")
+        })?;
+    Ok(Some(Foreign {
+        system_id: backup_id.clone(),
+        scope: scope.to_string(),
+        etcd,
+    }))
+}
+
+/// Waits until each of `members` reports `system_id` and runs (rebuilt from the restored leader).
+async fn wait_system_id(
+    patroni: &crate::Patroni,
+    members: &[String],
+    system_id: &str,
+    deadline: Duration,
+) -> Result<()> {
+    poll_until("pitr.recover", "rebuilt members", deadline, Duration::from_millis(250), || async {
+        let listed = match patroni.cluster().await {
+            Ok(l) => l,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        for name in members {
+            let Some(m) = listed.iter().find(|m| &m.member.name == name) else {
+                return Ok(Err(format!("{name} is not listed")));
+            };
+            let Some(url) = &m.api_url else {
+                return Ok(Err(format!("{name} lists no REST address")));
+            };
+            match patroni.node_status(url).await {
+                Ok(v) if v["database_system_identifier"].as_str() == Some(system_id) && m.member.is_running() => {}
+                Ok(_) => return Ok(Err(format!("{name} is being rebuilt"))),
+                Err(e) => return Ok(Err(e.to_string())),
+            }
+        }
+        Ok(Ok(()))
+    })
+    .await
 }
 
 /// Undoes a recovery that failed after the data directory was moved aside: the PostgreSQL it started (if
