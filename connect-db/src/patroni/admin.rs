@@ -72,16 +72,17 @@ impl Patroni {
 }
 
 impl Patroni {
-    /// Removes the cluster's system id from etcd (`<namespace>/<scope>/initialize`, through etcd's v3 JSON
-    /// gateway at `etcd`), so that a PostgreSQL restored from another cluster's backup may lead it. Patroni
-    /// must be paused: paused, the running primary then takes the leader key and writes its own system id
-    /// there (Patroni 3.0 `ha.py`: "in pause leader is the healthiest only when no initialize or sysid
-    /// matches"); unpaused, a member with another system id would exit.
-    pub async fn reset_system_id(&self, etcd: &str, namespace: &str, scope: &str) -> Result<()> {
-        let op = "patroni.reset_system_id";
+    /// Writes the cluster's system id in etcd (`<namespace>/<scope>/initialize`, through etcd's v3 JSON
+    /// gateway at `etcd`): how a cluster takes a database restored from another cluster's backup (a fresh
+    /// server's). Patroni caches its own database's system id while paused and reads it again when the pause
+    /// ends; a member whose data then differs from this value exits, one whose data directory is empty clones
+    /// the leader.
+    pub async fn set_system_id(&self, etcd: &str, namespace: &str, scope: &str, system_id: &str) -> Result<()> {
+        let op = "patroni.set_system_id";
         let key = format!("{}/{scope}/initialize", namespace.trim_end_matches('/'));
-        let url = format!("{}/v3/kv/deleterange", etcd.trim_end_matches('/'));
-        let body = serde_json::json!({ "key": data_encoding::BASE64.encode(key.as_bytes()) });
+        let url = format!("{}/v3/kv/put", etcd.trim_end_matches('/'));
+        let b64 = |v: &str| data_encoding::BASE64.encode(v.as_bytes());
+        let body = serde_json::json!({ "key": b64(&key), "value": b64(system_id) });
         let failed = |why: String| {
             Error::new(ErrorKind::Unavailable, op, &url, why)
                 .with_hint("set [database.pitr] etcd to etcd's client URL as the server reaches it (Patroni's etcd3 hosts)")

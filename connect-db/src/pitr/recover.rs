@@ -16,6 +16,14 @@
 //!    other member is rebuilt from it (`POST /reinitialize`), the pause is lifted, and the call returns when
 //!    every replica has replayed the new leader's WAL.
 //!
+//! Onto a fresh server (the repository's database is not the one Patroni bootstrapped there: the system ids
+//! differ), three things change, because Patroni keeps the cluster's system id in etcd and caches its own
+//! database's while paused: the other members are stopped and emptied during the pause (they clone the
+//! leader when it ends); the system id in etcd is set to the repository's before the restored PostgreSQL
+//! starts (`PitrConfig::etcd`; refused up front without it); and the pause ends before the leader key is
+//! waited for (paused, Patroni compares the id it cached before the restore). A failure after the system id
+//! was set puts the fresh server's back before undoing the rest.
+//!
 //! A failure in 1 or 2 before the move resumes Patroni; a failure after it (restore, start, a target the
 //! replay never reaches) stops what it started, puts the old data directory back and resumes Patroni: the
 //! cluster runs as before the call, and the error says so.
@@ -90,8 +98,10 @@ pub async fn recover(
 
     // While the leader runs, close its current WAL segment and wait until it is in the repository
     // (`pgbackrest check` does both): "latest" is then "now", and a target in the segment being written (a
-    // restore point just made, a minute ago) is reachable at all.
-    if let Ok(pg) = cluster.member_postgres(&leader_name).await
+    // restore point just made, a minute ago) is reachable at all. Not on a fresh server: its database is
+    // not the repository's, which `check` refuses, and is about to be replaced.
+    if foreign.is_none()
+        && let Ok(pg) = cluster.member_postgres(&leader_name).await
         && matches!(pg.is_in_recovery().await, Ok(false))
     {
         config
@@ -132,6 +142,13 @@ pub async fn recover(
     // the PostgreSQL stopped here again.
     let stopped = async {
         patroni.wait_paused(true, Duration::from_secs(60)).await?;
+        if foreign.is_some() {
+            // Their data is the fresh server's database, about to be replaced; emptied, each clones the
+            // restored leader when the pause ends (Patroni's way for a member without data).
+            for other in config.nodes.iter().filter(|n| n.member != leader_name) {
+                empty_member(host, config, other).await?;
+            }
+        }
         let running = config
             .as_owner(
                 host,
@@ -198,9 +215,9 @@ pub async fn recover(
             .await?;
         let restore = restore_started.elapsed();
         if let Some(f) = &foreign {
-            // Before PostgreSQL starts: paused, Patroni lets the restored primary take the leader key and
-            // record its own system id only once the old one is gone.
-            patroni.reset_system_id(&f.etcd, &config.dcs_namespace, &f.scope).await?;
+            patroni
+                .set_system_id(&f.etcd, &config.dcs_namespace, &f.scope, &f.system_id)
+                .await?;
         }
 
         let replay_started = Instant::now();
@@ -225,6 +242,12 @@ pub async fn recover(
             }
         })
         .await?;
+        if foreign.is_some() {
+            // Paused, Patroni compares the system id it cached before the restore: it takes the key only once
+            // the pause ends and it reads the restored one.
+            patroni.set_paused(false).await?;
+            patroni.wait_paused(false, Duration::from_secs(60)).await?;
+        }
         wait_leader_key(patroni, &leader_name).await?;
         Ok::<_, Error>((restore, replay_started))
     }
@@ -232,6 +255,13 @@ pub async fn recover(
     let (restore, replay_started) = match attempt {
         Ok(done) => done,
         Err(e) => {
+            if let Some(f) = &foreign {
+                // The database put back below is the fresh server's own again.
+                let _ = patroni.set_paused(true).await;
+                let _ = patroni
+                    .set_system_id(&f.etcd, &config.dcs_namespace, &f.scope, &f.own_system_id)
+                    .await;
+            }
             let undone = if had_database {
                 put_back(host, config, patroni, &node, &aside, e).await
             } else {
@@ -261,12 +291,10 @@ pub async fn recover(
         .map(|m| m.member.name)
         .filter(|n| *n != leader_name)
         .collect();
-    for m in &others {
-        patroni.reinitialize(m).await?;
-    }
-    if let Some(f) = &foreign {
-        // Unpaused, a member still holding the old system id would exit: wait until each one is a clone.
-        wait_system_id(patroni, &others, &f.system_id, config.deadline).await?;
+    if foreign.is_none() {
+        for m in &others {
+            patroni.reinitialize(m).await?;
+        }
     }
     patroni.set_paused(false).await?;
     patroni.wait_paused(false, Duration::from_secs(60)).await?;
@@ -289,6 +317,7 @@ pub async fn recover(
 /// A recovery from another cluster's repository: its system id, and where to reset Patroni's.
 struct Foreign {
     system_id: String,
+    own_system_id: String,
     scope: String,
     etcd: String,
 }
@@ -337,39 +366,32 @@ async fn foreign_system(
         })?;
     Ok(Some(Foreign {
         system_id: backup_id.clone(),
+        own_system_id: own.to_string(),
         scope: scope.to_string(),
         etcd,
     }))
 }
 
-/// Waits until each of `members` reports `system_id` and runs (rebuilt from the restored leader).
-async fn wait_system_id(
-    patroni: &crate::Patroni,
-    members: &[String],
-    system_id: &str,
-    deadline: Duration,
-) -> Result<()> {
-    poll_until("pitr.recover", "rebuilt members", deadline, Duration::from_millis(250), || async {
-        let listed = match patroni.cluster().await {
-            Ok(l) => l,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        for name in members {
-            let Some(m) = listed.iter().find(|m| &m.member.name == name) else {
-                return Ok(Err(format!("{name} is not listed")));
-            };
-            let Some(url) = &m.api_url else {
-                return Ok(Err(format!("{name} lists no REST address")));
-            };
-            match patroni.node_status(url).await {
-                Ok(v) if v["database_system_identifier"].as_str() == Some(system_id) && m.member.is_running() => {}
-                Ok(_) => return Ok(Err(format!("{name} is being rebuilt"))),
-                Err(e) => return Ok(Err(e.to_string())),
-            }
-        }
-        Ok(Ok(()))
-    })
-    .await
+/// Stops a member's PostgreSQL (Patroni paused) and empties its data directory.
+async fn empty_member(host: &dyn Host, config: &PitrConfig, node: &PitrNode) -> Result<()> {
+    let op = "pitr.recover";
+    let small = Duration::from_secs(120);
+    let stop = [
+        config.pg_program("pg_ctl"),
+        "stop".into(),
+        "-D".into(),
+        node.data_dir.clone(),
+        "-m".into(),
+        "fast".into(),
+        "-w".into(),
+    ];
+    // Fails when it does not run: nothing to stop.
+    let _ = config.as_owner(host, op, &stop, None, small).await;
+    let empty = "rm -rf -- \"$1\" && mkdir -m 0700 -- \"$1\"";
+    config
+        .as_owner(host, op, &sh(empty, &[&node.data_dir]), None, small)
+        .await
+        .map(drop)
 }
 
 /// Undoes a recovery that failed after the data directory was moved aside: the PostgreSQL it started (if
