@@ -31,10 +31,10 @@ pub mod http;
 pub mod load;
 #[cfg(feature = "ops")]
 pub mod ops;
-#[cfg(feature = "ops")]
-pub mod recover;
 #[cfg(feature = "testing")]
 pub mod prometheus;
+#[cfg(feature = "ops")]
+pub mod recover;
 #[cfg(feature = "testing")]
 pub mod stack;
 #[cfg(feature = "testing")]

@@ -198,7 +198,11 @@ async fn recover_refuses_bad_input_before_changing_anything() {
     let from = d.join("offhost").display().to_string();
     let out = run(d, &["recover", "--dry-run", "--from", &from]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no backup set") && stderr(&out).contains("backup-all"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no backup set") && stderr(&out).contains("backup-all"),
+        "{}",
+        stderr(&out)
+    );
 
     // A set with a journal whose live release is v2.
     let id = "20261206T081500Z";
@@ -215,7 +219,17 @@ async fn recover_refuses_bad_input_before_changing_anything() {
     });
     std::fs::write(set.join("manifest.json"), manifest.to_string()).unwrap();
 
-    let out = run(d, &["recover", "--dry-run", "--from", &from, "--set", "20200101T000000Z"]);
+    let out = run(
+        d,
+        &[
+            "recover",
+            "--dry-run",
+            "--from",
+            &from,
+            "--set",
+            "20200101T000000Z",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains(id), "the sets are listed: {}", stderr(&out));
 
@@ -233,5 +247,8 @@ async fn recover_refuses_bad_input_before_changing_anything() {
         "{}",
         stderr(&out)
     );
-    assert!(!d.join("no-backup-disk").exists() && !d.join("state").exists(), "nothing was made");
+    assert!(
+        !d.join("no-backup-disk").exists() && !d.join("state").exists(),
+        "nothing was made"
+    );
 }

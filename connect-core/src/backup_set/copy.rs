@@ -180,7 +180,11 @@ pub(super) async fn send_checked(
 }
 
 /// `xargs -0 ARGS…` with `items` on its standard input (nothing run when there are none).
-pub(super) async fn xargs0<'a>(host: &dyn Host, args: &[&str], items: impl Iterator<Item = &'a str>) -> Result<()> {
+pub(super) async fn xargs0<'a>(
+    host: &dyn Host,
+    args: &[&str],
+    items: impl Iterator<Item = &'a str>,
+) -> Result<()> {
     let mut input = Vec::new();
     for item in items {
         input.extend_from_slice(item.as_bytes());

@@ -27,10 +27,10 @@ use crate::host::{Command, Host, HostExt, PutOptions};
 use crate::vocabulary::CheckStatus;
 
 pub use copy::{CopyReport, copy_set};
-pub use restore::{PutBackReport, put_back};
 pub use manifest::{
     BackupManifest, MANIFEST, MANIFEST_VERSION, ManifestFile, PartSummary, is_set_id, set_id,
 };
+pub use restore::{PutBackReport, put_back};
 
 /// How long one listing, hashing or copying program may run on the host.
 const PROGRAM_DEADLINE: Duration = Duration::from_secs(2 * 3600);

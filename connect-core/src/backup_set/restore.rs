@@ -49,9 +49,17 @@ pub async fn put_back(
         .part_files(part)
         .filter_map(|f| f.path.strip_prefix(&prefix).map(|rel| (f, rel)))
         .collect();
-    if let Some((f, _)) = files.iter().find(|(_, rel)| rel.split('/').any(|c| c == ".." || c.is_empty())) {
-        return Err(Error::new(ErrorKind::Corrupt, op, &f.path, "a path that would leave its destination")
-            .with_hint("the manifest was tampered with: use another set"));
+    if let Some((f, _)) = files
+        .iter()
+        .find(|(_, rel)| rel.split('/').any(|c| c == ".." || c.is_empty()))
+    {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            op,
+            &f.path,
+            "a path that would leave its destination",
+        )
+        .with_hint("the manifest was tampered with: use another set"));
     }
     let parents: BTreeSet<String> = files
         .iter()
@@ -75,10 +83,7 @@ pub async fn put_back(
         let bytes = send_checked(src, &from, dest, &to, f, options)
             .await
             .map_err(|e| {
-                let done = format!(
-                    "{} of the part's files were put back before {to}",
-                    report.files
-                );
+                let done = format!("{} of the part's files were put back before {to}", report.files);
                 match e.kind() {
                     ErrorKind::Corrupt => e.with_hint(format!(
                         "{done}; the copy of the set is damaged: use another set (--set)"

@@ -77,7 +77,13 @@ impl Patroni {
     /// server's). Patroni caches its own database's system id while paused and reads it again when the pause
     /// ends; a member whose data then differs from this value exits, one whose data directory is empty clones
     /// the leader.
-    pub async fn set_system_id(&self, etcd: &str, namespace: &str, scope: &str, system_id: &str) -> Result<()> {
+    pub async fn set_system_id(
+        &self,
+        etcd: &str,
+        namespace: &str,
+        scope: &str,
+        system_id: &str,
+    ) -> Result<()> {
         let op = "patroni.set_system_id";
         let key = format!("{}/{scope}/initialize", namespace.trim_end_matches('/'));
         let url = format!("{}/v3/kv/put", etcd.trim_end_matches('/'));

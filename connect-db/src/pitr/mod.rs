@@ -202,7 +202,13 @@ pub async fn info_read_only(host: &dyn Host, config: &PitrConfig) -> Result<Back
         "--output=json".into(),
     ];
     let out = config
-        .as_owner(host, "pitr.info", &config.program_argv(&argv), None, Duration::from_secs(60))
+        .as_owner(
+            host,
+            "pitr.info",
+            &config.program_argv(&argv),
+            None,
+            Duration::from_secs(60),
+        )
         .await?;
     BackrestInfo::parse(&config.stanza, &out.stdout)
 }

@@ -249,6 +249,10 @@ pub async fn recover(
             patroni.wait_paused(false, Duration::from_secs(60)).await?;
         }
         wait_leader_key(patroni, &leader_name).await?;
+        if foreign.is_some() {
+            // Unpaused, Patroni first lists the PostgreSQL it did not start as stopped, then adopts it.
+            wait_leader_running(patroni, &leader_name, config.deadline).await?;
+        }
         Ok::<_, Error>((restore, replay_started))
     }
     .await;
@@ -291,10 +295,10 @@ pub async fn recover(
         .map(|m| m.member.name)
         .filter(|n| *n != leader_name)
         .collect();
-    if foreign.is_none() {
-        for m in &others {
-            patroni.reinitialize(m).await?;
-        }
+    // Onto a fresh server the others are empty already, but Patroni leaves a member whose data directory
+    // holds only its `patroni.dynamic.json` waiting for exactly this.
+    for m in &others {
+        patroni.reinitialize(m).await?;
     }
     patroni.set_paused(false).await?;
     patroni.wait_paused(false, Duration::from_secs(60)).await?;
@@ -516,6 +520,29 @@ async fn wait_leader_key(patroni: &crate::Patroni, member: &str) -> Result<()> {
                 Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
                     Some(m) if m.member.name == member => Ok(()),
                     other => Err(format!("leader {:?}", other.map(|m| &m.member.name))),
+                },
+                Err(e) => Err(e.to_string()),
+            })
+        },
+    )
+    .await
+}
+
+/// Waits until Patroni lists `member` as the leader and running.
+async fn wait_leader_running(patroni: &crate::Patroni, member: &str, deadline: Duration) -> Result<()> {
+    poll_until(
+        "pitr.recover",
+        "leader running",
+        deadline,
+        Duration::from_millis(250),
+        || async {
+            Ok(match patroni.cluster().await {
+                Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
+                    Some(m) if m.member.name == member && m.member.is_running() => Ok(()),
+                    other => Err(format!(
+                        "leader {:?}",
+                        other.map(|m| (&m.member.name, &m.member.state))
+                    )),
                 },
                 Err(e) => Err(e.to_string()),
             })

@@ -119,7 +119,12 @@ fn report_text(r: &RecoverReport) -> String {
         r.plan.release.image
     )];
     for s in &r.steps {
-        lines.push(format!("  {:<9} {:>7.1} s  {}", s.step, s.took_ms as f64 / 1000.0, s.detail));
+        lines.push(format!(
+            "  {:<9} {:>7.1} s  {}",
+            s.step,
+            s.took_ms as f64 / 1000.0,
+            s.detail
+        ));
     }
     lines.push(super::pitr::checksum_text(&r.tables));
     lines.join("\n")

@@ -47,10 +47,7 @@ pub const STEPS: [(&str, &str); 6] = [
         "redis",
         "place the set's dump.rdb, start Redis, check it loaded the file's keys",
     ),
-    (
-        "uploads",
-        "put the set's uploads back into the uploads directory",
-    ),
+    ("uploads", "put the set's uploads back into the uploads directory"),
     (
         "deploy",
         "deploy the release the set's journal names as live, blue-green, through the health gate",

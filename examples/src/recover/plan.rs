@@ -88,8 +88,13 @@ pub struct Plan {
 pub async fn plan(config: &ConnectConfig, options: &RecoverOptions, deployer: &Deployer) -> Result<Plan> {
     let op = "recover.check";
     let section = config.backup_all.as_ref().ok_or_else(|| {
-        Error::new(ErrorKind::InvalidInput, op, "connect.toml", "no [backup_all] section")
-            .with_hint("add [backup_all] with copy_to (where backup-all copies the sets), or give --from DIR")
+        Error::new(
+            ErrorKind::InvalidInput,
+            op,
+            "connect.toml",
+            "no [backup_all] section",
+        )
+        .with_hint("add [backup_all] with copy_to (where backup-all copies the sets), or give --from DIR")
     })?;
     let dir = match (&options.from, &section.copy_to) {
         (Some(d), _) | (None, Some(d)) => d.display().to_string(),
@@ -134,7 +139,10 @@ pub async fn plan(config: &ConnectConfig, options: &RecoverOptions, deployer: &D
         .with_hint("mount the backup disk where [database.pitr] repo says (or set repo to where the repository is); nothing was changed")
     })?;
     let now = SystemTime::now();
-    let age = |unix: u64| now.duration_since(UNIX_EPOCH + Duration::from_secs(unix)).map_or(0, |d| d.as_secs());
+    let age = |unix: u64| {
+        now.duration_since(UNIX_EPOCH + Duration::from_secs(unix))
+            .map_or(0, |d| d.as_secs())
+    };
     let database = DatabaseChoice {
         repo: pitr.repo_path.clone(),
         stanza: pitr.stanza.clone(),
@@ -160,7 +168,11 @@ pub async fn plan(config: &ConnectConfig, options: &RecoverOptions, deployer: &D
         .map(|(step, what)| PlannedStep {
             step: step.to_string(),
             what: match *step {
-                "database" => format!("{what} (from {} and the WAL up to {})", database.backup, database.wal_max.as_deref().unwrap_or("-")),
+                "database" => format!(
+                    "{what} (from {} and the WAL up to {})",
+                    database.backup,
+                    database.wal_max.as_deref().unwrap_or("-")
+                ),
                 "deploy" => format!("{what}: {} as {}", release.version, release.image),
                 "configs" | "redis" | "uploads" => {
                     let part = set.parts.iter().find(|p| p.name == *step);
@@ -190,8 +202,13 @@ async fn release_of(
 ) -> Result<ReleaseChoice> {
     let op = "recover.check";
     let missing = || {
-        Error::new(ErrorKind::NotFound, op, &manifest.id, "the set holds no journal with a live release")
-            .with_hint("use a set taken after a deploy (--set), or recover it and deploy by hand")
+        Error::new(
+            ErrorKind::NotFound,
+            op,
+            &manifest.id,
+            "the set holds no journal with a live release",
+        )
+        .with_hint("use a set taken after a deploy (--set), or recover it and deploy by hand")
     };
     let file = manifest
         .part_files("journal")
@@ -204,7 +221,10 @@ async fn release_of(
             .with_hint("use another set (--set)")
             .with_source(e)
     })?;
-    let live = journal.live.and_then(|c| journal.slots.get(&c)).ok_or_else(missing)?;
+    let live = journal
+        .live
+        .and_then(|c| journal.slots.get(&c))
+        .ok_or_else(missing)?;
     let version = live.release.version.clone();
     Ok(ReleaseChoice {
         recorded_image: live.release.image.to_string(),

@@ -9,8 +9,8 @@ use connect_core::engine::Deployer;
 use connect_core::host::{Command, Host, HostExt};
 use connect_core::vocabulary::CheckReport;
 use connect_core::{Error, ErrorKind, LocalHost, Result};
-use connect_db::pitr::{RecoveryReport, RecoveryTarget, TableChecksum};
 use connect_db::RedisBackup;
+use connect_db::pitr::{RecoveryReport, RecoveryTarget, TableChecksum};
 use serde::Serialize;
 
 use super::{Plan, RecoverOptions, plan};
@@ -69,7 +69,11 @@ pub async fn recover(
         )
         .with_hint("recover onto a fresh server, or pass --force to replace what runs there (the whole database cluster is replaced); nothing was changed"));
     }
-    steps.push(timing("check", started, format!("set {}, backup {}", plan.set.id, plan.database.backup)));
+    steps.push(timing(
+        "check",
+        started,
+        format!("set {}, backup {}", plan.set.id, plan.database.backup),
+    ));
 
     let held = crate::ops::hold_deploy_lock(config, &deployer).await?;
     let data = restore_data(config, &plan, &deployer, &mut steps, on_step).await;
@@ -85,7 +89,11 @@ pub async fn recover(
         None => deployer.deploy(release).await,
     }
     .map_err(|e| at_step(e, "deploy", "the configs, the database, Redis and the uploads are back; no release serves: deploy it (connect-ops deploy VERSION)"))?;
-    steps.push(timing("deploy", t, format!("{} live on {:?}", plan.release.version, deployed.live_after)));
+    steps.push(timing(
+        "deploy",
+        t,
+        format!("{} live on {:?}", plan.release.version, deployed.live_after),
+    ));
 
     on_step("verify: the live color, every table's rows");
     let t = Instant::now();
@@ -97,7 +105,15 @@ pub async fn recover(
     let cluster = config.database(deployer.backends().host.clone())?;
     let tables = cluster.table_checksums().await?;
     let rows: i64 = tables.iter().map(|t| t.rows).sum();
-    steps.push(timing("verify", t, format!("{} checks passed; {} tables, {rows} rows", verify.checks.len(), tables.len())));
+    steps.push(timing(
+        "verify",
+        t,
+        format!(
+            "{} checks passed; {} tables, {rows} rows",
+            verify.checks.len(),
+            tables.len()
+        ),
+    ));
     Ok(RecoverReport {
         plan,
         steps,
@@ -128,8 +144,18 @@ async fn restore_data(
     // The manifest keeps no owner or mode: configs come back 0640, owned by the login.
     let configs = put_back(&local, &set_dir, manifest, "configs", host.as_ref(), "/", 0o640)
         .await
-        .map_err(|e| at_step(e, "configs", "some configs may be written, nothing else changed: recover again"))?;
-    steps.push(timing("configs", t, format!("{} files, {} bytes", configs.files, configs.bytes)));
+        .map_err(|e| {
+            at_step(
+                e,
+                "configs",
+                "some configs may be written, nothing else changed: recover again",
+            )
+        })?;
+    steps.push(timing(
+        "configs",
+        t,
+        format!("{} files, {} bytes", configs.files, configs.bytes),
+    ));
 
     on_step("database: pgBackRest restore, replay to the latest, re-form the cluster");
     let t = Instant::now();
@@ -162,7 +188,9 @@ async fn restore_data(
     let redis_keys = restore_redis(config, plan, host.clone(), &local, &set_dir)
         .await
         .map_err(|e| at_step(e, "redis", "the configs and the database are back; Redis may be stopped: start it, then recover again or deploy by hand"))?;
-    let detail = redis_keys.map_or("the set holds no Redis backup".into(), |k| format!("{k} keys loaded"));
+    let detail = redis_keys.map_or("the set holds no Redis backup".into(), |k| {
+        format!("{k} keys loaded")
+    });
     steps.push(timing("redis", t, detail));
 
     on_step("uploads: back into the uploads directory");
@@ -194,7 +222,11 @@ async fn restore_redis(
     let Some(file) = manifest.part_files("redis").find(|f| f.path.ends_with(".rdb")) else {
         return Ok(None);
     };
-    let staging = format!("{}/recover-{}", config.state_dir.trim_end_matches('/'), plan.set.id);
+    let staging = format!(
+        "{}/recover-{}",
+        config.state_dir.trim_end_matches('/'),
+        plan.set.id
+    );
     host.run_checked(&Command::new(["install", "-d", "-m", "700", "--", &staging]))
         .await?;
     let result = async {
@@ -209,7 +241,10 @@ async fn restore_redis(
         };
         let start = Command::new(config.redis.start_command.clone()).timeout(Duration::from_secs(120));
         let cache = config.cache(host.clone())?;
-        cache.restore(host.as_ref(), &backup, &start).await.map(|r| Some(r.keys))
+        cache
+            .restore(host.as_ref(), &backup, &start)
+            .await
+            .map(|r| Some(r.keys))
     }
     .await;
     let _ = host.run(&Command::new(["rm", "-rf", "--", &staging])).await;
