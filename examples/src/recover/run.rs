@@ -58,7 +58,11 @@ pub async fn recover(
     let mut steps = Vec::new();
     on_step("check: the set, the repository, the server");
     let source = config.release_source();
-    let deployer = config.deployer_shipping(source.as_ref()).await?;
+    // The fresh server has no backup set of its own yet: the age check that preflight makes with
+    // `[backup_all]` would refuse the very deploy that brings it back (the next `backup-all` takes one).
+    let mut deploy_config = config.deploy_config();
+    deploy_config.policy.backup_sets = None;
+    let deployer = Deployer::new(config.backends_shipping(source.as_ref()).await?, deploy_config)?;
     let plan = plan(config, options, &deployer).await?;
     if !plan.not_fresh.is_empty() && !options.force {
         return Err(Error::new(
@@ -159,7 +163,9 @@ async fn restore_data(
 
     on_step("database: pgBackRest restore, replay to the latest, re-form the cluster");
     let t = Instant::now();
-    let pitr = config.pitr_config().expect("the plan checked [database.pitr]");
+    let pitr = config.pitr_config().ok_or_else(|| {
+        Error::new(ErrorKind::InvalidInput, "recover.database", "connect.toml", "no [database.pitr] section")
+    })?;
     let cluster = config.database(host.clone())?;
     let database = async {
         connect_db::pitr::write_config(host.as_ref(), &pitr).await?;
