@@ -164,7 +164,12 @@ async fn restore_data(
     on_step("database: pgBackRest restore, replay to the latest, re-form the cluster");
     let t = Instant::now();
     let pitr = config.pitr_config().ok_or_else(|| {
-        Error::new(ErrorKind::InvalidInput, "recover.database", "connect.toml", "no [database.pitr] section")
+        Error::new(
+            ErrorKind::InvalidInput,
+            "recover.database",
+            "connect.toml",
+            "no [database.pitr] section",
+        )
     })?;
     let cluster = config.database(host.clone())?;
     let database = async {

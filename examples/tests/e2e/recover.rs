@@ -214,10 +214,16 @@ async fn a_lost_server_comes_back_on_a_fresh_one_with_its_data_and_release() {
     );
 
     // Not fresh any more: a second recovery is refused before anything changes.
-    let (code, _, stderr) = ops(&new_toml, &["recover", "--yes"]);
+    let (code, lines, stderr) = ops(&new_toml, &["recover", "--yes"]);
     assert_eq!(code, Some(1), "{stderr}");
+    let error = lines
+        .iter()
+        .find_map(|l| l.get("error"))
+        .expect("the error as JSON");
+    assert_eq!(error["operation"], "recover.check", "{error}");
     assert!(
-        stderr.contains("not fresh") && stderr.contains("--force"),
-        "{stderr}"
+        error["message"].as_str().unwrap().contains("not fresh")
+            && error["hint"].as_str().unwrap().contains("--force"),
+        "{error}"
     );
 }
