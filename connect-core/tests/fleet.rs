@@ -5,9 +5,8 @@
 use connect_core::ErrorKind;
 use connect_core::engine::fleet::{Fleet, FleetPolicy};
 use connect_core::engine::{DeployConfig, Outcome, Step, StepStatus};
-use connect_core::memory::{AppBehavior, MemoryFleet};
+use connect_core::memory::{AppBehavior, FaultKind, MemoryFleet};
 use connect_core::model::{CanaryPolicy, Color, Release};
-use connect_core::router::TrafficRouter;
 
 const HOSTS: [&str; 3] = ["web1", "web2", "web3"];
 
@@ -31,17 +30,7 @@ async fn with_v1_live(policy: FleetPolicy) -> (MemoryFleet, Fleet) {
 
 /// The servers HAProxy sends traffic to, by name.
 async fn live_servers(stack: &MemoryFleet) -> Vec<String> {
-    let mut live: Vec<String> = stack
-        .router
-        .servers()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.is_live())
-        .map(|s| s.name)
-        .collect();
-    live.sort();
-    live
+    connect_core::testing::live_servers(&stack.router).await.unwrap()
 }
 
 async fn journal_live(fleet: &Fleet, host: &str) -> Option<Color> {
@@ -74,7 +63,7 @@ async fn every_host_switches_together_and_keeps_its_standby() {
         assert_eq!(journal.slots[&Color::Green].release.version, "v2");
         let last = journal.history.last().unwrap();
         assert_eq!(last.outcome, Outcome::Succeeded);
-        let switch = last.steps.iter().find(|s| s.step == Step::Switch).unwrap();
+        let switch = last.step(Step::Switch).unwrap();
         assert!(
             switch
                 .detail
@@ -174,14 +163,7 @@ async fn by_policy_the_healthy_hosts_switch_and_the_failed_one_is_left_out() {
     );
     for host in ["web1", "web3"] {
         let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
-        let switch = journal
-            .history
-            .last()
-            .unwrap()
-            .steps
-            .iter()
-            .find(|s| s.step == Step::Switch)
-            .cloned();
+        let switch = journal.history.last().unwrap().step(Step::Switch).cloned();
         assert!(switch.unwrap().detail.contains("left out of rotation: web2"));
     }
     assert!(
@@ -200,17 +182,17 @@ async fn by_policy_the_healthy_hosts_switch_and_the_failed_one_is_left_out() {
 
 /// web3's connection is cut as its idle color starts: a dropped SSH connection mid-deploy.
 async fn cut_at_start_idle(stack: &MemoryFleet, fleet: &Fleet) {
-    let mut events = fleet.deployer("web3").unwrap().subscribe();
+    cut_at(stack, fleet, "web3", Step::StartIdle).await;
+}
+
+/// `host`'s connection is cut as its `step` starts.
+async fn cut_at(stack: &MemoryFleet, fleet: &Fleet, host: &'static str, step: Step) {
+    let mut events = fleet.deployer(host).unwrap().subscribe();
     let stack = stack.clone();
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            if matches!(
-                event,
-                connect_core::engine::Event::StepStarted {
-                    step: Step::StartIdle
-                }
-            ) {
-                stack.cut("web3");
+            if matches!(event, connect_core::engine::Event::StepStarted { step: s } if s == step) {
+                stack.cut(host);
                 return;
             }
         }
@@ -257,18 +239,65 @@ async fn a_cut_connection_mid_deploy_is_left_out_by_policy() {
     assert_eq!(live_servers(&stack).await, ["web1_green", "web2_green"]);
     for host in ["web1", "web2"] {
         let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
-        let switch = journal
-            .history
-            .last()
-            .unwrap()
-            .steps
-            .iter()
-            .find(|s| s.step == Step::Switch)
-            .cloned();
+        let switch = journal.history.last().unwrap().step(Step::Switch).cloned();
         assert!(
             switch.unwrap().detail.contains("left out of rotation: web3"),
             "{host}'s journal says which host was left out"
         );
+    }
+}
+
+/// Found by the fleet sweep: a host whose journal could not take the outcome once traffic had moved made the
+/// fleet's deploy a success, and its stale journal was never settled.
+#[tokio::test(start_paused = true)]
+async fn a_journal_that_cannot_take_the_outcome_makes_the_deploy_an_error_the_next_one_settles() {
+    // The runs are deterministic: a twin stack's clean deploy numbers web3's calls, and the last write of
+    // its journal is the outcome's.
+    let (twin, twin_fleet) = with_v1_live(FleetPolicy::default()).await;
+    let faults = twin.host("web3").unwrap().host.faults().clone();
+    let base = faults.calls();
+    twin_fleet.deploy(release("v2")).await.unwrap();
+    let outcome_write = faults.call_log()[base as usize..]
+        .iter()
+        .rposition(|(op, target)| op == "host.put_file" && target.contains("journal"))
+        .expect("the deploy writes web3's journal") as u64
+        + 1;
+
+    let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
+    let web3 = stack.host("web3").unwrap().host.faults().clone();
+    web3.trap(
+        web3.calls() + outcome_write,
+        FaultKind::FailBefore(ErrorKind::Failed),
+    );
+    let err = fleet.deploy(release("v2")).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("web3") && text.contains("journal could not be written"),
+        "{text}"
+    );
+    assert!(!text.contains("web1: "), "only web3's journal failed: {text}");
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_green", "web2_green", "web3_green"],
+        "traffic moved on every host, as the error says"
+    );
+    // web3's journal still declares the deploy's intent: status tells it, and the next deploy settles it.
+    let differences = fleet.status().await.differences();
+    assert!(
+        differences.iter().any(|d| d.starts_with("web3:")),
+        "{differences:?}"
+    );
+    stack.add_image(&release("v3").image, AppBehavior::default());
+    let report = fleet.deploy(release("v3")).await.unwrap();
+    assert_eq!(report.in_rotation(), HOSTS);
+    assert!(fleet.status().await.differences().is_empty());
+    // Settling put web3 back on its last recorded color before the deploy, so its colors may now differ
+    // from the others'; what matters is that every host serves v3 from the color its journal names.
+    assert_eq!(live_servers(&stack).await.len(), HOSTS.len());
+    for host in HOSTS {
+        let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
+        let live = journal.live.expect("in rotation");
+        assert_eq!(journal.slots[&live].release.version, "v3", "{host}");
     }
 }
 

@@ -52,6 +52,7 @@ mod runtime;
 mod ship;
 mod slot;
 mod stats;
+mod swarm;
 mod tarball;
 mod transfer;
 mod transport;
@@ -61,6 +62,7 @@ pub use client::{DEFAULT_SOCKET, Docker};
 pub use containers::{LogReport, ONE_OFF_LABEL};
 pub use images::{BuildContext, BuildOutput, PruneReport};
 pub use slot::{HOST_NETWORK, HealthProbe, Restart, Secrets, SlotOptions};
+pub use swarm::Swarm;
 pub use transfer::{
     Compression, ProgressFn, TransferMethod, TransferOptions, TransferProgress, TransferReport,
 };

@@ -180,8 +180,35 @@ impl Default for SlotOptions {
 /// The network mode in which a container shares the server's network stack (`docker run --network host`).
 pub const HOST_NETWORK: &str = "host";
 
-fn nanos(d: Duration) -> i64 {
+pub(crate) fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The container's health check: the probe's command against the health path on the port the app listens on
+/// inside the container (`listen_port` when the app listens on a host port itself), or none without a health
+/// path.
+pub(crate) fn health_config(
+    spec: &ContainerSpec,
+    options: &SlotOptions,
+    listen_port: Option<u16>,
+) -> Option<HealthConfig> {
+    spec.health_path.as_ref().map(|path| {
+        let port = listen_port.unwrap_or_else(|| spec.ports.first().map_or(options.app_port, |p| p.0));
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let mut test = vec!["CMD".to_string()];
+        test.extend(options.health.command.iter().map(|a| a.replace("{url}", &url)));
+        if options.health.command.is_empty() {
+            test = vec!["NONE".to_string()];
+        }
+        HealthConfig {
+            test: Some(test),
+            interval: Some(nanos(options.health.interval)),
+            timeout: Some(nanos(options.health.timeout)),
+            retries: Some(i64::from(options.health.retries)),
+            start_period: Some(nanos(options.health.start_period)),
+            start_interval: None,
+        }
+    })
 }
 
 /// The Engine's create body for a color's container.
@@ -210,23 +237,7 @@ pub(crate) fn create_body(spec: &ContainerSpec, options: &SlotOptions) -> Contai
         })
         .collect();
     let exposed: Vec<String> = published.iter().map(|(c, _)| format!("{c}/tcp")).collect();
-    let healthcheck = spec.health_path.as_ref().map(|path| {
-        let port = host_port.unwrap_or_else(|| spec.ports.first().map_or(options.app_port, |p| p.0));
-        let url = format!("http://127.0.0.1:{port}{path}");
-        let mut test = vec!["CMD".to_string()];
-        test.extend(options.health.command.iter().map(|a| a.replace("{url}", &url)));
-        if options.health.command.is_empty() {
-            test = vec!["NONE".to_string()];
-        }
-        HealthConfig {
-            test: Some(test),
-            interval: Some(nanos(options.health.interval)),
-            timeout: Some(nanos(options.health.timeout)),
-            retries: Some(i64::from(options.health.retries)),
-            start_period: Some(nanos(options.health.start_period)),
-            start_interval: None,
-        }
-    });
+    let healthcheck = health_config(spec, options, host_port);
     let restart = match options.restart {
         Restart::No => RestartPolicyNameEnum::NO,
         Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,

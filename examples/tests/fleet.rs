@@ -9,23 +9,12 @@ use std::time::Duration;
 
 use connect_core::engine::fleet::FleetPolicy;
 use connect_core::engine::{Event, Step};
-use connect_core::router::TrafficRouter;
+use connect_core::testing::live_servers as live_servers_of;
 use connect_examples::stack::fleet::FleetStack;
 use connect_haproxy::testing::Load;
 
 async fn live_servers(stack: &FleetStack) -> Vec<String> {
-    let mut live: Vec<String> = stack
-        .haproxy
-        .haproxy()
-        .servers()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.is_live())
-        .map(|s| s.name)
-        .collect();
-    live.sort();
-    live
+    live_servers_of(&stack.haproxy.haproxy()).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,14 +126,7 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
     );
     for h in ["web1", "web2"] {
         let journal = fleet.deployer(h).unwrap().journal().await.unwrap();
-        let switch = journal
-            .history
-            .last()
-            .unwrap()
-            .steps
-            .iter()
-            .find(|s| s.step == Step::Switch)
-            .cloned();
+        let switch = journal.history.last().unwrap().step(Step::Switch).cloned();
         assert!(
             switch.unwrap().detail.contains("left out of rotation: web3"),
             "{h}'s journal names web3"

@@ -19,7 +19,7 @@ use crate::invariants::{self as inv, Probe};
 /// minutes: an operation still running after it would never end. Paused time makes waiting for it free.
 pub(crate) const UNBOUNDED_AFTER: Duration = Duration::from_secs(2 * 3600 + 600);
 /// Time given to a dead process's lock lease to run out before the next process tries.
-const LEASE_EXPIRY: Duration = Duration::from_secs(600);
+pub(crate) const LEASE_EXPIRY: Duration = Duration::from_secs(600);
 
 /// An image on the machine running the deploy, not on the server.
 pub(crate) const LOCAL_IMAGE: &str = "connect-dev:latest";

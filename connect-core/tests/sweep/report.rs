@@ -11,16 +11,37 @@ const PATTERNS_PER_INVARIANT: usize = 3;
 const DETAIL_CHARS: usize = 260;
 
 pub(crate) fn report(scenario: &str, op_calls: u64, cases: usize, violations: &[Violation]) {
-    println!(
+    let line = format!(
         "sweep {scenario}: {cases} cases ({op_calls} calls x {} kinds + clean), {} violations",
         KINDS.len(),
         violations.len()
     );
+    println!("{line}");
+    keep(scenario, &line);
     if violations.is_empty() {
         return;
     }
     table(violations);
     patterns(violations);
+}
+
+/// Leaves the summary line in `target/tmp/sweep/`, one file per scenario: a passing test's output is
+/// captured, and `scripts/test.sh` prints these counts without running the sweep a second time.
+fn keep(scenario: &str, line: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sweep");
+    let file: String = scenario
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    // Only a report: a sweep whose summary cannot be written still passes or fails on its invariants.
+    let written =
+        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(file), format!("{line}\n")));
+    if let Err(e) = written {
+        eprintln!(
+            "sweep: the summary of {scenario} was not kept in {}: {e}",
+            dir.display()
+        );
+    }
 }
 
 fn table(violations: &[Violation]) {

@@ -4,6 +4,8 @@
 //!
 //! The network namespace matters: a dockerd started with `--bridge none` deletes the interface `docker0` on
 //! startup, which in the shared namespace would cut the first daemon's containers off their bridge.
+//! [`SecondDaemon::start_node`] keeps a bridge (its own `docker0`, in its own namespace) for Swarm nodes,
+//! whose tasks publish ports (see `swarm.rs`).
 
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -31,13 +33,27 @@ impl SecondDaemon {
             "dockerd",
             &["/usr/sbin/dockerd", "/usr/bin/dockerd"],
         )?;
-        match SecondDaemon::spawn(&dockerd).await {
+        match SecondDaemon::spawn(&dockerd, false).await {
             Ok(d) => Some(d),
             Err(e) => panic!("{test}: cannot start a second dockerd: {e}"),
         }
     }
 
-    async fn spawn(dockerd: &std::path::Path) -> Result<SecondDaemon> {
+    /// Like [`SecondDaemon::start`], but the daemon keeps its default bridge (`docker0`, private to its network
+    /// namespace) so containers and Swarm tasks can publish ports: a Swarm node. Panics when it cannot start.
+    pub async fn start_node(test: &str) -> Option<SecondDaemon> {
+        let dockerd = connect_core::testing::require_program(
+            test,
+            "dockerd",
+            &["/usr/sbin/dockerd", "/usr/bin/dockerd"],
+        )?;
+        match SecondDaemon::spawn(&dockerd, true).await {
+            Ok(d) => Some(d),
+            Err(e) => panic!("{test}: cannot start a Swarm node's dockerd: {e}"),
+        }
+    }
+
+    async fn spawn(dockerd: &std::path::Path, bridge: bool) -> Result<SecondDaemon> {
         let fail = |m: String| {
             Error::new(
                 ErrorKind::Failed,
@@ -84,7 +100,12 @@ impl SecondDaemon {
             .arg(dir.path().join("dockerd.pid"))
             .arg("-H")
             .arg(format!("unix://{}", socket.display()))
-            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .args(if bridge {
+                &[][..]
+            } else {
+                &["--bridge", "none"][..]
+            })
+            .args(["--iptables=false", "--ip-masq=false"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -135,19 +156,15 @@ impl SecondDaemon {
         Ok(daemon)
     }
 
-    /// The daemon's socket path.
-    pub fn socket(&self) -> String {
-        self.socket.display().to_string()
+    /// The daemon's process id (`unshare` execs `dockerd`): its network namespace is `/proc/<pid>/ns/net`.
+    /// `None` once stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
-    /// A client for it.
-    pub async fn docker(&self) -> Result<Docker> {
-        Docker::connect_socket(&self.socket()).await
-    }
-}
-
-impl Drop for SecondDaemon {
-    fn drop(&mut self) {
+    /// Stops the daemon (SIGTERM, then SIGKILL after 20 s), as `systemctl stop docker` would; its containers
+    /// stop with it. Its directory stays until drop.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM lets dockerd stop its containerd and unmount its layers; SIGKILL would leave both.
             let _ = send_signal(child.id(), Signal::SIGTERM);
@@ -166,5 +183,21 @@ impl Drop for SecondDaemon {
                 }
             }
         }
+    }
+
+    /// The daemon's socket path.
+    pub fn socket(&self) -> String {
+        self.socket.display().to_string()
+    }
+
+    /// A client for it.
+    pub async fn docker(&self) -> Result<Docker> {
+        Docker::connect_socket(&self.socket()).await
+    }
+}
+
+impl Drop for SecondDaemon {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

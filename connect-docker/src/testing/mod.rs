@@ -1,5 +1,5 @@
 //! The harness for tests against a real Docker Engine (feature `testing`): the static test app and its
-//! `FROM scratch` images, a second Docker daemon with its own socket and data root, a [`Host`] that opens
+//! `FROM scratch` images, a second Docker daemon with its own socket and data root, a [`Host`](connect_core::host::Host) that opens
 //! local sockets, and per-test cleanup of containers and images.
 //!
 //! No registry is reachable on the machines the tests run on, so every image is built here: the test app is
@@ -8,6 +8,7 @@
 
 mod daemon;
 mod socket_host;
+mod swarm;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use connect_core::{Error, ErrorKind, Result};
 
 pub use daemon::SecondDaemon;
 pub use socket_host::SocketHost;
+pub use swarm::{Availability, MANAGER_ADDR, TestSwarm, WORKER_ADDR};
 
 use crate::{BuildContext, Docker, HealthProbe, Restart, SlotOptions};
 

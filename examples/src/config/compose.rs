@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use connect_core::engine::{Backends, DeployConfig, Deployer, Hook, default_holder};
 use connect_core::host::Endpoint;
-use connect_core::model::{AppSpec, Color, DeployPolicy, Release, Slot, Topology};
+use connect_core::model::{AppSpec, Color, Release, Slot, Topology};
 use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Error, Host, LocalHost, Result};
@@ -242,9 +242,10 @@ impl ConnectConfig {
                 blue: slot(Color::Blue, &self.slots.blue),
                 green: slot(Color::Green, &self.slots.green),
             },
-            policy: DeployPolicy {
-                backup_sets: self.backup_all.as_ref().map(|b| b.policy()),
-                ..self.policy.to_policy()
+            policy: {
+                let mut policy = self.policy.to_policy();
+                policy.backup_sets = self.backup_all.as_ref().map(|b| b.policy());
+                policy
             },
             state_dir: self.state_dir.clone(),
             holder: default_holder(),

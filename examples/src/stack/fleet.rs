@@ -170,14 +170,12 @@ impl FleetStack {
         app.name = self.prefix.clone();
         app.stop_grace = Duration::from_secs(5);
         app.env = [("BIND".to_string(), "127.0.0.1".to_string())].into();
-        let policy = DeployPolicy {
-            health_deadline: Duration::from_secs(20),
-            drain_deadline: Duration::from_secs(10),
-            router_deadline: Duration::from_secs(10),
-            disk_paths: vec![self.dir.path().display().to_string()],
-            lock_lease: Duration::from_secs(5),
-            ..DeployPolicy::default()
-        };
+        let mut policy = DeployPolicy::default();
+        policy.health_deadline = Duration::from_secs(20);
+        policy.drain_deadline = Duration::from_secs(10);
+        policy.router_deadline = Duration::from_secs(10);
+        policy.disk_paths = vec![self.dir.path().display().to_string()];
+        policy.lock_lease = Duration::from_secs(5);
         DeployConfig {
             app,
             topology: self.hosts[0].topology.clone(),

@@ -391,10 +391,13 @@ pub async fn run(stack: &Stack, deployer: &Deployer, load: &Load) -> Result<Runb
         "restore",
         t,
         format!(
-            "{} restored in {:.2} s, previous kept as {:?}",
+            "{} restored in {:.2} s, {}",
             restore.database,
             restore.took.as_secs_f64(),
-            restore.previous_kept_as
+            match &restore.previous_kept_as {
+                Some(name) => format!("the previous database kept as {name}"),
+                None => "no previous database to keep".to_string(),
+            }
         ),
     );
     load.phase("after");

@@ -68,6 +68,8 @@ pub(super) struct HostRun<'a> {
     pub(super) to: Color,
     pub(super) release: Release,
     pub(super) failed: Option<Error>,
+    /// Why this host's journal could not take the operation's outcome, though traffic moved as the others'.
+    pub(super) unrecorded: Option<Error>,
 }
 
 impl<'a> HostRun<'a> {
@@ -81,6 +83,7 @@ impl<'a> HostRun<'a> {
             to: Color::Blue,
             release,
             failed: None,
+            unrecorded: None,
         }
     }
 
@@ -159,13 +162,15 @@ impl<'a> HostRun<'a> {
         run.record.live_after = journal.live;
         let live = journal.live;
         let recorded = d.record(run, journal, Ok(()), &self.held.fence).await;
-        HostOutcome {
+        let outcome = HostOutcome {
             host: self.name().to_string(),
             in_rotation: live.is_some(),
             live,
             error: recorded.as_ref().err().map(|e| e.to_string()),
-            record: recorded.ok(),
-        }
+            record: recorded.as_ref().ok().cloned(),
+        };
+        self.unrecorded = recorded.err();
+        outcome
     }
 }
 
@@ -352,7 +357,9 @@ impl Fleet {
                         took,
                     ));
                 }
-                let _ = host.deployer.store.save(&journal, &hosts[i].held.fence).await;
+                if let Err(e) = host.deployer.store.save(&journal, &hosts[i].held.fence).await {
+                    hosts[i].unrecorded = Some(e);
+                }
             }
             if let Some(o) = outcomes[i].as_mut() {
                 o.in_rotation = false;
@@ -397,9 +404,13 @@ impl Fleet {
             }
             outcomes[i] = Some(h.succeed().await);
         }
-        Ok(FleetReport {
-            hosts: outcomes.into_iter().flatten().collect(),
-        })
+        recorded(
+            "deploy",
+            &mut hosts,
+            FleetReport {
+                hosts: outcomes.into_iter().flatten().collect(),
+            },
+        )
     }
 
     /// Nothing switched: every host settles what it changed and records why.
@@ -460,6 +471,50 @@ impl Fleet {
              min_healthy_hosts to deploy without it",
         )
     }
+}
+
+/// The operation's result once traffic moved: `report`, unless some host's journal could not take its
+/// outcome. Then, as on one host, the operation is an error naming those hosts: their journals still hold
+/// the intent (or an outdated live color), which the next operation settles from what runs.
+pub(super) fn recorded(what: &str, hosts: &mut [HostRun<'_>], report: FleetReport) -> Result<FleetReport> {
+    let mut unrecorded: Vec<(String, Error)> = hosts
+        .iter_mut()
+        .filter_map(|h| h.unrecorded.take().map(|e| (h.name().to_string(), e)))
+        .collect();
+    if unrecorded.is_empty() {
+        return Ok(report);
+    }
+    let lines: Vec<String> = unrecorded
+        .iter()
+        .map(|(host, e)| format!("{host}: {}", e.summary()))
+        .collect();
+    let live: Vec<String> = report
+        .hosts
+        .iter()
+        .map(|o| {
+            format!(
+                "{} live {}",
+                o.host,
+                o.live.map_or("none".into(), |c| c.to_string())
+            )
+        })
+        .collect();
+    let names: Vec<String> = unrecorded.iter().map(|(host, _)| host.clone()).collect();
+    let (_, first) = unrecorded.remove(0);
+    Err(Error::new(
+        first.kind(),
+        format!("fleet.{what}"),
+        names.join(","),
+        format!(
+            "the {what} moved traffic ({}) but a journal could not be written: {}",
+            live.join(", "),
+            lines.join("; ")
+        ),
+    )
+    .with_source(first)
+    .with_hint(
+        "fix that server's state directory; the next operation on the fleet settles its journal from what runs",
+    ))
 }
 
 /// Settles, reconciles, preflights, ships and stages one host.

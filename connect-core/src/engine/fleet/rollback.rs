@@ -3,7 +3,7 @@
 use futures::future::join_all;
 
 use super::Fleet;
-use super::deploy::{FleetReport, HostRun};
+use super::deploy::{FleetReport, HostRun, recorded};
 use crate::error::{Error, ErrorKind, Result};
 use crate::vocabulary::{OperationKind, Step};
 
@@ -109,7 +109,7 @@ impl Fleet {
             }
             outcomes.push(h.succeed().await);
         }
-        Ok(FleetReport { hosts: outcomes })
+        recorded("rollback", &mut hosts, FleetReport { hosts: outcomes })
     }
 }
 

@@ -17,6 +17,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+mod stack;
+
+pub use stack::TestStack;
+
 use crate::client::RuntimeApi;
 use crate::config::{ConfigInstaller, MaintenancePage, ProxyConfig, ServerSpec};
 use crate::files::{MapFile, StateFile};
@@ -206,14 +210,25 @@ impl HaproxyProcess {
     /// Renders the runbook's config for these two apps (blue = `app1`, green = `app2`), installs it through
     /// `haproxy -c`, starts `haproxy -W -S <master.sock> -f <cfg>` and waits until the admin socket answers.
     pub async fn start(program: &Path, blue: SocketAddr, green: SocketAddr) -> Result<HaproxyProcess> {
-        HaproxyProcess::start_with(program, blue, green, None).await
+        HaproxyProcess::start_with(program, blue, green, None, &[]).await
+    }
+
+    /// [`HaproxyProcess::start`] with haproxy run by `wrapper` (`nsenter -t <pid> -n`: HAProxy in a network
+    /// namespace of the test's, where `blue` and `green` are; its sockets are files, reached from anywhere).
+    pub async fn start_via(
+        wrapper: &[std::ffi::OsString],
+        program: &Path,
+        blue: SocketAddr,
+        green: SocketAddr,
+    ) -> Result<HaproxyProcess> {
+        HaproxyProcess::start_with(program, blue, green, None, wrapper).await
     }
 
     /// [`HaproxyProcess::start`] with these servers in `be_app` instead of the runbook's two: several app
     /// hosts' colors behind one backend.
     pub async fn start_with_servers(program: &Path, servers: Vec<ServerSpec>) -> Result<HaproxyProcess> {
         let unused: SocketAddr = ([127, 0, 0, 1], 9).into();
-        HaproxyProcess::start_with(program, unused, unused, Some(servers)).await
+        HaproxyProcess::start_with(program, unused, unused, Some(servers), &[]).await
     }
 
     async fn start_with(
@@ -221,6 +236,7 @@ impl HaproxyProcess {
         blue: SocketAddr,
         green: SocketAddr,
         servers: Option<Vec<ServerSpec>>,
+        wrapper: &[std::ffi::OsString],
     ) -> Result<HaproxyProcess> {
         let dir = tempfile::tempdir().map_err(|e| io_error("tempdir", e))?;
         let admin_socket = dir.path().join("admin.sock");
@@ -252,7 +268,16 @@ impl HaproxyProcess {
             .await?;
         let log =
             std::fs::File::create(dir.path().join("haproxy.log")).map_err(|e| io_error("haproxy.log", e))?;
-        let child = std::process::Command::new(program)
+        // The wrapper (nsenter) execs haproxy, so the child is still haproxy's master.
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = std::process::Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => std::process::Command::new(program),
+        };
+        let child = command
             .arg("-W")
             .arg("-S")
             .arg(&master_socket)
