@@ -33,6 +33,8 @@ pub mod load;
 pub mod ops;
 #[cfg(feature = "testing")]
 pub mod prometheus;
+#[cfg(feature = "ops")]
+pub mod recover;
 #[cfg(feature = "testing")]
 pub mod stack;
 #[cfg(feature = "testing")]

@@ -168,3 +168,87 @@ async fn backup_all_takes_every_part_copies_only_changes_and_feeds_preflight() {
     .map(|c| assert!(c["detail"].as_str().unwrap().contains(&second_id), "{c}"))
     .unwrap();
 }
+
+/// `recover` refuses bad input with the other commands' exit codes and a hint, changing nothing: no copy
+/// directory (2), no set in it (1, naming backup-all), an unknown `--set` (1, listing the sets), and a
+/// repository that is not there (1, naming the backup disk). The set is written by hand: only its manifest
+/// and journal are read before the repository is. ~1 s (pgBackRest's `info` once).
+#[tokio::test]
+async fn recover_refuses_bad_input_before_changing_anything() {
+    let Some(_) = connect_core::testing::require_program("recover_bad_input", "pgbackrest", &[]) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let toml = |extra: &str| {
+        format!(
+            "state_dir = \"{d}/state\"\n[server]\nhost = \"local\"\n[database]\npatroni = [\"http://127.0.0.1:9\"]\n\
+             [app]\nimage = \"connect\"\n[backup_all]\ndir = \"{d}/sets\"\n{extra}",
+            d = d.display()
+        )
+    };
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    std::fs::write(d.join("connect.toml"), toml("")).unwrap();
+    let out = run(d, &["recover", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--from"), "{}", stderr(&out));
+
+    std::fs::create_dir_all(d.join("offhost")).unwrap();
+    let from = d.join("offhost").display().to_string();
+    let out = run(d, &["recover", "--dry-run", "--from", &from]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no backup set") && stderr(&out).contains("backup-all"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A set with a journal whose live release is v2.
+    let id = "20261206T081500Z";
+    let journal = r#"{"format":1,"live":"blue","slots":{"blue":{"release":{"version":"v2","image":"connect:v2"},"container":"connect_app1","since_unix_ms":0}},"history":[]}"#;
+    let journal_path = format!("journal{}/state/journal.json", d.display());
+    let set = d.join("offhost").join(id);
+    std::fs::create_dir_all(set.join(&journal_path).parent().unwrap()).unwrap();
+    std::fs::write(set.join(&journal_path), journal).unwrap();
+    let manifest = serde_json::json!({
+        "version": 1, "id": id, "taken_at_unix": 1_796_544_900u64, "taken_at": "2026-12-06T08:15:00Z",
+        "took_ms": 1, "source": "local", "missing": [],
+        "parts": [{"name": "journal", "files": 1, "bytes": journal.len()}],
+        "files": [{"path": journal_path, "bytes": journal.len(), "sha256": "0".repeat(64)}],
+    });
+    std::fs::write(set.join("manifest.json"), manifest.to_string()).unwrap();
+
+    let out = run(
+        d,
+        &[
+            "recover",
+            "--dry-run",
+            "--from",
+            &from,
+            "--set",
+            "20200101T000000Z",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(id), "the sets are listed: {}", stderr(&out));
+
+    // [database.pitr] whose repository is not there.
+    let pitr = format!(
+        "[database.pitr]\nrepo = \"{d}/no-backup-disk\"\nstate_dir = \"{d}/pgbackrest\"\nrun_as = []\n\
+         [[database.pitr.nodes]]\nmember = \"patroni1\"\ndata_dir = \"{d}/data\"\nport = 5432\n",
+        d = d.display()
+    );
+    std::fs::write(d.join("connect.toml"), toml(&pitr)).unwrap();
+    let out = run(d, &["recover", "--dry-run", "--from", &from]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no pgBackRest backup") && stderr(&out).contains("backup disk"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !d.join("no-backup-disk").exists() && !d.join("state").exists(),
+        "nothing was made"
+    );
+}

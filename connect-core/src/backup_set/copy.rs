@@ -103,35 +103,18 @@ pub async fn copy_set(
             }
             let from = format!("{src_dir}/{id}/{}", f.path);
             let to = format!("{partial}/{}", f.path);
-            let hasher = Arc::new(Mutex::new(Sha256::new()));
-            let reader = HashingReader {
-                inner: src.get_file(&from).await?,
-                hasher: hasher.clone(),
-            };
             let private = PutOptions {
                 mode: 0o600,
                 create_new: true,
             };
-            let bytes = dest.put_file(&to, Box::pin(reader), private).await?;
-            let digest = hasher
-                .lock()
-                .map(|h| h.clone().finalize())
-                .map_err(|_| Error::new(ErrorKind::Failed, "backup_set.copy", &from, "the hash was lost"))?;
-            let sha256 = data_encoding::HEXLOWER.encode(&digest);
-            if sha256 != f.sha256 || bytes != f.bytes {
-                return Err(Error::new(
-                    ErrorKind::Corrupt,
-                    "backup_set.copy",
-                    &from,
-                    format!(
-                        "{bytes} bytes with SHA-256 {sha256}; the manifest says {} bytes, {}",
-                        f.bytes, f.sha256
+            let bytes = send_checked(src, &from, dest, &to, f, private)
+                .await
+                .map_err(|e| match e.kind() {
+                    ErrorKind::Corrupt => e.with_hint(
+                        "the set changed or was damaged on the server since it was taken: take a new set",
                     ),
-                )
-                .with_hint(
-                    "the set changed or was damaged on the server since it was taken: take a new set",
-                ));
-            }
+                    _ => e,
+                })?;
             report.files_sent += 1;
             report.bytes_sent += bytes;
         }
@@ -160,8 +143,48 @@ pub async fn copy_set(
     Ok(report)
 }
 
+/// Streams `from` on `src` into `to` on `dest`, hashing on the way: bytes that are not `file`'s (size or
+/// SHA-256) are [`ErrorKind::Corrupt`]. The destination is written atomically (`put_file`), so a reader sees
+/// the old file or the new one.
+pub(super) async fn send_checked(
+    src: &dyn Host,
+    from: &str,
+    dest: &dyn Host,
+    to: &str,
+    file: &super::ManifestFile,
+    options: PutOptions,
+) -> Result<u64> {
+    let hasher = Arc::new(Mutex::new(Sha256::new()));
+    let reader = HashingReader {
+        inner: src.get_file(from).await?,
+        hasher: hasher.clone(),
+    };
+    let bytes = dest.put_file(to, Box::pin(reader), options).await?;
+    let digest = hasher
+        .lock()
+        .map(|h| h.clone().finalize())
+        .map_err(|_| Error::new(ErrorKind::Failed, "backup_set.copy", from, "the hash was lost"))?;
+    let sha256 = data_encoding::HEXLOWER.encode(&digest);
+    if sha256 != file.sha256 || bytes != file.bytes {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            "backup_set.copy",
+            from,
+            format!(
+                "{bytes} bytes with SHA-256 {sha256}; the manifest says {} bytes, {}",
+                file.bytes, file.sha256
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// `xargs -0 ARGS…` with `items` on its standard input (nothing run when there are none).
-async fn xargs0<'a>(host: &dyn Host, args: &[&str], items: impl Iterator<Item = &'a str>) -> Result<()> {
+pub(super) async fn xargs0<'a>(
+    host: &dyn Host,
+    args: &[&str],
+    items: impl Iterator<Item = &'a str>,
+) -> Result<()> {
     let mut input = Vec::new();
     for item in items {
         input.extend_from_slice(item.as_bytes());

@@ -10,13 +10,15 @@
 //! - [`copy_set`] copies a set off the host (to the machine running the command, or any other [`Host`]),
 //!   sending only files whose SHA-256 differs from the copy before, checking each one's hash as it streams;
 //! - [`prune_sets`] keeps the newest N (only names that are sets: nothing else in the directory is touched);
-//! - [`age_check`] is the preflight's verdict on the newest set's age.
+//! - [`age_check`] is the preflight's verdict on the newest set's age;
+//! - [`put_back`] writes a part back onto a (fresh) server, every file checked against the manifest.
 //!
 //! Parts that need a backend's client (Redis's save) are written by the caller into [`SetWriter::part_dir`]:
 //! this module imports no backend.
 
 mod copy;
 mod manifest;
+mod restore;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,6 +30,7 @@ pub use copy::{CopyReport, copy_set};
 pub use manifest::{
     BackupManifest, MANIFEST, MANIFEST_VERSION, ManifestFile, PartSummary, is_set_id, set_id,
 };
+pub use restore::{PutBackReport, put_back};
 
 /// How long one listing, hashing or copying program may run on the host.
 const PROGRAM_DEADLINE: Duration = Duration::from_secs(2 * 3600);

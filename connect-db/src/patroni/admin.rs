@@ -70,3 +70,41 @@ impl Patroni {
             })
     }
 }
+
+impl Patroni {
+    /// Writes the cluster's system id in etcd (`<namespace>/<scope>/initialize`, through etcd's v3 JSON
+    /// gateway at `etcd`): how a cluster takes a database restored from another cluster's backup (a fresh
+    /// server's). Patroni caches its own database's system id while paused and reads it again when the pause
+    /// ends; a member whose data then differs from this value exits, one whose data directory is empty clones
+    /// the leader.
+    pub async fn set_system_id(
+        &self,
+        etcd: &str,
+        namespace: &str,
+        scope: &str,
+        system_id: &str,
+    ) -> Result<()> {
+        let op = "patroni.set_system_id";
+        let key = format!("{}/{scope}/initialize", namespace.trim_end_matches('/'));
+        let url = format!("{}/v3/kv/put", etcd.trim_end_matches('/'));
+        let b64 = |v: &str| data_encoding::BASE64.encode(v.as_bytes());
+        let body = serde_json::json!({ "key": b64(&key), "value": b64(system_id) });
+        let failed = |why: String| {
+            Error::new(ErrorKind::Unavailable, op, &url, why)
+                .with_hint("set [database.pitr] etcd to etcd's client URL as the server reaches it (Patroni's etcd3 hosts)")
+        };
+        // Patroni's REST credentials are Patroni's: etcd does not get them.
+        let plain = Patroni {
+            auth: None,
+            ..self.clone()
+        };
+        match plain.send(op, "POST", &url, Some(&body), REQUEST_TIMEOUT).await {
+            Ok((200..=299, _)) => Ok(()),
+            Ok((status, text)) => Err(failed(format!(
+                "etcd answered {status}: {}",
+                String::from_utf8_lossy(&text)
+            ))),
+            Err(e) => Err(failed(format!("etcd did not answer: {}", e.message())).with_source(e)),
+        }
+    }
+}

@@ -51,6 +51,18 @@ pub struct PitrConfig {
     pub process_max: u32,
     /// How long one backup or restore may take.
     pub deadline: Duration,
+    /// etcd's client URL as the server reaches it (`http://127.0.0.1:2379`): only a recovery onto a fresh
+    /// server needs it, to reset the cluster's system id that Patroni keeps there (see
+    /// [`recover`](super::recover())). `None`: such a recovery is refused before anything stops.
+    #[serde(default)]
+    pub etcd: Option<String>,
+    /// Patroni's `namespace` in etcd (`/service`, Patroni's default).
+    #[serde(default = "default_namespace")]
+    pub dcs_namespace: String,
+}
+
+fn default_namespace() -> String {
+    "/service".into()
 }
 
 impl PitrConfig {
@@ -69,6 +81,8 @@ impl PitrConfig {
             run_as: Vec::new(),
             process_max: 2,
             deadline: Duration::from_secs(2 * 3600),
+            etcd: None,
+            dcs_namespace: default_namespace(),
         }
     }
 
@@ -236,6 +250,13 @@ impl PitrConfig {
             return Ok(out);
         }
         Err(program_failure(op, &self.stanza, &argv[0], &out))
+    }
+
+    /// `pgbackrest ARGS…` (the owner's prefix is added by [`PitrConfig::as_owner`]).
+    pub(crate) fn program_argv(&self, args: &[String]) -> Vec<String> {
+        let mut v = vec![self.pgbackrest.clone()];
+        v.extend(args.iter().cloned());
+        v
     }
 
     /// A PostgreSQL program of `bin_dir`.

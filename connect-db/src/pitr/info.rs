@@ -49,6 +49,10 @@ pub struct BackrestInfo {
     pub wal_min: Option<String>,
     /// The newest WAL segment archived.
     pub wal_max: Option<String>,
+    /// The system identifier of the database the stanza backs up (its newest `db` entry): a cluster whose
+    /// own differs is another database, e.g. a fresh server's.
+    #[serde(default)]
+    pub system_id: Option<String>,
 }
 
 impl BackrestInfo {
@@ -103,6 +107,11 @@ impl BackrestInfo {
             backups,
             wal_min: archive.and_then(|a| text(&a["min"])),
             wal_max: archive.and_then(|a| text(&a["max"])),
+            system_id: entry["db"]
+                .as_array()
+                .and_then(|a| a.last())
+                .and_then(|d| d["system-id"].as_u64())
+                .map(|id| id.to_string()),
         })
     }
 
@@ -180,7 +189,8 @@ mod tests {
         "info":{"delta":10000,"repository":{"delta":2000,"size":4002000},"size":30010000},
         "label":"20261206-081500F_20261206-082000I","lsn":{"start":"0/5000028","stop":"0/5000100"},
         "timestamp":{"start":1796545200,"stop":1796545202},"type":"incr"}],
-      "cipher":"none","name":"connect","status":{"code":0,"message":"ok"}}]"#;
+      "cipher":"none","db":[{"id":1,"repo-key":1,"system-id":7441200000000000001,"version":"15"}],
+      "name":"connect","status":{"code":0,"message":"ok"}}]"#;
 
     #[test]
     fn parses_backups_and_the_archive_range() {
@@ -195,6 +205,7 @@ mod tests {
         assert_eq!(info.backups[1].repo_bytes, 2000);
         assert_eq!(info.backups[0].lsn_stop.as_deref(), Some("0/3000100"));
         assert_eq!(info.wal_max.as_deref(), Some("000000010000000000000007"));
+        assert_eq!(info.system_id.as_deref(), Some("7441200000000000001"));
     }
 
     #[test]

@@ -53,37 +53,8 @@ pub async fn configure(
     config: &PitrConfig,
 ) -> Result<ConfigureReport> {
     let op = "pitr.configure";
-    config.validate()?;
+    write_config(host, config).await?;
     let small = Duration::from_secs(60);
-    let s = &config.state_dir;
-    let dirs = [
-        config.repo_path.clone(),
-        s.clone(),
-        format!("{s}/log"),
-        format!("{s}/lock"),
-        format!("{s}/spool"),
-    ];
-    let mut mkdir = vec![
-        "mkdir".to_string(),
-        "-p".into(),
-        "-m".into(),
-        "0750".into(),
-        "--".into(),
-    ];
-    mkdir.extend(dirs);
-    config.as_owner(host, op, &mkdir, None, small).await?;
-    // Written by the owner too (`cat` into a temporary, then `mv`): a reader sees the old file or the new.
-    let write = vec![
-        "sh".to_string(),
-        "-c".into(),
-        "umask 027 && cat > \"$1.tmp\" && mv -f -- \"$1.tmp\" \"$1\"".into(),
-        "connect-ops".into(),
-        config.config_path(),
-    ];
-    config
-        .as_owner(host, op, &write, Some(config.render()), small)
-        .await?;
-
     let archive_command = config.archive_command();
     let body = serde_json::json!({
         "postgresql": { "parameters": {
@@ -134,6 +105,46 @@ pub async fn configure(
     })
 }
 
+/// Makes the repository and pgBackRest's directories (owned by the database's owner) and writes its
+/// configuration: what `info` and `restore` need before anything else, e.g. on a fresh server about to be
+/// recovered from a repository it did not write (no `stanza-create`: the repository's stanza is another
+/// cluster's until the recovery makes it this one's).
+pub async fn write_config(host: &dyn Host, config: &PitrConfig) -> Result<()> {
+    let op = "pitr.write_config";
+    config.validate()?;
+    let small = Duration::from_secs(60);
+    let s = &config.state_dir;
+    let dirs = [
+        config.repo_path.clone(),
+        s.clone(),
+        format!("{s}/log"),
+        format!("{s}/lock"),
+        format!("{s}/spool"),
+    ];
+    let mut mkdir = vec![
+        "mkdir".to_string(),
+        "-p".into(),
+        "-m".into(),
+        "0750".into(),
+        "--".into(),
+    ];
+    mkdir.extend(dirs);
+    config.as_owner(host, op, &mkdir, None, small).await?;
+    // Written by the owner too (`cat` into a temporary, then `mv`): a reader sees the old file or the new.
+    let write = vec![
+        "sh".to_string(),
+        "-c".into(),
+        "umask 027 && cat > \"$1.tmp\" && mv -f -- \"$1.tmp\" \"$1\"".into(),
+        "connect-ops".into(),
+        config.config_path(),
+    ];
+    config
+        .as_owner(host, op, &write, Some(config.render()), small)
+        .await?;
+
+    Ok(())
+}
+
 /// A base backup's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -174,6 +185,32 @@ pub async fn base_backup(host: &dyn Host, config: &PitrConfig, kind: BackupKind)
             "the backup finished but pgbackrest info lists none",
         )
     })
+}
+
+/// `pgbackrest info --output=json` with the repository and stanza on the command line and an empty
+/// configuration (`--config=/dev/null`): reads the repository and writes nothing, not even a log file, so
+/// it works on a server where [`write_config`] has not run yet (a dry run of a recovery onto a fresh one).
+pub async fn info_read_only(host: &dyn Host, config: &PitrConfig) -> Result<BackrestInfo> {
+    config.validate()?;
+    let argv = [
+        "--config=/dev/null".to_string(),
+        format!("--repo1-path={}", config.repo_path),
+        format!("--stanza={}", config.stanza),
+        "--log-level-file=off".into(),
+        "--log-level-console=warn".into(),
+        "info".into(),
+        "--output=json".into(),
+    ];
+    let out = config
+        .as_owner(
+            host,
+            "pitr.info",
+            &config.program_argv(&argv),
+            None,
+            Duration::from_secs(60),
+        )
+        .await?;
+    BackrestInfo::parse(&config.stanza, &out.stdout)
 }
 
 /// `pgbackrest info --output=json`, parsed.

@@ -16,6 +16,14 @@
 //!    other member is rebuilt from it (`POST /reinitialize`), the pause is lifted, and the call returns when
 //!    every replica has replayed the new leader's WAL.
 //!
+//! Onto a fresh server (the repository's database is not the one Patroni bootstrapped there: the system ids
+//! differ), three things change, because Patroni keeps the cluster's system id in etcd and caches its own
+//! database's while paused: the other members are stopped and emptied during the pause (they clone the
+//! leader when it ends); the system id in etcd is set to the repository's before the restored PostgreSQL
+//! starts (`PitrConfig::etcd`; refused up front without it); and the pause ends before the leader key is
+//! waited for (paused, Patroni compares the id it cached before the restore). A failure after the system id
+//! was set puts the fresh server's back before undoing the rest.
+//!
 //! A failure in 1 or 2 before the move resumes Patroni; a failure after it (restore, start, a target the
 //! replay never reaches) stops what it started, puts the old data directory back and resumes Patroni: the
 //! cluster runs as before the call, and the error says so.
@@ -67,7 +75,8 @@ pub async fn recover(
     config.validate()?;
     target.validate()?;
     // Chosen before anything stops: a target no backup reaches is refused while the cluster runs.
-    let chosen = info(host, config).await?.backup_for(target)?.label.clone();
+    let repository = info(host, config).await?;
+    let chosen = repository.backup_for(target)?.label.clone();
     let patroni = cluster.patroni();
     let members = patroni.cluster().await?;
     // The leader if there is one, else the first configured member Patroni lists (or the first configured).
@@ -84,11 +93,15 @@ pub async fn recover(
         })
         .unwrap_or_else(|| config.nodes[0].member.clone());
     let node = config.node(&leader_name)?.clone();
+    // A fresh server: the repository holds another database than the one Patroni bootstrapped here.
+    let foreign = foreign_system(patroni, &members, &leader_name, &repository, config).await?;
 
     // While the leader runs, close its current WAL segment and wait until it is in the repository
     // (`pgbackrest check` does both): "latest" is then "now", and a target in the segment being written (a
-    // restore point just made, a minute ago) is reachable at all.
-    if let Ok(pg) = cluster.member_postgres(&leader_name).await
+    // restore point just made, a minute ago) is reachable at all. Not on a fresh server: its database is
+    // not the repository's, which `check` refuses, and is about to be replaced.
+    if foreign.is_none()
+        && let Ok(pg) = cluster.member_postgres(&leader_name).await
         && matches!(pg.is_in_recovery().await, Ok(false))
     {
         config
@@ -129,6 +142,13 @@ pub async fn recover(
     // the PostgreSQL stopped here again.
     let stopped = async {
         patroni.wait_paused(true, Duration::from_secs(60)).await?;
+        if foreign.is_some() {
+            // Their data is the fresh server's database, about to be replaced; emptied, each clones the
+            // restored leader when the pause ends (Patroni's way for a member without data).
+            for other in config.nodes.iter().filter(|n| n.member != leader_name) {
+                empty_member(host, config, other).await?;
+            }
+        }
         let running = config
             .as_owner(
                 host,
@@ -194,6 +214,11 @@ pub async fn recover(
             .as_owner(host, op, &sh(member_files, &[data, &aside]), None, small)
             .await?;
         let restore = restore_started.elapsed();
+        if let Some(f) = &foreign {
+            patroni
+                .set_system_id(&f.etcd, &config.dcs_namespace, &f.scope, &f.system_id)
+                .await?;
+        }
 
         let replay_started = Instant::now();
         start_by_hand(host, config, &node, had_database).await?;
@@ -217,13 +242,30 @@ pub async fn recover(
             }
         })
         .await?;
+        if foreign.is_some() {
+            // Paused, Patroni compares the system id it cached before the restore: it takes the key only once
+            // the pause ends and it reads the restored one.
+            patroni.set_paused(false).await?;
+            patroni.wait_paused(false, Duration::from_secs(60)).await?;
+        }
         wait_leader_key(patroni, &leader_name).await?;
+        if foreign.is_some() {
+            // Unpaused, Patroni first lists the PostgreSQL it did not start as stopped, then adopts it.
+            wait_leader_running(patroni, &leader_name, config.deadline).await?;
+        }
         Ok::<_, Error>((restore, replay_started))
     }
     .await;
     let (restore, replay_started) = match attempt {
         Ok(done) => done,
         Err(e) => {
+            if let Some(f) = &foreign {
+                // The database put back below is the fresh server's own again.
+                let _ = patroni.set_paused(true).await;
+                let _ = patroni
+                    .set_system_id(&f.etcd, &config.dcs_namespace, &f.scope, &f.own_system_id)
+                    .await;
+            }
             let undone = if had_database {
                 put_back(host, config, patroni, &node, &aside, e).await
             } else {
@@ -253,6 +295,8 @@ pub async fn recover(
         .map(|m| m.member.name)
         .filter(|n| *n != leader_name)
         .collect();
+    // Onto a fresh server the others are empty already, but Patroni leaves a member whose data directory
+    // holds only its `patroni.dynamic.json` waiting for exactly this.
     for m in &others {
         patroni.reinitialize(m).await?;
     }
@@ -272,6 +316,86 @@ pub async fn recover(
         to_writable,
         took: started.elapsed(),
     })
+}
+
+/// A recovery from another cluster's repository: its system id, and where to reset Patroni's.
+struct Foreign {
+    system_id: String,
+    own_system_id: String,
+    scope: String,
+    etcd: String,
+}
+
+/// `Some` when the repository's database is not the one this cluster runs (a fresh server bootstrapped its
+/// own): refused up front without `etcd`, since Patroni keeps the old system id there and would not let the
+/// restored database lead.
+async fn foreign_system(
+    patroni: &crate::Patroni,
+    members: &[crate::PatroniMember],
+    leader: &str,
+    repository: &super::BackrestInfo,
+    config: &PitrConfig,
+) -> Result<Option<Foreign>> {
+    let op = "pitr.recover";
+    let Some(backup_id) = &repository.system_id else {
+        return Ok(None);
+    };
+    let Some(url) = members
+        .iter()
+        .find(|m| m.member.name == leader)
+        .and_then(|m| m.api_url.clone())
+    else {
+        return Ok(None);
+    };
+    let status = patroni.node_status(&url).await?;
+    let own = status["database_system_identifier"].as_str().unwrap_or_default();
+    if own.is_empty() || own == backup_id {
+        return Ok(None);
+    }
+    let Some(etcd) = config.etcd.clone() else {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            op,
+            &config.stanza,
+            format!("the repository backs up database system {backup_id}, this cluster runs {own} (a fresh server?)"),
+        )
+        .with_hint("set [database.pitr] etcd = \"http://127.0.0.1:2379\" (Patroni's etcd) so the recovery can reset the cluster's system id; nothing was changed"));
+    };
+    let scope = status["patroni"]["scope"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            Error::new(ErrorKind::Unsupported, op, &url, "GET /patroni names no scope")
+                .with_hint("Patroni 2.1 or later names its scope; nothing was changed")
+        })?;
+    Ok(Some(Foreign {
+        system_id: backup_id.clone(),
+        own_system_id: own.to_string(),
+        scope: scope.to_string(),
+        etcd,
+    }))
+}
+
+/// Stops a member's PostgreSQL (Patroni paused) and empties its data directory.
+async fn empty_member(host: &dyn Host, config: &PitrConfig, node: &PitrNode) -> Result<()> {
+    let op = "pitr.recover";
+    let small = Duration::from_secs(120);
+    let stop = [
+        config.pg_program("pg_ctl"),
+        "stop".into(),
+        "-D".into(),
+        node.data_dir.clone(),
+        "-m".into(),
+        "fast".into(),
+        "-w".into(),
+    ];
+    // Fails when it does not run: nothing to stop.
+    let _ = config.as_owner(host, op, &stop, None, small).await;
+    let empty = "rm -rf -- \"$1\" && mkdir -m 0700 -- \"$1\"";
+    config
+        .as_owner(host, op, &sh(empty, &[&node.data_dir]), None, small)
+        .await
+        .map(drop)
 }
 
 /// Undoes a recovery that failed after the data directory was moved aside: the PostgreSQL it started (if
@@ -396,6 +520,29 @@ async fn wait_leader_key(patroni: &crate::Patroni, member: &str) -> Result<()> {
                 Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
                     Some(m) if m.member.name == member => Ok(()),
                     other => Err(format!("leader {:?}", other.map(|m| &m.member.name))),
+                },
+                Err(e) => Err(e.to_string()),
+            })
+        },
+    )
+    .await
+}
+
+/// Waits until Patroni lists `member` as the leader and running.
+async fn wait_leader_running(patroni: &crate::Patroni, member: &str, deadline: Duration) -> Result<()> {
+    poll_until(
+        "pitr.recover",
+        "leader running",
+        deadline,
+        Duration::from_millis(250),
+        || async {
+            Ok(match patroni.cluster().await {
+                Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
+                    Some(m) if m.member.name == member && m.member.is_running() => Ok(()),
+                    other => Err(format!(
+                        "leader {:?}",
+                        other.map(|m| (&m.member.name, &m.member.state))
+                    )),
                 },
                 Err(e) => Err(e.to_string()),
             })

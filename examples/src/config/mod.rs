@@ -361,6 +361,9 @@ pub struct RedisConfig {
     /// Its password, as `${ENV_VAR}`.
     #[serde(default)]
     pub password: Option<Secret>,
+    /// How the server starts Redis again after `connect-ops recover` placed its `dump.rdb`.
+    #[serde(default = "defaults::redis_start")]
+    pub start_command: Vec<String>,
 }
 
 /// `[app]`.
@@ -788,6 +791,9 @@ mod defaults {
     }
     pub(super) fn redis_port() -> u16 {
         6379
+    }
+    pub(super) fn redis_start() -> Vec<String> {
+        ["systemctl", "start", "redis-server"].map(String::from).to_vec()
     }
     pub(super) fn app_name() -> String {
         AppSpec::connect().name

@@ -33,6 +33,10 @@ pub struct PitrSection {
     /// How long one base backup or restore may take.
     #[serde(default = "deadline", with = "super::duration")]
     pub deadline: Duration,
+    /// etcd's client URL as the server reaches it (Patroni's `etcd3` hosts): lets `connect-ops recover` onto a
+    /// fresh server reset the cluster's system id there.
+    #[serde(default)]
+    pub etcd: Option<String>,
     /// `[[database.pitr.nodes]]`: each Patroni member's data directory, port and socket directory.
     pub nodes: Vec<PitrNodeSection>,
 }
@@ -72,6 +76,7 @@ impl PitrSection {
         c.run_as = self.run_as.clone();
         c.process_max = self.process_max;
         c.deadline = self.deadline;
+        c.etcd = self.etcd.clone();
         if let Some(dir) = bin_dir {
             c.bin_dir = dir.to_string();
         }

@@ -75,6 +75,7 @@ host = "your-server"
 # run_as = ["sudo", "-n", "-u", "postgres", "--"]   # how the login becomes postgres; [] when it is postgres
 # process_max = 2
 # deadline = "2h"
+# etcd = "http://127.0.0.1:2379"           # Patroni's etcd: lets `recover` onto a fresh server reset its system id
 # [[database.pitr.nodes]]
 # member = "patroni1"
 # data_dir = "/var/lib/postgresql/15/patroni1"
@@ -85,6 +86,7 @@ host = "your-server"
 # host = "127.0.0.1"
 # port = 6379
 # password = "${REDIS_PASSWORD}"
+# start_command = ["systemctl", "start", "redis-server"]   # how `recover` starts it again after placing dump.rdb
 
 [app]
 # The image repository: release "v2" deploys "<image>:v2".
@@ -194,6 +196,9 @@ image = "connect"
 # configs = ["/etc/haproxy/haproxy.cfg", "/etc/patroni/config.yml", "/etc/pgbackrest/pgbackrest.conf"]
 # copy_to = "/var/backups/connect"          # on the machine running backup-all: the off-host copy
 # copy_keep = 14
+# `connect-ops recover` puts a whole server back from the newest copy in copy_to (or --from DIR): the configs,
+# the database (pgBackRest, to the latest), Redis, the uploads, then deploys the release the set's journal
+# names as live. `connect-ops recover --dry-run` lists what it would do and from which backups.
 
 # Your commands at named points: before_deploy, after_ship, before_switch (a failure stops the deploy before
 # traffic moves), after_deploy, after_rollback (a failure is reported, the outcome stands). They get

@@ -17,6 +17,7 @@ pub mod output;
 pub mod pitr;
 pub mod progress;
 pub mod prune;
+pub mod recover;
 pub mod recover_db;
 pub mod setup;
 pub mod ship;
@@ -111,6 +112,8 @@ pub enum Command {
     Pitr(pitr::PitrArgs),
     /// Point-in-time recovery of the database cluster: --latest, --time T or --restore-point NAME.
     RecoverDb(recover_db::RecoverDbArgs),
+    /// A whole server back (configs, database to the latest, Redis, uploads, the live release) from the backups.
+    Recover(recover::RecoverArgs),
     /// Print a shell completion script.
     Completions(docs::CompletionsArgs),
     /// Print (or write) the man page.
@@ -165,13 +168,21 @@ pub async fn under_deploy_lock<T>(
 pub async fn take_deploy_lock(
     cx: &Context,
 ) -> connect_core::Result<(Deployer, connect_core::engine::HeldLock)> {
-    use connect_core::host::{Command, HostExt};
     let (config, deployer) = cx.deployer().await?;
+    let held = hold_deploy_lock(&config, &deployer).await?;
+    Ok((deployer, held))
+}
+
+/// The deploy lock of `deployer`, `state_dir` made (0700) first when missing.
+pub async fn hold_deploy_lock(
+    config: &ConnectConfig,
+    deployer: &Deployer,
+) -> connect_core::Result<connect_core::engine::HeldLock> {
+    use connect_core::host::{Command, HostExt};
     let dir = config.state_dir.trim_end_matches('/');
     let mkdir = Command::new(["mkdir", "-p", "-m", "700", "--", dir]);
     deployer.backends().host.run_checked(&mkdir).await?;
-    let held = deployer.hold_lock().await?;
-    Ok((deployer, held))
+    deployer.hold_lock().await
 }
 
 /// Parses the command line, runs it, prints the result or the error, and returns the documented exit code.
@@ -215,6 +226,7 @@ pub async fn run(command: Command, cx: &Context) -> connect_core::Result<()> {
         Command::Audit(args) => args.run(cx).await,
         Command::Pitr(args) => args.run(cx).await,
         Command::RecoverDb(args) => args.run(cx).await,
+        Command::Recover(args) => args.run(cx).await,
         Command::Completions(args) => args.run(),
         Command::Man(args) => args.run(cx),
     }

@@ -10,6 +10,7 @@ mod common;
 mod faults;
 mod kill;
 mod prometheus;
+mod recover;
 mod runbook;
 mod safety_net;
 mod ship;
