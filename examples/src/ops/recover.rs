@@ -17,7 +17,7 @@ pub struct RecoverArgs {
     /// List what would be done and from which backups; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// The directory of the sets' copies on this machine ([backup_all] copy_to by default).
+    /// The directory of the sets' copies on this machine (`[backup_all] copy_to` by default).
     #[arg(long)]
     pub from: Option<PathBuf>,
     /// The set to recover from (the newest by default).
