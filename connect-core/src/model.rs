@@ -410,6 +410,7 @@ impl Topology {
 /// What happens to the old color once the new one is live and verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "mode")]
+#[non_exhaustive]
 pub enum OldColorPolicy {
     /// Keep it running, drained, so instant rollback is one router call (the default).
     WarmStandby,
@@ -426,6 +427,7 @@ pub enum OldColorPolicy {
 
 /// The thresholds and deadlines of a deploy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DeployPolicy {
     /// How long the new color gets to become healthy.
     #[serde(with = "duration_ms")]
@@ -490,6 +492,7 @@ pub struct DeployPolicy {
 /// Where the server keeps its backup sets (Redis, uploads, journal, configs) and how old the newest may be
 /// before preflight fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BackupSetPolicy {
     /// The sets' directory on the server.
     pub dir: String,
@@ -498,10 +501,21 @@ pub struct BackupSetPolicy {
     pub max_age: Duration,
 }
 
+impl BackupSetPolicy {
+    /// The sets in `dir`, the newest no older than `max_age`.
+    pub fn new(dir: impl Into<String>, max_age: Duration) -> BackupSetPolicy {
+        BackupSetPolicy {
+            dir: dir.into(),
+            max_age,
+        }
+    }
+}
+
 /// When a deploy backs up the app's database (runbook §3: "backup verified" before a migration), and how
 /// many backups are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct BackupPolicy {
     /// Back up before a migration. A database backend that cannot back up then stops the deploy before the
     /// migration, rather than migrating without a way back.
@@ -531,6 +545,7 @@ impl Default for BackupPolicy {
 /// runbook has no watch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct WatchPolicy {
     /// How long the new color is watched after the switch; zero is no watch.
     #[serde(with = "duration_ms")]
@@ -572,6 +587,15 @@ impl Default for WatchPolicy {
 }
 
 impl WatchPolicy {
+    /// A watch of `window`, sampled every `interval`, with the default thresholds.
+    pub fn new(window: Duration, interval: Duration) -> WatchPolicy {
+        WatchPolicy {
+            window,
+            interval,
+            ..WatchPolicy::default()
+        }
+    }
+
     /// Whether the watch runs.
     pub fn enabled(&self) -> bool {
         !self.window.is_zero()
@@ -621,6 +645,7 @@ impl WatchPolicy {
 /// Traffic moved to the new color in steps of HAProxy weight (10 % → 50 % → 100 %), each step held for a
 /// window under the watch; a breach at any step rolls back before the next.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CanaryPolicy {
     /// The new color's share of the traffic at each step, in percent, rising, each below 100 (the last step,
     /// 100 %, is the switch itself).
@@ -628,6 +653,13 @@ pub struct CanaryPolicy {
     /// How long each step is held and watched.
     #[serde(with = "duration_ms")]
     pub hold: Duration,
+}
+
+impl CanaryPolicy {
+    /// Traffic moved in `steps` (percent), each held `hold`.
+    pub fn new(steps: Vec<u8>, hold: Duration) -> CanaryPolicy {
+        CanaryPolicy { steps, hold }
+    }
 }
 
 impl Default for CanaryPolicy {

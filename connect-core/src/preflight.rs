@@ -10,7 +10,8 @@
 //! # async fn main() {
 //! let host = MemoryHost::new("prod");
 //! host.set_disk_usage("/opt/connect", 97);
-//! let config = PreflightConfig { docker_socket: None, ..PreflightConfig::default() };
+//! let mut config = PreflightConfig::default();
+//! config.docker_socket = None;
 //! let report = preflight(&host, &config).await;
 //! let disk = report.checks.iter().find(|c| c.kind == HostCheckKind::DiskUsage).unwrap();
 //! assert_eq!(disk.status, CheckStatus::Fail);
@@ -29,6 +30,7 @@ use crate::vocabulary::CheckStatus;
 /// What a [`HostCheck`] looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HostCheckKind {
     /// The server runs a program (`measured`: round trip in ms).
     Reachable,
@@ -78,6 +80,7 @@ impl HostPreflight {
 
 /// Thresholds and targets of [`preflight`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PreflightConfig {
     /// Paths whose disks are checked (the runbook's `/` and `/opt/connect`).
     pub disk_paths: Vec<String>,

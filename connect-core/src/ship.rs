@@ -150,6 +150,7 @@ pub type ShipProgressFn = Arc<dyn Fn(ShipProgress) + Send + Sync>;
 /// What a ship did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ShipOutcome {
     /// The server had the image already: nothing was built or sent.
     AlreadyPresent,

@@ -170,20 +170,33 @@ const DEFAULT_DENY: &str = "table inet filter {\n  chain input {\n    type filte
                             iifname \"lo\" accept\n    ct state established,related accept\n    \
                             tcp dport { 22, 80, 443 } accept\n    %EXTRA%\n  }\n}\n";
 
-#[tokio::test]
-async fn no_firewall_and_a_socket_on_every_address_are_found() {
-    let Some(mut ns) = Netns::create("fw-open") else {
-        return;
-    };
-    ns.listen("0.0.0.0", 7001);
-    let report = network_findings(&ns).await;
-    let got: Vec<(AuditCheck, Severity, &str)> = report
+/// A namespace of the test's own with a socket on `address:7001` and, when given, `ruleset` loaded: its
+/// network findings; `None` where the test is skipped.
+async fn audited(test: &str, address: &str, ruleset: Option<&str>) -> Option<AuditReport> {
+    let mut ns = Netns::create(test)?;
+    ns.listen(address, 7001);
+    if let Some(ruleset) = ruleset {
+        ns.ruleset(ruleset);
+    }
+    Some(network_findings(&ns).await)
+}
+
+/// What a report found, in its order: (check, severity, subject).
+fn found(report: &AuditReport) -> Vec<(AuditCheck, Severity, &str)> {
+    report
         .findings
         .iter()
         .map(|f| (f.check, f.severity, f.subject.as_str()))
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn no_firewall_and_a_socket_on_every_address_are_found() {
+    let Some(report) = audited("fw-open", "0.0.0.0", None).await else {
+        return;
+    };
     assert_eq!(
-        got,
+        found(&report),
         [
             (AuditCheck::Firewall, Severity::High, "incoming"),
             (AuditCheck::ListeningSockets, Severity::High, "0.0.0.0:7001")
@@ -195,19 +208,12 @@ async fn no_firewall_and_a_socket_on_every_address_are_found() {
 
 #[tokio::test]
 async fn a_default_deny_ruleset_keeps_the_socket_in_and_flags_a_port_it_lets_in() {
-    let Some(mut ns) = Netns::create("fw-deny") else {
+    let ruleset = DEFAULT_DENY.replace("%EXTRA%", "tcp dport 5432 accept");
+    let Some(report) = audited("fw-deny", "0.0.0.0", Some(&ruleset)).await else {
         return;
     };
-    ns.listen("0.0.0.0", 7001);
-    ns.ruleset(&DEFAULT_DENY.replace("%EXTRA%", "tcp dport 5432 accept"));
-    let report = network_findings(&ns).await;
-    let got: Vec<(AuditCheck, Severity, &str)> = report
-        .findings
-        .iter()
-        .map(|f| (f.check, f.severity, f.subject.as_str()))
-        .collect();
     assert_eq!(
-        got,
+        found(&report),
         [
             (AuditCheck::Firewall, Severity::Medium, "nftables tcp/5432"),
             (AuditCheck::ListeningSockets, Severity::Low, "0.0.0.0:7001")
@@ -219,11 +225,9 @@ async fn a_default_deny_ruleset_keeps_the_socket_in_and_flags_a_port_it_lets_in(
 
 #[tokio::test]
 async fn a_hardened_namespace_yields_no_network_finding() {
-    let Some(mut ns) = Netns::create("fw-hard") else {
+    let ruleset = DEFAULT_DENY.replace("%EXTRA%", "");
+    let Some(report) = audited("fw-hard", "127.0.0.1", Some(&ruleset)).await else {
         return;
     };
-    ns.listen("127.0.0.1", 7001);
-    ns.ruleset(&DEFAULT_DENY.replace("%EXTRA%", ""));
-    let report = network_findings(&ns).await;
     assert_eq!(report.findings, vec![], "{}", report.text());
 }

@@ -30,10 +30,9 @@ fn plant(sshd: &Sshd, lines: &str) {
 }
 
 fn host_config(sshd: &Sshd) -> HostAuditConfig {
-    HostAuditConfig {
-        sshd_config: Some(config_path(sshd)),
-        ..HostAuditConfig::default()
-    }
+    let mut config = HostAuditConfig::default();
+    config.sshd_config = Some(config_path(sshd));
+    config
 }
 
 fn sshd_findings(report: &AuditReport) -> Vec<AuditCheck> {
@@ -48,12 +47,11 @@ fn sshd_findings(report: &AuditReport) -> Vec<AuditCheck> {
 }
 
 fn plan(sshd: &Sshd) -> SshdFix {
-    SshdFix {
-        config_path: config_path(sshd),
-        reload: vec!["kill".into(), "-HUP".into(), sshd.pid().to_string()],
-        probe_deadline: Duration::from_secs(10),
-        ..SshdFix::default()
-    }
+    let mut fix = SshdFix::default();
+    fix.config_path = config_path(sshd);
+    fix.reload = vec!["kill".into(), "-HUP".into(), sshd.pid().to_string()];
+    fix.probe_deadline = Duration::from_secs(10);
+    fix
 }
 
 #[tokio::test]
@@ -85,10 +83,8 @@ async fn sshd_that_cannot_be_read_is_not_checked_never_a_pass() {
         return;
     };
     let host = SshHost::connect(sshd.config()).await.expect("connect");
-    let config = HostAuditConfig {
-        sshd_config: Some(sshd.dir().join("no-such-config").display().to_string()),
-        ..HostAuditConfig::default()
-    };
+    let mut config = HostAuditConfig::default();
+    config.sshd_config = Some(sshd.dir().join("no-such-config").display().to_string());
     let report = audit(&host, &config, &[]).await;
     let not_checked: Vec<_> = report
         .findings
@@ -179,11 +175,9 @@ async fn a_fix_that_would_lock_the_user_out_is_reverted() {
     assert_eq!(sshd_findings(&report), vec![AuditCheck::SshdPermitRootLogin]);
 
     // `no` locks out the deploy user, who logs in as root: the new connection fails, the old one reverts.
-    let locking = SshdFix {
-        permit_root_login: "no".into(),
-        probe_deadline: Duration::from_secs(3),
-        ..plan(&sshd)
-    };
+    let mut locking = plan(&sshd);
+    locking.permit_root_login = "no".into();
+    locking.probe_deadline = Duration::from_secs(3);
     let probe = sshd.config();
     let fixes = apply_safe_fixes(&old, &report, &locking, Some(&probe)).await;
     let fix = &fixes[0];

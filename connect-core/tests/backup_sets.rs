@@ -226,10 +226,7 @@ async fn preflight_fails_without_a_set_and_when_the_newest_is_too_old() {
     let sets = path(&tmp.path().join("sets"));
     let config = {
         let mut c = DeployConfig::runbook();
-        c.policy.backup_sets = Some(BackupSetPolicy {
-            dir: sets.clone(),
-            max_age: Duration::from_secs(26 * 3600),
-        });
+        c.policy.backup_sets = Some(BackupSetPolicy::new(sets.clone(), Duration::from_secs(26 * 3600)));
         c.policy.disk_paths = vec![path(tmp.path())];
         c
     };

@@ -7,7 +7,6 @@ use connect_core::engine::fleet::{Fleet, FleetPolicy};
 use connect_core::engine::{DeployConfig, Outcome, Step, StepStatus};
 use connect_core::memory::{AppBehavior, FaultKind, MemoryFleet};
 use connect_core::model::{CanaryPolicy, Color, Release};
-use connect_core::router::TrafficRouter;
 
 const HOSTS: [&str; 3] = ["web1", "web2", "web3"];
 
@@ -31,17 +30,7 @@ async fn with_v1_live(policy: FleetPolicy) -> (MemoryFleet, Fleet) {
 
 /// The servers HAProxy sends traffic to, by name.
 async fn live_servers(stack: &MemoryFleet) -> Vec<String> {
-    let mut live: Vec<String> = stack
-        .router
-        .servers()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.is_live())
-        .map(|s| s.name)
-        .collect();
-    live.sort();
-    live
+    connect_core::testing::live_servers(&stack.router).await.unwrap()
 }
 
 async fn journal_live(fleet: &Fleet, host: &str) -> Option<Color> {
@@ -74,7 +63,7 @@ async fn every_host_switches_together_and_keeps_its_standby() {
         assert_eq!(journal.slots[&Color::Green].release.version, "v2");
         let last = journal.history.last().unwrap();
         assert_eq!(last.outcome, Outcome::Succeeded);
-        let switch = last.steps.iter().find(|s| s.step == Step::Switch).unwrap();
+        let switch = last.step(Step::Switch).unwrap();
         assert!(
             switch
                 .detail
@@ -174,14 +163,7 @@ async fn by_policy_the_healthy_hosts_switch_and_the_failed_one_is_left_out() {
     );
     for host in ["web1", "web3"] {
         let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
-        let switch = journal
-            .history
-            .last()
-            .unwrap()
-            .steps
-            .iter()
-            .find(|s| s.step == Step::Switch)
-            .cloned();
+        let switch = journal.history.last().unwrap().step(Step::Switch).cloned();
         assert!(switch.unwrap().detail.contains("left out of rotation: web2"));
     }
     assert!(
@@ -257,14 +239,7 @@ async fn a_cut_connection_mid_deploy_is_left_out_by_policy() {
     assert_eq!(live_servers(&stack).await, ["web1_green", "web2_green"]);
     for host in ["web1", "web2"] {
         let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
-        let switch = journal
-            .history
-            .last()
-            .unwrap()
-            .steps
-            .iter()
-            .find(|s| s.step == Step::Switch)
-            .cloned();
+        let switch = journal.history.last().unwrap().step(Step::Switch).cloned();
         assert!(
             switch.unwrap().detail.contains("left out of rotation: web3"),
             "{host}'s journal says which host was left out"

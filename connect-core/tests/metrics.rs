@@ -163,11 +163,7 @@ async fn a_source_that_fails_leaves_its_part_empty_and_says_why() {
 #[tokio::test(start_paused = true)]
 async fn the_watch_judges_by_what_the_operator_sees() {
     let mut config = runbook();
-    config.policy.watch = WatchPolicy {
-        window: Duration::from_secs(30),
-        interval: Duration::from_secs(5),
-        ..WatchPolicy::default()
-    };
+    config.policy.watch = WatchPolicy::new(Duration::from_secs(30), Duration::from_secs(5));
     let f = v1_live(config).await;
     let v2 = f.image(
         "v2-bad",

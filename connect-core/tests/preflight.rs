@@ -26,14 +26,12 @@ async fn check_host(host: &dyn Host, dir: &std::path::Path) {
     let sock = dir.join("docker.sock");
     fake_docker(&sock);
     let dir_s = dir.to_str().expect("utf-8").to_string();
-    let config = PreflightConfig {
-        disk_paths: vec![dir_s.clone()],
-        docker_socket: Some(sock.to_str().expect("utf-8").into()),
-        disk_warn_percent: 100,
-        disk_fail_percent: 100,
-        min_free_inodes_percent: 0,
-        ..PreflightConfig::default()
-    };
+    let mut config = PreflightConfig::default();
+    config.disk_paths = vec![dir_s.clone()];
+    config.docker_socket = Some(sock.to_str().expect("utf-8").into());
+    config.disk_warn_percent = 100;
+    config.disk_fail_percent = 100;
+    config.min_free_inodes_percent = 0;
     let report = preflight(host, &config).await;
     let kinds: Vec<_> = report.checks.iter().map(|c| c.kind).collect();
     assert_eq!(
@@ -56,12 +54,10 @@ async fn check_host(host: &dyn Host, dir: &std::path::Path) {
     assert!(skew.abs() < 2000.0, "same machine, same clock: {skew} ms");
 
     // A 0 % threshold fails the disk; a dead docker socket fails the docker check.
-    let strict = PreflightConfig {
-        disk_fail_percent: 0,
-        disk_warn_percent: 0,
-        docker_socket: Some(format!("{dir_s}/no-docker.sock")),
-        ..config
-    };
+    let mut strict = config;
+    strict.disk_fail_percent = 0;
+    strict.disk_warn_percent = 0;
+    strict.docker_socket = Some(format!("{dir_s}/no-docker.sock"));
     let report = preflight(host, &strict).await;
     let failed: Vec<_> = report.failures().map(|c| c.kind).collect();
     assert_eq!(

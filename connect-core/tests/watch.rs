@@ -20,11 +20,7 @@ fn watched(window: Duration, canary: Option<CanaryPolicy>) -> DeployConfig {
         holder: "test".into(),
         ..DeployConfig::runbook()
     };
-    config.policy.watch = WatchPolicy {
-        window,
-        interval: INTERVAL,
-        ..WatchPolicy::default()
-    };
+    config.policy.watch = WatchPolicy::new(window, INTERVAL);
     config.policy.canary = canary;
     config
 }
@@ -196,10 +192,7 @@ async fn the_watch_after_an_instant_rollback_goes_back_on_a_breach() {
 
 #[tokio::test(start_paused = true)]
 async fn a_canary_that_breaches_at_10_percent_never_reaches_50() {
-    let canary = CanaryPolicy {
-        steps: vec![10, 50],
-        hold: Duration::from_secs(20),
-    };
+    let canary = CanaryPolicy::new(vec![10, 50], Duration::from_secs(20));
     let f = v1_live(watched(Duration::from_secs(30), Some(canary))).await;
     let v2 = f.image("v2-bad", erroring_after(Duration::ZERO));
     let mut rx = f.deployer.subscribe();
@@ -245,10 +238,7 @@ async fn a_canary_that_breaches_at_10_percent_never_reaches_50() {
 
 #[tokio::test(start_paused = true)]
 async fn a_good_canary_goes_through_every_step_then_switches() {
-    let canary = CanaryPolicy {
-        steps: vec![10, 50],
-        hold: Duration::from_secs(10),
-    };
+    let canary = CanaryPolicy::new(vec![10, 50], Duration::from_secs(10));
     let f = v1_live(watched(Duration::from_secs(10), Some(canary))).await;
     let mut rx = f.deployer.subscribe();
     let report = f.deployer.deploy(release("v2")).await.unwrap();
@@ -381,10 +371,7 @@ async fn bad_watch_and_canary_policies_are_refused() {
     for steps in [vec![], vec![50, 10], vec![0, 50], vec![10, 100]] {
         let config = watched(
             Duration::from_secs(10),
-            Some(CanaryPolicy {
-                steps,
-                hold: Duration::from_secs(10),
-            }),
+            Some(CanaryPolicy::new(steps, Duration::from_secs(10))),
         );
         let e = connect_core::engine::Deployer::new(Fixture::new().stack.backends(), config).unwrap_err();
         assert!(e.to_string().contains("canary"), "{e}");
@@ -396,10 +383,7 @@ async fn bad_watch_and_canary_policies_are_refused() {
 
 #[tokio::test(start_paused = true)]
 async fn a_canary_over_a_warm_standby_that_breaches_puts_both_weights_back() {
-    let canary = CanaryPolicy {
-        steps: vec![10, 50],
-        hold: Duration::from_secs(20),
-    };
+    let canary = CanaryPolicy::new(vec![10, 50], Duration::from_secs(20));
     let f = v1_live(watched(Duration::from_secs(30), Some(canary))).await;
     // v2 live on green, v1 the warm standby on blue: the canary's color held a release before.
     f.deployer.deploy(release("v2")).await.unwrap();

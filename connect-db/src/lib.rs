@@ -15,6 +15,10 @@
 //! - [`Redis`]: PING, INFO, BGSAVE-and-wait, backup and restore of `dump.rdb`; implements
 //!   [`connect_core::Cache`].
 //!
+//! - The hardening audit's checks that need these clients: [`Postgres`] (`listen_addresses`, `pg_hba` trust
+//!   lines), [`Patroni`] (REST auth) and [`Redis`] (protected mode, password, bind) implement
+//!   [`connect_core::audit::AuditSource`]; their judges are private, the findings are what a caller reads.
+//!
 //! - TLS, on rustls: Patroni over `https://` with [`Patroni::with_ca_file`] and basic auth
 //!   ([`BasicAuth`]); PostgreSQL with libpq's [`SslMode`] and a root CA on [`PgTarget`], for the SDK's
 //!   connections and the client programs on the host alike.
@@ -38,7 +42,7 @@
 //! # }
 //! ```
 
-pub mod audit;
+mod audit;
 pub mod backup;
 mod cluster;
 mod failpoint;

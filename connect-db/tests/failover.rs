@@ -6,7 +6,7 @@ use std::time::Duration;
 use connect_core::ErrorKind;
 use connect_core::database::{DatabaseCluster, DatabaseClusterExt, Role};
 use connect_core::wait::poll_until;
-use connect_db::testing::{TestCluster, TestClusterConfig, wait_promotion};
+use connect_db::testing::{TestCluster, TestClusterConfig, leader_client, wait_promotion};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_crash_promotes_the_replica_and_no_leader_is_refused_until_a_failover() {
@@ -17,10 +17,7 @@ async fn leader_crash_promotes_the_replica_and_no_leader_is_refused_until_a_fail
         .client("postgres")
         .with_check_query("SELECT COUNT(*) FROM crash_marks");
     let first = db.leader().await.expect("leader");
-    db.leader_postgres()
-        .await
-        .expect("leader pg")
-        .connect()
+    leader_client(&db)
         .await
         .expect("connect")
         .batch_execute(

@@ -12,9 +12,9 @@ use connect_core::database::DatabaseClusterExt;
 use connect_core::testing::require_program;
 use connect_core::vocabulary::CheckStatus;
 use connect_db::PatroniCluster;
-use connect_db::pitr::{BackupKind, RecoveryTarget};
-use connect_db::testing::TestCluster;
-use tokio::sync::{Mutex, OnceCell};
+use connect_db::pitr::{BackupKind, RecoveryTarget, TableChecksum};
+use connect_db::testing::{TestCluster, leader_client};
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
 /// The archive timeout of the tests: the RPO a lost server may cost.
 const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,42 +49,54 @@ fn client(c: &TestCluster, db: &str) -> PatroniCluster {
 }
 
 async fn create_database(c: &TestCluster, name: &str, sql: &str) -> PatroniCluster {
-    let admin = c.client("postgres").leader_postgres().await.expect("leader");
-    let a = admin.connect().await.expect("connect");
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        a.batch_execute(&sql).await.expect("create database");
-    }
+    c.fresh_database(name).await.expect("create database");
     let app = client(c, name);
-    let db = app
-        .leader_postgres()
-        .await
-        .expect("leader")
-        .connect()
-        .await
-        .expect("connect");
+    let db = leader_client(&app).await.expect("connect");
     db.batch_execute(sql).await.expect("schema and rows");
     app
 }
 
+/// The cluster, taken for one test, and a fresh database `name` made by `sql`, with its checksums before the
+/// test changes anything; `None` when skipping.
+async fn prepared(test: &str, name: &str, sql: &str) -> Option<Prepared> {
+    let cluster = fixture(test).await?.cluster.lock().await;
+    let app = create_database(&cluster, name, sql).await;
+    let before = app.table_checksums().await.expect("checksums before");
+    Some(Prepared { cluster, app, before })
+}
+
+struct Prepared {
+    cluster: MutexGuard<'static, TestCluster>,
+    app: PatroniCluster,
+    before: Vec<TableChecksum>,
+}
+
+/// A recovery keeps the data directory it replaced only until the recovered one leads.
+fn assert_nothing_left_aside(c: &TestCluster) {
+    for node in &c.nodes {
+        let aside = format!("{}.connect-before-recovery", node.data_dir().display());
+        assert!(!std::path::Path::new(&aside).exists(), "{aside} left behind");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_to_a_restore_point_undoes_a_destructive_migration() {
-    let Some(f) = fixture("recovery_to_a_restore_point_undoes_a_destructive_migration").await else {
-        return;
-    };
-    let c = f.cluster.lock().await;
-    let app = create_database(
-        &c,
+    let Some(Prepared {
+        cluster: c,
+        app,
+        before,
+    }) = prepared(
+        "recovery_to_a_restore_point_undoes_a_destructive_migration",
         "shop",
         "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, created_at timestamptz DEFAULT now());
          INSERT INTO users (email) SELECT 'user' || g || '@example.com' FROM generate_series(1, 5000) g;
          CREATE TABLE orders (id bigserial PRIMARY KEY, user_id bigint, total numeric);
          INSERT INTO orders (user_id, total) SELECT g % 5000 + 1, g * 1.5 FROM generate_series(1, 20000) g;",
     )
-    .await;
-    let before = app.table_checksums().await.expect("checksums before");
+    .await
+    else {
+        return;
+    };
     assert_eq!(before.iter().map(|t| t.rows).sum::<i64>(), 25_000, "{before:?}");
 
     // The deploy's Backup step: a restore point, then the migration that destroys data.
@@ -92,13 +104,7 @@ async fn recovery_to_a_restore_point_undoes_a_destructive_migration() {
         .restore_point("connect-pitr-test")
         .await
         .expect("restore point");
-    let pg = app
-        .leader_postgres()
-        .await
-        .expect("leader")
-        .connect()
-        .await
-        .expect("connect");
+    let pg = leader_client(&app).await.expect("connect");
     pg.batch_execute(
         "ALTER TABLE users DROP COLUMN email; DELETE FROM orders WHERE id % 2 = 0;
          INSERT INTO orders (user_id, total) VALUES (1, 1);",
@@ -128,11 +134,7 @@ async fn recovery_to_a_restore_point_undoes_a_destructive_migration() {
         "every row from before the migration is back, and nothing after it"
     );
     assert_eq!(report.rebuilt.len(), 1);
-    // The data directory it replaced was kept only until the recovered one led.
-    for node in &c.nodes {
-        let aside = format!("{}.connect-before-recovery", node.data_dir().display());
-        assert!(!std::path::Path::new(&aside).exists(), "{aside} left behind");
-    }
+    assert_nothing_left_aside(&c);
     c.wait_healthy(Duration::from_secs(120))
         .await
         .expect("replica streams again");
@@ -207,13 +209,7 @@ async fn recovery_to_the_latest_after_the_database_is_destroyed_loses_at_most_th
         .recover(&RecoveryTarget::Latest)
         .await
         .expect("recover to the latest");
-    let db = app
-        .leader_postgres()
-        .await
-        .expect("leader")
-        .connect()
-        .await
-        .expect("connect");
+    let db = leader_client(&app).await.expect("connect");
     let present: BTreeSet<i64> = db
         .query("SELECT id FROM events", &[])
         .await
@@ -245,25 +241,21 @@ async fn recovery_to_the_latest_after_the_database_is_destroyed_loses_at_most_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_to_a_time_keeps_what_was_committed_before_it() {
-    let Some(f) = fixture("recovery_to_a_time_keeps_what_was_committed_before_it").await else {
-        return;
-    };
-    let c = f.cluster.lock().await;
-    let app = create_database(
-        &c,
+    let Some(Prepared {
+        cluster: c,
+        app,
+        before,
+    }) = prepared(
+        "recovery_to_a_time_keeps_what_was_committed_before_it",
         "clock",
         "CREATE TABLE notes (id bigserial PRIMARY KEY, body text);
          INSERT INTO notes (body) SELECT 'note ' || g FROM generate_series(1, 1000) g;",
     )
-    .await;
-    let before = app.table_checksums().await.expect("checksums before");
-    let pg = app
-        .leader_postgres()
-        .await
-        .expect("leader")
-        .connect()
-        .await
-        .expect("connect");
+    .await
+    else {
+        return;
+    };
+    let pg = leader_client(&app).await.expect("connect");
     // A recovery to a time starts from a backup that ended in an earlier second (pgBackRest's rule): the
     // fixture's backup may have ended a moment ago, so the target waits for the server's clock to pass it.
     let newest_stop = app
@@ -318,19 +310,20 @@ async fn recovery_to_a_time_keeps_what_was_committed_before_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_that_cannot_reach_its_target_leaves_the_cluster_as_it_was() {
-    let Some(f) = fixture("a_recovery_that_cannot_reach_its_target_leaves_the_cluster_as_it_was").await
-    else {
-        return;
-    };
-    let c = f.cluster.lock().await;
-    let app = create_database(
-        &c,
+    let Some(Prepared {
+        cluster: c,
+        app,
+        before,
+    }) = prepared(
+        "a_recovery_that_cannot_reach_its_target_leaves_the_cluster_as_it_was",
         "kept",
         "CREATE TABLE items (id bigserial PRIMARY KEY, body text);
          INSERT INTO items (body) SELECT 'item ' || g FROM generate_series(1, 2000) g;",
     )
-    .await;
-    let before = app.table_checksums().await.expect("checksums before");
+    .await
+    else {
+        return;
+    };
     let leader = c.client("postgres").patroni().cluster().await.expect("members");
 
     // Before every backup: refused while everything runs, nothing paused or stopped.
@@ -372,10 +365,7 @@ async fn a_recovery_that_cannot_reach_its_target_leaves_the_cluster_as_it_was() 
             .collect::<Vec<_>>()
     };
     assert_eq!(leaders(&after), leaders(&leader), "the same leader");
-    for node in &c.nodes {
-        let aside = format!("{}.connect-before-recovery", node.data_dir().display());
-        assert!(!std::path::Path::new(&aside).exists(), "{aside} left behind");
-    }
+    assert_nothing_left_aside(&c);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,15 +10,44 @@ use connect_core::testing::{Signal, send_signal};
 use connect_core::wait::poll_until;
 use connect_core::{ErrorKind, TrafficRouter};
 use connect_haproxy::stat::StatusWord;
-use connect_haproxy::testing::{HaproxyProcess, Load, TestApp, require_haproxy};
+use connect_haproxy::testing::{Load, TestStack, require_haproxy};
 use connect_haproxy::{Haproxy, RuntimeApi, Socket, Weight};
 
-const HEALTH: &str = "/api/health";
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A haproxy started with a config of the test's own, stopped (SIGTERM, then SIGKILL) when dropped, even
 /// when an assertion fails first.
 struct Stop(std::process::Child);
+
+impl Stop {
+    /// Installs `config` at `dir/haproxy.cfg` through `haproxy -c` and starts `haproxy -W [-S master] -f` on
+    /// it.
+    async fn start(
+        program: &std::path::Path,
+        dir: &std::path::Path,
+        config: &str,
+        master: Option<&std::path::Path>,
+    ) -> Stop {
+        let path = dir.join("haproxy.cfg");
+        connect_haproxy::ConfigInstaller::new(program, &path)
+            .install(config)
+            .await
+            .expect("haproxy -c accepts the config");
+        let mut command = std::process::Command::new(program);
+        command.arg("-W");
+        if let Some(master) = master {
+            command.arg("-S").arg(master);
+        }
+        let child = command
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy starts");
+        Stop(child)
+    }
+}
 
 impl Drop for Stop {
     fn drop(&mut self) {
@@ -34,31 +63,9 @@ impl Drop for Stop {
     }
 }
 
-struct Stack {
-    blue: TestApp,
-    green: TestApp,
-    proc: HaproxyProcess,
-    hx: Haproxy,
-}
-
-/// HAProxy in front of blue (`app1`, live) and green (`app2`, drained warm standby), both checked UP.
-async fn stack(test: &str) -> Option<Stack> {
-    let program = require_haproxy(test)?;
-    let blue = TestApp::start("blue", HEALTH).await.expect("blue app");
-    let green = TestApp::start("green", HEALTH).await.expect("green app");
-    let proc = HaproxyProcess::start(&program, blue.addr, green.addr)
-        .await
-        .expect("haproxy starts");
-    let hx = proc.haproxy();
-    hx.wait_up("app1", DEADLINE).await.expect("app1 UP");
-    hx.wait_up("app2", DEADLINE).await.expect("app2 UP");
-    hx.set_admin("app2", AdminState::Drain).await.expect("drain app2");
-    Some(Stack {
-        blue,
-        green,
-        proc,
-        hx,
-    })
+/// The shared stack: blue (`app1`) live, green (`app2`) drained, both checked UP.
+async fn stack(test: &str) -> Option<TestStack> {
+    TestStack::start(test).await.expect("the test stack starts")
 }
 
 async fn live(hx: &Haproxy) -> Vec<String> {
@@ -72,7 +79,7 @@ async fn live(hx: &Haproxy) -> Vec<String> {
 }
 
 /// One request through HAProxy on a fresh connection; returns the version that answered.
-async fn get_version(stack: &Stack) -> String {
+async fn get_version(stack: &TestStack) -> String {
     let load = Load::start(stack.proc.http_addr(), 1, Duration::from_secs(5));
     poll_until(
         "test.get",
@@ -664,7 +671,6 @@ async fn works_through_a_host_connection_and_host_state_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_config_validates_and_redirects() {
     use connect_core::testing::{free_port, require_program};
-    use connect_haproxy::ConfigInstaller;
     use connect_haproxy::config::Https;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -716,23 +722,7 @@ async fn https_config_validates_and_redirects() {
         bind: ([127, 0, 0, 1], free_port()).into(),
         certificate: pem.clone(),
     });
-    let path = dir.path().join("haproxy.cfg");
-    let installer = ConfigInstaller::new(&program, &path);
-    installer
-        .install(&config.render().expect("render"))
-        .await
-        .expect("haproxy -c accepts it");
-
-    let child = Stop(
-        std::process::Command::new(&program)
-            .arg("-W")
-            .arg("-f")
-            .arg(&path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("haproxy starts"),
-    );
+    let child = Stop::start(&program, dir.path(), &config.render().expect("render"), None).await;
     let answer = poll_until(test, "redirect", DEADLINE, Duration::from_millis(10), || async {
         let Ok(mut c) = tokio::net::TcpStream::connect(http).await else {
             return Ok(Err("not listening yet".to_string()));
@@ -782,23 +772,7 @@ async fn map_changes_are_written_back_and_survive_a_reload() {
         admin.display(),
         map.display()
     );
-    let path = dir.path().join("haproxy.cfg");
-    connect_haproxy::ConfigInstaller::new(&program, &path)
-        .install(&config)
-        .await
-        .expect("valid");
-    let child = Stop(
-        std::process::Command::new(&program)
-            .arg("-W")
-            .arg("-S")
-            .arg(&master)
-            .arg("-f")
-            .arg(&path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("haproxy starts"),
-    );
+    let child = Stop::start(&program, dir.path(), &config, Some(&master)).await;
     let map_name = map.display().to_string();
     let hx = Haproxy::new(RuntimeApi::unix(&admin), "be_app")
         .expect("name")
@@ -879,7 +853,7 @@ async fn admin_socket_takes_the_mode_and_group_asked_for() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     use connect_core::testing::{free_port, require_program};
-    use connect_haproxy::{ConfigInstaller, SocketAccess};
+    use connect_haproxy::SocketAccess;
 
     let test = "admin_socket_takes_the_mode_and_group_asked_for";
     let Some(program) = require_haproxy(test) else {
@@ -902,21 +876,7 @@ async fn admin_socket_takes_the_mode_and_group_asked_for() {
         socket.display()
     );
     assert!(text.contains(&line), "{text}");
-    let path = dir.path().join("haproxy.cfg");
-    ConfigInstaller::new(&program, &path)
-        .install(&text)
-        .await
-        .expect("haproxy -c accepts the socket's group and mode");
-    let _haproxy = Stop(
-        std::process::Command::new(&program)
-            .arg("-W")
-            .arg("-f")
-            .arg(&path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("haproxy starts"),
-    );
+    let _haproxy = Stop::start(&program, dir.path(), &text, None).await;
     let api = RuntimeApi::unix(&socket);
     poll_until(
         test,

@@ -8,37 +8,16 @@ use std::time::Duration;
 use connect_core::router::AdminState;
 use connect_core::wait::poll_until;
 use connect_core::{ErrorKind, TrafficRouter};
-use connect_haproxy::testing::{HaproxyProcess, Load, MAINTENANCE_HTML, TestApp, require_haproxy};
+use connect_haproxy::testing::{Load, MAINTENANCE_HTML, TestStack};
 use connect_haproxy::{Haproxy, MaintenancePage};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-const HEALTH: &str = "/api/health";
 const DEADLINE: Duration = Duration::from_secs(10);
 
-struct Stack {
-    _apps: (TestApp, TestApp),
-    proc: HaproxyProcess,
-    hx: Haproxy,
-}
-
-/// Blue (`app1`) live, green (`app2`) drained, both checked UP.
-async fn stack(test: &str) -> Option<Stack> {
-    let program = require_haproxy(test)?;
-    let blue = TestApp::start("blue", HEALTH).await.expect("blue app");
-    let green = TestApp::start("green", HEALTH).await.expect("green app");
-    let proc = HaproxyProcess::start(&program, blue.addr, green.addr)
-        .await
-        .expect("haproxy starts");
-    let hx = proc.haproxy();
-    hx.wait_up("app1", DEADLINE).await.expect("app1 UP");
-    hx.wait_up("app2", DEADLINE).await.expect("app2 UP");
-    hx.set_admin("app2", AdminState::Drain).await.expect("drain app2");
-    Some(Stack {
-        _apps: (blue, green),
-        proc,
-        hx,
-    })
+/// The shared stack: blue (`app1`) live, green (`app2`) drained, both checked UP.
+async fn stack(test: &str) -> Option<TestStack> {
+    TestStack::start(test).await.expect("the test stack starts")
 }
 
 /// One `GET /` on its own connection: status, headers (lower-case names) and body.

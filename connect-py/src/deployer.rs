@@ -326,6 +326,36 @@ impl Deployer {
                 "e.g. ports=(3000, 3001): blue's host port, then green's",
             ));
         }
+        // `DeployPolicy` is `#[non_exhaustive]` (it grows): its defaults, then each field Python states.
+        let mut policy = DeployPolicy::default();
+        policy.health_deadline = seconds("health_deadline", health_deadline)?;
+        policy.migration_deadline = seconds("migration_deadline", migration_deadline)?;
+        policy.drain_deadline = seconds("drain_deadline", drain_deadline)?;
+        policy.router_deadline = seconds("router_deadline", router_deadline)?;
+        policy.disk_warn_percent = whole(
+            "disk_warn_percent",
+            disk_warn_percent,
+            "a percentage from 0 to 100",
+        )?;
+        policy.disk_fail_percent = whole(
+            "disk_fail_percent",
+            disk_fail_percent,
+            "a percentage from 0 to 100",
+        )?;
+        if let Some(paths) = disk_paths {
+            policy.disk_paths = paths;
+        }
+        policy.max_error_lines = whole("max_error_lines", max_error_lines, "a count of 0 or more")?;
+        policy.old_color = old_color_policy(old_color, retire_after)?;
+        policy.lock_lease = seconds("lock_lease", lock_lease)?;
+        policy.backup = runbook.policy.backup.clone();
+        policy.allow_destructive_migrations = false;
+        policy.min_free_inodes_percent = whole(
+            "min_free_inodes_percent",
+            min_free_inodes_percent,
+            "a percentage from 0 to 100",
+        )?;
+        policy.max_clock_skew = seconds("max_clock_skew", max_clock_skew)?;
         let config = DeployConfig {
             app: AppSpec {
                 name: app.to_string(),
@@ -338,35 +368,7 @@ impl Deployer {
                 smoke_paths: smoke_paths.unwrap_or_default(),
             },
             topology,
-            policy: DeployPolicy {
-                health_deadline: seconds("health_deadline", health_deadline)?,
-                migration_deadline: seconds("migration_deadline", migration_deadline)?,
-                drain_deadline: seconds("drain_deadline", drain_deadline)?,
-                router_deadline: seconds("router_deadline", router_deadline)?,
-                disk_warn_percent: whole(
-                    "disk_warn_percent",
-                    disk_warn_percent,
-                    "a percentage from 0 to 100",
-                )?,
-                disk_fail_percent: whole(
-                    "disk_fail_percent",
-                    disk_fail_percent,
-                    "a percentage from 0 to 100",
-                )?,
-                disk_paths: disk_paths.unwrap_or(DeployPolicy::default().disk_paths),
-                max_error_lines: whole("max_error_lines", max_error_lines, "a count of 0 or more")?,
-                old_color: old_color_policy(old_color, retire_after)?,
-                lock_lease: seconds("lock_lease", lock_lease)?,
-                backup: runbook.policy.backup.clone(),
-                allow_destructive_migrations: false,
-                min_free_inodes_percent: whole(
-                    "min_free_inodes_percent",
-                    min_free_inodes_percent,
-                    "a percentage from 0 to 100",
-                )?,
-                max_clock_skew: seconds("max_clock_skew", max_clock_skew)?,
-                ..DeployPolicy::default()
-            },
+            policy,
             state_dir: state_dir.to_string(),
             holder: holder.unwrap_or_else(engine::default_holder),
             hooks: Vec::new(),

@@ -49,11 +49,7 @@ async fn main() -> ExitCode {
     // after the instant rollback), and release images beyond the newest 3 pruned.
     let mut config = stack.deploy_config();
     config.app.migrations_dir = Some(demo_image::IMAGE_MIGRATIONS.into());
-    config.policy.watch = WatchPolicy {
-        window: Duration::from_secs(10),
-        interval: Duration::from_secs(2),
-        ..WatchPolicy::default()
-    };
+    config.policy.watch = WatchPolicy::new(Duration::from_secs(10), Duration::from_secs(2));
     config.policy.keep_releases = Some(3);
     let deployer = match Deployer::new(stack.backends(), config) {
         Ok(d) => d,

@@ -3,35 +3,51 @@
 //! ports per host), one HAProxy with a server per host and color. One stack, the phases in order:
 //! a deploy under keep-alive load with zero failed requests; a host whose new color never gets healthy
 //! (nothing switched anywhere); a host taken down mid-deploy, left out by `min_healthy_hosts`, the journals
-//! saying which. With `CONNECT_REAL_TESTS=1` a missing program fails the test.
+//! saying which; then `connect-ops` over the fleet from its `connect.toml` (deploy, status, rollback, a
+//! missing release, an unreachable host), each a subprocess with `--json`. With `CONNECT_REAL_TESTS=1` a
+//! missing program fails the test.
 
 use std::time::Duration;
 
 use connect_core::engine::fleet::FleetPolicy;
 use connect_core::engine::{Event, Step};
-use connect_core::router::TrafficRouter;
-use connect_examples::stack::fleet::FleetStack;
+use connect_core::testing::live_servers as live_servers_of;
+use connect_examples::stack::fleet::{FleetStack, PG_PASSWORD_VAR};
+use connect_examples::testing::connect_ops;
 use connect_haproxy::testing::Load;
 
 async fn live_servers(stack: &FleetStack) -> Vec<String> {
-    let mut live: Vec<String> = stack
-        .haproxy
-        .haproxy()
-        .servers()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.is_live())
-        .map(|s| s.name)
+    live_servers_of(&stack.haproxy.haproxy()).await.unwrap()
+}
+
+/// Runs `connect-ops --json --config <file> args…`: its exit code and its JSON lines.
+fn ops(config: &std::path::Path, args: &[&str]) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = std::process::Command::new(connect_ops())
+        .arg("--json")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env(PG_PASSWORD_VAR, connect_db::testing::PG_PASSWORD)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("connect-ops runs");
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l}")))
         .collect();
-    live.sort();
-    live
+    if !out.status.success() {
+        eprintln!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.code(), lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() {
     let test = "three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out";
-    let Some(stack) = FleetStack::start(test, 3).await.expect("the fleet stack starts") else {
+    let Some(stack) = FleetStack::start_with_services(test, 3)
+        .await
+        .expect("the fleet stack starts")
+    else {
         return;
     };
     let fleet = stack.fleet(3, FleetPolicy::default()).await.unwrap();
@@ -137,18 +153,57 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
     );
     for h in ["web1", "web2"] {
         let journal = fleet.deployer(h).unwrap().journal().await.unwrap();
-        let switch = journal
-            .history
-            .last()
-            .unwrap()
-            .steps
-            .iter()
-            .find(|s| s.step == Step::Switch)
-            .cloned();
+        let switch = journal.history.last().unwrap().step(Step::Switch).cloned();
         assert!(
             switch.unwrap().detail.contains("left out of rotation: web3"),
             "{h}'s journal names web3"
         );
         assert_eq!(journal.slots[&journal.live.unwrap()].release.version, "v3");
     }
+
+    // 4. connect-ops over web1 and web2 from connect.toml: deploy under load, status, rollback.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("connect.toml");
+    std::fs::write(&config, stack.connect_toml(2).unwrap()).unwrap();
+    let load = Load::start(stack.http_addr(), 16, Duration::from_secs(120));
+    let (code, lines) = ops(&config, &["deploy", "v2"]);
+    let seen = load.stop().await;
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert_eq!(seen.failed, 0, "{:?}", seen.errors);
+    let report = lines.last().expect("the report");
+    for (i, h) in ["web1", "web2"].iter().enumerate() {
+        assert_eq!(report["hosts"][i]["host"], *h, "{report}");
+        assert_eq!(report["hosts"][i]["live"], "green", "{report}");
+        assert_eq!(report["hosts"][i]["record"]["outcome"]["result"], "succeeded");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["host"] == *h && l["event"] == "step_finished"),
+            "{h}'s events came first, each with its host"
+        );
+    }
+    assert_eq!(live_servers(&stack).await, ["web1_green", "web2_green"]);
+    let (code, status) = ops(&config, &["status"]);
+    assert_eq!(code, Some(0), "{status:?}");
+    for i in 0..2 {
+        assert_eq!(status[0]["hosts"][i]["status"]["live"], "green", "{status:?}");
+        assert_eq!(
+            status[0]["hosts"][i]["status"]["differences"],
+            serde_json::json!([])
+        );
+    }
+    let (code, lines) = ops(&config, &["rollback"]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert_eq!(live_servers(&stack).await, ["web1_blue", "web2_blue"]);
+
+    // A release no host has: exit 1, as for one host, and traffic stays where it was.
+    let (code, lines) = ops(&config, &["deploy", "v404"]);
+    assert_eq!(code, Some(1), "{lines:?}");
+    assert_eq!(lines.last().expect("the error")["error"]["kind"], "not_found");
+    assert_eq!(live_servers(&stack).await, ["web1_blue", "web2_blue"]);
+
+    // web3 is down: a config listing it cannot reach it, exit 5 (unavailable), as for one server.
+    std::fs::write(&config, stack.connect_toml(3).unwrap()).unwrap();
+    let (code, lines) = ops(&config, &["status"]);
+    assert_eq!(code, Some(5), "{lines:?}");
 }

@@ -73,20 +73,19 @@ async fn the_engine_deploys_and_rolls_back_on_a_real_swarm_behind_haproxy() {
     let mut app = AppSpec::connect();
     app.name = scope.prefix.clone();
     app.stop_grace = Duration::from_secs(2);
+    let mut policy = DeployPolicy::default();
+    policy.health_deadline = Duration::from_secs(60);
+    policy.drain_deadline = Duration::from_secs(10);
+    policy.router_deadline = Duration::from_secs(10);
+    policy.disk_paths = vec![dir.path().display().to_string()];
+    policy.lock_lease = Duration::from_secs(5);
     let config = DeployConfig {
         app,
         topology: Topology {
             blue: slot(Color::Blue, 1, 3000),
             green: slot(Color::Green, 2, 3001),
         },
-        policy: DeployPolicy {
-            health_deadline: Duration::from_secs(60),
-            drain_deadline: Duration::from_secs(10),
-            router_deadline: Duration::from_secs(10),
-            disk_paths: vec![dir.path().display().to_string()],
-            lock_lease: Duration::from_secs(5),
-            ..DeployPolicy::default()
-        },
+        policy,
         state_dir: dir.path().join("state").display().to_string(),
         holder: format!("swarm test pid {}", std::process::id()),
         hooks: Vec::new(),

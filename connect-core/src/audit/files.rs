@@ -14,17 +14,17 @@ const NAMED: usize = 5;
 
 /// One entry `find -printf '%m %y %p\n'` printed: octal mode, type letter, path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Permission bits.
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// `d` directory, `f` file, `s` socket, `l` symlink…
-    pub kind: char,
+    pub(crate) kind: char,
     /// The path.
-    pub path: String,
+    pub(crate) path: String,
 }
 
 /// Parses `find -printf '%m %y %p\n'` output.
-pub fn parse_find(text: &str) -> Vec<Entry> {
+pub(crate) fn parse_find(text: &str) -> Vec<Entry> {
     text.lines()
         .filter_map(|line| {
             let mut parts = line.splitn(3, ' ');
@@ -84,7 +84,7 @@ fn listing(entries: &[Entry]) -> String {
 }
 
 /// A socket whose others bits are set: anyone on the server can use it.
-pub fn judge_socket(check: AuditCheck, path: &str, entries: &[Entry]) -> Option<Finding> {
+pub(crate) fn judge_socket(check: AuditCheck, path: &str, entries: &[Entry]) -> Option<Finding> {
     let e = entries.first()?;
     let (severity, what) = match check {
         AuditCheck::DockerSocket => (
@@ -114,7 +114,7 @@ pub fn judge_socket(check: AuditCheck, path: &str, entries: &[Entry]) -> Option<
 }
 
 /// A private tree with group or others bits set.
-pub fn judge_private(check: AuditCheck, path: &str, entries: &[Entry]) -> Option<Finding> {
+pub(crate) fn judge_private(check: AuditCheck, path: &str, entries: &[Entry]) -> Option<Finding> {
     if entries.is_empty() {
         return None;
     }

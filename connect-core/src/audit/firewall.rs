@@ -10,25 +10,25 @@ use crate::host::Host;
 
 /// What the firewall lets in, as far as the audit reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirewallView {
+pub(crate) struct FirewallView {
     /// `ufw` or `nftables`.
-    pub tool: String,
+    pub(crate) tool: String,
     /// Incoming connections are dropped unless a rule allows them.
-    pub default_deny: bool,
+    pub(crate) default_deny: bool,
     /// The TCP ports (and inclusive ranges) rules allow in.
-    pub allowed: Vec<(u16, u16)>,
+    pub(crate) allowed: Vec<(u16, u16)>,
     /// Rules allowing something the audit cannot turn into ports (an app profile, `accept` without a port).
-    pub opaque: Vec<String>,
+    pub(crate) opaque: Vec<String>,
 }
 
 impl FirewallView {
     /// Whether a rule lets `port` in.
-    pub fn allows(&self, port: u16) -> bool {
+    pub(crate) fn allows(&self, port: u16) -> bool {
         self.allowed.iter().any(|(a, b)| (*a..=*b).contains(&port))
     }
 
     /// Whether a connection to `port` from outside gets in.
-    pub fn admits(&self, port: u16) -> bool {
+    pub(crate) fn admits(&self, port: u16) -> bool {
         !self.default_deny || self.allows(port)
     }
 }
@@ -42,7 +42,7 @@ fn port_range(s: &str) -> Option<(u16, u16)> {
 }
 
 /// `ufw status verbose` → the view; `None` when ufw is inactive.
-pub fn parse_ufw(text: &str) -> Option<FirewallView> {
+pub(crate) fn parse_ufw(text: &str) -> Option<FirewallView> {
     if !text.lines().any(|l| l.trim() == "Status: active") {
         return None;
     }
@@ -74,7 +74,7 @@ pub fn parse_ufw(text: &str) -> Option<FirewallView> {
 
 /// `nft list ruleset` → the view: a base chain hooked on `input` with `policy drop` is default-deny; every
 /// `tcp dport … accept` rule of a filter table counts as allowed (rules reached by a jump included).
-pub fn parse_nft(text: &str) -> FirewallView {
+pub(crate) fn parse_nft(text: &str) -> FirewallView {
     let mut view = FirewallView {
         tool: "nftables".into(),
         default_deny: false,
@@ -122,7 +122,7 @@ pub fn parse_nft(text: &str) -> FirewallView {
 }
 
 /// Reads the firewall: ufw when it is active, else nftables. `Ok(None)`: neither drops anything.
-pub async fn firewall(host: &dyn Host) -> Result<Option<FirewallView>> {
+pub(crate) async fn firewall(host: &dyn Host) -> Result<Option<FirewallView>> {
     let ufw = run(host, &["ufw", "status", "verbose"]).await;
     if let Ok(text) = &ufw
         && let Some(view) = parse_ufw(text)
@@ -148,7 +148,7 @@ fn public_list(public: &[u16]) -> String {
 }
 
 /// Judges the firewall view against the public ports.
-pub fn judge_firewall(view: Option<&FirewallView>, public: &[u16]) -> Vec<Finding> {
+pub(crate) fn judge_firewall(view: Option<&FirewallView>, public: &[u16]) -> Vec<Finding> {
     let Some(view) = view else {
         let allow: Vec<String> = public.iter().map(|p| format!("ufw allow {p}/tcp")).collect();
         return vec![Finding::weak(

@@ -44,6 +44,7 @@ impl ConnectionProbe for crate::ssh::SshConfig {
 
 /// How `--fix` changes sshd.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SshdFix {
     /// The file to change (`/etc/ssh/sshd_config`).
     pub config_path: String,
@@ -71,7 +72,7 @@ impl Default for SshdFix {
 }
 
 /// `original` with the marked block (keyword, value) at its top, any earlier block removed.
-pub fn render_sshd_config(original: &str, settings: &[(String, String)]) -> String {
+pub(crate) fn render_sshd_config(original: &str, settings: &[(String, String)]) -> String {
     let mut out = String::new();
     if !settings.is_empty() {
         out.push_str(BEGIN_MARK);

@@ -3,8 +3,9 @@
 //! by [`AuditReport::failing`].
 //!
 //! Checks that need only the server run here, over the one [`Host`] (local or SSH): the effective sshd
-//! settings ([`sshd`]), the firewall and the listening sockets ([`network`]), and the modes of sockets,
-//! backups, the journal and secrets ([`files`]). Checks that need a backend's own client (PostgreSQL,
+//! settings and each `Match` block's, the firewall and the listening sockets, and the modes of sockets,
+//! backups, the journal and secrets ([`audit_files`]). Their parsers and judges are private: [`audit`]'s
+//! report is what a caller reads. Checks that need a backend's own client (PostgreSQL,
 //! Patroni, Redis) are [`AuditSource`]s that the backend crates implement: this module imports none of them.
 //!
 //! A check that cannot run is a finding of its own ([`FindingStatus::NotChecked`], severity
@@ -14,13 +15,13 @@
 //! [`fix`] validates with `sshd -t`, applies, checks through a new connection while the old one stays open,
 //! and reverts when that new connection fails.
 
-pub mod files;
-pub mod firewall;
+mod files;
+mod firewall;
 pub mod fix;
-pub mod network;
+mod network;
 mod report;
-pub mod sshd;
-pub mod sshd_match;
+mod sshd;
+mod sshd_match;
 mod words;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::host::Host;
+pub use files::audit_files;
+pub use network::is_loopback;
 pub use report::{AuditReport, Finding, FindingStatus, FixOutcome, SafeFix};
 pub use words::{AuditCheck, Severity};
 
@@ -46,6 +49,7 @@ pub trait AuditSource: Send + Sync {
 /// What the host checks look at: where sshd's config is, which ports are public, which sockets and files
 /// must be private.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HostAuditConfig {
     /// sshd's config file; `None`: sshd's own default (`/etc/ssh/sshd_config`).
     pub sshd_config: Option<String>,

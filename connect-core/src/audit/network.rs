@@ -15,18 +15,18 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A listening TCP socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
+pub(crate) struct Listener {
     /// The local address as `ss` prints it, without brackets or `%interface` (`0.0.0.0`, `::`, `*`).
-    pub address: String,
+    pub(crate) address: String,
     /// The port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The program, when `ss` could tell (root sees every process).
-    pub program: Option<String>,
+    pub(crate) program: Option<String>,
 }
 
 impl Listener {
     /// `address:port`, an IPv6 address in brackets.
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         if self.address.contains(':') {
             format!("[{}]:{}", self.address, self.port)
         } else {
@@ -35,7 +35,7 @@ impl Listener {
     }
 
     /// Whether only this machine can reach it.
-    pub fn is_loopback(&self) -> bool {
+    pub(crate) fn is_loopback(&self) -> bool {
         is_loopback(&self.address)
     }
 }
@@ -52,7 +52,7 @@ pub fn is_loopback(address: &str) -> bool {
 
 /// `ss -H -ltnp` lines → listeners (lines it cannot read are skipped: a newer `ss` column is no reason to
 /// miss the others).
-pub fn parse_ss(text: &str) -> Vec<Listener> {
+pub(crate) fn parse_ss(text: &str) -> Vec<Listener> {
     let mut out = Vec::new();
     for line in text.lines() {
         let cols: Vec<&str> = line.split_whitespace().collect();
@@ -98,7 +98,11 @@ pub(super) async fn run(host: &dyn Host, argv: &[&str]) -> Result<String> {
 
 /// Judges the listeners: a socket on more than loopback on a port that is not public is exposed (High)
 /// unless the firewall keeps it in (Low: still wider than needed).
-pub fn judge_listeners(listeners: &[Listener], view: Option<&FirewallView>, public: &[u16]) -> Vec<Finding> {
+pub(crate) fn judge_listeners(
+    listeners: &[Listener],
+    view: Option<&FirewallView>,
+    public: &[u16],
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut seen = BTreeSet::new();
     for l in listeners {

@@ -22,6 +22,7 @@ pub enum FindingStatus {
 /// checked through a new connection and reverted when that fails).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
 pub enum SafeFix {
     /// Set an sshd keyword (`PasswordAuthentication no`).
     Sshd {

@@ -12,7 +12,7 @@ use crate::host::{Command, Host};
 pub(crate) const SSHD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The four keywords the audit judges, as `sshd_config` spells them, with their checks.
-pub const KEYWORDS: [(AuditCheck, &str); 4] = [
+pub(crate) const KEYWORDS: [(AuditCheck, &str); 4] = [
     (AuditCheck::SshdPasswordAuthentication, "PasswordAuthentication"),
     (
         AuditCheck::SshdKbdInteractiveAuthentication,
@@ -23,7 +23,7 @@ pub const KEYWORDS: [(AuditCheck, &str); 4] = [
 ];
 
 /// `sshd -T` output as lowercase keyword → value (the first value of a keyword printed more than once).
-pub fn parse_effective(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_effective(text: &str) -> BTreeMap<String, String> {
     let mut settings = BTreeMap::new();
     for line in text.lines() {
         let line = line.trim();
@@ -37,7 +37,7 @@ pub fn parse_effective(text: &str) -> BTreeMap<String, String> {
 }
 
 /// The effective settings of the sshd whose config is `config` (sshd's default when `None`).
-pub async fn effective(
+pub(crate) async fn effective(
     host: &dyn Host,
     program: &str,
     config: Option<&str>,
@@ -73,7 +73,7 @@ pub async fn effective(
 }
 
 /// Judges the effective settings: each weak keyword is a finding with its hardened value as the safe fix.
-pub fn judge(settings: &BTreeMap<String, String>, subject: &str) -> Vec<Finding> {
+pub(crate) fn judge(settings: &BTreeMap<String, String>, subject: &str) -> Vec<Finding> {
     let get = |k: &str| settings.get(&k.to_ascii_lowercase()).map(String::as_str);
     let mut findings = Vec::new();
     let mut weak = |check, severity, keyword: &str, value: &str, message: String, fix: String| {

@@ -14,17 +14,17 @@ use crate::host::{Command, Host, HostExt};
 
 /// A `Match` line: where it is and its criteria as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatchBlock {
+pub(crate) struct MatchBlock {
     /// The file.
-    pub file: String,
+    pub(crate) file: String,
     /// Its line, 1-based.
-    pub line: usize,
+    pub(crate) line: usize,
     /// What follows `Match`.
-    pub criteria: String,
+    pub(crate) criteria: String,
 }
 
 /// The `Match` lines of a config file's text, and the `Include` patterns it names (in order).
-pub fn parse_config(file: &str, text: &str) -> (Vec<MatchBlock>, Vec<String>) {
+pub(crate) fn parse_config(file: &str, text: &str) -> (Vec<MatchBlock>, Vec<String>) {
     let mut blocks = Vec::new();
     let mut includes = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -45,7 +45,7 @@ pub fn parse_config(file: &str, text: &str) -> (Vec<MatchBlock>, Vec<String>) {
 
 /// A connection spec (`sshd -T -C`) that satisfies `criteria`, or why none can be built here (a `Group`
 /// needs a user in it; a list of negations alone names nothing).
-pub fn connection_spec(criteria: &str) -> Result<String, String> {
+pub(crate) fn connection_spec(criteria: &str) -> Result<String, String> {
     let (mut user, mut host, mut addr) = (
         "root".to_string(),
         "unknown.invalid".to_string(),

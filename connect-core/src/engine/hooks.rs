@@ -129,9 +129,20 @@ impl Deployer {
     /// Runs the hooks configured for `point`, each as a step of its own. A gate's failure is returned; a
     /// later hook's failure is recorded as its step's and the operation goes on.
     pub(crate) async fn run_hooks(&self, run: &mut Run, point: HookPoint) -> Result<()> {
+        self.run_hooks_with(run, point, &[]).await
+    }
+
+    /// [`Deployer::run_hooks`] with more facts in the hooks' environment (a fleet's hosts).
+    pub(crate) async fn run_hooks_with(
+        &self,
+        run: &mut Run,
+        point: HookPoint,
+        extra: &[(String, String)],
+    ) -> Result<()> {
         let hooks: Vec<&Hook> = self.config.hooks.iter().filter(|h| h.point == point).collect();
         for hook in hooks {
-            let env = self.hook_env(run, point);
+            let mut env = self.hook_env(run, point);
+            env.extend_from_slice(extra);
             let result = run.step(Step::Hook, self.run_hook(hook, env)).await;
             if point.gates() {
                 result?;

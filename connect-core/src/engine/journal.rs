@@ -64,6 +64,13 @@ pub struct OperationRecord {
     pub backup: Option<BackupRecord>,
 }
 
+impl OperationRecord {
+    /// The record of `step`, if the operation reached it.
+    pub fn step(&self, step: Step) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.step == step)
+    }
+}
+
 /// What runs on a color.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotRecord {

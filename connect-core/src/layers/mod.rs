@@ -45,6 +45,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// How each call through a [`Guarded`] backend is bounded and retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallPolicy {
     /// How long one attempt may take before it counts as [`ErrorKind::Timeout`]; for calls with a deadline
     /// of their own, what is allowed beyond that deadline.

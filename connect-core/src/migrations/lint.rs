@@ -20,6 +20,7 @@ pub struct DestructiveChange {
 /// Kinds of destructive change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DestructiveKind {
     /// `DROP TABLE`, `DROP COLUMN`, `DROP SCHEMA`, `DROP VIEW`, `TRUNCATE`…: the old code still reads it.
     Drop,

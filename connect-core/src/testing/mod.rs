@@ -8,6 +8,19 @@ use std::path::{Path, PathBuf};
 
 pub use nix::sys::signal::Signal;
 
+/// The servers `router` sends traffic to, by name, sorted: what a test asserts after a switch.
+pub async fn live_servers(router: &dyn crate::TrafficRouter) -> crate::Result<Vec<String>> {
+    let mut live: Vec<String> = router
+        .servers()
+        .await?
+        .into_iter()
+        .filter(|s| s.is_live())
+        .map(|s| s.name)
+        .collect();
+    live.sort();
+    Ok(live)
+}
+
 /// Sends `signal` to the process `pid` (a server the test started): the harnesses forbid `unsafe`, and std
 /// can only send SIGKILL. An error when there is no such process.
 pub fn send_signal(pid: u32, signal: Signal) -> std::io::Result<()> {

@@ -5,7 +5,6 @@
 use connect_core::engine::{DeployConfig, Deployer, Event, Journal};
 use connect_core::memory::{AppBehavior, MemoryStack};
 use connect_core::model::{Color, Release};
-use connect_core::router::TrafficRouter;
 
 pub(crate) struct Fixture {
     pub stack: MemoryStack,
@@ -48,15 +47,9 @@ impl Fixture {
 
     /// The servers taking traffic according to the router itself.
     pub(crate) async fn live_servers(&self) -> Vec<String> {
-        self.stack
-            .router
-            .servers()
+        connect_core::testing::live_servers(&self.stack.router)
             .await
             .unwrap()
-            .into_iter()
-            .filter(|s| s.is_live())
-            .map(|s| s.name)
-            .collect()
     }
 
     pub(crate) fn containers(&self) -> Vec<String> {

@@ -195,23 +195,12 @@ async fn deploy_pruning() {
 }
 
 fn watched(policy: &mut DeployPolicy) {
-    policy.watch = WatchPolicy {
-        window: Duration::from_secs(10),
-        interval: Duration::from_secs(5),
-        ..WatchPolicy::default()
-    };
+    policy.watch = WatchPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
 }
 
 fn canary(policy: &mut DeployPolicy) {
-    policy.watch = WatchPolicy {
-        window: Duration::from_secs(5),
-        interval: Duration::from_secs(5),
-        ..WatchPolicy::default()
-    };
-    policy.canary = Some(CanaryPolicy {
-        steps: vec![10, 50],
-        hold: Duration::from_secs(5),
-    });
+    policy.watch = WatchPolicy::new(Duration::from_secs(5), Duration::from_secs(5));
+    policy.canary = Some(CanaryPolicy::new(vec![10, 50], Duration::from_secs(5)));
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,14 +7,11 @@
 mod postgres;
 mod redis;
 
-use connect_core::audit::network::is_loopback;
-
-pub use postgres::{HbaRule, judge_hba, judge_listen};
-pub use redis::{RedisSecurity, judge_redis};
+use connect_core::audit::is_loopback;
 
 /// The addresses of a list (`listen_addresses`, Redis `bind`) that reach past loopback: `*`, `0.0.0.0`,
 /// `::` or any other address. Redis's `-` prefix (optional address) is ignored.
-pub fn wider_than_loopback(list: &str) -> Vec<String> {
+pub(crate) fn wider_than_loopback(list: &str) -> Vec<String> {
     list.split([',', ' '])
         .map(|a| a.trim().trim_start_matches('-'))
         .filter(|a| !a.is_empty() && !is_loopback(a))

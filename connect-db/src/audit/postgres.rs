@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use connect_core::Error;
-use connect_core::audit::network::is_loopback;
+use connect_core::audit::is_loopback;
 use connect_core::audit::{AuditCheck, AuditSource, Finding, Severity};
 
 use super::wider_than_loopback;
@@ -10,7 +10,7 @@ use crate::Postgres;
 use crate::postgres::pg_error;
 
 /// Judges PostgreSQL's `listen_addresses` value (`when`: "listens", "will listen after a restart").
-pub fn judge_listen(value: &str, subject: &str, when: &str) -> Option<Finding> {
+pub(crate) fn judge_listen(value: &str, subject: &str, when: &str) -> Option<Finding> {
     let wide = wider_than_loopback(value);
     if wide.is_empty() {
         return None;
@@ -32,27 +32,27 @@ pub fn judge_listen(value: &str, subject: &str, when: &str) -> Option<Finding> {
 
 /// One line of `pg_hba_file_rules`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HbaRule {
+pub(crate) struct HbaRule {
     /// Its line in the file.
-    pub line: i32,
+    pub(crate) line: i32,
     /// `local`, `host`, `hostssl`, `hostnossl`…
-    pub kind: String,
+    pub(crate) kind: String,
     /// The databases, comma-separated.
-    pub databases: String,
+    pub(crate) databases: String,
     /// The roles, comma-separated.
-    pub users: String,
+    pub(crate) users: String,
     /// The address (`None` for `local`).
-    pub address: Option<String>,
+    pub(crate) address: Option<String>,
     /// The netmask, when the line gave one separately or as a CIDR.
-    pub netmask: Option<String>,
+    pub(crate) netmask: Option<String>,
     /// `trust`, `scram-sha-256`, `peer`…
-    pub auth_method: Option<String>,
+    pub(crate) auth_method: Option<String>,
     /// The server's complaint about the line, if any (the line is then ignored).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// Judges the `pg_hba` rules of `file`: trust lines and lines the server could not read.
-pub fn judge_hba(rules: &[HbaRule], file: &str) -> Vec<Finding> {
+pub(crate) fn judge_hba(rules: &[HbaRule], file: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     for r in rules {
         let subject = format!("{file}:{}", r.line);

@@ -8,17 +8,17 @@ use crate::Redis;
 
 /// Redis's three settings as `CONFIG GET` shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisSecurity {
+pub(crate) struct RedisSecurity {
     /// `protected-mode` is `yes`.
-    pub protected_mode: bool,
+    pub(crate) protected_mode: bool,
     /// `requirepass` is set (its value is never kept).
-    pub has_password: bool,
+    pub(crate) has_password: bool,
     /// `bind`.
-    pub bind: String,
+    pub(crate) bind: String,
 }
 
 /// Judges Redis's settings.
-pub fn judge_redis(s: &RedisSecurity, subject: &str) -> Vec<Finding> {
+pub(crate) fn judge_redis(s: &RedisSecurity, subject: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     let wide = wider_than_loopback(&s.bind);
     let exposed = !wide.is_empty() || s.bind.trim().is_empty();

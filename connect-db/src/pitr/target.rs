@@ -8,6 +8,7 @@ use crate::postgres::validate_restore_point_name;
 /// Where to recover to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RecoveryTarget {
     /// The end of the archived WAL: everything archived before the loss.
     Latest,

@@ -215,6 +215,20 @@ impl TestCluster {
         .expect("valid test URLs and certificates")
     }
 
+    /// A fresh, empty database `name` on the leader, dropped first when an earlier run left one.
+    pub async fn fresh_database(&self, name: &str) -> Result<()> {
+        let admin = super::leader_client(&self.client("postgres")).await?;
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&sql).await.map_err(|e| {
+                Error::new(ErrorKind::Failed, "testing.fresh_database", name, e.to_string()).with_source(e)
+            })?;
+        }
+        Ok(())
+    }
+
     /// A [`Patroni`](crate::Patroni) client of this cluster (with the CA and credentials of a secure one).
     pub fn patroni(&self) -> Result<crate::Patroni> {
         let mut patroni = crate::Patroni::new(&self.rest_urls())?;

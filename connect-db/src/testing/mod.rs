@@ -33,6 +33,11 @@ pub use single::TestPostgres;
 /// The superuser password of the test servers.
 pub const PG_PASSWORD: &str = "connect-test-secret";
 
+/// A connection to the leader of `cluster`, logged in to its database: for a test's own SQL.
+pub async fn leader_client(cluster: &crate::PatroniCluster) -> connect_core::Result<tokio_postgres::Client> {
+    cluster.leader_postgres().await?.connect().await
+}
+
 /// Waits until a member other than `old` leads on a later timeline: Patroni lists the new leader a loop before
 /// it reports the new timeline, and the dead leader's key outlives it by the ttl.
 pub async fn wait_promotion(

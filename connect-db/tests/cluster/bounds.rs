@@ -9,7 +9,7 @@ use connect_core::ErrorKind;
 use connect_core::database::{DatabaseCluster, Role};
 use connect_core::local::LocalHost;
 use connect_db::backup::{BackupConfig, logical_backup};
-use connect_db::testing::pg_bin;
+use connect_db::testing::{leader_client, pg_bin};
 use connect_db::{HealthCheck, Patroni, PatroniCluster};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,13 +20,7 @@ const HANG: Duration = Duration::from_secs(30);
 
 /// Holds `ACCESS EXCLUSIVE` on `users` in an open transaction, as a migration rewriting the table does.
 async fn lock_users(db: &PatroniCluster) -> tokio_postgres::Client {
-    let locker = db
-        .leader_postgres()
-        .await
-        .expect("leader")
-        .connect()
-        .await
-        .expect("connect");
+    let locker = leader_client(db).await.expect("connect");
     locker
         .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
         .await

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use connect_db::testing::{TestCluster, TestClusterConfig};
+use connect_db::testing::{TestCluster, TestClusterConfig, leader_client};
 use connect_db::{PatroniCluster, PgTarget};
 use tokio::sync::{OnceCell, RwLock};
 
@@ -21,23 +21,9 @@ pub(crate) async fn cluster(test: &str) -> Option<&'static TestCluster> {
 
 /// Creates a fresh database `name` with a `users` table of `rows` rows, on the leader.
 pub(crate) async fn app_database(c: &TestCluster, name: &str, rows: i64) -> PatroniCluster {
-    let admin = c.client("postgres");
-    let leader = admin.leader_postgres().await.expect("leader");
-    let client = leader.connect().await.expect("connect");
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        client.batch_execute(&sql).await.expect("create database");
-    }
+    c.fresh_database(name).await.expect("create database");
     let app = c.client(name);
-    let db = app
-        .leader_postgres()
-        .await
-        .expect("leader")
-        .connect()
-        .await
-        .expect("connect app db");
+    let db = leader_client(&app).await.expect("connect app db");
     db.batch_execute(&format!(
         "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, created_at timestamptz DEFAULT now());
          INSERT INTO users (email) SELECT 'user' || g || '@example.com' FROM generate_series(1, {rows}) g;"

@@ -124,6 +124,7 @@ pub enum TransferProgress {
 /// How the image was shipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TransferMethod {
     /// The destination already had the image: only the tag was set.
     AlreadyThere,

@@ -32,16 +32,9 @@ class AuditFinding(Data):
 
     @classmethod
     def from_dict(cls, raw: Raw) -> AuditFinding:
+        # Python is told the safe fix's kind; `fix=True` applies it.
         safe = raw.get("safe_fix")
-        return cls(
-            raw["check"],
-            raw["severity"],
-            raw["status"],
-            raw["subject"],
-            raw["message"],
-            raw["fix"],
-            None if safe is None else safe["kind"],
-        )
+        return super().from_dict({**raw, "safe_fix": None if safe is None else safe["kind"]})
 
 
 @dataclass(frozen=True)
@@ -52,10 +45,6 @@ class AuditFix(Data):
     change: str
     applied: bool
     detail: str
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> AuditFix:
-        return cls(tuple(raw["checks"]), raw["change"], raw["applied"], raw["detail"])
 
 
 @dataclass(frozen=True)
@@ -69,10 +58,3 @@ class AuditReport(Data):
         """The findings at or above ``severity``: what makes ``connect-ops audit --fail-on`` exit 6."""
         floor = SEVERITIES.index(severity)
         return tuple(f for f in self.findings if SEVERITIES.index(f.severity) >= floor)
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> AuditReport:
-        return cls(
-            tuple(AuditFinding.from_dict(f) for f in raw["findings"]),
-            tuple(AuditFix.from_dict(f) for f in raw["fixes"]),
-        )

@@ -28,20 +28,6 @@ class TrafficMetrics(Data):
     response_time_avg_ms: int
     """HAProxy's average over the server's last 1024 requests (not a percentile)."""
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> TrafficMetrics:
-        return cls(
-            admin=raw.get("admin"),
-            check=raw.get("check"),
-            weight=raw.get("weight"),
-            responses_total=raw["responses_total"],
-            responses_5xx_total=raw["responses_5xx_total"],
-            current_sessions=raw["current_sessions"],
-            responses_per_s=float(raw["responses_per_s"]),
-            rate_5xx_percent=float(raw["rate_5xx_percent"]),
-            response_time_avg_ms=raw["response_time_avg_ms"],
-        )
-
 
 @dataclass(frozen=True)
 class ContainerMetrics(Data):
@@ -57,19 +43,6 @@ class ContainerMetrics(Data):
     memory_bytes: Optional[int]
     memory_limit_bytes: Optional[int]
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> ContainerMetrics:
-        return cls(
-            release=raw.get("release"),
-            state=raw["state"],
-            health=raw["health"],
-            restarts=raw["restarts"],
-            cpu_seconds_total=raw.get("cpu_seconds_total"),
-            cpu_percent=raw.get("cpu_percent"),
-            memory_bytes=raw.get("memory_bytes"),
-            memory_limit_bytes=raw.get("memory_limit_bytes"),
-        )
-
 
 @dataclass(frozen=True)
 class ColorMetrics(Data):
@@ -80,17 +53,6 @@ class ColorMetrics(Data):
     container_name: str
     traffic: Optional[TrafficMetrics]
     container: Optional[ContainerMetrics]
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> ColorMetrics:
-        traffic, container = raw.get("traffic"), raw.get("container")
-        return cls(
-            color=raw["color"],
-            server=raw["server"],
-            container_name=raw["container_name"],
-            traffic=None if traffic is None else TrafficMetrics.from_dict(traffic),
-            container=None if container is None else ContainerMetrics.from_dict(container),
-        )
 
 
 @dataclass(frozen=True)
@@ -108,15 +70,10 @@ class DatabaseMetrics(Data):
 
     @classmethod
     def from_dict(cls, raw: Raw) -> DatabaseMetrics:
+        # The server's figures are nested; the replicas arrive as a list of (name, lag) objects.
         figures = raw["figures"]
-        return cls(
-            connections=dict(figures["connections"]),
-            max_connections=figures["max_connections"],
-            commits=figures["commits"],
-            rollbacks=figures["rollbacks"],
-            transactions_per_s=float(raw["transactions_per_s"]),
-            replica_lag_bytes={r["name"]: r["lag_bytes"] for r in figures["replicas"]},
-        )
+        lag = {r["name"]: r["lag_bytes"] for r in figures["replicas"]}
+        return super().from_dict({**figures, **raw, "replica_lag_bytes": lag})
 
 
 @dataclass(frozen=True)
@@ -133,15 +90,8 @@ class CacheMetrics(Data):
 
     @classmethod
     def from_dict(cls, raw: Raw) -> CacheMetrics:
-        figures = raw["figures"]
-        return cls(
-            keyspace_hits=figures["keyspace_hits"],
-            keyspace_misses=figures["keyspace_misses"],
-            used_memory_bytes=figures["used_memory_bytes"],
-            connected_clients=figures["connected_clients"],
-            evicted_keys=figures["evicted_keys"],
-            hit_rate_percent=raw.get("hit_rate_percent"),
-        )
+        # Redis's figures are nested beside the rate computed over them.
+        return super().from_dict({**raw["figures"], **raw})
 
 
 @dataclass(frozen=True)
@@ -151,10 +101,6 @@ class StepTime(Data):
     step: StepName
     status: StepStatus
     duration_ms: int
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> StepTime:
-        return cls(raw["step"], raw["status"], raw["duration_ms"])
 
 
 @dataclass(frozen=True)
@@ -169,19 +115,6 @@ class LastOperation(Data):
     started_unix_ms: int
     duration_ms: int
     steps: Tuple[StepTime, ...]
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> LastOperation:
-        return cls(
-            id=raw["id"],
-            kind=raw["kind"],
-            release=raw.get("release"),
-            outcome=raw["outcome"],
-            failed_step=raw.get("failed_step"),
-            started_unix_ms=raw["started_unix_ms"],
-            duration_ms=raw["duration_ms"],
-            steps=tuple(StepTime.from_dict(s) for s in raw["steps"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -200,21 +133,6 @@ class DeployMetrics(Data):
     last_backup_unix_ms: Optional[int]
     """When the newest verified backup a deploy took was made."""
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> DeployMetrics:
-        lock, last = raw.get("lock"), raw.get("last")
-        return cls(
-            live=raw.get("live"),
-            standby=raw.get("standby"),
-            balanced=raw["balanced"],
-            releases=dict(raw["releases"]),
-            maintenance=raw["maintenance"],
-            in_progress=raw.get("in_progress"),
-            lock=None if lock is None else LockInfo.from_dict(lock),
-            last=None if last is None else LastOperation.from_dict(last),
-            last_backup_unix_ms=raw.get("last_backup_unix_ms"),
-        )
-
 
 @dataclass(frozen=True)
 class BackupMetrics(Data):
@@ -229,15 +147,8 @@ class BackupMetrics(Data):
 
     @classmethod
     def from_dict(cls, raw: Raw) -> BackupMetrics:
-        state = raw["state"]
-        return cls(
-            last_full_backup=state.get("last_full_backup"),
-            last_full_age_s=state.get("last_full_age_s"),
-            last_archived_wal=state.get("last_archived_wal"),
-            last_archived_age_s=state.get("last_archived_age_s"),
-            archive_failing=state["archive_failing"],
-            read_unix_ms=raw["read_unix_ms"],
-        )
+        # The continuous backup's state is nested beside when it was read.
+        return super().from_dict({**raw["state"], **raw})
 
 
 @dataclass(frozen=True)
@@ -262,18 +173,9 @@ class MetricsSnapshot(Data):
 
     @classmethod
     def from_dict(cls, raw: Raw) -> MetricsSnapshot:
-        database, cache, deploy, backup = (raw.get(k) for k in ("database", "cache", "deploy", "backup"))
-        return cls(
-            sequence=raw["sequence"],
-            taken_unix_ms=raw["taken_unix_ms"],
-            interval_ms=raw["interval_ms"],
-            colors=tuple(ColorMetrics.from_dict(c) for c in raw["colors"]),
-            database=None if database is None else DatabaseMetrics.from_dict(database),
-            cache=None if cache is None else CacheMetrics.from_dict(cache),
-            deploy=None if deploy is None else DeployMetrics.from_dict(deploy),
-            backup=None if backup is None else BackupMetrics.from_dict(backup),
-            unavailable={u["source"]: u["error"] for u in raw["unavailable"]},
-        )
+        # The sources that could not be read arrive as a list of (source, error) objects.
+        unavailable = {u["source"]: u["error"] for u in raw["unavailable"]}
+        return super().from_dict({**raw, "unavailable": unavailable})
 
     def __repr__(self) -> str:
         live = self.deploy.live if self.deploy else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional, Tuple
 
-from ._data import Data, Raw
+from ._data import Data
 
 #: How an image reached the server: it was there already (only the tag was set), only its missing layers
 #: were sent, or the whole image (the fallback).
@@ -31,10 +31,6 @@ class ImageInfo(Data):
     """Its layers' digests, bottom first."""
     size_bytes: int
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> ImageInfo:
-        return cls(raw["id"], tuple(raw["tags"]), tuple(raw["layers"]), raw["size_bytes"])
-
 
 @dataclass(frozen=True)
 class TransferProgress(Data):
@@ -48,18 +44,6 @@ class TransferProgress(Data):
     bytes: Optional[int] = None
     sent: Optional[int] = None
     image_id: Optional[str] = None
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> TransferProgress:
-        return cls(
-            raw["event"],
-            raw.get("layers_total"),
-            raw.get("layers_to_send"),
-            raw.get("digest"),
-            raw.get("bytes"),
-            raw.get("sent"),
-            raw.get("image_id"),
-        )
 
 
 @dataclass(frozen=True)
@@ -76,20 +60,6 @@ class ShipReport(Data):
     wire_bytes: int
     took_seconds: float
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> ShipReport:
-        return cls(
-            raw["image"],
-            raw["image_id"],
-            raw["method"],
-            raw["compression"],
-            raw["layers_total"],
-            raw["layers_sent"],
-            raw["archive_bytes"],
-            raw["wire_bytes"],
-            raw["took_seconds"],
-        )
-
 
 @dataclass(frozen=True)
 class PruneReport(Data):
@@ -98,10 +68,6 @@ class PruneReport(Data):
     removed: Tuple[str, ...]
     kept: Tuple[str, ...]
     """The newest releases, the protected ones, and those a container still uses."""
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> PruneReport:
-        return cls(tuple(raw["removed"]), tuple(raw["kept"]))
 
 
 @dataclass(frozen=True)
@@ -113,10 +79,6 @@ class BackupListing(Data):
     entries: int
     """Its table-of-contents entries."""
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> BackupListing:
-        return cls(raw.get("database"), raw["entries"])
-
 
 @dataclass(frozen=True)
 class Migration(Data):
@@ -126,10 +88,6 @@ class Migration(Data):
     state: MigrationState
     logs: Optional[str]
     started_unix: Optional[float]
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> Migration:
-        return cls(raw["name"], raw["state"], raw.get("logs"), raw.get("started_unix"))
 
 
 @dataclass(frozen=True)
@@ -144,10 +102,6 @@ class MigrationTable(Data):
         """The names of the applied migrations."""
         return tuple(m.name for m in self.migrations if m.state == "applied")
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> MigrationTable:
-        return cls(raw["tool"], tuple(Migration.from_dict(m) for m in raw["migrations"]))
-
 
 @dataclass(frozen=True)
 class DestructiveChange(Data):
@@ -157,7 +111,3 @@ class DestructiveChange(Data):
     line: int
     """The 1-based line where the statement starts."""
     statement: str
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> DestructiveChange:
-        return cls(raw["kind"], raw["line"], raw["statement"])

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Mapping, Optional, Tuple
 
 from ._connect_ops import Release
-from ._data import Data, Raw, release_or_none
+from ._data import Data, Raw
 from ._kinds import (
     AdminState,
     CheckStatus,
@@ -28,10 +28,6 @@ class StepRecord(Data):
     duration_ms: int
     detail: str
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> StepRecord:
-        return cls(raw["step"], raw["status"], raw["duration_ms"], raw["detail"])
-
 
 @dataclass(frozen=True)
 class Outcome(Data):
@@ -50,10 +46,6 @@ class Outcome(Data):
     def succeeded(self) -> bool:
         return self.result == "succeeded"
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> Outcome:
-        return cls(raw["result"], raw.get("step"), raw.get("kind"), raw.get("error"), raw.get("resolution"))
-
 
 @dataclass(frozen=True)
 class RestorePoint(Data):
@@ -62,10 +54,6 @@ class RestorePoint(Data):
     name: str
     lsn: str
     timeline: int
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> RestorePoint:
-        return cls(raw["name"], raw["lsn"], raw["timeline"])
 
 
 @dataclass(frozen=True, repr=False)
@@ -88,23 +76,6 @@ class OperationRecord(Data):
     @property
     def succeeded(self) -> bool:
         return self.outcome.succeeded
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> OperationRecord:
-        point = raw.get("restore_point")
-        return cls(
-            id=raw["id"],
-            kind=raw["kind"],
-            release=release_or_none(raw.get("release")),
-            live_before=raw.get("live_before"),
-            live_after=raw.get("live_after"),
-            holder=raw["holder"],
-            started_unix_ms=raw["started_unix_ms"],
-            duration_ms=raw["duration_ms"],
-            outcome=Outcome.from_dict(raw["outcome"]),
-            steps=tuple(StepRecord.from_dict(s) for s in raw["steps"]),
-            restore_point=None if point is None else RestorePoint.from_dict(point),
-        )
 
     def __repr__(self) -> str:
         what = self.kind if self.release is None else f"{self.kind} {self.release.version}"
@@ -129,20 +100,6 @@ class AppOptions(Data):
     migration: Optional[Tuple[str, ...]]
     smoke_paths: Tuple[str, ...]
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> AppOptions:
-        migration = raw.get("migration")
-        return cls(
-            raw["name"],
-            dict(raw["env"]),
-            raw["container_port"],
-            dict(raw["ports"]),
-            raw["health_path"],
-            raw["stop_grace_seconds"],
-            None if migration is None else tuple(migration),
-            tuple(raw["smoke_paths"]),
-        )
-
 
 @dataclass(frozen=True)
 class LockInfo(Data):
@@ -151,10 +108,6 @@ class LockInfo(Data):
     holder: str
     operation: OperationKind
     since_unix_ms: int
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> LockInfo:
-        return cls(raw["holder"], raw["operation"], raw["since_unix_ms"])
 
 
 @dataclass(frozen=True)
@@ -167,12 +120,6 @@ class ServerStatus(Data):
     weight: int
     current_sessions: int
     address: str
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> ServerStatus:
-        return cls(
-            raw["name"], raw["admin"], raw["check"], raw["weight"], raw["current_sessions"], raw["address"]
-        )
 
 
 @dataclass(frozen=True)
@@ -187,8 +134,8 @@ class ContainerInfo(Data):
     health: str
     health_log: Tuple[str, ...]
     started_unix_ms: Optional[int]
-    restart_count: int
-    """How often the runtime restarted it after it exited."""
+    restart_count: int = 0
+    """How often the runtime restarted it after it exited (0 from engines that do not say)."""
 
     @property
     def release(self) -> Optional[str]:
@@ -197,20 +144,12 @@ class ContainerInfo(Data):
 
     @classmethod
     def from_dict(cls, raw: Raw) -> ContainerInfo:
+        # The engine sends a `SystemTime` (`started_at`: seconds and nanoseconds); Python reads milliseconds.
         started = raw.get("started_at")
-        return cls(
-            name=raw["name"],
-            id=raw["id"],
-            image=raw["image"],
-            labels=dict(raw["labels"]),
-            state=raw["state"],
-            health=raw["health"],
-            health_log=tuple(raw["health_log"]),
-            started_unix_ms=None
-            if started is None
-            else started["secs_since_epoch"] * 1000 + started["nanos_since_epoch"] // 1_000_000,
-            restart_count=raw.get("restart_count", 0),
+        started_unix_ms = (
+            None if started is None else started["secs_since_epoch"] * 1000 + started["nanos_since_epoch"] // 1_000_000
         )
+        return super().from_dict({**raw, "started_unix_ms": started_unix_ms})
 
 
 @dataclass(frozen=True)
@@ -220,15 +159,6 @@ class ObservedSlot(Data):
     color: Color
     server: ServerStatus
     container: Optional[ContainerInfo]
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> ObservedSlot:
-        container = raw.get("container")
-        return cls(
-            raw["color"],
-            ServerStatus.from_dict(raw["server"]),
-            None if container is None else ContainerInfo.from_dict(container),
-        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -249,17 +179,8 @@ class Status(Data):
 
     @classmethod
     def from_dict(cls, raw: Raw) -> Status:
-        lock = raw.get("lock")
-        return cls(
-            live=raw.get("live"),
-            standby=raw.get("standby"),
-            standby_until_unix_ms=raw.get("standby_until_unix_ms"),
-            releases={color: version for color, version in raw["releases"]},
-            observed=tuple(ObservedSlot.from_dict(s) for s in raw["observed"]["slots"]),
-            differences=tuple(raw["differences"]),
-            lock=None if lock is None else LockInfo.from_dict(lock),
-            recent=tuple(OperationRecord.from_dict(r) for r in raw["recent"]),
-        )
+        # The observation arrives as an object around its slots.
+        return super().from_dict({**raw, "observed": raw["observed"]["slots"]})
 
     def __repr__(self) -> str:
         releases = ", ".join(f"{c}={v}" for c, v in sorted(self.releases.items()))
@@ -275,10 +196,6 @@ class Check(Data):
     name: str
     status: CheckStatus
     detail: str
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> Check:
-        return cls(raw["name"], raw["status"], raw["detail"])
 
 
 @dataclass(frozen=True, repr=False)
@@ -300,10 +217,6 @@ class CheckReport(Data):
     def warnings(self) -> Tuple[Check, ...]:
         return tuple(c for c in self.checks if c.status == "warn")
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> CheckReport:
-        return cls(tuple(Check.from_dict(c) for c in raw["checks"]))
-
     def __repr__(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         listing = "; ".join(f"{c.name} {c.status}" for c in self.checks)
@@ -321,10 +234,6 @@ class SlotRecord(Data):
     container: str
     since_unix_ms: int
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> SlotRecord:
-        return cls(Release.from_dict(dict(raw["release"])), raw["container"], raw["since_unix_ms"])
-
 
 @dataclass(frozen=True, repr=False)
 class Journal(Data):
@@ -340,14 +249,8 @@ class Journal(Data):
 
     @classmethod
     def from_dict(cls, raw: Raw) -> Journal:
-        return cls(
-            format=raw["format"],
-            live=raw.get("live"),
-            balanced=raw.get("balanced", False),
-            slots={color: SlotRecord.from_dict(s) for color, s in raw["slots"].items()},
-            standby_until_unix_ms=raw.get("standby_until_unix_ms"),
-            history=tuple(OperationRecord.from_dict(r) for r in raw["history"]),
-        )
+        # Journals written before balanced mode have no `balanced`.
+        return super().from_dict({**raw, "balanced": raw.get("balanced", False)})
 
     def __repr__(self) -> str:
         slots = ", ".join(f"{c}={s.release.version}" for c, s in sorted(self.slots.items()))
@@ -366,15 +269,6 @@ class SwitchReport(Data):
     servers: Tuple[ServerStatus, ...]
     """The backend's servers at the confirmation."""
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> SwitchReport:
-        return cls(
-            raw["live"],
-            tuple(raw["drained"]),
-            raw["took_seconds"],
-            tuple(ServerStatus.from_dict(s) for s in raw["servers"]),
-        )
-
 
 @dataclass(frozen=True)
 class ReloadReport(Data):
@@ -383,10 +277,6 @@ class ReloadReport(Data):
     old_workers: Tuple[int, ...]
     new_workers: Tuple[int, ...]
     took_seconds: float
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> ReloadReport:
-        return cls(tuple(raw["old_workers"]), tuple(raw["new_workers"]), raw["took_seconds"])
 
 
 @dataclass(frozen=True)
@@ -404,10 +294,6 @@ class Member(Data):
     def is_running(self) -> bool:
         return self.state in ("running", "streaming")
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> Member:
-        return cls(raw["name"], raw["role"], raw["state"], raw.get("lag_bytes"), raw.get("timeline"))
-
 
 @dataclass(frozen=True)
 class CacheInfo(Data):
@@ -420,17 +306,6 @@ class CacheInfo(Data):
     aof_enabled: bool
     keys: int
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> CacheInfo:
-        return cls(
-            raw["role"],
-            raw["last_save_unix"],
-            raw["bgsave_in_progress"],
-            raw["last_bgsave_ok"],
-            raw["aof_enabled"],
-            raw["keys"],
-        )
-
 
 @dataclass(frozen=True)
 class RedisBackup(Data):
@@ -441,10 +316,6 @@ class RedisBackup(Data):
     bytes: int
     keys: int
     last_save_unix: int
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> RedisBackup:
-        return cls(raw["path"], raw["sha256"], raw["bytes"], raw["keys"], raw["last_save_unix"])
 
 
 @dataclass(frozen=True)
@@ -458,12 +329,6 @@ class LogicalBackup(Data):
     toc_entries: int
     took_seconds: float
 
-    @classmethod
-    def from_dict(cls, raw: Raw) -> LogicalBackup:
-        return cls(
-            raw["path"], raw["sha256"], raw["bytes"], raw["database"], raw["toc_entries"], raw["took_seconds"]
-        )
-
 
 @dataclass(frozen=True)
 class RestoreReport(Data):
@@ -475,13 +340,6 @@ class RestoreReport(Data):
     dump: str
     took_seconds: float
     pg_restore_seconds: float
-
-    @classmethod
-    def from_dict(cls, raw: Raw) -> RestoreReport:
-        return cls(
-            raw["database"], raw.get("previous_kept_as"), raw["dump"], raw["took_seconds"], raw["pg_restore_seconds"]
-        )
-
 
 
 # The chores' results live in their own module; `connect_ops._types` is where the extension looks them up.

@@ -25,16 +25,15 @@ impl ConnectConfig {
                 .iter()
                 .map(|f| (AuditCheck::SecretFiles, f.clone())),
         );
-        HostAuditConfig {
-            sshd_config: Some(self.audit.sshd_config.clone()),
-            public_ports: self.audit.public_ports.clone(),
-            sockets: vec![
-                (AuditCheck::DockerSocket, self.docker.socket.clone()),
-                (AuditCheck::HaproxyAdminSocket, self.haproxy.admin_socket.clone()),
-            ],
-            private_paths: private,
-            ..HostAuditConfig::default()
-        }
+        let mut config = HostAuditConfig::default();
+        config.sshd_config = Some(self.audit.sshd_config.clone());
+        config.public_ports = self.audit.public_ports.clone();
+        config.sockets = vec![
+            (AuditCheck::DockerSocket, self.docker.socket.clone()),
+            (AuditCheck::HaproxyAdminSocket, self.haproxy.admin_socket.clone()),
+        ];
+        config.private_paths = private;
+        config
     }
 
     /// The backends that audit themselves, each through `host`: PostgreSQL with the deploy's login, every
@@ -51,11 +50,10 @@ impl ConnectConfig {
 
     /// How `--fix` changes sshd.
     pub fn sshd_fix(&self) -> SshdFix {
-        SshdFix {
-            config_path: self.audit.sshd_config.clone(),
-            reload: self.audit.sshd_reload.clone(),
-            permit_root_login: self.audit.permit_root_login.clone(),
-            ..SshdFix::default()
-        }
+        let mut fix = SshdFix::default();
+        fix.config_path = self.audit.sshd_config.clone();
+        fix.reload = self.audit.sshd_reload.clone();
+        fix.permit_root_login = self.audit.permit_root_login.clone();
+        fix
     }
 }

@@ -43,10 +43,7 @@ pub struct BackupAllSection {
 impl BackupAllSection {
     /// What the engine's preflight checks.
     pub fn policy(&self) -> BackupSetPolicy {
-        BackupSetPolicy {
-            dir: self.dir.clone(),
-            max_age: self.max_age,
-        }
+        BackupSetPolicy::new(self.dir.clone(), self.max_age)
     }
 
     /// What TOML cannot say: absolute paths, something kept. `(key, why, fix)` when wrong.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use connect_core::engine::{Backends, DeployConfig, Deployer, Hook, default_holder};
 use connect_core::host::Endpoint;
-use connect_core::model::{AppSpec, Color, DeployPolicy, Release, Slot, Topology};
+use connect_core::model::{AppSpec, Color, Release, Slot, Topology};
 use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{ContainerRuntime, Error, Host, LocalHost, Result};
@@ -88,20 +88,7 @@ impl ConnectConfig {
     /// machine.
     pub async fn backends_shipping(&self, source: Option<&ReleaseSource>) -> Result<Backends> {
         let host = self.host().await?;
-        let needs_build_machine = match source {
-            Some(ReleaseSource::BuildContext { build_on, .. }) => *build_on == BuildOn::Local,
-            Some(_) => true,
-            None => false,
-        };
-        let build_machine = if needs_build_machine {
-            Some(Docker::connect().await.map_err(|e| {
-                let fix = "start Docker on this machine (or set DOCKER_HOST), or build on the server: \
-                           build_on = \"server\" in [release]";
-                e.with_hint(fix)
-            })?)
-        } else {
-            None
-        };
+        let build_machine = self.build_machine(source).await?;
         let runtime: Arc<dyn ContainerRuntime> = if self.is_swarm() {
             self.swarm_runtime(host.clone(), build_machine).await?
         } else {
@@ -120,6 +107,24 @@ impl ConnectConfig {
             cache: Arc::new(self.cache(host.clone())?),
             host,
         })
+    }
+
+    /// This machine's engine (`DOCKER_HOST`, else its socket) when `source` is built or stored here.
+    pub(super) async fn build_machine(&self, source: Option<&ReleaseSource>) -> Result<Option<Docker>> {
+        let needs_build_machine = match source {
+            Some(ReleaseSource::BuildContext { build_on, .. }) => *build_on == BuildOn::Local,
+            Some(_) => true,
+            None => false,
+        };
+        if !needs_build_machine {
+            return Ok(None);
+        }
+        let local = Docker::connect().await.map_err(|e| {
+            let fix = "start Docker on this machine (or set DOCKER_HOST), or build on the server: \
+                       build_on = \"server\" in [release]";
+            e.with_hint(fix)
+        })?;
+        Ok(Some(local))
     }
 
     /// A [`Deployer`] over [`ConnectConfig::backends`] and [`ConnectConfig::deploy_config`].
@@ -251,9 +256,10 @@ impl ConnectConfig {
                 blue: slot(Color::Blue, &self.slots.blue),
                 green: slot(Color::Green, &self.slots.green),
             },
-            policy: DeployPolicy {
-                backup_sets: self.backup_all.as_ref().map(|b| b.policy()),
-                ..self.policy.to_policy()
+            policy: {
+                let mut policy = self.policy.to_policy();
+                policy.backup_sets = self.backup_all.as_ref().map(|b| b.policy());
+                policy
             },
             state_dir: self.state_dir.clone(),
             holder: default_holder(),

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use connect_core::engine::fleet::{AppHost, Fleet, FleetPolicy, Shared};
+use connect_core::ship::ReleaseSource;
 use connect_core::ssh::SshHost;
 use connect_core::{Error, ErrorKind, Host, LocalHost, Result};
 use connect_docker::Docker;
@@ -34,6 +35,21 @@ pub struct AppHostConfig {
     /// Its green server; default `<name>_green`.
     #[serde(default)]
     pub green_server: Option<String>,
+    /// Its blue container's port, when not `[slots.blue]`'s (hosts sharing one Docker engine or network).
+    #[serde(default)]
+    pub blue_port: Option<u16>,
+    /// Its green container's port, when not `[slots.green]`'s.
+    #[serde(default)]
+    pub green_port: Option<u16>,
+    /// Its blue container's name, when not `[slots.blue]`'s (hosts sharing one Docker engine).
+    #[serde(default)]
+    pub blue_container: Option<String>,
+    /// Its green container's name, when not `[slots.green]`'s.
+    #[serde(default)]
+    pub green_container: Option<String>,
+    /// Where its journal and lock live, when not the top-level `state_dir` (hosts sharing a filesystem).
+    #[serde(default)]
+    pub state_dir: Option<String>,
 }
 
 /// `[fleet]`: what a deploy over the app hosts requires.
@@ -86,7 +102,15 @@ impl ConnectConfig {
     /// The app hosts as the engine takes them: one SSH connection each (or this machine), its Docker
     /// Engine through it, and its slots.
     pub async fn app_hosts(&self) -> Result<Vec<AppHost>> {
+        self.app_hosts_shipping(None).await
+    }
+
+    /// [`ConnectConfig::app_hosts`] able to ship from `source`: every host's runtime gets this machine's
+    /// engine as its build machine when the source needs one (see
+    /// [`ConnectConfig::backends_shipping`]).
+    pub async fn app_hosts_shipping(&self, source: Option<&ReleaseSource>) -> Result<Vec<AppHost>> {
         let base = self.deploy_config().topology;
+        let build_machine = self.build_machine(source).await?;
         // One after the other: connecting is a handshake each, the deploy itself runs the hosts in parallel.
         let mut hosts = Vec::with_capacity(self.app_hosts.len());
         for h in &self.app_hosts {
@@ -102,26 +126,41 @@ impl ConnectConfig {
                         .with_hint(e.hint().unwrap_or("check the app host's SSH access"))
                 })?)
             };
-            let docker = Docker::connect_via(host.clone(), &self.docker.socket)
+            let mut docker = Docker::connect_via(host.clone(), &self.docker.socket)
                 .await?
                 .with_slot_options(self.slot_options()?);
+            if let Some(local) = &build_machine {
+                docker = docker.with_build_machine(local.clone());
+            }
             let mut topology = base.clone();
             topology.blue.server = h.blue_server.clone().unwrap_or(format!("{}_blue", h.name));
             topology.green.server = h.green_server.clone().unwrap_or(format!("{}_green", h.name));
+            topology.blue.host_port = h.blue_port.unwrap_or(topology.blue.host_port);
+            topology.green.host_port = h.green_port.unwrap_or(topology.green.host_port);
+            if let Some(name) = &h.blue_container {
+                topology.blue.container = name.clone();
+            }
+            if let Some(name) = &h.green_container {
+                topology.green.container = name.clone();
+            }
             hosts.push(AppHost {
                 name: h.name.clone(),
                 host,
                 runtime: Arc::new(docker),
                 topology,
-                state_dir: None,
+                state_dir: h.state_dir.clone(),
             });
         }
         Ok(hosts)
     }
 
-    /// The fleet: `[server]` for HAProxy, the database and Redis, and each `[[app_hosts]]` entry connected in
-    /// parallel.
+    /// The fleet: `[server]` for HAProxy, the database and Redis, and each `[[app_hosts]]` entry connected.
     pub async fn fleet(&self) -> Result<Fleet> {
+        self.fleet_shipping(None).await
+    }
+
+    /// [`ConnectConfig::fleet`] able to ship from `source` to every app host.
+    pub async fn fleet_shipping(&self, source: Option<&ReleaseSource>) -> Result<Fleet> {
         if !self.is_fleet() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -140,6 +179,11 @@ impl ConnectConfig {
         let policy = FleetPolicy {
             min_healthy_hosts: self.fleet.min_healthy_hosts,
         };
-        Fleet::new(self.app_hosts().await?, shared, self.deploy_config(), policy)
+        Fleet::new(
+            self.app_hosts_shipping(source).await?,
+            shared,
+            self.deploy_config(),
+            policy,
+        )
     }
 }

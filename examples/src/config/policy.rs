@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use connect_core::engine::Webhook;
-use connect_core::model::{BackupPolicy, CanaryPolicy, DeployPolicy, OldColorPolicy, WatchPolicy};
+use connect_core::model::{CanaryPolicy, DeployPolicy, OldColorPolicy};
 use serde::Deserialize;
 
 use super::{Secret, duration, from_empty, optional_duration};
@@ -84,7 +84,7 @@ pub struct BackupPolicyConfig {
     pub deadline: Duration,
 }
 
-/// `[policy.watch]`: the thresholds of [`WatchPolicy`], each defaulting to the engine's.
+/// `[policy.watch]`: the thresholds of [`WatchPolicy`](connect_core::model::WatchPolicy), each defaulting to the engine's.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
@@ -172,46 +172,45 @@ impl PolicyConfig {
     /// The engine's policy. `check` refused a `retire_after` policy without its window when the file was
     /// read; the engine's own validation runs on the result there too.
     pub fn to_policy(&self) -> DeployPolicy {
+        // The engine's policies are `#[non_exhaustive]` (they grow): start from their defaults and set each
+        // field this file states.
         let w = &self.watch;
-        DeployPolicy {
-            health_deadline: self.health_deadline,
-            migration_deadline: self.migration_deadline,
-            drain_deadline: self.drain_deadline,
-            router_deadline: self.router_deadline,
-            lock_lease: self.lock_lease,
-            disk_warn_percent: self.disk_warn_percent,
-            disk_fail_percent: self.disk_fail_percent,
-            disk_paths: self.disk_paths.clone(),
-            max_error_lines: self.max_error_lines,
-            old_color: match (self.old_color, self.retire_after) {
-                (OldColor::RetireAfter, Some(window)) => OldColorPolicy::RetireAfter { window },
-                (OldColor::Balanced, _) => OldColorPolicy::Balanced,
-                _ => OldColorPolicy::WarmStandby,
-            },
-            allow_destructive_migrations: self.allow_destructive_migrations,
-            keep_releases: self.keep_releases,
-            backup: BackupPolicy {
-                before_migration: self.backup.before_migration,
-                every_deploy: self.backup.every_deploy,
-                keep: self.backup.keep,
-                deadline: self.backup.deadline,
-            },
-            watch: WatchPolicy {
-                window: w.window.unwrap_or(Duration::ZERO),
-                interval: w.interval,
-                max_5xx_increase_percent: w.max_5xx_increase_percent,
-                min_responses: w.min_responses,
-                max_response_time_factor: w.max_response_time_factor,
-                response_time_floor: w.response_time_floor,
-                max_restarts: w.max_restarts,
-                max_error_lines_increase: w.max_error_lines_increase,
-            },
-            canary: self.canary.as_ref().map(|c| CanaryPolicy {
-                steps: c.steps.clone(),
-                hold: c.hold,
-            }),
-            ..DeployPolicy::default()
-        }
+        let mut p = DeployPolicy::default();
+        p.health_deadline = self.health_deadline;
+        p.migration_deadline = self.migration_deadline;
+        p.drain_deadline = self.drain_deadline;
+        p.router_deadline = self.router_deadline;
+        p.lock_lease = self.lock_lease;
+        p.disk_warn_percent = self.disk_warn_percent;
+        p.disk_fail_percent = self.disk_fail_percent;
+        p.disk_paths = self.disk_paths.clone();
+        p.max_error_lines = self.max_error_lines;
+        p.old_color = match (self.old_color, self.retire_after) {
+            (OldColor::RetireAfter, Some(window)) => OldColorPolicy::RetireAfter { window },
+            (OldColor::Balanced, _) => OldColorPolicy::Balanced,
+            _ => OldColorPolicy::WarmStandby,
+        };
+        p.allow_destructive_migrations = self.allow_destructive_migrations;
+        p.keep_releases = self.keep_releases;
+        p.backup.before_migration = self.backup.before_migration;
+        p.backup.every_deploy = self.backup.every_deploy;
+        p.backup.keep = self.backup.keep;
+        p.backup.deadline = self.backup.deadline;
+        p.watch.window = w.window.unwrap_or(Duration::ZERO);
+        p.watch.interval = w.interval;
+        p.watch.max_5xx_increase_percent = w.max_5xx_increase_percent;
+        p.watch.min_responses = w.min_responses;
+        p.watch.max_response_time_factor = w.max_response_time_factor;
+        p.watch.response_time_floor = w.response_time_floor;
+        p.watch.max_restarts = w.max_restarts;
+        p.watch.max_error_lines_increase = w.max_error_lines_increase;
+        p.canary = self.canary.as_ref().map(|c| {
+            let mut canary = CanaryPolicy::default();
+            canary.steps = c.steps.clone();
+            canary.hold = c.hold;
+            canary
+        });
+        p
     }
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
-use connect_core::audit::files::audit_files;
+use connect_core::audit::audit_files;
 use connect_core::audit::fix::{ConnectionProbe, apply_safe_fixes};
 use connect_core::audit::{AuditCheck, AuditReport, Finding, Severity, audit};
 use connect_core::{Host, LocalHost, Result};

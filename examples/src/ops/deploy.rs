@@ -1,8 +1,9 @@
-//! `deploy` and `rollback`: operations that move traffic, printed step by step as their events come.
+//! `deploy` and `rollback`: operations that move traffic, printed step by step as their events come; with
+//! `[[app_hosts]]` they drive the fleet (`super::fleet`).
 
 use clap::Args;
-use connect_core::Result;
 use connect_core::engine::{Deployer, OperationRecord};
+use connect_core::{Error, ErrorKind, Result};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Context, Output};
@@ -19,6 +20,13 @@ impl DeployArgs {
     pub async fn run(&self, cx: &Context) -> Result<()> {
         let config = cx.config()?;
         let source = config.release_source();
+        if config.is_fleet() {
+            let fleet = config.fleet_shipping(source.as_ref()).await?;
+            let release = config.release(&self.version)?;
+            return super::fleet::deploy(&fleet, release, source, &cx.out)
+                .await
+                .map(drop);
+        }
         let deployer = config.deployer_shipping(source.as_ref()).await?;
         let release = config.release(&self.version)?;
         let operation = async {
@@ -44,7 +52,23 @@ pub struct RollbackArgs {
 impl RollbackArgs {
     /// Instant rollback to the standby, or a full one to `--to`.
     pub async fn run(&self, cx: &Context) -> Result<()> {
-        let (_, deployer) = cx.deployer().await?;
+        let config = cx.config()?;
+        if config.is_fleet() {
+            if let Some(version) = &self.to {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "rollback",
+                    version,
+                    "a full rollback over several app hosts is not done yet",
+                )
+                .with_hint(format!(
+                    "`connect-ops deploy {version}` redeploys it on every host through the health gate"
+                )));
+            }
+            let fleet = config.fleet().await?;
+            return super::fleet::rollback(&fleet, &cx.out).await.map(drop);
+        }
+        let deployer = config.deployer().await?;
         let operation = async {
             match &self.to {
                 Some(version) => deployer.rollback_to(version).await,

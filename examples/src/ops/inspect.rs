@@ -1,7 +1,7 @@
 //! `check`, `status`, `history`, `verify` and `lock`: looking at the server (only `lock break` changes it).
 
 use clap::{Args, Subcommand};
-use connect_core::engine::OperationRecord;
+use connect_core::engine::{OperationRecord, Status};
 use connect_core::model::Color;
 use connect_core::{ErrorKind, Result};
 
@@ -24,10 +24,21 @@ pub async fn verify(cx: &Context) -> Result<()> {
     report.into_result("verify", ErrorKind::Unhealthy).map(drop)
 }
 
-/// The live color, each color's release, differences, the lock.
+/// The live color, each color's release, differences, the lock; with `[[app_hosts]]`, every host's.
 pub async fn status(cx: &Context) -> Result<()> {
-    let (_, deployer) = cx.deployer().await?;
+    let config = cx.config()?;
+    if config.is_fleet() {
+        let fleet = config.fleet().await?;
+        return super::fleet::status(&fleet, &cx.out).await.map(drop);
+    }
+    let deployer = config.deployer().await?;
     let status = deployer.status().await?;
+    cx.out.result(&status, &status_text(&status));
+    Ok(())
+}
+
+/// One host's status as text: live and standby, each color's release, differences, the lock, backups.
+pub fn status_text(status: &Status) -> String {
     let color = |c: Option<Color>| c.map_or("none".to_string(), |c| c.to_string());
     let mut text = format!("live {}, standby {}", color(status.live), color(status.standby));
     for (c, version) in &status.releases {
@@ -44,8 +55,7 @@ pub async fn status(cx: &Context) -> Result<()> {
         let (verdict, detail) = backups.verdict(std::time::Duration::from_secs(900));
         text.push_str(&format!("\n  continuous backup ({verdict:?}): {detail}"));
     }
-    cx.out.result(&status, &text);
-    Ok(())
+    text
 }
 
 /// `history [-n N]`.

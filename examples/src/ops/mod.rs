@@ -10,6 +10,7 @@ pub mod backup_all;
 pub mod deploy;
 pub mod docs;
 pub mod exporter;
+pub mod fleet;
 pub mod inspect;
 pub mod logs;
 pub mod output;

@@ -83,6 +83,20 @@ impl Output {
         }
     }
 
+    /// One event of one app host of a fleet: a JSON line with its `host`, or its line prefixed with the
+    /// host's name (no spinner: the hosts' steps run at once).
+    pub fn host_event(&self, host: &str, event: &Event) {
+        if self.json {
+            let mut value = serde_json::to_value(event).unwrap_or_default();
+            if let Some(object) = value.as_object_mut() {
+                object.insert("host".to_string(), host.into());
+            }
+            println!("{value}");
+        } else if let Some(line) = event_line(event) {
+            eprintln!("{host}: {}", line.trim_start());
+        }
+    }
+
     /// Clears the spinner of a step that never said it ended (an operation cut short), before the result.
     pub fn end_progress(&self) {
         if let Some(progress) = self.step.lock().ok().and_then(|mut s| s.take()) {

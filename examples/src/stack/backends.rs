@@ -189,15 +189,13 @@ impl StackAddress {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let policy = DeployPolicy {
-            health_deadline: Duration::from_secs(60),
-            drain_deadline: Duration::from_secs(10),
-            router_deadline: Duration::from_secs(10),
-            disk_paths: vec![self.state_dir(), self.backup_dir()],
-            // Short, so a test whose deploy was cut off waits seconds, not half a minute, for the takeover.
-            lock_lease: Duration::from_secs(5),
-            ..DeployPolicy::default()
-        };
+        let mut policy = DeployPolicy::default();
+        policy.health_deadline = Duration::from_secs(60);
+        policy.drain_deadline = Duration::from_secs(10);
+        policy.router_deadline = Duration::from_secs(10);
+        policy.disk_paths = vec![self.state_dir(), self.backup_dir()];
+        // Short, so a test whose deploy was cut off waits seconds, not half a minute, for the takeover.
+        policy.lock_lease = Duration::from_secs(5);
         DeployConfig {
             app,
             topology: Topology {

@@ -103,15 +103,8 @@ async fn a_destructive_migration_is_refused_and_a_canary_breaking_at_10_percent_
 
     // 14.5: v3 goes to blue by 10 %, then 50 %; it breaks at the first sample of the 10 % step.
     let mut canary = config;
-    canary.policy.watch = WatchPolicy {
-        window: Duration::from_secs(10),
-        interval: Duration::from_secs(2),
-        ..WatchPolicy::default()
-    };
-    canary.policy.canary = Some(CanaryPolicy {
-        steps: vec![10, 50],
-        hold: Duration::from_secs(20),
-    });
+    canary.policy.watch = WatchPolicy::new(Duration::from_secs(10), Duration::from_secs(2));
+    canary.policy.canary = Some(CanaryPolicy::new(vec![10, 50], Duration::from_secs(20)));
     let blue: SocketAddr = ([127, 0, 0, 1], canary.topology.blue.host_port).into();
     let deployer = Deployer::new(stack.backends(), canary).expect("a valid canary");
     let mut events = deployer.subscribe();

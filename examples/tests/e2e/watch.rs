@@ -26,11 +26,7 @@ async fn a_release_answering_500_thirty_seconds_into_the_watch_is_rolled_back() 
         return;
     };
     let mut config = stack.deploy_config();
-    config.policy.watch = WatchPolicy {
-        window: Duration::from_secs(60),
-        interval: Duration::from_secs(2),
-        ..WatchPolicy::default()
-    };
+    config.policy.watch = WatchPolicy::new(Duration::from_secs(60), Duration::from_secs(2));
     let green: SocketAddr = ([127, 0, 0, 1], config.topology.green.host_port).into();
     let deployer = connect_core::engine::Deployer::new(stack.backends(), config).expect("a valid config");
     let mut events = deployer.subscribe();

@@ -3,176 +3,18 @@
 use std::time::SystemTime;
 
 use futures::future::join_all;
-use serde::{Deserialize, Serialize};
 
-use super::{Fleet, Member};
-use crate::engine::journal::{Journal, OperationRecord, SlotRecord, now_unix_ms};
-use crate::engine::operation::Held;
-use crate::engine::run::Run;
-use crate::error::{Error, ErrorKind, Result};
+use super::Fleet;
+use super::hooks::prune;
+use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step, recorded};
+use crate::engine::hooks::HookPoint;
+use crate::engine::journal::{SlotRecord, now_unix_ms};
+use crate::error::{Error, Result};
 use crate::model::{Color, OldColorPolicy, Release};
 use crate::router::{AdminState, CheckState};
 use crate::ship::ReleaseSource;
 use crate::vocabulary::{OperationKind, Step};
 use crate::wait::poll_until;
-
-/// How one host ended a fleet operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostOutcome {
-    /// The host's name.
-    pub host: String,
-    /// Whether one of its servers takes traffic after the operation.
-    pub in_rotation: bool,
-    /// Its live color per its journal after the operation (`None` when it was left out of rotation).
-    pub live: Option<Color>,
-    /// Its operation record, as its journal holds it (`None` when the journal could not be written).
-    pub record: Option<OperationRecord>,
-    /// Why it failed, if it did.
-    pub error: Option<String>,
-}
-
-/// What a fleet deploy or rollback did on every host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FleetReport {
-    /// Every host, in the fleet's order.
-    pub hosts: Vec<HostOutcome>,
-}
-
-impl FleetReport {
-    /// The hosts whose servers take traffic.
-    pub fn in_rotation(&self) -> Vec<&str> {
-        self.hosts
-            .iter()
-            .filter(|h| h.in_rotation)
-            .map(|h| h.host.as_str())
-            .collect()
-    }
-
-    /// The hosts left out of rotation because they failed before the switch.
-    pub fn left_out(&self) -> Vec<&str> {
-        self.hosts
-            .iter()
-            .filter(|h| !h.in_rotation)
-            .map(|h| h.host.as_str())
-            .collect()
-    }
-}
-
-/// One host's part of the operation in progress.
-pub(super) struct HostRun<'a> {
-    pub(super) member: &'a Member,
-    pub(super) held: Held,
-    pub(super) journal: Option<Journal>,
-    pub(super) run: Option<Run>,
-    pub(super) from: Option<Color>,
-    pub(super) to: Color,
-    pub(super) release: Release,
-    pub(super) failed: Option<Error>,
-    /// Why this host's journal could not take the operation's outcome, though traffic moved as the others'.
-    pub(super) unrecorded: Option<Error>,
-}
-
-impl<'a> HostRun<'a> {
-    pub(super) fn new(member: &'a Member, held: Held, release: Release) -> HostRun<'a> {
-        HostRun {
-            member,
-            held,
-            journal: None,
-            run: None,
-            from: None,
-            to: Color::Blue,
-            release,
-            failed: None,
-            unrecorded: None,
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.member.name
-    }
-
-    fn server(&self, color: Color) -> String {
-        self.member.deployer.config.topology.slot(color).server.clone()
-    }
-
-    /// Reads the journal (settling what an interrupted operation left) and starts the host's record.
-    pub(super) async fn begin(&mut self, kind: OperationKind, release: Option<Release>) -> bool {
-        let d = &self.member.deployer;
-        match d.begin(&self.held).await {
-            Ok(journal) => {
-                self.from = journal.live;
-                self.to = match kind {
-                    OperationKind::InstantRollback => journal.standby().unwrap_or(Color::Blue),
-                    _ => journal.live.map_or(Color::Blue, Color::other),
-                };
-                self.run = Some(Run::new(
-                    &d.events,
-                    kind,
-                    release,
-                    self.from,
-                    self.to,
-                    &d.config.holder,
-                ));
-                self.journal = Some(journal);
-                true
-            }
-            Err(e) => {
-                self.failed = Some(e);
-                false
-            }
-        }
-    }
-
-    /// Undoes what this host changed (its own settling, from what its servers and runtime show), then
-    /// writes its record; `error` is why the host did not switch.
-    pub(super) async fn abandon(&mut self, error: Error) -> HostOutcome {
-        let d = &self.member.deployer;
-        let (Some(mut run), Some(mut journal)) = (self.run.take(), self.journal.take()) else {
-            return self.unrecorded(error);
-        };
-        let error = d.undo(&mut run, &mut journal, error).await;
-        let live = journal.live;
-        let recorded = d.record(run, journal, Err(error), &self.held.fence).await;
-        let record = d.journal().await.ok().and_then(|j| j.history.last().cloned());
-        HostOutcome {
-            host: self.name().to_string(),
-            in_rotation: live.is_some(),
-            live,
-            record,
-            error: recorded.err().map(|e| e.to_string()),
-        }
-    }
-
-    fn unrecorded(&self, error: Error) -> HostOutcome {
-        HostOutcome {
-            host: self.name().to_string(),
-            in_rotation: false,
-            live: None,
-            record: None,
-            error: Some(error.to_string()),
-        }
-    }
-
-    pub(super) async fn succeed(&mut self) -> HostOutcome {
-        let d = &self.member.deployer;
-        let (Some(mut run), Some(mut journal)) = (self.run.take(), self.journal.take()) else {
-            return self.unrecorded(Error::new(ErrorKind::Failed, "fleet", self.name(), "no record"));
-        };
-        journal.intent = None;
-        run.record.live_after = journal.live;
-        let live = journal.live;
-        let recorded = d.record(run, journal, Ok(()), &self.held.fence).await;
-        let outcome = HostOutcome {
-            host: self.name().to_string(),
-            in_rotation: live.is_some(),
-            live,
-            error: recorded.as_ref().err().map(|e| e.to_string()),
-            record: recorded.as_ref().ok().cloned(),
-        };
-        self.unrecorded = recorded.err();
-        outcome
-    }
-}
 
 impl Fleet {
     /// Deploys `release` to every host: shipped and staged everywhere, started and health-gated on each
@@ -211,7 +53,32 @@ impl Fleet {
         source: Option<&ReleaseSource>,
     ) -> Result<FleetReport> {
         let since = SystemTime::now();
-        join_all(hosts.iter_mut().map(|h| prepare(h, source))).await;
+        join_all(hosts.iter_mut().map(begin)).await;
+        if let Err(e) = self.fleet_hooks(&mut hosts, HookPoint::BeforeDeploy, &[]).await {
+            return Err(self
+                .abort_with(
+                    hosts,
+                    &format!("a before_deploy hook failed: {}", e.summary()),
+                    e.kind(),
+                )
+                .await);
+        }
+        join_all(
+            hosts
+                .iter_mut()
+                .filter(|h| h.failed.is_none())
+                .map(|h| prepare(h, source)),
+        )
+        .await;
+        if let Err(e) = self.fleet_hooks(&mut hosts, HookPoint::AfterShip, &[]).await {
+            return Err(self
+                .abort_with(
+                    hosts,
+                    &format!("an after_ship hook failed: {}", e.summary()),
+                    e.kind(),
+                )
+                .await);
+        }
 
         // The database is shared: the migration runs once, from the first host that has the image.
         if let Some(first) = hosts.iter_mut().find(|h| h.failed.is_none()) {
@@ -252,6 +119,19 @@ impl Fleet {
                 failed.join("; ")
             );
             return Err(self.abort(hosts, &why).await);
+        }
+
+        let hosts_env = |names: &[&str]| vec![("CONNECT_HOSTS".to_string(), names.join(","))];
+        let ready_names: Vec<&str> = ready.iter().map(|i| hosts[*i].member.name.as_str()).collect();
+        let env = hosts_env(&ready_names);
+        if let Err(e) = self.fleet_hooks(&mut hosts, HookPoint::BeforeSwitch, &env).await {
+            return Err(self
+                .abort_with(
+                    hosts,
+                    &format!("a before_switch hook failed: {}", e.summary()),
+                    e.kind(),
+                )
+                .await);
         }
 
         // The hosts that failed are settled first (their new color removed), then left out of rotation by
@@ -305,7 +185,8 @@ impl Fleet {
                     run.record.steps.push(failed_step(Step::Switch, &e));
                 }
             }
-            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why).await);
+            let kind = Some(e.kind());
+            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why, kind).await);
         }
 
         // Traffic moved on every ready host.
@@ -392,7 +273,8 @@ impl Fleet {
                 .set_states_together(&up, &down, self.config.policy.router_deadline)
                 .await;
             let why = format!("verify failed on {host}: {}", e.summary());
-            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why).await);
+            let kind = Some(e.kind());
+            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why, kind).await);
         }
 
         for &i in &ready {
@@ -402,7 +284,28 @@ impl Fleet {
             {
                 journal.standby_until_unix_ms = Some(now_unix_ms() + window.as_millis() as u64);
             }
-            outcomes[i] = Some(h.succeed().await);
+            if let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_ref()) {
+                run.record.live_after = journal.live;
+            }
+        }
+        // Traffic moved and is verified: an after_deploy hook's failure is its step's only.
+        let env = [
+            ("CONNECT_HOSTS".to_string(), in_names.join(",")),
+            ("CONNECT_HOSTS_LEFT_OUT".to_string(), out_names.join(",")),
+        ];
+        let _ = self.fleet_hooks(&mut hosts, HookPoint::AfterDeploy, &env).await;
+        if let Some(keep) = self.config.policy.keep_releases {
+            join_all(
+                hosts
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| ready.contains(i))
+                    .map(|(_, h)| prune(h, keep)),
+            )
+            .await;
+        }
+        for &i in &ready {
+            outcomes[i] = Some(hosts[i].succeed().await);
         }
         recorded(
             "deploy",
@@ -412,125 +315,31 @@ impl Fleet {
             },
         )
     }
-
-    /// Nothing switched: every host settles what it changed and records why.
-    pub(super) async fn abort(&self, mut hosts: Vec<HostRun<'_>>, why: &str) -> Error {
-        let all: Vec<usize> = (0..hosts.len()).collect();
-        let outcomes = (0..hosts.len()).map(|_| None).collect();
-        self.abort_indices(&mut hosts, &all, outcomes, why).await
-    }
-
-    async fn abort_indices(
-        &self,
-        hosts: &mut [HostRun<'_>],
-        which: &[usize],
-        mut outcomes: Vec<Option<HostOutcome>>,
-        why: &str,
-    ) -> Error {
-        let mut lines = Vec::new();
-        for &i in which {
-            let h = &mut hosts[i];
-            let e = h.failed.take().unwrap_or_else(|| {
-                Error::new(
-                    ErrorKind::Failed,
-                    "fleet.deploy",
-                    h.name(),
-                    format!("aborted everywhere: {why}"),
-                )
-            });
-            let outcome = h.abandon(e).await;
-            lines.push(format!(
-                "{}: {}",
-                outcome.host,
-                outcome.record.as_ref().map_or_else(
-                    || outcome.error.clone().unwrap_or_default(),
-                    |r| format!("{:?}", r.outcome)
-                )
-            ));
-            outcomes[i] = Some(outcome);
-        }
-        let where_now: Vec<String> = outcomes
-            .iter()
-            .flatten()
-            .map(|o| {
-                format!(
-                    "{} live {}",
-                    o.host,
-                    o.live.map_or("none".into(), |c| c.to_string())
-                )
-            })
-            .collect();
-        Error::new(
-            ErrorKind::Failed,
-            "fleet.deploy",
-            self.hosts().join(","),
-            format!("{why}; settled: {}", where_now.join(", ")),
-        )
-        .with_hint(
-            "read each host's journal (connect-ops status) for its record; fix the host that failed, or set \
-             min_healthy_hosts to deploy without it",
-        )
-    }
 }
 
-/// The operation's result once traffic moved: `report`, unless some host's journal could not take its
-/// outcome. Then, as on one host, the operation is an error naming those hosts: their journals still hold
-/// the intent (or an outdated live color), which the next operation settles from what runs.
-pub(super) fn recorded(what: &str, hosts: &mut [HostRun<'_>], report: FleetReport) -> Result<FleetReport> {
-    let mut unrecorded: Vec<(String, Error)> = hosts
-        .iter_mut()
-        .filter_map(|h| h.unrecorded.take().map(|e| (h.name().to_string(), e)))
-        .collect();
-    if unrecorded.is_empty() {
-        return Ok(report);
-    }
-    let lines: Vec<String> = unrecorded
-        .iter()
-        .map(|(host, e)| format!("{host}: {}", e.summary()))
-        .collect();
-    let live: Vec<String> = report
-        .hosts
-        .iter()
-        .map(|o| {
-            format!(
-                "{} live {}",
-                o.host,
-                o.live.map_or("none".into(), |c| c.to_string())
-            )
-        })
-        .collect();
-    let names: Vec<String> = unrecorded.iter().map(|(host, _)| host.clone()).collect();
-    let (_, first) = unrecorded.remove(0);
-    Err(Error::new(
-        first.kind(),
-        format!("fleet.{what}"),
-        names.join(","),
-        format!(
-            "the {what} moved traffic ({}) but a journal could not be written: {}",
-            live.join(", "),
-            lines.join("; ")
-        ),
-    )
-    .with_source(first)
-    .with_hint(
-        "fix that server's state directory; the next operation on the fleet settles its journal from what runs",
-    ))
-}
-
-/// Settles, reconciles, preflights, ships and stages one host.
-async fn prepare(h: &mut HostRun<'_>, source: Option<&ReleaseSource>) {
-    let kind = OperationKind::Deploy;
-    if !h.begin(kind, Some(h.release.clone())).await {
+/// Settles what an interrupted operation left on one host and reconciles its journal.
+async fn begin(h: &mut HostRun<'_>) {
+    if !h.begin(OperationKind::Deploy, Some(h.release.clone())).await {
         return;
     }
     let d = &h.member.deployer;
     let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_mut()) else {
         return;
     };
+    if let Err(e) = run.step(Step::Reconcile, d.reconcile(journal)).await {
+        h.failed = Some(e);
+    }
+}
+
+/// Preflights, ships and stages one host.
+async fn prepare(h: &mut HostRun<'_>, source: Option<&ReleaseSource>) {
+    let d = &h.member.deployer;
+    let (Some(run), Some(_)) = (h.run.as_mut(), h.journal.as_ref()) else {
+        return;
+    };
     let events = run.events.clone();
     let release = h.release.clone();
     let result = async {
-        run.step(Step::Reconcile, d.reconcile(journal)).await?;
         run.step(Step::Preflight, d.preflight_step(&events)).await?;
         if let Some(source) = source {
             run.step(Step::Ship, async {
@@ -615,23 +424,5 @@ async fn drain_and_verify(h: &mut HostRun<'_>, since: SystemTime) -> Option<(Str
     match run.step(Step::Verify, d.verify_step(to, since)).await {
         Ok(()) => None,
         Err(e) => Some((h.member.name.clone(), e)),
-    }
-}
-
-fn ok_step(step: Step, detail: &str, took: std::time::Duration) -> crate::engine::journal::StepRecord {
-    crate::engine::journal::StepRecord {
-        step,
-        duration_ms: took.as_millis() as u64,
-        status: crate::vocabulary::StepStatus::Ok,
-        detail: detail.to_string(),
-    }
-}
-
-fn failed_step(step: Step, e: &Error) -> crate::engine::journal::StepRecord {
-    crate::engine::journal::StepRecord {
-        step,
-        duration_ms: 0,
-        status: crate::vocabulary::StepStatus::Failed,
-        detail: e.to_string(),
     }
 }

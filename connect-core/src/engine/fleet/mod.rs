@@ -15,7 +15,10 @@
 //! What the fleet adds is the order (every host ready before any traffic moves), the one switch, and the
 //! policy for a host that fails before it.
 
+mod abort;
 mod deploy;
+mod hooks;
+mod host;
 mod rollback;
 mod scoped;
 
@@ -26,7 +29,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::operation::Held;
-use super::{Backends, DeployConfig, Deployer, Status};
+use super::{Backends, DeployConfig, Deployer, HookSite, Status};
 use crate::cache::Cache;
 use crate::database::DatabaseCluster;
 use crate::error::{Error, ErrorKind, Result};
@@ -38,7 +41,7 @@ use crate::runtime::ContainerRuntime;
 use crate::vocabulary::{OperationKind, Step};
 use scoped::ScopedRouter;
 
-pub use deploy::{FleetReport, HostOutcome};
+pub use host::{FleetReport, HostOutcome};
 
 /// One app server of the fleet: its name, its machine and Docker engine, and its two slots.
 #[derive(Debug, Clone)]
@@ -131,8 +134,12 @@ impl std::fmt::Debug for Fleet {
 impl Fleet {
     /// A fleet over `hosts` (in this order: the first runs the migration) sharing one router, database and
     /// cache. `config` is every host's (its topology is replaced by each host's). Refuses no host, two
-    /// hosts with one name or one server name, a `min_healthy_hosts` of 0 or above the host count, and the
-    /// policies a fleet does not do yet (canary, watch, balanced colors, hooks, pruning): `Unsupported`.
+    /// hosts with one name or one server name, a `min_healthy_hosts` of 0 or above the host count, and what
+    /// a fleet does not do yet (canary, watch, balanced colors, hooks on the server): `Unsupported`.
+    ///
+    /// Hooks run once per fleet operation on this machine, with `CONNECT_FLEET` (every host) and
+    /// `CONNECT_HOSTS` (the hosts going on; after a deploy, those in rotation, and `CONNECT_HOSTS_LEFT_OUT`)
+    /// in their environment; `policy.keep_releases` prunes each host in rotation after a deploy succeeds.
     pub fn new(
         hosts: Vec<AppHost>,
         shared: Shared,
@@ -235,7 +242,8 @@ impl Fleet {
                     self.unlock_all(&helds).await;
                     return Err(Error::new(
                         e.kind(),
-                        "fleet.lock",
+                        // One host's operation word, so callers (and exit codes) treat it alike.
+                        "deploy.lock",
                         &m.name,
                         format!(
                             "the deploy lock of {} could not be taken: {}",
@@ -386,8 +394,10 @@ fn validate(hosts: &[AppHost], config: &DeployConfig, policy: FleetPolicy) -> Re
         (p.canary.is_some(), "a canary"),
         (p.watch.enabled(), "a watch after the switch"),
         (p.old_color == OldColorPolicy::Balanced, "balanced colors"),
-        (!config.hooks.is_empty(), "hooks"),
-        (p.keep_releases.is_some(), "pruning old releases"),
+        (
+            config.hooks.iter().any(|h| h.site == HookSite::Server),
+            "hooks on the server (a fleet has no one server: run them locally, CONNECT_HOSTS names the hosts)",
+        ),
     ];
     if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
         return Err(Error::new(

@@ -3,7 +3,8 @@
 use futures::future::join_all;
 
 use super::Fleet;
-use super::deploy::{FleetReport, HostRun, recorded};
+use super::host::{FleetReport, HostRun, recorded};
+use crate::engine::hooks::HookPoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vocabulary::{OperationKind, Step};
 
@@ -82,7 +83,6 @@ impl Fleet {
             return Err(self.abort(hosts, &why).await);
         }
         let took = t.elapsed();
-        let mut outcomes = Vec::new();
         for (i, h) in hosts.iter_mut().enumerate() {
             let d = &h.member.deployer;
             let (from, to) = (h.from, h.to);
@@ -107,6 +107,19 @@ impl Fleet {
                     let _ = run.step(Step::Drain, d.drain(&events, old)).await;
                 }
             }
+            if let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_ref()) {
+                run.record.live_after = journal.live;
+            }
+        }
+        // Traffic is back: an after_rollback hook's failure is its step's only.
+        let names: Vec<String> = in_rotation
+            .iter()
+            .map(|&i| hosts[i].member.name.clone())
+            .collect();
+        let env = [("CONNECT_HOSTS".to_string(), names.join(","))];
+        let _ = self.fleet_hooks(&mut hosts, HookPoint::AfterRollback, &env).await;
+        let mut outcomes = Vec::new();
+        for h in hosts.iter_mut() {
             outcomes.push(h.succeed().await);
         }
         recorded("rollback", &mut hosts, FleetReport { hosts: outcomes })

@@ -18,11 +18,15 @@ use connect_core::model::{AppSpec, Color, DeployPolicy, Release, Slot, Topology}
 use connect_core::ssh::SshHost;
 use connect_core::testing::{Sshd, TcpProxy, free_port, require_program};
 use connect_core::{Error, ErrorKind, Result};
+use connect_db::testing::{TestCluster, TestClusterConfig, TestRedis};
 use connect_docker::Docker;
 use connect_haproxy::ServerSpec;
 use connect_haproxy::testing::{HaproxyProcess, require_haproxy};
 
 use super::{DOCKER_SOCKET, Releases, slot_options};
+
+mod toml;
+pub use toml::PG_PASSWORD_VAR;
 
 /// One app host: its sshd (dropped to take the host away), the proxy in front of it, its connection.
 pub struct FleetHost {
@@ -50,6 +54,8 @@ pub struct FleetStack {
     pub haproxy: HaproxyProcess,
     /// The demo app's releases (v1, v2, v3), built on this machine's engine.
     pub releases: Releases,
+    /// A one-node Patroni cluster and Redis, for `connect-ops` over the fleet ([`FleetStack::start_with_services`]).
+    pub services: Option<FleetServices>,
     dir: tempfile::TempDir,
     _home: tempfile::TempDir,
 }
@@ -74,10 +80,29 @@ impl std::fmt::Debug for FleetStack {
     }
 }
 
+/// The database and the cache `connect-ops` needs (its preflight asks both): etcd with one Patroni node of
+/// PostgreSQL 15, and Redis.
+#[derive(Debug)]
+pub struct FleetServices {
+    /// etcd and one Patroni node.
+    pub cluster: TestCluster,
+    /// Redis.
+    pub redis: TestRedis,
+}
+
 impl FleetStack {
     /// Starts `hosts` app hosts and HAProxy, and builds the releases. `None` after a loud SKIP when a program
     /// is missing and real tests are not required.
     pub async fn start(test: &str, hosts: usize) -> Result<Option<FleetStack>> {
+        FleetStack::start_inner(test, hosts, false).await
+    }
+
+    /// [`FleetStack::start`] with [`FleetServices`] started meanwhile, for [`FleetStack::connect_toml`].
+    pub async fn start_with_services(test: &str, hosts: usize) -> Result<Option<FleetStack>> {
+        FleetStack::start_inner(test, hosts, true).await
+    }
+
+    async fn start_inner(test: &str, hosts: usize, services: bool) -> Result<Option<FleetStack>> {
         let (Some(_), Some(program)) = (
             require_program(test, "docker", &["/usr/bin/docker"]),
             require_haproxy(test),
@@ -143,12 +168,31 @@ impl FleetStack {
         }
         let haproxy = HaproxyProcess::start_with_servers(&program, servers).await?;
         let local = Docker::connect().await?.with_slot_options(slot_options());
-        let releases = Releases::build(&prefix, &local, false, test).await?;
+        // Patroni bootstraps while the releases build. `None`: a program is missing (the SKIP is said).
+        let start_services = async {
+            if !services {
+                return Some(None);
+            }
+            let redis = TestRedis::start(test, None, false).await?;
+            let scope = TestClusterConfig {
+                scope: prefix.clone(),
+                names: vec!["patroni1".into()],
+                ..TestClusterConfig::default()
+            };
+            let cluster = TestCluster::start(test, scope).await?;
+            Some(Some(FleetServices { cluster, redis }))
+        };
+        let (releases, services) =
+            tokio::join!(Releases::build(&prefix, &local, false, test), start_services);
+        let Some(services) = services else {
+            return Ok(None);
+        };
         Ok(Some(FleetStack {
             prefix,
             hosts: started,
             haproxy,
-            releases,
+            releases: releases?,
+            services,
             dir,
             _home: home,
         }))
@@ -170,14 +214,12 @@ impl FleetStack {
         app.name = self.prefix.clone();
         app.stop_grace = Duration::from_secs(5);
         app.env = [("BIND".to_string(), "127.0.0.1".to_string())].into();
-        let policy = DeployPolicy {
-            health_deadline: Duration::from_secs(20),
-            drain_deadline: Duration::from_secs(10),
-            router_deadline: Duration::from_secs(10),
-            disk_paths: vec![self.dir.path().display().to_string()],
-            lock_lease: Duration::from_secs(5),
-            ..DeployPolicy::default()
-        };
+        let mut policy = DeployPolicy::default();
+        policy.health_deadline = Duration::from_secs(20);
+        policy.drain_deadline = Duration::from_secs(10);
+        policy.router_deadline = Duration::from_secs(10);
+        policy.disk_paths = vec![self.dir.path().display().to_string()];
+        policy.lock_lease = Duration::from_secs(5);
         DeployConfig {
             app,
             topology: self.hosts[0].topology.clone(),

@@ -17,6 +17,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+mod stack;
+
+pub use stack::TestStack;
+
 use crate::client::RuntimeApi;
 use crate::config::{ConfigInstaller, MaintenancePage, ProxyConfig, ServerSpec};
 use crate::files::{MapFile, StateFile};

@@ -1,0 +1,85 @@
+//! A fleet operation given up: every host settles what it changed (its own undo) and records why; the
+//! error says where each host's traffic is.
+
+use super::Fleet;
+use super::host::{HostOutcome, HostRun};
+use crate::error::{Error, ErrorKind};
+
+impl Fleet {
+    /// Nothing switched: every host settles what it changed and records why.
+    pub(super) async fn abort(&self, mut hosts: Vec<HostRun<'_>>, why: &str) -> Error {
+        let all: Vec<usize> = (0..hosts.len()).collect();
+        let outcomes = (0..hosts.len()).map(|_| None).collect();
+        self.abort_indices(&mut hosts, &all, outcomes, why, None).await
+    }
+
+    /// [`Fleet::abort`] for a cause that is no host's own (a hook): the error is of its `kind`.
+    pub(super) async fn abort_with(&self, mut hosts: Vec<HostRun<'_>>, why: &str, kind: ErrorKind) -> Error {
+        let all: Vec<usize> = (0..hosts.len()).collect();
+        let outcomes = (0..hosts.len()).map(|_| None).collect();
+        self.abort_indices(&mut hosts, &all, outcomes, why, Some(kind))
+            .await
+    }
+
+    /// `kind`: the cause's, when it is no host's own failure (the switch, a verify); else the first failed
+    /// host's, so the error is of the kind one host's would be (a lock held, drift, a host unreachable).
+    pub(super) async fn abort_indices(
+        &self,
+        hosts: &mut [HostRun<'_>],
+        which: &[usize],
+        mut outcomes: Vec<Option<HostOutcome>>,
+        why: &str,
+        kind: Option<ErrorKind>,
+    ) -> Error {
+        let kind = kind
+            .or_else(|| {
+                which
+                    .iter()
+                    .find_map(|&i| hosts[i].failed.as_ref().map(Error::kind))
+            })
+            .unwrap_or(ErrorKind::Failed);
+        let mut lines = Vec::new();
+        for &i in which {
+            let h = &mut hosts[i];
+            let e = h.failed.take().unwrap_or_else(|| {
+                Error::new(
+                    ErrorKind::Failed,
+                    "fleet.deploy",
+                    h.name(),
+                    format!("aborted everywhere: {why}"),
+                )
+            });
+            let outcome = h.abandon(e).await;
+            lines.push(format!(
+                "{}: {}",
+                outcome.host,
+                outcome.record.as_ref().map_or_else(
+                    || outcome.error.clone().unwrap_or_default(),
+                    |r| format!("{:?}", r.outcome)
+                )
+            ));
+            outcomes[i] = Some(outcome);
+        }
+        let where_now: Vec<String> = outcomes
+            .iter()
+            .flatten()
+            .map(|o| {
+                format!(
+                    "{} live {}",
+                    o.host,
+                    o.live.map_or("none".into(), |c| c.to_string())
+                )
+            })
+            .collect();
+        Error::new(
+            kind,
+            "fleet.deploy",
+            self.hosts().join(","),
+            format!("{why}; settled: {}", where_now.join(", ")),
+        )
+        .with_hint(
+            "read each host's journal (connect-ops status) for its record; fix the host that failed, or set \
+             min_healthy_hosts to deploy without it",
+        )
+    }
+}

@@ -1,0 +1,234 @@
+//! One host's part of a fleet operation (`HostRun`: its lock, journal, record, colors and failure) and
+//! what it ended as (`HostOutcome`, `FleetReport`).
+
+use serde::{Deserialize, Serialize};
+
+use super::Member;
+use crate::engine::journal::{Journal, OperationRecord, StepRecord};
+use crate::engine::operation::Held;
+use crate::engine::run::Run;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Color, Release};
+use crate::vocabulary::{OperationKind, Step, StepStatus};
+
+/// How one host ended a fleet operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostOutcome {
+    /// The host's name.
+    pub host: String,
+    /// Whether one of its servers takes traffic after the operation.
+    pub in_rotation: bool,
+    /// Its live color per its journal after the operation (`None` when it was left out of rotation).
+    pub live: Option<Color>,
+    /// Its operation record, as its journal holds it (`None` when the journal could not be written).
+    pub record: Option<OperationRecord>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// What a fleet deploy or rollback did on every host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetReport {
+    /// Every host, in the fleet's order.
+    pub hosts: Vec<HostOutcome>,
+}
+
+impl FleetReport {
+    /// The hosts whose servers take traffic.
+    pub fn in_rotation(&self) -> Vec<&str> {
+        self.hosts
+            .iter()
+            .filter(|h| h.in_rotation)
+            .map(|h| h.host.as_str())
+            .collect()
+    }
+
+    /// The hosts left out of rotation because they failed before the switch.
+    pub fn left_out(&self) -> Vec<&str> {
+        self.hosts
+            .iter()
+            .filter(|h| !h.in_rotation)
+            .map(|h| h.host.as_str())
+            .collect()
+    }
+}
+
+/// One host's part of the operation in progress.
+pub(super) struct HostRun<'a> {
+    pub(super) member: &'a Member,
+    pub(super) held: Held,
+    pub(super) journal: Option<Journal>,
+    pub(super) run: Option<Run>,
+    pub(super) from: Option<Color>,
+    pub(super) to: Color,
+    pub(super) release: Release,
+    pub(super) failed: Option<Error>,
+    /// Why this host's journal could not take the operation's outcome, though traffic moved as the others'.
+    pub(super) unrecorded: Option<Error>,
+}
+
+impl<'a> HostRun<'a> {
+    pub(super) fn new(member: &'a Member, held: Held, release: Release) -> HostRun<'a> {
+        HostRun {
+            member,
+            held,
+            journal: None,
+            run: None,
+            from: None,
+            to: Color::Blue,
+            release,
+            failed: None,
+            unrecorded: None,
+        }
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.member.name
+    }
+
+    pub(super) fn server(&self, color: Color) -> String {
+        self.member.deployer.config.topology.slot(color).server.clone()
+    }
+
+    /// Reads the journal (settling what an interrupted operation left) and starts the host's record.
+    pub(super) async fn begin(&mut self, kind: OperationKind, release: Option<Release>) -> bool {
+        let d = &self.member.deployer;
+        match d.begin(&self.held).await {
+            Ok(journal) => {
+                self.from = journal.live;
+                self.to = match kind {
+                    OperationKind::InstantRollback => journal.standby().unwrap_or(Color::Blue),
+                    _ => journal.live.map_or(Color::Blue, Color::other),
+                };
+                self.run = Some(Run::new(
+                    &d.events,
+                    kind,
+                    release,
+                    self.from,
+                    self.to,
+                    &d.config.holder,
+                ));
+                self.journal = Some(journal);
+                true
+            }
+            Err(e) => {
+                self.failed = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Undoes what this host changed (its own settling, from what its servers and runtime show), then
+    /// writes its record; `error` is why the host did not switch.
+    pub(super) async fn abandon(&mut self, error: Error) -> HostOutcome {
+        let d = &self.member.deployer;
+        let (Some(mut run), Some(mut journal)) = (self.run.take(), self.journal.take()) else {
+            return self.unrecorded(error);
+        };
+        let error = d.undo(&mut run, &mut journal, error).await;
+        let live = journal.live;
+        let recorded = d.record(run, journal, Err(error), &self.held.fence).await;
+        let record = d.journal().await.ok().and_then(|j| j.history.last().cloned());
+        HostOutcome {
+            host: self.name().to_string(),
+            in_rotation: live.is_some(),
+            live,
+            record,
+            error: recorded.err().map(|e| e.to_string()),
+        }
+    }
+
+    fn unrecorded(&self, error: Error) -> HostOutcome {
+        HostOutcome {
+            host: self.name().to_string(),
+            in_rotation: false,
+            live: None,
+            record: None,
+            error: Some(error.to_string()),
+        }
+    }
+
+    pub(super) async fn succeed(&mut self) -> HostOutcome {
+        let d = &self.member.deployer;
+        let (Some(mut run), Some(mut journal)) = (self.run.take(), self.journal.take()) else {
+            return self.unrecorded(Error::new(ErrorKind::Failed, "fleet", self.name(), "no record"));
+        };
+        journal.intent = None;
+        run.record.live_after = journal.live;
+        let live = journal.live;
+        let recorded = d.record(run, journal, Ok(()), &self.held.fence).await;
+        let outcome = HostOutcome {
+            host: self.name().to_string(),
+            in_rotation: live.is_some(),
+            live,
+            error: recorded.as_ref().err().map(|e| e.to_string()),
+            record: recorded.as_ref().ok().cloned(),
+        };
+        self.unrecorded = recorded.err();
+        outcome
+    }
+}
+
+/// A step the fleet did for the host (the switch), as its record shows it.
+pub(super) fn ok_step(step: Step, detail: &str, took: std::time::Duration) -> StepRecord {
+    StepRecord {
+        step,
+        duration_ms: took.as_millis() as u64,
+        status: StepStatus::Ok,
+        detail: detail.to_string(),
+    }
+}
+
+/// A step the fleet did for the host that failed.
+pub(super) fn failed_step(step: Step, e: &Error) -> StepRecord {
+    StepRecord {
+        step,
+        duration_ms: 0,
+        status: StepStatus::Failed,
+        detail: e.to_string(),
+    }
+}
+
+/// The operation's result once traffic moved: `report`, unless some host's journal could not take its
+/// outcome. Then, as on one host, the operation is an error naming those hosts: their journals still hold
+/// the intent (or an outdated live color), which the next operation settles from what runs.
+pub(super) fn recorded(what: &str, hosts: &mut [HostRun<'_>], report: FleetReport) -> Result<FleetReport> {
+    let mut unrecorded: Vec<(String, Error)> = hosts
+        .iter_mut()
+        .filter_map(|h| h.unrecorded.take().map(|e| (h.name().to_string(), e)))
+        .collect();
+    if unrecorded.is_empty() {
+        return Ok(report);
+    }
+    let lines: Vec<String> = unrecorded
+        .iter()
+        .map(|(host, e)| format!("{host}: {}", e.summary()))
+        .collect();
+    let live: Vec<String> = report
+        .hosts
+        .iter()
+        .map(|o| {
+            format!(
+                "{} live {}",
+                o.host,
+                o.live.map_or("none".into(), |c| c.to_string())
+            )
+        })
+        .collect();
+    let names: Vec<String> = unrecorded.iter().map(|(host, _)| host.clone()).collect();
+    let (_, first) = unrecorded.remove(0);
+    Err(Error::new(
+        first.kind(),
+        format!("fleet.{what}"),
+        names.join(","),
+        format!(
+            "the {what} moved traffic ({}) but a journal could not be written: {}",
+            live.join(", "),
+            lines.join("; ")
+        ),
+    )
+    .with_source(first)
+    .with_hint(
+        "fix that server's state directory; the next operation on the fleet settles its journal from what runs",
+    ))
+}
