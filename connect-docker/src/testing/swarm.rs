@@ -201,6 +201,11 @@ impl TestSwarm {
         }
     }
 
+    /// The worker's socket (for a connect.toml naming its engine); `None` once it was stopped.
+    pub fn worker_socket(&self) -> Option<String> {
+        self.worker.as_ref().map(SecondDaemon::socket)
+    }
+
     /// Puts an image built on the manager on the worker too, with the same id: Swarm has no registry here,
     /// and a node runs the image it has under the tag. Only the layers the worker lacks are sent.
     pub async fn load_on_worker(&self, image: &ImageRef) -> Result<()> {

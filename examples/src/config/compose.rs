@@ -8,7 +8,7 @@ use connect_core::host::Endpoint;
 use connect_core::model::{AppSpec, Color, Release, Slot, Topology};
 use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
-use connect_core::{Error, Host, LocalHost, Result};
+use connect_core::{ContainerRuntime, Error, Host, LocalHost, Result};
 use connect_db::backup::BackupConfig;
 use connect_db::{BasicAuth, PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
@@ -88,14 +88,20 @@ impl ConnectConfig {
     /// machine.
     pub async fn backends_shipping(&self, source: Option<&ReleaseSource>) -> Result<Backends> {
         let host = self.host().await?;
-        let mut docker = Docker::connect_via(host.clone(), &self.docker.socket)
-            .await?
-            .with_slot_options(self.slot_options()?);
-        if let Some(local) = self.build_machine(source).await? {
-            docker = docker.with_build_machine(local);
-        }
+        let build_machine = self.build_machine(source).await?;
+        let runtime: Arc<dyn ContainerRuntime> = if self.is_swarm() {
+            self.swarm_runtime(host.clone(), build_machine).await?
+        } else {
+            let mut docker = Docker::connect_via(host.clone(), &self.docker.socket)
+                .await?
+                .with_slot_options(self.slot_options()?);
+            if let Some(local) = build_machine {
+                docker = docker.with_build_machine(local);
+            }
+            Arc::new(docker)
+        };
         Ok(Backends {
-            runtime: Arc::new(docker),
+            runtime,
             router: Arc::new(self.router(host.clone())?),
             database: Arc::new(self.database(host.clone())?),
             cache: Arc::new(self.cache(host.clone())?),

@@ -30,6 +30,7 @@ mod fleet;
 pub mod pitr;
 mod policy;
 mod secret;
+mod swarm;
 mod template;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ use serde::Deserialize;
 pub use fleet::{AppHostConfig, FleetConfig};
 pub use policy::{BackupPolicyConfig, CanaryConfig, OldColor, PolicyConfig, WatchConfig, WebhookConfig};
 pub use secret::Secret;
+pub use swarm::{SwarmConfig, SwarmNodeConfig};
 pub use template::TEMPLATE;
 
 /// The whole file.
@@ -97,6 +99,10 @@ pub struct ConnectConfig {
     /// `[backup_all]`: the scheduled backup sets (`connect-ops backup-all`); absent, none.
     #[serde(default)]
     pub backup_all: Option<backup_all::BackupAllSection>,
+    /// `[swarm]`: the app as Docker Swarm services managed through `[server]`'s engine; absent, plain
+    /// containers.
+    #[serde(default)]
+    pub swarm: Option<SwarmConfig>,
 }
 
 /// `[audit]`: the hardening audit's reference points and how `--fix` reloads sshd.
@@ -504,6 +510,9 @@ impl ConnectConfig {
             .with_hint(fix)
         };
         if let Err((section, key, why, fix)) = self.check_fleet() {
+            return Err(invalid(section, key, why, fix));
+        }
+        if let Err((section, key, why, fix)) = self.check_swarm() {
             return Err(invalid(section, key, why, fix));
         }
         let (blue, green) = (&self.slots.blue, &self.slots.green);

@@ -123,6 +123,19 @@ image = "connect"
 # [fleet]
 # min_healthy_hosts = 2                     # unset: every host must be ready, or nothing switches
 
+# Docker Swarm as the engine (instead of plain containers on [server]; not with [[app_hosts]]): blue and
+# green are one-replica services named as [slots]' containers, each publishing its port in host mode on the
+# node that runs it, so the HAProxy backend has a server per node and color (only the node running the task
+# passes its check). The manager is [server]'s engine; each other node's engine is listed, reached over SSH
+# with [server]'s settings where its entry is silent, so releases are shipped to it and its tasks' logs read.
+# [swarm]
+# manager_socket = "/var/run/docker.sock"   # the manager's engine on [server]; default: [docker] socket
+# [[swarm.nodes]]
+# host = "worker1.internal"                 # or an ssh config alias; "local" for this machine
+# port = 22
+# user = "deploy"
+# socket = "/var/run/docker.sock"           # default: [docker] socket
+
 [release]
 # Where `deploy` and `ship` get a release the server lacks (neither context nor image: the server has it).
 # Only the layers the server lacks are sent, each verified; a release the server has is not built again.

@@ -17,7 +17,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 31] = [
+    const EXAMPLES: [&str; 32] = [
         "secret_files",
         "context",
         "image",
@@ -53,9 +53,11 @@ fn every_default_the_template_states_is_the_real_one() {
         "uploads_dir",
         "configs",
         "copy_to",
+        // [swarm]: the manager's socket defaults to [docker]'s, which the line cannot show as unset.
+        "manager_socket",
     ];
     // Tables that are off unless written: their keys are compared with the table written empty.
-    const OPTIONAL_TABLES: [&str; 1] = ["backup_all"];
+    const OPTIONAL_TABLES: [&str; 2] = ["backup_all", "swarm"];
     let base = format!("{:?}", ConnectConfig::parse("connect.toml", BASE).unwrap());
     let mut section = String::new();
     let mut checked = 0;
@@ -599,4 +601,77 @@ fn the_templates_pitr_table_uncommented_is_a_valid_section_at_its_defaults() {
         format!("{d:?}"),
         "every other key states its default"
     );
+}
+
+/// README's Swarm config: the manager is the server (HAProxy there too), a worker's engine over SSH.
+pub(crate) const SWARM: &str = r#"
+[server]
+host = "manager.example"
+user = "deploy"
+[app]
+image = "connect"
+[swarm]
+[[swarm.nodes]]
+host = "worker1.internal"
+[[swarm.nodes]]
+host = "worker2.internal"
+port = 2222
+socket = "/run/docker.sock"
+"#;
+
+#[test]
+fn swarm_reads_with_its_defaults_and_is_off_unless_written() {
+    let config = ConnectConfig::parse("connect.toml", SWARM).unwrap();
+    assert!(config.is_swarm() && !config.is_fleet());
+    let swarm = config.swarm.as_ref().unwrap();
+    assert_eq!(swarm.manager_socket, None, "defaults to [docker] socket");
+    let hosts: Vec<&str> = swarm.nodes.iter().map(|n| n.host.as_str()).collect();
+    assert_eq!(hosts, ["worker1.internal", "worker2.internal"]);
+    assert_eq!(
+        (swarm.nodes[1].port, swarm.nodes[1].socket.as_deref()),
+        (Some(2222), Some("/run/docker.sock"))
+    );
+    assert_eq!(swarm.nodes[0].user, None, "defaults to [server]'s");
+    assert!(!ConnectConfig::parse("connect.toml", BASE).unwrap().is_swarm());
+    let alone = ConnectConfig::parse("connect.toml", &format!("{BASE}[swarm]\n")).unwrap();
+    assert!(alone.is_swarm() && alone.swarm.unwrap().nodes.is_empty());
+}
+
+#[test]
+fn a_swarm_config_that_cannot_work_names_the_key_and_the_fix() {
+    // Each broken file, where its error must point, and words of the message.
+    let with_hosts = format!("{SWARM}[[app_hosts]]\nname = \"web1\"\nhost = \"web1.internal\"\n");
+    let with_network = SWARM.replace("[app]", "[docker]\nnetwork = \"connect_default\"\n[app]");
+    let twice = SWARM.replace(
+        "host = \"worker2.internal\"\nport = 2222",
+        "host = \"worker1.internal\"",
+    );
+    let unknown = SWARM.replace("port = 2222", "prot = 2222");
+    let cases = [
+        (
+            with_hosts,
+            "app_hosts.host: [[app_hosts]] and [swarm]",
+            "keep [swarm]",
+        ),
+        (
+            with_network,
+            "connect.toml:6:1): docker.network",
+            "remove network",
+        ),
+        (twice, "listed twice", "list each node"),
+        (
+            unknown,
+            "connect.toml:12:1): unknown field `prot`",
+            "connect-ops init",
+        ),
+    ];
+    for (file, message, fix) in cases {
+        let err = ConnectConfig::parse("connect.toml", &file).unwrap_err();
+        assert!(err.to_string().contains(message), "{err}");
+        assert!(
+            err.hint().unwrap_or_default().contains(fix),
+            "{err}: {:?}",
+            err.hint()
+        );
+    }
 }

@@ -1,0 +1,199 @@
+//! `connect-ops` with `[swarm]` in connect.toml (issue 18.2): deploy v1, deploy v2, rollback and status as
+//! subprocesses against a real two-node swarm (`TestSwarm`), a real HAProxy in the manager's network namespace
+//! (as in `swarm_deploy.rs`), a Patroni cluster and Redis. `[server]` is `host = "local"`: the manager's
+//! engine is its socket on this machine (no sshd in the namespace), the worker is a `[[swarm.nodes]]` entry
+//! with `host = "local"` and its socket. The worker is paused, so the tasks run on the manager, where
+//! HAProxy's servers point. With `CONNECT_REAL_TESTS=1` a missing program fails the test.
+
+use std::path::Path;
+
+use connect_core::router::{AdminState, TrafficRouter};
+use connect_db::testing::{PG_PASSWORD, TestCluster, TestClusterConfig};
+use connect_docker::testing::{Availability, TestScope, TestSwarm, test_app_context, test_health_probe};
+use connect_examples::testing::{RedisServer, connect_ops};
+use connect_haproxy::testing::{HaproxyProcess, require_haproxy};
+
+const PASSWORD_VAR: &str = "CONNECT_SWARM_CLI_PG_PASSWORD";
+
+/// Runs `connect-ops --json --config <file> args…`: its exit code and its JSON lines.
+fn ops(config: &Path, args: &[&str]) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = std::process::Command::new(connect_ops())
+        .arg("--json")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env(PASSWORD_VAR, PG_PASSWORD)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("connect-ops runs");
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l}")))
+        .collect();
+    if !out.status.success() {
+        eprintln!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.code(), lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_ops_deploys_rolls_back_and_reports_status_on_a_swarm_from_connect_toml() {
+    let test = "swarm_cli";
+    let Some(haproxy_bin) = require_haproxy(test) else {
+        return;
+    };
+    let config = TestClusterConfig {
+        scope: "connect-swarm-cli".into(),
+        ..TestClusterConfig::default()
+    };
+    let Some(cluster) = TestCluster::start(test, config).await else {
+        return;
+    };
+    let Some(redis) = RedisServer::start(test).await.unwrap() else {
+        return;
+    };
+    let Some(swarm) = TestSwarm::start(test).await else {
+        return;
+    };
+    let scope = TestScope::new(test);
+    let manager = swarm.manager().await.unwrap();
+    let v1 = scope
+        .build(&manager, "v1", test_app_context(None, &[], &[]).unwrap())
+        .await
+        .unwrap();
+    scope
+        .build(
+            &manager,
+            "v2",
+            test_app_context(Some(&v1.to_string()), &[], &[("RELEASE", "v2")]).unwrap(),
+        )
+        .await
+        .unwrap();
+    swarm.set_worker_availability(Availability::Pause).await.unwrap();
+    let haproxy = HaproxyProcess::start_via(
+        &swarm.in_manager_namespace(),
+        &haproxy_bin,
+        ([127, 0, 0, 1], 3000).into(),
+        ([127, 0, 0, 1], 3001).into(),
+    )
+    .await
+    .expect("HAProxy starts in the manager's namespace");
+    // A fresh HAProxy serves both servers as configured; the first deploy starts from "nothing live".
+    for server in ["app1", "app2"] {
+        haproxy
+            .haproxy()
+            .set_state(server, AdminState::Maint)
+            .await
+            .unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    // The journal's directory exists on a provisioned server (the runbook's `mkdir -p`).
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let probe = test_health_probe();
+    let redis_port = redis
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/0")
+        .to_string();
+    let urls: Vec<String> = cluster.rest_urls().iter().map(|u| format!("{u:?}")).collect();
+    let file = dir.path().join("connect.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"state_dir = {state:?}
+[server]
+host = "local"
+[haproxy]
+admin_socket = {admin:?}
+[database]
+patroni = [{urls}]
+port = {pg_port}
+user = "postgres"
+password = "${{{PASSWORD_VAR}}}"
+dbname = "postgres"
+check_query = "SELECT 1"
+[redis]
+port = {redis_port}
+[docker]
+health_command = {health:?}
+health_interval = "300ms"
+[app]
+name = {prefix:?}
+image = {prefix:?}
+stop_grace = "2s"
+[slots.blue]
+container = "{prefix}_app1"
+server = "app1"
+port = 3000
+[slots.green]
+container = "{prefix}_app2"
+server = "app2"
+port = 3001
+[policy]
+drain_deadline = "10s"
+lock_lease = "5s"
+disk_paths = [{disk:?}]
+[swarm]
+manager_socket = {manager:?}
+[[swarm.nodes]]
+host = "local"
+socket = {worker:?}
+"#,
+            state = dir.path().join("state").display().to_string(),
+            admin = haproxy.admin_socket.display().to_string(),
+            urls = urls.join(", "),
+            pg_port = cluster.nodes[0].pg_port,
+            health = probe.command,
+            prefix = scope.prefix,
+            disk = dir.path().display().to_string(),
+            manager = swarm.manager_socket(),
+            worker = swarm.worker_socket().expect("the worker runs"),
+        ),
+    )
+    .unwrap();
+
+    let t = std::time::Instant::now();
+    let config = file.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let deploy_v1 = ops(&config, &["deploy", "v1"]);
+        let deploy_v2 = ops(&config, &["deploy", "v2"]);
+        let rollback = ops(&config, &["rollback"]);
+        let status = ops(&config, &["status"]);
+        [deploy_v1, deploy_v2, rollback, status]
+    })
+    .await
+    .unwrap();
+    let [
+        (code_v1, v1),
+        (code_v2, v2),
+        (code_back, back),
+        (code_status, status),
+    ] = results;
+    assert_eq!(code_v1, Some(0), "{v1:?}");
+    assert_eq!(v1.last().expect("record")["outcome"]["result"], "succeeded");
+    assert_eq!(code_v2, Some(0), "{v2:?}");
+    assert_eq!(v2.last().expect("record")["live_after"], "green", "{v2:?}");
+    assert_eq!(code_back, Some(0), "{back:?}");
+    assert_eq!(back.last().expect("record")["live_after"], "blue", "{back:?}");
+    // Status exits 0 only when the journal, the router and the services agree.
+    assert_eq!(code_status, Some(0), "{status:?}");
+    assert_eq!(status[0]["live"], "blue", "{status:?}");
+    // The colors are Swarm services, not plain containers; requests through HAProxy reach the live one.
+    let services = manager.api().list_services(None).await.unwrap();
+    let names: Vec<String> = services
+        .into_iter()
+        .filter_map(|s| s.spec.and_then(|s| s.name))
+        .collect();
+    assert!(names.contains(&format!("{}_app1", scope.prefix)), "{names:?}");
+    let answer = swarm
+        .http_get("127.0.0.1", haproxy.http_addr().port(), "/api/health")
+        .await;
+    assert!(matches!(answer, Ok((200, _))), "{answer:?}");
+    eprintln!(
+        "connect-ops deploy, deploy, rollback, status on the swarm: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+}
