@@ -11,6 +11,7 @@
 //! e.g. `runuser -u postgres --` when the host logs in as root): the repository, the data directories and
 //! pgBackRest's lock and log files all belong to that user.
 
+mod by_hand;
 mod config;
 mod info;
 mod recover;
