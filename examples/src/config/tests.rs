@@ -589,7 +589,7 @@ fn the_templates_pitr_table_uncommented_is_a_valid_section_at_its_defaults() {
     let p = c.database.pitr.expect("the table is read");
     assert_eq!((p.repo.as_str(), p.nodes.len()), ("/mnt/backup/pgbackrest", 1));
     let defaults = format!(
-        "{BASE}[database.pitr]\nrepo = \"/mnt/backup/pgbackrest\"\nrun_as = [\"sudo\", \"-n\", \"-u\", \"postgres\", \"--\"]\n[[database.pitr.nodes]]\nmember = \"patroni1\"\ndata_dir = \"/var/lib/postgresql/15/patroni1\"\nport = 5432\n"
+        "{BASE}[database.pitr]\nrepo = \"/mnt/backup/pgbackrest\"\nrun_as = [\"sudo\", \"-n\", \"-u\", \"postgres\", \"--\"]\netcd = \"http://127.0.0.1:2379\"\n[[database.pitr.nodes]]\nmember = \"patroni1\"\ndata_dir = \"/var/lib/postgresql/15/patroni1\"\nport = 5432\n"
     );
     let d = ConnectConfig::parse("connect.toml", &defaults)
         .unwrap()
