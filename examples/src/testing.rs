@@ -19,7 +19,11 @@ use tokio::process::{Child, Command};
 
 use crate::http::{self, Response};
 
+mod ops;
+mod swarm;
 pub mod tmux;
+pub use ops::{OpsRun, connect_ops, connect_ops_json};
+pub use swarm::SwarmStage;
 pub use tmux::Tmux;
 
 const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -385,43 +389,4 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The `connect-ops` command built for this test run (`target/<profile>/examples/connect-ops`), built first
-/// when a test runs without it or with one older than the test binary (`cargo test --test cli` builds only
-/// the test, and a stale command would test yesterday's code).
-pub fn connect_ops() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // The test binary is target/<profile>/deps/<name>; the examples are beside `deps`.
-            let exe = std::env::current_exe().expect("the test binary");
-            let profile = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>/deps");
-            let binary = profile.join("examples").join("connect-ops");
-            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            let stale = match (modified(&binary), modified(&exe)) {
-                (Some(command), Some(test)) => command < test,
-                _ => true,
-            };
-            if stale {
-                let status = std::process::Command::new(env!("CARGO"))
-                    .args([
-                        "build",
-                        "-p",
-                        "connect-examples",
-                        "--features",
-                        "ops",
-                        "--example",
-                        "connect-ops",
-                    ])
-                    .status()
-                    .expect("cargo runs");
-                assert!(status.success(), "building connect-ops failed");
-            }
-            binary
-        })
-        .clone()
 }

@@ -13,7 +13,7 @@ use connect_core::engine::fleet::FleetPolicy;
 use connect_core::engine::{Event, Step};
 use connect_core::testing::live_servers as live_servers_of;
 use connect_examples::stack::fleet::{FleetStack, PG_PASSWORD_VAR};
-use connect_examples::testing::connect_ops;
+use connect_examples::testing::connect_ops_json;
 use connect_haproxy::testing::Load;
 
 async fn live_servers(stack: &FleetStack) -> Vec<String> {
@@ -22,23 +22,12 @@ async fn live_servers(stack: &FleetStack) -> Vec<String> {
 
 /// Runs `connect-ops --json --config <file> args…`: its exit code and its JSON lines.
 fn ops(config: &std::path::Path, args: &[&str]) -> (Option<i32>, Vec<serde_json::Value>) {
-    let out = std::process::Command::new(connect_ops())
-        .arg("--json")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env(PG_PASSWORD_VAR, connect_db::testing::PG_PASSWORD)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("connect-ops runs");
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l}")))
-        .collect();
-    if !out.status.success() {
-        eprintln!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    (out.status.code(), lines)
+    let run = connect_ops_json(
+        config,
+        args,
+        &[(PG_PASSWORD_VAR, connect_db::testing::PG_PASSWORD)],
+    );
+    (run.code, run.lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,33 +7,17 @@
 
 use std::path::Path;
 
-use connect_core::router::{AdminState, TrafficRouter};
 use connect_db::testing::{PG_PASSWORD, TestCluster, TestClusterConfig};
-use connect_docker::testing::{Availability, TestScope, TestSwarm, test_app_context, test_health_probe};
-use connect_examples::testing::{RedisServer, connect_ops};
-use connect_haproxy::testing::{HaproxyProcess, require_haproxy};
+use connect_docker::testing::test_health_probe;
+use connect_examples::testing::{RedisServer, SwarmStage, connect_ops_json};
+use connect_haproxy::testing::require_haproxy;
 
 const PASSWORD_VAR: &str = "CONNECT_SWARM_CLI_PG_PASSWORD";
 
 /// Runs `connect-ops --json --config <file> args…`: its exit code and its JSON lines.
 fn ops(config: &Path, args: &[&str]) -> (Option<i32>, Vec<serde_json::Value>) {
-    let out = std::process::Command::new(connect_ops())
-        .arg("--json")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env(PASSWORD_VAR, PG_PASSWORD)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("connect-ops runs");
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l}")))
-        .collect();
-    if !out.status.success() {
-        eprintln!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    (out.status.code(), lines)
+    let run = connect_ops_json(config, args, &[(PASSWORD_VAR, PG_PASSWORD)]);
+    (run.code, run.lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,40 +36,15 @@ async fn connect_ops_deploys_rolls_back_and_reports_status_on_a_swarm_from_conne
     let Some(redis) = RedisServer::start(test).await.unwrap() else {
         return;
     };
-    let Some(swarm) = TestSwarm::start(test).await else {
+    let Some(stage) = SwarmStage::start(test, &haproxy_bin).await else {
         return;
     };
-    let scope = TestScope::new(test);
-    let manager = swarm.manager().await.unwrap();
-    let v1 = scope
-        .build(&manager, "v1", test_app_context(None, &[], &[]).unwrap())
-        .await
-        .unwrap();
-    scope
-        .build(
-            &manager,
-            "v2",
-            test_app_context(Some(&v1.to_string()), &[], &[("RELEASE", "v2")]).unwrap(),
-        )
-        .await
-        .unwrap();
-    swarm.set_worker_availability(Availability::Pause).await.unwrap();
-    let haproxy = HaproxyProcess::start_via(
-        &swarm.in_manager_namespace(),
-        &haproxy_bin,
-        ([127, 0, 0, 1], 3000).into(),
-        ([127, 0, 0, 1], 3001).into(),
-    )
-    .await
-    .expect("HAProxy starts in the manager's namespace");
-    // A fresh HAProxy serves both servers as configured; the first deploy starts from "nothing live".
-    for server in ["app1", "app2"] {
-        haproxy
-            .haproxy()
-            .set_state(server, AdminState::Maint)
-            .await
-            .unwrap();
-    }
+    let SwarmStage {
+        haproxy,
+        manager,
+        scope,
+        swarm,
+    } = &stage;
 
     let dir = tempfile::tempdir().unwrap();
     // The journal's directory exists on a provisioned server (the runbook's `mkdir -p`).

@@ -12,10 +12,10 @@ use connect_core::LocalHost;
 use connect_core::engine::{Backends, DeployConfig, Deployer};
 use connect_core::memory::{MemoryCache, MemoryCluster};
 use connect_core::model::{AppSpec, Color, DeployPolicy, Slot, Topology};
-use connect_core::router::{AdminState, TrafficRouter};
-use connect_docker::testing::{Availability, TestScope, TestSwarm, test_app_context, test_slot_options};
+use connect_docker::testing::test_slot_options;
 use connect_docker::{Restart, SlotOptions, Swarm};
-use connect_haproxy::testing::{HaproxyProcess, require_haproxy};
+use connect_examples::testing::SwarmStage;
+use connect_haproxy::testing::require_haproxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_deploys_and_rolls_back_on_a_real_swarm_behind_haproxy() {
@@ -23,45 +23,22 @@ async fn the_engine_deploys_and_rolls_back_on_a_real_swarm_behind_haproxy() {
     let Some(haproxy_bin) = require_haproxy(test) else {
         return;
     };
-    let Some(swarm) = TestSwarm::start(test).await else {
+    let Some(stage) = SwarmStage::start(test, &haproxy_bin).await else {
         return;
     };
-    let scope = TestScope::new(test);
-    let manager = swarm.manager().await.unwrap();
-    let v1 = scope
-        .build(&manager, "v1", test_app_context(None, &[], &[]).unwrap())
-        .await
-        .unwrap();
-    scope
-        .build(
-            &manager,
-            "v2",
-            test_app_context(Some(&v1.to_string()), &[], &[("RELEASE", "v2")]).unwrap(),
-        )
-        .await
-        .unwrap();
-    swarm.set_worker_availability(Availability::Pause).await.unwrap();
+    let SwarmStage {
+        haproxy,
+        manager,
+        scope,
+        swarm,
+    } = &stage;
     let options = SlotOptions {
         restart: Restart::Always,
         ..test_slot_options()
     };
-    let runtime = Swarm::new(manager.with_slot_options(options)).await.unwrap();
-    let haproxy = HaproxyProcess::start_via(
-        &swarm.in_manager_namespace(),
-        &haproxy_bin,
-        ([127, 0, 0, 1], 3000).into(),
-        ([127, 0, 0, 1], 3001).into(),
-    )
-    .await
-    .expect("HAProxy starts in the manager's namespace");
-    // A fresh HAProxy serves both servers as configured; the first deploy starts from "nothing live".
-    for server in ["app1", "app2"] {
-        haproxy
-            .haproxy()
-            .set_state(server, AdminState::Maint)
-            .await
-            .unwrap();
-    }
+    let runtime = Swarm::new(manager.clone().with_slot_options(options))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("state")).unwrap();
     let slot = |color, n: u8, port| Slot {

@@ -26,6 +26,32 @@ impl ConnectConfig {
         Ok(Arc::new(SshHost::connect(self.ssh_config()?).await?))
     }
 
+    /// Another machine of the config (an `[[app_hosts]]` or `[[swarm.nodes]]` entry), reached with
+    /// `[server]`'s SSH settings where the entry is silent; `host = "local"` is this machine. A failure to
+    /// connect is told as `section`'s entry `name`, with `hint` when the SSH error has none.
+    pub(super) async fn other_host(
+        &self,
+        entry: OtherHost<'_>,
+        section: &str,
+        name: &str,
+        hint: &str,
+    ) -> Result<Arc<dyn Host>> {
+        if entry.host == "local" {
+            return Ok(Arc::new(LocalHost::new()));
+        }
+        let mut other = self.clone();
+        other.server.host = entry.host.to_string();
+        other.server.port = entry.port.or(self.server.port);
+        other.server.user = entry.user.cloned().or_else(|| self.server.user.clone());
+        let ssh = SshHost::connect(other.ssh_config()?).await.map_err(|e| {
+            let hint = e.hint().unwrap_or(hint).to_string();
+            Error::new(e.kind(), section, name, e.to_string())
+                .with_hint(hint)
+                .with_source(e)
+        })?;
+        Ok(Arc::new(ssh))
+    }
+
     /// `user@host:port` of the server as the connection will reach it (the ssh config file applied), with
     /// its jump hosts; `local` for this machine.
     pub fn server_address(&self) -> Result<String> {
@@ -304,4 +330,12 @@ fn expand_home(path: &std::path::Path) -> std::path::PathBuf {
         (Ok(rest), Some(home)) => std::path::Path::new(&home).join(rest),
         _ => path.to_path_buf(),
     }
+}
+
+/// The SSH settings an entry for another machine may give; the rest are `[server]`'s.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OtherHost<'a> {
+    pub(super) host: &'a str,
+    pub(super) port: Option<u16>,
+    pub(super) user: Option<&'a String>,
 }

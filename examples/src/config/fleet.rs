@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use connect_core::engine::fleet::{AppHost, Fleet, FleetPolicy, Shared};
 use connect_core::ship::ReleaseSource;
-use connect_core::ssh::SshHost;
-use connect_core::{Error, ErrorKind, Host, LocalHost, Result};
+use connect_core::{Error, ErrorKind, Result};
 use connect_docker::Docker;
 use serde::Deserialize;
 
 use super::ConnectConfig;
+use super::compose::OtherHost;
 
 /// One `[[app_hosts]]` entry: an app server reached over SSH with `[server]`'s key, known_hosts, jump hosts
 /// and ssh config (what this entry sets wins).
@@ -114,18 +114,19 @@ impl ConnectConfig {
         // One after the other: connecting is a handshake each, the deploy itself runs the hosts in parallel.
         let mut hosts = Vec::with_capacity(self.app_hosts.len());
         for h in &self.app_hosts {
-            let host: Arc<dyn Host> = if h.host == "local" {
-                Arc::new(LocalHost::new())
-            } else {
-                let mut entry = self.clone();
-                entry.server.host = h.host.clone();
-                entry.server.port = h.port.or(self.server.port);
-                entry.server.user = h.user.clone().or_else(|| self.server.user.clone());
-                Arc::new(SshHost::connect(entry.ssh_config()?).await.map_err(|e| {
-                    Error::new(e.kind(), "config.app_hosts", &h.name, e.to_string())
-                        .with_hint(e.hint().unwrap_or("check the app host's SSH access"))
-                })?)
+            let entry = OtherHost {
+                host: &h.host,
+                port: h.port,
+                user: h.user.as_ref(),
             };
+            let host = self
+                .other_host(
+                    entry,
+                    "config.app_hosts",
+                    &h.name,
+                    "check the app host's SSH access",
+                )
+                .await?;
             let mut docker = Docker::connect_via(host.clone(), &self.docker.socket)
                 .await?
                 .with_slot_options(self.slot_options()?);

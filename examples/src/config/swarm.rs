@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use connect_core::ssh::SshHost;
-use connect_core::{ContainerRuntime, Error, Host, LocalHost, Result};
+use connect_core::{ContainerRuntime, Host, Result};
 use connect_docker::{Docker, Swarm};
 use serde::Deserialize;
 
 use super::ConnectConfig;
+use super::compose::OtherHost;
 
 /// `[swarm]`: where the swarm's engines are, as `[server]` and this machine reach them.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -130,19 +130,17 @@ impl ConnectConfig {
 
     /// A node's host: this machine, or SSH with `[server]`'s settings where the entry is silent.
     async fn swarm_node_host(&self, node: &SwarmNodeConfig) -> Result<Arc<dyn Host>> {
-        if node.host == "local" {
-            return Ok(Arc::new(LocalHost::new()));
-        }
-        let mut entry = self.clone();
-        entry.server.host = node.host.clone();
-        entry.server.port = node.port.or(self.server.port);
-        entry.server.user = node.user.clone().or_else(|| self.server.user.clone());
-        let ssh = SshHost::connect(entry.ssh_config()?).await.map_err(|e| {
-            let hint = e.hint().unwrap_or("check the node's SSH access").to_string();
-            Error::new(e.kind(), "config.swarm.nodes", &node.host, e.to_string())
-                .with_hint(hint)
-                .with_source(e)
-        })?;
-        Ok(Arc::new(ssh))
+        let entry = OtherHost {
+            host: &node.host,
+            port: node.port,
+            user: node.user.as_ref(),
+        };
+        self.other_host(
+            entry,
+            "config.swarm.nodes",
+            &node.host,
+            "check the node's SSH access",
+        )
+        .await
     }
 }

@@ -4,29 +4,18 @@
 
 use connect_core::model::Color;
 use connect_examples::stack::StackOptions;
-use connect_examples::testing::connect_ops;
+use connect_examples::testing::connect_ops_json;
 
 use crate::common::{assert_journal_true, assert_one_healthy_color, serial, v1_live};
 
 /// Runs `connect-ops --json --config <file> args…`: its exit code and its JSON lines.
 fn ops(config: &std::path::Path, args: &[&str]) -> (Option<i32>, Vec<serde_json::Value>) {
-    let out = std::process::Command::new(connect_ops())
-        .arg("--json")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("CONNECT_E2E_PG_PASSWORD", connect_db::testing::PG_PASSWORD)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("connect-ops runs");
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l}")))
-        .collect();
-    if !out.status.success() {
-        eprintln!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    (out.status.code(), lines)
+    let run = connect_ops_json(
+        config,
+        args,
+        &[("CONNECT_E2E_PG_PASSWORD", connect_db::testing::PG_PASSWORD)],
+    );
+    (run.code, run.lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

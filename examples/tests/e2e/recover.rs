@@ -11,31 +11,19 @@ use std::time::{Duration, Instant};
 use connect_core::host::HostExt;
 use connect_db::pitr::PitrConfig;
 use connect_examples::stack::{Stack, StackOptions};
-use connect_examples::testing::{connect_ops, request};
+use connect_examples::testing::{connect_ops_json, request};
 use serde_json::Value;
 
 use crate::common::{serial, v1_live};
 
 /// `connect-ops --json --config <file> args…`: its exit code, its JSON lines and stderr.
 fn ops(config: &Path, args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
-    let out = std::process::Command::new(connect_ops())
-        .arg("--json")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("CONNECT_E2E_PG_PASSWORD", connect_db::testing::PG_PASSWORD)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("connect-ops runs");
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    (
-        out.status.code(),
-        lines,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = connect_ops_json(
+        config,
+        args,
+        &[("CONNECT_E2E_PG_PASSWORD", connect_db::testing::PG_PASSWORD)],
+    );
+    (run.code, run.lines, run.stderr)
 }
 
 /// The stack's connect.toml with continuous backups (`repo`: the lost server's repository), backup sets
