@@ -30,7 +30,7 @@ use connect_core::{ContainerRuntime, Error, ErrorKind, Result};
 use crate::client::Docker;
 use crate::error::{is_not_found, map_err};
 use crate::slot::{SlotOptions, nanos};
-use tasks::{ServiceState, is_live, service_state};
+use tasks::{ServiceState, is_live, service_state, task_error};
 
 /// How often the manager is asked about a service's tasks while waiting.
 const POLL: Duration = Duration::from_millis(200);
@@ -358,16 +358,20 @@ impl ContainerRuntime for Swarm {
             POLL,
             || async {
                 let down = self.nodes_down().await?;
-                let live = self
+                let live: Vec<String> = self
                     .tasks(name)
                     .await?
                     .iter()
                     .filter(|t| is_live(t) && !t.node_id.as_ref().is_some_and(|n| down.contains(n)))
-                    .count();
-                Ok(if live == 0 {
+                    .map(|t| {
+                        let desired = t.desired_state.map(|d| d.to_string()).unwrap_or_default();
+                        format!("{}, desired {desired}", task_error(t))
+                    })
+                    .collect();
+                Ok(if live.is_empty() {
                     Ok(())
                 } else {
-                    Err(format!("{live} task(s) still live"))
+                    Err(format!("{} task(s) still live: {}", live.len(), live.join("; ")))
                 })
             },
         )

@@ -130,20 +130,25 @@ pub(crate) fn service_state(service: &Service, mut tasks: Vec<Task>) -> ServiceS
     }
 }
 
-/// Whether a task still holds its container (and its published port) or may start one.
+/// Whether a task still holds its container (and its published port) or may yet start one. A task that has
+/// not started and that Swarm no longer wants running (scaled down, or replaced while it waited out a restart
+/// delay) never starts: its agent moves it straight to shutdown, or it waits in its state until the history
+/// reaper takes it. Counting it would make a stop wait for a task that never ends.
 pub(crate) fn is_live(t: &Task) -> bool {
-    matches!(
-        state(t),
+    match state(t) {
+        TaskState::STARTING | TaskState::RUNNING => true,
         TaskState::NEW
-            | TaskState::ALLOCATED
-            | TaskState::PENDING
-            | TaskState::ASSIGNED
-            | TaskState::ACCEPTED
-            | TaskState::PREPARING
-            | TaskState::READY
-            | TaskState::STARTING
-            | TaskState::RUNNING
-    )
+        | TaskState::ALLOCATED
+        | TaskState::PENDING
+        | TaskState::ASSIGNED
+        | TaskState::ACCEPTED
+        | TaskState::PREPARING
+        | TaskState::READY => matches!(
+            t.desired_state,
+            None | Some(TaskState::READY | TaskState::RUNNING)
+        ),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -238,5 +243,18 @@ mod tests {
         assert!(why.contains("unhealthy container"), "{why}");
         assert_eq!(st.info.health, Health::Unhealthy);
         assert!(service_state(&s, vec![old]).failure.is_none());
+    }
+
+    #[test]
+    fn a_task_swarm_no_longer_wants_is_live_only_once_started() {
+        let t = |state, desired| task("t", "2026-12-06T10:00:01Z", state, desired, None);
+        assert!(is_live(&t(TaskState::READY, TaskState::RUNNING)));
+        assert!(is_live(&t(TaskState::PENDING, TaskState::READY)));
+        assert!(is_live(&t(TaskState::RUNNING, TaskState::SHUTDOWN)));
+        assert!(is_live(&t(TaskState::STARTING, TaskState::SHUTDOWN)));
+        assert!(!is_live(&t(TaskState::READY, TaskState::SHUTDOWN)));
+        assert!(!is_live(&t(TaskState::PREPARING, TaskState::REMOVE)));
+        assert!(!is_live(&t(TaskState::SHUTDOWN, TaskState::SHUTDOWN)));
+        assert!(!is_live(&t(TaskState::FAILED, TaskState::RUNNING)));
     }
 }
