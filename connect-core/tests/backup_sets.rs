@@ -262,9 +262,17 @@ async fn files_put_back_get_their_mode_and_owner_and_an_old_set_says_what_it_ass
     let set_dir = format!("{offhost}/{}", manifest.id);
 
     let restored = tmp.path().join("restored");
-    let report = put_back(&local, &set_dir, &manifest, "configs", &local, &path(&restored), 0o640)
-        .await
-        .expect("put back");
+    let report = put_back(
+        &local,
+        &set_dir,
+        &manifest,
+        "configs",
+        &local,
+        &path(&restored),
+        0o640,
+    )
+    .await
+    .expect("put back");
     let back = |p: &Path| restored.join(p.strip_prefix("/").unwrap());
     let meta = |p: &Path| std::fs::metadata(back(p)).expect("put back");
     assert_eq!(meta(&secret).permissions().mode() & 0o7777, 0o600);

@@ -288,10 +288,14 @@ mod tests {
         assert_eq!(files[1].0, "redis/d.rdb");
         assert!(parse_sha256sum(format!("{hash}  /elsewhere/x\0").as_bytes(), "/b/s").is_err());
         assert!(parse_sha256sum(b"short  /b/s/x\0", "/b/s").is_err());
-        let listed = parse_listing(b"12 640 0 33 root www-data uploads/a b\x000 600 1001 1001 1001 1001 journal/j\0")
-            .unwrap();
+        let listed =
+            parse_listing(b"12 640 0 33 root www-data uploads/a b\x000 600 1001 1001 1001 1001 journal/j\0")
+                .unwrap();
         assert_eq!(
-            listed.iter().map(|l| (l.path.as_str(), l.bytes, l.mode)).collect::<Vec<_>>(),
+            listed
+                .iter()
+                .map(|l| (l.path.as_str(), l.bytes, l.mode))
+                .collect::<Vec<_>>(),
             [("uploads/a b", 12, 0o640), ("journal/j", 0, 0o600)]
         );
         assert_eq!(
@@ -303,8 +307,15 @@ mod tests {
                 group: Some("www-data".into())
             }
         );
-        assert_eq!((listed[1].owner.user.clone(), listed[1].owner.group.clone()), (None, None));
-        for bad in [&b"x 640 0 0 r r uploads/a\0"[..], b"1 9x 0 0 r r a\0", b"1 640 0 0 r\0"] {
+        assert_eq!(
+            (listed[1].owner.user.clone(), listed[1].owner.group.clone()),
+            (None, None)
+        );
+        for bad in [
+            &b"x 640 0 0 r r uploads/a\0"[..],
+            b"1 9x 0 0 r r a\0",
+            b"1 640 0 0 r\0",
+        ] {
             assert!(parse_listing(bad).is_err(), "{bad:?}");
         }
         for bad in ["", "/etc/passwd", "uploads/../../x", "uploads//x", "./x"] {

@@ -117,7 +117,11 @@ pub async fn host_suite(host: &dyn Host, scratch: &str, echo: Option<Endpoint>) 
         .expect("run stat");
     // The in-memory host has no directories and no stat: only real ones are checked.
     if stat.success() {
-        assert_eq!(stat.stdout_text().trim(), "700", "a directory put_file made is private");
+        assert_eq!(
+            stat.stdout_text().trim(),
+            "700",
+            "a directory put_file made is private"
+        );
     }
     let blocked = format!("{nested}/below.txt");
     let e = host
