@@ -152,16 +152,14 @@ pub async fn recover(
                 empty_member(host, config, other).await?;
             }
         }
-        let running = config
-            .as_owner(
-                host,
-                op,
-                &[pg_ctl.clone(), "status".into(), "-D".into(), data.clone()],
-                None,
-                small,
-            )
-            .await
-            .is_ok();
+        // pg_ctl status: 0 running, 3 not running, 4 no data directory. Anything else (a timeout under load
+        // included) is an error, never "not running": the directory of a running server is never moved.
+        let status = "\"$1\" status -D \"$2\" >/dev/null 2>&1; rc=$?; case $rc in 0) echo running;; \
+            3|4) echo stopped;; *) echo \"pg_ctl status exited $rc\" >&2; exit 1;; esac";
+        let out = config
+            .as_owner(host, op, &sh(status, &[&pg_ctl, data]), None, small)
+            .await?;
+        let running = String::from_utf8_lossy(&out.stdout).trim() == "running";
         if running {
             config
                 .as_owner(
