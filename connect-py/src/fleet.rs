@@ -334,8 +334,13 @@ impl Fleet {
     fn deployer(&self, host: &str) -> PyResult<Deployer> {
         let d = self.inner.deployer(host).ok_or_else(|| {
             crate::errors::CoreError(
-                Error::new(ErrorKind::NotFound, "fleet.deployer", host, "no app host of this name")
-                    .with_hint(format!("the hosts: {}", self.inner.hosts().join(", "))),
+                Error::new(
+                    ErrorKind::NotFound,
+                    "fleet.deployer",
+                    host,
+                    "no app host of this name",
+                )
+                .with_hint(format!("the hosts: {}", self.inner.hosts().join(", "))),
             )
         })?;
         Ok(Deployer::wrap(d.clone()))

@@ -68,9 +68,7 @@ pub(crate) fn table_checksums(py: Python<'_>, c: PatroniCluster) -> PyResult<Vec
 pub(crate) fn state(py: Python<'_>, c: PatroniCluster) -> PyResult<Option<Py<PyAny>>> {
     use connect_core::database::DatabaseCluster;
     let state = block(py, async move { core_py(c.continuous_backup().await) })?;
-    state
-        .map(|s| typed(py, "ContinuousBackupState", &s))
-        .transpose()
+    state.map(|s| typed(py, "ContinuousBackupState", &s)).transpose()
 }
 
 /// The target from `recover`'s keywords: exactly one of `latest`, `time`, `restore_point`.

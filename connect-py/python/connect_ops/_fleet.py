@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._connect_ops import MemoryFleet, Release, _Fleet
 from ._data import Data
@@ -83,7 +83,7 @@ class FleetStatus(Data):
     def differences(self) -> Tuple[str, ...]:
         """Every difference between a host's journal and what runs, and every host not read, each naming the
         host; empty when every journal matches."""
-        found = []
+        found: List[str] = []
         for h in self.hosts:
             if h.status is not None:
                 found.extend(f"{h.host}: {d}" for d in h.status.differences)

@@ -96,7 +96,7 @@ class TableChecksum(Data):
 
 def _seconds(raw: Mapping[str, Any]) -> float:
     # A Rust `Duration` arrives as seconds and nanoseconds.
-    return float(raw["secs"]) + raw["nanos"] / 1e9
+    return float(raw["secs"]) + float(raw["nanos"]) / 1e9
 
 
 @dataclass(frozen=True)
