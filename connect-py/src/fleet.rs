@@ -260,11 +260,11 @@ pub struct Fleet {
 }
 
 fn policy(min_healthy_hosts: Option<i64>) -> PyResult<FleetPolicy> {
-    let mut policy = FleetPolicy::default();
-    policy.min_healthy_hosts = min_healthy_hosts
-        .map(|n| whole("min_healthy_hosts", n, "a count from 1 to the number of hosts"))
-        .transpose()?;
-    Ok(policy)
+    Ok(FleetPolicy {
+        min_healthy_hosts: min_healthy_hosts
+            .map(|n| whole("min_healthy_hosts", n, "a count from 1 to the number of hosts"))
+            .transpose()?,
+    })
 }
 
 impl Fleet {

@@ -107,11 +107,11 @@ pub(crate) fn recover_cluster(
 }
 
 fn options(from_dir: Option<PathBuf>, set: Option<String>, force: bool) -> RecoverOptions {
-    let mut options = RecoverOptions::default();
-    options.from = from_dir;
-    options.set = set;
-    options.force = force;
-    options
+    RecoverOptions {
+        from: from_dir,
+        set,
+        force,
+    }
 }
 
 /// What `connect-ops recover` would do on the server `config` describes, and from which backups (the dry
