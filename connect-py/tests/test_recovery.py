@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 import pytest
 
@@ -70,7 +70,7 @@ def test_a_cluster_without_pgbackrest_says_how_to_configure_it() -> None:
     # Nothing is contacted: the cluster knows it has no [database.pitr] before any call leaves it.
     cluster = ops.PatroniCluster(["http://127.0.0.1:9"], user="connect", dbname="connect")
     assert cluster.continuous_backup() is None
-    calls = [
+    calls: List[Callable[[], object]] = [
         cluster.continuous_backup_info,
         cluster.configure_continuous_backups,
         lambda: cluster.base_backup("incr"),
@@ -123,9 +123,9 @@ def test_the_dry_run_refuses_what_it_lacks_before_touching_the_server(tmp_path: 
     copies = tmp_path / "copies"
     copies.mkdir()
     config = config_file(tmp_path, f'[backup_all]\ndir = "{tmp_path / "sets"}"\ncopy_to = "{copies}"\n')
-    with pytest.raises(ops.NotFoundError, match="no backup set") as info:
+    with pytest.raises(ops.NotFoundError, match="no backup set") as missing:
         ops.recover_plan(config)
-    assert info.value.hint and "backup-all" in info.value.hint
+    assert missing.value.hint and "backup-all" in missing.value.hint
     with pytest.raises(ops.NotFoundError, match="no set 20261206T081500Z"):
         ops.recover_plan(config, set="20261206T081500Z")
     # The recovery itself starts with the same plan, so it stops at the same place with nothing changed.
