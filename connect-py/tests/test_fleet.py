@@ -206,3 +206,40 @@ def test_from_config_without_app_hosts_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ops.InvalidInputError) as info:
         ops.Fleet.from_config(config)
     assert "app_hosts" in str(info.value) + (info.value.hint or "")
+
+
+def test_from_config_composes_every_app_host_and_status_names_each(tmp_path: Path) -> None:
+    # Two app hosts on this machine (its Docker Engine, only read: no container of these names exists) behind a
+    # HAProxy that does not run: the fleet is composed as `connect-ops` composes it, and its status names each
+    # host that could not be read, and why.
+    config = tmp_path / "connect.toml"
+    config.write_text(
+        "[server]\n"
+        'host = "local"\n'
+        "[docker]\n"
+        'socket = "/var/run/docker.sock"\n'
+        "[haproxy]\n"
+        f'admin_socket = "{tmp_path / "admin.sock"}"\n'
+        "[app]\n"
+        'image = "connect"\n'
+        "[fleet]\n"
+        "min_healthy_hosts = 1\n"
+        + "".join(
+            "[[app_hosts]]\n"
+            f'name = "{name}"\n'
+            'host = "local"\n'
+            f'blue_container = "pytest_{name}_app1"\n'
+            f'green_container = "pytest_{name}_app2"\n'
+            f"blue_port = {port}\n"
+            f"green_port = {port + 1}\n"
+            f'state_dir = "{tmp_path / name}"\n'
+            for name, port in (("web1", 43000), ("web2", 43010))
+        )
+    )
+    f = ops.Fleet.from_config(config)
+    assert f.hosts == ("web1", "web2") and f.min_healthy_hosts == 1
+    status = f.status()
+    assert [h.host for h in status.hosts] == ["web1", "web2"]
+    for h in status.hosts:
+        assert h.status is None and h.error and "admin.sock" in h.error, h
+    assert [d.split(":")[0] for d in status.differences] == ["web1", "web2"]
