@@ -224,17 +224,50 @@ pub(super) async fn wait_leader_running(
     member: &str,
     deadline: Duration,
 ) -> Result<()> {
+    wait_running(patroni, member, true, deadline).await
+}
+
+/// Waits until Patroni, paused, lists `member` as running. Patroni takes over a PostgreSQL it did not start
+/// only in a paused cycle, where it sets the member's state from the postmaster it finds (`ha.py`,
+/// `handle_starting_instance`). Resumed before such a cycle ran (under load, the replay can end before one
+/// does), it keeps the member "stopped" for good, and the recovery would wait for a leader that never runs.
+pub(super) async fn wait_member_running(
+    patroni: &crate::Patroni,
+    member: &str,
+    deadline: Duration,
+) -> Result<()> {
+    wait_running(patroni, member, false, deadline).await
+}
+
+async fn wait_running(
+    patroni: &crate::Patroni,
+    member: &str,
+    leading: bool,
+    deadline: Duration,
+) -> Result<()> {
+    let what = if leading {
+        "leader running"
+    } else {
+        "member running"
+    };
     poll_until(
         "pitr.recover",
-        "leader running",
+        what,
         deadline,
         Duration::from_millis(250),
         || async {
             Ok(match patroni.cluster().await {
-                Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
+                Ok(ms) => match ms.iter().find(|m| {
+                    if leading {
+                        m.member.role == Role::Leader
+                    } else {
+                        m.member.name == member
+                    }
+                }) {
                     Some(m) if m.member.name == member && m.member.is_running() => Ok(()),
                     other => Err(format!(
-                        "leader {:?}",
+                        "{} {:?}",
+                        if leading { "leader" } else { "member" },
                         other.map(|m| (&m.member.name, &m.member.state))
                     )),
                 },

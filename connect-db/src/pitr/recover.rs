@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::by_hand::{
     empty_member, foreign_system, put_back, resume, sh, start_by_hand, wait_leader_key, wait_leader_running,
+    wait_member_running,
 };
 use super::{PitrConfig, RecoveryTarget, info};
 use crate::PatroniCluster;
@@ -250,14 +251,16 @@ pub async fn recover(
         .await?;
         if foreign.is_some() {
             // Paused, Patroni compares the system id it cached before the restore: it takes the key only once
-            // the pause ends and it reads the restored one.
+            // the pause ends and it reads the restored one. It must have seen the server running first.
+            wait_member_running(patroni, &leader_name, Duration::from_secs(120)).await?;
             patroni.set_paused(false).await?;
             patroni.wait_paused(false, Duration::from_secs(60)).await?;
         }
         wait_leader_key(patroni, &leader_name).await?;
         if foreign.is_some() {
-            // Unpaused, Patroni first lists the PostgreSQL it did not start as stopped, then adopts it.
-            wait_leader_running(patroni, &leader_name, config.deadline).await?;
+            // Unpaused, it may list the member as stopped for a cycle after taking the key. Two minutes is many
+            // cycles: past them it will not adopt the server, and the recovery is undone.
+            wait_leader_running(patroni, &leader_name, Duration::from_secs(120)).await?;
         }
         Ok::<_, Error>((restore, replay_started))
     }
