@@ -49,10 +49,8 @@ impl Docker {
                         [] => why_not_serving(&raw),
                         lines => format!("{}; its log ends: {}", why_not_serving(&raw), lines.join(" | ")),
                     };
-                    return Err(
-                        Error::new(ErrorKind::Unhealthy, "docker.wait_healthy", name, why)
-                            .with_hint(format!("read its log: docker logs {name}")),
-                    );
+                    return Err(Error::new(ErrorKind::Unhealthy, "docker.wait_healthy", name, why)
+                        .with_hint(format!("read its log: docker logs {name}")));
                 }
                 _ => {}
             }

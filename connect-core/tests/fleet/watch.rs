@@ -51,10 +51,7 @@ async fn every_host_is_watched_for_the_window_and_keeps_the_release() {
     }
     let mut seen = 0;
     while let Ok(e) = samples.try_recv() {
-        if let Event::WatchSample {
-            color, responses, ..
-        } = e
-        {
+        if let Event::WatchSample { color, responses, .. } = e {
             assert_eq!(color, Color::Green);
             seen += 1;
             // A third of 300 requests a second reaches each host.
@@ -110,7 +107,13 @@ async fn a_regression_on_one_host_puts_every_host_back_in_one_exchange() {
         assert!(
             matches!(
                 &last.outcome,
-                Outcome::RolledBack { step: Step::Watch, .. } | Outcome::Failed { step: Step::Watch, .. }
+                Outcome::RolledBack {
+                    step: Step::Watch,
+                    ..
+                } | Outcome::Failed {
+                    step: Step::Watch,
+                    ..
+                }
             ),
             "{host}: {:?}",
             last.outcome

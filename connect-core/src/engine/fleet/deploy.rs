@@ -6,8 +6,8 @@ use futures::future::join_all;
 
 use super::Fleet;
 use super::hooks::prune;
-use super::watch::baseline_error;
 use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step, recorded};
+use super::watch::baseline_error;
 use crate::engine::hooks::HookPoint;
 use crate::engine::journal::{SlotRecord, now_unix_ms};
 use crate::error::{Error, Result};

@@ -118,8 +118,7 @@ impl Fleet {
             .router
             .set_states_together(&up, &down, self.config.policy.router_deadline)
             .await;
-        self.abort_indices(hosts, ready, outcomes, why, Some(kind))
-            .await
+        self.abort_indices(hosts, ready, outcomes, why, Some(kind)).await
     }
 }
 
@@ -130,4 +129,3 @@ pub(super) fn baseline_error(host: &str, e: &Error) -> String {
         e.summary()
     )
 }
-
