@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use bollard::query_parameters::{EventsOptions, LogsOptions};
-use connect_core::runtime::{ContainerInfo, ContainerState, Health};
+use connect_core::runtime::{ContainerInfo, ContainerState, Health, LogQuery};
 use connect_core::{Error, ErrorKind, Result};
 use futures::StreamExt;
 use tokio::time::Instant;
@@ -13,6 +13,9 @@ use crate::client::Docker;
 use crate::containers::{LogReport, unix_secs};
 use crate::error::map_err;
 use crate::inspect::{container_info, parse_rfc3339, why_not_serving};
+
+/// How many of its last log lines an error about a container that stopped serving quotes.
+const LAST_LINES: usize = 5;
 
 impl Docker {
     /// Waits until the container is healthy (or running, without a health check), woken by the Engine's
@@ -40,13 +43,14 @@ impl Docker {
             match (info.state, info.health) {
                 (ContainerState::Running, Health::Healthy | Health::None) => return Ok(info),
                 (ContainerState::Running, Health::Unhealthy) | (ContainerState::Exited, _) => {
-                    return Err(Error::new(
-                        ErrorKind::Unhealthy,
-                        "docker.wait_healthy",
-                        name,
-                        why_not_serving(&raw),
-                    )
-                    .with_hint(format!("read its log: docker logs {name}")));
+                    // The engine's undo removes the container, and its log with it: the error keeps the end.
+                    let said = self.last_log_lines(name, LAST_LINES).await;
+                    let why = match said.as_slice() {
+                        [] => why_not_serving(&raw),
+                        lines => format!("{}; its log ends: {}", why_not_serving(&raw), lines.join(" | ")),
+                    };
+                    return Err(Error::new(ErrorKind::Unhealthy, "docker.wait_healthy", name, why)
+                        .with_hint(format!("read its log: docker logs {name}")));
                 }
                 _ => {}
             }
@@ -72,6 +76,18 @@ impl Docker {
                 }
             }
         }
+    }
+
+    /// The last `n` lines of the container's log; none when it cannot be read (it only adds to an error).
+    async fn last_log_lines(&self, name: &str, n: usize) -> Vec<String> {
+        let query = LogQuery {
+            tail: Some(n),
+            follow: false,
+        };
+        let Ok(lines) = self.container_logs(name, query).await else {
+            return Vec::new();
+        };
+        lines.filter_map(|l| async { l.ok() }).collect().await
     }
 
     /// The container's log lines written since `since`, oldest first (stdout and stderr interleaved).

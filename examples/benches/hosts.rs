@@ -41,6 +41,17 @@ async fn main() -> anyhow::Result<()> {
             seen.ok + seen.failed,
             seen.failed
         );
+        // Where the time went, per host: its record's steps (the switch is the fleet's one exchange).
+        for host in &report.hosts {
+            let steps: Vec<String> = host
+                .record
+                .iter()
+                .flat_map(|r| &r.steps)
+                .map(|s| format!("{} {} ms", s.step, s.duration_ms))
+                .collect();
+            let total = host.record.as_ref().map_or(0, |r| r.duration_ms);
+            println!("  {}: {total} ms: {}", host.host, steps.join(", "));
+        }
         figures.push(took);
     }
     println!(

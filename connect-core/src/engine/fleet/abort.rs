@@ -38,26 +38,23 @@ impl Fleet {
                     .find_map(|&i| hosts[i].failed.as_ref().map(Error::kind))
             })
             .unwrap_or(ErrorKind::Failed);
-        let mut lines = Vec::new();
-        for &i in which {
-            let h = &mut hosts[i];
-            let e = h.failed.take().unwrap_or_else(|| {
-                Error::new(
-                    ErrorKind::Failed,
-                    "fleet.deploy",
-                    h.name(),
-                    format!("aborted everywhere: {why}"),
-                )
+        // Each host settles on its own connection: in parallel, so a stop grace is waited once, not per host.
+        let settling = hosts
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| which.contains(i))
+            .map(|(i, h)| async move {
+                let e = h.failed.take().unwrap_or_else(|| {
+                    Error::new(
+                        ErrorKind::Failed,
+                        "fleet.deploy",
+                        h.name(),
+                        format!("aborted everywhere: {why}"),
+                    )
+                });
+                (i, h.abandon(e).await)
             });
-            let outcome = h.abandon(e).await;
-            lines.push(format!(
-                "{}: {}",
-                outcome.host,
-                outcome.record.as_ref().map_or_else(
-                    || outcome.error.clone().unwrap_or_default(),
-                    |r| format!("{:?}", r.outcome)
-                )
-            ));
+        for (i, outcome) in futures::future::join_all(settling).await {
             outcomes[i] = Some(outcome);
         }
         let where_now: Vec<String> = outcomes

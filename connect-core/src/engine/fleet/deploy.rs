@@ -7,6 +7,7 @@ use futures::future::join_all;
 use super::Fleet;
 use super::hooks::prune;
 use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step, recorded};
+use super::watch::baseline_error;
 use crate::engine::hooks::HookPoint;
 use crate::engine::journal::{SlotRecord, now_unix_ms};
 use crate::error::{Error, Result};
@@ -138,12 +139,25 @@ impl Fleet {
         // the same exchange that moves the others.
         let mut outcomes: Vec<Option<HostOutcome>> = (0..hosts.len()).map(|_| None).collect();
         let mut left_out = Vec::new();
-        for (i, h) in hosts.iter_mut().enumerate() {
-            if let Some(e) = h.failed.take() {
-                outcomes[i] = Some(h.abandon(e).await);
-                left_out.push(i);
-            }
+        // Each host settles on its own connection: in parallel, so a stop grace is waited once, not per host.
+        let settling = hosts.iter_mut().enumerate().filter_map(|(i, h)| {
+            let e = h.failed.take()?;
+            Some(async move { (i, h.abandon(e).await) })
+        });
+        for (i, outcome) in join_all(settling).await {
+            outcomes[i] = Some(outcome);
+            left_out.push(i);
         }
+        // The old colors' figures before any of their traffic moves: what each new color is held to.
+        let baselines = match self.watch_baselines(&hosts, &ready).await {
+            Ok(b) => b,
+            Err((i, e)) => {
+                let why = baseline_error(hosts[i].name(), &e);
+                let kind = Some(e.kind());
+                hosts[i].failed = Some(e);
+                return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why, kind).await);
+            }
+        };
         let servers_now = self.router.servers().await.unwrap_or_default();
         let mut up = Vec::new();
         let mut down = Vec::new();
@@ -256,25 +270,19 @@ impl Fleet {
             .map(|(_, h)| drain_and_verify(h, since));
         let verify_failed = join_all(checks).await.into_iter().flatten().next();
         if let Some((host, e)) = verify_failed {
-            // Every host back on its old color in one exchange; each host's own settling then removes the
-            // unverified release (a first deploy has nothing to go back to and keeps the new color).
-            let back: Vec<usize> = ready
-                .iter()
-                .copied()
-                .filter(|i| hosts[*i].from.is_some())
-                .collect();
-            let up: Vec<String> = back
-                .iter()
-                .filter_map(|i| hosts[*i].from.map(|c| hosts[*i].server(c)))
-                .collect();
-            let down: Vec<String> = back.iter().map(|i| hosts[*i].server(hosts[*i].to)).collect();
-            let _ = self
-                .router
-                .set_states_together(&up, &down, self.config.policy.router_deadline)
-                .await;
             let why = format!("verify failed on {host}: {}", e.summary());
-            let kind = Some(e.kind());
-            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why, kind).await);
+            let kind = e.kind();
+            return Err(self.switch_back(&mut hosts, &ready, outcomes, &why, kind).await);
+        }
+        if let Some((i, e)) = self.watch_hosts(&mut hosts, &ready, &baselines).await {
+            let why = format!(
+                "the watch after the switch found a regression on {}: {}",
+                hosts[i].name(),
+                e.summary()
+            );
+            let kind = e.kind();
+            hosts[i].failed = Some(e);
+            return Err(self.switch_back(&mut hosts, &ready, outcomes, &why, kind).await);
         }
 
         for &i in &ready {
@@ -304,8 +312,14 @@ impl Fleet {
             )
             .await;
         }
-        for &i in &ready {
-            outcomes[i] = Some(hosts[i].succeed().await);
+        // Every journal takes its record over its own connection, in parallel.
+        let records = hosts
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| ready.contains(i))
+            .map(|(i, h)| async move { (i, h.succeed().await) });
+        for (i, outcome) in join_all(records).await {
+            outcomes[i] = Some(outcome);
         }
         recorded(
             "deploy",

@@ -6,7 +6,8 @@
 //!   ─► migrate (once, on the first host) ─► per host, in parallel: (intent) start idle, health gate,
 //!      the router's check sees it up (server in drain) ─► decide: every host healthy, or at least
 //!      `min_healthy_hosts` (the others settled and left out of rotation) ─► switch every host in ONE
-//!      router exchange ─► per host: drain, verify ─► record in every host's journal
+//!      router exchange ─► per host: drain, verify ─► [watch every host's new color at once: the first
+//!      regression stops the others and puts every host back in one exchange] ─► record in every host's journal
 //! ```
 //!
 //! Each host keeps its own journal and lock in its state directory, written by its own
@@ -21,6 +22,7 @@ mod hooks;
 mod host;
 mod rollback;
 mod scoped;
+mod watch;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -135,7 +137,7 @@ impl Fleet {
     /// A fleet over `hosts` (in this order: the first runs the migration) sharing one router, database and
     /// cache. `config` is every host's (its topology is replaced by each host's). Refuses no host, two
     /// hosts with one name or one server name, a `min_healthy_hosts` of 0 or above the host count, and what
-    /// a fleet does not do yet (canary, watch, balanced colors, hooks on the server): `Unsupported`.
+    /// a fleet does not do yet (canary, balanced colors, hooks on the server): `Unsupported`.
     ///
     /// Hooks run once per fleet operation on this machine, with `CONNECT_FLEET` (every host) and
     /// `CONNECT_HOSTS` (the hosts going on; after a deploy, those in rotation, and `CONNECT_HOSTS_LEFT_OUT`)
@@ -206,9 +208,10 @@ impl Fleet {
         }
     }
 
-    /// Runs `operation` holding every host's deploy lock, taken in the fleet's order (two fleets over the
-    /// same hosts take them in the same order, so neither holds one the other waits for); a lock that cannot
-    /// be taken releases the others and fails before anything changes.
+    /// Runs `operation` holding every host's deploy lock. The first host's is taken first, alone: two fleets
+    /// over the same hosts meet there, and the one that gets it takes the others (in parallel, one round trip
+    /// per host at once rather than one after another), so neither holds one the other waits for. A lock that
+    /// cannot be taken releases the others and fails before anything changes.
     ///
     /// Each lease is renewed alongside the operation. Unlike one host's operation, a lease lost on one host
     /// (its connection cut) does not stop the others': that host's writes are fenced by its token, its part
@@ -219,44 +222,63 @@ impl Fleet {
         operation: impl FnOnce(Vec<Held>) -> Locked<'a, T>,
     ) -> Result<T> {
         let lease = self.config.policy.lock_lease;
-        let mut helds: Vec<Held> = Vec::with_capacity(self.members.len());
-        for m in &self.members {
+        let take = |m: &'a Member| async move {
             let d = &m.deployer;
-            match d.store.lock(&d.config.holder, kind, lease).await {
-                Ok(taken) => {
-                    if let Some(before) = &taken.took_over {
-                        d.events.warn(
-                            Step::Lock,
-                            format!(
-                                "took over the deploy lock of {} ({}), whose lease expired",
-                                before.holder, before.operation
-                            ),
-                        );
-                    }
-                    helds.push(Held {
-                        fence: taken.fence,
-                        took_over: taken.took_over,
-                    });
-                }
-                Err(e) => {
-                    self.unlock_all(&helds).await;
-                    return Err(Error::new(
-                        e.kind(),
-                        // One host's operation word, so callers (and exit codes) treat it alike.
-                        "deploy.lock",
-                        &m.name,
-                        format!(
-                            "the deploy lock of {} could not be taken: {}",
-                            m.name,
-                            e.summary()
-                        ),
-                    )
-                    .with_hint(
-                        e.hint()
-                            .unwrap_or("nothing was changed on any host; run again once it answers"),
-                    ));
-                }
+            let taken = d.store.lock(&d.config.holder, kind, lease).await?;
+            if let Some(before) = &taken.took_over {
+                d.events.warn(
+                    Step::Lock,
+                    format!(
+                        "took over the deploy lock of {} ({}), whose lease expired",
+                        before.holder, before.operation
+                    ),
+                );
             }
+            Ok::<_, Error>(Held {
+                fence: taken.fence,
+                took_over: taken.took_over,
+            })
+        };
+        let (first, rest) = self.members.split_first().ok_or_else(|| {
+            Error::invalid("fleet.lock", "app_hosts", "a fleet needs at least one app host")
+        })?;
+        let first_taken = take(first).await;
+        let mut taken = vec![first_taken];
+        if taken[0].is_ok() {
+            taken.extend(futures::future::join_all(rest.iter().map(take)).await);
+        }
+        let mut helds: Vec<Held> = Vec::with_capacity(self.members.len());
+        let mut got = Vec::new();
+        let mut refused = None;
+        for (m, t) in self.members.iter().zip(taken) {
+            match t {
+                Ok(held) => {
+                    got.push((m, held.fence.clone()));
+                    helds.push(held);
+                }
+                Err(e) if refused.is_none() => refused = Some((m, e)),
+                Err(_) => {}
+            }
+        }
+        if let Some((m, e)) = refused {
+            let unlocks = got.iter().map(|(m, fence)| m.deployer.store.unlock(fence));
+            // Best effort: a lock not released expires with its lease.
+            let _ = futures::future::join_all(unlocks).await;
+            return Err(Error::new(
+                e.kind(),
+                // One host's operation word, so callers (and exit codes) treat it alike.
+                "deploy.lock",
+                &m.name,
+                format!(
+                    "the deploy lock of {} could not be taken: {}",
+                    m.name,
+                    e.summary()
+                ),
+            )
+            .with_hint(
+                e.hint()
+                    .unwrap_or("nothing was changed on any host; run again once it answers"),
+            ));
         }
         let fences: Vec<_> = helds.iter().map(|h| h.fence.clone()).collect();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -282,20 +304,17 @@ impl Fleet {
         result
     }
 
-    async fn unlock_all(&self, helds: &[Held]) {
-        let fences: Vec<_> = helds.iter().map(|h| h.fence.clone()).collect();
-        self.unlock_all_fences(&fences).await;
-    }
-
+    /// Releases every host's lock, in parallel.
     async fn unlock_all_fences(&self, fences: &[super::lock::Fence]) {
-        for (m, fence) in self.members.iter().zip(fences) {
+        let unlocks = self.members.iter().zip(fences).map(|(m, fence)| async move {
             if let Err(e) = m.deployer.store.unlock(fence).await {
                 m.deployer.events.warn(
                     Step::Lock,
                     format!("the deploy lock could not be released ({e}); it expires with its lease"),
                 );
             }
-        }
+        });
+        futures::future::join_all(unlocks).await;
     }
 }
 
@@ -392,7 +411,6 @@ fn validate(hosts: &[AppHost], config: &DeployConfig, policy: FleetPolicy) -> Re
     let p = &config.policy;
     let unsupported = [
         (p.canary.is_some(), "a canary"),
-        (p.watch.enabled(), "a watch after the switch"),
         (p.old_color == OldColorPolicy::Balanced, "balanced colors"),
         (
             config.hooks.iter().any(|h| h.site == HookSite::Server),

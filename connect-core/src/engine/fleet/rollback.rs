@@ -118,10 +118,8 @@ impl Fleet {
             .collect();
         let env = [("CONNECT_HOSTS".to_string(), names.join(","))];
         let _ = self.fleet_hooks(&mut hosts, HookPoint::AfterRollback, &env).await;
-        let mut outcomes = Vec::new();
-        for h in hosts.iter_mut() {
-            outcomes.push(h.succeed().await);
-        }
+        // Every journal takes its record over its own connection, in parallel.
+        let outcomes = join_all(hosts.iter_mut().map(|h| h.succeed())).await;
         recorded("rollback", &mut hosts, FleetReport { hosts: outcomes })
     }
 }

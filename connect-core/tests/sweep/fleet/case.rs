@@ -4,12 +4,13 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use connect_core::Result;
 use connect_core::engine::DeployConfig;
 use connect_core::engine::fleet::{Fleet, FleetReport};
 use connect_core::memory::{AppBehavior, FaultKind, Faults, MemoryFleet};
-use connect_core::model::Color;
+use connect_core::model::{Color, WatchPolicy};
 
 use super::probe::Probe;
 use super::{FleetOp, FleetScenario, HOSTS};
@@ -56,6 +57,10 @@ fn fleet(stack: &MemoryFleet, scenario: &FleetScenario, holder: &str) -> Fleet {
     };
     if scenario.migration {
         config.app.migration = Some(vec!["migrate".into()]);
+    }
+    if scenario.watch {
+        // Two samples: enough calls to fault each read of the watch without a long sweep.
+        config.policy.watch = WatchPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
     }
     Fleet::new(stack.app_hosts(), stack.shared(), config, scenario.policy).unwrap()
 }

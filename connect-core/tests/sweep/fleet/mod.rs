@@ -2,7 +2,8 @@
 //! operation faulted in turn on every fault source (the shared router, database and cache; each host's
 //! machine and engine), then the same operation by a new process. The invariants are the one-host sweep's,
 //! held per host, plus the fleet's own: traffic is never left on no serving server, and after recovery every
-//! host's journal matches its servers and containers.
+//! host's journal matches its servers and containers. The watched deploy adds the watch's reads (each host's
+//! baseline before the switch, its samples after) to the calls faulted.
 
 mod case;
 mod probe;
@@ -38,6 +39,8 @@ pub(crate) struct FleetScenario {
     setup: &'static [FleetOp],
     /// The app has a migration, run once for the fleet from the first host.
     migration: bool,
+    /// The policy watches every host's new color after the switch.
+    watch: bool,
     op: FleetOp,
 }
 
@@ -76,6 +79,7 @@ async fn fleet_deploy_over_live() {
         policy: FleetPolicy::default(),
         setup: &[FleetOp::Deploy("v1")],
         migration: false,
+        watch: false,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -88,6 +92,7 @@ async fn fleet_deploy_min_one_healthy() {
         policy: min_healthy(1),
         setup: &[FleetOp::Deploy("v1")],
         migration: false,
+        watch: false,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -100,6 +105,7 @@ async fn fleet_rollback() {
         policy: FleetPolicy::default(),
         setup: &[FleetOp::Deploy("v1"), FleetOp::Deploy("v2")],
         migration: false,
+        watch: false,
         op: FleetOp::Rollback,
     })
     .await;
@@ -112,6 +118,7 @@ async fn fleet_first_deploy() {
         policy: FleetPolicy::default(),
         setup: &[],
         migration: false,
+        watch: false,
         op: FleetOp::Deploy("v1"),
     })
     .await;
@@ -124,6 +131,20 @@ async fn fleet_deploy_with_migration() {
         policy: FleetPolicy::default(),
         setup: &[FleetOp::Deploy("v1")],
         migration: true,
+        watch: false,
+        op: FleetOp::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fleet_deploy_watched() {
+    sweep(FleetScenario {
+        name: "fleet of 2: deploy v2 over v1, watched after the switch",
+        policy: FleetPolicy::default(),
+        setup: &[FleetOp::Deploy("v1")],
+        migration: false,
+        watch: true,
         op: FleetOp::Deploy("v2"),
     })
     .await;
