@@ -337,6 +337,11 @@ async fn rollback_is_refused_everywhere_when_a_host_has_no_standby() {
     let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
     let err = fleet.rollback().await.unwrap_err();
     assert!(err.to_string().contains("no warm standby"), "{err}");
+    assert_eq!(err.operation(), "fleet.rollback", "{err}");
+    assert!(
+        !err.hint().unwrap_or_default().contains("min_healthy_hosts"),
+        "{err}"
+    );
     assert_eq!(
         live_servers(&stack).await,
         ["web1_blue", "web2_blue", "web3_blue"]

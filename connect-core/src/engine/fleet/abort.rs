@@ -5,19 +5,24 @@ use super::Fleet;
 use super::host::{HostOutcome, HostRun};
 use crate::error::{Error, ErrorKind};
 
+/// The deploy's operation name in errors.
+pub(super) const DEPLOY: &str = "fleet.deploy";
+
 impl Fleet {
     /// Nothing switched: every host settles what it changed and records why.
-    pub(super) async fn abort(&self, mut hosts: Vec<HostRun<'_>>, why: &str) -> Error {
+    /// `op` names the fleet operation given up (`fleet.deploy`, `fleet.rollback`) in the errors.
+    pub(super) async fn abort(&self, op: &str, mut hosts: Vec<HostRun<'_>>, why: &str) -> Error {
         let all: Vec<usize> = (0..hosts.len()).collect();
         let outcomes = (0..hosts.len()).map(|_| None).collect();
-        self.abort_indices(&mut hosts, &all, outcomes, why, None).await
+        self.abort_indices(op, &mut hosts, &all, outcomes, why, None)
+            .await
     }
 
     /// [`Fleet::abort`] for a cause that is no host's own (a hook): the error is of its `kind`.
     pub(super) async fn abort_with(&self, mut hosts: Vec<HostRun<'_>>, why: &str, kind: ErrorKind) -> Error {
         let all: Vec<usize> = (0..hosts.len()).collect();
         let outcomes = (0..hosts.len()).map(|_| None).collect();
-        self.abort_indices(&mut hosts, &all, outcomes, why, Some(kind))
+        self.abort_indices(DEPLOY, &mut hosts, &all, outcomes, why, Some(kind))
             .await
     }
 
@@ -25,6 +30,7 @@ impl Fleet {
     /// host's, so the error is of the kind one host's would be (a lock held, drift, a host unreachable).
     pub(super) async fn abort_indices(
         &self,
+        op: &str,
         hosts: &mut [HostRun<'_>],
         which: &[usize],
         mut outcomes: Vec<Option<HostOutcome>>,
@@ -47,7 +53,7 @@ impl Fleet {
                 let e = h.failed.take().unwrap_or_else(|| {
                     Error::new(
                         ErrorKind::Failed,
-                        "fleet.deploy",
+                        op,
                         h.name(),
                         format!("aborted everywhere: {why}"),
                     )
@@ -68,15 +74,19 @@ impl Fleet {
                 )
             })
             .collect();
+        let fix = if op == DEPLOY {
+            "read each host's journal (connect-ops status) for its record; fix the host that failed, or set \
+             min_healthy_hosts to deploy without it"
+        } else {
+            "read each host's journal (connect-ops status) for its record; fix the host that failed and roll back \
+             again: a rollback moves every host or none"
+        };
         Error::new(
             kind,
-            "fleet.deploy",
+            op,
             self.hosts().join(","),
             format!("{why}; settled: {}", where_now.join(", ")),
         )
-        .with_hint(
-            "read each host's journal (connect-ops status) for its record; fix the host that failed, or set \
-             min_healthy_hosts to deploy without it",
-        )
+        .with_hint(fix)
     }
 }

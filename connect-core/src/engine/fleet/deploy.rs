@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use futures::future::join_all;
 
 use super::Fleet;
+use super::abort::DEPLOY;
 use super::hooks::prune;
 use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step, recorded};
 use super::watch::baseline_error;
@@ -90,7 +91,7 @@ impl Fleet {
             {
                 let why = format!("the migration failed on {}: {}", first.member.name, e.summary());
                 first.failed = Some(e);
-                return Err(self.abort(hosts, &why).await);
+                return Err(self.abort(DEPLOY, hosts, &why).await);
             }
         }
 
@@ -119,7 +120,7 @@ impl Fleet {
                 hosts.len(),
                 failed.join("; ")
             );
-            return Err(self.abort(hosts, &why).await);
+            return Err(self.abort(DEPLOY, hosts, &why).await);
         }
 
         let hosts_env = |names: &[&str]| vec![("CONNECT_HOSTS".to_string(), names.join(","))];
@@ -155,7 +156,9 @@ impl Fleet {
                 let why = baseline_error(hosts[i].name(), &e);
                 let kind = Some(e.kind());
                 hosts[i].failed = Some(e);
-                return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why, kind).await);
+                return Err(self
+                    .abort_indices(DEPLOY, &mut hosts, &ready, outcomes, &why, kind)
+                    .await);
             }
         };
         let servers_now = self.router.servers().await.unwrap_or_default();
@@ -200,7 +203,9 @@ impl Fleet {
                 }
             }
             let kind = Some(e.kind());
-            return Err(self.abort_indices(&mut hosts, &ready, outcomes, &why, kind).await);
+            return Err(self
+                .abort_indices(DEPLOY, &mut hosts, &ready, outcomes, &why, kind)
+                .await);
         }
 
         // Traffic moved on every ready host.

@@ -47,7 +47,7 @@ impl Fleet {
             } else {
                 format!("not every host can roll back: {}", refused.join("; "))
             };
-            return Err(self.abort(hosts, &why).await);
+            return Err(self.abort("fleet.rollback", hosts, &why).await);
         }
         for &i in &in_rotation {
             let h = &mut hosts[i];
@@ -62,7 +62,11 @@ impl Fleet {
         }
         if hosts.iter().any(|h| h.failed.is_some()) {
             return Err(self
-                .abort(hosts, "the intent could not be written on every host")
+                .abort(
+                    "fleet.rollback",
+                    hosts,
+                    "the intent could not be written on every host",
+                )
                 .await);
         }
         let up: Vec<String> = in_rotation
@@ -80,7 +84,7 @@ impl Fleet {
             .await
         {
             let why = format!("the rollback's switch failed: {}", e.summary());
-            return Err(self.abort(hosts, &why).await);
+            return Err(self.abort("fleet.rollback", hosts, &why).await);
         }
         let took = t.elapsed();
         for (i, h) in hosts.iter_mut().enumerate() {

@@ -5,6 +5,7 @@
 use futures::future::join_all;
 
 use super::Fleet;
+use super::abort::DEPLOY;
 use super::host::{HostOutcome, HostRun};
 use crate::engine::steps::watch::{Baseline, Watched};
 use crate::error::{Error, ErrorKind};
@@ -118,7 +119,8 @@ impl Fleet {
             .router
             .set_states_together(&up, &down, self.config.policy.router_deadline)
             .await;
-        self.abort_indices(hosts, ready, outcomes, why, Some(kind)).await
+        self.abort_indices(DEPLOY, hosts, ready, outcomes, why, Some(kind))
+            .await
     }
 }
 
