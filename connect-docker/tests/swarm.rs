@@ -13,9 +13,7 @@ use connect_core::model::{Color, ImageRef};
 use connect_core::runtime::{ContainerSpec, OneOff, slot_labels};
 use connect_core::testing::free_port;
 use connect_core::{ContainerRuntime, ErrorKind};
-use connect_docker::testing::{
-    Availability, TestScope, TestSwarm, WORKER_ADDR, test_app_context, test_slot_options,
-};
+use connect_docker::testing::{Availability, TestScope, TestSwarm, WORKER_ADDR, test_slot_options};
 use connect_docker::{Restart, SlotOptions, Swarm};
 
 /// A color's service as the engine's start step would ask for it.
@@ -95,24 +93,13 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
     );
     let scope = TestScope::new(test);
     let manager = swarm.manager().await.unwrap();
-    let healthy = scope
-        .build(&manager, "v1", test_app_context(None, &[], &[]).unwrap())
-        .await
-        .unwrap();
+    let healthy = scope.build_app(&manager, "v1").await.unwrap();
     let v2 = scope
-        .build(
-            &manager,
-            "v2",
-            test_app_context(Some(&healthy.to_string()), &[], &[("RELEASE", "v2")]).unwrap(),
-        )
+        .build_on(&manager, "v2", &healthy, &[("RELEASE", "v2")])
         .await
         .unwrap();
     let unhealthy = scope
-        .build(
-            &manager,
-            "sick",
-            test_app_context(Some(&healthy.to_string()), &[], &[("TESTAPP_HEALTH", "fail")]).unwrap(),
-        )
+        .build_on(&manager, "sick", &healthy, &[("TESTAPP_HEALTH", "fail")])
         .await
         .unwrap();
     for image in [&healthy, &v2, &unhealthy] {

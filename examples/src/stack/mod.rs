@@ -12,6 +12,7 @@ mod backends;
 pub mod fleet;
 mod releases;
 pub mod runbook;
+mod toml;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
