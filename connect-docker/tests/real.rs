@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::with_scope;
-use connect_core::conformance::{RuntimeFixture, runtime_suite};
+use common::{test_app_fixture, with_scope};
+use connect_core::conformance::runtime_suite;
 use connect_core::model::Color;
 use connect_core::runtime::{ContainerSpec, ContainerState, Health, OneOff, labels, slot_labels};
 use connect_core::testing::free_port;
@@ -56,22 +56,7 @@ async fn conformance_suite_passes() {
             .build_on(&docker, "sick", &healthy, &[("TESTAPP_HEALTH", "fail")])
             .await
             .unwrap();
-        let job = |code: &str| OneOff {
-            image: healthy.clone(),
-            command: vec!["exit".into(), code.into()],
-            env: BTreeMap::new(),
-            deadline: Duration::from_secs(30),
-            labels: Default::default(),
-        };
-        let fixture = RuntimeFixture {
-            healthy_image: healthy.clone(),
-            unhealthy_image: unhealthy,
-            prefix: scope.prefix.clone(),
-            host_port: free_port(),
-            exec_echo: vec!["/app".into(), "echo".into(), "conformance".into()],
-            job_ok: job("0"),
-            job_fail: job("3"),
-        };
+        let fixture = test_app_fixture(&healthy, &unhealthy, scope.prefix.clone());
         runtime_suite(&docker, &fixture).await;
     })
     .await;
