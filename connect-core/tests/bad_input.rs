@@ -136,10 +136,12 @@ async fn unreadable_lock_is_taken_over_with_a_warning() {
     // Locks are written whole (temp file, rename), so an unreadable one has no live holder: it has no lease.
     let mut events = f.deployer.subscribe();
     f.deployer.deploy(release("v2")).await.unwrap();
-    let warned = common::drain(&mut events).into_iter().any(|e| {
-        matches!(e, connect_core::engine::Event::Warning { message, .. }
+    let warned = connect_core::testing::drain_events(&mut events)
+        .into_iter()
+        .any(|e| {
+            matches!(e, connect_core::engine::Event::Warning { message, .. }
             if message.contains("took over") && message.contains("unreadable lock"))
-    });
+        });
     assert!(warned, "the takeover is reported");
     assert!(f.deployer.status().await.unwrap().lock.is_none());
 }

@@ -5,11 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, drain, release};
+use common::{Fixture, release};
 use connect_core::engine::{Event, Step};
 use connect_core::host::Endpoint;
 use connect_core::memory::AppBehavior;
 use connect_core::model::Color;
+use connect_core::testing::drain_events;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Answers every request on `port` of the in-memory server with `status`, as the app would.
@@ -56,7 +57,7 @@ async fn an_app_answering_its_health_path_passes_the_gate_before_docker_says_so(
     let mut events = f.deployer.subscribe();
     let record = f.deployer.deploy(v2).await.unwrap();
     assert!(gate_ms(&record) < 500, "the gate waited {} ms", gate_ms(&record));
-    let answering = drain(&mut events)
+    let answering = drain_events(&mut events)
         .into_iter()
         .any(|e| matches!(e, Event::HealthAttempt { ref health, .. } if health == "answering"));
     assert!(answering, "the event says the app answered");

@@ -7,23 +7,9 @@ use std::time::Duration;
 
 use common::{Fixture, release};
 use connect_core::ErrorKind;
-use connect_core::engine::{DeployConfig, Step};
+use connect_core::engine::Step;
 use connect_core::memory::AppBehavior;
 use connect_core::model::{Color, Release};
-
-fn with_migration() -> Fixture {
-    let mut config = DeployConfig {
-        holder: "test".into(),
-        ..DeployConfig::runbook()
-    };
-    config.app.migration = Some(vec![
-        "npx".into(),
-        "prisma".into(),
-        "migrate".into(),
-        "deploy".into(),
-    ]);
-    Fixture::with_config(config)
-}
 
 fn migrating_for(f: &Fixture, version: &str, takes: Duration) -> Release {
     f.image(
@@ -37,7 +23,7 @@ fn migrating_for(f: &Fixture, version: &str, takes: Duration) -> Release {
 
 #[tokio::test(start_paused = true)]
 async fn a_migration_longer_than_the_health_deadline_is_not_cut() {
-    let f = with_migration();
+    let f = Fixture::with_migration();
     f.deployer.deploy(release("v1")).await.unwrap();
     let health = f.deployer.config().policy.health_deadline;
     let v2 = migrating_for(&f, "v2", health * 5);
@@ -52,7 +38,7 @@ async fn a_migration_longer_than_the_health_deadline_is_not_cut() {
 
 #[tokio::test(start_paused = true)]
 async fn a_migration_past_its_deadline_is_stopped_and_reported_from_the_migration_table() {
-    let f = with_migration();
+    let f = Fixture::with_migration();
     f.deployer.deploy(release("v1")).await.unwrap();
     f.stack
         .cluster
@@ -74,7 +60,7 @@ async fn a_migration_past_its_deadline_is_stopped_and_reported_from_the_migratio
 
 #[tokio::test(start_paused = true)]
 async fn a_release_with_the_longest_version_gets_a_valid_restore_point() {
-    let f = with_migration();
+    let f = Fixture::with_migration();
     let long = Release::new("connect", &"9".repeat(128)).unwrap();
     f.stack.add_image(&long.image, AppBehavior::default());
     let record = f.deployer.deploy(long).await.unwrap();

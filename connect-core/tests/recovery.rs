@@ -391,7 +391,7 @@ async fn a_migration_container_a_killed_deploy_left_is_removed_by_the_takeover()
         ["connect_app1", "connect_app2"],
         "the one-off is gone"
     );
-    let said = common::drain(&mut events).into_iter().any(|e| {
+    let said = connect_core::testing::drain_events(&mut events).into_iter().any(|e| {
         matches!(e, connect_core::engine::Event::Warning { message, .. } if message.contains("connect-one-off-4242-1"))
     });
     assert!(said, "the removal is reported");

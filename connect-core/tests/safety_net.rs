@@ -7,29 +7,13 @@ mod common;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use common::{Fixture, release};
+use common::{Fixture, config, release};
 use connect_core::ErrorKind;
 use connect_core::database::{DatabaseCluster, Member, RestorePoint};
 use connect_core::engine::{Backends, DeployConfig, Deployer, Step, StepStatus};
 use connect_core::memory::{AppBehavior, MemoryCluster};
 use connect_core::migrations::{Migration, MigrationState, MigrationTable, MigrationTool};
 use connect_core::model::Color;
-
-fn config(migration: bool) -> DeployConfig {
-    let mut config = DeployConfig {
-        holder: "test".into(),
-        ..DeployConfig::runbook()
-    };
-    if migration {
-        config.app.migration = Some(vec![
-            "npx".into(),
-            "prisma".into(),
-            "migrate".into(),
-            "deploy".into(),
-        ]);
-    }
-    config
-}
 
 fn row(name: &str, state: MigrationState, logs: Option<&str>) -> Migration {
     Migration {
@@ -68,7 +52,7 @@ fn step_status(record: &connect_core::engine::OperationRecord, step: Step) -> St
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_migration_left_by_an_earlier_run_refuses_before_anything_changes() {
-    let f = Fixture::with_config(config(true));
+    let f = Fixture::with_migration();
     f.deployer.deploy(release("v1")).await.unwrap();
     let points = f.stack.cluster.restore_points().len();
     let backups = f.stack.cluster.backups().len();
@@ -112,7 +96,7 @@ async fn a_failed_migration_left_by_an_earlier_run_refuses_before_anything_chang
 
 #[tokio::test(start_paused = true)]
 async fn a_migration_that_exits_0_with_a_failed_row_stops_the_deploy_before_traffic_moves() {
-    let f = Fixture::with_config(config(true));
+    let f = Fixture::with_migration();
     f.deployer.deploy(release("v1")).await.unwrap();
     migration_leaves(
         &f,
@@ -141,7 +125,7 @@ async fn a_migration_that_exits_0_with_a_failed_row_stops_the_deploy_before_traf
 
 #[tokio::test(start_paused = true)]
 async fn a_good_migration_names_what_it_applied_and_the_backup_is_on_the_record() {
-    let f = Fixture::with_config(config(true));
+    let f = Fixture::with_migration();
     f.stack
         .cluster
         .set_applied_migrations(&["20260101_create_visits"]);
@@ -210,7 +194,7 @@ async fn backups_are_kept_to_the_policys_number() {
 
 #[tokio::test(start_paused = true)]
 async fn without_a_migration_the_policy_decides_whether_to_back_up() {
-    let f = Fixture::with_config(config(false));
+    let f = Fixture::new();
     let record = f.deployer.deploy(release("v1")).await.unwrap();
     assert_eq!(step_status(&record, Step::Backup), StepStatus::Skipped);
     assert!(record.backup.is_none());
@@ -226,7 +210,7 @@ async fn without_a_migration_the_policy_decides_whether_to_back_up() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_backup_stops_the_deploy_before_the_migration() {
-    let f = Fixture::with_config(config(true));
+    let f = Fixture::with_migration();
     f.deployer.deploy(release("v1")).await.unwrap();
     f.stack
         .cluster
@@ -269,7 +253,7 @@ impl DatabaseCluster for NoBackups {
 
 #[tokio::test(start_paused = true)]
 async fn a_cluster_that_cannot_back_up_refuses_a_migration_the_policy_wants_backed_up() {
-    let f = Fixture::with_config(config(true));
+    let f = Fixture::with_migration();
     f.deployer.deploy(release("v1")).await.unwrap();
     let backends = Backends {
         database: Arc::new(NoBackups(f.stack.cluster.clone())),

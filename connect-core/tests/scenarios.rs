@@ -5,12 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, drain, release};
+use common::{Fixture, release};
 use connect_core::ErrorKind;
 use connect_core::engine::{DeployConfig, Event, OperationKind, Outcome, Step, StepStatus};
 use connect_core::memory::AppBehavior;
 use connect_core::model::{Color, OldColorPolicy};
 use connect_core::router::{AdminState, TrafficRouter};
+use connect_core::testing::drain_events;
 
 #[tokio::test(start_paused = true)]
 async fn first_deploy_puts_blue_live() {
@@ -73,7 +74,7 @@ async fn deploy_switches_to_green_and_keeps_blue_as_warm_standby() {
         "the simulated start-up took its 1.5 s: {health:?}"
     );
 
-    let events = drain(&mut rx);
+    let events = drain_events(&mut rx);
     assert!(matches!(
         events.first(),
         Some(Event::OperationStarted {
@@ -213,7 +214,7 @@ async fn disk_over_the_warning_threshold_warns_and_deploys() {
     let mut rx = f.deployer.subscribe();
     f.deployer.deploy(release("v2")).await.unwrap();
     f.assert_live(Color::Green).await;
-    let warned = drain(&mut rx)
+    let warned = drain_events(&mut rx)
         .into_iter()
         .any(|e| matches!(e, Event::Warning { step: Step::Preflight, message } if message.contains("85%")));
     assert!(warned, "the 85 % disk is reported");
@@ -253,17 +254,7 @@ async fn missing_image_fails_stage_image() {
 
 #[tokio::test(start_paused = true)]
 async fn failing_migration_stops_before_any_container_starts() {
-    let mut config = DeployConfig {
-        holder: "test".into(),
-        ..DeployConfig::runbook()
-    };
-    config.app.migration = Some(vec![
-        "npx".into(),
-        "prisma".into(),
-        "migrate".into(),
-        "deploy".into(),
-    ]);
-    let f = Fixture::with_config(config);
+    let f = Fixture::with_migration();
     f.deployer.deploy(release("v1")).await.unwrap();
     f.image(
         "v2",
@@ -288,17 +279,7 @@ async fn failing_migration_stops_before_any_container_starts() {
 
 #[tokio::test(start_paused = true)]
 async fn migration_runs_in_the_new_image_after_a_restore_point() {
-    let mut config = DeployConfig {
-        holder: "test".into(),
-        ..DeployConfig::runbook()
-    };
-    config.app.migration = Some(vec![
-        "npx".into(),
-        "prisma".into(),
-        "migrate".into(),
-        "deploy".into(),
-    ]);
-    let f = Fixture::with_config(config);
+    let f = Fixture::with_migration();
     f.deployer.deploy(release("v1")).await.unwrap();
     let record = f.deployer.deploy(release("v2")).await.unwrap();
     let point = record.restore_point.expect("restore point");
@@ -574,7 +555,7 @@ async fn drain_waits_for_in_flight_requests_and_warns_past_its_deadline() {
     f.stack.router.add_sessions("app2", 2, Duration::from_secs(60));
     let mut rx = f.deployer.subscribe();
     f.deployer.deploy(release("v3")).await.unwrap();
-    let warned = drain(&mut rx).into_iter().any(|e| {
+    let warned = drain_events(&mut rx).into_iter().any(|e| {
         matches!(
             e,
             Event::Warning {

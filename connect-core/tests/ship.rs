@@ -4,31 +4,15 @@
 
 mod common;
 
-use common::{Fixture, drain, release};
+use common::{Fixture, release};
 use connect_core::ErrorKind;
 use connect_core::engine::{Event, SHIP_PROGRESS_EVERY, Step, StepStatus};
 use connect_core::memory::AppBehavior;
 use connect_core::model::Color;
 use connect_core::ship::{BuildOn, ReleaseSource, ShipOutcome, ShipPhase, ShipReport};
+use connect_core::testing::{drain_events, ship_progress};
 
 const CONTEXT: &str = "/home/dev/connect";
-
-/// The ship progress events, as (phase, layers done, layers total, bytes done, bytes total).
-fn progress(events: &[Event]) -> Vec<(ShipPhase, usize, usize, u64, u64)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ShipProgress {
-                phase,
-                layers_done,
-                layers_total,
-                bytes_done,
-                bytes_total,
-            } => Some((*phase, *layers_done, *layers_total, *bytes_done, *bytes_total)),
-            _ => None,
-        })
-        .collect()
-}
 
 fn shipped(events: &[Event]) -> ShipReport {
     let reports: Vec<&ShipReport> = events
@@ -44,7 +28,7 @@ fn shipped(events: &[Event]) -> ShipReport {
 
 /// Counts only grow within a phase, totals stay put, and the send ends complete.
 fn assert_monotonic_and_complete(events: &[Event]) {
-    let p = progress(events);
+    let p = ship_progress(events);
     assert!(!p.is_empty(), "progress was reported");
     for w in p.windows(2) {
         let (a, b) = (w[0], w[1]);
@@ -100,7 +84,7 @@ async fn a_local_image_is_shipped_then_deployed() {
         Some(local.id.as_str()),
         "the server runs the local image itself"
     );
-    let events = drain(&mut rx);
+    let events = drain_events(&mut rx);
     let report = shipped(&events);
     assert_eq!(report.outcome, ShipOutcome::Sent);
     assert_eq!(
@@ -129,12 +113,12 @@ async fn a_build_context_is_built_locally_then_only_missing_layers_sent() {
 
     f.assert_live(Color::Green).await;
     assert_eq!(f.stack.runtime.builds(), [(CONTEXT.into(), BuildOn::Local)]);
-    let events = drain(&mut rx);
+    let events = drain_events(&mut rx);
     let report = shipped(&events);
     assert!(report.built_locally);
     assert_eq!((report.outcome, report.layers_sent), (ShipOutcome::Sent, 2));
     assert_monotonic_and_complete(&events);
-    let phases: Vec<ShipPhase> = progress(&events).iter().map(|p| p.0).collect();
+    let phases: Vec<ShipPhase> = ship_progress(&events).iter().map(|p| p.0).collect();
     assert_eq!(
         phases.first(),
         Some(&ShipPhase::Build),
@@ -158,14 +142,14 @@ async fn a_build_context_built_on_the_server_sends_no_layers() {
 
     f.assert_live(Color::Green).await;
     assert_eq!(f.stack.runtime.builds(), [(CONTEXT.into(), BuildOn::Server)]);
-    let events = drain(&mut rx);
+    let events = drain_events(&mut rx);
     let report = shipped(&events);
     assert_eq!(
         (report.outcome, report.layers_sent, report.built_locally),
         (ShipOutcome::BuiltOnServer, 0, false)
     );
     assert!(
-        progress(&events).iter().all(|p| p.0 == ShipPhase::Build),
+        ship_progress(&events).iter().all(|p| p.0 == ShipPhase::Build),
         "nothing was sent"
     );
 }
@@ -188,13 +172,13 @@ async fn an_image_the_server_has_is_a_no_op_that_says_so() {
 
     f.assert_live(Color::Green).await;
     assert!(f.stack.runtime.builds().is_empty(), "nothing was built");
-    let events = drain(&mut rx);
+    let events = drain_events(&mut rx);
     let report = shipped(&events);
     assert_eq!(
         (report.outcome, report.layers_sent, report.bytes_sent),
         (ShipOutcome::AlreadyPresent, 0, 0)
     );
-    assert!(progress(&events).is_empty(), "nothing to report progress of");
+    assert!(ship_progress(&events).is_empty(), "nothing to report progress of");
     let step = record.steps.iter().find(|s| s.step == Step::Ship).unwrap();
     assert_eq!(step.status, StepStatus::Ok);
     assert!(step.detail.contains("already on the server"), "{}", step.detail);
@@ -239,7 +223,7 @@ async fn a_standalone_ship_reports_its_step_and_changes_no_journal() {
     assert!(f.stack.runtime.has_image(&release("v4").image));
     assert_eq!(f.journal().await, before, "a ship records nothing");
     f.assert_live(Color::Blue).await;
-    let events = drain(&mut rx);
+    let events = drain_events(&mut rx);
     assert_eq!(events.first(), Some(&Event::StepStarted { step: Step::Ship }));
     assert!(
         matches!(events.last(), Some(Event::StepFinished { step: Step::Ship, detail, .. }) if *detail == report.summary()),
@@ -262,8 +246,8 @@ async fn progress_is_rate_limited() {
         .await
         .unwrap();
     let took = started.elapsed();
-    let events = drain(&mut rx);
-    let p = progress(&events);
+    let events = drain_events(&mut rx);
+    let p = ship_progress(&events);
     // The in-memory link sends 4 MiB chunks at 100 MB/s, a report each: ~30 reports for the 120 MB.
     let allowed = (took.as_millis() / SHIP_PROGRESS_EVERY.as_millis()) as usize + report.layers_sent + 2;
     assert!(
@@ -325,8 +309,8 @@ async fn a_link_broken_mid_send_tags_nothing_and_the_next_deploy_ships() {
     assert!(err.to_string().contains("nothing was tagged"), "{err}");
     f.assert_live(Color::Blue).await;
     assert!(!f.stack.runtime.has_image(&release("v4").image));
-    let events = drain(&mut rx);
-    let p = progress(&events);
+    let events = drain_events(&mut rx);
+    let p = ship_progress(&events);
     assert!(
         p.windows(2).all(|w| w[1].3 >= w[0].3) && p.last().is_some_and(|l| l.3 > 0 && l.3 < l.4),
         "progress grew and stopped short: {p:?}"

@@ -83,9 +83,13 @@ pub(crate) fn client_config(op: &str, verify: &Verify) -> Result<ClientConfig> {
         .with_safe_default_protocol_versions()
         .map_err(|e| failed(e.to_string()).with_source(e))?;
     let verifier: Arc<dyn ServerCertVerifier> = match verify {
-        Verify::Nothing => Arc::new(NoCertificateCheck { provider }),
-        Verify::Chain(roots) => Arc::new(ChainOnly {
-            inner: webpki(roots, provider).map_err(failed)?,
+        Verify::Nothing => Arc::new(Lenient {
+            provider,
+            chain: None,
+        }),
+        Verify::Chain(roots) => Arc::new(Lenient {
+            chain: Some(webpki(roots, provider.clone()).map_err(failed)?),
+            provider,
         }),
         Verify::Full(roots) => webpki(roots, provider).map_err(failed)?,
         Verify::System => Arc::new(
@@ -108,22 +112,35 @@ fn webpki(
         .map_err(|e| e.to_string())
 }
 
-/// `require`: any certificate, but the handshake must be signed by its key.
+/// The two settings that check less than webpki: `require` (any certificate) and `verify-ca` (the chain,
+/// not the name). Either way the handshake must be signed by the certificate's key, checked with the
+/// provider's algorithms as webpki's own verifier does.
 #[derive(Debug)]
-struct NoCertificateCheck {
+struct Lenient {
     provider: Arc<CryptoProvider>,
+    /// `verify-ca`'s full check, whose complaint about the name alone is overruled; `None` for `require`.
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-impl ServerCertVerifier for NoCertificateCheck {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        // webpki checks the chain before the name, so a name error means the chain was good.
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -158,56 +175,6 @@ impl ServerCertVerifier for NoCertificateCheck {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-/// `verify-ca`: the full check, except that a certificate naming another host is accepted (webpki checks the
-/// chain before the name, so this error means the chain was good).
-#[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
 

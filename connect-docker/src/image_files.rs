@@ -2,12 +2,9 @@
 //! is copied out as a tar stream (`GET /containers/{id}/archive`), and the container is removed.
 
 use std::io::Read;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{
-    CreateContainerOptions, DownloadFromContainerOptions, RemoveContainerOptions,
-};
+use bollard::query_parameters::DownloadFromContainerOptions;
 use connect_core::model::ImageRef;
 use connect_core::runtime::ImageFile;
 use connect_core::{Error, ErrorKind, Result};
@@ -15,7 +12,6 @@ use futures::TryStreamExt;
 use tokio_util::io::StreamReader;
 
 use crate::client::Docker;
-use crate::containers::ONE_OFF_LABEL;
 use crate::error::{is_not_found, map_err};
 use crate::tarball::{is_file, path_of, read_archive};
 
@@ -39,41 +35,21 @@ impl Docker {
                 "the directory must be an absolute path without `..`",
             ));
         }
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let name = format!("connect-read-{}-{nanos}", std::process::id());
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             // Never started: a command is required to create it, not run.
             cmd: Some(vec!["/connect-never-runs".into()]),
-            labels: Some([(ONE_OFF_LABEL.to_string(), "true".to_string())].into()),
             network_disabled: Some(true),
             ..Default::default()
         };
-        self.api
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                }),
-                body,
-            )
-            .await
-            .map_err(|e| map_err(OP, &target, e))?;
-        let result = self.copy_dir_out(&name, &target, dir, max_bytes).await;
-        let _ = self
-            .api
-            .remove_container(
-                &name,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
-        result
+        let target = target.as_str();
+        self.with_one_off(
+            "connect-read",
+            body,
+            |e| map_err(OP, target, e),
+            |name| async move { self.copy_dir_out(&name, target, dir, max_bytes).await },
+        )
+        .await
     }
 
     async fn copy_dir_out(

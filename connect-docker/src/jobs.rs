@@ -1,9 +1,11 @@
 //! Programs in containers: exec in a running one, and one-off containers (migrations) run to completion.
 
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptions, KillContainerOptions, RemoveContainerOptions, WaitContainerOptions,
 };
@@ -75,19 +77,11 @@ impl Docker {
                 "the command is empty",
             ));
         }
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let name = format!("connect-one-off-{}-{nanos}", std::process::id());
         let spec = ContainerSpec {
-            name: name.clone(),
+            // Not in the body: `with_one_off` names the container.
+            name: String::new(),
             image: job.image.clone(),
-            labels: job
-                .labels
-                .clone()
-                .into_iter()
-                .chain([(ONE_OFF_LABEL.to_string(), "true".to_string())])
-                .collect(),
+            labels: job.labels.clone(),
             env: job.env.clone(),
             ports: vec![],
             command: Some(job.command.clone()),
@@ -98,7 +92,42 @@ impl Docker {
             restart: crate::slot::Restart::No,
             ..self.slot_options.clone()
         };
-        let mut body = create_body(&spec, &options);
+        let refused = |e| {
+            let err = map_err("docker.run_once", &job.image.to_string(), e);
+            if err.kind() == ErrorKind::NotFound {
+                err.with_hint("build or transfer the image first")
+            } else {
+                err
+            }
+        };
+        self.with_one_off(
+            "connect-one-off",
+            create_body(&spec, &options),
+            refused,
+            |name| async move { self.run_created(&name, job).await },
+        )
+        .await
+    }
+
+    /// Creates a container from `body` that is never reused: a fresh name (`{prefix}-{pid}-{nanos}`) and
+    /// [`ONE_OFF_LABEL`], so one a killed process left is found and removed. Runs `work` with its name, then
+    /// removes it (forced, with its volumes) whatever `work` returned. `refused` turns the Engine's refusal
+    /// to create it into the caller's error.
+    pub(crate) async fn with_one_off<T, F, Fut>(
+        &self,
+        prefix: &str,
+        mut body: ContainerCreateBody,
+        refused: impl FnOnce(bollard::errors::Error) -> Error,
+        work: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("{prefix}-{}-{nanos}", std::process::id());
         body.labels
             .get_or_insert_with(Default::default)
             .insert(ONE_OFF_LABEL.into(), "true".into());
@@ -111,15 +140,8 @@ impl Docker {
                 body,
             )
             .await
-            .map_err(|e| {
-                let err = map_err("docker.run_once", &job.image.to_string(), e);
-                if err.kind() == ErrorKind::NotFound {
-                    err.with_hint("build or transfer the image first")
-                } else {
-                    err
-                }
-            })?;
-        let result = self.run_created(&name, job).await;
+            .map_err(refused)?;
+        let result = work(name.clone()).await;
         let _ = self
             .api
             .remove_container(

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::with_scope;
-use connect_core::conformance::{RuntimeFixture, runtime_suite};
+use common::{test_app_fixture, with_scope};
+use connect_core::conformance::runtime_suite;
 use connect_core::model::Color;
 use connect_core::runtime::{ContainerSpec, ContainerState, Health, OneOff, labels, slot_labels};
 use connect_core::testing::free_port;
@@ -51,34 +51,12 @@ async fn http_get(port: u16, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_passes() {
     with_scope("conformance", |docker, scope| async move {
-        let healthy = scope
-            .build(&docker, "ok", test_app_context(None, &[], &[]).unwrap())
-            .await
-            .unwrap();
+        let healthy = scope.build_app(&docker, "ok").await.unwrap();
         let unhealthy = scope
-            .build(
-                &docker,
-                "sick",
-                test_app_context(Some(&healthy.to_string()), &[], &[("TESTAPP_HEALTH", "fail")]).unwrap(),
-            )
+            .build_on(&docker, "sick", &healthy, &[("TESTAPP_HEALTH", "fail")])
             .await
             .unwrap();
-        let job = |code: &str| OneOff {
-            image: healthy.clone(),
-            command: vec!["exit".into(), code.into()],
-            env: BTreeMap::new(),
-            deadline: Duration::from_secs(30),
-            labels: Default::default(),
-        };
-        let fixture = RuntimeFixture {
-            healthy_image: healthy.clone(),
-            unhealthy_image: unhealthy,
-            prefix: scope.prefix.clone(),
-            host_port: free_port(),
-            exec_echo: vec!["/app".into(), "echo".into(), "conformance".into()],
-            job_ok: job("0"),
-            job_fail: job("3"),
-        };
+        let fixture = test_app_fixture(&healthy, &unhealthy, scope.prefix.clone());
         runtime_suite(&docker, &fixture).await;
     })
     .await;
@@ -88,10 +66,7 @@ async fn conformance_suite_passes() {
 async fn a_slot_runs_turns_healthy_serves_stops_and_goes() {
     with_scope("slot", |docker, scope| async move {
         let release = scope.release("v1");
-        let image = scope
-            .build(&docker, "v1", test_app_context(None, &[], &[]).unwrap())
-            .await
-            .unwrap();
+        let image = scope.build_app(&docker, "v1").await.unwrap();
         let port = free_port();
         let mut labels = slot_labels(&scope.prefix, Color::Blue, &release);
         labels.insert("extra".into(), "yes".into());
@@ -164,16 +139,9 @@ async fn a_slot_runs_turns_healthy_serves_stops_and_goes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_that_never_turns_healthy_reports_its_checks() {
     with_scope("never-healthy", |docker, scope| async move {
-        let base = scope
-            .build(&docker, "base", test_app_context(None, &[], &[]).unwrap())
-            .await
-            .unwrap();
+        let base = scope.build_app(&docker, "base").await.unwrap();
         let sick = scope
-            .build(
-                &docker,
-                "sick",
-                test_app_context(Some(&base.to_string()), &[], &[("TESTAPP_HEALTH", "fail")]).unwrap(),
-            )
+            .build_on(&docker, "sick", &base, &[("TESTAPP_HEALTH", "fail")])
             .await
             .unwrap();
         let name = format!("{}-green", scope.prefix);
@@ -288,10 +256,7 @@ async fn logs_since_count_errors_and_exec_reports_exit_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_off_jobs_report_exit_codes_time_out_and_leave_nothing() {
     with_scope("one-off", |docker, scope| async move {
-        let image = scope
-            .build(&docker, "v1", test_app_context(None, &[], &[]).unwrap())
-            .await
-            .unwrap();
+        let image = scope.build_app(&docker, "v1").await.unwrap();
         let job = |cmd: &[&str], deadline| OneOff {
             image: image.clone(),
             command: cmd.iter().map(|s| s.to_string()).collect(),
@@ -339,14 +304,7 @@ async fn one_off_jobs_report_exit_codes_time_out_and_leave_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slots_are_listed_by_label_and_compose_containers_adopted() {
     with_scope("list-adopt", |docker, scope| async move {
-        let image = scope
-            .build(
-                &docker,
-                "20251013-1400",
-                test_app_context(None, &[], &[]).unwrap(),
-            )
-            .await
-            .unwrap();
+        let image = scope.build_app(&docker, "20251013-1400").await.unwrap();
         let release = scope.release("20251013-1400");
         for color in [Color::Blue, Color::Green] {
             let name = format!("{}-{color}", scope.prefix);
@@ -410,10 +368,7 @@ async fn slots_are_listed_by_label_and_compose_containers_adopted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_tag_list_layers_and_prune_all_but_the_last_releases() {
     with_scope("prune", |docker, scope| async move {
-        let base = scope
-            .build(&docker, "r1", test_app_context(None, &[], &[]).unwrap())
-            .await
-            .unwrap();
+        let base = scope.build_app(&docker, "r1").await.unwrap();
         let mut refs = vec![base.clone()];
         for (i, v) in ["r2", "r3", "r4"].iter().enumerate() {
             let ctx = test_app_context(
@@ -486,10 +441,7 @@ async fn build_tag_list_layers_and_prune_all_but_the_last_releases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gives_clear_errors_and_leaves_nothing() {
     with_scope("bad-input", |docker, scope| async move {
-        let image = scope
-            .build(&docker, "v1", test_app_context(None, &[], &[]).unwrap())
-            .await
-            .unwrap();
+        let image = scope.build_app(&docker, "v1").await.unwrap();
 
         let no_daemon = Docker::connect_socket("/tmp/connect-no-such-docker.sock")
             .await
@@ -577,10 +529,7 @@ async fn bad_input_gives_clear_errors_and_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_travels_through_a_host_connection() {
     with_scope("via-host", |local, scope| async move {
-        let image = scope
-            .build(&local, "v1", test_app_context(None, &[], &[]).unwrap())
-            .await
-            .unwrap();
+        let image = scope.build_app(&local, "v1").await.unwrap();
         let docker = Docker::connect_via(Arc::new(SocketHost), connect_docker::DEFAULT_SOCKET)
             .await
             .expect("connect through the host")

@@ -11,6 +11,7 @@ use common::with_scope;
 use connect_core::engine::{DeployConfig, Deployer, Event};
 use connect_core::memory::MemoryStack;
 use connect_core::ship::{BuildOn, ReleaseSource, ShipOutcome, ShipPhase, ShipReport};
+use connect_core::testing::{drain_events, ship_progress};
 use connect_core::{ContainerRuntime, ErrorKind};
 use connect_docker::Docker;
 use connect_docker::testing::{SecondDaemon, SocketHost, incompressible, test_app_binary};
@@ -37,30 +38,6 @@ fn deployer(server: Docker) -> Deployer {
     let mut backends = MemoryStack::new(&config.topology).backends();
     backends.runtime = Arc::new(server);
     Deployer::new(backends, config).unwrap()
-}
-
-fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
-    let mut events = Vec::new();
-    while let Ok(e) = rx.try_recv() {
-        events.push(e);
-    }
-    events
-}
-
-fn progress(events: &[Event]) -> Vec<(ShipPhase, usize, usize, u64, u64)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ShipProgress {
-                phase,
-                layers_done,
-                layers_total,
-                bytes_done,
-                bytes_total,
-            } => Some((*phase, *layers_done, *layers_total, *bytes_done, *bytes_total)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn shipped(events: &[Event]) -> Option<ShipReport> {
@@ -97,7 +74,7 @@ async fn a_build_context_is_built_locally_shipped_once_and_then_not_again() {
             "first ship (build + send) took {:?}: {first:?}",
             started.elapsed()
         );
-        let events = drain(&mut rx);
+        let events = drain_events(&mut rx);
         assert_eq!(first.outcome, ShipOutcome::Sent, "{first:?}");
         assert!(first.built_locally);
         assert_eq!(
@@ -107,7 +84,7 @@ async fn a_build_context_is_built_locally_shipped_once_and_then_not_again() {
         assert!(first.bytes_sent > DATA as u64, "{first:?}");
         assert_eq!(shipped(&events), Some(first.clone()));
 
-        let p = progress(&events);
+        let p = ship_progress(&events);
         assert!(
             p.iter().any(|e| e.0 == ShipPhase::Build),
             "the build is reported: {p:?}"
@@ -145,14 +122,14 @@ async fn a_build_context_is_built_locally_shipped_once_and_then_not_again() {
         let started = std::time::Instant::now();
         let second = deployer.ship(release.clone(), source).await.expect("second ship");
         eprintln!("second ship took {:?}", started.elapsed());
-        let events = drain(&mut rx);
+        let events = drain_events(&mut rx);
         assert_eq!(
             (second.outcome, second.layers_sent, second.bytes_sent),
             (ShipOutcome::AlreadyPresent, 0, 0)
         );
         assert_eq!(second.image_id, first.image_id);
         assert!(
-            progress(&events).is_empty(),
+            ship_progress(&events).is_empty(),
             "nothing built, nothing sent: {events:?}"
         );
     })

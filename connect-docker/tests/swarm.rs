@@ -5,17 +5,17 @@
 //! engine stopped under the live color, which Swarm reschedules onto the manager. With `CONNECT_REAL_TESTS=1`
 //! a missing program fails the test.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use connect_core::conformance::{RuntimeFixture, runtime_suite};
+use common::test_app_fixture;
+use connect_core::conformance::runtime_suite;
 use connect_core::model::{Color, ImageRef};
-use connect_core::runtime::{ContainerSpec, OneOff, slot_labels};
-use connect_core::testing::free_port;
+use connect_core::runtime::{ContainerSpec, slot_labels};
 use connect_core::{ContainerRuntime, ErrorKind};
-use connect_docker::testing::{
-    Availability, TestScope, TestSwarm, WORKER_ADDR, test_app_context, test_slot_options,
-};
+use connect_docker::testing::{Availability, TestScope, TestSwarm, WORKER_ADDR, test_slot_options};
 use connect_docker::{Restart, SlotOptions, Swarm};
 
 /// A color's service as the engine's start step would ask for it.
@@ -95,24 +95,13 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
     );
     let scope = TestScope::new(test);
     let manager = swarm.manager().await.unwrap();
-    let healthy = scope
-        .build(&manager, "v1", test_app_context(None, &[], &[]).unwrap())
-        .await
-        .unwrap();
+    let healthy = scope.build_app(&manager, "v1").await.unwrap();
     let v2 = scope
-        .build(
-            &manager,
-            "v2",
-            test_app_context(Some(&healthy.to_string()), &[], &[("RELEASE", "v2")]).unwrap(),
-        )
+        .build_on(&manager, "v2", &healthy, &[("RELEASE", "v2")])
         .await
         .unwrap();
     let unhealthy = scope
-        .build(
-            &manager,
-            "sick",
-            test_app_context(Some(&healthy.to_string()), &[], &[("TESTAPP_HEALTH", "fail")]).unwrap(),
-        )
+        .build_on(&manager, "sick", &healthy, &[("TESTAPP_HEALTH", "fail")])
         .await
         .unwrap();
     for image in [&healthy, &v2, &unhealthy] {
@@ -135,22 +124,7 @@ async fn a_real_swarm_deploys_blue_then_green_rolls_back_and_survives_a_lost_wor
 
     // 1. The ContainerRuntime promises, on services.
     let t = Instant::now();
-    let job = |code: &str| OneOff {
-        image: healthy.clone(),
-        command: vec!["exit".into(), code.into()],
-        env: BTreeMap::new(),
-        deadline: Duration::from_secs(30),
-        labels: Default::default(),
-    };
-    let fixture = RuntimeFixture {
-        healthy_image: healthy.clone(),
-        unhealthy_image: unhealthy.clone(),
-        prefix: format!("{}-conf", scope.prefix),
-        host_port: free_port(),
-        exec_echo: vec!["/app".into(), "echo".into(), "conformance".into()],
-        job_ok: job("0"),
-        job_fail: job("3"),
-    };
+    let fixture = test_app_fixture(&healthy, &unhealthy, format!("{}-conf", scope.prefix));
     runtime_suite(&rt, &fixture).await;
     eprintln!(
         "conformance suite on the swarm: {:.1} s",

@@ -230,10 +230,7 @@ async fn an_engine_that_cannot_unpack_zstd_falls_back_to_the_whole_image() {
             return;
         };
         let dest = daemon.docker().await.unwrap();
-        let v1 = scope
-            .build(&docker, "v1", test_app_context(None, &[], &[]).unwrap())
-            .await
-            .unwrap();
+        let v1 = scope.build_app(&docker, "v1").await.unwrap();
         let zstd = TransferOptions {
             compression: Some(Compression::Zstd),
             fallback_to_whole: false,

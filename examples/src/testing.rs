@@ -22,7 +22,7 @@ use crate::http::{self, Response};
 mod ops;
 mod swarm;
 pub mod tmux;
-pub use ops::{OpsRun, connect_ops, connect_ops_json};
+pub use ops::{OpsRun, connect_ops, connect_ops_in, connect_ops_json};
 pub use swarm::SwarmStage;
 pub use tmux::Tmux;
 

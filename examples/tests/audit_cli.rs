@@ -7,24 +7,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Output;
 
 use connect_core::host::{Command, HostExt};
 use connect_core::ssh::SshHost;
 use connect_core::testing::{Sshd, free_port};
 use connect_db::testing::TestRedis;
-use connect_examples::testing::connect_ops;
+use connect_examples::testing::connect_ops_in;
 use serde_json::Value;
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(connect_ops())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("connect-ops runs")
-}
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
@@ -145,7 +134,7 @@ sshd_reload = ["kill", "-HUP", "{pid}"]
     );
     std::fs::write(d.join("connect.toml"), config).expect("config");
 
-    let out = run(d, &["audit", "--format", "json"]);
+    let out = connect_ops_in(d, &["audit", "--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(6),
@@ -184,11 +173,11 @@ sshd_reload = ["kill", "-HUP", "{pid}"]
         );
     }
     // Text for people, the same verdict.
-    let text = run(d, &["audit"]);
+    let text = connect_ops_in(d, &["audit"]);
     assert_eq!(text.status.code(), Some(6));
     assert!(String::from_utf8_lossy(&text.stdout).contains("HIGH     sshd.password_authentication"));
 
-    let fixed = run(d, &["--json", "audit", "--fix"]);
+    let fixed = connect_ops_in(d, &["--json", "audit", "--fix"]);
     assert_eq!(
         fixed.status.code(),
         Some(6),
@@ -243,7 +232,7 @@ sshd_reload = ["kill", "-HUP", "{pid}"]
     assert!(after.starts_with(connect_core::audit::fix::BEGIN_MARK), "{after}");
 
     // CI's threshold: nothing critical is left.
-    let ci = run(d, &["audit", "--fail-on", "critical"]);
+    let ci = connect_ops_in(d, &["audit", "--fail-on", "critical"]);
     assert_eq!(
         ci.status.code(),
         Some(0),

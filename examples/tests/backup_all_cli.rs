@@ -12,17 +12,8 @@ use connect_core::Cache;
 use connect_core::backup_set::set_id;
 use connect_core::wait::poll_until;
 use connect_db::testing::TestRedis;
-use connect_examples::testing::connect_ops;
+use connect_examples::testing::connect_ops_in;
 use serde_json::Value;
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(connect_ops())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("connect-ops runs")
-}
 
 /// The JSON line of the result that has `key` (progress events come before it, an error after).
 fn json(out: &Output, key: &str) -> Value {
@@ -82,7 +73,7 @@ async fn backup_all_takes_every_part_copies_only_changes_and_feeds_preflight() {
     std::fs::write(d.join("connect.toml"), config(d, redis.port, "1h")).unwrap();
     redis.client().ping().await.expect("redis answers");
 
-    let out = run(d, &["--json", "backup-all"]);
+    let out = connect_ops_in(d, &["--json", "backup-all"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let first = json(&out, "manifest");
     let parts: Vec<(String, u64)> = first["manifest"]["parts"]
@@ -127,7 +118,7 @@ async fn backup_all_takes_every_part_copies_only_changes_and_feeds_preflight() {
     )
     .await
     .unwrap();
-    let out = run(d, &["--json", "backup-all"]);
+    let out = connect_ops_in(d, &["--json", "backup-all"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let second = json(&out, "manifest");
     assert_eq!(second["uploads"]["files_copied"], 1, "{second}");
@@ -138,7 +129,7 @@ async fn backup_all_takes_every_part_copies_only_changes_and_feeds_preflight() {
     // Preflight: the set is fresh enough for one hour, not for one second.
     let check = |max_age: &str| {
         std::fs::write(d.join("connect.toml"), config(d, redis.port, max_age)).unwrap();
-        let report = json(&run(d, &["--json", "check"]), "checks");
+        let report = json(&connect_ops_in(d, &["--json", "check"]), "checks");
         report["checks"]
             .as_array()
             .unwrap()
@@ -190,13 +181,13 @@ async fn recover_refuses_bad_input_before_changing_anything() {
     let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
 
     std::fs::write(d.join("connect.toml"), toml("")).unwrap();
-    let out = run(d, &["recover", "--yes"]);
+    let out = connect_ops_in(d, &["recover", "--yes"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--from"), "{}", stderr(&out));
 
     std::fs::create_dir_all(d.join("offhost")).unwrap();
     let from = d.join("offhost").display().to_string();
-    let out = run(d, &["recover", "--dry-run", "--from", &from]);
+    let out = connect_ops_in(d, &["recover", "--dry-run", "--from", &from]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("no backup set") && stderr(&out).contains("backup-all"),
@@ -219,7 +210,7 @@ async fn recover_refuses_bad_input_before_changing_anything() {
     });
     std::fs::write(set.join("manifest.json"), manifest.to_string()).unwrap();
 
-    let out = run(
+    let out = connect_ops_in(
         d,
         &[
             "recover",
@@ -240,7 +231,7 @@ async fn recover_refuses_bad_input_before_changing_anything() {
         d = d.display()
     );
     std::fs::write(d.join("connect.toml"), toml(&pitr)).unwrap();
-    let out = run(d, &["recover", "--dry-run", "--from", &from]);
+    let out = connect_ops_in(d, &["recover", "--dry-run", "--from", &from]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("no pgBackRest backup") && stderr(&out).contains("backup disk"),

@@ -3,18 +3,8 @@
 //! `tests/e2e/cli.rs`.)
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use connect_examples::testing::connect_ops;
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(connect_ops())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("connect-ops runs")
-}
+use connect_examples::testing::{connect_ops, connect_ops_in};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -23,11 +13,11 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn init_then_check_then_refuse_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
-    let init = run(dir.path(), &["init"]);
+    let init = connect_ops_in(dir.path(), &["init"]);
     assert!(init.status.success(), "{}", text(&init.stderr));
     assert!(dir.path().join("connect.toml").exists());
 
-    let check = run(dir.path(), &["config", "check"]);
+    let check = connect_ops_in(dir.path(), &["config", "check"]);
     assert!(check.status.success(), "{}", text(&check.stderr));
     assert!(
         text(&check.stdout).contains("connect.toml: ok"),
@@ -35,11 +25,11 @@ fn init_then_check_then_refuse_to_overwrite() {
         text(&check.stdout)
     );
 
-    let json = run(dir.path(), &["--json", "config", "check"]);
+    let json = connect_ops_in(dir.path(), &["--json", "config", "check"]);
     let answer: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON object");
     assert_eq!(answer["image"], "connect");
 
-    let again = run(dir.path(), &["init"]);
+    let again = connect_ops_in(dir.path(), &["init"]);
     assert_eq!(again.status.code(), Some(2), "{}", text(&again.stderr));
     assert!(text(&again.stderr).contains("--force"), "{}", text(&again.stderr));
 }
@@ -62,7 +52,7 @@ fn a_broken_file_stops_every_command_with_its_line_and_column_and_exit_code_2() 
         &["lock", "break"],
         &["audit", "--fix"],
     ] {
-        let out = run(dir.path(), args);
+        let out = connect_ops_in(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
         let stderr = text(&out.stderr);
         assert!(
@@ -71,7 +61,7 @@ fn a_broken_file_stops_every_command_with_its_line_and_column_and_exit_code_2() 
         );
         assert!(stderr.contains("fix:"), "{stderr}");
     }
-    let json = run(dir.path(), &["--json", "deploy", "v2"]);
+    let json = connect_ops_in(dir.path(), &["--json", "deploy", "v2"]);
     let answer: serde_json::Value = serde_json::from_slice(&json.stdout).expect("the error as JSON");
     assert_eq!(answer["error"]["kind"], "invalid_input", "{answer}");
     assert_eq!(answer["error"]["exit_code"], 2);
@@ -80,7 +70,7 @@ fn a_broken_file_stops_every_command_with_its_line_and_column_and_exit_code_2() 
 #[test]
 fn a_missing_file_names_the_way_out() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &["status"]);
+    let out = connect_ops_in(dir.path(), &["status"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("connect-ops init"),
@@ -92,7 +82,7 @@ fn a_missing_file_names_the_way_out() {
 #[test]
 fn help_documents_the_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &["--help"]);
+    let out = connect_ops_in(dir.path(), &["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
     for code in ["2  bad input", "3  locked", "4  drift", "5  unavailable"] {
@@ -134,7 +124,7 @@ fn completions_for_bash_zsh_and_fish_parse_in_their_shells_and_name_every_subcom
         ("zsh", &["zsh", "-n"]),
         ("fish", &["fish", "--no-execute"]),
     ] {
-        let out = run(dir.path(), &["completions", shell]);
+        let out = connect_ops_in(dir.path(), &["completions", shell]);
         assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
         let script = text(&out.stdout);
         for name in &names {
@@ -143,14 +133,14 @@ fn completions_for_bash_zsh_and_fish_parse_in_their_shells_and_name_every_subcom
         let (ok, stderr) = shell_check(check[0], &check[1..], &out.stdout);
         assert!(ok, "{shell} rejects its completion script: {stderr}");
     }
-    let out = run(dir.path(), &["completions", "tcsh"]);
+    let out = connect_ops_in(dir.path(), &["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2), "an unknown shell is bad input");
 }
 
 #[test]
 fn the_man_page_renders_and_lists_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &["man"]);
+    let out = connect_ops_in(dir.path(), &["man"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with(".ie"),
@@ -193,7 +183,7 @@ fn the_man_page_renders_and_lists_every_subcommand() {
     assert!(page.contains("Exit codes"), "{page}");
 
     let pages = dir.path().join("man");
-    let out = run(dir.path(), &["man", "--dir", "man"]);
+    let out = connect_ops_in(dir.path(), &["man", "--dir", "man"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for name in subcommands() {
         assert!(
@@ -207,7 +197,7 @@ fn the_man_page_renders_and_lists_every_subcommand() {
 fn the_new_subcommands_refuse_bad_input_with_exit_code_2_before_contacting_anything() {
     let dir = tempfile::tempdir().unwrap();
     // The template names `your-server`, which does not resolve: reaching it would be exit 5, not 2.
-    assert!(run(dir.path(), &["init"]).status.success());
+    assert!(connect_ops_in(dir.path(), &["init"]).status.success());
     for (args, says) in [
         (&["restore"][..], "--yes"),
         (&["restore", "connect-x.dump"], "connect-x.dump"),
@@ -221,7 +211,7 @@ fn the_new_subcommands_refuse_bad_input_with_exit_code_2_before_contacting_anyth
         // The template leaves [backup_all] commented out: nothing is taken, and the fix is named.
         (&["backup-all"], "add [backup_all]"),
     ] {
-        let out = run(dir.path(), args);
+        let out = connect_ops_in(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
         assert!(
             text(&out.stderr).contains(says),
@@ -230,7 +220,7 @@ fn the_new_subcommands_refuse_bad_input_with_exit_code_2_before_contacting_anyth
         );
     }
     // Not at a terminal, a restore without --yes says what it would replace and how to go ahead.
-    let out = run(dir.path(), &["--json", "restore"]);
+    let out = connect_ops_in(dir.path(), &["--json", "restore"]);
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the error as JSON");
     let message = answer["error"]["message"].as_str().unwrap_or_default();
     assert!(
@@ -242,7 +232,7 @@ fn the_new_subcommands_refuse_bad_input_with_exit_code_2_before_contacting_anyth
 #[test]
 fn recover_db_and_pitr_refuse_before_contacting_anything() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(run(dir.path(), &["init"]).status.success());
+    assert!(connect_ops_in(dir.path(), &["init"]).status.success());
     for (args, says) in [
         (&["recover-db"][..], "required"),
         (
@@ -258,7 +248,7 @@ fn recover_db_and_pitr_refuse_before_contacting_anything() {
         (&["recover-db", "--latest", "--yes"], "[database.pitr]"),
         (&["pitr", "info"], "[database.pitr]"),
     ] {
-        let out = run(dir.path(), args);
+        let out = connect_ops_in(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
         assert!(
             text(&out.stderr).contains(says),
@@ -266,7 +256,7 @@ fn recover_db_and_pitr_refuse_before_contacting_anything() {
             text(&out.stderr)
         );
     }
-    let out = run(dir.path(), &["recover-db", "--restore-point", "connect-d1"]);
+    let out = connect_ops_in(dir.path(), &["recover-db", "--restore-point", "connect-d1"]);
     assert!(
         text(&out.stderr).contains("every database")
             && text(&out.stderr).contains("restore point connect-d1"),
@@ -280,7 +270,7 @@ fn recover_db_and_pitr_refuse_before_contacting_anything() {
         "\n[database.pitr]\nrepo = \"/mnt/backup/it's\"\n[[database.pitr.nodes]]\nmember = \"patroni1\"\ndata_dir = \"/var/lib/postgresql/15/main\"\nport = 5432\n",
     );
     std::fs::write(&config, body).unwrap();
-    let out = run(dir.path(), &["pitr", "info"]);
+    let out = connect_ops_in(dir.path(), &["pitr", "info"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("database.pitr"),
@@ -329,7 +319,7 @@ fn watch_into_a_pipe_prints_one_line_per_sample_and_stops_on_sigterm() {
     let config = dead_server(dir.path());
     let config = config.to_str().unwrap();
 
-    let once = run(
+    let once = connect_ops_in(
         dir.path(),
         &["--config", config, "watch", "--once", "--interval", "100ms"],
     );
@@ -364,7 +354,7 @@ fn watch_into_a_pipe_prints_one_line_per_sample_and_stops_on_sigterm() {
     let status = watch.wait().unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM ends the view normally");
 
-    let bad = run(dir.path(), &["--config", config, "watch", "--interval", "0s"]);
+    let bad = connect_ops_in(dir.path(), &["--config", config, "watch", "--interval", "0s"]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
     assert!(
         text(&bad.stderr).contains("--interval 1s"),

@@ -7,17 +7,8 @@ use std::path::Path;
 use std::process::Output;
 
 use connect_docker::testing::{SecondDaemon, TestScope, incompressible, local_docker, test_app_binary};
-use connect_examples::testing::connect_ops;
+use connect_examples::testing::connect_ops_in;
 use serde_json::Value;
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(connect_ops())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("connect-ops runs")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -66,7 +57,7 @@ async fn ship_prints_plain_progress_then_json_events_and_a_second_ship_sends_not
         let dir = work.path().to_path_buf();
         move || {
             // Not a terminal: plain lines on stderr, the summary on stdout.
-            let plain = run(&dir, &["ship", "v1", "--context", "v1"]);
+            let plain = connect_ops_in(&dir, &["ship", "v1", "--context", "v1"]);
             let (stdout, stderr) = (text(&plain.stdout), text(&plain.stderr));
             assert!(plain.status.success(), "{stdout}\n{stderr}");
             assert!(stderr.contains("ship: asking the server"), "{stderr}");
@@ -84,7 +75,7 @@ async fn ship_prints_plain_progress_then_json_events_and_a_second_ship_sends_not
             assert!(stdout.contains("built locally, sent 2 of 2 layers"), "{stdout}");
 
             // --json: events then the report, every line JSON; v2 shares no layer with v1 but is reported whole.
-            let json = run(&dir, &["--json", "ship", "v2", "--context", "v2"]);
+            let json = connect_ops_in(&dir, &["--json", "ship", "v2", "--context", "v2"]);
             assert!(json.status.success(), "{}", text(&json.stderr));
             let lines = json_lines(&json);
             assert_eq!(lines.first().unwrap()["event"], "step_started");
@@ -110,7 +101,7 @@ async fn ship_prints_plain_progress_then_json_events_and_a_second_ship_sends_not
             assert!(result["image"].as_str().unwrap().ends_with(":v2"), "{result}");
 
             // The same release again: a no-op that says so.
-            let again = run(&dir, &["--json", "ship", "v2", "--context", "v2"]);
+            let again = connect_ops_in(&dir, &["--json", "ship", "v2", "--context", "v2"]);
             assert!(again.status.success(), "{}", text(&again.stderr));
             let lines = json_lines(&again);
             assert!(!lines.iter().any(|l| l["event"] == "ship_progress"), "{lines:?}");
@@ -118,7 +109,7 @@ async fn ship_prints_plain_progress_then_json_events_and_a_second_ship_sends_not
 
             // A context without a Dockerfile: exit 1, the error as JSON, nothing on the server.
             std::fs::create_dir_all(dir.join("empty")).unwrap();
-            let bad = run(&dir, &["--json", "ship", "v3", "--context", "empty"]);
+            let bad = connect_ops_in(&dir, &["--json", "ship", "v3", "--context", "empty"]);
             assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stdout));
             let error = json_lines(&bad).pop().unwrap();
             assert_eq!(error["error"]["kind"], "not_found", "{error}");

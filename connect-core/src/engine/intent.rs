@@ -203,13 +203,7 @@ impl Deployer {
             b.router.set_state(&slot.server, AdminState::Maint).await?;
         }
         if b.runtime.inspect(&slot.container).await?.is_some() {
-            b.runtime
-                .stop(&slot.container, self.config.app.stop_grace)
-                .await?;
-            match b.runtime.remove(&slot.container).await {
-                Err(e) if e.kind() != crate::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            self.stop_and_remove(&slot.container).await?;
             done.push(format!("{} removed", slot.container));
         }
         journal.slots.remove(&color);

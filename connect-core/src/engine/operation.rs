@@ -164,11 +164,7 @@ impl Deployer {
         ]
         .into();
         for left in runtime.list(&app).await? {
-            runtime.stop(&left.name, self.config.app.stop_grace).await?;
-            match runtime.remove(&left.name).await {
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            self.stop_and_remove(&left.name).await?;
             self.events.warn(
                 Step::Reconcile,
                 format!(

@@ -21,6 +21,36 @@ pub async fn live_servers(router: &dyn crate::TrafficRouter) -> crate::Result<Ve
     Ok(live)
 }
 
+/// Every event `rx` has received so far, without waiting for more.
+pub fn drain_events(
+    rx: &mut tokio::sync::broadcast::Receiver<crate::engine::Event>,
+) -> Vec<crate::engine::Event> {
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    events
+}
+
+/// The ship progress among `events`, as (phase, layers done, layers total, bytes done, bytes total).
+pub fn ship_progress(
+    events: &[crate::engine::Event],
+) -> Vec<(crate::ship::ShipPhase, usize, usize, u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            crate::engine::Event::ShipProgress {
+                phase,
+                layers_done,
+                layers_total,
+                bytes_done,
+                bytes_total,
+            } => Some((*phase, *layers_done, *layers_total, *bytes_done, *bytes_total)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Sends `signal` to the process `pid` (a server the test started): the harnesses forbid `unsafe`, and std
 /// can only send SIGKILL. An error when there is no such process.
 pub fn send_signal(pid: u32, signal: Signal) -> std::io::Result<()> {

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use connect_core::engine::{DeployConfig, Deployer, Event, Journal};
+use connect_core::engine::{DeployConfig, Deployer, Journal};
 use connect_core::memory::{AppBehavior, MemoryStack};
 use connect_core::model::{Color, Release};
 
@@ -15,12 +15,32 @@ pub(crate) fn release(version: &str) -> Release {
     Release::new("connect", version).unwrap()
 }
 
+/// The runbook's configuration with holder `test`; with `migration`, the release's migration is Prisma's
+/// `npx prisma migrate deploy`.
+pub(crate) fn config(migration: bool) -> DeployConfig {
+    let mut config = DeployConfig {
+        holder: "test".into(),
+        ..DeployConfig::runbook()
+    };
+    if migration {
+        config.app.migration = Some(vec![
+            "npx".into(),
+            "prisma".into(),
+            "migrate".into(),
+            "deploy".into(),
+        ]);
+    }
+    config
+}
+
 impl Fixture {
     pub(crate) fn new() -> Fixture {
-        Fixture::with_config(DeployConfig {
-            holder: "test".into(),
-            ..DeployConfig::runbook()
-        })
+        Fixture::with_config(config(false))
+    }
+
+    /// A fixture whose releases run a migration (see [`config`]).
+    pub(crate) fn with_migration() -> Fixture {
+        Fixture::with_config(config(true))
     }
 
     pub(crate) fn with_config(config: DeployConfig) -> Fixture {
@@ -78,13 +98,4 @@ pub(crate) fn unix_ms_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-/// Every event received so far.
-pub(crate) fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
-    let mut events = Vec::new();
-    while let Ok(e) = rx.try_recv() {
-        events.push(e);
-    }
-    events
 }

@@ -195,12 +195,26 @@ pub async fn restore_status(
     config: &BackupConfig,
     maintenance_db: &str,
 ) -> Result<Option<InterruptedRestore>> {
+    let Some((marker, admin, client)) = interrupted(host, target, config, maintenance_db).await? else {
+        return Ok(None);
+    };
+    Ok(Some(status_of(&client, &admin, marker).await?))
+}
+
+/// The record of an interrupted restore of `target.dbname`, with a connection to `maintenance_db` through
+/// `host` to look at (and repair) the cluster by; `None`, without connecting, when there is no record.
+async fn interrupted(
+    host: &dyn Host,
+    target: &PgTarget,
+    config: &BackupConfig,
+    maintenance_db: &str,
+) -> Result<Option<(RestoreMarker, PgTarget, Client)>> {
     let Some(marker) = read_marker(host, config, &target.dbname).await? else {
         return Ok(None);
     };
     let admin = target.database(maintenance_db);
     let client = connect_via(&admin, Some(host)).await?;
-    Ok(Some(status_of(&client, &admin, marker).await?))
+    Ok(Some((marker, admin, client)))
 }
 
 async fn status_of(client: &Client, admin: &PgTarget, marker: RestoreMarker) -> Result<InterruptedRestore> {
@@ -224,11 +238,9 @@ pub async fn recover_restore(
     config: &BackupConfig,
     maintenance_db: &str,
 ) -> Result<Option<InterruptedRestore>> {
-    let Some(marker) = read_marker(host, config, &target.dbname).await? else {
+    let Some((marker, admin, client)) = interrupted(host, target, config, maintenance_db).await? else {
         return Ok(None);
     };
-    let admin = target.database(maintenance_db);
-    let client = connect_via(&admin, Some(host)).await?;
     let state = settle(&client, &admin, marker).await?;
     remove_marker(host, config, &target.dbname).await?;
     tracing::warn!(database = %target.dbname, action = ?state.action, "repaired an interrupted restore");

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use connect_core::Result;
 use connect_core::testing::{real_tests_required, require_program};
-use connect_core::{Error, ErrorKind, Result};
 
 use super::PG_PASSWORD;
-use super::process::{ServerProcess, accepting, give_to_postgres, io, pg_bin, running_as_root};
+use super::process::{ServerProcess, accepting, give_to_postgres, initdb, io, pg_bin, running_as_root};
 use crate::PgTarget;
 
 /// The port in the socket's name (`.s.PGSQL.5432`): no TCP port is bound outside the namespace.
@@ -47,27 +47,8 @@ impl IsolatedPostgres {
 
     async fn try_start(dir: tempfile::TempDir, listen: &str, hba: &str) -> Result<IsolatedPostgres> {
         let root = dir.path();
-        let pwfile = root.join("pw");
-        std::fs::write(&pwfile, PG_PASSWORD).map_err(|e| io("testing.postgres", &pwfile, e))?;
-        give_to_postgres(root)?;
-        let data = root.join("data");
-        let out = std::process::Command::new("setpriv")
-            .args(["--reuid", "postgres", "--regid", "postgres", "--init-groups"])
-            .arg(pg_bin("initdb"))
-            .args(["-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"])
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .arg("-D")
-            .arg(&data)
-            .output()
-            .map_err(|e| io("testing.initdb", &data, e))?;
-        if !out.status.success() {
-            return Err(Error::new(
-                ErrorKind::Failed,
-                "testing.initdb",
-                data.display().to_string(),
-                String::from_utf8_lossy(&out.stderr).to_string(),
-            ));
-        }
+        // Local connections trust by default: the test's `hba` replaces the whole file anyway.
+        let data = initdb(root, &[])?;
         let hba_path = data.join("pg_hba.conf");
         std::fs::write(&hba_path, hba).map_err(|e| io("testing.postgres", &hba_path, e))?;
         give_to_postgres(&hba_path)?;

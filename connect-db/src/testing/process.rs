@@ -56,6 +56,39 @@ pub(crate) fn give_to_postgres(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// initdb under `root` (given to `postgres` when we are root, as the server runs as that user): superuser
+/// `postgres` with [`super::PG_PASSWORD`], UTF-8, `auth` as initdb's authentication options. Returns the
+/// data directory, `root/data`.
+pub(crate) fn initdb(root: &Path, auth: &[&str]) -> Result<PathBuf> {
+    let pwfile = root.join("pw");
+    std::fs::write(&pwfile, super::PG_PASSWORD).map_err(|e| io("testing.postgres", &pwfile, e))?;
+    give_to_postgres(root)?;
+    let data = root.join("data");
+    let mut initdb = Command::new("setpriv");
+    if running_as_root() {
+        initdb.args(["--reuid", "postgres", "--regid", "postgres", "--init-groups"]);
+    }
+    let out = initdb
+        .arg(pg_bin("initdb"))
+        .args(["-U", "postgres"])
+        .args(auth)
+        .args(["-E", "UTF8", "--locale=C.UTF-8"])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .arg("-D")
+        .arg(&data)
+        .output()
+        .map_err(|e| io("testing.initdb", &data, e))?;
+    if !out.status.success() {
+        return Err(Error::new(
+            ErrorKind::Failed,
+            "testing.initdb",
+            data.display().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        ));
+    }
+    Ok(data)
+}
+
 pub(crate) fn io(op: &str, path: &Path, e: std::io::Error) -> Error {
     Error::new(ErrorKind::Failed, op, path.display().to_string(), e.to_string())
 }

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use connect_core::Result;
 use connect_core::testing::{free_port, require_program};
-use connect_core::{Error, ErrorKind, Result};
 
 use super::PG_PASSWORD;
 use super::certs::TestCerts;
-use super::process::{ServerProcess, accepting, give_to_postgres, io, pg_bin, running_as_root};
+use super::process::{ServerProcess, accepting, initdb, pg_bin};
 use crate::PgTarget;
 
 /// A PostgreSQL server in its own temp dir, superuser `postgres` with [`PG_PASSWORD`] over TCP.
@@ -57,38 +57,7 @@ impl TestPostgres {
 
     async fn try_start(dir: tempfile::TempDir, certs: Option<TestCerts>) -> Result<TestPostgres> {
         let root = dir.path();
-        let pwfile = root.join("pw");
-        std::fs::write(&pwfile, PG_PASSWORD).map_err(|e| io("testing.postgres", &pwfile, e))?;
-        give_to_postgres(root)?;
-        let data = root.join("data");
-        let mut initdb = std::process::Command::new("setpriv");
-        if running_as_root() {
-            initdb.args(["--reuid", "postgres", "--regid", "postgres", "--init-groups"]);
-        }
-        let out = initdb
-            .arg(pg_bin("initdb"))
-            .args([
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ])
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .arg("-D")
-            .arg(&data)
-            .output()
-            .map_err(|e| io("testing.initdb", &data, e))?;
-        if !out.status.success() {
-            return Err(Error::new(
-                ErrorKind::Failed,
-                "testing.initdb",
-                data.display().to_string(),
-                String::from_utf8_lossy(&out.stderr).to_string(),
-            ));
-        }
+        let data = initdb(root, &["--auth-local=trust", "--auth-host=scram-sha-256"])?;
         let port = free_port();
         let mut tls = Vec::new();
         if let Some(c) = &certs {

@@ -252,6 +252,29 @@ impl TestScope {
         docker.build_release(context, &release).await?;
         Ok(release.image)
     }
+
+    /// Builds the test app, healthy, as `<prefix>:<version>`.
+    pub async fn build_app(&self, docker: &Docker, version: &str) -> Result<ImageRef> {
+        self.build(docker, version, test_app_context(None, &[], &[])?)
+            .await
+    }
+
+    /// Builds `base` with `env` baked in (one layer on top) as `<prefix>:<version>`: `TESTAPP_HEALTH=fail`
+    /// makes an app that never turns healthy, `RELEASE=…` a release that differs only in that.
+    pub async fn build_on(
+        &self,
+        docker: &Docker,
+        version: &str,
+        base: &ImageRef,
+        env: &[(&str, &str)],
+    ) -> Result<ImageRef> {
+        self.build(
+            docker,
+            version,
+            test_app_context(Some(&base.to_string()), &[], env)?,
+        )
+        .await
+    }
 }
 
 /// The local engine, or `None` (with a loud SKIP) when there is none and real tests are not required.

@@ -19,7 +19,7 @@ use connect_core::{Error, ErrorKind, Result};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 mod archive;
@@ -393,32 +393,8 @@ impl Docker {
             };
             filter_archive(source, sink, &id, &skip, &diff_ids, progress).await
         });
-        let wire = Arc::new(AtomicU64::new(0));
-        let body = counted(
-            ReaderStream::with_capacity(reader, 256 * 1024),
-            Arc::clone(&wire),
-            options,
-        );
-        let mut load = dest.api.import_image_stream(
-            ImportImageOptions {
-                quiet: true,
-                platform: None,
-            },
-            body,
-            None,
-        );
-        let mut load_err = None;
-        while let Some(msg) = load.next().await {
-            if let Err(e) = msg {
-                load_err = Some(e);
-                break;
-            }
-        }
-        drop(load);
-        let filtered = filter.await.map_err(|e| {
-            Error::new(ErrorKind::Failed, "docker.transfer", reference, e.to_string()).with_source(e)
-        })?;
-        let wire_bytes = wire.load(Ordering::Relaxed);
+        let (wire_bytes, load_err) = dest.load_from(reader, options).await;
+        let filtered = filter.await.map_err(|e| task_failed(reference, e))?;
         if let Some(e) = load_err {
             let err = map_err("docker.transfer", reference, e);
             let why = match &filtered {
@@ -518,31 +494,8 @@ impl Docker {
             }
             gz.shutdown().await
         });
-        let wire = Arc::new(AtomicU64::new(0));
-        let body = counted(
-            ReaderStream::with_capacity(reader, 256 * 1024),
-            Arc::clone(&wire),
-            options,
-        );
-        let mut load = dest.api.import_image_stream(
-            ImportImageOptions {
-                quiet: true,
-                platform: None,
-            },
-            body,
-            None,
-        );
-        let mut load_err = None;
-        while let Some(msg) = load.next().await {
-            if let Err(e) = msg {
-                load_err = Some(e);
-                break;
-            }
-        }
-        drop(load);
-        let pumped = pump.await.map_err(|e| {
-            Error::new(ErrorKind::Failed, "docker.transfer", &reference, e.to_string()).with_source(e)
-        })?;
+        let (wire_bytes, load_err) = dest.load_from(reader, options).await;
+        let pumped = pump.await.map_err(|e| task_failed(&reference, e))?;
         if let Some(e) = load_err {
             return Err(map_err("docker.transfer", &reference, e));
         }
@@ -558,8 +511,46 @@ impl Docker {
             layers_total: src.layers.len(),
             layers_sent: src.layers.len(),
             archive_bytes: archive.load(Ordering::Relaxed),
-            wire_bytes: wire.load(Ordering::Relaxed),
+            wire_bytes,
             duration: started.elapsed(),
         })
     }
+
+    /// `docker load` on this engine of the archive `reader` gives, counting the bytes on the wire (and
+    /// cutting them off where `options` asks). Returns that count and the load's first error: the stream is
+    /// dropped on it, which ends the sender's side too.
+    async fn load_from(
+        &self,
+        reader: DuplexStream,
+        options: &TransferOptions,
+    ) -> (u64, Option<bollard::errors::Error>) {
+        let wire = Arc::new(AtomicU64::new(0));
+        let body = counted(
+            ReaderStream::with_capacity(reader, 256 * 1024),
+            Arc::clone(&wire),
+            options,
+        );
+        let mut load = self.api.import_image_stream(
+            ImportImageOptions {
+                quiet: true,
+                platform: None,
+            },
+            body,
+            None,
+        );
+        let mut load_err = None;
+        while let Some(msg) = load.next().await {
+            if let Err(e) = msg {
+                load_err = Some(e);
+                break;
+            }
+        }
+        drop(load);
+        (wire.load(Ordering::Relaxed), load_err)
+    }
+}
+
+/// The task producing the archive panicked or was cancelled.
+fn task_failed(reference: &str, e: tokio::task::JoinError) -> Error {
+    Error::new(ErrorKind::Failed, "docker.transfer", reference, e.to_string()).with_source(e)
 }

@@ -1,9 +1,40 @@
-//! Shared by the real tests: a scope per test, cleaned up whether the test passes or panics.
+//! Shared by the real tests: a scope per test, cleaned up whether the test passes or panics, and the
+//! runtime conformance suite's fixture on the test app.
 
+// Each test binary uses part of this module.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
+use connect_core::conformance::RuntimeFixture;
+use connect_core::model::ImageRef;
+use connect_core::runtime::OneOff;
+use connect_core::testing::free_port;
 use connect_docker::Docker;
 use connect_docker::testing::{TestScope, local_docker};
+
+/// The runtime suite's fixture on the test app: `healthy` and `unhealthy` images, containers named after
+/// `prefix`, `/app echo` as the exec, `exit 0` and `exit 3` as the jobs.
+pub(crate) fn test_app_fixture(healthy: &ImageRef, unhealthy: &ImageRef, prefix: String) -> RuntimeFixture {
+    let job = |code: &str| OneOff {
+        image: healthy.clone(),
+        command: vec!["exit".into(), code.into()],
+        env: BTreeMap::new(),
+        deadline: Duration::from_secs(30),
+        labels: Default::default(),
+    };
+    RuntimeFixture {
+        healthy_image: healthy.clone(),
+        unhealthy_image: unhealthy.clone(),
+        prefix,
+        host_port: free_port(),
+        exec_echo: vec!["/app".into(), "echo".into(), "conformance".into()],
+        job_ok: job("0"),
+        job_fail: job("3"),
+    }
+}
 
 /// Runs `body` with the local engine and a fresh scope, then removes the scope's containers and images,
 /// then re-raises the body's panic, if any. Skips (loudly) when there is no engine and real tests are not

@@ -13,11 +13,11 @@ use connect_core::model::{AppSpec, Color, DeployPolicy, Slot, Topology};
 use connect_core::ssh::{SshConfig, SshHost};
 use connect_core::{Host, Result};
 use connect_db::backup::BackupConfig;
-use connect_db::testing::pg_bin;
 use connect_db::{PatroniCluster, PgTarget};
 use connect_docker::{Docker, HOST_NETWORK, HealthProbe, Restart, SlotOptions};
 use connect_haproxy::{Haproxy, MapFile, RuntimeApi, Socket, StateFile};
 
+use super::toml::pg_bin_dir;
 use super::{DATABASE, DOCKER_SOCKET, Stack};
 
 /// Where a running stack's parts are: enough for another process to drive it over its own SSH connection
@@ -86,11 +86,7 @@ impl StackAddress {
 
     /// Backups into the server's backup directory with this machine's PostgreSQL 15 programs.
     pub fn backup_config(&self) -> BackupConfig {
-        let bin = pg_bin("pg_dump");
-        let bin_dir = bin
-            .parent()
-            .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string());
-        BackupConfig::new(&self.backup_dir()).bin_dir(&bin_dir)
+        BackupConfig::new(&self.backup_dir()).bin_dir(&pg_bin_dir())
     }
 
     /// The Patroni cluster through `host`, logging in to the app's database and backing it up on the
@@ -208,109 +204,6 @@ impl StackAddress {
             hooks: Vec::new(),
             webhooks: Vec::new(),
         }
-    }
-}
-
-impl StackAddress {
-    /// This stack as a `connect.toml`, for `connect-ops`: everything through one SSH connection, the
-    /// database password by `${CONNECT_E2E_PG_PASSWORD}` (the caller sets it), the same settings as
-    /// [`StackAddress::deploy_config`] and [`slot_options`].
-    pub fn connect_toml(&self) -> String {
-        let list = |items: &[String]| {
-            let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
-            format!("[{}]", quoted.join(", "))
-        };
-        let config = self.deploy_config();
-        let env: Vec<String> = config
-            .app
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k} = {v:?}"))
-            .collect();
-        let health = slot_options().health;
-        format!(
-            r#"state_dir = {state:?}
-
-[server]
-host = "127.0.0.1"
-port = {ssh_port}
-user = {user:?}
-key_file = {key:?}
-known_hosts = {known:?}
-ssh_config = false
-
-[docker]
-network = "host"
-health_command = {health_command}
-health_interval = "{interval}ms"
-
-[haproxy]
-backend = {backend:?}
-admin_socket = {admin:?}
-master_socket = {master:?}
-state_file = {state_file:?}
-
-[database]
-patroni = {patroni}
-port = {pg_port}
-user = "postgres"
-password = "${{CONNECT_E2E_PG_PASSWORD}}"
-dbname = {DATABASE:?}
-check_query = "SELECT count(*) FROM customers"
-backup_dir = {backup_dir:?}
-pg_bin_dir = {pg_bin_dir:?}
-
-[redis]
-port = {redis_port}
-
-[app]
-name = {prefix:?}
-image = {prefix:?}
-migration = ["migrate"]
-env = {{ {env} }}
-stop_grace = "5s"
-
-[slots.blue]
-container = {blue:?}
-server = "app1"
-port = {blue_port}
-
-[slots.green]
-container = {green:?}
-server = "app2"
-port = {green_port}
-
-[policy]
-drain_deadline = "10s"
-lock_lease = "5s"
-disk_paths = {disks}
-"#,
-            state = self.state_dir(),
-            ssh_port = self.ssh_port,
-            user = self.ssh_user,
-            key = self.ssh_key.display().to_string(),
-            known = self.known_hosts.display().to_string(),
-            health_command = list(&health.command),
-            interval = health.interval.as_millis(),
-            backend = self.backend,
-            admin = self.haproxy_admin.display().to_string(),
-            master = self.haproxy_master.display().to_string(),
-            state_file = self.haproxy_state.display().to_string(),
-            patroni = list(&self.patroni),
-            pg_port = self.pg_ports[0],
-            backup_dir = self.backup_dir(),
-            pg_bin_dir = pg_bin("pg_dump")
-                .parent()
-                .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string()),
-            redis_port = self.redis_port,
-            prefix = self.prefix,
-            env = env.join(", "),
-            blue = config.topology.blue.container,
-            green = config.topology.green.container,
-            blue_port = self.ports.0,
-            green_port = self.ports.1,
-            disks = list(&config.policy.disk_paths),
-        )
     }
 }
 

@@ -13,6 +13,7 @@ pub mod fleet;
 mod recovery;
 mod releases;
 pub mod runbook;
+mod toml;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -41,6 +41,18 @@ pub fn connect_ops() -> PathBuf {
         .clone()
 }
 
+/// Runs `connect-ops args…` in `dir` to its end, as an operator would in that directory: `RUST_LOG` removed (the
+/// output is the command's own) and `SSH_AUTH_SOCK` too (only the keys a test set up are offered).
+pub fn connect_ops_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(connect_ops())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("connect-ops runs")
+}
+
 /// How a `connect-ops --json` run ended.
 #[derive(Debug)]
 pub struct OpsRun {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use connect_core::router::{AdminState, TrafficRouter};
 use connect_docker::Docker;
-use connect_docker::testing::{Availability, TestScope, TestSwarm, test_app_context};
+use connect_docker::testing::{Availability, TestScope, TestSwarm};
 use connect_haproxy::testing::HaproxyProcess;
 
 /// A swarm with v1 and v2 on its manager and its worker paused, so the tasks run on the manager, where
@@ -31,16 +31,11 @@ impl SwarmStage {
         let swarm = TestSwarm::start(test).await?;
         let scope = TestScope::new(test);
         let manager = swarm.manager().await.expect("the manager's engine answers");
-        let v1 = scope
-            .build(
-                &manager,
-                "v1",
-                test_app_context(None, &[], &[]).expect("v1's context"),
-            )
+        let v1 = scope.build_app(&manager, "v1").await.expect("v1 builds");
+        scope
+            .build_on(&manager, "v2", &v1, &[("RELEASE", "v2")])
             .await
-            .expect("v1 builds");
-        let v2 = test_app_context(Some(&v1.to_string()), &[], &[("RELEASE", "v2")]).expect("v2's context");
-        scope.build(&manager, "v2", v2).await.expect("v2 builds");
+            .expect("v2 builds");
         swarm
             .set_worker_availability(Availability::Pause)
             .await

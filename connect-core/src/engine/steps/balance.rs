@@ -4,7 +4,7 @@
 use crate::engine::Deployer;
 use crate::engine::events::Events;
 use crate::engine::journal::{Journal, SlotRecord, now_unix_ms};
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::model::{Color, Release};
 use crate::router::AdminState;
 
@@ -18,15 +18,7 @@ impl Deployer {
         release: &Release,
     ) -> Result<String> {
         let (b, slot) = (&self.backends, self.config.topology.slot(color));
-        b.router.set_state(&slot.server, AdminState::Maint).await?;
-        b.runtime
-            .stop(&slot.container, self.config.app.stop_grace)
-            .await?;
-        match b.runtime.remove(&slot.container).await {
-            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        journal.slots.remove(&color);
+        self.take_down(journal, color).await?;
         b.runtime.start(&self.container_spec(color, release)).await?;
         self.health_gate(events, color).await?;
         b.router.set_state(&slot.server, AdminState::Ready).await?;

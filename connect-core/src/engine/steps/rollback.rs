@@ -9,7 +9,6 @@ use crate::engine::run::Run;
 use crate::engine::steps::watch::{Baseline, Watched};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Color;
-use crate::router::AdminState;
 use crate::vocabulary::{OperationKind, Outcome, Step};
 
 impl Deployer {
@@ -175,16 +174,7 @@ impl Deployer {
         let intent = self.intent(&run.record, journal.live, standby);
         run.step(Step::Retire, async {
             self.declare(journal, &held.fence, intent).await?;
-            let b = &self.backends;
-            b.router.set_state(&slot.server, AdminState::Maint).await?;
-            b.runtime
-                .stop(&slot.container, self.config.app.stop_grace)
-                .await?;
-            match b.runtime.remove(&slot.container).await {
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-            journal.slots.remove(&standby);
+            self.take_down(journal, standby).await?;
             journal.standby_until_unix_ms = None;
             Ok(format!("{} retired", slot.container))
         })

@@ -42,11 +42,7 @@ impl Deployer {
         // Maintenance also stops HAProxy probing a container that is about to be replaced.
         b.router.set_state(&slot.server, AdminState::Maint).await?;
         if let Some(old) = b.runtime.inspect(&slot.container).await? {
-            b.runtime.stop(&slot.container, cfg.app.stop_grace).await?;
-            match b.runtime.remove(&slot.container).await {
-                Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            self.stop_and_remove(&slot.container).await?;
             journal.slots.remove(&color);
             journal.standby_until_unix_ms = None;
             events.warn(
@@ -56,6 +52,30 @@ impl Deployer {
         }
         let info = b.runtime.start(&self.container_spec(color, release)).await?;
         Ok(format!("{} started ({})", info.name, info.id))
+    }
+
+    /// Takes `color` out of rotation for good: maintenance (HAProxy stops probing it), its container
+    /// stopped and removed, its journal slot cleared.
+    pub(crate) async fn take_down(&self, journal: &mut Journal, color: Color) -> Result<()> {
+        let slot = self.config.topology.slot(color);
+        self.backends
+            .router
+            .set_state(&slot.server, AdminState::Maint)
+            .await?;
+        self.stop_and_remove(&slot.container).await?;
+        journal.slots.remove(&color);
+        Ok(())
+    }
+
+    /// Stops a container with the app's grace and removes it; one already gone is fine (what was asked
+    /// for is true).
+    pub(crate) async fn stop_and_remove(&self, container: &str) -> Result<()> {
+        let runtime = &self.backends.runtime;
+        runtime.stop(container, self.config.app.stop_grace).await?;
+        match runtime.remove(container).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn container_spec(&self, color: Color, release: &Release) -> ContainerSpec {

@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 
 use connect_core::{Error, ErrorKind, Result};
-use connect_db::testing::pg_bin;
 
 use super::FleetStack;
-use crate::stack::slot_options;
+use crate::stack::toml::{Services, toml_list};
 
 /// The environment variable the config reads the database password from.
 pub const PG_PASSWORD_VAR: &str = "CONNECT_FLEET_PG_PASSWORD";
@@ -70,12 +69,21 @@ impl FleetStack {
         }
         let known_hosts: PathBuf = self.dir.path().join("known_hosts");
         std::fs::write(&known_hosts, known).map_err(|e| io("known_hosts", e))?;
-        let list = |items: &[String]| {
-            let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
-            format!("[{}]", quoted.join(", "))
-        };
-        let health = slot_options().health;
         let haproxy = &self.haproxy;
+        let patroni = services.cluster.rest_urls();
+        let shared = Services {
+            backend: &haproxy.config.backend,
+            admin_socket: &haproxy.admin_socket,
+            master_socket: &haproxy.master_socket,
+            state_file: &haproxy.state_file,
+            patroni: &patroni,
+            pg_port: services.cluster.nodes[0].pg_port,
+            password_var: PG_PASSWORD_VAR,
+            dbname: "postgres",
+            check_query: "SELECT 1",
+            backup_dir: None,
+            redis_port: services.redis.port,
+        };
         Ok(format!(
             r#"state_dir = {server_state:?}
 
@@ -86,29 +94,7 @@ key_file = {key:?}
 known_hosts = {known:?}
 ssh_config = false
 
-[docker]
-network = "host"
-health_command = {health_command}
-health_interval = "{interval}ms"
-
-[haproxy]
-backend = {backend:?}
-admin_socket = {admin:?}
-master_socket = {master:?}
-state_file = {state_file:?}
-
-[database]
-patroni = {patroni}
-port = {pg_port}
-user = "postgres"
-password = "${{{PG_PASSWORD_VAR}}}"
-dbname = "postgres"
-check_query = "SELECT 1"
-pg_bin_dir = {pg_bin_dir:?}
-
-[redis]
-port = {redis_port}
-
+{sections}
 [app]
 name = {prefix:?}
 image = {prefix:?}
@@ -124,20 +110,9 @@ disk_paths = {disks}
             server_state = self.dir.path().join("server-state").display().to_string(),
             key = key.display().to_string(),
             known = known_hosts.display().to_string(),
-            health_command = list(&health.command),
-            interval = health.interval.as_millis(),
-            backend = haproxy.config.backend,
-            admin = haproxy.admin_socket.display().to_string(),
-            master = haproxy.master_socket.display().to_string(),
-            state_file = haproxy.state_file.display().to_string(),
-            patroni = list(&services.cluster.rest_urls()),
-            pg_port = services.cluster.nodes[0].pg_port,
-            pg_bin_dir = pg_bin("pg_dump")
-                .parent()
-                .map_or_else(|| "/usr/bin".into(), |d| d.display().to_string()),
-            redis_port = services.redis.port,
+            sections = shared.sections(),
             prefix = self.prefix,
-            disks = list(&[self.dir.path().display().to_string()]),
+            disks = toml_list(&[self.dir.path().display().to_string()]),
         ))
     }
 }
