@@ -36,12 +36,17 @@ fn ops(config: &std::path::Path, args: &[&str]) -> (Option<i32>, Vec<serde_json:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() {
     let test = "three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out";
+    let begun = std::time::Instant::now();
     let Some(stack) = FleetStack::start_with_services(test, 3)
         .await
         .expect("the fleet stack starts")
     else {
         return;
     };
+    eprintln!(
+        "stack (3 engines, sshds, HAProxy, Patroni, Redis, releases): {:.1} s",
+        begun.elapsed().as_secs_f64()
+    );
     let fleet = stack.fleet(3, FleetPolicy::default()).await.unwrap();
 
     // 1. v1 everywhere (shipped to every host's empty engine), then v2 under load: only v2's own layers
@@ -182,6 +187,8 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         );
         assert_eq!(journal.slots[&journal.live.unwrap()].release.version, "v3");
     }
+
+    eprintln!("stack and phases 1-3: {:.1} s", begun.elapsed().as_secs_f64());
 
     // 4. connect-ops over web1 and web2 from connect.toml: deploy under load, status, rollback.
     let dir = tempfile::tempdir().expect("temp dir");
