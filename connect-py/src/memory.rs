@@ -1,11 +1,13 @@
 //! The in-memory backends, for scripts and tests that simulate a server: add images with a behaviour, inject
 //! faults, crash containers, fill disks.
 
+use connect_core::database::{ContinuousBackupState, DatabaseCluster};
 use connect_core::memory::{self as mem, AppBehavior, Faults};
 use pyo3::prelude::*;
 
-use crate::convert::{seconds, whole};
-use crate::errors::{invalid, parse_kind};
+use crate::bridge::block;
+use crate::convert::{seconds, typed, whole};
+use crate::errors::{invalid, parse_kind, py as core_py};
 use crate::release::image_arg;
 
 /// Installs a fault: `operation` fails with `kind`, always, `times` times, on `target`, or on `target`
@@ -310,6 +312,57 @@ fault_methods! {
     /// The names of the restore points made so far (one before each migration).
     fn restore_points(&self) -> Vec<String> {
         self.inner.restore_points().into_iter().map(|p| p.name).collect()
+    }
+
+    /// What the continuous backups report (`status().continuous_backup`, preflight's check): `stanza` `None`
+    /// is a cluster without them. Ages are seconds.
+    #[pyo3(signature = (
+        stanza, *, last_archived_wal=None, last_archived_age_s=None, archive_failing=false,
+        last_full_backup=None, last_full_age_s=None, last_backup=None, last_backup_age_s=None, backups=0,
+        recoverable_from_unix=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn set_continuous_backup(
+        &self,
+        stanza: Option<String>,
+        last_archived_wal: Option<String>,
+        last_archived_age_s: Option<i64>,
+        archive_failing: bool,
+        last_full_backup: Option<String>,
+        last_full_age_s: Option<i64>,
+        last_backup: Option<String>,
+        last_backup_age_s: Option<i64>,
+        backups: i64,
+        recoverable_from_unix: Option<i64>,
+    ) -> PyResult<()> {
+        let secs = |name: &str, v: Option<i64>| {
+            v.map(|v| whole::<u64>(name, v, "a number of seconds of 0 or more"))
+                .transpose()
+        };
+        let state = match stanza {
+            None => None,
+            Some(stanza) => Some(ContinuousBackupState {
+                stanza,
+                last_archived_wal,
+                last_archived_age_s: secs("last_archived_age_s", last_archived_age_s)?,
+                archive_failing,
+                last_full_backup,
+                last_full_age_s: secs("last_full_age_s", last_full_age_s)?,
+                last_backup,
+                last_backup_age_s: secs("last_backup_age_s", last_backup_age_s)?,
+                backups: whole("backups", backups, "a count of 0 or more")?,
+                recoverable_from_unix: secs("recoverable_from_unix", recoverable_from_unix)?,
+            }),
+        };
+        self.inner.set_continuous_backup(state);
+        Ok(())
+    }
+
+    /// The continuous backups' state (`ContinuousBackupState`), or `None` when the cluster has none.
+    fn continuous_backup(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let c = self.inner.clone();
+        let state = block(py, async move { core_py(c.continuous_backup().await) })?;
+        state.map(|s| typed(py, "ContinuousBackupState", &s)).transpose()
     }
 
     fn __repr__(&self) -> String {

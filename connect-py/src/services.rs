@@ -16,6 +16,7 @@ use crate::bridge::block;
 use crate::convert::{seconds, type_name, typed, typed_list, whole};
 use crate::errors::py as core_py;
 use crate::hosts::any_host;
+use crate::pitr;
 
 /// Where and as whom to connect to PostgreSQL. The password is never printed.
 #[pyclass(frozen, module = "connect_ops")]
@@ -155,6 +156,59 @@ impl PatroniCluster {
         Ok(PgTarget {
             inner: pg.target().clone(),
         })
+    }
+
+    /// The cluster `connect.toml` at `path` describes, reached through its server, with the logical backups
+    /// and `[database.pitr]`'s continuous backups configured (as `connect-ops pitr` uses it). Connects.
+    #[staticmethod]
+    fn from_config(py: Python<'_>, path: std::path::PathBuf) -> PyResult<PatroniCluster> {
+        Ok(PatroniCluster {
+            inner: pitr::cluster_from_config(py, path)?,
+        })
+    }
+
+    /// The continuous backups' state (`ContinuousBackupState`: last full backup, last archived WAL, their
+    /// ages, whether archiving fails), or `None` when the cluster has none configured.
+    fn continuous_backup(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        pitr::state(py, self.inner.clone())
+    }
+
+    /// `pgbackrest info`: the backups kept and the WAL archived (`BackrestInfo`). `UnsupportedError` when the
+    /// cluster has no continuous backups configured.
+    fn continuous_backup_info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        pitr::info(py, self.inner.clone())
+    }
+
+    /// Sets up WAL archiving through Patroni and pgBackRest's stanza (`PitrSetup`).
+    fn configure_continuous_backups(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        pitr::configure(py, self.inner.clone())
+    }
+
+    /// Takes a base backup, `"full"`, `"diff"` or `"incr"` (`BackrestBackup`).
+    #[pyo3(signature = (kind="full"))]
+    fn base_backup(&self, py: Python<'_>, kind: &str) -> PyResult<Py<PyAny>> {
+        pitr::base_backup(py, self.inner.clone(), kind)
+    }
+
+    /// Point-in-time recovery of the whole cluster to one target: `latest=True`, a `time` with its zone, or a
+    /// `restore_point` (a deploy's `connect-<id>`, with its `lsn` when known). Replaces every database;
+    /// hold the deploy lock and stop the app first (`RecoveryReport`).
+    #[pyo3(signature = (*, latest=false, time=None, restore_point=None, lsn=None))]
+    fn recover(
+        &self,
+        py: Python<'_>,
+        latest: bool,
+        time: Option<String>,
+        restore_point: Option<String>,
+        lsn: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
+        let target = pitr::target(latest, time, restore_point, lsn)?;
+        pitr::recover_cluster(py, self.inner.clone(), target)
+    }
+
+    /// Every table's rows and checksum on the leader (`TableChecksum`s), to compare after a recovery.
+    fn table_checksums(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+        pitr::table_checksums(py, self.inner.clone())
     }
 
     fn __repr__(&self) -> String {

@@ -197,15 +197,6 @@ pub(super) fn options(node: &PitrNode, own_files: bool) -> String {
     o
 }
 
-/// Whether `dir` holds a PostgreSQL data directory.
-pub(super) async fn has_database(host: &dyn Host, config: &PitrConfig, dir: &String) -> bool {
-    let test = sh("[ -f \"$1/PG_VERSION\" ]", &[dir]);
-    config
-        .as_owner(host, "pitr.recover", &test, None, Duration::from_secs(120))
-        .await
-        .is_ok()
-}
-
 /// Waits until Patroni (paused) lists `member` as the leader: it lets a running primary whose system id is
 /// the cluster's take the key.
 pub(super) async fn wait_leader_key(patroni: &crate::Patroni, member: &str) -> Result<()> {

@@ -37,8 +37,7 @@ use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 use super::by_hand::{
-    empty_member, foreign_system, has_database, put_back, resume, sh, start_by_hand, wait_leader_key,
-    wait_leader_running,
+    empty_member, foreign_system, put_back, resume, sh, start_by_hand, wait_leader_key, wait_leader_running,
 };
 use super::{PitrConfig, RecoveryTarget, info};
 use crate::PatroniCluster;
@@ -153,16 +152,14 @@ pub async fn recover(
                 empty_member(host, config, other).await?;
             }
         }
-        let running = config
-            .as_owner(
-                host,
-                op,
-                &[pg_ctl.clone(), "status".into(), "-D".into(), data.clone()],
-                None,
-                small,
-            )
-            .await
-            .is_ok();
+        // pg_ctl status: 0 running, 3 not running, 4 no data directory. Anything else (a timeout under load
+        // included) is an error, never "not running": the directory of a running server is never moved.
+        let status = "\"$1\" status -D \"$2\" >/dev/null 2>&1; rc=$?; case $rc in 0) echo running;; \
+            3|4) echo stopped;; *) echo \"pg_ctl status exited $rc\" >&2; exit 1;; esac";
+        let out = config
+            .as_owner(host, op, &sh(status, &[&pg_ctl, data]), None, small)
+            .await?;
+        let running = String::from_utf8_lossy(&out.stdout).trim() == "running";
         if running {
             config
                 .as_owner(
@@ -188,21 +185,26 @@ pub async fn recover(
         // fails) and the backup restored into an empty one: measured faster than `--delta`, which reads and
         // checksums every file already there. Patroni wrote this member's configuration files into it; the backup
         // holds those of the member it was taken on (another port, other paths): they are copied back from it.
+        // The script says which it did: whether there is a database to put back is decided by the move
+        // itself, never by a later check whose own failure (a timeout under load) would read as "none".
+        // A directory moved aside but not replaced is moved back, so a failure here changed nothing.
         let move_aside = "if [ -f \"$1/PG_VERSION\" ]; then mv -- \"$1\" \"$2\" || exit 1; \
-            else rm -rf -- \"$1\" || exit 1; fi; mkdir -m 0700 -- \"$1\"";
-        config
+            mkdir -m 0700 -- \"$1\" || { mv -- \"$2\" \"$1\"; exit 1; }; echo moved; \
+            else rm -rf -- \"$1\" && mkdir -m 0700 -- \"$1\" || exit 1; fi";
+        let out = config
             .as_owner(host, op, &sh(move_aside, &[data, &aside]), None, small)
             .await?;
-        Ok::<_, Error>(())
+        Ok::<_, Error>(String::from_utf8_lossy(&out.stdout).trim() == "moved")
     }
     .await;
-    if let Err(e) = stopped {
-        return Err(resume(patroni, e, "nothing changed: Patroni runs the cluster again").await);
-    }
-
     // From here the old data directory is aside: any failure puts it back and resumes Patroni, so a recovery
     // that cannot finish leaves the cluster as it found it, never without a database.
-    let had_database = has_database(host, config, &aside).await;
+    let had_database = match stopped {
+        Ok(moved) => moved,
+        Err(e) => {
+            return Err(resume(patroni, e, "nothing changed: Patroni runs the cluster again").await);
+        }
+    };
     let attempt = async {
         let restore_started = Instant::now();
         let mut args = vec!["restore".to_string(), format!("--pg1-path={data}")];

@@ -5,6 +5,16 @@ from types import ModuleType, TracebackType
 from typing import Any, Awaitable, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Type, Union, final
 
 from ._audit import AuditReport
+from ._recovery import (
+    BackrestBackup,
+    BackrestInfo,
+    ContinuousBackupState,
+    PitrSetup,
+    RecoverPlan,
+    RecoverReport,
+    RecoveryReport,
+    TableChecksum,
+)
 from ._kinds import AdminState, ErrorKind
 from ._types import (
     BackupListing,
@@ -36,6 +46,7 @@ __all__ = [
     "LocalHost",
     "MemoryCache",
     "MemoryCluster",
+    "MemoryFleet",
     "MemoryHost",
     "MemoryRouter",
     "MemoryRuntime",
@@ -45,7 +56,9 @@ __all__ = [
     "Redis",
     "Release",
     "SshHost",
+    "_DeployConfig",
     "_Deployer",
+    "_Fleet",
     "_HeldLock",
     "_Operation",
     "_bind_python_layer",
@@ -56,6 +69,8 @@ __all__ = [
     "list_backups",
     "logical_backup",
     "prune_backups",
+    "recover_plan",
+    "recover_server",
     "refresh_logging",
     "restore_logical",
     "verify_backup",
@@ -171,6 +186,21 @@ class MemoryCluster:
     def clear_faults(self, operation: str) -> None: ...
     def kill_leader(self) -> None: ...
     def restore_points(self) -> List[str]: ...
+    def set_continuous_backup(
+        self,
+        stanza: Optional[str],
+        *,
+        last_archived_wal: Optional[str] = None,
+        last_archived_age_s: Optional[int] = None,
+        archive_failing: bool = False,
+        last_full_backup: Optional[str] = None,
+        last_full_age_s: Optional[int] = None,
+        last_backup: Optional[str] = None,
+        last_backup_age_s: Optional[int] = None,
+        backups: int = 0,
+        recoverable_from_unix: Optional[int] = None,
+    ) -> None: ...
+    def continuous_backup(self) -> Optional[ContinuousBackupState]: ...
 
 @final
 class MemoryCache:
@@ -429,6 +459,21 @@ class PatroniCluster:
     def check_query(self) -> int: ...
     def restore_point(self, name: str) -> RestorePoint: ...
     def leader_target(self) -> PgTarget: ...
+    @staticmethod
+    def from_config(path: Union[str, PathLike[str]]) -> PatroniCluster: ...
+    def continuous_backup(self) -> Optional[ContinuousBackupState]: ...
+    def continuous_backup_info(self) -> BackrestInfo: ...
+    def configure_continuous_backups(self) -> PitrSetup: ...
+    def base_backup(self, kind: Literal["full", "diff", "incr"] = "full") -> BackrestBackup: ...
+    def recover(
+        self,
+        *,
+        latest: bool = False,
+        time: Optional[str] = None,
+        restore_point: Optional[str] = None,
+        lsn: Optional[str] = None,
+    ) -> RecoveryReport: ...
+    def table_checksums(self) -> List[TableChecksum]: ...
 
 @final
 class Redis:
@@ -485,10 +530,9 @@ class Backends:
 _RawCallback = Optional[Callable[[str], None]]
 
 @final
-class _Deployer:
+class _DeployConfig:
     def __new__(
         cls,
-        backends: Union[Backends, MemoryStack],
         *,
         holder: Optional[str] = None,
         state_dir: str = "/opt/connect/state",
@@ -514,7 +558,11 @@ class _Deployer:
         migration_deadline: float = 1800.0,
         ports: Tuple[int, int] = ...,
         safety_net: Optional[str] = None,
-    ) -> _Deployer: ...
+    ) -> _DeployConfig: ...
+
+@final
+class _Deployer:
+    def __new__(cls, backends: Union[Backends, MemoryStack], config: _DeployConfig) -> _Deployer: ...
     @staticmethod
     def from_config(path: Union[str, PathLike[str]]) -> _Deployer: ...
     @property
@@ -570,3 +618,71 @@ class _Operation:
     def next_event(self) -> Optional[str]: ...
     def next_event_async(self) -> Awaitable[Optional[str]]: ...
     def result(self) -> str: ...
+
+@final
+class MemoryFleet:
+    """App hosts in memory behind one router, sharing one database and cache."""
+
+    def __new__(cls, hosts: Sequence[str]) -> MemoryFleet: ...
+    @property
+    def hosts(self) -> List[str]: ...
+    def host(self, name: str) -> MemoryHost: ...
+    def runtime(self, name: str) -> MemoryRuntime: ...
+    @property
+    def router(self) -> MemoryRouter: ...
+    @property
+    def database(self) -> MemoryCluster: ...
+    @property
+    def cache(self) -> MemoryCache: ...
+    def add_image(
+        self,
+        release: Union[Release, str],
+        *,
+        ready_after: float = 1.5,
+        healthy: bool = True,
+        error_lines: int = 0,
+        migration_exit: int = 0,
+        migration_takes: float = 0.0,
+    ) -> None: ...
+    def cut(self, name: str) -> None: ...
+    def reconnect(self, name: str) -> None: ...
+
+_RawFleetCallback = Optional[Callable[[str, str], None]]
+
+@final
+class _Fleet:
+    def __new__(
+        cls, hosts: MemoryFleet, config: _DeployConfig, *, min_healthy_hosts: Optional[int] = None
+    ) -> _Fleet: ...
+    @staticmethod
+    def from_config(path: Union[str, PathLike[str]]) -> _Fleet: ...
+    @property
+    def hosts(self) -> List[str]: ...
+    @property
+    def min_healthy_hosts(self) -> Optional[int]: ...
+    def deployer(self, host: str) -> _Deployer: ...
+    def deploy(
+        self, release: Union[Release, str], on_event: _RawFleetCallback = None, source: Optional[str] = None
+    ) -> str: ...
+    def deploy_async(
+        self, release: Union[Release, str], on_event: _RawFleetCallback = None, source: Optional[str] = None
+    ) -> Awaitable[str]: ...
+    def rollback(self, on_event: _RawFleetCallback = None) -> str: ...
+    def rollback_async(self, on_event: _RawFleetCallback = None) -> Awaitable[str]: ...
+    def status(self) -> str: ...
+    def status_async(self) -> Awaitable[str]: ...
+
+def recover_plan(
+    config: Union[str, PathLike[str]],
+    *,
+    from_dir: Optional[Union[str, PathLike[str]]] = None,
+    set: Optional[str] = None,
+) -> RecoverPlan: ...
+def recover_server(
+    config: Union[str, PathLike[str]],
+    *,
+    from_dir: Optional[Union[str, PathLike[str]]] = None,
+    set: Optional[str] = None,
+    force: bool = False,
+    on_step: Optional[Callable[[str], Any]] = None,
+) -> RecoverReport: ...

@@ -23,7 +23,7 @@ from typing import (
 
 from types import TracebackType
 
-from ._connect_ops import Backends, MemoryStack, Release, _Deployer, _HeldLock, _Operation
+from ._connect_ops import Backends, MemoryStack, Release, _DeployConfig, _Deployer, _HeldLock, _Operation
 from ._errors import InvalidInputError
 from ._events import Event, event_from_json
 from ._kinds import Color
@@ -60,19 +60,26 @@ async def _with_loop_callback(
         return await start(None)
     if not callable(on_event):
         raise TypeError(f"on_event must be a callable taking an Event, not {type(on_event).__name__}")
+    return await on_loop_thread(start, lambda raw: on_event(event_from_json(raw)))
+
+
+async def on_loop_thread(start: Callable[[Any], Awaitable[str]], handle: Callable[..., Any]) -> str:
+    """Runs ``start(deliver)``, where the extension calls ``deliver`` from its threads: each call's arguments
+    reach ``handle`` on the running event loop's thread, in order, before the awaiting coroutine resumes; the
+    first exception of ``handle`` stops further calls and is raised after the operation ends."""
     loop = asyncio.get_running_loop()
     errors: List[Exception] = []
 
-    def on_loop(raw: str) -> None:
+    def on_loop(*args: Any) -> None:
         if errors:
             return
         try:
-            on_event(event_from_json(raw))
+            handle(*args)
         except Exception as e:  # noqa: BLE001 - re-raised below, once the operation has finished
             errors.append(e)
 
-    def deliver(raw: str) -> None:
-        loop.call_soon_threadsafe(on_loop, raw)
+    def deliver(*args: Any) -> None:
+        loop.call_soon_threadsafe(on_loop, *args)
 
     raw = await start(deliver)
     if errors:
@@ -88,6 +95,79 @@ def _argv(
     if isinstance(value, str):
         raise TypeError(f"{name} is a list of str, e.g. {example}, not a str")
     return list(value)
+
+
+def deploy_config(
+    *,
+    holder: Optional[str] = None,
+    state_dir: str = "/opt/connect/state",
+    app: str = "connect",
+    env: Optional[Mapping[str, str]] = None,
+    migration: Optional[Sequence[str]] = None,
+    container_port: int = 3000,
+    health_path: str = "/api/health",
+    smoke_paths: Optional[Sequence[str]] = None,
+    stop_grace: float = 10.0,
+    health_deadline: float = 60.0,
+    drain_deadline: float = 30.0,
+    router_deadline: float = 10.0,
+    disk_warn_percent: int = 80,
+    disk_fail_percent: int = 95,
+    disk_paths: Optional[Sequence[str]] = None,
+    max_error_lines: int = 10,
+    old_color: OldColorPolicy = "warm_standby",
+    retire_after: Optional[float] = None,
+    lock_lease: float = 30.0,
+    min_free_inodes_percent: int = 5,
+    max_clock_skew: float = 2.0,
+    migration_deadline: float = 1800.0,
+    ports: Tuple[int, int] = (3000, 3001),
+    watch: Optional[WatchPolicy] = None,
+    canary: Optional[CanaryPolicy] = None,
+    backup: Optional[BackupPolicy] = None,
+    hooks: Sequence[Hook] = (),
+    webhooks: Sequence[Webhook] = (),
+    keep_releases: Optional[int] = None,
+    allow_destructive_migrations: bool = False,
+) -> _DeployConfig:
+    """What a deploy is, from :class:`Deployer`'s keyword arguments (see there): one server's deployer and a
+    :class:`Fleet`'s hosts read them the same way."""
+    return _DeployConfig(
+        holder=holder,
+        state_dir=state_dir,
+        app=app,
+        env=None if env is None else dict(env),
+        migration=_argv("migration", migration),
+        container_port=container_port,
+        health_path=health_path,
+        smoke_paths=_argv("smoke_paths", smoke_paths, "['/']"),
+        stop_grace=stop_grace,
+        health_deadline=health_deadline,
+        drain_deadline=drain_deadline,
+        router_deadline=router_deadline,
+        disk_warn_percent=disk_warn_percent,
+        disk_fail_percent=disk_fail_percent,
+        disk_paths=_argv("disk_paths", disk_paths),
+        max_error_lines=max_error_lines,
+        old_color=old_color,
+        retire_after=retire_after,
+        lock_lease=lock_lease,
+        min_free_inodes_percent=min_free_inodes_percent,
+        max_clock_skew=max_clock_skew,
+        migration_deadline=migration_deadline,
+        ports=ports,
+        safety_net=json.dumps(
+            safety_net(
+                watch=watch,
+                canary=canary,
+                backup=backup,
+                hooks=hooks,
+                webhooks=webhooks,
+                keep_releases=keep_releases,
+                allow_destructive_migrations=allow_destructive_migrations,
+            )
+        ),
+    )
 
 
 class Deployer:
@@ -157,39 +237,37 @@ class Deployer:
         an image without an HTTP client) is the runtime's: ``Docker(health_probe=...)``."""
         self._inner = _Deployer(
             backends,
-            holder=holder,
-            state_dir=state_dir,
-            app=app,
-            env=None if env is None else dict(env),
-            migration=_argv("migration", migration),
-            container_port=container_port,
-            health_path=health_path,
-            smoke_paths=_argv("smoke_paths", smoke_paths, "['/']"),
-            stop_grace=stop_grace,
-            health_deadline=health_deadline,
-            drain_deadline=drain_deadline,
-            router_deadline=router_deadline,
-            disk_warn_percent=disk_warn_percent,
-            disk_fail_percent=disk_fail_percent,
-            disk_paths=_argv("disk_paths", disk_paths),
-            max_error_lines=max_error_lines,
-            old_color=old_color,
-            retire_after=retire_after,
-            lock_lease=lock_lease,
-            min_free_inodes_percent=min_free_inodes_percent,
-            max_clock_skew=max_clock_skew,
-            migration_deadline=migration_deadline,
-            ports=ports,
-            safety_net=json.dumps(
-                safety_net(
-                    watch=watch,
-                    canary=canary,
-                    backup=backup,
-                    hooks=hooks,
-                    webhooks=webhooks,
-                    keep_releases=keep_releases,
-                    allow_destructive_migrations=allow_destructive_migrations,
-                )
+            deploy_config(
+                holder=holder,
+                state_dir=state_dir,
+                app=app,
+                env=env,
+                migration=migration,
+                container_port=container_port,
+                health_path=health_path,
+                smoke_paths=smoke_paths,
+                stop_grace=stop_grace,
+                health_deadline=health_deadline,
+                drain_deadline=drain_deadline,
+                router_deadline=router_deadline,
+                disk_warn_percent=disk_warn_percent,
+                disk_fail_percent=disk_fail_percent,
+                disk_paths=disk_paths,
+                max_error_lines=max_error_lines,
+                old_color=old_color,
+                retire_after=retire_after,
+                lock_lease=lock_lease,
+                min_free_inodes_percent=min_free_inodes_percent,
+                max_clock_skew=max_clock_skew,
+                migration_deadline=migration_deadline,
+                ports=ports,
+                watch=watch,
+                canary=canary,
+                backup=backup,
+                hooks=hooks,
+                webhooks=webhooks,
+                keep_releases=keep_releases,
+                allow_destructive_migrations=allow_destructive_migrations,
             ),
         )
 
@@ -198,9 +276,7 @@ class Deployer:
         """The deployer for the server ``connect.toml`` at ``path`` describes (as ``connect-ops`` reads it):
         connects to it, with the GIL released. A broken file raises :class:`InvalidInputError` naming its
         line and column."""
-        deployer = cls.__new__(cls)
-        deployer._inner = _Deployer.from_config(path)
-        return deployer
+        return wrap(_Deployer.from_config(path))
 
     @property
     def holder(self) -> str:
@@ -372,6 +448,13 @@ class Deployer:
         return DeployLock(self._inner)
 
 
+def wrap(inner: _Deployer) -> Deployer:
+    """A :class:`Deployer` around an engine half made elsewhere (a config file's, one host's of a fleet)."""
+    deployer = Deployer.__new__(Deployer)
+    deployer._inner = inner
+    return deployer
+
+
 class DeployLock:
     """The deploy lock as a context manager (``with`` or ``async with``); see :meth:`Deployer.lock`."""
 
@@ -486,7 +569,12 @@ class Operation:
         return f"<Operation {'done' if self.done else 'running'}>"
 
 
-__all__ = ["DeployLock", "Deployer", "Operation", "OldColorPolicy", "EventCallback"]
+__all__ = ["DeployLock", "Deployer", "Operation", "OldColorPolicy", "EventCallback", "deploy_config"]
+
+
+def source_json(context: Optional[str], build_on: str, image: Optional[str]) -> Optional[str]:
+    """The release source as the core's JSON (for a :class:`Fleet` too)."""
+    return _source(context, build_on, image)
 
 
 def _source(context: Optional[str], build_on: str, image: Optional[str]) -> Optional[str]:

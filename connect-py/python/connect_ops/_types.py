@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Mapping, Optional, Tuple
 
+from ._checks import Check as Check
+from ._checks import CheckReport as CheckReport
 from ._connect_ops import Release
 from ._data import Data, Raw
+from ._recovery import ContinuousBackupState
 from ._kinds import (
     AdminState,
-    CheckStatus,
     Color,
     ErrorKind,
     OperationKind,
@@ -176,6 +178,9 @@ class Status(Data):
     lock: Optional[LockInfo]
     recent: Tuple[OperationRecord, ...]
     """The last ten operations, newest first."""
+    continuous_backup: Optional[ContinuousBackupState] = None
+    """The database's continuous backups (last full backup, last archived WAL, their ages), when it has them
+    configured and answered."""
 
     @classmethod
     def from_dict(cls, raw: Raw) -> Status:
@@ -187,43 +192,6 @@ class Status(Data):
         drift = f", {len(self.differences)} differences" if self.differences else ""
         lock = f", locked by {self.lock.holder}" if self.lock else ""
         return f"<Status live={self.live} standby={self.standby} releases({releases}){drift}{lock}>"
-
-
-@dataclass(frozen=True)
-class Check(Data):
-    """One check of a preflight or post-deploy report."""
-
-    name: str
-    status: CheckStatus
-    detail: str
-
-
-@dataclass(frozen=True, repr=False)
-class CheckReport(Data):
-    """The checks of a preflight (runbook §1) or a post-deploy verification (runbook §5), in order."""
-
-    checks: Tuple[Check, ...] = field(default_factory=tuple)
-
-    @property
-    def passed(self) -> bool:
-        """Whether no check failed (warnings do not stop a deploy)."""
-        return all(c.status != "fail" for c in self.checks)
-
-    @property
-    def failures(self) -> Tuple[Check, ...]:
-        return tuple(c for c in self.checks if c.status == "fail")
-
-    @property
-    def warnings(self) -> Tuple[Check, ...]:
-        return tuple(c for c in self.checks if c.status == "warn")
-
-    def __repr__(self) -> str:
-        verdict = "passed" if self.passed else "FAILED"
-        listing = "; ".join(f"{c.name} {c.status}" for c in self.checks)
-        return f"<CheckReport {verdict}: {listing}>"
-
-    def __str__(self) -> str:
-        return "\n".join(f"{c.status.upper():<4} {c.name:<20} {c.detail}" for c in self.checks)
 
 
 @dataclass(frozen=True)
@@ -352,3 +320,10 @@ from ._reports import MigrationTable as MigrationTable  # noqa: E402
 from ._reports import PruneReport as PruneReport  # noqa: E402
 from ._reports import TransferProgress as TransferProgress  # noqa: E402
 from ._reports import ShipReport as ShipReport  # noqa: E402
+from ._recovery import BackrestBackup as BackrestBackup  # noqa: E402
+from ._recovery import BackrestInfo as BackrestInfo  # noqa: E402
+from ._recovery import PitrSetup as PitrSetup  # noqa: E402
+from ._recovery import RecoverPlan as RecoverPlan  # noqa: E402
+from ._recovery import RecoverReport as RecoverReport  # noqa: E402
+from ._recovery import RecoveryReport as RecoveryReport  # noqa: E402
+from ._recovery import TableChecksum as TableChecksum  # noqa: E402
