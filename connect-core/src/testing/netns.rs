@@ -119,8 +119,15 @@ pub fn veth(a: &NetNs, a_addr: &str, b: &NetNs, b_addr: &str) -> Result<()> {
         run(&argv)
     };
     ip(&["link", "add", &ea, "type", "veth", "peer", "name", &eb])?;
-    ip(&["link", "set", &ea, "netns", &a.pid.to_string()])?;
-    ip(&["link", "set", &eb, "netns", &b.pid.to_string()])?;
+    let moved = ip(&["link", "set", &ea, "netns", &a.pid.to_string()])
+        .and_then(|()| ip(&["link", "set", &eb, "netns", &b.pid.to_string()]));
+    if let Err(e) = moved {
+        // An end still here would outlive the test in this machine's namespace: deleting either end
+        // deletes the pair.
+        let _ = ip(&["link", "del", &ea]);
+        let _ = ip(&["link", "del", &eb]);
+        return Err(e);
+    }
     for (ns, dev, addr) in [(a, &ea, a_addr), (b, &eb, b_addr)] {
         ns.ip(&["addr", "add", addr, "dev", dev])?;
         ns.ip(&["link", "set", dev, "up"])?;

@@ -1,15 +1,14 @@
 //! A TCP proxy on 127.0.0.1 that counts the connections it carries and can cut them all, to test what a
 //! client does when its connection dies mid-operation.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use std::net::SocketAddr;
-
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 use super::NetNs;
-use tokio::task::JoinHandle;
 
 /// A counting, cuttable TCP proxy from a port on 127.0.0.1 to a target. Stops on drop.
 #[derive(Debug)]
