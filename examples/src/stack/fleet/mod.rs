@@ -28,7 +28,6 @@
 //! fleet (the fleet's steps are what is under test, and the demo app serves without them), real ones for
 //! `connect-ops` ([`FleetStack::start_with_services`]).
 
-use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,7 +49,10 @@ use connect_haproxy::testing::{HaproxyProcess, require_haproxy};
 
 use super::{DOCKER_SOCKET, Releases, slot_options};
 
+mod host;
 mod toml;
+pub use host::FleetHost;
+use host::{inside_host, new_namespace};
 pub use toml::PG_PASSWORD_VAR;
 
 /// App host `n`'s address (1-based): `10.231.<n>.2`, on its end of the veth pair to HAProxy's namespace.
@@ -74,49 +76,6 @@ fn fail(what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Failed, "fleet stack", what, e.to_string())
 }
 
-/// One app host: its engine, its sshd (dropped to take the host away), the proxy in front of it, its
-/// connection.
-pub struct FleetHost {
-    /// The host's name (`web1`).
-    pub name: String,
-    /// Its address in its namespace ([`host_addr`]).
-    pub address: Ipv4Addr,
-    /// Its OpenSSH server; `None` once [`FleetStack::take_down`] stopped it.
-    pub sshd: Mutex<Option<Sshd>>,
-    /// Between the client (on 127.0.0.1) and sshd (at the host's address).
-    pub proxy: TcpProxy,
-    /// The one SSH connection.
-    pub ssh: Arc<SshHost>,
-    /// Its slots: containers `<prefix>_blue|green` on [`APP_PORTS`], servers `<name>_blue|green`.
-    pub topology: Topology,
-    /// Its journal and lock.
-    pub state_dir: String,
-    /// Its Docker Engine, in its network namespace (the host's network).
-    pub engine: SecondDaemon,
-}
-
-impl FleetHost {
-    /// The host's network namespace.
-    pub fn netns(&self) -> Result<NetNs> {
-        self.engine
-            .netns()
-            .ok_or_else(|| fail(&self.name, "the host's engine was stopped"))
-    }
-
-    /// Takes `port` on the host (all its addresses), as another program there would: a slot on that port
-    /// cannot listen while the listener lives.
-    pub fn take_port(&self, port: u16) -> Result<std::net::TcpListener> {
-        self.netns()?
-            .listen(SocketAddr::from(([0, 0, 0, 0], port)))
-            .map_err(|e| fail(&self.name, e))
-    }
-
-    /// The host's engine, from this machine (for assertions; the deploy goes through SSH).
-    pub async fn docker(&self) -> Result<Docker> {
-        self.engine.docker().await
-    }
-}
-
 /// The hosts, HAProxy and the releases.
 pub struct FleetStack {
     /// Containers, images and the app's label.
@@ -137,17 +96,6 @@ pub struct FleetStack {
     _home: tempfile::TempDir,
 }
 
-impl std::fmt::Debug for FleetHost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FleetHost")
-            .field("name", &self.name)
-            .field("address", &self.address)
-            .field("topology", &self.topology)
-            .field("state_dir", &self.state_dir)
-            .finish_non_exhaustive()
-    }
-}
-
 impl std::fmt::Debug for FleetStack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FleetStack")
@@ -166,43 +114,6 @@ pub struct FleetServices {
     pub cluster: TestCluster,
     /// Redis.
     pub redis: TestRedis,
-}
-
-/// `unshare --net -- sh -c 'ip link set lo up && exec "$0" "$@"'`: the program (appended by the harness)
-/// in a new network namespace whose loopback is up, the namespace living as long as it does.
-fn new_namespace(unshare: &std::path::Path) -> Vec<OsString> {
-    [
-        unshare.as_os_str(),
-        "--net".as_ref(),
-        "--".as_ref(),
-        "sh".as_ref(),
-        "-c".as_ref(),
-        r#"ip link set lo up && exec "$0" "$@""#.as_ref(),
-    ]
-    .map(OsString::from)
-    .to_vec()
-}
-
-/// Runs the program appended inside `ns` with `socket` mounted at [`DOCKER_SOCKET`] in a mount namespace of
-/// its own (private, so the machine's socket stays the machine's): sshd sees its host's engine where a real
-/// host's is.
-fn inside_host(ns: &NetNs, unshare: &std::path::Path, socket: &str) -> Vec<OsString> {
-    let mut argv = ns.command_prefix();
-    argv.extend(
-        [
-            unshare.as_os_str(),
-            "--mount".as_ref(),
-            "--".as_ref(),
-            "sh".as_ref(),
-            "-c".as_ref(),
-            r#"mount --bind "$1" "$2" && shift 2 && exec "$@""#.as_ref(),
-            "sh".as_ref(),
-            socket.as_ref(),
-            DOCKER_SOCKET.as_ref(),
-        ]
-        .map(OsString::from),
-    );
-    argv
 }
 
 impl FleetStack {
