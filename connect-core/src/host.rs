@@ -242,6 +242,9 @@ impl Default for PutOptions {
     }
 }
 
+/// The fix named when [`Host::put_file`] cannot make a missing parent directory.
+pub const PARENT_HINT: &str = "create the directory as a user allowed to (`sudo install -d -m 700 -o LOGIN DIR`), or choose a path the login can write (`state_dir` in connect.toml)";
+
 /// The server the app runs on.
 ///
 /// Files are written atomically: a reader sees the old content or the new, never a mix, and a crash leaves the
@@ -260,6 +263,14 @@ pub trait Host: Send + Sync + fmt::Debug {
 
     /// Streams `data` into `path`: written to a temporary name, flushed to disk, then renamed over `path`.
     /// Returns the bytes written.
+    ///
+    /// Missing parent directories are made first (as `install -D` does), each new one 0700; existing ones
+    /// are left as they are. So a deploy onto a server whose `state_dir` does not exist yet just works,
+    /// whoever writes there first (the lock, the journal). Private, because the SDK's directories hold its
+    /// journal, locks, backups and secrets: a directory made private can be opened up by its owner, one
+    /// made readable leaks until someone notices. A parent that cannot be made (no permission, a file in
+    /// the way) is [`ErrorKind::PermissionDenied`] or [`ErrorKind::Failed`], naming the directory, with
+    /// [`PARENT_HINT`]. Every backend passes the same test (`conformance::host_suite`).
     async fn put_file(&self, path: &str, data: BoxReader, options: PutOptions) -> Result<u64>;
 
     /// Streams a file's content. A missing file is [`ErrorKind::NotFound`].

@@ -130,6 +130,28 @@ pub(crate) fn temp_name(path: &str) -> String {
 
 /// Creates a new temporary file next to `path` with `O_EXCL` (never following or reusing whatever is at
 /// the name), trying another name if one is taken.
+/// The [`Host::put_file`] contract: missing parents made, the new ones 0700.
+async fn make_parents(path: &str) -> Result<()> {
+    let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder.create(dir).await.map_err(|e| {
+        let kind = match e.kind() {
+            io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            _ => ErrorKind::Failed,
+        };
+        let message = format!("cannot create directory {}: {e}", dir.display());
+        Error::new(kind, "host.put_file", path, message)
+            .with_hint(crate::host::PARENT_HINT)
+            .with_source(e)
+    })
+}
+
 async fn create_temp(path: &str, mode: u32) -> io::Result<(PathBuf, tokio::fs::File)> {
     let mut tries = 0;
     loop {
@@ -179,6 +201,7 @@ impl Host for LocalHost {
 
     async fn put_file(&self, path: &str, data: BoxReader, options: PutOptions) -> Result<u64> {
         validate_path("host.put_file", path)?;
+        make_parents(path).await?;
         let (temp, file) = create_temp(path, options.mode)
             .await
             .map_err(|e| io_error("host.put_file", path, e))?;

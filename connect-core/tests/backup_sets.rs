@@ -2,7 +2,8 @@
 //! through connect-core's test sshd (one `SshHost`), the off-host copy on this machine (`LocalHost`). A set
 //! holds every part with a manifest that matches the files; the next set copies only changed uploads (the
 //! rest are hard links), the next off-host copy sends only changed files; retention removes only sets; a
-//! tampered file fails the copy and leaves nothing; preflight fails on no set and on an old one.
+//! tampered file fails the copy and leaves nothing; preflight fails on no set and on an old one; files put
+//! back get their recorded mode and owner (an old manifest's get the fallback mode, and the report says so).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use connect_core::backup_set::{
-    BackupManifest, SetWriter, age_check, copy_set, list_sets, prune_sets, read_manifest, set_id,
+    BackupManifest, SetWriter, age_check, copy_set, list_sets, prune_sets, put_back, read_manifest, set_id,
 };
 use connect_core::engine::{DeployConfig, Deployer};
 use connect_core::host::{HostExt, PutOptions};
@@ -217,6 +218,93 @@ async fn sets_copy_only_what_changed_on_the_server_and_off_it_and_keep_the_newes
         sshd.accepted_connections(),
         1,
         "everything over one SSH connection"
+    );
+}
+
+#[tokio::test]
+async fn files_put_back_get_their_mode_and_owner_and_an_old_set_says_what_it_assumed() {
+    if require_program("backup_sets_modes", "rsync", &[]).is_none() {
+        return;
+    }
+    // Both ends on this machine: the modes and owners are `find`'s and `chown`'s, whatever the transport.
+    let local = LocalHost::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let etc = tmp.path().join("server/etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let (secret, public) = (etc.join("secret.env"), etc.join("app.conf"));
+    std::fs::write(&secret, "TOKEN=1\n").unwrap();
+    std::fs::write(&public, "workers = 4\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let root = nix::unistd::geteuid().is_root();
+    // nobody:nogroup, which every Debian has; only root may give a file away.
+    let nobody = 65534;
+    if root {
+        std::os::unix::fs::chown(&secret, Some(nobody), Some(nobody)).unwrap();
+    }
+    let sets = path(&tmp.path().join("sets"));
+    let mut set = SetWriter::begin(&local, &sets).await.expect("begin");
+    set.copy_files("configs", &[path(&secret), path(&public)])
+        .await
+        .unwrap();
+    let manifest = set.finish().await.expect("finish");
+    let recorded: Vec<Option<u32>> = manifest.files.iter().map(|f| f.mode).collect();
+    assert_eq!(recorded, [Some(0o644), Some(0o600)], "{manifest:?}");
+    if root {
+        let owner = manifest.files[1].owner.as_ref().expect("an owner");
+        assert_eq!((owner.uid, owner.user.as_deref()), (nobody, Some("nobody")));
+    }
+    // The off-host copy keeps every file 0600: the manifest is what carries the modes.
+    let offhost = path(&tmp.path().join("offhost"));
+    copy_set(&local, &sets, &manifest, &local, &offhost, 2)
+        .await
+        .expect("copy");
+    let set_dir = format!("{offhost}/{}", manifest.id);
+
+    let restored = tmp.path().join("restored");
+    let report = put_back(
+        &local,
+        &set_dir,
+        &manifest,
+        "configs",
+        &local,
+        &path(&restored),
+        0o640,
+    )
+    .await
+    .expect("put back");
+    let back = |p: &Path| restored.join(p.strip_prefix("/").unwrap());
+    let meta = |p: &Path| std::fs::metadata(back(p)).expect("put back");
+    assert_eq!(meta(&secret).permissions().mode() & 0o7777, 0o600);
+    assert_eq!(meta(&public).permissions().mode() & 0o7777, 0o644);
+    assert_eq!(std::fs::read(back(&secret)).unwrap(), b"TOKEN=1\n");
+    if root {
+        assert_eq!((meta(&secret).uid(), meta(&secret).gid()), (nobody, nobody));
+        assert_eq!(meta(&public).uid(), 0);
+        assert_eq!(report.owners_applied, 2, "{report:?}");
+        assert!(report.notes.is_empty(), "{report:?}");
+    }
+
+    // A manifest from before modes and owners were kept: the fallback mode, and a note saying so.
+    let mut old = manifest.clone();
+    for f in &mut old.files {
+        (f.mode, f.owner) = (None, None);
+    }
+    let restored = tmp.path().join("restored-old");
+    let report = put_back(&local, &set_dir, &old, "configs", &local, &path(&restored), 0o640)
+        .await
+        .expect("put back an old set");
+    let back = |p: &Path| restored.join(p.strip_prefix("/").unwrap());
+    for p in [&secret, &public] {
+        let mode = std::fs::metadata(back(p)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640, "{}", p.display());
+    }
+    assert_eq!(report.owners_applied, 0);
+    assert!(
+        report.notes.len() == 1
+            && report.notes[0].contains("2 of the part's files have no recorded mode")
+            && report.notes[0].contains("0640"),
+        "{report:?}"
     );
 }
 

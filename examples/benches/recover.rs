@@ -1,5 +1,7 @@
-//! Continuous backups and point-in-time recovery of a ~1 GB database (`pgbench -i`) on the real etcd + two
-//! Patroni nodes of PostgreSQL 15, with pgBackRest's repository in a directory of its own (the second disk).
+//! Continuous backups, point-in-time recovery and whole-server recovery of a ~1 GB database (`pgbench -i`
+//! into the app's database) on the real local stack (etcd + two Patroni nodes of PostgreSQL 15, HAProxy,
+//! Redis, the demo app in Docker, all through sshd), with pgBackRest's repository in a directory of its own
+//! (the second disk).
 //!
 //! 1. PITR: a full backup, every table's rows and checksum, a restore point, a destructive migration
 //!    (`DELETE` a tenth of the accounts, `DROP COLUMN`), then recovery to the restore point: `pitr_s` from the
@@ -8,22 +10,28 @@
 //! 2. RPO: rows written one by one while the archive timeout closes segments, the database destroyed (both
 //!    postmasters SIGKILLed, both data directories removed), recovery to the latest: `rows_lost` and `rpo_s`
 //!    (the age of the oldest lost row at the loss; 0 when none was lost).
+//! 3. Whole-server recovery (issue 17 item 4): a new full backup and a backup set (`connect-ops backup-all`,
+//!    copied off the host), the server lost (its database destroyed, its config file gone), a second, fresh
+//!    stack started, then `connect-ops recover --yes` onto it: `recover_s` is the recovery's own time (its
+//!    `took_ms`: configs, PITR to the latest, Redis, uploads, journal, deploy, verify), checked by every
+//!    table's rows and checksum being the lost server's and the app answering.
 //!
 //! `cargo bench -p connect-examples --bench recover` (as root, with the programs `scripts/test.sh`
 //! installs; `CONNECT_BENCH_DB_MB` for another size, `CONNECT_BENCH_ARCHIVE_TIMEOUT_S` for another archive
-//! timeout, 10 by default). The last line is JSON: `{"db_mb", "rpo_s", "pitr_s", "pitr_reformed_s", "recover_s",
-//! "rows_lost"}`.
-//! `recover_s` (a whole server recovered from its backups, issue 17 item 4) is not measured here: null.
-//! Goals: PITR < 30 s per GB; rows lost only within the archive timeout.
+//! timeout, 10 by default). The last line is JSON: `{"db_mb", "rpo_s", "pitr_s", "pitr_reformed_s",
+//! "recover_s", "rows_lost"}`.
+//! Goals: PITR < 30 s per GB; rows lost only within the archive timeout; whole recovery < 2 minutes.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use connect_core::LocalHost;
 use connect_core::database::DatabaseCluster;
+use connect_core::{Host, LocalHost};
 use connect_db::pitr::{BackupKind, RecoveryTarget};
-use connect_db::testing::{PG_PASSWORD, TestCluster, pg_bin};
+use connect_db::testing::{PG_PASSWORD, pg_bin};
+use connect_examples::stack::{DATABASE, Stack, StackOptions, runbook};
+use connect_examples::testing::{connect_ops_json, request};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -40,23 +48,19 @@ async fn main() {
     }
     let db_mb = env_u64("CONNECT_BENCH_DB_MB", 1024);
     let archive_timeout = Duration::from_secs(env_u64("CONNECT_BENCH_ARCHIVE_TIMEOUT_S", 10));
-    let Some(cluster) = TestCluster::start("bench_recover", Default::default()).await else {
-        eprintln!("etcd, Patroni or PostgreSQL 15 is missing; nothing measured");
+    let Some(old) = Stack::start(StackOptions::new("bench_recover_old")).await else {
+        eprintln!("the local stack's programs are missing; nothing measured");
         return;
     };
-    let host = Arc::new(LocalHost::new());
-    let admin = cluster.client("postgres");
-    let leader = admin.leader_postgres().await.expect("leader");
-    leader
-        .connect()
+    let deployer = old.deployer().expect("deploy config");
+    runbook::bring_up_v1(&old, &deployer)
         .await
-        .expect("connect")
-        .batch_execute("CREATE DATABASE bench")
-        .await
-        .expect("create database");
-    let db = cluster
-        .client("bench")
-        .with_continuous_backups(host, cluster.pitr_config(archive_timeout));
+        .expect("v1 live on the server to lose");
+    let cluster = &old.cluster;
+    let host: Arc<dyn Host> = Arc::new(LocalHost::new());
+    let pitr_config = cluster.pitr_config(archive_timeout);
+    let db = old.database().with_continuous_backups(host, pitr_config.clone());
+    let leader = db.leader_postgres().await.expect("leader");
 
     // pgbench's scale 1 is ~15 MB on disk.
     let scale = (db_mb / 15).max(1);
@@ -72,7 +76,7 @@ async fn main() {
             "-U",
             "postgres",
         ])
-        .args(["-i", "-q", "-s", &scale.to_string(), "bench"])
+        .args(["-i", "-q", "-s", &scale.to_string(), DATABASE])
         .output()
         .expect("pgbench");
     assert!(
@@ -82,7 +86,7 @@ async fn main() {
     );
     let bench_pg = db.leader_postgres().await.expect("leader");
     let size = bench_pg
-        .check_query("SELECT pg_database_size('bench')")
+        .check_query(&format!("SELECT pg_database_size('{DATABASE}')"))
         .await
         .expect("size");
     let measured_mb = size as f64 / 1_048_576.0;
@@ -229,7 +233,84 @@ async fn main() {
         latest.took.as_secs_f64(),
         latest.to_writable.as_secs_f64()
     );
-    println!("recover_s is whole-server recovery (issue 17 item 4): not measured here");
+
+    // 3. Whole-server recovery onto a fresh stack, from a new full backup and a backup set copied off the host.
+    let work = tempfile::tempdir().expect("temp dir");
+    let offhost = work.path().join("offhost");
+    let app_conf = work.path().join("etc/connect/app.conf");
+    std::fs::create_dir_all(app_conf.parent().expect("a parent")).expect("config dir");
+    std::fs::write(&app_conf, "# the app's rendered config\nworkers = 4\n").expect("config");
+    let old_toml = work.path().join("old.toml");
+    let repo = pitr_config.repo_path.clone();
+    std::fs::write(
+        &old_toml,
+        old.recovery_toml(&pitr_config, &repo, &offhost, &[&app_conf]),
+    )
+    .expect("old.toml");
+    let t = Instant::now();
+    let full = db.base_backup(BackupKind::Full).await.expect("full backup");
+    println!(
+        "full backup {} after the recoveries: {:.1} s",
+        full.label,
+        t.elapsed().as_secs_f64()
+    );
+    let env = [("CONNECT_E2E_PG_PASSWORD", PG_PASSWORD)];
+    let t = Instant::now();
+    let set = connect_ops_json(&old_toml, &["backup-all"], &env);
+    assert_eq!(set.code, Some(0), "backup-all: {}", set.stderr);
+    println!(
+        "backup-all (set and off-host copy): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let before = db.table_checksums().await.expect("checksums before the loss");
+    cluster.lose_data().await.expect("the server is lost");
+    std::fs::remove_file(&app_conf).expect("the config is lost");
+
+    let t = Instant::now();
+    let new = Stack::start(StackOptions::new("bench_recover_new"))
+        .await
+        .expect("a second, fresh stack");
+    new.releases.ship("v1").await.expect("v1 on the fresh server");
+    println!("fresh stack started: {:.1} s", t.elapsed().as_secs_f64());
+    let new_toml = work.path().join("new.toml");
+    std::fs::write(
+        &new_toml,
+        new.recovery_toml(
+            &new.cluster.pitr_config(archive_timeout),
+            &repo,
+            &offhost,
+            &[&app_conf],
+        ),
+    )
+    .expect("new.toml");
+    let t = Instant::now();
+    let run = connect_ops_json(&new_toml, &["recover", "--yes"], &env);
+    let wall = t.elapsed();
+    assert_eq!(run.code, Some(0), "recover: {}", run.stderr);
+    let report = run.lines.last().expect("the recovery's report");
+    let recover = Duration::from_millis(report["took_ms"].as_u64().expect("took_ms"));
+    for step in report["steps"].as_array().expect("steps") {
+        println!(
+            "  {:<9} {:>6.1} s  {}",
+            step["step"].as_str().unwrap_or("?"),
+            step["took_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+            step["detail"].as_str().unwrap_or("")
+        );
+    }
+    let after = new.database().table_checksums().await.expect("checksums after");
+    assert_eq!(after, before, "every row of the lost server is on the new one");
+    let version = request(new.http_addr(), "GET", "/version", "")
+        .await
+        .expect("the app answers");
+    assert!(
+        String::from_utf8_lossy(&version.body).contains("v1"),
+        "{version:?}"
+    );
+    println!(
+        "whole-server recovery: {:.1} s (the command {:.1} s); checksums equal, v1 serving",
+        recover.as_secs_f64(),
+        wall.as_secs_f64()
+    );
     println!(
         "{}",
         serde_json::json!({
@@ -237,7 +318,7 @@ async fn main() {
             "rpo_s": (rpo.as_secs_f64() * 10.0).round() / 10.0,
             "pitr_s": (pitr.to_writable.as_secs_f64() * 10.0).round() / 10.0,
             "pitr_reformed_s": (pitr.took.as_secs_f64() * 10.0).round() / 10.0,
-            "recover_s": null,
+            "recover_s": (recover.as_secs_f64() * 10.0).round() / 10.0,
             "rows_lost": lost.len(),
         })
     );

@@ -48,6 +48,11 @@ pub struct PartSummary {
 }
 
 /// One file of a set.
+///
+/// `mode` and `owner` were added after the first sets were written: a manifest without them still reads
+/// (they are `None`), and [`put_back`](super::put_back) says what it assumed instead. They are optional
+/// rather than a new format, so an older connect-ops still reads a newer set (and writes its files with
+/// the mode it always did).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFile {
     /// Relative to the set's directory; its first component is the part.
@@ -56,6 +61,53 @@ pub struct ManifestFile {
     pub bytes: u64,
     /// Its SHA-256, hex.
     pub sha256: String,
+    /// Its permission bits as the set holds them (`rsync -a` keeps the original's), written in octal
+    /// (`"0640"`); `None` in a manifest from before modes were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "octal")]
+    pub mode: Option<u32>,
+    /// Its owner as the set holds it: the original's when the set was taken as root (`rsync -a` keeps
+    /// owners only then), else the login's; `None` in a manifest from before owners were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<FileOwner>,
+}
+
+/// Who owns a file: the numbers, and the names when the host that took the set knew them (names are
+/// what a recovery applies first, since a fresh server may number its system users differently).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOwner {
+    /// The user's id.
+    pub uid: u32,
+    /// The group's id.
+    pub gid: u32,
+    /// The user's name, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The group's name, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// A mode as an octal string (`"0640"`), which is how people read modes.
+mod octal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match mode {
+            Some(m) => s.serialize_str(&format!("{m:04o}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => u32::from_str_radix(&text, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("not a file mode: {text:?}"))),
+        }
+    }
 }
 
 impl BackupManifest {
@@ -152,14 +204,46 @@ pub(crate) fn parse_sha256sum(out: &[u8], prefix: &str) -> Result<Vec<(String, S
     Ok(files)
 }
 
-/// `find -printf '%s %P\0'` output: (path, size).
-pub(crate) fn parse_sizes(out: &[u8]) -> Result<Vec<(String, u64)>> {
+/// What `find -printf` says of one file, before it is hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    pub(crate) path: String,
+    pub(crate) bytes: u64,
+    pub(crate) mode: u32,
+    pub(crate) owner: FileOwner,
+}
+
+/// The `find -printf` format [`parse_listing`] reads: size, mode (octal), uid, gid, user and group names
+/// (`find` prints the number when there is no name), path.
+pub(crate) const LISTING_FORMAT: &str = "%s %m %U %G %u %g %P\\0";
+
+/// `find -printf LISTING_FORMAT` output.
+pub(crate) fn parse_listing(out: &[u8]) -> Result<Vec<Listed>> {
     let mut files = Vec::new();
     for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
         let text = std::str::from_utf8(record).map_err(|_| bad_listing("find", "a path is not UTF-8"))?;
-        let (size, path) = text.split_once(' ').ok_or_else(|| bad_listing("find", text))?;
-        let size = size.parse().map_err(|_| bad_listing("find", text))?;
-        files.push((path.to_string(), size));
+        let bad = || bad_listing("find", text);
+        let mut fields = text.splitn(7, ' ');
+        let mut next = || fields.next().ok_or_else(bad);
+        let (bytes, mode, uid, gid) = (next()?, next()?, next()?, next()?);
+        let (user, group, path) = (next()?, next()?, next()?);
+        let bytes = bytes.parse().map_err(|_| bad())?;
+        let mode = u32::from_str_radix(mode, 8).map_err(|_| bad())?;
+        let uid: u32 = uid.parse().map_err(|_| bad())?;
+        let gid: u32 = gid.parse().map_err(|_| bad())?;
+        // A name that is the number is `find` saying there is no name.
+        let name = |name: &str, id: u32| (name != id.to_string()).then(|| name.to_string());
+        files.push(Listed {
+            path: path.to_string(),
+            bytes,
+            mode,
+            owner: FileOwner {
+                uid,
+                gid,
+                user: name(user, uid),
+                group: name(group, gid),
+            },
+        });
     }
     Ok(files)
 }
@@ -204,11 +288,36 @@ mod tests {
         assert_eq!(files[1].0, "redis/d.rdb");
         assert!(parse_sha256sum(format!("{hash}  /elsewhere/x\0").as_bytes(), "/b/s").is_err());
         assert!(parse_sha256sum(b"short  /b/s/x\0", "/b/s").is_err());
+        let listed =
+            parse_listing(b"12 640 0 33 root www-data uploads/a b\x000 600 1001 1001 1001 1001 journal/j\0")
+                .unwrap();
         assert_eq!(
-            parse_sizes(b"12 uploads/a b\x000 journal/j\0").unwrap(),
-            vec![("uploads/a b".to_string(), 12), ("journal/j".to_string(), 0)]
+            listed
+                .iter()
+                .map(|l| (l.path.as_str(), l.bytes, l.mode))
+                .collect::<Vec<_>>(),
+            [("uploads/a b", 12, 0o640), ("journal/j", 0, 0o600)]
         );
-        assert!(parse_sizes(b"x uploads/a\0").is_err());
+        assert_eq!(
+            listed[0].owner,
+            FileOwner {
+                uid: 0,
+                gid: 33,
+                user: Some("root".into()),
+                group: Some("www-data".into())
+            }
+        );
+        assert_eq!(
+            (listed[1].owner.user.clone(), listed[1].owner.group.clone()),
+            (None, None)
+        );
+        for bad in [
+            &b"x 640 0 0 r r uploads/a\0"[..],
+            b"1 9x 0 0 r r a\0",
+            b"1 640 0 0 r\0",
+        ] {
+            assert!(parse_listing(bad).is_err(), "{bad:?}");
+        }
         for bad in ["", "/etc/passwd", "uploads/../../x", "uploads//x", "./x"] {
             assert!(!is_relative_inside(bad), "{bad}");
         }
@@ -230,9 +339,12 @@ mod tests {
                 path: "uploads/a".into(),
                 bytes: 1,
                 sha256: "0".repeat(64),
+                mode: Some(0o640),
+                owner: None,
             }],
         };
         let ok = serde_json::to_vec(&m).unwrap();
+        assert!(String::from_utf8_lossy(&ok).contains(r#""mode":"0640""#));
         assert_eq!(BackupManifest::parse("m", &ok).unwrap(), m);
         m.files[0].path = "../../etc/cron.d/x".into();
         let e = BackupManifest::parse("m", &serde_json::to_vec(&m).unwrap()).unwrap_err();
@@ -242,5 +354,22 @@ mod tests {
         let e = BackupManifest::parse("m", &serde_json::to_vec(&m).unwrap()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert!(BackupManifest::parse("m", b"{").is_err());
+    }
+
+    #[test]
+    fn a_manifest_from_before_modes_and_owners_still_reads() {
+        let hash = "0".repeat(64);
+        let old = format!(
+            r#"{{"version":1,"id":"20260528T202640Z","taken_at_unix":1780000000,"taken_at":"2026-05-28T20:26:40Z",
+                "took_ms":1,"source":"local","parts":[],"missing":[],
+                "files":[{{"path":"configs/etc/app.conf","bytes":1,"sha256":"{hash}"}}]}}"#
+        );
+        let m = BackupManifest::parse("m", old.as_bytes()).expect("an old manifest reads");
+        assert_eq!((m.files[0].mode, m.files[0].owner.clone()), (None, None));
+        let bad = old.replace(r#""bytes":1,"#, r#""bytes":1,"mode":"0999","#);
+        assert_eq!(
+            BackupManifest::parse("m", bad.as_bytes()).unwrap_err().kind(),
+            ErrorKind::Corrupt
+        );
     }
 }

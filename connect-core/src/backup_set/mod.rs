@@ -28,7 +28,7 @@ use crate::vocabulary::CheckStatus;
 
 pub use copy::{CopyReport, copy_set};
 pub use manifest::{
-    BackupManifest, MANIFEST, MANIFEST_VERSION, ManifestFile, PartSummary, is_set_id, set_id,
+    BackupManifest, FileOwner, MANIFEST, MANIFEST_VERSION, ManifestFile, PartSummary, is_set_id, set_id,
 };
 pub use restore::{PutBackReport, put_back};
 
@@ -357,10 +357,11 @@ pub fn age_verdict(
     }
 }
 
-/// Every file under `root` with its size and SHA-256 (two programs, whatever the number of files).
+/// Every file under `root` with its size, mode, owner and SHA-256 (two programs, whatever the number of
+/// files).
 async fn hash_tree(host: &dyn Host, root: &str) -> Result<Vec<ManifestFile>> {
-    let sizes = run_checked(host, ["find", root, "-type", "f", "-printf", "%s %P\\0"]).await?;
-    let sizes = manifest::parse_sizes(&sizes.stdout)?;
+    let listing = ["find", root, "-type", "f", "-printf", manifest::LISTING_FORMAT];
+    let listed = manifest::parse_listing(&run_checked(host, listing).await?.stdout)?;
     let sums = run_checked(
         host,
         [
@@ -380,8 +381,14 @@ async fn hash_tree(host: &dyn Host, root: &str) -> Result<Vec<ManifestFile>> {
     let sums: std::collections::HashMap<String, String> = manifest::parse_sha256sum(&sums.stdout, root)?
         .into_iter()
         .collect();
-    let mut files = Vec::with_capacity(sizes.len());
-    for (path, bytes) in sizes {
+    let mut files = Vec::with_capacity(listed.len());
+    for manifest::Listed {
+        path,
+        bytes,
+        mode,
+        owner,
+    } in listed
+    {
         let sha256 = sums.get(&path).cloned().ok_or_else(|| {
             Error::new(
                 ErrorKind::Failed,
@@ -391,7 +398,13 @@ async fn hash_tree(host: &dyn Host, root: &str) -> Result<Vec<ManifestFile>> {
             )
             .with_hint("a file changed while the set was written: take the set again")
         })?;
-        files.push(ManifestFile { path, bytes, sha256 });
+        files.push(ManifestFile {
+            path,
+            bytes,
+            sha256,
+            mode: Some(mode),
+            owner: Some(owner),
+        });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)

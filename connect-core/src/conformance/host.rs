@@ -92,6 +92,51 @@ pub async fn host_suite(host: &dyn Host, scratch: &str, echo: Option<Endpoint>) 
         "a refused create_new leaves the file"
     );
 
+    // Missing parents are made (the new ones 0700), for exclusive creation too (a deploy lock in a
+    // `state_dir` that does not exist yet); a file in the way is refused, naming the directory and the fix.
+    let nested = format!("{scratch}/made/on/demand.txt");
+    host.write_file(&nested, b"deep".to_vec(), PutOptions::default())
+        .await
+        .expect("put_file makes missing parents");
+    assert_eq!(
+        host.read_file(&nested).await.expect("read").as_deref(),
+        Some(&b"deep"[..])
+    );
+    let lock = format!("{scratch}/fresh-state/deploy.lock");
+    let exclusive = PutOptions {
+        mode: 0o600,
+        create_new: true,
+    };
+    host.write_file(&lock, b"lock".to_vec(), exclusive)
+        .await
+        .expect("create_new makes missing parents too");
+    let dir = format!("{scratch}/made/on");
+    let stat = host
+        .run(&Command::new(["stat", "-c", "%a", &dir]))
+        .await
+        .expect("run stat");
+    // The in-memory host has no directories and no stat: only real ones are checked.
+    if stat.success() {
+        assert_eq!(
+            stat.stdout_text().trim(),
+            "700",
+            "a directory put_file made is private"
+        );
+    }
+    let blocked = format!("{nested}/below.txt");
+    let e = host
+        .write_file(&blocked, b"x".to_vec(), PutOptions::default())
+        .await
+        .expect_err("a parent that is a file");
+    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+    assert!(
+        e.message().contains(&nested) && e.hint() == Some(crate::host::PARENT_HINT),
+        "the error names the directory and the fix: {e}"
+    );
+    for p in [&nested, &lock] {
+        host.remove_file(p).await.expect("remove");
+    }
+
     let moved = format!("{scratch}/moved.txt");
     host.rename(&path, &moved).await.expect("rename");
     assert!(

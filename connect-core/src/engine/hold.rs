@@ -10,7 +10,7 @@
 use tokio::task::JoinHandle;
 
 use super::Deployer;
-use super::journal::JournalStore;
+use super::journal::{JournalStore, OperationRecord};
 use super::lock::{Fence, LockInfo};
 use crate::error::{Error, Result};
 use crate::vocabulary::{OperationKind, Step};
@@ -67,6 +67,18 @@ impl HeldLock {
     /// Whether the lock was lost: its lease could not be renewed, or another holder took it over.
     pub fn is_lost(&self) -> bool {
         self.renewal.is_finished()
+    }
+
+    /// Adds `records` to this server's journal history (see [`Journal::merge_history`](super::Journal::merge_history)),
+    /// written while the lock is still ours: how a recovery carries the lost server's history over, so
+    /// `history` shows it and a full rollback finds its releases. Returns how many records were added.
+    pub async fn merge_history(&self, records: &[OperationRecord]) -> Result<usize> {
+        let mut journal = self.store.load().await?;
+        let added = journal.merge_history(records);
+        if added > 0 {
+            self.store.save(&journal, &self.fence).await?;
+        }
+        Ok(added)
     }
 
     /// Releases the lock. An error says it was lost meanwhile (why renewing failed), or that removing it

@@ -146,6 +146,26 @@ impl Journal {
         self.history.drain(..excess);
     }
 
+    /// Adds `records` (another journal's history: a lost server's, on the server recovered in its place)
+    /// that this history lacks (by id), in the order they started, keeping the last hundred. Returns how
+    /// many were added. Only the history: the live color and the slots describe containers this server
+    /// does not have.
+    pub fn merge_history(&mut self, records: &[OperationRecord]) -> usize {
+        let known: std::collections::HashSet<&str> = self.history.iter().map(|r| r.id.as_str()).collect();
+        let new: Vec<OperationRecord> = records
+            .iter()
+            .filter(|r| !known.contains(r.id.as_str()))
+            .cloned()
+            .collect();
+        let added = new.len();
+        self.history.extend(new);
+        // Stable: records that started in the same millisecond keep their order.
+        self.history.sort_by_key(|r| r.started_unix_ms);
+        let excess = self.history.len().saturating_sub(HISTORY_KEPT);
+        self.history.drain(..excess);
+        added
+    }
+
     /// The standby color, when the live color has a running partner that takes no traffic.
     pub fn standby(&self) -> Option<Color> {
         let live = self.live?;

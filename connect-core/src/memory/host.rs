@@ -163,6 +163,17 @@ impl Host for MemoryHost {
                     Error::new(ErrorKind::Unavailable, "host.put_file", path, e.to_string()).with_source(e)
                 })?;
                 let mut state = lock(&self.state);
+                // Directories exist implicitly here (the put_file contract makes missing parents); a
+                // parent that is a file is what no backend can get past.
+                if let Some(file) = ancestors(path).find(|dir| state.files.contains_key(*dir)) {
+                    return Err(Error::new(
+                        ErrorKind::Failed,
+                        "host.put_file",
+                        path,
+                        format!("cannot create directory {file}: a file is in the way"),
+                    )
+                    .with_hint(crate::host::PARENT_HINT));
+                }
                 if options.create_new && state.files.contains_key(path) {
                     return Err(Error::new(
                         ErrorKind::Conflict,
@@ -281,4 +292,11 @@ fn validate_path(operation: &str, path: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `a/b/c` → `a/b`, `a` (the directories a file's path goes through).
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.char_indices()
+        .filter(|(i, c)| *c == '/' && *i > 0)
+        .map(|(i, _)| &path[..i])
 }

@@ -203,6 +203,8 @@ pub(crate) mod status {
     pub(crate) const DENIED: i32 = 46;
     /// The file exists (exclusive creation).
     pub(crate) const EXISTS: i32 = 47;
+    /// A missing parent directory could not be made.
+    pub(crate) const NO_PARENT: i32 = 48;
 }
 
 /// Turns a failed helper script into an error of the right kind.
@@ -219,6 +221,10 @@ pub(crate) fn script_error(operation: &str, target: &str, out: &Output) -> Error
             ErrorKind::Conflict,
             Some("the file exists; remove it first if it is stale"),
         ),
+        Some(status::NO_PARENT) if stderr.contains("ermission denied") => {
+            (ErrorKind::PermissionDenied, Some(crate::host::PARENT_HINT))
+        }
+        Some(status::NO_PARENT) => (ErrorKind::Failed, Some(crate::host::PARENT_HINT)),
         Some(127) => (
             ErrorKind::Unsupported,
             Some(

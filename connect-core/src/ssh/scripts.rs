@@ -1,8 +1,8 @@
 //! The shell scripts `SshHost` runs on the server. Each is a constant run as `sh -c SCRIPT sh ARGS...`: the
 //! arguments (paths) are data in `$1`, `$2`…, never parsed as code.
 //!
-//! They use POSIX `sh` and POSIX utilities (`dirname`, `tee`, `cksum`, `wc`, `chmod`, `ln`, `mv`, `rm`,
-//! `mkfifo`, `test`, `printf`, `kill`) plus exactly three that POSIX lacks, present in GNU coreutils, BusyBox and
+//! They use POSIX `sh` and POSIX utilities (`dirname`, `mkdir`, `tee`, `cksum`, `wc`, `chmod`, `ln`, `mv`,
+//! `rm`, `mkfifo`, `test`, `printf`, `kill`) plus exactly three that POSIX lacks, present in GNU coreutils, BusyBox and
 //! the BSDs alike:
 //! - `mktemp` (and `mktemp -d`): temporary names the server chooses at random and creates exclusively
 //!   (`O_EXCL`, mode 600), so a name cannot be guessed and planted in advance (as a symlink, say);
@@ -16,11 +16,14 @@
 
 /// Receives the data from stdin into a new temporary file next to `$2`, named `$1` plus a random suffix,
 /// with mode `$3`; with `$4 = 1` refuses an existing `$2` (an early answer: the final check is the
-/// link in [`PLACE`]). Prints the suffix on the first line, as soon as the file exists, then
+/// link in [`PLACE`]). Missing parent directories are made first, the new ones 0700 (the `Host::put_file`
+/// contract; exit 48 when they cannot be). Prints the suffix on the first line, as soon as the file exists, then
 /// `CKSUM STREAM_SIZE FILE_SIZE`.
 pub(crate) const RECEIVE: &str = r#"prefix=$1 dst=$2 mode=$3 new=$4
 dir=$(dirname -- "$dst")
-[ -d "$dir" ] || { echo "no such directory: $dir" >&2; exit 44; }
+if [ ! -d "$dir" ]; then
+  err=$( (umask 077 && mkdir -p -- "$dir") 2>&1 ) || { printf 'cannot create directory %s: %s\n' "$dir" "$err" >&2; exit 48; }
+fi
 if [ "$new" = 1 ] && { [ -e "$dst" ] || [ -L "$dst" ]; }; then echo "file exists: $dst" >&2; exit 47; fi
 [ -w "$dir" ] || { echo "cannot write in $dir" >&2; exit 46; }
 tmp=$(mktemp -- "${prefix}XXXXXXXXXX") || exit 1

@@ -164,25 +164,14 @@ pub async fn under_deploy_lock<T>(
 }
 
 /// A [`Deployer`] and the deploy lock it holds. The lock file lives in `state_dir`, which a server that was
-/// never deployed to (or was just rebuilt) does not have yet: it is made (0700) when missing.
+/// never deployed to (or was just rebuilt) does not have yet: `Host::put_file` makes it (0700), as it does
+/// for every deploy and rollback.
 pub async fn take_deploy_lock(
     cx: &Context,
 ) -> connect_core::Result<(Deployer, connect_core::engine::HeldLock)> {
-    let (config, deployer) = cx.deployer().await?;
-    let held = hold_deploy_lock(&config, &deployer).await?;
+    let (_, deployer) = cx.deployer().await?;
+    let held = deployer.hold_lock().await?;
     Ok((deployer, held))
-}
-
-/// The deploy lock of `deployer`, `state_dir` made (0700) first when missing.
-pub async fn hold_deploy_lock(
-    config: &ConnectConfig,
-    deployer: &Deployer,
-) -> connect_core::Result<connect_core::engine::HeldLock> {
-    use connect_core::host::{Command, HostExt};
-    let dir = config.state_dir.trim_end_matches('/');
-    let mkdir = Command::new(["mkdir", "-p", "-m", "700", "--", dir]);
-    deployer.backends().host.run_checked(&mkdir).await?;
-    deployer.hold_lock().await
 }
 
 /// Parses the command line, runs it, prints the result or the error, and returns the documented exit code.

@@ -1,7 +1,8 @@
 //! Disaster recovery in one call (issue 17.4): the runbook's "Complete System Failure" section. Onto a fresh
 //! server (its programs installed, nothing of ours running), from the newest backup set's off-host copy and
 //! the pgBackRest repository: the rendered configs, the database (point-in-time recovery to the latest, the
-//! cluster re-formed), Redis, the uploads, then the release the set's journal names as live, deployed
+//! cluster re-formed), Redis, the uploads, the journal's history (so `history` goes on and a full rollback
+//! finds the releases before the loss), then the release the set's journal names as live, deployed
 //! blue-green and verified. Every step is timed; [`plan`] alone is the dry run.
 //!
 //! It composes connect-core (backup sets, the engine), connect-db (pgBackRest, Redis) and the config file,
@@ -34,7 +35,7 @@ pub struct RecoverOptions {
 }
 
 /// The steps, in order, with what each does.
-pub const STEPS: [(&str, &str); 6] = [
+pub const STEPS: [(&str, &str); 7] = [
     (
         "configs",
         "put the set's configs back under their own paths (each file's SHA-256 checked)",
@@ -49,6 +50,10 @@ pub const STEPS: [(&str, &str); 6] = [
     ),
     ("uploads", "put the set's uploads back into the uploads directory"),
     (
+        "journal",
+        "carry the set's journal history over to the new server's journal (the history, not the lost containers)",
+    ),
+    (
         "deploy",
         "deploy the release the set's journal names as live, blue-green, through the health gate",
     ),
@@ -61,7 +66,7 @@ pub const STEPS: [(&str, &str); 6] = [
 /// One planned step, as `--dry-run` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedStep {
-    /// `configs`, `database`, `redis`, `uploads`, `deploy`, `verify`.
+    /// `configs`, `database`, `redis`, `uploads`, `journal`, `deploy`, `verify`.
     pub step: String,
     /// What it does, from which backup.
     pub what: String,

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use connect_core::backup_set::{BackupManifest, PartSummary, list_sets, read_manifest};
-use connect_core::engine::{Deployer, Journal};
+use connect_core::engine::{Deployer, Journal, OperationRecord};
 use connect_core::host::HostExt;
 use connect_core::{Error, ErrorKind, LocalHost, Result};
 use serde::Serialize;
@@ -63,6 +63,11 @@ pub struct ReleaseChoice {
     pub recorded_image: String,
     /// The image deployed: this config's repository at that version.
     pub image: String,
+    /// Operations in the set's journal, carried over to the new server's before the deploy.
+    pub history_records: usize,
+    /// Those operations, each release's image this config's repository at its version (as `image`).
+    #[serde(skip)]
+    pub history: Vec<OperationRecord>,
 }
 
 /// What a recovery would do.
@@ -174,6 +179,7 @@ pub async fn plan(config: &ConnectConfig, options: &RecoverOptions, deployer: &D
                     database.wal_max.as_deref().unwrap_or("-")
                 ),
                 "deploy" => format!("{what}: {} as {}", release.version, release.image),
+                "journal" => format!("{what}: {} operations", release.history_records),
                 "configs" | "redis" | "uploads" => {
                     let part = set.parts.iter().find(|p| p.name == *step);
                     let (files, bytes) = part.map_or((0, 0), |p| (p.files, p.bytes));
@@ -226,10 +232,24 @@ async fn release_of(
         .and_then(|c| journal.slots.get(&c))
         .ok_or_else(missing)?;
     let version = live.release.version.clone();
+    let recorded_image = live.release.image.to_string();
+    let mut history = journal.history;
+    // As for the live release: a release is this config's repository at its version. A record whose image
+    // was another repository's loses its content id too, which pinned that repository's image.
+    for release in history.iter_mut().filter_map(|r| r.release.as_mut()) {
+        if let Ok(here) = config.release(&release.version)
+            && here.image != release.image
+        {
+            release.image = here.image;
+            release.digest = None;
+        }
+    }
     Ok(ReleaseChoice {
-        recorded_image: live.release.image.to_string(),
+        recorded_image,
         image: config.release(&version)?.image.to_string(),
         version,
+        history_records: history.len(),
+        history,
     })
 }
 

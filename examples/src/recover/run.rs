@@ -19,7 +19,7 @@ use crate::config::ConnectConfig;
 /// One step, measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepTiming {
-    /// `check`, `configs`, `database`, `redis`, `uploads`, `deploy`, `verify`.
+    /// `check`, `configs`, `database`, `redis`, `uploads`, `journal`, `deploy`, `verify`.
     pub step: String,
     /// Its time, in milliseconds.
     pub took_ms: u64,
@@ -79,8 +79,23 @@ pub async fn recover(
         format!("set {}, backup {}", plan.set.id, plan.database.backup),
     ));
 
-    let held = crate::ops::hold_deploy_lock(config, &deployer).await?;
-    let data = restore_data(config, &plan, &deployer, &mut steps, on_step).await;
+    let held = deployer.hold_lock().await?;
+    let data = async {
+        let data = restore_data(config, &plan, &deployer, &mut steps, on_step).await?;
+        on_step("journal: the lost server's history carried over");
+        let t = Instant::now();
+        let added = held
+            .merge_history(&plan.release.history)
+            .await
+            .map_err(|e| at_step(e, "journal", "the configs, the database, Redis and the uploads are back; no release serves: deploy it (connect-ops deploy VERSION)"))?;
+        steps.push(timing(
+            "journal",
+            t,
+            format!("{added} of {} operations carried over", plan.release.history.len()),
+        ));
+        Ok::<_, Error>(data)
+    }
+    .await;
     let released = held.release().await;
     let (database, redis_keys) = data?;
     released?;
@@ -145,7 +160,8 @@ async fn restore_data(
 
     on_step("configs: back under their own paths");
     let t = Instant::now();
-    // The manifest keeps no owner or mode: configs come back 0640, owned by the login.
+    // Each config comes back with the mode and owner the manifest records; 0640 for a set from before
+    // modes were kept (the step's detail says so).
     let configs = put_back(&local, &set_dir, manifest, "configs", host.as_ref(), "/", 0o640)
         .await
         .map_err(|e| {
@@ -158,7 +174,10 @@ async fn restore_data(
     steps.push(timing(
         "configs",
         t,
-        format!("{} files, {} bytes", configs.files, configs.bytes),
+        with_notes(
+            format!("{} files, {} bytes", configs.files, configs.bytes),
+            &configs.notes,
+        ),
     ));
 
     on_step("database: pgBackRest restore, replay to the latest, re-form the cluster");
@@ -212,7 +231,10 @@ async fn restore_data(
             let r = put_back(&local, &set_dir, manifest, "uploads", host.as_ref(), &dir, 0o644)
                 .await
                 .map_err(|e| at_step(e, "uploads", "the configs, the database and Redis are back; some uploads may be missing: recover again"))?;
-            format!("{} files, {} bytes into {dir}", r.files, r.bytes)
+            with_notes(
+                format!("{} files, {} bytes into {dir}", r.files, r.bytes),
+                &r.notes,
+            )
         }
         None => "no [backup_all] uploads_dir".into(),
     };
@@ -260,6 +282,15 @@ async fn restore_redis(
     .await;
     let _ = host.run(&Command::new(["rm", "-rf", "--", &staging])).await;
     result
+}
+
+/// A step's detail with what `put_back` assumed.
+fn with_notes(detail: String, notes: &[String]) -> String {
+    if notes.is_empty() {
+        detail
+    } else {
+        format!("{detail} ({})", notes.join("; "))
+    }
 }
 
 fn timing(step: &str, since: Instant, detail: String) -> StepTiming {

@@ -10,6 +10,7 @@
 
 mod backends;
 pub mod fleet;
+mod recovery;
 mod releases;
 pub mod runbook;
 

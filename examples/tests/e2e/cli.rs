@@ -1,6 +1,8 @@
 //! `connect-ops` against the real stack, as an operator runs it: the stack's connect.toml, then check, deploy,
 //! status, rollback, history, the lock, logs, prune, and backup → backups → restore, each a subprocess with
-//! its own SSH connection; `--json` output parsed.
+//! its own SSH connection; `--json` output parsed. A `state_dir` that cannot be made (a file in the way) fails
+//! the deploy before anything changes, naming the directory and the fix; one that does not exist is made
+//! (`tests/e2e/recover.rs` deploys and rolls back on one).
 
 use connect_core::model::Color;
 use connect_examples::stack::StackOptions;
@@ -152,4 +154,26 @@ async fn connect_ops_deploys_and_rolls_back_the_real_stack_from_its_config_file(
         .expect("rows after the restore");
     assert_eq!(after, seed, "the backup's rows are back");
     assert_journal_true(&deployer).await;
+
+    // A state_dir under a file cannot be made: the deploy stops at the lock, says where and how to fix it.
+    let blocker = dir.path().join("not-a-directory");
+    std::fs::write(&blocker, "a file").expect("the file in the way");
+    let blocked = dir.path().join("blocked.toml");
+    let state = format!("{}/state", blocker.display());
+    let text = stack.address().connect_toml().replacen(
+        &format!("state_dir = {:?}", stack.state_dir()),
+        &format!("state_dir = {state:?}"),
+        1,
+    );
+    assert!(text.contains(&state), "the state_dir replaced");
+    std::fs::write(&blocked, text).expect("write the config");
+    let (code, lines) = ops(&blocked, &["deploy", "v2"]);
+    assert_eq!(code, Some(1), "{lines:?}");
+    let error = &lines.last().expect("the error")["error"];
+    assert!(
+        error["message"].as_str().is_some_and(|m| m.contains(&state))
+            && error["hint"].as_str().is_some_and(|h| h.contains("install -d")),
+        "{error}"
+    );
+    assert_eq!(assert_one_healthy_color(&stack, &deployer).await, Color::Green);
 }

@@ -2,14 +2,17 @@
 //! (pgBackRest) and a backup set copied off the host is lost (its database killed and removed, a config file
 //! gone); `connect-ops recover` puts it all back onto a FRESH stack (its own sshd, HAProxy, etcd + Patroni with
 //! a database of its own, Redis; nothing deployed). First `--dry-run` (exit 0, every step listed with its
-//! backups, nothing changed), then the recovery: the app serves v2 through HAProxy, every table's rows and
-//! checksum are the lost server's, the uploads and the config are back, Redis holds the keys; RTO printed.
+//! backups, nothing changed), then the recovery onto a server whose `state_dir` does not exist yet: the app
+//! serves v2 through HAProxy, every table's rows and checksum are the lost server's, the uploads and the
+//! configs are back with their modes (and owners, as root), Redis holds the keys; RTO printed. The lost
+//! server's journal history is on the new one, and a full rollback to v1 (a release from before the loss)
+//! and an instant rollback back to v2 work through the CLI.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use connect_core::host::HostExt;
-use connect_db::pitr::PitrConfig;
 use connect_examples::stack::{Stack, StackOptions};
 use connect_examples::testing::{connect_ops_json, request};
 use serde_json::Value;
@@ -24,37 +27,6 @@ fn ops(config: &Path, args: &[&str]) -> (Option<i32>, Vec<Value>, String) {
         &[("CONNECT_E2E_PG_PASSWORD", connect_db::testing::PG_PASSWORD)],
     );
     (run.code, run.lines, run.stderr)
-}
-
-/// The stack's connect.toml with continuous backups (`repo`: the lost server's repository), backup sets
-/// (copied to `offhost`), the config file kept in them, and how its Redis starts.
-fn toml(stack: &Stack, pitr: &PitrConfig, repo: &str, offhost: &Path, app_conf: &Path) -> String {
-    let a = stack.address();
-    let start = stack.redis.start_command().argv;
-    let base = a
-        .connect_toml()
-        .replacen("[redis]\n", &format!("[redis]\nstart_command = {start:?}\n"), 1);
-    let mut s = format!(
-        "{base}\n[database.pitr]\nrepo = {repo:?}\nstate_dir = {state:?}\narchive_timeout = \"5s\"\nrun_as = {run_as:?}\n\
-         etcd = \"http://127.0.0.1:{etcd}\"\n",
-        state = pitr.state_dir,
-        run_as = pitr.run_as,
-        etcd = stack.cluster.etcd_port,
-    );
-    for n in &pitr.nodes {
-        s.push_str(&format!(
-            "[[database.pitr.nodes]]\nmember = {:?}\ndata_dir = {:?}\nport = {}\nsocket_dir = {:?}\n",
-            n.member, n.data_dir, n.port, n.socket_dir
-        ));
-    }
-    s.push_str(&format!(
-        "[backup_all]\ndir = {sets:?}\nuploads_dir = {uploads:?}\nconfigs = [{conf:?}]\ncopy_to = {off:?}\n",
-        sets = a.dir.join("sets").display().to_string(),
-        uploads = a.dir.join("uploads").display().to_string(),
-        conf = app_conf.display().to_string(),
-        off = offhost.display().to_string(),
-    ));
-    s
 }
 
 fn ok(what: &str, (code, lines, stderr): (Option<i32>, Vec<Value>, String)) -> Value {
@@ -79,6 +51,19 @@ async fn a_lost_server_comes_back_on_a_fresh_one_with_its_data_and_release() {
     let app_conf = work.path().join("etc/connect/app.conf");
     std::fs::create_dir_all(app_conf.parent().unwrap()).unwrap();
     std::fs::write(&app_conf, "# the app's rendered config\nworkers = 4\n").unwrap();
+    // Configs come back with their own modes (and owners, as root): a secret 0600, a public file 0644.
+    let secret_conf = work.path().join("etc/connect/secret.env");
+    std::fs::write(&secret_conf, "API_TOKEN=s3cret\n").unwrap();
+    std::fs::set_permissions(&secret_conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&app_conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // What this process creates is owned by its effective user: root or not.
+    let root = std::fs::metadata(work.path()).unwrap().uid() == 0;
+    // nobody:nogroup, which every Debian has; only root may give a file away.
+    let nobody = 65534;
+    if root {
+        std::os::unix::fs::chown(&secret_conf, Some(nobody), Some(nobody)).unwrap();
+    }
+    let configs = [app_conf.as_path(), secret_conf.as_path()];
     let uploads = old.address().dir.join("uploads");
     std::fs::create_dir_all(uploads.join("avatars")).unwrap();
     std::fs::write(uploads.join("avatars/1.png"), [137u8, 80, 78, 71, 1, 2, 3]).unwrap();
@@ -95,7 +80,7 @@ async fn a_lost_server_comes_back_on_a_fresh_one_with_its_data_and_release() {
     let old_toml = work.path().join("old.toml");
     std::fs::write(
         &old_toml,
-        toml(&old, &old_pitr, &old_pitr.repo_path, &offhost, &app_conf),
+        old.recovery_toml(&old_pitr, &old_pitr.repo_path, &offhost, &configs),
     )
     .unwrap();
     ok("pitr setup", ops(&old_toml, &["pitr", "setup"]));
@@ -110,19 +95,33 @@ async fn a_lost_server_comes_back_on_a_fresh_one_with_its_data_and_release() {
     );
     eprintln!("source ready after {:.1} s", began.elapsed().as_secs_f64());
 
-    // The server is lost: its database killed and removed, its config file gone.
+    let old_history: Vec<String> = deployer
+        .journal()
+        .await
+        .expect("the old journal")
+        .history
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+
+    // The server is lost: its database killed and removed, its config files gone.
     old.cluster.lose_data().await.expect("the database is lost");
-    std::fs::remove_file(&app_conf).unwrap();
+    for c in configs {
+        std::fs::remove_file(c).unwrap();
+    }
 
     let new = Stack::start(StackOptions::new("e2e_recover_new"))
         .await
         .expect("a second stack");
     new.releases.ship("v2").await.expect("v2 on the fresh server");
+    new.releases.ship("v1").await.expect("v1 too, for the rollback");
+    // A fresh server has no state_dir: the recovery's lock and journal make it (`Host::put_file`).
+    let _ = std::fs::remove_dir_all(new.state_dir());
     let new_pitr = new.cluster.pitr_config(Duration::from_secs(5));
     let new_toml = work.path().join("new.toml");
     std::fs::write(
         &new_toml,
-        toml(&new, &new_pitr, &old_pitr.repo_path, &offhost, &app_conf),
+        new.recovery_toml(&new_pitr, &old_pitr.repo_path, &offhost, &configs),
     )
     .unwrap();
     let new_uploads = new.address().dir.join("uploads");
@@ -136,11 +135,18 @@ async fn a_lost_server_comes_back_on_a_fresh_one_with_its_data_and_release() {
         .collect();
     assert_eq!(
         steps,
-        ["configs", "database", "redis", "uploads", "deploy", "verify"],
+        [
+            "configs", "database", "redis", "uploads", "journal", "deploy", "verify"
+        ],
         "{plan}"
     );
     assert_eq!(plan["set"]["id"], set["manifest"]["id"], "{plan}");
     assert_eq!(plan["release"]["version"], "v2", "{plan}");
+    assert_eq!(
+        plan["release"]["history_records"].as_u64(),
+        Some(old_history.len() as u64),
+        "{plan}"
+    );
     assert!(
         plan["database"]["backup"].as_str().unwrap().ends_with('F'),
         "{plan}"
@@ -200,6 +206,47 @@ async fn a_lost_server_comes_back_on_a_fresh_one_with_its_data_and_release() {
         std::fs::read_to_string(&app_conf).unwrap(),
         "# the app's rendered config\nworkers = 4\n"
     );
+    let (secret, public) = (
+        std::fs::metadata(&secret_conf).unwrap(),
+        std::fs::metadata(&app_conf).unwrap(),
+    );
+    assert_eq!(
+        (
+            secret.permissions().mode() & 0o7777,
+            public.permissions().mode() & 0o7777
+        ),
+        (0o600, 0o644),
+        "the configs' modes are back"
+    );
+    if root {
+        assert_eq!((secret.uid(), secret.gid()), (nobody, nobody), "and owners");
+    }
+
+    // The lost server's history is on the new one, and rolling back to a release from before the loss works.
+    let (code, history, stderr) = ops(&new_toml, &["history", "-n", "100"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let ids: Vec<&str> = history[0]
+        .as_array()
+        .expect("the records")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    for id in &old_history {
+        assert!(ids.contains(&id.as_str()), "{id} carried over: {ids:?}");
+    }
+    // The recovered server's first backup set: preflight refuses a deploy (a rollback too) without one.
+    ok("backup-all after the recovery", ops(&new_toml, &["backup-all"]));
+    let back = ok("rollback --to v1", ops(&new_toml, &["rollback", "--to", "v1"]));
+    assert_eq!(back["outcome"]["result"], "succeeded", "{back}");
+    let version = request(new.http_addr(), "GET", "/version", "")
+        .await
+        .expect("the app answers");
+    assert!(
+        String::from_utf8_lossy(&version.body).contains("v1"),
+        "{version:?}"
+    );
+    let forward = ok("rollback", ops(&new_toml, &["rollback"]));
+    assert_eq!(forward["outcome"]["result"], "succeeded", "{forward}");
 
     // Not fresh any more: a second recovery is refused before anything changes.
     let (code, lines, stderr) = ops(&new_toml, &["recover", "--yes"]);
