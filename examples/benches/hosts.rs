@@ -1,6 +1,6 @@
-//! Deploy time over 1, 2 and 4 app hosts (issue 18.1), on the real programs: app hosts that are sshds
-//! sharing this machine's Docker Engine (`stack::fleet::FleetStack`), one HAProxy, 16 keep-alive clients
-//! through it during every timed deploy.
+//! Deploy time over 1, 2 and 4 app hosts (issue 18.1), on the real programs: app hosts each with its own
+//! Docker Engine and sshd in its own network namespace (`stack::fleet::FleetStack`), one HAProxy, 16
+//! keep-alive clients through it during every timed deploy. Releases ship from this machine's engine.
 //!
 //! For each host count: v1 deployed (untimed, it sets up the hosts), then v2 timed from the call to the
 //! recorded journals (lock, parallel preflight, start and health gate, one switch, drain, verify, record).
@@ -28,10 +28,10 @@ async fn main() -> anyhow::Result<()> {
     let mut failed = 0;
     for count in [1, 2, 4] {
         let fleet = stack.fleet(count, FleetPolicy::default()).await?;
-        fleet.deploy(stack.release("v1")).await?;
+        fleet.deploy_from(stack.release("v1"), stack.source("v1")).await?;
         let load = Load::start(stack.http_addr(), 16, Duration::from_secs(300));
         let started = Instant::now();
-        let report = fleet.deploy(stack.release("v2")).await?;
+        let report = fleet.deploy_from(stack.release("v2"), stack.source("v2")).await?;
         let took = started.elapsed().as_secs_f64();
         let seen = load.stop().await;
         failed += seen.failed;

@@ -1,16 +1,19 @@
-//! Several app hosts in one deploy against real programs (issue 18.1): three app hosts, each an sshd with its
-//! own state directory and one SSH connection, sharing this machine's Docker Engine (distinct containers and
-//! ports per host), one HAProxy with a server per host and color. One stack, the phases in order:
-//! a deploy under keep-alive load with zero failed requests; a host whose new color never gets healthy
-//! (nothing switched anywhere); a host taken down mid-deploy, left out by `min_healthy_hosts`, the journals
-//! saying which; then `connect-ops` over the fleet from its `connect.toml` (deploy, status, rollback, a
-//! missing release, an unreachable host), each a subprocess with `--json`. With `CONNECT_REAL_TESTS=1` a
-//! missing program fails the test.
+//! Several app hosts in one deploy against real programs (issue 18.1): three app hosts, each a machine as
+//! separate as one box allows (`stack::fleet`: its own Docker Engine in its own network namespace, its sshd
+//! there on the host's address, its own state directory), one HAProxy in a namespace of its own reaching every
+//! host's slots at the host's address, a server per host and color. One stack, the phases in order:
+//! the releases shipped to every host's engine by the product's ship path (only missing layers) and a deploy
+//! under keep-alive load with zero failed requests; one host never healthy (its idle port taken on that host:
+//! nothing switched anywhere); one host's SSH cut mid-deploy (sshd stopped, connection cut) with
+//! `min_healthy_hosts = 2`, so the deploy continues without it, the journals saying which; then `connect-ops`
+//! over the fleet from its `connect.toml` (deploy, status, rollback, a missing release, an unreachable host),
+//! each a subprocess with `--json`. With `CONNECT_REAL_TESTS=1` a missing program fails the test.
 
 use std::time::Duration;
 
 use connect_core::engine::fleet::FleetPolicy;
 use connect_core::engine::{Event, Step};
+use connect_core::ship::ShipOutcome;
 use connect_core::testing::live_servers as live_servers_of;
 use connect_examples::stack::fleet::{FleetStack, PG_PASSWORD_VAR};
 use connect_examples::testing::connect_ops_json;
@@ -33,26 +36,55 @@ fn ops(config: &std::path::Path, args: &[&str]) -> (Option<i32>, Vec<serde_json:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() {
     let test = "three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out";
+    let begun = std::time::Instant::now();
     let Some(stack) = FleetStack::start_with_services(test, 3)
         .await
         .expect("the fleet stack starts")
     else {
         return;
     };
+    eprintln!(
+        "stack (3 engines, sshds, HAProxy, Patroni, Redis, releases): {:.1} s",
+        begun.elapsed().as_secs_f64()
+    );
     let fleet = stack.fleet(3, FleetPolicy::default()).await.unwrap();
 
-    // 1. v1 everywhere, then v2 under load: every host switched in one exchange, no request failed.
+    // 1. v1 everywhere (shipped to every host's empty engine), then v2 under load: only v2's own layers
+    // shipped, every host switched in one exchange, no request failed.
+    let mut ships = fleet.deployer("web1").unwrap().subscribe();
     let t = std::time::Instant::now();
-    fleet.deploy(stack.release("v1")).await.expect("v1 deploys");
+    fleet
+        .deploy_from(stack.release("v1"), stack.source("v1"))
+        .await
+        .expect("v1 deploys");
     eprintln!("first deploy on 3 hosts: {:.1} s", t.elapsed().as_secs_f64());
+    let v1_sent = sent_layers(&mut ships);
+    assert!(v1_sent > 0, "v1 was sent to web1's empty engine");
+    for h in &stack.hosts {
+        let docker = h.docker().await.unwrap();
+        let image = stack.release("v1").image.to_string();
+        assert!(
+            docker.image_info(&image).await.unwrap().is_some(),
+            "{}: v1 is on its own engine",
+            h.name
+        );
+    }
     assert_eq!(
         live_servers(&stack).await,
         ["web1_blue", "web2_blue", "web3_blue"]
     );
     let load = Load::start(stack.http_addr(), 32, Duration::from_secs(120));
     let t = std::time::Instant::now();
-    let report = fleet.deploy(stack.release("v2")).await.expect("v2 deploys");
+    let report = fleet
+        .deploy_from(stack.release("v2"), stack.source("v2"))
+        .await
+        .expect("v2 deploys");
     eprintln!("deploy under load on 3 hosts: {:.1} s", t.elapsed().as_secs_f64());
+    let v2_sent = sent_layers(&mut ships);
+    assert!(
+        (1..v1_sent).contains(&v2_sent),
+        "v2 shipped only the layers web1 lacked: {v2_sent} of v1's {v1_sent}"
+    );
     let seen = load.stop().await;
     assert_eq!(seen.failed, 0, "{:?}", seen.errors);
     assert!(seen.ok > 0);
@@ -75,16 +107,21 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         );
     }
 
-    // 2. web2's idle port is taken: its v3 never gets healthy, nothing switches, every host stays on v2.
+    // 2. One host never healthy: web2's idle port is taken on web2, so its v3 never gets healthy; nothing
+    // switches, every host stays on v2.
     fleet
         .deployer("web2")
         .unwrap()
         .retire_standby()
         .await
         .expect("web2's standby retired");
-    let squatter =
-        std::net::TcpListener::bind(("127.0.0.1", stack.hosts[1].topology.blue.host_port)).unwrap();
-    let err = fleet.deploy(stack.release("v3")).await.unwrap_err();
+    let squatter = stack.hosts[1]
+        .take_port(stack.hosts[1].topology.blue.host_port)
+        .unwrap();
+    let err = fleet
+        .deploy_from(stack.release("v3"), stack.source("v3"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("web2"), "{err}");
     drop(squatter);
     assert_eq!(
@@ -103,7 +140,8 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         fleet.status().await.differences()
     );
 
-    // 3. web3 goes away as its idle color starts; with min_healthy_hosts = 2 the others switch.
+    // 3. web3's SSH is cut as its idle color starts (sshd stopped, connection cut); the policy,
+    // min_healthy_hosts = 2, says continue: the others switch, the journals name web3 as left out.
     let fleet = stack
         .fleet(
             3,
@@ -115,7 +153,7 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         .unwrap();
     let mut events = fleet.deployer("web3").unwrap().subscribe();
     let load = Load::start(stack.http_addr(), 16, Duration::from_secs(120));
-    let deploy = fleet.deploy(stack.release("v3"));
+    let deploy = fleet.deploy_from(stack.release("v3"), stack.source("v3"));
     let cut = async {
         while let Ok(event) = events.recv().await {
             if matches!(
@@ -149,6 +187,8 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         );
         assert_eq!(journal.slots[&journal.live.unwrap()].release.version, "v3");
     }
+
+    eprintln!("stack and phases 1-3: {:.1} s", begun.elapsed().as_secs_f64());
 
     // 4. connect-ops over web1 and web2 from connect.toml: deploy under load, status, rollback.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -195,4 +235,21 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
     std::fs::write(&config, stack.connect_toml(3).unwrap()).unwrap();
     let (code, lines) = ops(&config, &["status"]);
     assert_eq!(code, Some(5), "{lines:?}");
+}
+
+/// The layers a host's ship steps reported sent since the last call, from its event stream (1024 events
+/// deep: a deploy's fit; a lag skips what was lost and goes on).
+fn sent_layers(events: &mut tokio::sync::broadcast::Receiver<Event>) -> usize {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let mut sent = 0;
+    loop {
+        match events.try_recv() {
+            Ok(Event::Shipped(report)) => {
+                assert_eq!(report.outcome, ShipOutcome::Sent, "{report:?}");
+                sent += report.layers_sent;
+            }
+            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+            Err(_) => return sent,
+        }
+    }
 }

@@ -108,8 +108,10 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+pub mod netns;
 mod proxy;
 mod sshd;
 
+pub use netns::NetNs;
 pub use proxy::TcpProxy;
 pub use sshd::Sshd;

@@ -1,13 +1,16 @@
 //! A TCP proxy on 127.0.0.1 that counts the connections it carries and can cut them all, to test what a
 //! client does when its connection dies mid-operation.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// A counting, cuttable TCP proxy to a port on 127.0.0.1. Stops on drop.
+use super::NetNs;
+
+/// A counting, cuttable TCP proxy from a port on 127.0.0.1 to a target. Stops on drop.
 #[derive(Debug)]
 pub struct TcpProxy {
     port: u16,
@@ -19,6 +22,13 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Listens on a free port of 127.0.0.1 and forwards every connection to `127.0.0.1:target`.
     pub async fn start(target: u16) -> std::io::Result<TcpProxy> {
+        TcpProxy::start_to(None, ([127, 0, 0, 1], target).into()).await
+    }
+
+    /// Listens on a free port of 127.0.0.1 and forwards every connection to `target` as seen from inside
+    /// `netns` (this process's namespace when `None`): how a test reaches a machine it made in a network
+    /// namespace of its own.
+    pub async fn start_to(netns: Option<NetNs>, target: SocketAddr) -> std::io::Result<TcpProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -27,8 +37,13 @@ impl TcpProxy {
         let acceptor = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
+                let netns = netns.clone();
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await {
+                    let server = match &netns {
+                        Some(ns) => ns.connect(target).await,
+                        None => TcpStream::connect(target).await,
+                    };
+                    if let Ok(mut server) = server {
                         let _ = client.set_nodelay(true);
                         let _ = server.set_nodelay(true);
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;

@@ -41,6 +41,30 @@ impl Sshd {
     /// `ed25519`, which [`Sshd::known_hosts`] lists) and extra config lines, e.g. `HostKeyAlgorithms` to
     /// make it present one of them only.
     pub async fn start_with_host_keys(test: &str, kinds: &[&str], extra_config: &str) -> Option<Sshd> {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], super::free_port()));
+        Sshd::start_inner(test, kinds, extra_config, &[], listen).await
+    }
+
+    /// Starts sshd run by `wrapper` (an argv prefix such as [`super::NetNs::command_prefix`], which must
+    /// exec sshd), listening on `listen`: an app host's sshd in a network namespace of the test's, on the
+    /// host's own address. [`Sshd::port`] is `listen`'s port; a client reaches it through a
+    /// [`super::TcpProxy`] into that namespace.
+    pub async fn start_via(
+        test: &str,
+        wrapper: &[std::ffi::OsString],
+        listen: std::net::SocketAddr,
+        extra_config: &str,
+    ) -> Option<Sshd> {
+        Sshd::start_inner(test, &["ed25519"], extra_config, wrapper, listen).await
+    }
+
+    async fn start_inner(
+        test: &str,
+        kinds: &[&str],
+        extra_config: &str,
+        wrapper: &[std::ffi::OsString],
+        listen: std::net::SocketAddr,
+    ) -> Option<Sshd> {
         assert_eq!(
             kinds.first(),
             Some(&"ed25519"),
@@ -66,21 +90,30 @@ impl Sshd {
         for (path, mode) in [(d.to_path_buf(), 0o755), (d.join("authorized_keys"), 0o644)] {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
         }
-        let port = super::free_port();
+        let port = listen.port();
         let user = current_user();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile {d}/sshd.pid\n\
+            "Port {port}\nListenAddress {address}\n{host_keys}PidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPubkeyAuthentication yes\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              PermitRootLogin prohibit-password\nAllowTcpForwarding yes\nAllowStreamLocalForwarding yes\n\
              Subsystem sftp /usr/lib/openssh/sftp-server\nLogLevel VERBOSE\nMaxStartups 100\n{extra_config}\n",
-            d = d.display()
+            d = d.display(),
+            address = listen.ip(),
         );
         std::fs::write(d.join("sshd_config"), config).expect("write sshd_config");
         // sshd running as root insists on its privilege separation directory.
         let _ = std::fs::create_dir_all("/run/sshd");
         let log = std::fs::File::create(d.join("sshd.log")).expect("log file");
-        let child = Command::new(sshd)
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(sshd);
+                c
+            }
+            None => Command::new(sshd),
+        };
+        let child = command
             .arg("-D")
             .arg("-e")
             .arg("-f")

@@ -162,6 +162,11 @@ impl SecondDaemon {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The daemon's network namespace (its own: `unshare --net`), `None` once stopped.
+    pub fn netns(&self) -> Option<connect_core::testing::NetNs> {
+        self.pid().map(connect_core::testing::NetNs::of_pid)
+    }
+
     /// Stops the daemon (SIGTERM, then SIGKILL after 20 s), as `systemctl stop docker` would; its containers
     /// stop with it. Its directory stays until drop.
     pub fn stop(&mut self) {

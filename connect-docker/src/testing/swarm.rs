@@ -8,7 +8,6 @@
 //! which hides the cgroup mounts dockerd needs. They go with their daemons, and the veth pair with them.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bollard::models::{
@@ -16,6 +15,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::UpdateNodeOptions;
 use connect_core::model::ImageRef;
+use connect_core::testing::netns::{NetNs, veth};
 use connect_core::{Error, ErrorKind, Result};
 
 use super::SecondDaemon;
@@ -40,30 +40,12 @@ pub enum Availability {
 pub struct TestSwarm {
     manager: SecondDaemon,
     worker: Option<SecondDaemon>,
-    ip: PathBuf,
     nsenter: PathBuf,
     curl: PathBuf,
 }
 
-static PAIRS: AtomicU32 = AtomicU32::new(0);
-
 fn fail(what: &str, m: String) -> Error {
     Error::new(ErrorKind::Failed, "testing.swarm", what, m)
-}
-
-fn run(argv: &[&str]) -> Result<()> {
-    let out = std::process::Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .map_err(|e| fail(argv[0], e.to_string()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(fail(
-            &argv.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
-    }
 }
 
 impl TestSwarm {
@@ -73,15 +55,16 @@ impl TestSwarm {
     /// required.
     pub async fn start(test: &str) -> Option<TestSwarm> {
         let need = |p: &str, at: &[&str]| connect_core::testing::require_program(test, p, at);
-        let ip = need("ip", &["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip"])?;
+        // `ip` links the namespaces (`connect_core::testing::netns::veth`).
+        need("ip", &["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip"])?;
         let nsenter = need("nsenter", &["/usr/bin/nsenter"])?;
         let curl = need("curl", &["/usr/bin/curl"])?;
-        let manager = SecondDaemon::start_node(test).await?;
-        let worker = SecondDaemon::start_node(test).await?;
+        // Started together: each takes a few seconds, mostly waiting for its containerd.
+        let (manager, worker) = tokio::join!(SecondDaemon::start_node(test), SecondDaemon::start_node(test));
+        let (manager, worker) = (manager?, worker?);
         let swarm = TestSwarm {
             manager,
             worker: Some(worker),
-            ip,
             nsenter,
             curl,
         };
@@ -92,29 +75,16 @@ impl TestSwarm {
     }
 
     async fn join(&self) -> Result<()> {
-        let ip = self.ip.display().to_string();
-        let nsenter = self.nsenter.display().to_string();
         let worker = self.worker.as_ref().expect("the worker runs at start");
-        let pids = [self.manager.pid(), worker.pid()];
-        let [Some(mpid), Some(wpid)] = pids.map(|p| p.map(|p| p.to_string())) else {
+        let (Some(mpid), Some(wpid)) = (self.manager.pid(), worker.pid()) else {
             return Err(fail("veth", "a daemon is not running".into()));
         };
-        // Interface names are at most 15 bytes and live in the root namespace until moved: unique per run.
-        let n = std::process::id() % 100_000 * 100 + PAIRS.fetch_add(1, Ordering::Relaxed) % 100;
-        let (a, b) = (format!("csw{n}a"), format!("csw{n}b"));
-        run(&[&ip, "link", "add", &a, "type", "veth", "peer", "name", &b])?;
-        run(&[&ip, "link", "set", &a, "netns", &mpid])?;
-        run(&[&ip, "link", "set", &b, "netns", &wpid])?;
-        for (pid, dev, addr) in [(&mpid, &a, MANAGER_ADDR), (&wpid, &b, WORKER_ADDR)] {
-            let inside = |args: &[&str]| {
-                let mut argv = vec![nsenter.as_str(), "-t", pid.as_str(), "-n", ip.as_str()];
-                argv.extend_from_slice(args);
-                run(&argv)
-            };
-            inside(&["addr", "add", &format!("{addr}/24"), "dev", dev])?;
-            inside(&["link", "set", dev, "up"])?;
-            inside(&["link", "set", "lo", "up"])?;
-        }
+        veth(
+            &NetNs::of_pid(mpid),
+            &format!("{MANAGER_ADDR}/24"),
+            &NetNs::of_pid(wpid),
+            &format!("{WORKER_ADDR}/24"),
+        )?;
         let manager = self.manager.docker().await?;
         manager
             .api()

@@ -231,6 +231,24 @@ impl HaproxyProcess {
         HaproxyProcess::start_with(program, unused, unused, Some(servers), &[]).await
     }
 
+    /// [`HaproxyProcess::start_with_servers`] with haproxy run by `wrapper` (see
+    /// [`HaproxyProcess::start_via`]): HAProxy on a machine of its own, reaching app hosts at their addresses
+    /// in the test's network namespaces.
+    pub async fn start_with_servers_via(
+        wrapper: &[std::ffi::OsString],
+        program: &Path,
+        servers: Vec<ServerSpec>,
+    ) -> Result<HaproxyProcess> {
+        let unused: SocketAddr = ([127, 0, 0, 1], 9).into();
+        HaproxyProcess::start_with(program, unused, unused, Some(servers), wrapper).await
+    }
+
+    /// The master's process id: with a wrapper that made a network namespace (`unshare --net`), that
+    /// namespace is `/proc/<pid>/ns/net`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     async fn start_with(
         program: &Path,
         blue: SocketAddr,

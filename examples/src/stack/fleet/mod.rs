@@ -7,7 +7,28 @@
 //! Each host does not have a Docker Engine of its own in its own network namespace: the per-namespace
 //! harness (`connect_docker::testing::SecondDaemon`) would make the test start three dockerds.
 
-use std::net::SocketAddr;
+//! Several app hosts on this machine for the fleet's real tests and benchmark (issue 18.1), each as separate a
+//! machine as one box allows: its own Docker Engine ([`SecondDaemon`]) in its own network namespace, its own
+//! OpenSSH server inside that namespace on the host's address (port 22, the engine's socket at
+//! `/var/run/docker.sock` in sshd's own mount namespace, as on a real host), its own state directory. HAProxy
+//! runs in a namespace of its own too, the load balancer's machine, linked to each app host by a veth pair:
+//!
+//! ```text
+//!   test process (127.0.0.1) ── TcpProxy ──► HAProxy's namespace ── veth 10.231.<n>.1 ─ 10.231.<n>.2 ─► host n
+//!      customers' requests (front proxy)      HAProxy :http              (one /24 per app host)      sshd :22
+//!      each host's SSH connection (cuttable)  servers <name>_blue|green at 10.231.<n>.2:3000|3001     dockerd
+//! ```
+//!
+//! The addresses exist only in the namespaces this harness makes, so parallel runs never collide and the
+//! machine's network is untouched. The test reaches the namespaces through [`TcpProxy`]s that open their
+//! connections inside HAProxy's namespace: SSH crosses the same link HAProxy's checks do, and cutting a host's
+//! proxy cuts its SSH as a dead network would. HAProxy's sockets are files, driven from here as usual.
+//! Releases are built on this machine's engine (the build machine) and shipped to every host by the product's
+//! ship path, only the layers each host lacks. The database and the cache are the in-memory ones for the SDK
+//! fleet (the fleet's steps are what is under test, and the demo app serves without them), real ones for
+//! `connect-ops` ([`FleetStack::start_with_services`]).
+
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,33 +36,44 @@ use connect_core::engine::DeployConfig;
 use connect_core::engine::fleet::{AppHost, Fleet, FleetPolicy, Shared};
 use connect_core::memory::{MemoryCache, MemoryCluster};
 use connect_core::model::{AppSpec, Color, DeployPolicy, Release, Slot, Topology};
+use connect_core::ship::ReleaseSource;
 use connect_core::ssh::SshHost;
-use connect_core::testing::{Sshd, TcpProxy, free_port, require_program};
+use connect_core::testing::netns::{NetNs, veth};
+use connect_core::testing::{Sshd, TcpProxy, require_program};
 use connect_core::{Error, ErrorKind, Result};
 use connect_db::testing::{TestCluster, TestClusterConfig, TestRedis};
 use connect_docker::Docker;
+use connect_docker::testing::SecondDaemon;
 use connect_haproxy::ServerSpec;
 use connect_haproxy::testing::{HaproxyProcess, require_haproxy};
 
 use super::{DOCKER_SOCKET, Releases, slot_options};
 
+mod host;
 mod toml;
+pub use host::FleetHost;
+use host::{inside_host, new_namespace};
 pub use toml::PG_PASSWORD_VAR;
 
-/// One app host: its sshd (dropped to take the host away), the proxy in front of it, its connection.
-pub struct FleetHost {
-    /// The host's name (`web1`).
-    pub name: String,
-    /// Its OpenSSH server; `None` once [`FleetStack::take_down`] stopped it.
-    pub sshd: Mutex<Option<Sshd>>,
-    /// Between the client and sshd.
-    pub proxy: TcpProxy,
-    /// The one SSH connection.
-    pub ssh: Arc<SshHost>,
-    /// Its slots: containers `<prefix>_<name>_blue|green` on ports of their own.
-    pub topology: Topology,
-    /// Its journal and lock.
-    pub state_dir: String,
+/// App host `n`'s address (1-based): `10.231.<n>.2`, on its end of the veth pair to HAProxy's namespace.
+/// Private, and only inside the namespaces the stack makes.
+pub fn host_addr(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 231, n, 2)
+}
+
+/// HAProxy's address towards app host `n`: `10.231.<n>.1` (one /24 per host).
+pub fn router_addr(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 231, n, 1)
+}
+
+/// Blue's and green's ports on every app host: the runbook's, since each host is a machine of its own.
+pub const APP_PORTS: (u16, u16) = (3000, 3001);
+
+/// sshd's port on every app host.
+pub const SSH_PORT: u16 = 22;
+
+fn fail(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Failed, "fleet stack", what, e.to_string())
 }
 
 /// The hosts, HAProxy and the releases.
@@ -50,24 +82,18 @@ pub struct FleetStack {
     pub prefix: String,
     /// The app hosts, in order.
     pub hosts: Vec<FleetHost>,
-    /// HAProxy, with `<name>_blue` and `<name>_green` per host, all in maintenance at first.
+    /// HAProxy, in its own network namespace, with `<name>_blue` and `<name>_green` per host, all in
+    /// maintenance at first.
     pub haproxy: HaproxyProcess,
-    /// The demo app's releases (v1, v2, v3), built on this machine's engine.
+    /// From 127.0.0.1 to HAProxy's frontend in its namespace: where customers come in.
+    pub front: TcpProxy,
+    /// The demo app's releases (v1, v2, v3), built on this machine's engine, the build machine.
     pub releases: Releases,
     /// A one-node Patroni cluster and Redis, for `connect-ops` over the fleet ([`FleetStack::start_with_services`]).
     pub services: Option<FleetServices>,
+    local: Docker,
     dir: tempfile::TempDir,
     _home: tempfile::TempDir,
-}
-
-impl std::fmt::Debug for FleetHost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FleetHost")
-            .field("name", &self.name)
-            .field("topology", &self.topology)
-            .field("state_dir", &self.state_dir)
-            .finish_non_exhaustive()
-    }
 }
 
 impl std::fmt::Debug for FleetStack {
@@ -102,73 +128,37 @@ impl FleetStack {
         FleetStack::start_inner(test, hosts, true).await
     }
 
-    async fn start_inner(test: &str, hosts: usize, services: bool) -> Result<Option<FleetStack>> {
-        let (Some(_), Some(program)) = (
-            require_program(test, "docker", &["/usr/bin/docker"]),
+    async fn start_inner(test: &str, count: usize, services: bool) -> Result<Option<FleetStack>> {
+        let need = |p: &str, at: &[&str]| require_program(test, p, at);
+        let (Some(_), Some(program), Some(unshare), Some(_), Some(_)) = (
+            need("docker", &["/usr/bin/docker"]),
             require_haproxy(test),
+            need("unshare", &["/usr/bin/unshare"]),
+            need("nsenter", &["/usr/bin/nsenter"]),
+            need("ip", &["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip"]),
         ) else {
             return Ok(None);
         };
-        let prefix = format!("fleet-{}-{}", std::process::id(), free_port());
+        let count = u8::try_from(count)
+            .ok()
+            .filter(|c| (1..=250).contains(c))
+            .ok_or_else(|| fail("hosts", format!("{count} app hosts: 1 to 250")))?;
+        let prefix = format!(
+            "fleet-{}-{}",
+            std::process::id(),
+            connect_core::testing::free_port()
+        );
         let temp = |what: &str| {
             tempfile::Builder::new()
                 .prefix(&format!("connect-{prefix}-{what}-"))
                 .tempdir()
-                .map_err(|e| Error::new(ErrorKind::Failed, "fleet stack", what, e.to_string()))
+                .map_err(|e| fail(what, e))
         };
         let (home, dir) = (temp("home")?, temp("hosts")?);
-        let mut started = Vec::new();
-        let mut servers = Vec::new();
-        for n in 1..=hosts {
-            let name = format!("web{n}");
-            let Some(sshd) = Sshd::start_with(test, &format!("SetEnv HOME={}", home.path().display())).await
-            else {
-                return Ok(None);
-            };
-            let proxy = TcpProxy::start(sshd.port())
-                .await
-                .map_err(|e| Error::new(ErrorKind::Failed, "fleet stack", "ssh proxy", e.to_string()))?;
-            let config = sshd
-                .config()
-                .port(proxy.port())
-                .known_hosts(sshd.known_hosts_via(proxy.port()));
-            let ssh = Arc::new(SshHost::connect(config).await?);
-            let mut slot = |color: Color| {
-                let port = free_port();
-                servers.push({
-                    let mut spec = ServerSpec::new(
-                        &format!("{name}_{color}"),
-                        SocketAddr::from(([127, 0, 0, 1], port)),
-                    );
-                    spec.disabled = true;
-                    spec
-                });
-                Slot {
-                    color,
-                    container: format!("{prefix}_{name}_{color}"),
-                    server: format!("{name}_{color}"),
-                    host_port: port,
-                }
-            };
-            let topology = Topology {
-                blue: slot(Color::Blue),
-                green: slot(Color::Green),
-            };
-            let state_dir = dir.path().join(&name).join("state");
-            std::fs::create_dir_all(&state_dir)
-                .map_err(|e| Error::new(ErrorKind::Failed, "fleet stack", &name, e.to_string()))?;
-            started.push(FleetHost {
-                name,
-                sshd: Mutex::new(Some(sshd)),
-                proxy,
-                ssh,
-                topology,
-                state_dir: state_dir.display().to_string(),
-            });
-        }
-        let haproxy = HaproxyProcess::start_with_servers(&program, servers).await?;
         let local = Docker::connect().await?.with_slot_options(slot_options());
-        // Patroni bootstraps while the releases build. `None`: a program is missing (the SKIP is said).
+        // Everything slow at once: the engines (each waits seconds for its containerd), the releases' build
+        // on this machine, and Patroni's bootstrap. `None`: a program is missing (the SKIP is said).
+        let engines = futures::future::join_all((0..count).map(|_| SecondDaemon::start(test)));
         let start_services = async {
             if !services {
                 return Some(None);
@@ -182,17 +172,99 @@ impl FleetStack {
             let cluster = TestCluster::start(test, scope).await?;
             Some(Some(FleetServices { cluster, redis }))
         };
-        let (releases, services) =
-            tokio::join!(Releases::build(&prefix, &local, false, test), start_services);
-        let Some(services) = services else {
+        let (engines, releases, services) = tokio::join!(
+            engines,
+            Releases::build(&prefix, &local, false, test),
+            start_services
+        );
+        let (Some(engines), Some(services)) = (engines.into_iter().collect::<Option<Vec<_>>>(), services)
+        else {
             return Ok(None);
         };
+        let releases = releases?;
+        let names: Vec<String> = (1..=count).map(|n| format!("web{n}")).collect();
+        let mut servers = Vec::new();
+        let mut topologies = Vec::new();
+        for (n, name) in (1..=count).zip(&names) {
+            let mut slot = |color: Color, port: u16| {
+                let mut spec =
+                    ServerSpec::new(&format!("{name}_{color}"), SocketAddr::from((host_addr(n), port)));
+                spec.disabled = true;
+                servers.push(spec);
+                Slot {
+                    color,
+                    container: format!("{prefix}_{color}"),
+                    server: format!("{name}_{color}"),
+                    host_port: port,
+                }
+            };
+            let blue = slot(Color::Blue, APP_PORTS.0);
+            let green = slot(Color::Green, APP_PORTS.1);
+            topologies.push(Topology { blue, green });
+        }
+        let haproxy =
+            HaproxyProcess::start_with_servers_via(&new_namespace(&unshare), &program, servers).await?;
+        let lan = NetNs::of_pid(haproxy.pid());
+        let front = TcpProxy::start_to(Some(lan.clone()), haproxy.http_addr())
+            .await
+            .map_err(|e| fail("front proxy", e))?;
+        // Each host: linked to HAProxy's namespace, then its sshd started there and connected to, all hosts
+        // at once.
+        let setup = engines.into_iter().zip(names).zip(topologies).zip(1..=count).map(
+            |(((engine, name), topology), n)| {
+                let (lan, unshare, home, dir) = (&lan, &unshare, home.path(), dir.path());
+                async move {
+                    let ns = engine.netns().ok_or_else(|| fail(&name, "its engine stopped"))?;
+                    veth(
+                        lan,
+                        &format!("{}/24", router_addr(n)),
+                        &ns,
+                        &format!("{}/24", host_addr(n)),
+                    )?;
+                    let wrapper = inside_host(&ns, unshare, &engine.socket());
+                    let listen = SocketAddr::from((host_addr(n), SSH_PORT));
+                    let home = format!("SetEnv HOME={}", home.display());
+                    let Some(sshd) = Sshd::start_via(test, &wrapper, listen, &home).await else {
+                        return Ok(None);
+                    };
+                    let proxy = TcpProxy::start_to(Some(lan.clone()), listen)
+                        .await
+                        .map_err(|e| fail("ssh proxy", e))?;
+                    let config = sshd
+                        .config()
+                        .port(proxy.port())
+                        .known_hosts(sshd.known_hosts_via(proxy.port()));
+                    let ssh = Arc::new(SshHost::connect(config).await?);
+                    let state_dir = dir.join(&name).join("state");
+                    std::fs::create_dir_all(&state_dir).map_err(|e| fail(&name, e))?;
+                    Ok::<_, Error>(Some(FleetHost {
+                        name,
+                        address: host_addr(n),
+                        sshd: Mutex::new(Some(sshd)),
+                        proxy,
+                        ssh,
+                        topology,
+                        state_dir: state_dir.display().to_string(),
+                        engine,
+                    }))
+                }
+            },
+        );
+        let mut started = Vec::new();
+        for host in futures::future::join_all(setup).await {
+            let Some(host) = host? else {
+                return Ok(None);
+            };
+            started.push(host);
+        }
         Ok(Some(FleetStack {
             prefix,
             hosts: started,
             haproxy,
-            releases: releases?,
+            front,
+            releases,
             services,
+            local,
             dir,
             _home: home,
         }))
@@ -203,9 +275,14 @@ impl FleetStack {
         self.releases.release(version)
     }
 
-    /// HAProxy's HTTP address.
+    /// Where customers reach HAProxy's frontend from this machine (the front proxy on 127.0.0.1).
     pub fn http_addr(&self) -> SocketAddr {
-        self.haproxy.http_addr()
+        SocketAddr::from(([127, 0, 0, 1], self.front.port()))
+    }
+
+    /// Where `version` ships from: the image on this machine's engine, the build machine.
+    pub fn source(&self, version: &str) -> ReleaseSource {
+        ReleaseSource::local_image(self.release(version).image.to_string())
     }
 
     /// The deploy configuration every host shares: the demo app, deadlines for a machine under test load.
@@ -213,7 +290,6 @@ impl FleetStack {
         let mut app = AppSpec::connect();
         app.name = self.prefix.clone();
         app.stop_grace = Duration::from_secs(5);
-        app.env = [("BIND".to_string(), "127.0.0.1".to_string())].into();
         let mut policy = DeployPolicy::default();
         policy.health_deadline = Duration::from_secs(20);
         policy.drain_deadline = Duration::from_secs(10);
@@ -232,13 +308,14 @@ impl FleetStack {
     }
 
     /// The first `count` hosts as a fleet under `policy`: each host's Docker Engine through its own SSH
-    /// connection.
+    /// connection, shipping from this machine's engine ([`FleetStack::source`], `Fleet::deploy_from`).
     pub async fn fleet(&self, count: usize, policy: FleetPolicy) -> Result<Fleet> {
         let mut hosts = Vec::new();
         for h in self.hosts.iter().take(count) {
             let docker = Docker::connect_via(h.ssh.clone(), DOCKER_SOCKET)
                 .await?
-                .with_slot_options(slot_options());
+                .with_slot_options(slot_options())
+                .with_build_machine(self.local.clone());
             hosts.push(AppHost {
                 name: h.name.clone(),
                 host: h.ssh.clone(),
@@ -266,21 +343,13 @@ impl FleetStack {
 }
 
 impl Drop for FleetStack {
-    /// Removes every container of the stack (through the Docker CLI: drop may run outside a runtime).
+    /// Asks every host's engine to stop before the fields drop one by one, so the engines stop their
+    /// containers together rather than one after the other.
     fn drop(&mut self) {
-        let names: Vec<String> = self
-            .hosts
-            .iter()
-            .flat_map(|h| {
-                [
-                    h.topology.blue.container.clone(),
-                    h.topology.green.container.clone(),
-                ]
-            })
-            .collect();
-        let _ = std::process::Command::new("docker")
-            .args(["rm", "-f"])
-            .args(&names)
-            .output();
+        for h in &self.hosts {
+            if let Some(pid) = h.engine.pid() {
+                let _ = connect_core::testing::send_signal(pid, connect_core::testing::Signal::SIGTERM);
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The fleet stack as `connect.toml`: `[server]` is this machine (HAProxy, Patroni and Redis), every app host
 //! an `[[app_hosts]]` entry reached over its own SSH connection, with its own ports, containers and state
-//! directory (the hosts share this machine's Docker Engine and filesystem).
+//! directory (the hosts share this machine's filesystem; each has its own Docker Engine, at the usual socket as
+//! its sshd sees it).
 
 use std::path::PathBuf;
 
@@ -98,7 +99,6 @@ ssh_config = false
 [app]
 name = {prefix:?}
 image = {prefix:?}
-env = {{ BIND = "127.0.0.1" }}
 stop_grace = "5s"
 
 [policy]
