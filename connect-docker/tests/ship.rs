@@ -19,6 +19,11 @@ use connect_docker::testing::{SecondDaemon, SocketHost, incompressible, test_app
 /// A layer big enough for several progress reports (one about every MiB).
 const DATA: usize = 3 << 20;
 
+/// The tests of this file take turns. Both build on this machine's engine with the classic builder, sharing
+/// its cache (the same `COPY app` step), and a test's cleanup removes its images with their untagged parents:
+/// a build of the other in progress then failed to commit ("unknown parent image ID", seen once in CI).
+static TURN: std::sync::LazyLock<tokio::sync::Mutex<()>> = std::sync::LazyLock::new(Default::default);
+
 /// A build context on disk: the static test app, a data file, a Dockerfile.
 fn write_context(dir: &Path, seed: u64) {
     std::fs::copy(test_app_binary().unwrap(), dir.join("app")).unwrap();
@@ -49,6 +54,7 @@ fn shipped(events: &[Event]) -> Option<ShipReport> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_context_is_built_locally_shipped_once_and_then_not_again() {
+    let _turn = TURN.lock().await;
     with_scope("ship-context", |docker, scope| async move {
         let Some(daemon) = SecondDaemon::start("ship-context").await else {
             return;
@@ -138,6 +144,7 @@ async fn a_build_context_is_built_locally_shipped_once_and_then_not_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_image_ships_under_the_release_tag_and_a_server_builds_its_own() {
+    let _turn = TURN.lock().await;
     with_scope("ship-local", |docker, scope| async move {
         let Some(daemon) = SecondDaemon::start("ship-local").await else {
             return;
