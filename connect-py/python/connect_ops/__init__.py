@@ -65,7 +65,7 @@ from ._connect_ops import (
     verify_backup,
 )
 from ._audit import AuditFinding, AuditFix, AuditReport, FindingStatus, Severity
-from ._deployer import DeployLock, Deployer, EventCallback, OldColorPolicy, Operation
+from ._deployer import DeployLock, DeployOptions, Deployer, EventCallback, OldColorPolicy, Operation
 from ._fleet import Fleet, FleetEventCallback, FleetReport, FleetStatus, HostOutcome, HostStatus
 from ._recovery import (
     BackrestBackup,
@@ -264,6 +264,7 @@ __all__ = [
     "ContainerInfo",
     "CorruptError",
     "DeployLock",
+    "DeployOptions",
     "Deployer",
     "DiskUsage",
     "Docker",

@@ -16,12 +16,19 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    TYPE_CHECKING,
     Tuple,
     Type,
+    TypedDict,
     Union,
 )
 
 from types import TracebackType
+
+if TYPE_CHECKING:
+    # PEP 692's `**kwargs: Unpack[...]`: read by type checkers only (the annotations are strings here), so no
+    # runtime dependency on Python 3.11's typing or on typing_extensions.
+    from typing_extensions import Unpack
 
 from ._connect_ops import Backends, MemoryStack, Release, _DeployConfig, _Deployer, _HeldLock, _Operation
 from ._errors import InvalidInputError
@@ -95,6 +102,42 @@ def _argv(
     if isinstance(value, str):
         raise TypeError(f"{name} is a list of str, e.g. {example}, not a str")
     return list(value)
+
+
+class DeployOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`Deployer` and :class:`Fleet` (what a deploy is; see :class:`Deployer`),
+    declared once: their defaults are :func:`deploy_config`'s."""
+
+    holder: Optional[str]
+    state_dir: str
+    app: str
+    env: Optional[Mapping[str, str]]
+    migration: Optional[Sequence[str]]
+    container_port: int
+    health_path: str
+    smoke_paths: Optional[Sequence[str]]
+    stop_grace: float
+    health_deadline: float
+    drain_deadline: float
+    router_deadline: float
+    disk_warn_percent: int
+    disk_fail_percent: int
+    disk_paths: Optional[Sequence[str]]
+    max_error_lines: int
+    old_color: OldColorPolicy
+    retire_after: Optional[float]
+    lock_lease: float
+    min_free_inodes_percent: int
+    max_clock_skew: float
+    migration_deadline: float
+    ports: Tuple[int, int]
+    watch: Optional[WatchPolicy]
+    canary: Optional[CanaryPolicy]
+    backup: Optional[BackupPolicy]
+    hooks: Sequence[Hook]
+    webhooks: Sequence[Webhook]
+    keep_releases: Optional[int]
+    allow_destructive_migrations: bool
 
 
 def deploy_config(
@@ -184,41 +227,7 @@ class Deployer:
     'blue'
     """
 
-    def __init__(
-        self,
-        backends: Union[Backends, MemoryStack],
-        *,
-        holder: Optional[str] = None,
-        state_dir: str = "/opt/connect/state",
-        app: str = "connect",
-        env: Optional[Mapping[str, str]] = None,
-        migration: Optional[Sequence[str]] = None,
-        container_port: int = 3000,
-        health_path: str = "/api/health",
-        smoke_paths: Optional[Sequence[str]] = None,
-        stop_grace: float = 10.0,
-        health_deadline: float = 60.0,
-        drain_deadline: float = 30.0,
-        router_deadline: float = 10.0,
-        disk_warn_percent: int = 80,
-        disk_fail_percent: int = 95,
-        disk_paths: Optional[Sequence[str]] = None,
-        max_error_lines: int = 10,
-        old_color: OldColorPolicy = "warm_standby",
-        retire_after: Optional[float] = None,
-        lock_lease: float = 30.0,
-        min_free_inodes_percent: int = 5,
-        max_clock_skew: float = 2.0,
-        migration_deadline: float = 1800.0,
-        ports: Tuple[int, int] = (3000, 3001),
-        watch: Optional[WatchPolicy] = None,
-        canary: Optional[CanaryPolicy] = None,
-        backup: Optional[BackupPolicy] = None,
-        hooks: Sequence[Hook] = (),
-        webhooks: Sequence[Webhook] = (),
-        keep_releases: Optional[int] = None,
-        allow_destructive_migrations: bool = False,
-    ) -> None:
+    def __init__(self, backends: Union[Backends, MemoryStack], **options: Unpack[DeployOptions]) -> None:
         """The runbook's slots (blue = ``connect_app1``/``app1`` on 3000, green = ``connect_app2``/``app2``
         on 3001) over ``backends``. Durations are seconds. ``holder`` names who deploys in the lock and the
         journal (default ``user@host pid N``); ``migration`` is the argv run in a one-off container of the new
@@ -234,42 +243,9 @@ class Deployer:
         before a migration), ``hooks`` (your commands at named points), ``webhooks`` (told of every
         operation), ``keep_releases`` (older release images pruned after a deploy) and
         ``allow_destructive_migrations`` (off: a migration the old color cannot survive is refused). How the containers' health is checked (``curl`` inside, another command, or from the host for
-        an image without an HTTP client) is the runtime's: ``Docker(health_probe=...)``."""
-        self._inner = _Deployer(
-            backends,
-            deploy_config(
-                holder=holder,
-                state_dir=state_dir,
-                app=app,
-                env=env,
-                migration=migration,
-                container_port=container_port,
-                health_path=health_path,
-                smoke_paths=smoke_paths,
-                stop_grace=stop_grace,
-                health_deadline=health_deadline,
-                drain_deadline=drain_deadline,
-                router_deadline=router_deadline,
-                disk_warn_percent=disk_warn_percent,
-                disk_fail_percent=disk_fail_percent,
-                disk_paths=disk_paths,
-                max_error_lines=max_error_lines,
-                old_color=old_color,
-                retire_after=retire_after,
-                lock_lease=lock_lease,
-                min_free_inodes_percent=min_free_inodes_percent,
-                max_clock_skew=max_clock_skew,
-                migration_deadline=migration_deadline,
-                ports=ports,
-                watch=watch,
-                canary=canary,
-                backup=backup,
-                hooks=hooks,
-                webhooks=webhooks,
-                keep_releases=keep_releases,
-                allow_destructive_migrations=allow_destructive_migrations,
-            ),
-        )
+        an image without an HTTP client) is the runtime's: ``Docker(health_probe=...)``. The keywords are
+        :class:`DeployOptions`, their defaults :func:`deploy_config`'s."""
+        self._inner = _Deployer(backends, deploy_config(**options))
 
     @classmethod
     def from_config(cls, path: Union[str, PathLike[str]]) -> Deployer:

@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Tuple, Union
 
 from ._connect_ops import MemoryFleet, Release, _Fleet
 from ._data import Data
-from ._deployer import Deployer, OldColorPolicy, deploy_config, on_loop_thread, source_json, wrap
+from ._deployer import DeployOptions, Deployer, deploy_config, on_loop_thread, source_json, wrap
 from ._events import Event, event_from_json
 from ._kinds import Color
-from ._policy import BackupPolicy, Hook, Webhook
 from ._types import OperationRecord, Status
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Called with the host's name and each of its events while a fleet operation runs.
 FleetEventCallback = Callable[[str, Event], Any]
@@ -141,75 +143,16 @@ class Fleet:
     """
 
     def __init__(
-        self,
-        hosts: MemoryFleet,
-        *,
-        min_healthy_hosts: Optional[int] = None,
-        holder: Optional[str] = None,
-        state_dir: str = "/opt/connect/state",
-        app: str = "connect",
-        env: Optional[Mapping[str, str]] = None,
-        migration: Optional[Sequence[str]] = None,
-        container_port: int = 3000,
-        health_path: str = "/api/health",
-        smoke_paths: Optional[Sequence[str]] = None,
-        stop_grace: float = 10.0,
-        health_deadline: float = 60.0,
-        drain_deadline: float = 30.0,
-        router_deadline: float = 10.0,
-        disk_warn_percent: int = 80,
-        disk_fail_percent: int = 95,
-        disk_paths: Optional[Sequence[str]] = None,
-        max_error_lines: int = 10,
-        old_color: OldColorPolicy = "warm_standby",
-        retire_after: Optional[float] = None,
-        lock_lease: float = 30.0,
-        min_free_inodes_percent: int = 5,
-        max_clock_skew: float = 2.0,
-        migration_deadline: float = 1800.0,
-        ports: Tuple[int, int] = (3000, 3001),
-        backup: Optional[BackupPolicy] = None,
-        hooks: Sequence[Hook] = (),
-        webhooks: Sequence[Webhook] = (),
-        keep_releases: Optional[int] = None,
-        allow_destructive_migrations: bool = False,
+        self, hosts: MemoryFleet, *, min_healthy_hosts: Optional[int] = None, **options: Unpack[DeployOptions]
     ) -> None:
         """A fleet over ``hosts`` (in their order), every host deployed as :class:`Deployer`'s arguments say.
         ``min_healthy_hosts``: ``None`` requires every host, so one failing before the switch aborts the
         deploy everywhere; ``n`` switches once at least ``n`` hosts are ready and leaves the others out of
-        rotation, which the report and their journals say. A fleet does not do the watch, the canary, balanced
+        rotation, which the report and their journals say. ``watch`` watches every host's new color at once, and a
+        regression on any host puts every host back in one switch. A fleet does not do the canary, balanced
         colors or hooks on the server yet (:class:`UnsupportedError`). The real fleet comes from a config
         file: :meth:`from_config`."""
-        config = deploy_config(
-            holder=holder,
-            state_dir=state_dir,
-            app=app,
-            env=env,
-            migration=migration,
-            container_port=container_port,
-            health_path=health_path,
-            smoke_paths=smoke_paths,
-            stop_grace=stop_grace,
-            health_deadline=health_deadline,
-            drain_deadline=drain_deadline,
-            router_deadline=router_deadline,
-            disk_warn_percent=disk_warn_percent,
-            disk_fail_percent=disk_fail_percent,
-            disk_paths=disk_paths,
-            max_error_lines=max_error_lines,
-            old_color=old_color,
-            retire_after=retire_after,
-            lock_lease=lock_lease,
-            min_free_inodes_percent=min_free_inodes_percent,
-            max_clock_skew=max_clock_skew,
-            migration_deadline=migration_deadline,
-            ports=ports,
-            backup=backup,
-            hooks=hooks,
-            webhooks=webhooks,
-            keep_releases=keep_releases,
-            allow_destructive_migrations=allow_destructive_migrations,
-        )
+        config = deploy_config(**options)
         self._inner = _Fleet(hosts, config, min_healthy_hosts=min_healthy_hosts)
 
     @classmethod
