@@ -63,17 +63,7 @@ impl Fleet {
         for (i, outcome) in futures::future::join_all(settling).await {
             outcomes[i] = Some(outcome);
         }
-        let where_now: Vec<String> = outcomes
-            .iter()
-            .flatten()
-            .map(|o| {
-                format!(
-                    "{} live {}",
-                    o.host,
-                    o.live.map_or("none".into(), |c| c.to_string())
-                )
-            })
-            .collect();
+        let where_now: Vec<String> = outcomes.iter().flatten().map(HostOutcome::where_now).collect();
         let fix = if op == DEPLOY {
             "read each host's journal (connect-ops status) for its record; fix the host that failed, or set \
              min_healthy_hosts to deploy without it"

@@ -26,6 +26,14 @@ pub struct HostOutcome {
     pub error: Option<String>,
 }
 
+impl HostOutcome {
+    /// Where its traffic is, for errors: `web1 live blue` (`none` when it has no live color).
+    pub(super) fn where_now(&self) -> String {
+        let live = self.live.map_or("none".into(), |c| c.to_string());
+        format!("{} live {live}", self.host)
+    }
+}
+
 /// What a fleet deploy or rollback did on every host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetReport {
@@ -204,17 +212,7 @@ pub(super) fn recorded(what: &str, hosts: &mut [HostRun<'_>], report: FleetRepor
         .iter()
         .map(|(host, e)| format!("{host}: {}", e.summary()))
         .collect();
-    let live: Vec<String> = report
-        .hosts
-        .iter()
-        .map(|o| {
-            format!(
-                "{} live {}",
-                o.host,
-                o.live.map_or("none".into(), |c| c.to_string())
-            )
-        })
-        .collect();
+    let live: Vec<String> = report.hosts.iter().map(HostOutcome::where_now).collect();
     let names: Vec<String> = unrecorded.iter().map(|(host, _)| host.clone()).collect();
     let (_, first) = unrecorded.remove(0);
     Err(Error::new(
