@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// The `connect-ops` command built for this test run (`target/<profile>/examples/connect-ops`), built first
+/// The `connect-ops` command built for this test run (`target/<profile>/examples/connect-ops`, in the profile of
+/// the test or bench binary), built first
 /// when a test runs without it or with one older than the test binary (`cargo test --test cli` builds only
 /// the test, and a stale command would test yesterday's code).
 pub fn connect_ops() -> PathBuf {
@@ -22,6 +23,13 @@ pub fn connect_ops() -> PathBuf {
                 _ => true,
             };
             if stale {
+                // In the profile of the binary asking (a bench runs in `release`): the command is looked for
+                // beside it.
+                let profile_name = profile.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+                let profile_flag = match profile_name {
+                    "debug" => "--profile=dev".to_string(),
+                    other => format!("--profile={other}"),
+                };
                 let status = std::process::Command::new(env!("CARGO"))
                     .args([
                         "build",
@@ -31,6 +39,7 @@ pub fn connect_ops() -> PathBuf {
                         "ops",
                         "--example",
                         "connect-ops",
+                        &profile_flag,
                     ])
                     .status()
                     .expect("cargo runs");
