@@ -111,7 +111,11 @@ pub async fn recover(
     steps.push(timing(
         "deploy",
         t,
-        format!("{} live on {:?}", plan.release.version, deployed.live_after),
+        format!(
+            "{} live on {}",
+            plan.release.version,
+            deployed.live_after.map_or("no color".into(), |c| c.to_string())
+        ),
     ));
 
     on_step("verify: the live color, every table's rows");
