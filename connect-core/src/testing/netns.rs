@@ -107,8 +107,9 @@ fn run(argv: &[String]) -> Result<()> {
 
 static PAIRS: AtomicU32 = AtomicU32::new(0);
 
-/// Links two namespaces with a veth pair, `a_addr` (an `address/prefix`, e.g. `10.231.0.1/24`) on `a`'s end
-/// and `b_addr` on `b`'s, both ends and both loopbacks up. The pair goes when either namespace goes.
+/// Links two namespaces with a veth pair, `a_addr` (an `address/prefix` the harness declares, as the Swarm
+/// and fleet harnesses do theirs) on `a`'s end and `b_addr` on `b`'s, both ends and both loopbacks up.
+/// The pair goes when either namespace goes.
 pub fn veth(a: &NetNs, a_addr: &str, b: &NetNs, b_addr: &str) -> Result<()> {
     // Interface names are at most 15 bytes and live in this namespace until moved: unique per call.
     let n = std::process::id() % 100_000 * 100 + PAIRS.fetch_add(1, Ordering::Relaxed) % 100;
