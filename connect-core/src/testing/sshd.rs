@@ -1,8 +1,10 @@
 //! Debian's OpenSSH server on 127.0.0.1 for tests: its own temp dir, free port, host key, authorized_keys
 //! and config; stopped on drop.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// A running `sshd -D -e -f <own config>`.
@@ -10,7 +12,12 @@ use std::time::Duration;
 pub struct Sshd {
     dir: tempfile::TempDir,
     port: u16,
-    child: Child,
+    /// The running daemon; replaced by [`Sshd::restart`], hence behind a lock (a harness shares its
+    /// servers by reference).
+    child: Mutex<Child>,
+    /// What runs sshd ([`Sshd::start_via`]; empty: sshd itself), kept to run it again the same way.
+    wrapper: Vec<OsString>,
+    sshd: PathBuf,
     user: String,
 }
 
@@ -102,63 +109,89 @@ impl Sshd {
             address = listen.ip(),
         );
         std::fs::write(d.join("sshd_config"), config).expect("write sshd_config");
-        // sshd running as root insists on its privilege separation directory.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let log = std::fs::File::create(d.join("sshd.log")).expect("log file");
-        let mut command = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(sshd);
-                c
-            }
-            None => Command::new(sshd),
-        };
-        let child = command
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn sshd");
-        let mut server = Sshd {
+        let child = spawn(&sshd, wrapper, d);
+        let server = Sshd {
             dir,
             port,
-            child,
+            child: Mutex::new(child),
+            wrapper: wrapper.to_vec(),
+            sshd,
             user,
         };
-        let log_path = server.log_path();
-        let ready = crate::wait::poll_until(
-            "sshd.start",
-            "127.0.0.1",
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-            || {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let exited = server.child.try_wait().ok().flatten();
-                async move {
-                    if log.contains("Server listening on") {
-                        Ok(Ok(()))
-                    } else if let Some(status) = exited {
-                        Ok(Err(format!("sshd exited ({status}): {log}")))
-                    } else {
-                        Ok(Err(log))
-                    }
-                }
-            },
-        )
-        .await;
-        if let Err(e) = ready {
+        if let Err(e) = server.until_listening(0).await {
             panic!("sshd did not start: {e}");
         }
         Some(server)
     }
 
+    /// Stops sshd, as a host going away would, keeping its directory (config, host keys, authorized_keys,
+    /// log) for [`Sshd::restart`]. The connections it serves end when their clients' do: cut them too (a
+    /// [`super::TcpProxy`]) for a host that is gone.
+    pub fn stop(&self) {
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts sshd again after [`Sshd::stop`] (a host coming back): the same config, address, port and host
+    /// keys, so a client's known_hosts still matches and it reconnects as to the host it knew. Its log goes
+    /// on in the same file. A no-op while sshd runs.
+    pub async fn restart(&self) -> Result<(), String> {
+        let listening = {
+            let mut child = self.child();
+            if child.try_wait().map_err(|e| e.to_string())?.is_none() {
+                return Ok(());
+            }
+            let listening = self.listening_lines();
+            *child = spawn(&self.sshd, &self.wrapper, self.dir());
+            listening
+        };
+        self.until_listening(listening).await
+    }
+
+    fn child(&self) -> MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many times sshd said it listens, in its log (once per start).
+    fn listening_lines(&self) -> usize {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .matches("Server listening on")
+            .count()
+    }
+
+    /// Waits until the log says sshd listens, `before` times having been said by the runs before this one.
+    async fn until_listening(&self, before: usize) -> Result<(), String> {
+        crate::wait::poll_until(
+            "sshd.start",
+            "127.0.0.1",
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || {
+                let started = self.listening_lines() > before;
+                let exited = self.child().try_wait().ok().flatten();
+                async move {
+                    if started {
+                        Ok(Ok(()))
+                    } else if let Some(status) = exited {
+                        Ok(Err(format!("sshd exited ({status})")))
+                    } else {
+                        Ok(Err("not listening yet".to_string()))
+                    }
+                }
+            },
+        )
+        .await
+        .map_err(|e| {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            format!("{e}: {log}")
+        })
+    }
+
     /// sshd's process id (`-D`: the daemon itself, the one its pid file names).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().id()
     }
 
     /// Sends sshd SIGHUP, after which it re-reads its config (the pid stays), and waits until a new
@@ -295,9 +328,37 @@ fn current_user() -> String {
         .unwrap_or_else(|| "root".to_string())
 }
 
+/// Runs sshd (through `wrapper`, when given) on the config in `dir`, its log appended to `dir/sshd.log`.
+fn spawn(sshd: &Path, wrapper: &[OsString], dir: &Path) -> Child {
+    // sshd running as root insists on its privilege separation directory.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("sshd.log"))
+        .expect("log file");
+    let mut command = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(sshd);
+            c
+        }
+        None => Command::new(sshd),
+    };
+    command
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(dir.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn sshd")
+}
+
 impl Drop for Sshd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
