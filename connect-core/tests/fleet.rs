@@ -217,6 +217,18 @@ async fn a_cut_connection_mid_deploy_aborts_everywhere_by_default() {
         assert_eq!(journal_live(&fleet, host).await, Some(Color::Blue));
         let containers = stack.host(host).unwrap().runtime.container_names();
         assert_eq!(containers, ["connect_app1"], "{host}");
+        // Its record says the fleet stopped it before the switch because of web3, not at a step of its own.
+        let journal = fleet.deployer(host).unwrap().journal().await.unwrap();
+        match &journal.history.last().unwrap().outcome {
+            Outcome::Failed { step, error, .. } => {
+                assert_eq!(*step, Step::Switch, "{host}");
+                assert!(
+                    error.contains("aborted everywhere") && error.contains("web3"),
+                    "{error}"
+                );
+            }
+            other => panic!("{host}: {other:?}"),
+        }
     }
     // Back online, the next deploy settles what web3 was left with and succeeds everywhere.
     stack.reconnect("web3");

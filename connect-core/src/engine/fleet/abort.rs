@@ -2,8 +2,9 @@
 //! error says where each host's traffic is.
 
 use super::Fleet;
-use super::host::{HostOutcome, HostRun};
+use super::host::{HostOutcome, HostRun, failed_step};
 use crate::error::{Error, ErrorKind};
+use crate::vocabulary::{Step, StepStatus};
 
 /// The deploy's operation name in errors.
 pub(super) const DEPLOY: &str = "fleet.deploy";
@@ -50,14 +51,10 @@ impl Fleet {
             .enumerate()
             .filter(|(i, _)| which.contains(i))
             .map(|(i, h)| async move {
-                let e = h.failed.take().unwrap_or_else(|| {
-                    Error::new(
-                        ErrorKind::Failed,
-                        op,
-                        h.name(),
-                        format!("aborted everywhere: {why}"),
-                    )
-                });
+                let e = match h.failed.take() {
+                    Some(own) => own,
+                    None => aborted_by_another(h, op, why),
+                };
                 (i, h.abandon(e).await)
             });
         for (i, outcome) in futures::future::join_all(settling).await {
@@ -79,4 +76,27 @@ impl Fleet {
         )
         .with_hint(fix)
     }
+}
+
+/// The error of a host given up for another's failure (`why`). Given up before the switch with none of its
+/// own steps failed, its record gets a failed `switch` step saying why: its outcome then names the step
+/// the fleet stopped it at, not one of its own that passed (a record's failed step is its last failed one,
+/// else `lock`, which read as if this host's lock had failed).
+fn aborted_by_another(h: &mut HostRun<'_>, op: &str, why: &str) -> Error {
+    let e = Error::new(
+        ErrorKind::Failed,
+        op,
+        h.name(),
+        format!("aborted everywhere: {why}"),
+    );
+    if let Some(run) = h.run.as_mut()
+        && !run
+            .record
+            .steps
+            .iter()
+            .any(|s| s.status == StepStatus::Failed || s.step == Step::Switch)
+    {
+        run.record.steps.push(failed_step(Step::Switch, &e));
+    }
+    e
 }
