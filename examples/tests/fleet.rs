@@ -4,20 +4,24 @@
 //! host's slots at the host's address, a server per host and color. One stack, the phases in order:
 //! the releases shipped to every host's engine by the product's ship path (only missing layers) and a deploy
 //! under keep-alive load with zero failed requests; one host never healthy (its idle port taken on that host:
-//! nothing switched anywhere); one host's SSH cut mid-deploy (sshd stopped, connection cut) with
-//! `min_healthy_hosts = 2`, so the deploy continues without it, the journals saying which; then `connect-ops`
-//! over the fleet from its `connect.toml` (deploy, status, rollback, a missing release, an unreachable host),
-//! each a subprocess with `--json`. With `CONNECT_REAL_TESTS=1` a missing program fails the test.
+//! nothing switched anywhere); one host's SSH cut mid-deploy with the default policy (every host required):
+//! the deploy aborts everywhere, the journals saying why, and once the host is back the next deploy settles
+//! what the cut left there; the same cut with `min_healthy_hosts = 2`, so the deploy continues without it,
+//! the journals saying which; then `connect-ops` over the fleet from its `connect.toml` (deploy, status,
+//! rollback, a missing release, an unreachable host), each a subprocess with `--json`. With
+//! `CONNECT_REAL_TESTS=1` a missing program fails the test.
 
 use std::time::Duration;
 
 use connect_core::engine::fleet::FleetPolicy;
-use connect_core::engine::{Event, Step};
+use connect_core::engine::{Event, Outcome, Step};
+use connect_core::runtime::ContainerRuntime;
 use connect_core::ship::ShipOutcome;
 use connect_core::testing::live_servers as live_servers_of;
 use connect_examples::stack::fleet::{FleetStack, PG_PASSWORD_VAR};
 use connect_examples::testing::connect_ops_json;
 use connect_haproxy::testing::Load;
+use tokio::sync::broadcast::Receiver;
 
 async fn live_servers(stack: &FleetStack) -> Vec<String> {
     live_servers_of(&stack.haproxy.haproxy()).await.unwrap()
@@ -99,12 +103,7 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         fleet.status().await.differences()
     );
     for h in &stack.hosts {
-        assert_eq!(
-            h.sshd.lock().unwrap().as_ref().unwrap().accepted_connections(),
-            1,
-            "{}: one SSH connection",
-            h.name
-        );
+        assert_eq!(h.sshd.accepted_connections(), 1, "{}: one SSH connection", h.name);
     }
 
     // 2. One host never healthy: web2's idle port is taken on web2, so its v3 never gets healthy; nothing
@@ -140,8 +139,94 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         fleet.status().await.differences()
     );
 
-    // 3. web3's SSH is cut as its idle color starts (sshd stopped, connection cut); the policy,
-    // min_healthy_hosts = 2, says continue: the others switch, the journals name web3 as left out.
+    // 3. web3's SSH is cut just after its idle color started (sshd stopped, connection cut), with the
+    // default policy (every host required): the deploy aborts everywhere. Under load, nothing switches: every
+    // host's old color stays live, web1's and web2's new colors are removed, and their journals' last records
+    // say the deploy was aborted because of web3. web3's health gate waits for its host until its deadline,
+    // shortened here to keep the phase short (web1 and web2 are healthy within a second or two).
+    let mut config = stack.deploy_config();
+    config.policy.health_deadline = Duration::from_secs(10);
+    let impatient = stack.fleet_with(3, FleetPolicy::default(), config).await.unwrap();
+    let events = impatient.deployer("web3").unwrap().subscribe();
+    let t = std::time::Instant::now();
+    let load = Load::start(stack.http_addr(), 16, Duration::from_secs(120));
+    let deploy = impatient.deploy_from(stack.release("v3"), stack.source("v3"));
+    let (err, ()) = tokio::join!(deploy, cut_after_start_idle(&stack, events, "web3"));
+    let err = err.expect_err("the deploy aborts without web3");
+    let seen = load.stop().await;
+    eprintln!(
+        "aborted deploy (web3 cut): {:.1} s: {err}",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(seen.failed, 0, "{:?}", seen.errors);
+    assert!(err.to_string().contains("web3"), "{err}");
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_green", "web2_green", "web3_green"],
+        "nothing switched"
+    );
+    for h in &stack.hosts[..2] {
+        let journal = fleet.deployer(&h.name).unwrap().journal().await.unwrap();
+        assert_eq!(
+            journal.slots[&journal.live.unwrap()].release.version,
+            "v2",
+            "{}",
+            h.name
+        );
+        assert!(journal.intent.is_none(), "{}: settled", h.name);
+        let last = journal.history.last().unwrap();
+        match &last.outcome {
+            Outcome::Failed { step, error, .. } => {
+                assert_eq!(*step, Step::Switch, "{}: stopped before the switch", h.name);
+                assert!(
+                    error.contains("aborted") && error.contains("web3"),
+                    "{}'s record says why: {error}",
+                    h.name
+                );
+            }
+            other => panic!("{}: {other:?}", h.name),
+        }
+        let docker = h.docker().await.unwrap();
+        assert!(
+            docker
+                .inspect(&h.topology.blue.container)
+                .await
+                .unwrap()
+                .is_none(),
+            "{}: v3 removed",
+            h.name
+        );
+    }
+
+    // web3 comes back (same address and host keys): the next deploy settles what the cut left there (the
+    // intent, the half-started blue) and records it, then succeeds on every host; every journal matches.
+    stack.bring_back("web3").await.unwrap();
+    let t = std::time::Instant::now();
+    let report = fleet
+        .deploy_from(stack.release("v3"), stack.source("v3"))
+        .await
+        .expect("v3 deploys once web3 is back");
+    eprintln!("deploy after web3 came back: {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(report.in_rotation(), ["web1", "web2", "web3"]);
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_blue", "web2_blue", "web3_blue"]
+    );
+    let web3 = fleet.deployer("web3").unwrap().journal().await.unwrap();
+    let settled = &web3.history[web3.history.len() - 2];
+    assert!(
+        matches!(settled.outcome, Outcome::Interrupted { .. })
+            && settled.release.as_ref().unwrap().version == "v3",
+        "web3's journal records the cut deploy as settled: {settled:?}"
+    );
+    assert!(
+        fleet.status().await.differences().is_empty(),
+        "{:?}",
+        fleet.status().await.differences()
+    );
+
+    // 4. web3's SSH is cut as its idle color starts again; the policy, min_healthy_hosts = 2, says
+    // continue: the others switch, the journals name web3 as left out.
     let fleet = stack
         .fleet(
             3,
@@ -153,7 +238,7 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         .unwrap();
     let mut events = fleet.deployer("web3").unwrap().subscribe();
     let load = Load::start(stack.http_addr(), 16, Duration::from_secs(120));
-    let deploy = fleet.deploy_from(stack.release("v3"), stack.source("v3"));
+    let deploy = fleet.deploy_from(stack.release("v2"), stack.source("v2"));
     let cut = async {
         while let Ok(event) = events.recv().await {
             if matches!(
@@ -175,7 +260,7 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
     assert_eq!(report.left_out(), ["web3"]);
     assert_eq!(
         live_servers(&stack).await,
-        ["web1_blue", "web2_blue"],
+        ["web1_green", "web2_green"],
         "web3 takes no traffic"
     );
     for h in ["web1", "web2"] {
@@ -185,24 +270,24 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
             switch.unwrap().detail.contains("left out of rotation: web3"),
             "{h}'s journal names web3"
         );
-        assert_eq!(journal.slots[&journal.live.unwrap()].release.version, "v3");
+        assert_eq!(journal.slots[&journal.live.unwrap()].release.version, "v2");
     }
 
-    eprintln!("stack and phases 1-3: {:.1} s", begun.elapsed().as_secs_f64());
+    eprintln!("stack and phases 1-4: {:.1} s", begun.elapsed().as_secs_f64());
 
-    // 4. connect-ops over web1 and web2 from connect.toml: deploy under load, status, rollback.
+    // 5. connect-ops over web1 and web2 from connect.toml: deploy under load, status, rollback.
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("connect.toml");
     std::fs::write(&config, stack.connect_toml(2).unwrap()).unwrap();
     let load = Load::start(stack.http_addr(), 16, Duration::from_secs(120));
-    let (code, lines) = ops(&config, &["deploy", "v2"]);
+    let (code, lines) = ops(&config, &["deploy", "v3"]);
     let seen = load.stop().await;
     assert_eq!(code, Some(0), "{lines:?}");
     assert_eq!(seen.failed, 0, "{:?}", seen.errors);
     let report = lines.last().expect("the report");
     for (i, h) in ["web1", "web2"].iter().enumerate() {
         assert_eq!(report["hosts"][i]["host"], *h, "{report}");
-        assert_eq!(report["hosts"][i]["live"], "green", "{report}");
+        assert_eq!(report["hosts"][i]["live"], "blue", "{report}");
         assert_eq!(report["hosts"][i]["record"]["outcome"]["result"], "succeeded");
         assert!(
             lines
@@ -211,11 +296,11 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
             "{h}'s events came first, each with its host"
         );
     }
-    assert_eq!(live_servers(&stack).await, ["web1_green", "web2_green"]);
+    assert_eq!(live_servers(&stack).await, ["web1_blue", "web2_blue"]);
     let (code, status) = ops(&config, &["status"]);
     assert_eq!(code, Some(0), "{status:?}");
     for i in 0..2 {
-        assert_eq!(status[0]["hosts"][i]["status"]["live"], "green", "{status:?}");
+        assert_eq!(status[0]["hosts"][i]["status"]["live"], "blue", "{status:?}");
         assert_eq!(
             status[0]["hosts"][i]["status"]["differences"],
             serde_json::json!([])
@@ -223,13 +308,13 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
     }
     let (code, lines) = ops(&config, &["rollback"]);
     assert_eq!(code, Some(0), "{lines:?}");
-    assert_eq!(live_servers(&stack).await, ["web1_blue", "web2_blue"]);
+    assert_eq!(live_servers(&stack).await, ["web1_green", "web2_green"]);
 
     // A release no host has: exit 1, as for one host, and traffic stays where it was.
     let (code, lines) = ops(&config, &["deploy", "v404"]);
     assert_eq!(code, Some(1), "{lines:?}");
     assert_eq!(lines.last().expect("the error")["error"]["kind"], "not_found");
-    assert_eq!(live_servers(&stack).await, ["web1_blue", "web2_blue"]);
+    assert_eq!(live_servers(&stack).await, ["web1_green", "web2_green"]);
 
     // web3 is down: a config listing it cannot reach it, exit 5 (unavailable), as for one server.
     std::fs::write(&config, stack.connect_toml(3).unwrap()).unwrap();
@@ -237,9 +322,27 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
     assert_eq!(code, Some(5), "{lines:?}");
 }
 
+/// Cuts `host`'s SSH (`FleetStack::take_down`) as soon as its idle color has started (`events`: its
+/// deployer's): its journal then holds the deploy's intent and its new color runs, half-started, when the
+/// connection goes.
+async fn cut_after_start_idle(stack: &FleetStack, mut events: Receiver<Event>, host: &str) {
+    while let Ok(event) = events.recv().await {
+        if matches!(
+            event,
+            Event::StepFinished {
+                step: Step::StartIdle,
+                ..
+            }
+        ) {
+            stack.take_down(host);
+            return;
+        }
+    }
+}
+
 /// The layers a host's ship steps reported sent since the last call, from its event stream (1024 events
 /// deep: a deploy's fit; a lag skips what was lost and goes on).
-fn sent_layers(events: &mut tokio::sync::broadcast::Receiver<Event>) -> usize {
+fn sent_layers(events: &mut Receiver<Event>) -> usize {
     use tokio::sync::broadcast::error::TryRecvError;
     let mut sent = 0;
     loop {

@@ -199,7 +199,7 @@ impl Stack {
     /// Builds a release of the demo app of a test's own, with the migrations in `migrations`, on the server
     /// (or the build machine, then shipped): see [`Releases::build_extra`].
     pub async fn build_release(&self, version: &str, migrations: &std::path::Path) -> Result<Release> {
-        let release = self.releases.build_extra(version, migrations).await?;
+        let release = self.releases.build_extra(version, Some(migrations)).await?;
         self.releases.ship(version).await?;
         Ok(release)
     }

@@ -95,9 +95,11 @@ impl Releases {
     }
 
     /// Builds one more release of the demo app, `version`, whose image carries the migrations of
-    /// `migrations` (one `<name>/migration.sql` per migration), where the stack builds the others; a test's
-    /// own release, e.g. one with a destructive migration. Ship it with [`Releases::ship`].
-    pub async fn build_extra(&self, version: &str, migrations: &Path) -> Result<Release> {
+    /// `migrations` (one `<name>/migration.sql` per migration; `None`: none, as v1), where the stack builds
+    /// the others; a test's own release, e.g. one with a destructive migration. It shares every layer but its
+    /// version's with the release of the same migrations (a cheap new release to ship). Ship it with
+    /// [`Releases::ship`].
+    pub async fn build_extra(&self, version: &str, migrations: Option<&Path>) -> Result<Release> {
         let binary = tokio::task::spawn_blocking(static_binary).await.map_err(|e| {
             Error::new(
                 ErrorKind::Failed,
@@ -108,7 +110,7 @@ impl Releases {
         })??;
         let dir = tempfile::tempdir()
             .map_err(|e| Error::new(ErrorKind::Failed, "build release", "temp dir", e.to_string()))?;
-        demo_image::write_context(dir.path(), &binary, version, Some(migrations))?;
+        demo_image::write_context(dir.path(), &binary, version, migrations)?;
         let release = self.release(version);
         self.extra
             .lock()

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use connect_core::Result;
 use connect_core::model::Topology;
@@ -16,15 +16,16 @@ use connect_docker::testing::SecondDaemon;
 use super::fail;
 use crate::stack::DOCKER_SOCKET;
 
-/// One app host: its engine, its sshd (dropped to take the host away), the proxy in front of it, its
-/// connection.
+/// One app host: its engine, its sshd (stopped to take the host away, started again to bring it back), the
+/// proxy in front of it, its connection.
 pub struct FleetHost {
     /// The host's name (`web1`).
     pub name: String,
     /// Its address in its namespace ([`host_addr`](super::host_addr)).
     pub address: Ipv4Addr,
-    /// Its OpenSSH server; `None` once [`FleetStack::take_down`](super::FleetStack::take_down) stopped it.
-    pub sshd: Mutex<Option<Sshd>>,
+    /// Its OpenSSH server: stopped by [`FleetStack::take_down`](super::FleetStack::take_down), started
+    /// again by [`FleetStack::bring_back`](super::FleetStack::bring_back).
+    pub sshd: Sshd,
     /// Between the client (on 127.0.0.1) and sshd (at the host's address).
     pub proxy: TcpProxy,
     /// The one SSH connection.

@@ -1,12 +1,3 @@
-//! Several app hosts on this machine for the fleet's real tests and benchmark (issue 18.1): each host an
-//! OpenSSH server of its own (its own state directory and one SSH connection, through a cuttable proxy), all
-//! of them sharing this machine's Docker Engine with distinct container names and ports per host, and one
-//! HAProxy with a server per host and color. The database and the cache are the in-memory ones: the fleet's
-//! steps are what is under test, and the demo app serves without them.
-//!
-//! Each host does not have a Docker Engine of its own in its own network namespace: the per-namespace
-//! harness (`connect_docker::testing::SecondDaemon`) would make the test start three dockerds.
-
 //! Several app hosts on this machine for the fleet's real tests and benchmark (issue 18.1), each as separate a
 //! machine as one box allows: its own Docker Engine ([`SecondDaemon`]) in its own network namespace, its own
 //! OpenSSH server inside that namespace on the host's address (port 22, the engine's socket at
@@ -29,7 +20,7 @@
 //! `connect-ops` ([`FleetStack::start_with_services`]).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use connect_core::engine::DeployConfig;
@@ -240,7 +231,7 @@ impl FleetStack {
                     Ok::<_, Error>(Some(FleetHost {
                         name,
                         address: host_addr(n),
-                        sshd: Mutex::new(Some(sshd)),
+                        sshd,
                         proxy,
                         ssh,
                         topology,
@@ -310,6 +301,12 @@ impl FleetStack {
     /// The first `count` hosts as a fleet under `policy`: each host's Docker Engine through its own SSH
     /// connection, shipping from this machine's engine ([`FleetStack::source`], `Fleet::deploy_from`).
     pub async fn fleet(&self, count: usize, policy: FleetPolicy) -> Result<Fleet> {
+        self.fleet_with(count, policy, self.deploy_config()).await
+    }
+
+    /// [`FleetStack::fleet`] with a deploy configuration of the test's (e.g. [`FleetStack::deploy_config`]
+    /// with a shorter health deadline).
+    pub async fn fleet_with(&self, count: usize, policy: FleetPolicy, config: DeployConfig) -> Result<Fleet> {
         let mut hosts = Vec::new();
         for h in self.hosts.iter().take(count) {
             let docker = Docker::connect_via(h.ssh.clone(), DOCKER_SOCKET)
@@ -329,16 +326,28 @@ impl FleetStack {
             database: Arc::new(MemoryCluster::default()),
             cache: Arc::new(MemoryCache::default()),
         };
-        Fleet::new(hosts, shared, self.deploy_config(), policy)
+        Fleet::new(hosts, shared, config, policy)
     }
 
-    /// Takes host `name` away as a dead network would: its sshd stops and its connection is cut, so
-    /// nothing reaches it any more.
+    /// Takes host `name`'s SSH away as a dead network would: its sshd stops and its connection is cut, so
+    /// no command reaches it any more (its engine and containers run on, as on a host only SSH lost).
     pub fn take_down(&self, name: &str) {
         if let Some(h) = self.hosts.iter().find(|h| h.name == name) {
-            drop(h.sshd.lock().unwrap_or_else(|p| p.into_inner()).take());
+            h.sshd.stop();
             h.proxy.cut();
         }
+    }
+
+    /// Brings host `name`'s SSH back after [`FleetStack::take_down`]: its sshd started again in its
+    /// namespace on the same address, port and host keys, so the host's connection (and any client's
+    /// known_hosts) reaches it as before; the connection reopens on its next command.
+    pub async fn bring_back(&self, name: &str) -> Result<()> {
+        let h = self
+            .hosts
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| fail(name, "no such app host"))?;
+        h.sshd.restart().await.map_err(|e| fail(name, e))
     }
 }
 

@@ -30,31 +30,24 @@ impl FleetStack {
         })?;
         let io =
             |what: &str, e: std::io::Error| Error::new(ErrorKind::Failed, "fleet stack", what, e.to_string());
-        // The guard goes before the loop below locks every host's sshd, this one's too.
-        let (key, user) = {
-            let first = self.hosts[0].sshd.lock().unwrap_or_else(|p| p.into_inner());
-            let first = first
-                .as_ref()
-                .ok_or_else(|| io("web1", std::io::ErrorKind::NotFound.into()))?;
-            (first.client_key(), first.user().to_string())
-        };
+        let first = &self.hosts[0].sshd;
+        let (key, user) = (first.client_key(), first.user().to_string());
         let public = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| io("client key", e))?;
         let mut known = String::new();
         let mut entries = String::new();
         for h in self.hosts.iter().take(count) {
-            if let Some(sshd) = h.sshd.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                let authorized = sshd.dir().join("authorized_keys");
-                let mut keys = std::fs::read_to_string(&authorized).map_err(|e| io("authorized_keys", e))?;
-                if !keys.contains(public.trim()) {
-                    keys.push_str(&public);
-                    std::fs::write(&authorized, keys).map_err(|e| io("authorized_keys", e))?;
-                }
-                known.push_str(&format!(
-                    "[127.0.0.1]:{} {}\n",
-                    h.proxy.port(),
-                    sshd.host_key_line()
-                ));
+            // A host taken down keeps its keys: listed, it is refused as a machine that is off would be.
+            let authorized = h.sshd.dir().join("authorized_keys");
+            let mut keys = std::fs::read_to_string(&authorized).map_err(|e| io("authorized_keys", e))?;
+            if !keys.contains(public.trim()) {
+                keys.push_str(&public);
+                std::fs::write(&authorized, keys).map_err(|e| io("authorized_keys", e))?;
             }
+            known.push_str(&format!(
+                "[127.0.0.1]:{} {}\n",
+                h.proxy.port(),
+                h.sshd.host_key_line()
+            ));
             entries.push_str(&format!(
                 "\n[[app_hosts]]\nname = {name:?}\nhost = \"127.0.0.1\"\nport = {port}\n\
                  blue_port = {blue_port}\ngreen_port = {green_port}\nblue_container = {blue:?}\n\
