@@ -208,7 +208,10 @@ async fn a_cut_connection_mid_deploy_aborts_everywhere_by_default() {
     let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
     cut_at_start_idle(&stack, &fleet).await;
     let err = fleet.deploy(release("v2")).await.unwrap_err();
-    assert!(err.to_string().contains("web3"), "{err}");
+    assert!(
+        err.to_string().contains("web3 live blue (left for later"),
+        "{err}"
+    );
     assert_eq!(
         live_servers(&stack).await,
         ["web1_blue", "web2_blue", "web3_blue"]

@@ -60,7 +60,7 @@ impl Fleet {
         for (i, outcome) in futures::future::join_all(settling).await {
             outcomes[i] = Some(outcome);
         }
-        let where_now: Vec<String> = outcomes.iter().flatten().map(HostOutcome::where_now).collect();
+        let where_now: Vec<String> = outcomes.iter().flatten().map(settled_where).collect();
         let fix = if op == DEPLOY {
             "read each host's journal (connect-ops status) for its record; fix the host that failed, or set \
              min_healthy_hosts to deploy without it"
@@ -75,6 +75,18 @@ impl Fleet {
             format!("{why}; settled: {}", where_now.join(", ")),
         )
         .with_hint(fix)
+    }
+}
+
+/// Where a host's traffic is after the abort, and, when its journal could not take the record (its
+/// connection lost), that what this operation left there is settled by the next operation on it, not now.
+fn settled_where(outcome: &HostOutcome) -> String {
+    match outcome.record {
+        Some(_) => outcome.where_now(),
+        None => format!(
+            "{} (left for later: its journal could not be written; the next operation there settles it)",
+            outcome.where_now()
+        ),
     }
 }
 
