@@ -15,14 +15,21 @@
 //! intent and the settling are today's, unchanged, and one host alone is deployed by a plain `Deployer`.
 //! What the fleet adds is the order (every host ready before any traffic moves), the one switch, and the
 //! policy for a host that fails before it.
+//!
+//! A host's [`Role`] is web (the above) or worker (`worker.rs`: jobs, no server in HAProxy). A worker's new
+//! color is started and gated with the web hosts', takes no part in the switch, and its old color is stopped
+//! (with the stop grace, so the job in hand finishes) once the web hosts' switch is verified and watched.
 
 mod abort;
 mod deploy;
 mod hooks;
 mod host;
+mod resume;
 mod rollback;
 mod scoped;
 mod watch;
+mod worker;
+mod worker_steps;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,13 +44,15 @@ use crate::database::DatabaseCluster;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::Host;
 use crate::layers::{CallPolicy, Guarded};
-use crate::model::{OldColorPolicy, Topology};
+use crate::model::{AppSpec, OldColorPolicy, Topology};
 use crate::router::TrafficRouter;
 use crate::runtime::ContainerRuntime;
 use crate::vocabulary::{OperationKind, Step};
 use scoped::ScopedRouter;
+use worker::WorkerRouter;
 
 pub use host::{FleetReport, HostOutcome};
+pub use worker::Role;
 
 /// One app server of the fleet: its name, its machine and Docker engine, and its two slots.
 #[derive(Debug, Clone)]
@@ -58,6 +67,11 @@ pub struct AppHost {
     pub topology: Topology,
     /// Where its journal and lock live, when not the config's `state_dir` (hosts sharing a filesystem).
     pub state_dir: Option<String>,
+    /// Web (behind HAProxy) or worker (jobs, no server).
+    pub role: Role,
+    /// How the app runs on this host, when not the config's (a worker's command, environment and health).
+    /// `None`: the config's app, run as a worker ([`AppSpec::as_worker`]) on a worker host.
+    pub app: Option<AppSpec>,
 }
 
 impl AppHost {
@@ -86,14 +100,16 @@ pub struct Shared {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetPolicy {
     /// `None`: every host, so a host failing before the switch aborts the deploy everywhere. `Some(n)`: the
-    /// deploy switches when at least `n` hosts are ready; the others are settled and left out of rotation
-    /// (no server of theirs takes traffic), which their journals and the report say.
+    /// deploy switches when at least `n` web hosts are ready; the others are settled and left out of
+    /// rotation (no server of theirs takes traffic), which their journals and the report say. Workers are
+    /// always required (see [`Role::Worker`]).
     #[serde(default)]
     pub min_healthy_hosts: Option<usize>,
 }
 
 struct Member {
     name: String,
+    role: Role,
     deployer: Deployer,
 }
 
@@ -135,8 +151,9 @@ impl std::fmt::Debug for Fleet {
 
 impl Fleet {
     /// A fleet over `hosts` (in this order: the first runs the migration) sharing one router, database and
-    /// cache. `config` is every host's (its topology is replaced by each host's). Refuses no host, two
-    /// hosts with one name or one server name, a `min_healthy_hosts` of 0 or above the host count, and what
+    /// cache. `config` is every host's (its topology is replaced by each host's, its app by the host's when
+    /// it has one). Refuses no host, no web host, two hosts with one name or one server name, a
+    /// `min_healthy_hosts` of 0 or above the web host count, and what
     /// a fleet does not do yet (canary, balanced colors, hooks on the server): `Unsupported`.
     ///
     /// Hooks run once per fleet operation on this machine, with `CONNECT_FLEET` (every host) and
@@ -151,21 +168,38 @@ impl Fleet {
         validate(&hosts, &config, policy)?;
         let mut members = Vec::with_capacity(hosts.len());
         for h in hosts {
-            let servers = [h.topology.blue.server.clone(), h.topology.green.server.clone()];
+            let app = h.app.unwrap_or_else(|| match h.role {
+                Role::Web => config.app.clone(),
+                Role::Worker => config.app.as_worker(None),
+            });
+            let router: Arc<dyn TrafficRouter> = match h.role {
+                Role::Web => {
+                    let servers = [h.topology.blue.server.clone(), h.topology.green.server.clone()];
+                    Arc::new(ScopedRouter::new(shared.router.clone(), servers))
+                }
+                Role::Worker => Arc::new(WorkerRouter::new(
+                    &h.name,
+                    h.runtime.clone(),
+                    h.topology.clone(),
+                    app.stop_grace,
+                )),
+            };
             let backends = Backends {
                 host: h.host,
                 runtime: h.runtime,
-                router: Arc::new(ScopedRouter::new(shared.router.clone(), servers)),
+                router,
                 database: shared.database.clone(),
                 cache: shared.cache.clone(),
             };
             let config = DeployConfig {
+                app,
                 topology: h.topology,
                 state_dir: h.state_dir.unwrap_or_else(|| config.state_dir.clone()),
                 ..config.clone()
             };
             members.push(Member {
                 name: h.name,
+                role: h.role,
                 deployer: Deployer::new(backends, config)?,
             });
         }
@@ -180,6 +214,11 @@ impl Fleet {
     /// The hosts' names, in order.
     pub fn hosts(&self) -> Vec<&str> {
         self.members.iter().map(|m| m.name.as_str()).collect()
+    }
+
+    /// A host's role.
+    pub fn role(&self, host: &str) -> Option<Role> {
+        self.members.iter().find(|m| m.name == host).map(|m| m.role)
     }
 
     /// One host's deployer: its events, journal, status, adopt, and any one-host operation on it alone.
@@ -399,12 +438,20 @@ fn validate(hosts: &[AppHost], config: &DeployConfig, policy: FleetPolicy) -> Re
             }
         }
     }
+    let web = hosts.iter().filter(|h| h.role == Role::Web).count();
+    if web == 0 {
+        return Err(invalid(
+            "app_hosts".into(),
+            "a fleet needs at least one web host: workers take no requests",
+            "give one app host role = \"web\" (the default)",
+        ));
+    }
     if let Some(n) = policy.min_healthy_hosts
-        && (n == 0 || n > hosts.len())
+        && (n == 0 || n > web)
     {
         return Err(invalid(
             format!("min_healthy_hosts = {n}"),
-            "min_healthy_hosts is between 1 and the number of hosts",
+            "min_healthy_hosts is between 1 and the number of web hosts (workers are always required)",
             "leave it unset to require every host",
         ));
     }
