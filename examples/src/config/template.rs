@@ -120,8 +120,13 @@ image = "connect"
 # user = "deploy"
 # blue_server = "web1_blue"
 # green_server = "web1_green"
+# role = "web"                              # "worker": runs [roles.worker], no HAProxy server
 # [fleet]
-# min_healthy_hosts = 2                     # unset: every host must be ready, or nothing switches
+# min_healthy_hosts = 2                     # of the web hosts; unset: every host must be ready
+# [roles.worker]                            # the release run for jobs on role = "worker" hosts
+# command = ["bin/jobs"]                    # default: the image's command
+# Also env (added to [app] env) and health_path (only if the worker answers HTTP; default: its image's
+# health check, else running).
 
 # Docker Swarm as the engine (instead of plain containers on [server]; not with [[app_hosts]]): blue and
 # green are one-replica services named as [slots]' containers, each publishing its port in host mode on the

@@ -18,7 +18,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 32] = [
+    const EXAMPLES: [&str; 33] = [
         "secret_files",
         "context",
         "image",
@@ -56,6 +56,8 @@ fn every_default_the_template_states_is_the_real_one() {
         "copy_to",
         // [swarm]: the manager's socket defaults to [docker]'s, which the line cannot show as unset.
         "manager_socket",
+        // [roles.worker]: the worker's command is the image's unless written.
+        "command",
     ];
     // Tables that are off unless written: their keys are compared with the table written empty.
     const OPTIONAL_TABLES: [&str; 2] = ["backup_all", "swarm"];
