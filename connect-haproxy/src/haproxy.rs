@@ -417,6 +417,11 @@ impl TrafficRouter for Haproxy {
         self.set_admin(server, state).await
     }
 
+    /// Every server's `set server … state` in ONE runtime-API exchange, one state-file save.
+    async fn set_states(&self, servers: &[String], state: AdminState) -> Result<()> {
+        self.set_states_at_once(servers, state).await
+    }
+
     async fn set_weight(&self, server: &str, weight: u32) -> Result<()> {
         self.set_server_weight(server, Weight::Absolute(weight)).await
     }

@@ -126,47 +126,17 @@ impl Haproxy {
         deadline: Duration,
     ) -> Result<Vec<ServerStatus>> {
         let target = format!("{}/{}", self.backend, ready.join(","));
-        let mut commands = Vec::new();
-        for (names, state) in [(ready, AdminState::Ready), (drain, AdminState::Drain)] {
-            for name in names {
-                let (backend, server) = self.server_command(name)?;
-                commands.push(Command::SetState {
-                    backend,
-                    server,
-                    state,
-                });
-            }
-        }
+        let mut commands = self.state_commands(ready, AdminState::Ready)?;
+        commands.extend(self.state_commands(drain, AdminState::Drain)?);
         let before = statuses(&self.stat().await?);
         check_names(&self.backend, &before, ready, drain)?;
-        let Some(first) = commands.first() else {
+        if commands.is_empty() {
             return Ok(before);
-        };
-        let lines = commands
-            .iter()
-            .map(Command::line)
-            .collect::<Result<Vec<_>>>()?
-            .join("; ");
-        let reply = self
-            .api
-            .raw(&format!(
-                "set severity-output string; {lines}; show stat;show servers state {}",
-                self.backend
-            ))
+        }
+        let rows = self
+            .changes_then_stat(&commands, "haproxy.set_states_together", &target)
             .await?;
-        let Some(at) = reply.find("# pxname") else {
-            first.check_reply(&reply)?;
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                "haproxy.set_states_together",
-                &target,
-                "no `show stat` after the changes: the reply was cut, and the changes may have applied",
-            )
-            .with_hint("read the state with `show stat` before retrying"));
-        };
-        // Every change's reply is empty on success; any `[err]:` among them fails the whole exchange.
-        first.check_reply(&reply[..at])?;
-        let mut servers = statuses(&self.parse_stat_reply(&reply[at..])?);
+        let mut servers = statuses(&rows);
         if let Err(why) = together_done(&servers, ready, drain) {
             // A server just made ready shows its check's last verdict at once; polled briefly in case a
             // check was in flight.
@@ -194,6 +164,78 @@ impl Haproxy {
         self.persist_after(&format!("switch of {} server(s)", ready.len() + drain.len()))
             .await?;
         Ok(servers)
+    }
+}
+
+impl Haproxy {
+    /// [`TrafficRouter::set_states`](connect_core::TrafficRouter::set_states) in one exchange: every
+    /// `set server … state` line and `show stat` in the same connection, after a `show stat` that refuses an
+    /// unknown name before anything changes. One state-file save at the end.
+    pub(crate) async fn set_states_at_once(&self, servers: &[String], state: AdminState) -> Result<()> {
+        let target = format!("{}/{}", self.backend, servers.join(","));
+        let commands = self.state_commands(servers, state)?;
+        check_names(&self.backend, &statuses(&self.stat().await?), servers, &[])?;
+        if commands.is_empty() {
+            return Ok(());
+        }
+        self.changes_then_stat(&commands, "haproxy.set_states", &target)
+            .await?;
+        self.persist_after(&format!("{} server(s) {state}", servers.len()))
+            .await
+    }
+
+    /// `set server <be>/<name> state <state>` for each name, every name validated first.
+    fn state_commands(&self, names: &[String], state: AdminState) -> Result<Vec<Command>> {
+        names
+            .iter()
+            .map(|name| {
+                let (backend, server) = self.server_command(name)?;
+                Ok(Command::SetState {
+                    backend,
+                    server,
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// Several changes and the backend's `show stat` right after them, in ONE connection: HAProxy runs a
+    /// line's commands one after the other within one event-loop turn, so no request sees some applied and
+    /// others not. Any `[err]:` among the replies fails the whole exchange.
+    async fn changes_then_stat(
+        &self,
+        commands: &[Command],
+        operation: &str,
+        target: &str,
+    ) -> Result<Vec<StatRow>> {
+        let Some(first) = commands.first() else {
+            return self.stat().await;
+        };
+        let lines = commands
+            .iter()
+            .map(Command::line)
+            .collect::<Result<Vec<_>>>()?
+            .join("; ");
+        let reply = self
+            .api
+            .raw(&format!(
+                "set severity-output string; {lines}; show stat;show servers state {}",
+                self.backend
+            ))
+            .await?;
+        let Some(at) = reply.find("# pxname") else {
+            first.check_reply(&reply)?;
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                operation,
+                target,
+                "no `show stat` after the changes: the reply was cut, and the changes may have applied",
+            )
+            .with_hint("read the state with `show stat` before retrying"));
+        };
+        // Every change's reply is empty on success.
+        first.check_reply(&reply[..at])?;
+        self.parse_stat_reply(&reply[at..])
     }
 }
 
