@@ -169,12 +169,34 @@ impl Haproxy {
 
 impl Haproxy {
     /// [`TrafficRouter::set_states`](connect_core::TrafficRouter::set_states) in one exchange: every
-    /// `set server … state` line and `show stat` in the same connection, after a `show stat` that refuses an
-    /// unknown name before anything changes. One state-file save at the end.
+    /// `set server … state` line and `show stat` in the same connection, after a `show servers state` that
+    /// refuses an unknown name before anything changes. One state-file save at the end.
+    ///
+    /// A server with checks that leaves maintenance is also marked down in the same exchange, so only a
+    /// fresh check brings it up: HAProxy pauses checks in maintenance and keeps the last verdict (measured
+    /// on 2.6: a server whose app went away while in maintenance, or that was never checked, reads UP when
+    /// made ready, and takes requests until its next check fails). A group of servers per node, where the
+    /// task may have moved while the group was in maintenance, must not send traffic to the node it left.
     pub(crate) async fn set_states_at_once(&self, servers: &[String], state: AdminState) -> Result<()> {
         let target = format!("{}/{}", self.backend, servers.join(","));
-        let commands = self.state_commands(servers, state)?;
-        check_names(&self.backend, &statuses(&self.stat().await?), servers, &[])?;
+        let now = self.api.show_servers_state(Some(&self.backend)).await?;
+        let mut commands = Vec::new();
+        for name in servers {
+            let row = now
+                .rows
+                .iter()
+                .find(|r| &r.server == name)
+                .ok_or_else(|| self.no_server("haproxy.set_states", name))?;
+            let (backend, server) = self.server_command(name)?;
+            commands.push(Command::SetState {
+                backend: backend.clone(),
+                server: server.clone(),
+                state,
+            });
+            if state != AdminState::Maint && row.admin() == AdminState::Maint && row.checks_enabled() {
+                commands.push(Command::HealthDown { backend, server });
+            }
+        }
         if commands.is_empty() {
             return Ok(());
         }

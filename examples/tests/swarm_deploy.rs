@@ -38,7 +38,7 @@ async fn answers(load: &Load, n: u64) {
         Ok(if load.answered() >= from + n {
             Ok(())
         } else {
-            Err(format!("{} answered", load.answered() - from))
+            Err(format!("{} answered, {} failed so far", load.answered() - from, load.failed()))
         })
     })
     .await

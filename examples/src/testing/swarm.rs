@@ -10,7 +10,7 @@ use connect_core::layers::{GroupedRouter, ServerGroup};
 use connect_core::model::Topology;
 use connect_core::testing::{Sshd, TcpProxy};
 use connect_docker::Docker;
-use connect_docker::testing::{MANAGER_ADDR, TestScope, TestSwarm, WORKER_ADDR};
+use connect_docker::testing::{TestScope, TestSwarm, WORKER_ADDR};
 use connect_haproxy::ServerSpec;
 use connect_haproxy::testing::HaproxyProcess;
 
@@ -21,8 +21,8 @@ pub const SWARM_NODES: [&str; 2] = ["manager", "worker"];
 pub const SWARM_PORTS: (u16, u16) = (3000, 3001);
 
 /// A swarm with v1 and v2 on both nodes (same image ids), both active, so Swarm places each task where it
-/// likes; HAProxy has `<node>_blue` (port 3000) and `<node>_green` (3001) per node, at the node's address on
-/// the swarm's veth pair, all in maintenance: the first deploy starts from nothing live. Dropped in field
+/// likes; HAProxy has `<node>_blue` (port 3000) and `<node>_green` (3001) per node (the manager's on its
+/// loopback, the worker's at its address on the swarm's veth pair), all in maintenance: the first deploy starts from nothing live. Dropped in field
 /// order: the front proxy and HAProxy first, the swarm last.
 #[derive(Debug)]
 pub struct SwarmStage {
@@ -45,11 +45,14 @@ impl SwarmStage {
         let swarm = TestSwarm::start(test).await?;
         let scope = TestScope::new(test);
         let manager = swarm.manager().await.expect("the manager's engine answers");
-        let v1 = scope.build_app(&manager, "v1").await.expect("v1 builds");
-        scope
-            .build_on(&manager, "v2", &v1, &[("RELEASE", "v2")])
-            .await
-            .expect("v2 builds");
+        // Each release answers `/` with its name (the load counts answers by release).
+        let base = scope.build_app(&manager, "base").await.expect("the app builds");
+        for version in ["v1", "v2"] {
+            scope
+                .build_on(&manager, version, &base, &[("RELEASE", version)])
+                .await
+                .expect("the release builds");
+        }
         for version in ["v1", "v2"] {
             swarm
                 .load_on_worker(&scope.release(version).image)
@@ -57,8 +60,10 @@ impl SwarmStage {
                 .expect("the worker gets the release");
         }
         let mut servers = Vec::new();
-        for (node, addr) in SWARM_NODES.iter().zip([MANAGER_ADDR, WORKER_ADDR]) {
-            let ip: std::net::IpAddr = addr.parse().expect("the harness's address");
+        // HAProxy runs in the manager's namespace: the manager's ports are on its loopback there (which,
+        // unlike its end of the veth pair, outlives a stopped worker), the worker's at its address.
+        let worker: std::net::IpAddr = WORKER_ADDR.parse().expect("the harness's address");
+        for (node, ip) in SWARM_NODES.iter().zip([std::net::Ipv4Addr::LOCALHOST.into(), worker]) {
             for (color, port) in [("blue", SWARM_PORTS.0), ("green", SWARM_PORTS.1)] {
                 let mut spec = ServerSpec::new(&format!("{node}_{color}"), SocketAddr::new(ip, port));
                 spec.disabled = true;
@@ -112,8 +117,8 @@ impl SwarmStage {
 /// sshd's port inside the manager's namespace.
 const MANAGER_SSH_PORT: u16 = 22;
 
-/// The manager reached as a server is: an OpenSSH server of its own inside its network namespace, on its
-/// address there, and, inside the namespace, this machine's database and cache on the loopback ports the
+/// The manager reached as a server is: an OpenSSH server of its own inside its network namespace (port 22 on
+/// its loopback there), and, inside the namespace, this machine's database and cache on the loopback ports the
 /// server's view names (`[database]`, `[redis]` are "as the server sees them").
 #[derive(Debug)]
 pub struct ManagerSsh {
@@ -151,8 +156,7 @@ impl SwarmStage {
                 .expect("a port forward into this machine");
             forwards.push(forward);
         }
-        let ip: std::net::IpAddr = MANAGER_ADDR.parse().expect("the harness's address");
-        let listen = SocketAddr::new(ip, MANAGER_SSH_PORT);
+        let listen = SocketAddr::from(([127, 0, 0, 1], MANAGER_SSH_PORT));
         let sshd = Sshd::start_via(test, &self.swarm.in_manager_namespace(), listen, "").await?;
         let proxy = TcpProxy::start_to(Some(ns), listen)
             .await
