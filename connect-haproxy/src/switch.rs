@@ -220,45 +220,6 @@ impl Haproxy {
             })
             .collect()
     }
-
-    /// Several changes and the backend's `show stat` right after them, in ONE connection: HAProxy runs a
-    /// line's commands one after the other within one event-loop turn, so no request sees some applied and
-    /// others not. Any `[err]:` among the replies fails the whole exchange.
-    async fn changes_then_stat(
-        &self,
-        commands: &[Command],
-        operation: &str,
-        target: &str,
-    ) -> Result<Vec<StatRow>> {
-        let Some(first) = commands.first() else {
-            return self.stat().await;
-        };
-        let lines = commands
-            .iter()
-            .map(Command::line)
-            .collect::<Result<Vec<_>>>()?
-            .join("; ");
-        let reply = self
-            .api
-            .raw(&format!(
-                "set severity-output string; {lines}; show stat;show servers state {}",
-                self.backend
-            ))
-            .await?;
-        let Some(at) = reply.find("# pxname") else {
-            first.check_reply(&reply)?;
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                operation,
-                target,
-                "no `show stat` after the changes: the reply was cut, and the changes may have applied",
-            )
-            .with_hint("read the state with `show stat` before retrying"));
-        };
-        // Every change's reply is empty on success.
-        first.check_reply(&reply[..at])?;
-        self.parse_stat_reply(&reply[at..])
-    }
 }
 
 fn statuses(rows: &[StatRow]) -> Vec<ServerStatus> {

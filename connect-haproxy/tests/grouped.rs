@@ -86,16 +86,22 @@ async fn a_color_follows_its_task_to_another_node() {
     hx.set_address("manager_blue", "::1", free_port())
         .await
         .expect("manager's server reaches nothing");
-    let moved = poll_until("test", "app1 on the worker", DEADLINE * 2, Duration::from_millis(50), || async {
-        let s = grouped.server("app1").await?;
-        let worker = hx.server("worker_blue").await?;
-        let manager = hx.server("manager_blue").await?;
-        Ok(if worker.is_live() && !manager.is_live() && s.is_live() {
-            Ok(s)
-        } else {
-            Err(format!("{s:?}"))
-        })
-    })
+    let moved = poll_until(
+        "test",
+        "app1 on the worker",
+        DEADLINE * 2,
+        Duration::from_millis(50),
+        || async {
+            let s = grouped.server("app1").await?;
+            let worker = hx.server("worker_blue").await?;
+            let manager = hx.server("manager_blue").await?;
+            Ok(if worker.is_live() && !manager.is_live() && s.is_live() {
+                Ok(s)
+            } else {
+                Err(format!("{s:?}"))
+            })
+        },
+    )
     .await
     .expect("the worker's server comes up, the manager's goes down");
     assert_eq!(moved.address, apps[0].addr.to_string());
@@ -109,5 +115,48 @@ async fn a_color_follows_its_task_to_another_node() {
         .set_state("manager_blue", AdminState::Ready)
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound, "a member changes with its group: {e}");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::NotFound,
+        "a member changes with its group: {e}"
+    );
+}
+
+/// HAProxy pauses checks in maintenance and keeps the last verdict: `set_states` marks a server leaving
+/// maintenance down, so the node a task left never reads UP, and the node it runs on comes up by its checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_leaving_maintenance_is_up_only_by_a_fresh_check() {
+    let Some((proc, _grouped, mut apps)) =
+        start("a_server_leaving_maintenance_is_up_only_by_a_fresh_check").await
+    else {
+        return;
+    };
+    let hx = proc.haproxy();
+    let both = ["manager_blue".to_string(), "manager_green".to_string()];
+    hx.set_states(&both, AdminState::Maint).await.expect("maint");
+    // Blue's app goes away while its server is in maintenance; green's stays.
+    drop(apps.remove(0));
+    hx.set_states(&both, AdminState::Ready).await.expect("ready");
+    let blue = hx.server("manager_blue").await.expect("blue");
+    assert!(
+        !blue.is_live(),
+        "no stale UP for an app gone in maintenance: {blue:?}"
+    );
+    let green = hx
+        .wait_live("manager_green", DEADLINE)
+        .await
+        .expect("green comes up by its checks");
+    assert_eq!(green.admin, AdminState::Ready);
+    let blue = hx.server("manager_blue").await.expect("blue");
+    assert!(!blue.is_live(), "{blue:?}");
+    let e = hx
+        .set_states(&["manager_blue".into(), "nobody".into()], AdminState::Drain)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert_eq!(
+        hx.server("manager_blue").await.expect("blue").admin,
+        AdminState::Ready,
+        "an unknown name: nothing changed"
+    );
 }

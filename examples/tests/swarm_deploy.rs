@@ -34,13 +34,23 @@ async fn serving(stage: &SwarmStage) -> Vec<String> {
 /// Waits until the load has `n` more answers than now.
 async fn answers(load: &Load, n: u64) {
     let from = load.answered();
-    poll_until("load", "answers", Duration::from_secs(30), Duration::from_millis(20), || async {
-        Ok(if load.answered() >= from + n {
-            Ok(())
-        } else {
-            Err(format!("{} answered, {} failed so far", load.answered() - from, load.failed()))
-        })
-    })
+    poll_until(
+        "load",
+        "answers",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || async {
+            Ok(if load.answered() >= from + n {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} answered, {} failed so far",
+                    load.answered() - from,
+                    load.failed()
+                ))
+            })
+        },
+    )
     .await
     .expect("the load is answered");
 }
@@ -131,7 +141,10 @@ async fn the_engine_deploys_and_rolls_back_on_a_real_swarm_behind_haproxy() {
     let report = load.stop().await;
     assert_eq!(report.failed, 0, "{report:?}");
     for version in ["v1", "v2"] {
-        assert!(report.by_version.get(version).copied().unwrap_or(0) > 0, "{report:?}");
+        assert!(
+            report.by_version.get(version).copied().unwrap_or(0) > 0,
+            "{report:?}"
+        );
     }
     assert_eq!(
         placed.last().map(|(_, live)| live.clone()),
@@ -166,13 +179,11 @@ async fn the_engine_deploys_and_rolls_back_on_a_real_swarm_behind_haproxy() {
             let stage = &stage;
             async move {
                 let live = serving(stage).await;
-                Ok(
-                    if live == ["manager_green"] && quiet >= Duration::from_secs(3) {
-                        Ok(seen)
-                    } else {
-                        Err(format!("live {live:?}, quiet for {quiet:?}"))
-                    },
-                )
+                Ok(if live == ["manager_green"] && quiet >= Duration::from_secs(3) {
+                    Ok(seen)
+                } else {
+                    Err(format!("live {live:?}, quiet for {quiet:?}"))
+                })
             }
         },
     )

@@ -76,12 +76,10 @@ impl GroupedRouter {
         let mut seen = HashSet::new();
         for group in &groups {
             if group.members.is_empty() {
-                return Err(Error::invalid(
-                    "router.groups",
-                    &group.name,
-                    "a group without servers",
-                )
-                .with_hint("give each color a server per node that may run its task"));
+                return Err(
+                    Error::invalid("router.groups", &group.name, "a group without servers")
+                        .with_hint("give each color a server per node that may run its task"),
+                );
             }
             for name in std::iter::once(&group.name).chain(&group.members) {
                 if !seen.insert(name.as_str()) {
@@ -122,7 +120,10 @@ impl GroupedRouter {
                 format!("{}/{name}", self.inner.backend()),
                 format!("{name} is one of {}'s servers, which change together", group.name),
             )
-            .with_hint(format!("change {} instead: every node's server at once", group.name)));
+            .with_hint(format!(
+                "change {} instead: every node's server at once",
+                group.name
+            )));
         }
         Ok(vec![name.to_string()])
     }
@@ -263,7 +264,9 @@ impl TrafficRouter for GroupedRouter {
                 format!("{}/{server}", self.backend()),
                 format!("{address} is none of {server}'s nodes ({})", nodes.join(", ")),
             )
-            .with_hint("a group's servers keep their nodes' addresses: give one of them to move every node's port"));
+            .with_hint(
+                "a group's servers keep their nodes' addresses: give one of them to move every node's port",
+            ));
         }
         for m in members {
             self.inner.set_address(&m.name, ip_of(&m.address), port).await?;
@@ -357,10 +360,7 @@ mod tests {
             let member = memory.server(&format!("{node}_blue")).await.unwrap();
             assert_eq!(member.admin, AdminState::Ready, "{member:?}");
         }
-        let blue = grouped
-            .wait_live("app1", Duration::from_secs(5))
-            .await
-            .unwrap();
+        let blue = grouped.wait_live("app1", Duration::from_secs(5)).await.unwrap();
         assert_eq!(blue.address, "127.0.0.2:3000", "the node running the task");
 
         // The task moves to the manager: the worker's check fails, the manager's passes.
@@ -409,7 +409,12 @@ mod tests {
         let e = grouped.servers().await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert!(e.to_string().contains("worker2_blue"), "{e}");
-        assert!(e.hint().unwrap_or_default().contains("a server per node and color"), "{e}");
+        assert!(
+            e.hint()
+                .unwrap_or_default()
+                .contains("a server per node and color"),
+            "{e}"
+        );
 
         groups.push(ServerGroup {
             name: "worker_blue".into(),

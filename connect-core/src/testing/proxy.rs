@@ -36,7 +36,11 @@ impl TcpProxy {
     /// Listens on `listen` inside `inside` and forwards every connection to `target` as seen from this
     /// process's namespace: a machine the test made reaches a service the test runs on 127.0.0.1 (a
     /// server's view of its database, when the server is a namespace and the database is here).
-    pub async fn start_in(inside: &NetNs, listen: SocketAddr, target: SocketAddr) -> std::io::Result<TcpProxy> {
+    pub async fn start_in(
+        inside: &NetNs,
+        listen: SocketAddr,
+        target: SocketAddr,
+    ) -> std::io::Result<TcpProxy> {
         let listener = inside.listen(listen)?;
         listener.set_nonblocking(true)?;
         TcpProxy::serve(TcpListener::from_std(listener)?, None, target)

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use connect_core::engine::{Backends, DeployConfig, Deployer, Hook, default_holder};
 use connect_core::host::Endpoint;
+use connect_core::layers::GroupedRouter;
 use connect_core::model::{AppSpec, Color, Release, Slot, Topology};
 use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
-use connect_core::layers::GroupedRouter;
 use connect_core::{ContainerRuntime, Error, Host, LocalHost, Result, TrafficRouter};
 use connect_db::backup::BackupConfig;
 use connect_db::{BasicAuth, PatroniCluster, PgTarget, Redis};

@@ -89,7 +89,11 @@ impl ConnectConfig {
         let mut names = std::collections::HashSet::new();
         let slot_servers = [&self.slots.blue.server, &self.slots.green.server];
         for (i, name) in self.swarm_node_names().iter().enumerate() {
-            let key = if i == 0 { ("swarm", "manager_name") } else { ("swarm.nodes", "name") };
+            let key = if i == 0 {
+                ("swarm", "manager_name")
+            } else {
+                ("swarm.nodes", "name")
+            };
             if !is_server_name(name) {
                 return Err((
                     key.0,

@@ -682,7 +682,10 @@ fn a_swarm_config_that_cannot_work_names_the_key_and_the_fix() {
     let unknown = SWARM.replace("port = 2222", "prot = 2222");
     let same_name = SWARM.replace("name = \"worker2\"", "name = \"manager\"");
     let bad_name = SWARM.replace("name = \"worker2\"", "name = \"worker 2\"");
-    let slot_taken = SWARM.replace("[swarm]", "[slots.blue]\ncontainer = \"a\"\nserver = \"manager_blue\"\nport = 3000\n[swarm]");
+    let slot_taken = SWARM.replace(
+        "[swarm]",
+        "[slots.blue]\ncontainer = \"a\"\nserver = \"manager_blue\"\nport = 3000\n[swarm]",
+    );
     let cases = [
         (
             with_hosts,

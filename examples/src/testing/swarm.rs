@@ -63,7 +63,10 @@ impl SwarmStage {
         // HAProxy runs in the manager's namespace: the manager's ports are on its loopback there (which,
         // unlike its end of the veth pair, outlives a stopped worker), the worker's at its address.
         let worker: std::net::IpAddr = WORKER_ADDR.parse().expect("the harness's address");
-        for (node, ip) in SWARM_NODES.iter().zip([std::net::Ipv4Addr::LOCALHOST.into(), worker]) {
+        for (node, ip) in SWARM_NODES
+            .iter()
+            .zip([std::net::Ipv4Addr::LOCALHOST.into(), worker])
+        {
             for (color, port) in [("blue", SWARM_PORTS.0), ("green", SWARM_PORTS.1)] {
                 let mut spec = ServerSpec::new(&format!("{node}_{color}"), SocketAddr::new(ip, port));
                 spec.disabled = true;
