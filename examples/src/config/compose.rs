@@ -289,6 +289,7 @@ impl ConnectConfig {
                 migration: a.migration.clone(),
                 migrations_dir: a.migrations_dir.clone(),
                 smoke_paths: a.smoke_paths.clone(),
+                command: a.command.clone(),
             },
             topology: Topology {
                 blue: slot(Color::Blue, &self.slots.blue),

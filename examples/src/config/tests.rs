@@ -1,6 +1,7 @@
 //! The template and a dozen broken files.
 
 use super::{ConnectConfig, TEMPLATE};
+use connect_core::engine::fleet::Role;
 
 const BASE: &str = "[server]\nhost = \"your-server\"\n[app]\nimage = \"connect\"\n";
 
@@ -536,6 +537,64 @@ fn a_fleet_config_that_cannot_work_names_the_key() {
     let unknown = THREE_APP_HOSTS.replace("port = 2222", "prot = 2222");
     let err = ConnectConfig::parse("connect.toml", &unknown).unwrap_err();
     assert!(err.to_string().contains("unknown field `prot`"), "{err}");
+}
+
+#[test]
+fn a_worker_host_runs_the_worker_role_and_has_no_server() {
+    let with_worker = format!(
+        "{THREE_APP_HOSTS}[[app_hosts]]\nname = \"jobs1\"\nhost = \"jobs1.internal\"\nrole = \"worker\"\n\
+         [roles.worker]\ncommand = [\"bin/jobs\"]\nenv = {{ QUEUES = \"default\" }}\n"
+    );
+    let config = ConnectConfig::parse("connect.toml", &with_worker).unwrap();
+    let roles: Vec<Role> = config.app_hosts.iter().map(|h| h.role).collect();
+    assert_eq!(roles, [Role::Web, Role::Web, Role::Web, Role::Worker]);
+    let app = config.deploy_config().app;
+    let worker = config.worker_app(&app);
+    assert_eq!(worker.command, Some(vec!["bin/jobs".to_string()]));
+    assert_eq!(worker.env["QUEUES"], "default");
+    assert!(
+        !worker.serves_http(),
+        "no HTTP asked of a worker unless it names a path"
+    );
+    assert!(worker.smoke_paths.is_empty());
+    assert_eq!((worker.name, worker.stop_grace), (app.name, app.stop_grace));
+
+    for (change, says) in [
+        (
+            with_worker.replace(
+                "role = \"worker\"",
+                "role = \"worker\"\nblue_server = \"jobs1_b\"",
+            ),
+            "jobs1 is a worker, which has no HAProxy server",
+        ),
+        (
+            with_worker.replace("min_healthy_hosts = 2", "min_healthy_hosts = 4"),
+            "4 is not between 1 and the 3 web hosts listed",
+        ),
+        (
+            with_worker.replace("role = \"worker\"", "role = \"cron\""),
+            "unknown variant `cron`",
+        ),
+        (
+            with_worker.replace("[roles.worker]", "[roles.cron]"),
+            "unknown field `cron`",
+        ),
+    ] {
+        let err = ConnectConfig::parse("connect.toml", &change).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    let only_workers = r#"
+[server]
+host = "lb.example"
+[app]
+image = "connect"
+[[app_hosts]]
+name = "jobs1"
+host = "jobs1.internal"
+role = "worker"
+"#;
+    let err = ConnectConfig::parse("connect.toml", only_workers).unwrap_err();
+    assert!(err.to_string().contains("every app host is a worker"), "{err}");
 }
 
 #[test]
