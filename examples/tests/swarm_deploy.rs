@@ -21,6 +21,9 @@ use connect_docker::{Restart, SlotOptions, Swarm};
 use connect_examples::testing::SwarmStage;
 use connect_haproxy::testing::{Load, require_haproxy};
 
+/// How long the load gets for a hundred answers.
+const ANSWERS: Duration = Duration::from_secs(30);
+
 /// Which node's server takes the traffic: where Swarm put the live color's task.
 async fn serving(stage: &SwarmStage) -> Vec<String> {
     let servers = stage.haproxy.haproxy().servers().await.expect("show stat");
@@ -29,30 +32,6 @@ async fn serving(stage: &SwarmStage) -> Vec<String> {
         .filter(|s| s.is_live())
         .map(|s| s.name)
         .collect()
-}
-
-/// Waits until the load has `n` more answers than now.
-async fn answers(load: &Load, n: u64) {
-    let from = load.answered();
-    poll_until(
-        "load",
-        "answers",
-        Duration::from_secs(30),
-        Duration::from_millis(20),
-        || async {
-            Ok(if load.answered() >= from + n {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} answered, {} failed so far",
-                    load.answered() - from,
-                    load.failed()
-                ))
-            })
-        },
-    )
-    .await
-    .expect("the load is answered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,15 +90,21 @@ async fn the_engine_deploys_and_rolls_back_on_a_real_swarm_behind_haproxy() {
     let mut placed = vec![("v1", serving(&stage).await)];
 
     let load = Load::start(stage.http_addr(), 8, Duration::from_secs(600));
-    answers(&load, 100).await;
+    load.wait_answered(100, ANSWERS)
+        .await
+        .expect("the load is answered");
     let second = deployer.deploy(release("v2")).await.expect("v2 deploys");
     assert_eq!(second.live_after, Some(Color::Green));
     placed.push(("v2", serving(&stage).await));
-    answers(&load, 100).await;
+    load.wait_answered(100, ANSWERS)
+        .await
+        .expect("the load is answered");
     let back = deployer.rollback().await.expect("instant rollback");
     assert_eq!(back.live_after, Some(Color::Blue));
     placed.push(("rollback", serving(&stage).await));
-    answers(&load, 100).await;
+    load.wait_answered(100, ANSWERS)
+        .await
+        .expect("the load is answered");
     // The full rollback recreates green: with the manager paused, Swarm places it on the worker.
     stage
         .swarm
@@ -134,7 +119,9 @@ async fn the_engine_deploys_and_rolls_back_on_a_real_swarm_behind_haproxy() {
         .set_manager_availability(Availability::Active)
         .await
         .expect("the manager takes tasks again");
-    answers(&load, 100).await;
+    load.wait_answered(100, ANSWERS)
+        .await
+        .expect("the load is answered");
     let status = deployer.status().await.expect("status");
     assert!(status.differences.is_empty(), "{:?}", status.differences);
     assert_eq!(status.live, Some(Color::Green));
@@ -160,7 +147,9 @@ async fn the_engine_deploys_and_rolls_back_on_a_real_swarm_behind_haproxy() {
     // The worker's engine stops under load: Swarm sees the node down, starts green's task on the manager,
     // and HAProxy's check of manager_green finds it.
     let load = Load::start(stage.http_addr(), 8, Duration::from_secs(600));
-    answers(&load, 100).await;
+    load.wait_answered(100, ANSWERS)
+        .await
+        .expect("the load is answered");
     let stopped = Instant::now();
     tokio::task::block_in_place(|| stage.swarm.stop_worker());
     let mut last_failed = (load.failed(), Instant::now());
@@ -189,7 +178,9 @@ async fn the_engine_deploys_and_rolls_back_on_a_real_swarm_behind_haproxy() {
     )
     .await
     .expect("the task is rescheduled on the manager and found by HAProxy");
-    answers(&load, 100).await;
+    load.wait_answered(100, ANSWERS)
+        .await
+        .expect("the load is answered");
     let report = load.stop().await;
     eprintln!(
         "worker's engine stopped under load: {} requests failed, the last {:.1} s after the stop; \

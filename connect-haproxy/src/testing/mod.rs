@@ -456,6 +456,21 @@ impl Load {
         self.ok.load(Ordering::SeqCst)
     }
 
+    /// Waits until the clients have had `n` more answers than when it is called (so a step happens with
+    /// traffic flowing); [`ErrorKind::Timeout`] past `deadline`, with the count so far.
+    pub async fn wait_answered(&self, n: u64, deadline: Duration) -> Result<()> {
+        let from = self.answered();
+        poll_until("load", "answers", deadline, Duration::from_millis(1), || async {
+            let got = self.answered() - from;
+            Ok(if got >= n {
+                Ok(())
+            } else {
+                Err(format!("{got} of {n} answered, {} failed so far", self.failed()))
+            })
+        })
+        .await
+    }
+
     /// Requests failed so far, over all clients: to time an outage while it happens.
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::SeqCst)
