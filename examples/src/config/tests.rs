@@ -18,7 +18,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 33] = [
+    const EXAMPLES: [&str; 34] = [
         "secret_files",
         "context",
         "image",
@@ -54,8 +54,10 @@ fn every_default_the_template_states_is_the_real_one() {
         "uploads_dir",
         "configs",
         "copy_to",
-        // [swarm]: the manager's socket defaults to [docker]'s, which the line cannot show as unset.
+        // [swarm]: the manager's socket defaults to [docker]'s, which the line cannot show as unset; its
+        // name's default is left unset in the file, so written it reads as set.
         "manager_socket",
+        "manager_name",
         // [roles.worker]: the worker's command is the image's unless written.
         "command",
     ];
@@ -675,6 +677,7 @@ image = "connect"
 [[swarm.nodes]]
 host = "worker1.internal"
 [[swarm.nodes]]
+name = "worker2"
 host = "worker2.internal"
 port = 2222
 socket = "/run/docker.sock"
@@ -699,6 +702,36 @@ fn swarm_reads_with_its_defaults_and_is_off_unless_written() {
 }
 
 #[test]
+fn a_swarm_gives_each_color_a_server_per_node() {
+    let config = ConnectConfig::parse("connect.toml", SWARM).unwrap();
+    assert_eq!(
+        config.swarm_node_names(),
+        ["manager", "worker1.internal", "worker2"],
+        "the manager's default, a node's host, a node's name"
+    );
+    let groups = config.swarm_groups(&config.deploy_config().topology);
+    let shown: Vec<(&str, Vec<&str>)> = groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.members.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "app1",
+                vec!["manager_blue", "worker1.internal_blue", "worker2_blue"]
+            ),
+            (
+                "app2",
+                vec!["manager_green", "worker1.internal_green", "worker2_green"]
+            ),
+        ]
+    );
+    let plain = ConnectConfig::parse("connect.toml", BASE).unwrap();
+    assert!(plain.swarm_groups(&plain.deploy_config().topology).is_empty());
+}
+
+#[test]
 fn a_swarm_config_that_cannot_work_names_the_key_and_the_fix() {
     // Each broken file, where its error must point, and words of the message.
     let with_hosts = format!("{SWARM}[[app_hosts]]\nname = \"web1\"\nhost = \"web1.internal\"\n");
@@ -708,6 +741,12 @@ fn a_swarm_config_that_cannot_work_names_the_key_and_the_fix() {
         "host = \"worker1.internal\"",
     );
     let unknown = SWARM.replace("port = 2222", "prot = 2222");
+    let same_name = SWARM.replace("name = \"worker2\"", "name = \"manager\"");
+    let bad_name = SWARM.replace("name = \"worker2\"", "name = \"worker 2\"");
+    let slot_taken = SWARM.replace(
+        "[swarm]",
+        "[slots.blue]\ncontainer = \"a\"\nserver = \"manager_blue\"\nport = 3000\n[swarm]",
+    );
     let cases = [
         (
             with_hosts,
@@ -722,9 +761,12 @@ fn a_swarm_config_that_cannot_work_names_the_key_and_the_fix() {
         (twice, "listed twice", "list each node"),
         (
             unknown,
-            "connect.toml:12:1): unknown field `prot`",
+            "connect.toml:13:1): unknown field `prot`",
             "connect-ops init",
         ),
+        (same_name, "two nodes are named \"manager\"", "its own name"),
+        (bad_name, "cannot name a HAProxy server", "letters, digits"),
+        (slot_taken, "is a color's own server", "apart"),
     ];
     for (file, message, fix) in cases {
         let err = ConnectConfig::parse("connect.toml", &file).unwrap_err();
