@@ -285,7 +285,8 @@ pub struct AppSpec {
     pub env: BTreeMap<String, String>,
     /// The port the app listens on inside its container (3000).
     pub container_port: u16,
-    /// The health endpoint's path (`/api/health`).
+    /// The health endpoint's path (`/api/health`). Empty: the app serves no HTTP (a worker): the container's
+    /// own health check, if its image has one, else "running", is all the health gate and verify ask.
     pub health_path: String,
     /// How long a container gets to stop after SIGTERM before it is killed.
     pub stop_grace: Duration,
@@ -299,6 +300,9 @@ pub struct AppSpec {
     /// Paths the post-deploy check requests from the new color directly (the runbook's `curl` of the site):
     /// an answer of 500 or more, or none, fails verification. Empty: only health, database, cache and logs.
     pub smoke_paths: Vec<String>,
+    /// The container's command, when not the image's (a worker's `bin/jobs`).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
 }
 
 impl fmt::Debug for AppSpec {
@@ -312,6 +316,7 @@ impl fmt::Debug for AppSpec {
             .field("migration", &self.migration)
             .field("migrations_dir", &self.migrations_dir)
             .field("smoke_paths", &self.smoke_paths)
+            .field("command", &self.command)
             .finish()
     }
 }
@@ -348,7 +353,24 @@ impl AppSpec {
             migration: None,
             migrations_dir: None,
             smoke_paths: Vec::new(),
+            command: None,
         }
+    }
+
+    /// The same app run as a worker with `command` (the image's own when `None`): no HTTP asked of it (no
+    /// health path, no smoke paths), so its image's health check, if any, else running, is its health.
+    pub fn as_worker(&self, command: Option<Vec<String>>) -> AppSpec {
+        AppSpec {
+            health_path: String::new(),
+            smoke_paths: Vec::new(),
+            command: command.or_else(|| self.command.clone()),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the app answers HTTP health checks (a worker may not: its `health_path` is empty).
+    pub fn serves_http(&self) -> bool {
+        !self.health_path.is_empty()
     }
 }
 

@@ -128,6 +128,19 @@ pub trait TrafficRouter: Send + Sync + fmt::Debug {
     /// Points a server at another address and port.
     async fn set_address(&self, server: &str, address: &str, port: u16) -> Result<()>;
 
+    /// Sets several servers to one administrative state at once, as a color served by a server per node
+    /// is switched: HAProxy overrides it to send every change in ONE runtime-API exchange (one state-file
+    /// save), so no request sees the group half changed. An unknown name is [`ErrorKind::NotFound`] with
+    /// nothing touched. This default checks the names, then makes one [`TrafficRouter::set_state`] call each.
+    async fn set_states(&self, servers: &[String], state: AdminState) -> Result<()> {
+        let known = self.servers().await?;
+        check_names(self.backend(), &known, servers, &[])?;
+        for server in servers {
+            self.set_state(server, state).await?;
+        }
+        Ok(())
+    }
+
     /// Every server's traffic counters, for the watch after a switch. A router that cannot count says
     /// [`ErrorKind::Unsupported`], and a policy that watches is refused at the watch's first reading.
     async fn figures(&self) -> Result<Vec<ServerFigures>> {

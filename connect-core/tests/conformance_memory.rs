@@ -1,13 +1,15 @@
 //! The in-memory backends pass the same conformance suites as the real ones.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use connect_core::conformance::{self, RuntimeFixture};
 use connect_core::host::Endpoint;
+use connect_core::layers::{GroupedRouter, ServerGroup};
 use connect_core::memory::{
     AppBehavior, MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime,
 };
-use connect_core::model::ImageRef;
+use connect_core::model::{ImageRef, Topology};
 use connect_core::router::CheckState;
 use connect_core::runtime::OneOff;
 
@@ -62,6 +64,27 @@ async fn memory_router_conforms() {
     router.add_server("app2", "127.0.0.1:3001");
     router.set_check("app1", CheckState::Up);
     conformance::router_suite(&router, "app1", "app2").await;
+}
+
+/// A server per node and color, grouped: each color conforms as the one server the engine knows, whichever
+/// node's server passes its check (blue's task on the worker, green's on the manager).
+#[tokio::test]
+async fn grouped_memory_router_conforms() {
+    let router = MemoryRouter::new("be_app");
+    for (node, ip) in [("manager", "127.0.0.1"), ("worker", "127.0.0.2")] {
+        router.add_server(&format!("{node}_blue"), &format!("{ip}:3000"));
+        router.add_server(&format!("{node}_green"), &format!("{ip}:3001"));
+    }
+    router.set_check("manager_blue", CheckState::Down);
+    router.set_check("worker_green", CheckState::Down);
+    let topology = Topology::runbook();
+    let nodes = ["manager", "worker"];
+    let groups = vec![
+        ServerGroup::per_node(&topology.blue, &nodes),
+        ServerGroup::per_node(&topology.green, &nodes),
+    ];
+    let grouped = GroupedRouter::new(Arc::new(router), groups).unwrap();
+    conformance::router_suite(&grouped, "app1", "app2").await;
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Several app hosts in one deploy (issue 18.1), on in-memory hosts behind one in-memory HAProxy backend:
 //! every host switched together, a host that never gets healthy (abort, or left out by policy), a host's
-//! connection cut mid-deploy, the rollback of every host at once, the refused configurations, and the watch
-//! after the switch (`fleet/watch.rs`).
+//! connection cut mid-deploy, the rollback of every host at once, the refused configurations, the watch
+//! after the switch (`fleet/watch.rs`), and web and worker roles (`fleet/roles.rs`).
 
 use connect_core::ErrorKind;
 use connect_core::engine::fleet::{Fleet, FleetPolicy};
@@ -9,6 +9,8 @@ use connect_core::engine::{DeployConfig, Outcome, Step, StepStatus};
 use connect_core::memory::{AppBehavior, FaultKind, MemoryFleet};
 use connect_core::model::{CanaryPolicy, Color, Release};
 
+#[path = "fleet/roles.rs"]
+mod roles;
 #[path = "fleet/watch.rs"]
 mod watch;
 

@@ -55,6 +55,14 @@ pub enum Command {
         /// Checks on or off.
         enabled: bool,
     },
+    /// `set server be/srv health down`: the server counts as down until its checks pass again (`rise` of
+    /// them), whatever its last check said. Only for a server with checks: nothing else would bring it up.
+    HealthDown {
+        /// Backend.
+        backend: String,
+        /// Server.
+        server: String,
+    },
     /// `add server be/srv IP:PORT [check inter …]`: a dynamic server, which starts in maintenance.
     AddServer {
         /// Backend.
@@ -171,6 +179,7 @@ impl Command {
             | Command::SetWeight { backend, server, .. }
             | Command::SetAddr { backend, server, .. }
             | Command::Health { backend, server, .. }
+            | Command::HealthDown { backend, server }
             | Command::AddServer { backend, server, .. }
             | Command::DelServer { backend, server } => format!("{backend}/{server}"),
             Command::SetMap { map, key, .. } | Command::AddMap { map, key, .. } => {
@@ -188,7 +197,7 @@ impl Command {
             Command::SetState { .. } => "haproxy.set_state",
             Command::SetWeight { .. } => "haproxy.set_weight",
             Command::SetAddr { .. } => "haproxy.set_address",
-            Command::Health { .. } => "haproxy.set_health",
+            Command::Health { .. } | Command::HealthDown { .. } => "haproxy.set_health",
             Command::AddServer { .. } => "haproxy.add_server",
             Command::DelServer { .. } => "haproxy.del_server",
             Command::SetMap { .. } | Command::AddMap { .. } => "haproxy.set_map",
@@ -266,6 +275,10 @@ impl Command {
                 names(backend, server)?;
                 let verb = if *enabled { "enable" } else { "disable" };
                 format!("{verb} health {backend}/{server}")
+            }
+            Command::HealthDown { backend, server } => {
+                names(backend, server)?;
+                format!("set server {backend}/{server} health down")
             }
             Command::AddServer {
                 backend,

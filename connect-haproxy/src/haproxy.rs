@@ -121,25 +121,47 @@ impl Haproxy {
     /// A change and the backend's `show stat` right after it, in one connection: the switch confirms each
     /// step without another round trip.
     pub(crate) async fn change_then_stat(&self, command: &Command) -> Result<Vec<StatRow>> {
-        let line = command.line()?;
+        let (operation, target) = (command.operation(), command.target());
+        self.changes_then_stat(std::slice::from_ref(command), operation, &target)
+            .await
+    }
+
+    /// Several changes and the backend's `show stat` right after them, in ONE connection: HAProxy runs a
+    /// line's commands one after the other within one event-loop turn, so no request sees some applied and
+    /// others not. Any `[err]:` among the replies fails the whole exchange.
+    pub(crate) async fn changes_then_stat(
+        &self,
+        commands: &[Command],
+        operation: &str,
+        target: &str,
+    ) -> Result<Vec<StatRow>> {
+        let Some(first) = commands.first() else {
+            return self.stat().await;
+        };
+        let lines = commands
+            .iter()
+            .map(Command::line)
+            .collect::<Result<Vec<_>>>()?
+            .join("; ");
         let reply = self
             .api
             .raw(&format!(
-                "set severity-output string; {line}; show stat;show servers state {}",
+                "set severity-output string; {lines}; show stat;show servers state {}",
                 self.backend
             ))
             .await?;
         let Some(at) = reply.find("# pxname") else {
-            command.check_reply(&reply)?;
+            first.check_reply(&reply)?;
             return Err(Error::new(
                 ErrorKind::Corrupt,
-                command.operation(),
-                command.target(),
-                "no `show stat` after the change: the reply was cut, and the change may have applied",
+                operation,
+                target,
+                "no `show stat` after the changes: the reply was cut, and the changes may have applied",
             )
             .with_hint("read the state with `show stat` before retrying"));
         };
-        command.check_reply(&reply[..at])?;
+        // Every change's reply is empty on success.
+        first.check_reply(&reply[..at])?;
         self.parse_stat_reply(&reply[at..])
     }
 
@@ -415,6 +437,11 @@ impl TrafficRouter for Haproxy {
 
     async fn set_state(&self, server: &str, state: AdminState) -> Result<()> {
         self.set_admin(server, state).await
+    }
+
+    /// Every server's `set server … state` in ONE runtime-API exchange, one state-file save.
+    async fn set_states(&self, servers: &[String], state: AdminState) -> Result<()> {
+        self.set_states_at_once(servers, state).await
     }
 
     async fn set_weight(&self, server: &str, weight: u32) -> Result<()> {

@@ -126,47 +126,17 @@ impl Haproxy {
         deadline: Duration,
     ) -> Result<Vec<ServerStatus>> {
         let target = format!("{}/{}", self.backend, ready.join(","));
-        let mut commands = Vec::new();
-        for (names, state) in [(ready, AdminState::Ready), (drain, AdminState::Drain)] {
-            for name in names {
-                let (backend, server) = self.server_command(name)?;
-                commands.push(Command::SetState {
-                    backend,
-                    server,
-                    state,
-                });
-            }
-        }
+        let mut commands = self.state_commands(ready, AdminState::Ready)?;
+        commands.extend(self.state_commands(drain, AdminState::Drain)?);
         let before = statuses(&self.stat().await?);
         check_names(&self.backend, &before, ready, drain)?;
-        let Some(first) = commands.first() else {
+        if commands.is_empty() {
             return Ok(before);
-        };
-        let lines = commands
-            .iter()
-            .map(Command::line)
-            .collect::<Result<Vec<_>>>()?
-            .join("; ");
-        let reply = self
-            .api
-            .raw(&format!(
-                "set severity-output string; {lines}; show stat;show servers state {}",
-                self.backend
-            ))
+        }
+        let rows = self
+            .changes_then_stat(&commands, "haproxy.set_states_together", &target)
             .await?;
-        let Some(at) = reply.find("# pxname") else {
-            first.check_reply(&reply)?;
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                "haproxy.set_states_together",
-                &target,
-                "no `show stat` after the changes: the reply was cut, and the changes may have applied",
-            )
-            .with_hint("read the state with `show stat` before retrying"));
-        };
-        // Every change's reply is empty on success; any `[err]:` among them fails the whole exchange.
-        first.check_reply(&reply[..at])?;
-        let mut servers = statuses(&self.parse_stat_reply(&reply[at..])?);
+        let mut servers = statuses(&rows);
         if let Err(why) = together_done(&servers, ready, drain) {
             // A server just made ready shows its check's last verdict at once; polled briefly in case a
             // check was in flight.
@@ -194,6 +164,61 @@ impl Haproxy {
         self.persist_after(&format!("switch of {} server(s)", ready.len() + drain.len()))
             .await?;
         Ok(servers)
+    }
+}
+
+impl Haproxy {
+    /// [`TrafficRouter::set_states`](connect_core::TrafficRouter::set_states) in one exchange: every
+    /// `set server … state` line and `show stat` in the same connection, after a `show servers state` that
+    /// refuses an unknown name before anything changes. One state-file save at the end.
+    ///
+    /// A server with checks that leaves maintenance is also marked down in the same exchange, so only a
+    /// fresh check brings it up: HAProxy pauses checks in maintenance and keeps the last verdict (measured
+    /// on 2.6: a server whose app went away while in maintenance, or that was never checked, reads UP when
+    /// made ready, and takes requests until its next check fails). A group of servers per node, where the
+    /// task may have moved while the group was in maintenance, must not send traffic to the node it left.
+    pub(crate) async fn set_states_at_once(&self, servers: &[String], state: AdminState) -> Result<()> {
+        let target = format!("{}/{}", self.backend, servers.join(","));
+        let now = self.api.show_servers_state(Some(&self.backend)).await?;
+        let mut commands = Vec::new();
+        for name in servers {
+            let row = now
+                .rows
+                .iter()
+                .find(|r| &r.server == name)
+                .ok_or_else(|| self.no_server("haproxy.set_states", name))?;
+            let (backend, server) = self.server_command(name)?;
+            commands.push(Command::SetState {
+                backend: backend.clone(),
+                server: server.clone(),
+                state,
+            });
+            if state != AdminState::Maint && row.admin() == AdminState::Maint && row.checks_enabled() {
+                commands.push(Command::HealthDown { backend, server });
+            }
+        }
+        if commands.is_empty() {
+            return Ok(());
+        }
+        self.changes_then_stat(&commands, "haproxy.set_states", &target)
+            .await?;
+        self.persist_after(&format!("{} server(s) {state}", servers.len()))
+            .await
+    }
+
+    /// `set server <be>/<name> state <state>` for each name, every name validated first.
+    fn state_commands(&self, names: &[String], state: AdminState) -> Result<Vec<Command>> {
+        names
+            .iter()
+            .map(|name| {
+                let (backend, server) = self.server_command(name)?;
+                Ok(Command::SetState {
+                    backend,
+                    server,
+                    state,
+                })
+            })
+            .collect()
     }
 }
 

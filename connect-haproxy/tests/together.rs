@@ -57,21 +57,7 @@ async fn three_hosts_switch_together_in_one_exchange_without_a_failed_request() 
     assert!(hx.server("web1_blue").await.unwrap().is_live(), "nothing changed");
 
     let load = Load::start(proc.http_addr(), 16, Duration::from_secs(60));
-    connect_core::wait::poll_until(
-        "load",
-        "v1 answers",
-        DEADLINE,
-        Duration::from_millis(20),
-        || async {
-            Ok(if load.answered() >= 200 {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
-            })
-        },
-    )
-    .await
-    .expect("load runs");
+    load.wait_answered(200, DEADLINE).await.expect("load runs");
     let servers = hx
         .set_states_together(&greens, &blues, DEADLINE)
         .await
@@ -90,22 +76,7 @@ async fn three_hosts_switch_together_in_one_exchange_without_a_failed_request() 
     for blue in &blues {
         assert_eq!(hx.server(blue).await.unwrap().admin, AdminState::Drain);
     }
-    let before = load.answered();
-    connect_core::wait::poll_until(
-        "load",
-        "v2 answers",
-        DEADLINE,
-        Duration::from_millis(20),
-        || async {
-            Ok(if load.answered() >= before + 200 {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
-            })
-        },
-    )
-    .await
-    .expect("load runs on");
+    load.wait_answered(200, DEADLINE).await.expect("load runs on");
     let report = load.stop().await;
     assert_eq!(report.failed, 0, "{:?}", report.errors);
     assert!(

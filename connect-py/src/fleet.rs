@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use connect_core::engine::Event;
-use connect_core::engine::fleet::{self as core_fleet, FleetPolicy, FleetReport};
+use connect_core::engine::fleet::{self as core_fleet, FleetPolicy, FleetReport, Role};
 use connect_core::memory as mem;
 use connect_core::model::Release;
 use connect_core::ship::ReleaseSource;
@@ -56,9 +56,11 @@ impl MemoryFleet {
 
 #[pymethods]
 impl MemoryFleet {
-    /// App hosts named `hosts` (`["web1", "web2"]`): no image, no container, every server in maintenance.
+    /// Web hosts named `hosts` (`["web1", "web2"]`) and worker hosts named `workers` (no server in the
+    /// router; they run the app as a worker): no image, no container, every server in maintenance.
     #[new]
-    fn new(hosts: Vec<String>) -> PyResult<MemoryFleet> {
+    #[pyo3(signature = (hosts, *, workers = Vec::new()))]
+    fn new(hosts: Vec<String>, workers: Vec<String>) -> PyResult<MemoryFleet> {
         if hosts.is_empty() {
             return Err(invalid(
                 "memory_fleet.new",
@@ -67,9 +69,13 @@ impl MemoryFleet {
                 "name them, e.g. MemoryFleet([\"web1\", \"web2\"])",
             ));
         }
-        let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let roles: Vec<(&str, Role)> = hosts
+            .iter()
+            .map(|h| (h.as_str(), Role::Web))
+            .chain(workers.iter().map(|h| (h.as_str(), Role::Worker)))
+            .collect();
         Ok(MemoryFleet {
-            inner: mem::MemoryFleet::new(&names),
+            inner: mem::MemoryFleet::with_roles(&roles),
         })
     }
 

@@ -195,6 +195,7 @@ impl DeployConfig {
                 migration,
                 migrations_dir: None,
                 smoke_paths: smoke_paths.unwrap_or_default(),
+                command: None,
             },
             topology,
             policy,

@@ -243,3 +243,26 @@ def test_from_config_composes_every_app_host_and_status_names_each(tmp_path: Pat
     for h in status.hosts:
         assert h.status is None and h.error and "admin.sock" in h.error, h
     assert [d.split(":")[0] for d in status.differences] == ["web1", "web2"]
+
+
+def test_a_worker_follows_the_web_hosts_without_a_server() -> None:
+    hosts = ops.MemoryFleet(["web1", "web2"], workers=["jobs1"])
+    hosts.add_image(V1, ready_after=0.05)
+    hosts.add_image(V2, ready_after=0.05)
+    f = fleet(hosts)
+    assert f.hosts == ("web1", "web2", "jobs1")
+    f.deploy(V1)
+    report = f.deploy(V2)
+    assert report.in_rotation == ("web1", "web2", "jobs1")
+    # A worker's "server" in its status is its own color's container: running, it takes jobs.
+    assert serving(f.status()) == ["jobs1_green", "web1_green", "web2_green"]
+    jobs = f.deployer("jobs1").journal()
+    # The deploy, then the retire of the worker's old color: a worker runs one color.
+    assert [r.kind for r in jobs.history[-2:]] == ["deploy", "retire"]
+    assert jobs.live == "green" and set(jobs.slots) == {"green"}
+    # A rollback: the web hosts switch back, the worker starts the release they went back to.
+    report = f.rollback()
+    outcome = report.host("jobs1")
+    assert outcome.live == "blue" and outcome.record is not None
+    assert outcome.record.kind == "full_rollback" and outcome.record.succeeded
+    assert f.status().differences == ()

@@ -23,7 +23,7 @@ mod ops;
 mod swarm;
 pub mod tmux;
 pub use ops::{OpsRun, connect_ops, connect_ops_in, connect_ops_json};
-pub use swarm::SwarmStage;
+pub use swarm::{SWARM_NODES, SWARM_PORTS, SwarmStage};
 pub use tmux::Tmux;
 
 const START_DEADLINE: Duration = Duration::from_secs(30);

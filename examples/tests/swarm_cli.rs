@@ -1,9 +1,11 @@
 //! `connect-ops` with `[swarm]` in connect.toml (issue 18.2): deploy v1, deploy v2, rollback and status as
 //! subprocesses against a real two-node swarm (`TestSwarm`), a real HAProxy in the manager's network namespace
-//! (as in `swarm_deploy.rs`), a Patroni cluster and Redis. `[server]` is `host = "local"`: the manager's
-//! engine is its socket on this machine (no sshd in the namespace), the worker is a `[[swarm.nodes]]` entry
-//! with `host = "local"` and its socket. The worker is paused, so the tasks run on the manager, where
-//! HAProxy's servers point. With `CONNECT_REAL_TESTS=1` a missing program fails the test.
+//! with a server per node and color (as in `swarm_deploy.rs`), a Patroni cluster and Redis. `[server]` is the
+//! manager reached the product's way, over SSH: a real sshd runs inside the manager's namespace (its engine's
+//! socket, HAProxy's admin socket and the journal are files there; Patroni, PostgreSQL and Redis are
+//! forwarded into the namespace on their loopback ports, as the server sees them). The worker is a
+//! `[[swarm.nodes]]` entry named `worker`, `host = "local"` with its socket; both nodes take tasks. With
+//! `CONNECT_REAL_TESTS=1` a missing program fails the test.
 
 use std::path::Path;
 
@@ -44,6 +46,7 @@ async fn connect_ops_deploys_rolls_back_and_reports_status_on_a_swarm_from_conne
         manager,
         scope,
         swarm,
+        ..
     } = &stage;
 
     let dir = tempfile::tempdir().unwrap();
@@ -58,13 +61,28 @@ async fn connect_ops_deploys_rolls_back_and_reports_status_on_a_swarm_from_conne
         .trim_end_matches("/0")
         .to_string();
     let urls: Vec<String> = cluster.rest_urls().iter().map(|u| format!("{u:?}")).collect();
+    // What the manager must see of this machine on its own loopback: every Patroni node and Redis.
+    let mut ports: Vec<u16> = cluster
+        .nodes
+        .iter()
+        .flat_map(|n| [n.rest_port, n.pg_port])
+        .collect();
+    ports.push(redis_port.parse().expect("redis port"));
+    let Some(ssh) = stage.ssh_into_manager(test, &ports).await else {
+        return;
+    };
     let file = dir.path().join("connect.toml");
     std::fs::write(
         &file,
         format!(
             r#"state_dir = {state:?}
 [server]
-host = "local"
+host = "127.0.0.1"
+port = {ssh_port}
+user = {ssh_user:?}
+key_file = {ssh_key:?}
+known_hosts = {known_hosts:?}
+ssh_config = false
 [haproxy]
 admin_socket = {admin:?}
 [database]
@@ -93,14 +111,19 @@ server = "app2"
 port = 3001
 [policy]
 drain_deadline = "10s"
-lock_lease = "5s"
+lock_lease = "15s"  # renewed over SSH, a third of it per attempt: room for a loaded machine (5 s lost it once)
 disk_paths = [{disk:?}]
 [swarm]
 manager_socket = {manager:?}
 [[swarm.nodes]]
+name = "worker"
 host = "local"
 socket = {worker:?}
 "#,
+            ssh_port = ssh.proxy.port(),
+            ssh_user = ssh.sshd.user(),
+            ssh_key = ssh.sshd.client_key().display().to_string(),
+            known_hosts = ssh.known_hosts().display().to_string(),
             state = dir.path().join("state").display().to_string(),
             admin = haproxy.admin_socket.display().to_string(),
             urls = urls.join(", "),
@@ -151,6 +174,16 @@ socket = {worker:?}
         .http_get("127.0.0.1", haproxy.http_addr().port(), "/api/health")
         .await;
     assert!(matches!(answer, Ok((200, _))), "{answer:?}");
+    // Every command went through sshd in the manager's namespace, and the database and cache were reached
+    // from there.
+    assert!(
+        ssh.sshd.accepted_connections() >= 4,
+        "one SSH connection per command"
+    );
+    assert!(
+        ssh.forwarded() > 0,
+        "the server's view of the database and cache was used"
+    );
     eprintln!(
         "connect-ops deploy, deploy, rollback, status on the swarm: {:.1} s",
         t.elapsed().as_secs_f64()

@@ -147,7 +147,11 @@ impl Deployer {
             }
             // Docker has not judged yet (its first check is one interval after the start), but the health
             // gate may have passed on the app's own answer: ask it again.
-            Ok(Some(c)) if c.state == ContainerState::Running && c.health == Health::Starting => {
+            Ok(Some(c))
+                if c.state == ContainerState::Running
+                    && c.health == Health::Starting
+                    && self.config.app.serves_http() =>
+            {
                 match smoke(b.host.as_ref(), slot.host_port, path).await {
                     Ok(code) if (200..400).contains(&code) => report.push(
                         "health",

@@ -325,3 +325,6 @@ impl JournalStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

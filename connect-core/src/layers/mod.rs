@@ -28,6 +28,7 @@
 //! // Or every backend of a deployer at once: `backends.guarded(CallPolicy::default())`.
 //! ```
 
+mod grouped;
 mod host;
 mod router;
 mod runtime;
@@ -39,6 +40,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
+
+pub use grouped::{GroupedRouter, ServerGroup};
 
 use crate::engine::Backends;
 use crate::error::{Error, ErrorKind, Result};

@@ -29,6 +29,14 @@ impl<T: TrafficRouter + ?Sized> TrafficRouter for Guarded<T> {
         .await
     }
 
+    async fn set_states(&self, servers: &[String], state: AdminState) -> Result<()> {
+        let target = servers.join(",");
+        self.call("router.set_states", &target, Repeat::Safe, || {
+            self.inner.set_states(servers, state)
+        })
+        .await
+    }
+
     async fn set_weight(&self, server: &str, weight: u32) -> Result<()> {
         self.call("router.set_weight", server, Repeat::Safe, || {
             self.inner.set_weight(server, weight)

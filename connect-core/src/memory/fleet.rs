@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use super::{AppBehavior, Faults, MemoryCache, MemoryCluster, MemoryHost, MemoryRouter, MemoryRuntime};
-use crate::engine::fleet::{AppHost, Shared};
-use crate::model::{Color, ImageRef};
+use crate::engine::fleet::{AppHost, Role, Shared};
+use crate::model::{AppSpec, Color, ImageRef};
 
 /// One app host of a [`MemoryFleet`]: its machine and its Docker engine.
 #[derive(Debug, Clone)]
@@ -15,6 +15,10 @@ pub struct MemoryAppHost {
     pub host: MemoryHost,
     /// Its Docker engine.
     pub runtime: MemoryRuntime,
+    /// Web or worker.
+    pub role: Role,
+    /// How the app runs on it, when not the fleet config's (a worker's).
+    pub app: Option<AppSpec>,
 }
 
 /// App hosts, each with its own machine and runtime, and one router, database and cache.
@@ -36,17 +40,24 @@ pub struct MemoryFleet {
 }
 
 impl MemoryFleet {
-    /// A fleet of hosts named `names`, with the slots of [`AppHost::topology_for`].
+    /// A fleet of web hosts named `names`, with the slots of [`AppHost::topology_for`].
     pub fn new(names: &[&str]) -> MemoryFleet {
+        let hosts: Vec<(&str, Role)> = names.iter().map(|n| (*n, Role::Web)).collect();
+        MemoryFleet::with_roles(&hosts)
+    }
+
+    /// A fleet of `hosts` with their roles: a web host's servers are in the backend, a worker has none (it
+    /// runs the fleet config's app as a worker, [`AppSpec::as_worker`], unless its `app` is set).
+    pub fn with_roles(hosts: &[(&str, Role)]) -> MemoryFleet {
         let faults = Faults::default();
         let router = MemoryRouter::new("be_app").with_faults(faults.clone());
-        let hosts = names
+        let hosts = hosts
             .iter()
-            .map(|name| {
+            .map(|&(name, role)| {
                 let own = Faults::default();
                 let runtime = MemoryRuntime::new().with_faults(own.clone());
                 let topology = AppHost::topology_for(name);
-                for color in Color::ALL {
+                for color in Color::ALL.into_iter().filter(|_| role == Role::Web) {
                     let slot = topology.slot(color);
                     router.add_server_for(
                         &slot.server,
@@ -60,6 +71,8 @@ impl MemoryFleet {
                     name: name.to_string(),
                     host: MemoryHost::new(name).with_faults(own),
                     runtime,
+                    role,
+                    app: None,
                 }
             })
             .collect();
@@ -120,6 +133,8 @@ impl MemoryFleet {
                 runtime: Arc::new(h.runtime.clone()),
                 topology: AppHost::topology_for(&h.name),
                 state_dir: None,
+                role: h.role,
+                app: h.app.clone(),
             })
             .collect()
     }

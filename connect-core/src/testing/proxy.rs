@@ -30,6 +30,23 @@ impl TcpProxy {
     /// namespace of its own.
     pub async fn start_to(netns: Option<NetNs>, target: SocketAddr) -> std::io::Result<TcpProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
+        TcpProxy::serve(listener, netns, target)
+    }
+
+    /// Listens on `listen` inside `inside` and forwards every connection to `target` as seen from this
+    /// process's namespace: a machine the test made reaches a service the test runs on 127.0.0.1 (a
+    /// server's view of its database, when the server is a namespace and the database is here).
+    pub async fn start_in(
+        inside: &NetNs,
+        listen: SocketAddr,
+        target: SocketAddr,
+    ) -> std::io::Result<TcpProxy> {
+        let listener = inside.listen(listen)?;
+        listener.set_nonblocking(true)?;
+        TcpProxy::serve(TcpListener::from_std(listener)?, None, target)
+    }
+
+    fn serve(listener: TcpListener, netns: Option<NetNs>, target: SocketAddr) -> std::io::Result<TcpProxy> {
         let port = listener.local_addr()?.port();
         let accepted = Arc::new(AtomicUsize::new(0));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
@@ -62,7 +79,7 @@ impl TcpProxy {
         })
     }
 
-    /// The proxy's port on 127.0.0.1.
+    /// The port it listens on (on 127.0.0.1, or `listen`'s inside the namespace).
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -187,6 +187,11 @@ impl TestSwarm {
             .map(drop)
     }
 
+    /// The manager's network namespace (where HAProxy runs in the tests), `None` once it was stopped.
+    pub fn manager_netns(&self) -> Option<connect_core::testing::NetNs> {
+        self.manager.netns()
+    }
+
     /// The argv prefix that runs a program in the manager's network namespace (`nsenter -t <pid> -n`), where
     /// both nodes' addresses and the manager's published ports on 127.0.0.1 are reachable.
     pub fn in_manager_namespace(&self) -> Vec<std::ffi::OsString> {

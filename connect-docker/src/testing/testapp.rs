@@ -44,6 +44,8 @@ fn serve() {
     let healthy = std::env::var("TESTAPP_HEALTH").map_or(true, |v| v != "fail");
     let errors: usize = std::env::var("TESTAPP_ERRORS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let color = std::env::var("CONNECT_COLOR").unwrap_or_default();
+    // Load tests count the answers by release: `/` and an `X-Version` header say which one served.
+    let release = std::env::var("RELEASE").unwrap_or_default();
     for i in 0..errors {
         println!("ERROR test failure number {i}");
     }
@@ -68,9 +70,10 @@ fn serve() {
             "/api/health" if healthy => ("200 OK", "ok".to_string()),
             "/api/health" => ("500 Internal Server Error", "health check forced to fail".to_string()),
             "/api/color" => ("200 OK", color.clone()),
+            "/" => ("200 OK", release.clone()),
             _ => ("404 Not Found", "no such page".to_string()),
         };
         println!("GET {path} -> {code}");
-        let _ = s.write_all(format!("HTTP/1.0 {code}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+        let _ = s.write_all(format!("HTTP/1.0 {code}\r\nContent-Length: {}\r\nX-Version: {release}\r\n\r\n{body}", body.len()).as_bytes());
     }
 }

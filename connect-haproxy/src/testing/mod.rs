@@ -426,6 +426,7 @@ pub struct LoadReport {
 pub struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<LoadReport>>,
 }
 
@@ -435,15 +436,44 @@ impl Load {
     pub fn start(addr: SocketAddr, clients: usize, max: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
         let tasks = (0..clients)
-            .map(|_| tokio::spawn(client(addr, stop.clone(), ok.clone(), max)))
+            .map(|_| {
+                let counts = (ok.clone(), failed.clone());
+                tokio::spawn(client(addr, stop.clone(), counts, max))
+            })
             .collect();
-        Load { stop, ok, tasks }
+        Load {
+            stop,
+            ok,
+            failed,
+            tasks,
+        }
     }
 
     /// Requests answered 200 so far, over all clients.
     pub fn answered(&self) -> u64 {
         self.ok.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the clients have had `n` more answers than when it is called (so a step happens with
+    /// traffic flowing); [`ErrorKind::Timeout`] past `deadline`, with the count so far.
+    pub async fn wait_answered(&self, n: u64, deadline: Duration) -> Result<()> {
+        let from = self.answered();
+        poll_until("load", "answers", deadline, Duration::from_millis(1), || async {
+            let got = self.answered() - from;
+            Ok(if got >= n {
+                Ok(())
+            } else {
+                Err(format!("{got} of {n} answered, {} failed so far", self.failed()))
+            })
+        })
+        .await
+    }
+
+    /// Requests failed so far, over all clients: to time an outage while it happens.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::SeqCst)
     }
 
     /// Stops the clients and sums what they saw.
@@ -505,12 +535,18 @@ async fn request(conn: &mut BufReader<TcpStream>) -> std::io::Result<Outcome> {
     Ok(Outcome::Answered(status, version, close))
 }
 
-async fn client(addr: SocketAddr, stop: Arc<AtomicBool>, ok: Arc<AtomicU64>, max: Duration) -> LoadReport {
+async fn client(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    (ok, failed): (Arc<AtomicU64>, Arc<AtomicU64>),
+    max: Duration,
+) -> LoadReport {
     let mut report = LoadReport::default();
     let until = tokio::time::Instant::now() + max;
     let mut conn: Option<BufReader<TcpStream>> = None;
     let fail = |report: &mut LoadReport, why: String| {
         report.failed += 1;
+        failed.fetch_add(1, Ordering::SeqCst);
         if report.errors.len() < 5 {
             report.errors.push(why);
         }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use connect_core::engine::{Backends, DeployConfig, Deployer, Hook, default_holder};
 use connect_core::host::Endpoint;
+use connect_core::layers::GroupedRouter;
 use connect_core::model::{AppSpec, Color, Release, Slot, Topology};
 use connect_core::ship::{BuildOn, ReleaseSource};
 use connect_core::ssh::{SshConfig, SshHost};
-use connect_core::{ContainerRuntime, Error, Host, LocalHost, Result};
+use connect_core::{ContainerRuntime, Error, Host, LocalHost, Result, TrafficRouter};
 use connect_db::backup::BackupConfig;
 use connect_db::{BasicAuth, PatroniCluster, PgTarget, Redis};
 use connect_docker::{Docker, HealthProbe, Secrets, SlotOptions};
@@ -128,7 +129,7 @@ impl ConnectConfig {
         };
         Ok(Backends {
             runtime,
-            router: Arc::new(self.router(host.clone())?),
+            router: self.app_router(host.clone())?,
             database: Arc::new(self.database(host.clone())?),
             cache: Arc::new(self.cache(host.clone())?),
             host,
@@ -175,6 +176,17 @@ impl ConnectConfig {
             (None, Some(image)) => Some(ReleaseSource::local_image(image.clone())),
             (None, None) => None,
         }
+    }
+
+    /// The router the engine drives: HAProxy's backend, with `[swarm]` each color's server per node grouped
+    /// as the color's one server (see [`ConnectConfig::swarm_groups`]).
+    fn app_router(&self, host: Arc<dyn Host>) -> Result<Arc<dyn TrafficRouter>> {
+        let haproxy: Arc<dyn TrafficRouter> = Arc::new(self.router(host)?);
+        if !self.is_swarm() {
+            return Ok(haproxy);
+        }
+        let groups = self.swarm_groups(&self.deploy_config().topology);
+        Ok(Arc::new(GroupedRouter::new(haproxy, groups)?))
     }
 
     pub(super) fn router(&self, host: Arc<dyn Host>) -> Result<Haproxy> {
@@ -277,6 +289,7 @@ impl ConnectConfig {
                 migration: a.migration.clone(),
                 migrations_dir: a.migrations_dir.clone(),
                 smoke_paths: a.smoke_paths.clone(),
+                command: a.command.clone(),
             },
             topology: Topology {
                 blue: slot(Color::Blue, &self.slots.blue),

@@ -5,7 +5,11 @@
 
 use std::sync::Arc;
 
-use connect_core::engine::fleet::{AppHost, Fleet, FleetPolicy, Shared};
+use std::collections::BTreeMap;
+
+use connect_core::engine::DeployConfig;
+use connect_core::engine::fleet::{AppHost, Fleet, FleetPolicy, Role, Shared};
+use connect_core::model::AppSpec;
 use connect_core::ship::ReleaseSource;
 use connect_core::{Error, ErrorKind, Result};
 use connect_docker::Docker;
@@ -13,6 +17,7 @@ use serde::Deserialize;
 
 use super::ConnectConfig;
 use super::compose::OtherHost;
+use super::secret::Secret;
 
 /// One `[[app_hosts]]` entry: an app server reached over SSH with `[server]`'s key, known_hosts, jump hosts
 /// and ssh config (what this entry sets wins).
@@ -50,6 +55,35 @@ pub struct AppHostConfig {
     /// Where its journal and lock live, when not the top-level `state_dir` (hosts sharing a filesystem).
     #[serde(default)]
     pub state_dir: Option<String>,
+    /// `web` (default): behind HAProxy; `worker`: runs jobs, no HAProxy server, with `[roles.worker]`'s
+    /// command.
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// `[roles]`: how hosts of a role other than web run the app.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    /// `[roles.worker]`.
+    #[serde(default)]
+    pub worker: WorkerRoleConfig,
+}
+
+/// `[roles.worker]`: the app's image run for jobs on `role = "worker"` hosts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerRoleConfig {
+    /// The worker's argv (`["bin/jobs"]`); default the image's command.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Added to `[app] env` (and winning over it); values may be `${ENV_VAR}`.
+    #[serde(default)]
+    pub env: BTreeMap<String, Secret>,
+    /// An HTTP health endpoint the worker answers on the app's port, if it has one. Default none: the
+    /// image's health check, if any, else running, is its health.
+    #[serde(default)]
+    pub health_path: Option<String>,
 }
 
 /// `[fleet]`: what a deploy over the app hosts requires.
@@ -83,17 +117,35 @@ impl ConnectConfig {
                 ));
             }
         }
+        let web = self.app_hosts.iter().filter(|h| h.role == Role::Web).count();
+        if web == 0 && !self.app_hosts.is_empty() {
+            return Err((
+                "app_hosts",
+                "role",
+                "every app host is a worker: nothing would take the requests".into(),
+                "give at least one app host role = \"web\" (the default)",
+            ));
+        }
+        if let Some(h) = self
+            .app_hosts
+            .iter()
+            .find(|h| h.role == Role::Worker && (h.blue_server.is_some() || h.green_server.is_some()))
+        {
+            return Err((
+                "app_hosts",
+                "blue_server",
+                format!("{} is a worker, which has no HAProxy server", h.name),
+                "remove blue_server and green_server from the worker's entry",
+            ));
+        }
         if let Some(n) = self.fleet.min_healthy_hosts
-            && (n == 0 || n > self.app_hosts.len())
+            && (n == 0 || n > web)
         {
             return Err((
                 "fleet",
                 "min_healthy_hosts",
-                format!(
-                    "{n} is not between 1 and the {} app hosts listed",
-                    self.app_hosts.len()
-                ),
-                "leave it out to require every host",
+                format!("{n} is not between 1 and the {web} web hosts listed"),
+                "leave it out to require every host (workers are always required)",
             ));
         }
         Ok(())
@@ -109,7 +161,11 @@ impl ConnectConfig {
     /// engine as its build machine when the source needs one (see
     /// [`ConnectConfig::backends_shipping`]).
     pub async fn app_hosts_shipping(&self, source: Option<&ReleaseSource>) -> Result<Vec<AppHost>> {
-        let base = self.deploy_config().topology;
+        let DeployConfig {
+            topology: base,
+            app: base_app,
+            ..
+        } = self.deploy_config();
         let build_machine = self.build_machine(source).await?;
         // One after the other: connecting is a handshake each, the deploy itself runs the hosts in parallel.
         let mut hosts = Vec::with_capacity(self.app_hosts.len());
@@ -150,9 +206,25 @@ impl ConnectConfig {
                 runtime: Arc::new(docker),
                 topology,
                 state_dir: h.state_dir.clone(),
+                role: h.role,
+                app: (h.role == Role::Worker).then(|| self.worker_app(&base_app)),
             });
         }
         Ok(hosts)
+    }
+
+    /// The app as `role = "worker"` hosts run it: `[app]` with `[roles.worker]`'s command, environment and
+    /// health endpoint.
+    pub(super) fn worker_app(&self, app: &AppSpec) -> AppSpec {
+        let role = &self.roles.worker;
+        let mut worker = app.as_worker(role.command.clone());
+        worker
+            .env
+            .extend(role.env.iter().map(|(k, v)| (k.clone(), v.expose().to_string())));
+        if let Some(path) = &role.health_path {
+            worker.health_path = path.clone();
+        }
+        worker
     }
 
     /// The fleet: `[server]` for HAProxy, the database and Redis, and each `[[app_hosts]]` entry connected.

@@ -43,7 +43,7 @@ use connect_core::{Error, ErrorKind, Result};
 use connect_db::SslMode;
 use serde::Deserialize;
 
-pub use fleet::{AppHostConfig, FleetConfig};
+pub use fleet::{AppHostConfig, FleetConfig, RolesConfig, WorkerRoleConfig};
 pub use policy::{BackupPolicyConfig, CanaryConfig, OldColor, PolicyConfig, WatchConfig, WebhookConfig};
 pub use secret::Secret;
 pub use swarm::{SwarmConfig, SwarmNodeConfig};
@@ -96,6 +96,9 @@ pub struct ConnectConfig {
     /// `[fleet]`: how many app hosts a deploy needs ready.
     #[serde(default)]
     pub fleet: FleetConfig,
+    /// `[roles]`: how `role = "worker"` app hosts run the app.
+    #[serde(default)]
+    pub roles: RolesConfig,
     /// `[backup_all]`: the scheduled backup sets (`connect-ops backup-all`); absent, none.
     #[serde(default)]
     pub backup_all: Option<backup_all::BackupAllSection>,
@@ -393,6 +396,9 @@ pub struct AppConfig {
     /// The migration's argv, run in a one-off container of the new release.
     #[serde(default)]
     pub migration: Option<Vec<String>>,
+    /// The app containers' command, when not the image's.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
     /// Where the release's migration files are inside its image; the pending ones are linted before the
     /// migration runs.
     #[serde(default)]

@@ -2,10 +2,14 @@
 //! manager's engine is reached through `[server]` (its socket there, over the same SSH connection), each other
 //! node's engine through its own SSH connection with `[server]`'s key, known_hosts, jump hosts and ssh config.
 //! Blue and green keep `[slots]`' names and ports: each color is a one-replica service publishing its port in
-//! host mode on the node that runs it, so HAProxy's backend has, per color, a server per node.
+//! host mode on the node that runs it, so HAProxy's backend has, per color, a server per node
+//! (`<node>_blue`, `<node>_green`: the manager's and each listed node's), which the switch moves together
+//! (`connect_core::layers::GroupedRouter`: to the engine, each color is still `[slots]`' one server).
 
 use std::sync::Arc;
 
+use connect_core::layers::ServerGroup;
+use connect_core::model::{Color, Topology};
 use connect_core::{ContainerRuntime, Host, Result};
 use connect_docker::{Docker, Swarm};
 use serde::Deserialize;
@@ -20,9 +24,13 @@ pub struct SwarmConfig {
     /// The manager's Engine socket on `[server]`; default `[docker] socket`.
     #[serde(default)]
     pub manager_socket: Option<String>,
+    /// The manager's name in its HAProxy servers (`manager_blue`, `manager_green`); default `manager`.
+    #[serde(default)]
+    pub manager_name: Option<String>,
     /// `[[swarm.nodes]]`: the other nodes' engines, for `exec`, `logs`, `stats` of a task running there and
-    /// to ship each release to them (Swarm has no registry to pull from here). A node left out still runs
-    /// tasks; only those calls are refused for them.
+    /// to ship each release to them (Swarm has no registry to pull from here), and for their servers in the
+    /// HAProxy backend: list every node that may run the app's tasks, since a task on a node left out has
+    /// no server to reach it.
     #[serde(default)]
     pub nodes: Vec<SwarmNodeConfig>,
 }
@@ -31,6 +39,9 @@ pub struct SwarmConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwarmNodeConfig {
+    /// The node's name in its HAProxy servers (`worker1` → `worker1_blue`, `worker1_green`); default: `host`.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Host name, address or ssh config alias; `local` for this machine.
     pub host: String,
     /// sshd's port; default: `[server]`'s rule (the ssh config's `Port`, else 22).
@@ -75,6 +86,43 @@ impl ConnectConfig {
             ));
         }
         let mut seen = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        let slot_servers = [&self.slots.blue.server, &self.slots.green.server];
+        for (i, name) in self.swarm_node_names().iter().enumerate() {
+            let key = if i == 0 {
+                ("swarm", "manager_name")
+            } else {
+                ("swarm.nodes", "name")
+            };
+            if !is_server_name(name) {
+                return Err((
+                    key.0,
+                    key.1,
+                    format!("{name:?} cannot name a HAProxy server (letters, digits, `_.:-`)"),
+                    "give the node a name of letters, digits and `_.:-` (name = \"worker1\")",
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err((
+                    key.0,
+                    key.1,
+                    format!("two nodes are named {name:?}: their HAProxy servers would be the same"),
+                    "give each node its own name (manager_name for the manager, name for a [[swarm.nodes]] entry)",
+                ));
+            }
+            if let Some(taken) = [Color::Blue, Color::Green]
+                .map(|c| format!("{name}_{c}"))
+                .into_iter()
+                .find(|member| slot_servers.contains(&member))
+            {
+                return Err((
+                    key.0,
+                    key.1,
+                    format!("the node's server {taken:?} is a color's own server in [slots]"),
+                    "keep [slots]' servers for the colors (app1, app2) and the nodes' names apart",
+                ));
+            }
+        }
         for node in &swarm.nodes {
             if node.host.is_empty() {
                 return Err((
@@ -94,6 +142,35 @@ impl ConnectConfig {
             }
         }
         Ok(())
+    }
+
+    /// Every node's name in its HAProxy servers: the manager's first, then each `[[swarm.nodes]]` entry's.
+    pub fn swarm_node_names(&self) -> Vec<String> {
+        let Some(swarm) = &self.swarm else {
+            return Vec::new();
+        };
+        let manager = swarm.manager_name.clone().unwrap_or_else(|| "manager".into());
+        std::iter::once(manager)
+            .chain(
+                swarm
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.clone().unwrap_or_else(|| n.host.clone())),
+            )
+            .collect()
+    }
+
+    /// Each color's servers in the HAProxy backend, one per node (`<node>_<color>`), grouped under the
+    /// color's `[slots]` server; empty without `[swarm]`.
+    pub fn swarm_groups(&self, topology: &Topology) -> Vec<ServerGroup> {
+        if !self.is_swarm() {
+            return Vec::new();
+        }
+        let nodes = self.swarm_node_names();
+        vec![
+            ServerGroup::per_node(&topology.blue, &nodes),
+            ServerGroup::per_node(&topology.green, &nodes),
+        ]
     }
 
     /// The runtime `[swarm]` describes: the manager's engine through `server` (the `[server]` connection),
@@ -143,4 +220,13 @@ impl ConnectConfig {
         )
         .await
     }
+}
+
+/// What HAProxy takes as a server name (and connect-haproxy checks before every command).
+fn is_server_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 90
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
 }

@@ -120,17 +120,26 @@ image = "connect"
 # user = "deploy"
 # blue_server = "web1_blue"
 # green_server = "web1_green"
+# role = "web"                              # "worker": runs [roles.worker], no HAProxy server
 # [fleet]
-# min_healthy_hosts = 2                     # unset: every host must be ready, or nothing switches
+# min_healthy_hosts = 2                     # of the web hosts; unset: every host must be ready
+# [roles.worker]                            # the release run for jobs on role = "worker" hosts
+# command = ["bin/jobs"]                    # default: the image's command
+# Also env (added to [app] env) and health_path (only if the worker answers HTTP; default: its image's
+# health check, else running).
 
 # Docker Swarm as the engine (instead of plain containers on [server]; not with [[app_hosts]]): blue and
 # green are one-replica services named as [slots]' containers, each publishing its port in host mode on the
-# node that runs it, so the HAProxy backend has a server per node and color (only the node running the task
-# passes its check). The manager is [server]'s engine; each other node's engine is listed, reached over SSH
-# with [server]'s settings where its entry is silent, so releases are shipped to it and its tasks' logs read.
+# node that runs it, so the HAProxy backend has a server per node and color, `<node>_blue` and
+# `<node>_green` (only the node running the task passes its check); the switch moves a color's servers
+# together. The manager is [server]'s engine; each other node that may run the app is listed, its engine
+# reached over SSH with [server]'s settings where its entry is silent, so releases are shipped to it and
+# its tasks' logs read.
 # [swarm]
 # manager_socket = "/var/run/docker.sock"   # the manager's engine on [server]; default: [docker] socket
+# manager_name = "manager"                  # servers manager_blue, manager_green
 # [[swarm.nodes]]
+# name = "worker1"                          # servers worker1_blue, worker1_green; default: host
 # host = "worker1.internal"                 # or an ssh config alias; "local" for this machine
 # port = 22
 # user = "deploy"

@@ -1,6 +1,7 @@
 //! The template and a dozen broken files.
 
 use super::{ConnectConfig, TEMPLATE};
+use connect_core::engine::fleet::Role;
 
 const BASE: &str = "[server]\nhost = \"your-server\"\n[app]\nimage = \"connect\"\n";
 
@@ -17,7 +18,7 @@ fn the_template_reads_back_as_the_defaults() {
 fn every_default_the_template_states_is_the_real_one() {
     // In [server], these default to what the ssh config says: no value written here is their default.
     const SERVER_EXAMPLES: [&str; 3] = ["port", "user", "proxy_jump"];
-    const EXAMPLES: [&str; 32] = [
+    const EXAMPLES: [&str; 34] = [
         "secret_files",
         "context",
         "image",
@@ -53,8 +54,12 @@ fn every_default_the_template_states_is_the_real_one() {
         "uploads_dir",
         "configs",
         "copy_to",
-        // [swarm]: the manager's socket defaults to [docker]'s, which the line cannot show as unset.
+        // [swarm]: the manager's socket defaults to [docker]'s, which the line cannot show as unset; its
+        // name's default is left unset in the file, so written it reads as set.
         "manager_socket",
+        "manager_name",
+        // [roles.worker]: the worker's command is the image's unless written.
+        "command",
     ];
     // Tables that are off unless written: their keys are compared with the table written empty.
     const OPTIONAL_TABLES: [&str; 2] = ["backup_all", "swarm"];
@@ -537,6 +542,64 @@ fn a_fleet_config_that_cannot_work_names_the_key() {
 }
 
 #[test]
+fn a_worker_host_runs_the_worker_role_and_has_no_server() {
+    let with_worker = format!(
+        "{THREE_APP_HOSTS}[[app_hosts]]\nname = \"jobs1\"\nhost = \"jobs1.internal\"\nrole = \"worker\"\n\
+         [roles.worker]\ncommand = [\"bin/jobs\"]\nenv = {{ QUEUES = \"default\" }}\n"
+    );
+    let config = ConnectConfig::parse("connect.toml", &with_worker).unwrap();
+    let roles: Vec<Role> = config.app_hosts.iter().map(|h| h.role).collect();
+    assert_eq!(roles, [Role::Web, Role::Web, Role::Web, Role::Worker]);
+    let app = config.deploy_config().app;
+    let worker = config.worker_app(&app);
+    assert_eq!(worker.command, Some(vec!["bin/jobs".to_string()]));
+    assert_eq!(worker.env["QUEUES"], "default");
+    assert!(
+        !worker.serves_http(),
+        "no HTTP asked of a worker unless it names a path"
+    );
+    assert!(worker.smoke_paths.is_empty());
+    assert_eq!((worker.name, worker.stop_grace), (app.name, app.stop_grace));
+
+    for (change, says) in [
+        (
+            with_worker.replace(
+                "role = \"worker\"",
+                "role = \"worker\"\nblue_server = \"jobs1_b\"",
+            ),
+            "jobs1 is a worker, which has no HAProxy server",
+        ),
+        (
+            with_worker.replace("min_healthy_hosts = 2", "min_healthy_hosts = 4"),
+            "4 is not between 1 and the 3 web hosts listed",
+        ),
+        (
+            with_worker.replace("role = \"worker\"", "role = \"cron\""),
+            "unknown variant `cron`",
+        ),
+        (
+            with_worker.replace("[roles.worker]", "[roles.cron]"),
+            "unknown field `cron`",
+        ),
+    ] {
+        let err = ConnectConfig::parse("connect.toml", &change).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    let only_workers = r#"
+[server]
+host = "lb.example"
+[app]
+image = "connect"
+[[app_hosts]]
+name = "jobs1"
+host = "jobs1.internal"
+role = "worker"
+"#;
+    let err = ConnectConfig::parse("connect.toml", only_workers).unwrap_err();
+    assert!(err.to_string().contains("every app host is a worker"), "{err}");
+}
+
+#[test]
 fn backup_all_is_off_unless_written_and_its_paths_must_be_absolute() {
     let base = ConnectConfig::parse("connect.toml", BASE).unwrap();
     assert!(base.backup_all.is_none() && base.deploy_config().policy.backup_sets.is_none());
@@ -614,6 +677,7 @@ image = "connect"
 [[swarm.nodes]]
 host = "worker1.internal"
 [[swarm.nodes]]
+name = "worker2"
 host = "worker2.internal"
 port = 2222
 socket = "/run/docker.sock"
@@ -638,6 +702,36 @@ fn swarm_reads_with_its_defaults_and_is_off_unless_written() {
 }
 
 #[test]
+fn a_swarm_gives_each_color_a_server_per_node() {
+    let config = ConnectConfig::parse("connect.toml", SWARM).unwrap();
+    assert_eq!(
+        config.swarm_node_names(),
+        ["manager", "worker1.internal", "worker2"],
+        "the manager's default, a node's host, a node's name"
+    );
+    let groups = config.swarm_groups(&config.deploy_config().topology);
+    let shown: Vec<(&str, Vec<&str>)> = groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.members.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "app1",
+                vec!["manager_blue", "worker1.internal_blue", "worker2_blue"]
+            ),
+            (
+                "app2",
+                vec!["manager_green", "worker1.internal_green", "worker2_green"]
+            ),
+        ]
+    );
+    let plain = ConnectConfig::parse("connect.toml", BASE).unwrap();
+    assert!(plain.swarm_groups(&plain.deploy_config().topology).is_empty());
+}
+
+#[test]
 fn a_swarm_config_that_cannot_work_names_the_key_and_the_fix() {
     // Each broken file, where its error must point, and words of the message.
     let with_hosts = format!("{SWARM}[[app_hosts]]\nname = \"web1\"\nhost = \"web1.internal\"\n");
@@ -647,6 +741,12 @@ fn a_swarm_config_that_cannot_work_names_the_key_and_the_fix() {
         "host = \"worker1.internal\"",
     );
     let unknown = SWARM.replace("port = 2222", "prot = 2222");
+    let same_name = SWARM.replace("name = \"worker2\"", "name = \"manager\"");
+    let bad_name = SWARM.replace("name = \"worker2\"", "name = \"worker 2\"");
+    let slot_taken = SWARM.replace(
+        "[swarm]",
+        "[slots.blue]\ncontainer = \"a\"\nserver = \"manager_blue\"\nport = 3000\n[swarm]",
+    );
     let cases = [
         (
             with_hosts,
@@ -661,9 +761,12 @@ fn a_swarm_config_that_cannot_work_names_the_key_and_the_fix() {
         (twice, "listed twice", "list each node"),
         (
             unknown,
-            "connect.toml:12:1): unknown field `prot`",
+            "connect.toml:13:1): unknown field `prot`",
             "connect-ops init",
         ),
+        (same_name, "two nodes are named \"manager\"", "its own name"),
+        (bad_name, "cannot name a HAProxy server", "letters, digits"),
+        (slot_taken, "is a color's own server", "apart"),
     ];
     for (file, message, fix) in cases {
         let err = ConnectConfig::parse("connect.toml", &file).unwrap_err();

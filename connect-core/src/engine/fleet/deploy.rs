@@ -6,17 +6,18 @@ use futures::future::join_all;
 
 use super::Fleet;
 use super::abort::DEPLOY;
+use super::deploy_steps::{begin, drain_and_verify, prepare, start_and_gate};
 use super::hooks::prune;
 use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step, recorded};
 use super::watch::baseline_error;
+use super::worker_steps::{not_retired, retire_old_worker};
 use crate::engine::hooks::HookPoint;
 use crate::engine::journal::{SlotRecord, now_unix_ms};
 use crate::error::{Error, Result};
 use crate::model::{Color, OldColorPolicy, Release};
-use crate::router::{AdminState, CheckState};
+use crate::router::AdminState;
 use crate::ship::ReleaseSource;
 use crate::vocabulary::{OperationKind, Step};
-use crate::wait::poll_until;
 
 impl Fleet {
     /// Deploys `release` to every host: shipped and staged everywhere, started and health-gated on each
@@ -104,6 +105,9 @@ impl Fleet {
         .await;
 
         let ready: Vec<usize> = (0..hosts.len()).filter(|i| hosts[*i].failed.is_none()).collect();
+        // The web hosts move traffic; the workers only follow them.
+        let (ready_web, ready_workers): (Vec<usize>, Vec<usize>) =
+            ready.iter().partition(|i| !hosts[**i].is_worker());
         let failed: Vec<String> = hosts
             .iter()
             .filter_map(|h| {
@@ -112,14 +116,24 @@ impl Fleet {
                     .map(|e| format!("{}: {}", h.name(), e.summary()))
             })
             .collect();
-        let required = self.policy.min_healthy_hosts.unwrap_or(hosts.len());
-        if ready.is_empty() || ready.len() < required {
-            let why = format!(
-                "{} of {} hosts ready, {required} required; {}",
-                ready.len(),
-                hosts.len(),
-                failed.join("; ")
-            );
+        let web_total = hosts.iter().filter(|h| !h.is_worker()).count();
+        let required = self.policy.min_healthy_hosts.unwrap_or(web_total);
+        let worker_failed = hosts.iter().any(|h| h.is_worker() && h.failed.is_some());
+        if worker_failed || ready_web.is_empty() || ready_web.len() < required {
+            let hosts_word = if web_total < hosts.len() {
+                "web hosts"
+            } else {
+                "hosts"
+            };
+            let why = if worker_failed {
+                format!("every worker is required; {}", failed.join("; "))
+            } else {
+                format!(
+                    "{} of {web_total} {hosts_word} ready, {required} required; {}",
+                    ready_web.len(),
+                    failed.join("; ")
+                )
+            };
             return Err(self.abort(DEPLOY, hosts, &why).await);
         }
 
@@ -150,7 +164,7 @@ impl Fleet {
             left_out.push(i);
         }
         // The old colors' figures before any of their traffic moves: what each new color is held to.
-        let baselines = match self.watch_baselines(&hosts, &ready).await {
+        let baselines = match self.watch_baselines(&hosts, &ready_web).await {
             Ok(b) => b,
             Err((i, e)) => {
                 let why = baseline_error(hosts[i].name(), &e);
@@ -164,7 +178,7 @@ impl Fleet {
         let servers_now = self.router.servers().await.unwrap_or_default();
         let mut up = Vec::new();
         let mut down = Vec::new();
-        for &i in &ready {
+        for &i in &ready_web {
             let h = &hosts[i];
             up.push(h.server(h.to));
             if let Some(from) = h.from.filter(|f| *f != h.to) {
@@ -193,10 +207,10 @@ impl Fleet {
                 .map(|i| hosts[*i].name().to_string())
                 .collect::<Vec<_>>()
         };
-        let (in_names, out_names) = (names(&ready), names(&left_out));
+        let (in_names, out_names) = (names(&ready_web), names(&left_out));
         if let Err(e) = switched {
             let why = format!("the switch of {} failed: {}", in_names.join(", "), e.summary());
-            for &i in &ready {
+            for &i in &ready_web {
                 let h = &mut hosts[i];
                 if let Some(run) = h.run.as_mut() {
                     run.record.steps.push(failed_step(Step::Switch, &e));
@@ -222,12 +236,17 @@ impl Fleet {
                 out.join(", ")
             ),
         };
+        let worker_detail = format!(
+            "the new color runs beside the old until {} are verified",
+            in_names.join(", ")
+        );
         for &i in &ready {
             let h = &mut hosts[i];
             let (to, release) = (h.to, h.release.clone());
             let container = h.member.deployer.config.topology.slot(to).container.clone();
+            let detail = if h.is_worker() { &worker_detail } else { &detail };
             if let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_mut()) {
-                run.record.steps.push(ok_step(Step::Switch, &detail, took));
+                run.record.steps.push(ok_step(Step::Switch, detail, took));
                 journal.live = Some(to);
                 journal.slots.insert(
                     to,
@@ -279,7 +298,7 @@ impl Fleet {
             let kind = e.kind();
             return Err(self.switch_back(&mut hosts, &ready, outcomes, &why, kind).await);
         }
-        if let Some((i, e)) = self.watch_hosts(&mut hosts, &ready, &baselines).await {
+        if let Some((i, e)) = self.watch_hosts(&mut hosts, &ready_web, &baselines).await {
             let why = format!(
                 "the watch after the switch found a regression on {}: {}",
                 hosts[i].name(),
@@ -289,8 +308,7 @@ impl Fleet {
             hosts[i].failed = Some(e);
             return Err(self.switch_back(&mut hosts, &ready, outcomes, &why, kind).await);
         }
-
-        for &i in &ready {
+        for &i in &ready_web {
             let h = &mut hosts[i];
             if let (Some(journal), Some(_)) = (h.journal.as_mut(), h.from)
                 && let OldColorPolicy::RetireAfter { window } = self.config.policy.old_color
@@ -326,122 +344,29 @@ impl Fleet {
         for (i, outcome) in join_all(records).await {
             outcomes[i] = Some(outcome);
         }
-        recorded(
+        // The deploy is recorded everywhere: each worker's old color finishes its jobs and goes. A worker whose
+        // record failed keeps its intent, which the next operation settles instead.
+        let not_retired_yet: Vec<(String, Error)> = join_all(
+            ready_workers
+                .iter()
+                .map(|&i| &hosts[i])
+                .filter(|h| h.unrecorded.is_none())
+                .map(retire_old_worker),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+        let report = recorded(
             "deploy",
             &mut hosts,
             FleetReport {
                 hosts: outcomes.into_iter().flatten().collect(),
             },
-        )
-    }
-}
-
-/// Settles what an interrupted operation left on one host and reconciles its journal.
-async fn begin(h: &mut HostRun<'_>) {
-    if !h.begin(OperationKind::Deploy, Some(h.release.clone())).await {
-        return;
-    }
-    let d = &h.member.deployer;
-    let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_mut()) else {
-        return;
-    };
-    if let Err(e) = run.step(Step::Reconcile, d.reconcile(journal)).await {
-        h.failed = Some(e);
-    }
-}
-
-/// Preflights, ships and stages one host.
-async fn prepare(h: &mut HostRun<'_>, source: Option<&ReleaseSource>) {
-    let d = &h.member.deployer;
-    let (Some(run), Some(_)) = (h.run.as_mut(), h.journal.as_ref()) else {
-        return;
-    };
-    let events = run.events.clone();
-    let release = h.release.clone();
-    let result = async {
-        run.step(Step::Preflight, d.preflight_step(&events)).await?;
-        if let Some(source) = source {
-            run.step(Step::Ship, async {
-                Ok(d.ship_release(&events, &release, source).await?.summary())
-            })
-            .await?;
+        )?;
+        if !not_retired_yet.is_empty() {
+            return Err(not_retired(&report, not_retired_yet));
         }
-        let mut staged = None;
-        run.step(Step::StageImage, d.stage(&release, &mut staged)).await?;
-        Ok::<_, Error>(staged.unwrap_or(release.clone()))
-    }
-    .await;
-    match result {
-        Ok(staged) => {
-            run.record.release = Some(staged.clone());
-            h.release = staged;
-        }
-        Err(e) => h.failed = Some(e),
-    }
-}
-
-/// Declares the intent, starts the idle color, health-gates it, and has the router's own check see it up
-/// (its server in drain: checked, taking no traffic), so the switch is only a change of states.
-async fn start_and_gate(h: &mut HostRun<'_>) {
-    let d = &h.member.deployer;
-    let (to, from) = (h.to, h.from);
-    let server = h.server(to);
-    let release = h.release.clone();
-    let fence = h.held.fence.clone();
-    let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_mut()) else {
-        return;
-    };
-    let events = run.events.clone();
-    let intent = d.intent(&run.record, from, to);
-    let result = async {
-        run.step(Step::StartIdle, async {
-            d.declare(journal, &fence, intent).await?;
-            d.start_idle(journal, &events, to, &release).await
-        })
-        .await?;
-        run.step(Step::HealthGate, async {
-            let gate = d.health_gate(&events, to).await?;
-            let router = &d.backends.router;
-            router.set_state(&server, AdminState::Drain).await?;
-            let deadline = d.config.policy.router_deadline;
-            poll_until(
-                "fleet.health_gate",
-                &server,
-                deadline,
-                std::time::Duration::from_millis(20),
-                || async {
-                    Ok(match router.server(&server).await {
-                        Ok(s) if matches!(s.check, CheckState::Up | CheckState::NoCheck) => Ok(()),
-                        Ok(s) => Err(format!("the router's check says {:?}", s.check)),
-                        Err(e) if e.is_retryable() => Err(e.to_string()),
-                        Err(e) => return Err(e),
-                    })
-                },
-            )
-            .await?;
-            Ok(format!("{gate}; the router's check sees {server} up"))
-        })
-        .await
-    }
-    .await;
-    if let Err(e) = result {
-        h.failed = Some(e);
-    }
-}
-
-/// The old color's in-flight requests finish, then every post-deploy check of the new color; the error
-/// of a failed verify, with the host's name.
-async fn drain_and_verify(h: &mut HostRun<'_>, since: SystemTime) -> Option<(String, Error)> {
-    let d = &h.member.deployer;
-    let (from, to) = (h.from, h.to);
-    let run = h.run.as_mut()?;
-    let events = run.events.clone();
-    if let Some(old) = from.filter(|f| *f != to) {
-        // Past its deadline a drain only warns; an error here is the router's, and verify still decides.
-        let _ = run.step(Step::Drain, d.drain(&events, old)).await;
-    }
-    match run.step(Step::Verify, d.verify_step(to, since)).await {
-        Ok(()) => None,
-        Err(e) => Some((h.member.name.clone(), e)),
+        Ok(report)
     }
 }

@@ -94,6 +94,11 @@ impl<'a> HostRun<'a> {
         &self.member.name
     }
 
+    /// A worker: no server in HAProxy (see [`super::Role::Worker`]).
+    pub(super) fn is_worker(&self) -> bool {
+        self.member.role == super::Role::Worker
+    }
+
     pub(super) fn server(&self, color: Color) -> String {
         self.member.deployer.config.topology.slot(color).server.clone()
     }

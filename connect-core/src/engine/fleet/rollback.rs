@@ -1,18 +1,25 @@
-//! Instant rollback over every host: each host's warm standby back in rotation, all in one switch.
+//! Instant rollback over every host: each web host's warm standby back in rotation, all in one switch; then
+//! each worker starts the release the web hosts went back to.
 
 use futures::future::join_all;
 
 use super::Fleet;
-use super::host::{FleetReport, HostRun, recorded};
+use super::host::{FleetReport, HostOutcome, HostRun, ok_step, recorded};
+use super::resume::interrupted_target;
+use super::worker_steps::{aim_worker, begin_worker_rollback, roll_back_worker, rollback_release};
 use crate::engine::hooks::HookPoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::vocabulary::{OperationKind, Step};
 
 impl Fleet {
-    /// Instant rollback on every host in rotation: each host's warm standby is checked serving, every host's
-    /// intent is declared, then one router exchange makes every standby ready and drains every live color.
-    /// Refused, nothing changed, unless every host in rotation has a standby that serves. Hosts out of
-    /// rotation stay out.
+    /// Instant rollback on every host in rotation: each web host's warm standby is checked serving, every
+    /// host's intent is declared, then one router exchange makes every standby ready and drains every live
+    /// color. Refused, nothing changed, unless every web host in rotation has a standby that serves and every
+    /// worker still has the image of the one release they go back to. Hosts out of rotation stay out.
+    ///
+    /// Workers keep no standby: once the web hosts' traffic is back, each starts that release on its idle
+    /// color, health-gates it and stops the color it leaves. A worker that fails is settled on the release
+    /// it ran, and the error names it (the web hosts are back either way).
     pub async fn rollback(&self) -> Result<FleetReport> {
         // Each host's release is its standby's, filled in once its journal is read.
         let placeholder = crate::model::Release::new("connect", "rollback")?;
@@ -31,8 +38,57 @@ impl Fleet {
     }
 
     async fn rollback_locked(&self, mut hosts: Vec<HostRun<'_>>) -> Result<FleetReport> {
-        join_all(hosts.iter_mut().map(check_standby)).await;
-        let in_rotation: Vec<usize> = (0..hosts.len()).filter(|i| hosts[*i].from.is_some()).collect();
+        join_all(hosts.iter_mut().map(|h| async move {
+            if h.is_worker() {
+                begin_worker_rollback(h).await;
+            } else {
+                check_standby(h).await;
+            }
+        }))
+        .await;
+        let mut in_rotation: Vec<usize> = (0..hosts.len())
+            .filter(|i| hosts[*i].from.is_some() && !hosts[*i].is_worker())
+            .collect();
+        // Web hosts an interrupted rollback already brought to its release stay there.
+        let mut already = Vec::new();
+        if hosts.iter().all(|h| h.failed.is_none()) {
+            match interrupted_target(&hosts, &in_rotation) {
+                Ok(Some(target)) => {
+                    for &i in &in_rotation {
+                        let h = &mut hosts[i];
+                        let live = h.journal.as_ref().and_then(|j| j.slots.get(&j.live?));
+                        if live.is_some_and(|s| s.release == target) {
+                            h.to = h.from.unwrap_or(h.to);
+                            if let Some(run) = h.run.as_mut() {
+                                run.record.release = Some(target.clone());
+                            }
+                            already.push(i);
+                        }
+                    }
+                    in_rotation.retain(|i| !already.contains(i));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.abort("fleet.rollback", hosts, &e.to_string()).await),
+            }
+        }
+        let workers: Vec<usize> = (0..hosts.len())
+            .filter(|i| hosts[*i].from.is_some() && hosts[*i].is_worker())
+            .collect();
+        if !workers.is_empty() && hosts.iter().all(|h| h.failed.is_none()) {
+            match rollback_release(&hosts, &in_rotation) {
+                Ok(release) => {
+                    join_all(
+                        hosts
+                            .iter_mut()
+                            .enumerate()
+                            .filter(|(i, _)| workers.contains(i))
+                            .map(|(_, h)| aim_worker(h, &release)),
+                    )
+                    .await;
+                }
+                Err(e) => return Err(self.abort("fleet.rollback", hosts, &e.to_string()).await),
+            }
+        }
         let refused: Vec<String> = hosts
             .iter()
             .filter_map(|h| {
@@ -49,7 +105,7 @@ impl Fleet {
             };
             return Err(self.abort("fleet.rollback", hosts, &why).await);
         }
-        for &i in &in_rotation {
+        for &i in in_rotation.iter().chain(&workers) {
             let h = &mut hosts[i];
             let d = &h.member.deployer;
             let fence = h.held.fence.clone();
@@ -87,33 +143,51 @@ impl Fleet {
             return Err(self.abort("fleet.rollback", hosts, &why).await);
         }
         let took = t.elapsed();
-        for (i, h) in hosts.iter_mut().enumerate() {
-            let d = &h.member.deployer;
-            let (from, to) = (h.from, h.to);
-            if !in_rotation.contains(&i) {
-                if let Some(run) = h.run.as_mut() {
-                    run.skip(Step::Switch, "out of rotation: nothing to roll back");
+        let detail = format!(
+            "every host's standby made live in one router exchange ({} servers)",
+            up.len()
+        );
+        // Traffic is back. Each web host drains its old color and each worker starts the release the web
+        // hosts went back to, all at once: a drain deadline or a worker's health gate is waited once.
+        let finishing = hosts.iter_mut().enumerate().map(|(i, h)| {
+            let (web, worker) = (in_rotation.contains(&i), workers.contains(&i));
+            let detail = &detail;
+            let there = already.contains(&i);
+            async move {
+                if worker {
+                    return roll_back_worker(h).await.err().map(|e| (i, e));
                 }
-            } else if let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_mut()) {
-                run.record.steps.push(crate::engine::journal::StepRecord {
-                    step: Step::Switch,
-                    duration_ms: took.as_millis() as u64,
-                    status: crate::vocabulary::StepStatus::Ok,
-                    detail: format!(
-                        "every host's standby made live in one router exchange ({} servers)",
-                        up.len()
-                    ),
-                });
-                journal.live = Some(to);
-                journal.standby_until_unix_ms = None;
-                if let Some(old) = from {
-                    let events = run.events.clone();
-                    let _ = run.step(Step::Drain, d.drain(&events, old)).await;
+                let d = &h.member.deployer;
+                let (from, to) = (h.from, h.to);
+                if there {
+                    if let Some(run) = h.run.as_mut() {
+                        run.skip(
+                            Step::Switch,
+                            "already on the release: an interrupted rollback finished here",
+                        );
+                    }
+                } else if !web {
+                    if let Some(run) = h.run.as_mut() {
+                        run.skip(Step::Switch, "out of rotation: nothing to roll back");
+                    }
+                } else if let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_mut()) {
+                    run.record.steps.push(ok_step(Step::Switch, detail, took));
+                    journal.live = Some(to);
+                    journal.standby_until_unix_ms = None;
+                    if let Some(old) = from {
+                        let events = run.events.clone();
+                        let _ = run.step(Step::Drain, d.drain(&events, old)).await;
+                    }
                 }
+                if let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_ref()) {
+                    run.record.live_after = journal.live;
+                }
+                None
             }
-            if let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_ref()) {
-                run.record.live_after = journal.live;
-            }
+        });
+        let worker_failures: Vec<(usize, Error)> = join_all(finishing).await.into_iter().flatten().collect();
+        if !worker_failures.is_empty() {
+            return Err(self.workers_behind(hosts, worker_failures).await);
         }
         // Traffic is back: an after_rollback hook's failure is its step's only.
         let names: Vec<String> = in_rotation
@@ -125,6 +199,49 @@ impl Fleet {
         // Every journal takes its record over its own connection, in parallel.
         let outcomes = join_all(hosts.iter_mut().map(|h| h.succeed())).await;
         recorded("rollback", &mut hosts, FleetReport { hosts: outcomes })
+    }
+}
+
+impl Fleet {
+    /// The web hosts' traffic is back, but some workers could not start the release they went back to: each
+    /// of those settles on the release it ran, every other host records its rollback, and the error names
+    /// the workers left behind.
+    async fn workers_behind(&self, mut hosts: Vec<HostRun<'_>>, failures: Vec<(usize, Error)>) -> Error {
+        let lines: Vec<String> = failures
+            .iter()
+            .map(|(i, e)| format!("{}: {}", hosts[*i].name(), e.summary()))
+            .collect();
+        let names: Vec<String> = failures
+            .iter()
+            .map(|(i, _)| hosts[*i].name().to_string())
+            .collect();
+        let kind = failures[0].1.kind();
+        let release = hosts[failures[0].0].release.version.clone();
+        for (i, e) in failures {
+            hosts[i].failed = Some(e);
+        }
+        let outcomes = join_all(hosts.iter_mut().map(|h| async move {
+            match h.failed.take() {
+                Some(e) => h.abandon(e).await,
+                None => h.succeed().await,
+            }
+        }))
+        .await;
+        let where_now: Vec<String> = outcomes.iter().map(HostOutcome::where_now).collect();
+        Error::new(
+            kind,
+            "fleet.rollback",
+            names.join(","),
+            format!(
+                "the web hosts' traffic is back on {release}, but not every worker could follow: {}; settled: {}",
+                lines.join("; "),
+                where_now.join(", ")
+            ),
+        )
+        .with_hint(format!(
+            "fix the worker named, then deploy {release} again: it brings the workers along (rolling back again \
+             would move the web hosts forward)"
+        ))
     }
 }
 

@@ -104,10 +104,11 @@ impl Fleet {
         why: &str,
         kind: ErrorKind,
     ) -> Error {
+        // Workers have no server: each one's undo stops its new color, its old one still runs.
         let back: Vec<usize> = ready
             .iter()
             .copied()
-            .filter(|i| hosts[*i].from.is_some())
+            .filter(|i| hosts[*i].from.is_some() && !hosts[*i].is_worker())
             .collect();
         let up: Vec<String> = back
             .iter()

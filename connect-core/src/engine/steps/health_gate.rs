@@ -6,7 +6,8 @@
 //! up to 2 s for Docker's word; asking the app directly lets the gate pass when the app is ready. HAProxy's
 //! own check still has to see the color live before the switch moves traffic. A container without a health
 //! check (Docker reports none: an image with no HTTP client, `health_probe="host"` in Python) passes only on
-//! the app's answer.
+//! the app's answer. An app that serves no HTTP (`health_path` empty: a worker) is gated on the runtime's word
+//! alone: its image's health check when it has one, else running.
 
 use std::time::Duration;
 
@@ -34,7 +35,8 @@ impl Deployer {
         let deadline = self.config.policy.health_deadline;
         let until = Instant::now() + deadline;
         let mut answered = std::pin::pin!(self.app_answers(slot.host_port));
-        let mut probing = true;
+        // An app without HTTP (a worker) has only the runtime's word: its image's health check, or running.
+        let mut probing = self.config.app.serves_http();
         let mut attempt = 0;
         loop {
             attempt += 1;

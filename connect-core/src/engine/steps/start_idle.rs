@@ -71,7 +71,10 @@ impl Deployer {
     /// for is true).
     pub(crate) async fn stop_and_remove(&self, container: &str) -> Result<()> {
         let runtime = &self.backends.runtime;
-        runtime.stop(container, self.config.app.stop_grace).await?;
+        match runtime.stop(container, self.config.app.stop_grace).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            stopped => stopped?,
+        }
         match runtime.remove(container).await {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -86,8 +89,8 @@ impl Deployer {
             labels: slot_labels(&app.name, color, release),
             env: app.env.clone(),
             ports: vec![(app.container_port, slot.host_port)],
-            command: None,
-            health_path: Some(app.health_path.clone()),
+            command: app.command.clone(),
+            health_path: app.serves_http().then(|| app.health_path.clone()),
             stop_grace: app.stop_grace,
         }
     }

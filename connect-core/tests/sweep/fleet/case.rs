@@ -13,7 +13,7 @@ use connect_core::memory::{AppBehavior, FaultKind, Faults, MemoryFleet};
 use connect_core::model::{Color, WatchPolicy};
 
 use super::probe::Probe;
-use super::{FleetOp, FleetScenario, HOSTS};
+use super::{FleetOp, FleetScenario};
 use crate::cases::{Kind, LEASE_EXPIRY, UNBOUNDED_AFTER, Violation, release};
 use crate::invariants as inv;
 
@@ -78,7 +78,7 @@ fn sources(stack: &MemoryFleet) -> Vec<(String, Faults)> {
 }
 
 async fn prepare(scenario: &FleetScenario) -> (MemoryFleet, Arc<Watch>) {
-    let stack = MemoryFleet::new(&HOSTS);
+    let stack = MemoryFleet::with_roles(&scenario.hosts());
     stack.router.set_load(100);
     for v in ["v1", "v2", "v3"] {
         stack.add_image(&release(v).image, AppBehavior::default());
@@ -252,7 +252,7 @@ async fn check(watch: &Watch, stack: &MemoryFleet, scenario: &FleetScenario, rec
     let observer = fleet(stack, scenario, "observer");
     let status = observer.status().await;
     let differences = status.differences();
-    for host in HOSTS {
+    for (host, _) in scenario.hosts() {
         let Ok(journal) = observer.deployer(host).unwrap().journal().await else {
             watch.record(inv::JOURNAL_MATCHES, format!("{host}: journal unreadable"));
             continue;
@@ -297,7 +297,7 @@ async fn check(watch: &Watch, stack: &MemoryFleet, scenario: &FleetScenario, rec
     if !locked.is_empty() {
         // A lock left by an unlock that failed for good must not block once its lease ran out (paused time).
         tokio::time::sleep(LEASE_EXPIRY).await;
-        for host in HOSTS {
+        for (host, _) in scenario.hosts() {
             let deployer = observer.deployer(host).unwrap();
             let still = match deployer.adopt().await {
                 Ok(_) => deployer.status().await.map(|s| s.lock),

@@ -9,13 +9,15 @@ mod case;
 mod probe;
 
 use connect_core::Result;
-use connect_core::engine::fleet::{Fleet, FleetPolicy, FleetReport};
+use connect_core::engine::fleet::{Fleet, FleetPolicy, FleetReport, Role};
 
 use crate::cases::{KINDS, release};
 use crate::report::report;
 use case::run_case;
 
 pub(crate) const HOSTS: [&str; 2] = ["web1", "web2"];
+/// The worker a scenario with `worker` adds to [`HOSTS`].
+pub(crate) const WORKER: &str = "jobs1";
 
 /// A fleet operation.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +43,20 @@ pub(crate) struct FleetScenario {
     migration: bool,
     /// The policy watches every host's new color after the switch.
     watch: bool,
+    /// A worker host ([`WORKER`]) besides the web hosts.
+    worker: bool,
     op: FleetOp,
+}
+
+impl FleetScenario {
+    /// The scenario's hosts and their roles.
+    pub(crate) fn hosts(&self) -> Vec<(&'static str, Role)> {
+        let mut hosts: Vec<(&'static str, Role)> = HOSTS.iter().map(|h| (*h, Role::Web)).collect();
+        if self.worker {
+            hosts.push((WORKER, Role::Worker));
+        }
+        hosts
+    }
 }
 
 async fn sweep(scenario: FleetScenario) {
@@ -80,6 +95,7 @@ async fn fleet_deploy_over_live() {
         setup: &[FleetOp::Deploy("v1")],
         migration: false,
         watch: false,
+        worker: false,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -93,6 +109,7 @@ async fn fleet_deploy_min_one_healthy() {
         setup: &[FleetOp::Deploy("v1")],
         migration: false,
         watch: false,
+        worker: false,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -106,6 +123,7 @@ async fn fleet_rollback() {
         setup: &[FleetOp::Deploy("v1"), FleetOp::Deploy("v2")],
         migration: false,
         watch: false,
+        worker: false,
         op: FleetOp::Rollback,
     })
     .await;
@@ -119,6 +137,7 @@ async fn fleet_first_deploy() {
         setup: &[],
         migration: false,
         watch: false,
+        worker: false,
         op: FleetOp::Deploy("v1"),
     })
     .await;
@@ -132,6 +151,7 @@ async fn fleet_deploy_with_migration() {
         setup: &[FleetOp::Deploy("v1")],
         migration: true,
         watch: false,
+        worker: false,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -145,7 +165,36 @@ async fn fleet_deploy_watched() {
         setup: &[FleetOp::Deploy("v1")],
         migration: false,
         watch: true,
+        worker: false,
         op: FleetOp::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fleet_deploy_with_worker() {
+    sweep(FleetScenario {
+        name: "fleet of 2 and a worker: deploy v2 over v1",
+        policy: FleetPolicy::default(),
+        setup: &[FleetOp::Deploy("v1")],
+        migration: false,
+        watch: false,
+        worker: true,
+        op: FleetOp::Deploy("v2"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fleet_rollback_with_worker() {
+    sweep(FleetScenario {
+        name: "fleet of 2 and a worker: rollback",
+        policy: FleetPolicy::default(),
+        setup: &[FleetOp::Deploy("v1"), FleetOp::Deploy("v2")],
+        migration: false,
+        watch: false,
+        worker: true,
+        op: FleetOp::Rollback,
     })
     .await;
 }

@@ -1,11 +1,9 @@
 //! Synchronous views of a fleet in memory: which servers take traffic, which containers serve.
 
 use connect_core::engine::Journal;
-use connect_core::engine::fleet::AppHost;
+use connect_core::engine::fleet::{AppHost, Role};
 use connect_core::memory::MemoryFleet;
 use connect_core::model::{Color, Topology};
-
-use super::HOSTS;
 
 /// Synchronous views of the fleet, read between calls without being calls themselves.
 #[derive(Clone)]
@@ -18,9 +16,16 @@ impl Probe {
         AppHost::topology_for(host)
     }
 
-    /// Host `host`'s colors HAProxy sends traffic to now.
+    /// Host `host`'s colors HAProxy sends traffic to now; a worker's, the colors whose container serves
+    /// (it takes jobs while it runs).
     pub(crate) fn live(&self, host: &str) -> Vec<Color> {
         let topology = Self::topology(host);
+        if self.stack.host(host).is_some_and(|h| h.role == Role::Worker) {
+            return Color::ALL
+                .into_iter()
+                .filter(|c| self.serving(host, &topology.slot(*c).container))
+                .collect();
+        }
         let servers = self.stack.router.snapshot();
         Color::ALL
             .into_iter()
@@ -39,7 +44,8 @@ impl Probe {
 
     /// [`inv::SERVING`] over the fleet: some host has a live server on a serving container.
     pub(crate) fn some_server_serves(&self) -> Option<String> {
-        let ok = HOSTS.iter().any(|h| {
+        let web = self.stack.hosts.iter().filter(|h| h.role == Role::Web);
+        let ok = web.map(|h| h.name.as_str()).any(|h| {
             let topology = Self::topology(h);
             self.live(h)
                 .into_iter()

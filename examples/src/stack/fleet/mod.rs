@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use connect_core::engine::DeployConfig;
-use connect_core::engine::fleet::{AppHost, Fleet, FleetPolicy, Shared};
+use connect_core::engine::fleet::{AppHost, Fleet, FleetPolicy, Role, Shared};
 use connect_core::memory::{MemoryCache, MemoryCluster};
 use connect_core::model::{AppSpec, Color, DeployPolicy, Release, Slot, Topology};
 use connect_core::ship::ReleaseSource;
@@ -319,6 +319,8 @@ impl FleetStack {
                 runtime: Arc::new(docker),
                 topology: h.topology.clone(),
                 state_dir: Some(h.state_dir.clone()),
+                role: Role::Web,
+                app: None,
             });
         }
         let shared = Shared {
