@@ -8,16 +8,19 @@
 //! the deploy aborts everywhere, the journals saying why, and once the host is back the next deploy settles
 //! what the cut left there; the same cut with `min_healthy_hosts = 2`, so the deploy continues without it,
 //! the journals saying which; then `connect-ops` over the fleet from its `connect.toml` (deploy, status,
-//! rollback, a missing release, an unreachable host), each a subprocess with `--json`. With
-//! `CONNECT_REAL_TESTS=1` a missing program fails the test.
+//! rollback, a missing release, an unreachable host), each a subprocess with `--json`; last, roles: a fourth
+//! host joins as a worker (no HAProxy server, its own command), follows two deploys under load running one
+//! color, and a rollback. With `CONNECT_REAL_TESTS=1` a missing program fails the test.
 
 use std::time::Duration;
 
-use connect_core::engine::fleet::FleetPolicy;
+use connect_core::engine::fleet::{FleetPolicy, Role};
 use connect_core::engine::{Event, Outcome, Step};
+use connect_core::model::Color;
 use connect_core::runtime::ContainerRuntime;
-use connect_core::ship::ShipOutcome;
+use connect_core::ship::{ShipOutcome, ShipProgressFn};
 use connect_core::testing::live_servers as live_servers_of;
+use connect_examples::config::ConnectConfig;
 use connect_examples::stack::fleet::{FleetStack, PG_PASSWORD_VAR};
 use connect_examples::testing::connect_ops_json;
 use connect_haproxy::testing::Load;
@@ -41,14 +44,15 @@ fn ops(config: &std::path::Path, args: &[&str]) -> (Option<i32>, Vec<serde_json:
 async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() {
     let test = "three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out";
     let begun = std::time::Instant::now();
-    let Some(stack) = FleetStack::start_with_services(test, 3)
+    // A fourth host joins at the end, as a worker.
+    let Some(stack) = FleetStack::start_with_services(test, 4)
         .await
         .expect("the fleet stack starts")
     else {
         return;
     };
     eprintln!(
-        "stack (3 engines, sshds, HAProxy, Patroni, Redis, releases): {:.1} s",
+        "stack (4 engines, sshds, HAProxy, Patroni, Redis, releases): {:.1} s",
         begun.elapsed().as_secs_f64()
     );
     let fleet = stack.fleet(3, FleetPolicy::default()).await.unwrap();
@@ -64,7 +68,7 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
     eprintln!("first deploy on 3 hosts: {:.1} s", t.elapsed().as_secs_f64());
     let v1_sent = sent_layers(&mut ships);
     assert!(v1_sent > 0, "v1 was sent to web1's empty engine");
-    for h in &stack.hosts {
+    for h in stack.hosts.iter().take(3) {
         let docker = h.docker().await.unwrap();
         let image = stack.release("v1").image.to_string();
         assert!(
@@ -102,7 +106,7 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
         "{:?}",
         fleet.status().await.differences()
     );
-    for h in &stack.hosts {
+    for h in stack.hosts.iter().take(3) {
         assert_eq!(h.sshd.accepted_connections(), 1, "{}: one SSH connection", h.name);
     }
 
@@ -324,6 +328,104 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
     std::fs::write(&config, stack.connect_toml(3).unwrap()).unwrap();
     let (code, lines) = ops(&config, &["status"]);
     assert_eq!(code, Some(5), "{lines:?}");
+
+    // 6. Roles, from connect.toml: web1 and web2 serve, web4 is a worker (no server in HAProxy, the demo
+    // app's `serve` as [roles.worker]'s command). Two deploys under load, then a rollback.
+    let worker = &stack.hosts[3];
+    for v in ["w1", "w2"] {
+        stack.releases.build_extra(v, None).await.expect("release built");
+    }
+    let roles = [("web1", Role::Web), ("web2", Role::Web), ("web4", Role::Worker)];
+    let toml = stack.connect_toml_for(&roles).unwrap();
+    std::fs::write(&config, &toml).unwrap();
+    // The releases reach each host as `connect-ops ship` would send them: only the layers it lacks, over
+    // the hosts the config lists (the worker's engine is empty: it gets every layer).
+    // (The password's variable is connect-ops' to read; this process has the value itself.)
+    let with_password = toml.replace(
+        &format!("${{{PG_PASSWORD_VAR}}}"),
+        connect_db::testing::PG_PASSWORD,
+    );
+    let parsed = ConnectConfig::parse("connect.toml", &with_password).expect("the config reads");
+    for v in ["w1", "w2"] {
+        let source = stack.source(v);
+        for host in parsed.app_hosts_shipping(Some(&source)).await.unwrap() {
+            let progress: ShipProgressFn = std::sync::Arc::new(|_| {});
+            host.runtime
+                .ship(&stack.release(v), &source, progress)
+                .await
+                .unwrap_or_else(|e| panic!("{v} ships to {}: {e}", host.name));
+        }
+    }
+    let load = Load::start(stack.http_addr(), 16, Duration::from_secs(120));
+    for v in ["w1", "w2"] {
+        let (code, lines) = ops(&config, &["deploy", v]);
+        assert_eq!(code, Some(0), "{lines:?}");
+    }
+    let seen = load.stop().await;
+    assert_eq!(seen.failed, 0, "{:?}", seen.errors);
+    assert_eq!(
+        live_servers(&stack).await,
+        ["web1_green", "web2_green"],
+        "web4's servers never take traffic"
+    );
+    // The worker runs one color: w2 on green; w1's container was stopped and removed once every host
+    // recorded the deploy, in a retire record of its own.
+    let engine = worker.docker().await.unwrap();
+    let worker_color = |color: Color| worker.topology.slot(color).container.clone();
+    assert!(
+        engine
+            .inspect(&worker_color(Color::Blue))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let green = engine
+        .inspect(&worker_color(Color::Green))
+        .await
+        .unwrap()
+        .expect("w2 runs");
+    assert!(green.is_serving() && green.release() == Some("w2"), "{green:?}");
+    let (code, status) = ops(&config, &["status"]);
+    assert_eq!(code, Some(0), "{status:?}");
+    let web4 = &status[0]["hosts"][2];
+    assert_eq!(web4["host"], "web4", "{status:?}");
+    assert_eq!(web4["status"]["live"], "green", "{status:?}");
+    assert_eq!(web4["status"]["differences"], serde_json::json!([]), "{status:?}");
+    let kinds: Vec<&str> = web4["status"]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .map(|r| r["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["retire", "deploy"], "newest first: {status:?}");
+    // The rollback switches the web hosts back in one exchange; the worker starts w1 again.
+    let (code, lines) = ops(&config, &["rollback"]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert_eq!(live_servers(&stack).await, ["web1_blue", "web2_blue"]);
+    let blue = engine
+        .inspect(&worker_color(Color::Blue))
+        .await
+        .unwrap()
+        .expect("w1 runs");
+    assert!(blue.is_serving() && blue.release() == Some("w1"), "{blue:?}");
+    assert!(
+        engine
+            .inspect(&worker_color(Color::Green))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (code, status) = ops(&config, &["status"]);
+    assert_eq!(code, Some(0), "{status:?}");
+    for i in 0..3 {
+        assert_eq!(
+            status[0]["hosts"][i]["status"]["differences"],
+            serde_json::json!([]),
+            "{status:?}"
+        );
+    }
+    eprintln!("stack and phases 1-6: {:.1} s", begun.elapsed().as_secs_f64());
 }
 
 /// Cuts `host`'s SSH (`FleetStack::take_down`) as soon as its idle color has started (`events`: its

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use connect_core::engine::fleet::Role;
 use connect_core::{Error, ErrorKind, Result};
 
 use super::FleetStack;
@@ -19,6 +20,18 @@ impl FleetStack {
     /// known_hosts file lists every host. The database password is read from [`PG_PASSWORD_VAR`]
     /// (set it to `connect_db::testing::PG_PASSWORD`).
     pub fn connect_toml(&self, count: usize) -> Result<String> {
+        let hosts: Vec<(&str, Role)> = self
+            .hosts
+            .iter()
+            .take(count)
+            .map(|h| (h.name.as_str(), Role::Web))
+            .collect();
+        self.connect_toml_for(&hosts)
+    }
+
+    /// [`FleetStack::connect_toml`] over the hosts named, each with its role; workers run the demo app's
+    /// `serve` as `[roles.worker]`'s command (what a jobs entry point would be), with its image's health check.
+    pub fn connect_toml_for(&self, hosts: &[(&str, Role)]) -> Result<String> {
         let services = self.services.as_ref().ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidInput,
@@ -35,7 +48,12 @@ impl FleetStack {
         let public = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| io("client key", e))?;
         let mut known = String::new();
         let mut entries = String::new();
-        for h in self.hosts.iter().take(count) {
+        let listed = hosts.iter().filter_map(|(name, role)| {
+            let h = self.hosts.iter().find(|h| h.name == *name)?;
+            Some((h, *role))
+        });
+        let mut roles = String::new();
+        for (h, role) in listed {
             // A host taken down keeps its keys: listed, it is refused as a machine that is off would be.
             let authorized = h.sshd.dir().join("authorized_keys");
             let mut keys = std::fs::read_to_string(&authorized).map_err(|e| io("authorized_keys", e))?;
@@ -51,7 +69,7 @@ impl FleetStack {
             entries.push_str(&format!(
                 "\n[[app_hosts]]\nname = {name:?}\nhost = \"127.0.0.1\"\nport = {port}\n\
                  blue_port = {blue_port}\ngreen_port = {green_port}\nblue_container = {blue:?}\n\
-                 green_container = {green:?}\nstate_dir = {state:?}\n",
+                 green_container = {green:?}\nstate_dir = {state:?}\nrole = \"{role}\"\n",
                 name = h.name,
                 port = h.proxy.port(),
                 blue_port = h.topology.blue.host_port,
@@ -60,6 +78,9 @@ impl FleetStack {
                 green = h.topology.green.container,
                 state = h.state_dir,
             ));
+            if role == Role::Worker && roles.is_empty() {
+                roles = "\n[roles.worker]\ncommand = [\"serve\"]\n".to_string();
+            }
         }
         let known_hosts: PathBuf = self.dir.path().join("known_hosts");
         std::fs::write(&known_hosts, known).map_err(|e| io("known_hosts", e))?;
@@ -99,7 +120,7 @@ health_deadline = "20s"
 drain_deadline = "10s"
 lock_lease = "5s"
 disk_paths = {disks}
-{entries}"#,
+{entries}{roles}"#,
             server_state = self.dir.path().join("server-state").display().to_string(),
             key = key.display().to_string(),
             known = known_hosts.display().to_string(),
