@@ -130,7 +130,7 @@ pub(super) async fn put_back(
     // member in recovery, and if no one holds it when the pause ends the replica takes it (a failover the
     // recovery would have caused; seen in its test under load).
     let started = match start_by_hand(host, config, node, true).await {
-        Ok(()) => wait_leader_key(patroni, &node.member).await,
+        Ok(()) => wait_leader_key(patroni, &node.member, None).await,
         Err(e) => Err(e),
     };
     if let Err(e) = started {
@@ -198,8 +198,14 @@ pub(super) fn options(node: &PitrNode, own_files: bool) -> String {
 }
 
 /// Waits until Patroni (paused) lists `member` as the leader: it lets a running primary whose system id is
-/// the cluster's take the key.
-pub(super) async fn wait_leader_key(patroni: &crate::Patroni, member: &str) -> Result<()> {
+/// the cluster's take the key. With `timeline`, only a running leader on that timeline counts: the key the
+/// member held before its PostgreSQL was stopped outlives the stop until Patroni's next cycle, and a rebuild
+/// started on that stale key is refused ("Cluster has no leader") once the cycle drops it.
+pub(super) async fn wait_leader_key(
+    patroni: &crate::Patroni,
+    member: &str,
+    timeline: Option<u64>,
+) -> Result<()> {
     poll_until(
         "pitr.recover",
         "leader key",
@@ -208,8 +214,17 @@ pub(super) async fn wait_leader_key(patroni: &crate::Patroni, member: &str) -> R
         || async {
             Ok(match patroni.cluster().await {
                 Ok(ms) => match ms.iter().find(|m| m.member.role == Role::Leader) {
-                    Some(m) if m.member.name == member => Ok(()),
-                    other => Err(format!("leader {:?}", other.map(|m| &m.member.name))),
+                    Some(m)
+                        if m.member.name == member
+                            && timeline
+                                .is_none_or(|t| m.member.timeline == Some(t) && m.member.is_running()) =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!(
+                        "leader {:?}",
+                        other.map(|m| (&m.member.name, m.member.timeline, &m.member.state))
+                    )),
                 },
                 Err(e) => Err(e.to_string()),
             })

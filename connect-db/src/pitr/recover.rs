@@ -12,9 +12,11 @@
 //! 3. PostgreSQL is started by hand and replays the archive up to the target, then promotes itself
 //!    (`recovery_target_action=promote`). Patroni is NOT trusted with this: unpaused, it would promote at
 //!    once, ending the replay before the target.
-//! 4. Paused, Patroni lets a running primary whose system id is the cluster's take the leader key; then every
-//!    other member is rebuilt from it (`POST /reinitialize`), the pause is lifted, and the call returns when
-//!    every replica has replayed the new leader's WAL.
+//! 4. Paused, Patroni lets a running primary whose system id is the cluster's take the leader key (waited for
+//!    on the promoted timeline: the key of the server stopped in 2 can outlive it until Patroni's next cycle);
+//!    then every other member is rebuilt from it (`POST /reinitialize`), the pause is lifted, and the call
+//!    returns when every replica has replayed the new leader's WAL. A rebuild that fails still lifts the
+//!    pause: the recovered database leads, and the error names the members left to rebuild.
 //!
 //! Onto a fresh server (the repository's database is not the one Patroni bootstrapped there: the system ids
 //! differ), three things change, because Patroni keeps the cluster's system id in etcd and caches its own
@@ -231,13 +233,13 @@ pub async fn recover(
         start_by_hand(host, config, &node, had_database).await?;
         let pg = cluster.member_postgres(&leader_name).await?;
         let leader_ref = &leader_name;
-        poll_until(op, "promotion", config.deadline, Duration::from_millis(200), || {
+        let timeline = poll_until(op, "promotion", config.deadline, Duration::from_millis(200), || {
             let pg = pg.clone();
             let pg_ctl = pg_ctl.clone();
             async move {
-                match pg.is_in_recovery().await {
-                    Ok(false) => return Ok(Ok(())),
-                    Ok(true) => return Ok(Err("replaying WAL".into())),
+                match pg.writing_timeline().await {
+                    Ok(Some(timeline)) => return Ok(Ok(timeline)),
+                    Ok(None) => return Ok(Err("replaying WAL".into())),
                     Err(_) => {}
                 }
                 // Not answering: replaying still, or stopped because the target was never reached.
@@ -256,16 +258,16 @@ pub async fn recover(
             patroni.set_paused(false).await?;
             patroni.wait_paused(false, Duration::from_secs(60)).await?;
         }
-        wait_leader_key(patroni, &leader_name).await?;
+        wait_leader_key(patroni, &leader_name, Some(timeline)).await?;
         if foreign.is_some() {
             // Unpaused, it may list the member as stopped for a cycle after taking the key. Two minutes is many
             // cycles: past them it will not adopt the server, and the recovery is undone.
             wait_leader_running(patroni, &leader_name, Duration::from_secs(120)).await?;
         }
-        Ok::<_, Error>((restore, replay_started))
+        Ok::<_, Error>((restore, replay_started, timeline))
     }
     .await;
-    let (restore, replay_started) = match attempt {
+    let (restore, replay_started, timeline) = match attempt {
         Ok(done) => done,
         Err(e) => {
             if let Some(f) = &foreign {
@@ -306,8 +308,16 @@ pub async fn recover(
         .collect();
     // Onto a fresh server the others are empty already, but Patroni leaves a member whose data directory
     // holds only its `patroni.dynamic.json` waiting for exactly this.
-    for m in &others {
-        patroni.reinitialize(m).await?;
+    if let Err(e) = rebuild(patroni, &leader_name, timeline, &others, config.deadline).await {
+        return Err(resume(
+            patroni,
+            e,
+            &format!(
+                "the recovered database leads on {leader_name}; Patroni runs the cluster again: rebuild {} with `patronictl reinit`",
+                others.join(", ")
+            ),
+        )
+        .await);
     }
     patroni.set_paused(false).await?;
     patroni.wait_paused(false, Duration::from_secs(60)).await?;
@@ -325,4 +335,36 @@ pub async fn recover(
         to_writable,
         took: started.elapsed(),
     })
+}
+
+/// Rebuilds `others` from the recovered leader. Patroni refuses a rebuild while its view of the cluster has
+/// no leader ("Cluster has no leader"), which a cycle of the leader's Patroni can cause for a moment: the
+/// refusal waits for the key on the recovered timeline again and retries until `deadline`.
+async fn rebuild(
+    patroni: &crate::Patroni,
+    leader: &str,
+    timeline: u64,
+    others: &[String],
+    deadline: Duration,
+) -> Result<()> {
+    for m in others {
+        poll_until(
+            "pitr.recover",
+            m,
+            deadline,
+            Duration::from_millis(500),
+            || async {
+                match patroni.reinitialize(m).await {
+                    Ok(()) => Ok(Ok(())),
+                    Err(e) if e.kind() == ErrorKind::Refused && e.message().contains("no leader") => {
+                        wait_leader_key(patroni, leader, Some(timeline)).await?;
+                        Ok(Err(e.to_string()))
+                    }
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -185,6 +185,23 @@ impl Postgres {
         Ok(row.get(0))
     }
 
+    /// The timeline this server writes on, as Patroni computes it (from the WAL file of the current
+    /// position); `None` while it is a replica (in recovery it writes nothing).
+    pub async fn writing_timeline(&self) -> Result<Option<u64>> {
+        let client = self.connect().await?;
+        let row = client
+            .query_one(
+                "SELECT CASE WHEN pg_is_in_recovery() THEN NULL \
+                 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END",
+                &[],
+            )
+            .await
+            .map_err(|e| pg_error("postgres.writing_timeline", &self.target, e))?;
+        Ok(row
+            .get::<_, Option<i64>>(0)
+            .map(|t| u64::try_from(t).unwrap_or(0)))
+    }
+
     /// The replicas streaming from this primary and how far each is behind.
     pub async fn replication(&self) -> Result<Vec<ReplicaLag>> {
         let client = self.connect().await?;
