@@ -209,6 +209,11 @@ impl ProxyConfig {
         let _ = writeln!(c, "    option http-keep-alive");
         let _ = writeln!(c, "    option idle-close-on-response");
         let _ = writeln!(c, "    timeout connect 5s");
+        // A server gone between two checks (its host lost, its container killed) refuses the connection:
+        // HAProxy retries it and sends the last retry to another live server of the backend, so the request
+        // is answered while the checks notice. Only connection failures are retried: nothing was sent yet.
+        let _ = writeln!(c, "    retries 3");
+        let _ = writeln!(c, "    option redispatch");
         let _ = writeln!(c, "    timeout client 30s");
         let _ = writeln!(c, "    timeout server 30s");
         let _ = writeln!(c, "    timeout http-keep-alive 30s");

@@ -3,9 +3,12 @@
 
 use connect_core::conformance::assert_kind;
 use connect_core::router::{AdminState, CheckState};
+use std::time::Duration;
+
 use connect_core::{ErrorKind, TrafficRouter};
 use connect_haproxy::Weight;
 use connect_haproxy::stat::StatusWord;
+use connect_haproxy::testing::Load;
 
 use super::{DEADLINE, get_version, stack};
 
@@ -189,4 +192,49 @@ async fn dynamic_server_added_used_and_deleted() {
         ErrorKind::InvalidInput,
         "name with a space",
     );
+}
+
+/// A live server gone between two checks (its host lost, its container killed) costs no request: HAProxy
+/// retries the refused connection and sends the last retry to the other live server (`option redispatch`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_server_gone_between_checks_costs_no_request() {
+    let Some(s) = stack("a_live_server_gone_between_checks_costs_no_request").await else {
+        return;
+    };
+    // A port nothing listens on: bound, read, closed.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    // Its checks off, HAProxy never marks app2 down: every request it is given meets the refusal.
+    s.hx.set_health_checks("app2", false).await.expect("checks off");
+    s.hx.set_server_address("app2", gone.ip(), gone.port())
+        .await
+        .expect("address");
+    s.hx.set_admin("app2", AdminState::Ready).await.expect("live");
+    let load = Load::start(s.proc.http_addr(), 4, Duration::from_secs(60));
+    load.wait_answered(400, DEADLINE).await.expect("answered");
+    let report = load.stop().await;
+    assert_eq!(report.failed, 0, "{:?}", report.errors);
+    assert_eq!(
+        report.by_version.keys().collect::<Vec<_>>(),
+        ["blue"],
+        "{report:?}"
+    );
+    // HAProxy did choose app2 and redispatched: its `wredis` counter says how often.
+    let stat = s.hx.api().raw("show stat").await.expect("show stat");
+    let mut lines = stat.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .expect("header")
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (sv, wredis) = (column("svname"), column("wredis"));
+    let app2: Vec<&str> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.get(sv) == Some(&"app2"))
+        .expect("app2's row");
+    let redispatched: u64 = app2[wredis].parse().expect("a count");
+    assert!(redispatched > 0, "app2 was never chosen: {stat}");
 }
