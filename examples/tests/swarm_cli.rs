@@ -4,8 +4,9 @@
 //! manager reached the product's way, over SSH: a real sshd runs inside the manager's namespace (its engine's
 //! socket, HAProxy's admin socket and the journal are files there; Patroni, PostgreSQL and Redis are
 //! forwarded into the namespace on their loopback ports, as the server sees them). The worker is a
-//! `[[swarm.nodes]]` entry named `worker`, `host = "local"` with its socket; both nodes take tasks. With
-//! `CONNECT_REAL_TESTS=1` a missing program fails the test.
+//! `[[swarm.nodes]]` entry named `worker`, reached over SSH the same way (an sshd in its namespace taking the
+//! same key; known_hosts lists both); both nodes take tasks. With `CONNECT_REAL_TESTS=1` a missing program
+//! fails the test.
 
 use std::path::Path;
 
@@ -71,6 +72,17 @@ async fn connect_ops_deploys_rolls_back_and_reports_status_on_a_swarm_from_conne
     let Some(ssh) = stage.ssh_into_manager(test, &ports).await else {
         return;
     };
+    // The worker is reached over SSH too, with the same key: its entry says only where.
+    let Some(worker_ssh) = stage.ssh_into_worker(test).await else {
+        return;
+    };
+    worker_ssh.authorize(&ssh).expect("the worker takes the key");
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        ssh.known_hosts_line() + &worker_ssh.known_hosts_line(),
+    )
+    .unwrap();
     let file = dir.path().join("connect.toml");
     std::fs::write(
         &file,
@@ -117,13 +129,15 @@ disk_paths = [{disk:?}]
 manager_socket = {manager:?}
 [[swarm.nodes]]
 name = "worker"
-host = "local"
+host = "127.0.0.1"
+port = {worker_ssh_port}
 socket = {worker:?}
 "#,
             ssh_port = ssh.proxy.port(),
             ssh_user = ssh.sshd.user(),
             ssh_key = ssh.sshd.client_key().display().to_string(),
-            known_hosts = ssh.known_hosts().display().to_string(),
+            known_hosts = known_hosts.display().to_string(),
+            worker_ssh_port = worker_ssh.proxy.port(),
             state = dir.path().join("state").display().to_string(),
             admin = haproxy.admin_socket.display().to_string(),
             urls = urls.join(", "),
@@ -179,6 +193,11 @@ socket = {worker:?}
     assert!(
         ssh.sshd.accepted_connections() >= 4,
         "one SSH connection per command"
+    );
+    assert!(
+        worker_ssh.sshd.accepted_connections() >= 4,
+        "the worker's engine reached over SSH by every command: {}",
+        worker_ssh.sshd.accepted_connections()
     );
     assert!(
         ssh.forwarded() > 0,

@@ -195,7 +195,25 @@ impl TestSwarm {
     /// The argv prefix that runs a program in the manager's network namespace (`nsenter -t <pid> -n`), where
     /// both nodes' addresses and the manager's published ports on 127.0.0.1 are reachable.
     pub fn in_manager_namespace(&self) -> Vec<std::ffi::OsString> {
-        let pid = self.manager.pid().map(|p| p.to_string()).unwrap_or_default();
+        self.in_namespace_of(Some(&self.manager))
+    }
+
+    /// The worker's network namespace, `None` once it was stopped.
+    pub fn worker_netns(&self) -> Option<connect_core::testing::NetNs> {
+        self.worker.as_ref().and_then(SecondDaemon::netns)
+    }
+
+    /// The argv prefix that runs a program in the worker's network namespace, where its engine's published
+    /// ports are on 127.0.0.1 (its sshd in the tests that reach it as a server).
+    pub fn in_worker_namespace(&self) -> Vec<std::ffi::OsString> {
+        self.in_namespace_of(self.worker.as_ref())
+    }
+
+    fn in_namespace_of(&self, daemon: Option<&SecondDaemon>) -> Vec<std::ffi::OsString> {
+        let pid = daemon
+            .and_then(SecondDaemon::pid)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
         vec![
             self.nsenter.clone().into_os_string(),
             "-t".into(),

@@ -117,31 +117,48 @@ impl SwarmStage {
     }
 }
 
-/// sshd's port inside the manager's namespace.
-const MANAGER_SSH_PORT: u16 = 22;
+/// sshd's port inside a node's namespace.
+const NODE_SSH_PORT: u16 = 22;
 
-/// The manager reached as a server is: an OpenSSH server of its own inside its network namespace (port 22 on
-/// its loopback there), and, inside the namespace, this machine's database and cache on the loopback ports the
-/// server's view names (`[database]`, `[redis]` are "as the server sees them").
+/// A node reached as a server is: an OpenSSH server of its own inside its network namespace (port 22 on its
+/// loopback there), and, inside the manager's namespace, this machine's database and cache on the loopback
+/// ports the server's view names (`[database]`, `[redis]` are "as the server sees them").
 #[derive(Debug)]
-pub struct ManagerSsh {
+pub struct NodeSsh {
     /// The forwards into this machine first: they go before sshd.
     forwards: Vec<TcpProxy>,
-    /// From 127.0.0.1 here to sshd in the manager's namespace: `[server]`'s port.
+    /// From 127.0.0.1 here to sshd in the node's namespace: the port its config entry names.
     pub proxy: TcpProxy,
-    /// sshd, inside the manager's namespace.
+    /// sshd, inside the node's namespace.
     pub sshd: Sshd,
 }
 
-impl ManagerSsh {
-    /// The known_hosts file that lists sshd as reached through [`ManagerSsh::proxy`].
-    pub fn known_hosts(&self) -> std::path::PathBuf {
-        self.sshd.known_hosts_via(self.proxy.port())
+impl NodeSsh {
+    /// The known_hosts line of sshd as reached through [`NodeSsh::proxy`], for a file listing several nodes.
+    pub fn known_hosts_line(&self) -> String {
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            self.proxy.port(),
+            self.sshd.host_key_line()
+        )
     }
 
     /// How many connections the namespace made to this machine's services.
     pub fn forwarded(&self) -> usize {
         self.forwards.iter().map(TcpProxy::accepted).sum()
+    }
+
+    /// Lets the holder of `other`'s client key in too: one `key_file` for every node, as one operator's key
+    /// on every server.
+    pub fn authorize(&self, other: &NodeSsh) -> std::io::Result<()> {
+        let public = std::fs::read_to_string(other.sshd.client_key().with_extension("pub"))?;
+        let authorized = self.sshd.dir().join("authorized_keys");
+        let mut keys = std::fs::read_to_string(&authorized)?;
+        if !keys.contains(public.trim()) {
+            keys.push_str(&public);
+            std::fs::write(&authorized, keys)?;
+        }
+        Ok(())
     }
 }
 
@@ -149,7 +166,7 @@ impl SwarmStage {
     /// Starts sshd in the manager's namespace, and forwards each of `ports` on 127.0.0.1 there to the same
     /// port on 127.0.0.1 here (Patroni, PostgreSQL, Redis started by the test). `None` when sshd is missing
     /// (with `CONNECT_REAL_TESTS=1`, a failure).
-    pub async fn ssh_into_manager(&self, test: &str, ports: &[u16]) -> Option<ManagerSsh> {
+    pub async fn ssh_into_manager(&self, test: &str, ports: &[u16]) -> Option<NodeSsh> {
         let ns = self.swarm.manager_netns().expect("the manager runs");
         let mut forwards = Vec::new();
         for port in ports {
@@ -159,15 +176,32 @@ impl SwarmStage {
                 .expect("a port forward into this machine");
             forwards.push(forward);
         }
-        let listen = SocketAddr::from(([127, 0, 0, 1], MANAGER_SSH_PORT));
-        let sshd = Sshd::start_via(test, &self.swarm.in_manager_namespace(), listen, "").await?;
-        let proxy = TcpProxy::start_to(Some(ns), listen)
-            .await
-            .expect("the ssh proxy listens");
-        Some(ManagerSsh {
-            forwards,
-            proxy,
-            sshd,
-        })
+        let mut node = ssh_into(test, ns, &self.swarm.in_manager_namespace()).await?;
+        node.forwards = forwards;
+        Some(node)
     }
+
+    /// Starts sshd in the worker's namespace: the worker reached over SSH as the manager is. `None` when sshd
+    /// is missing (with `CONNECT_REAL_TESTS=1`, a failure).
+    pub async fn ssh_into_worker(&self, test: &str) -> Option<NodeSsh> {
+        let ns = self.swarm.worker_netns().expect("the worker runs");
+        ssh_into(test, ns, &self.swarm.in_worker_namespace()).await
+    }
+}
+
+async fn ssh_into(
+    test: &str,
+    ns: connect_core::testing::NetNs,
+    wrapper: &[std::ffi::OsString],
+) -> Option<NodeSsh> {
+    let listen = SocketAddr::from(([127, 0, 0, 1], NODE_SSH_PORT));
+    let sshd = Sshd::start_via(test, wrapper, listen, "").await?;
+    let proxy = TcpProxy::start_to(Some(ns), listen)
+        .await
+        .expect("the ssh proxy listens");
+    Some(NodeSsh {
+        forwards: Vec::new(),
+        proxy,
+        sshd,
+    })
 }
