@@ -9,6 +9,8 @@ use connect_core::engine::{DeployConfig, Outcome, Step, StepStatus};
 use connect_core::memory::{AppBehavior, FaultKind, MemoryFleet};
 use connect_core::model::{CanaryPolicy, Color, Release};
 
+#[path = "fleet/aborts.rs"]
+mod aborts;
 #[path = "fleet/roles.rs"]
 mod roles;
 #[path = "fleet/watch.rs"]

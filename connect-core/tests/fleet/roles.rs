@@ -126,6 +126,19 @@ async fn a_failed_verify_after_the_switch_keeps_the_workers_old_color() {
     let jobs = fleet.deployer("jobs1").unwrap().journal().await.unwrap();
     assert_eq!(jobs.live, Some(Color::Blue));
     assert_eq!(jobs.slots[&Color::Blue].release.version, "v1");
+    // Its v3 took jobs and was stopped: rolled back at the step the deploy failed at, web2's verify.
+    let last = jobs.history.last().unwrap();
+    assert!(
+        matches!(
+            last.outcome,
+            Outcome::RolledBack {
+                step: Step::Verify,
+                ..
+            }
+        ),
+        "{:?}",
+        last.outcome
+    );
     assert!(fleet.status().await.differences().is_empty());
 }
 

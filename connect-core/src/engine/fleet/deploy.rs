@@ -296,7 +296,9 @@ impl Fleet {
         if let Some((host, e)) = verify_failed {
             let why = format!("verify failed on {host}: {}", e.summary());
             let kind = e.kind();
-            return Err(self.switch_back(&mut hosts, &ready, outcomes, &why, kind).await);
+            return Err(self
+                .switch_back(&mut hosts, &ready, outcomes, &why, kind, Step::Verify)
+                .await);
         }
         if let Some((i, e)) = self.watch_hosts(&mut hosts, &ready_web, &baselines).await {
             let why = format!(
@@ -306,7 +308,9 @@ impl Fleet {
             );
             let kind = e.kind();
             hosts[i].failed = Some(e);
-            return Err(self.switch_back(&mut hosts, &ready, outcomes, &why, kind).await);
+            return Err(self
+                .switch_back(&mut hosts, &ready, outcomes, &why, kind, Step::Watch)
+                .await);
         }
         for &i in &ready_web {
             let h = &mut hosts[i];

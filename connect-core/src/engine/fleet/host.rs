@@ -9,7 +9,7 @@ use crate::engine::operation::Held;
 use crate::engine::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, Release};
-use crate::vocabulary::{OperationKind, Step, StepStatus};
+use crate::vocabulary::{OperationKind, Outcome, Step, StepStatus};
 
 /// How one host ended a fleet operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +73,10 @@ pub(super) struct HostRun<'a> {
     pub(super) failed: Option<Error>,
     /// Why this host's journal could not take the operation's outcome, though traffic moved as the others'.
     pub(super) unrecorded: Option<Error>,
+    /// The fleet's exchange that put this host's old color back after its traffic had moved (a verify or
+    /// watch failed on some host), as its record's `switch_back` step: the host's own settling then finds
+    /// its old color live already, and the record says the deploy was rolled back, not that it failed.
+    pub(super) switched_back: Option<StepRecord>,
 }
 
 impl<'a> HostRun<'a> {
@@ -87,6 +91,7 @@ impl<'a> HostRun<'a> {
             release,
             failed: None,
             unrecorded: None,
+            switched_back: None,
         }
     }
 
@@ -138,7 +143,29 @@ impl<'a> HostRun<'a> {
         let (Some(mut run), Some(mut journal)) = (self.run.take(), self.journal.take()) else {
             return self.unrecorded(error);
         };
+        let (kind, summary) = (error.kind(), error.summary());
+        let switched_back = self.switched_back.take();
+        if let Some(step) = &switched_back {
+            run.record.steps.push(step.clone());
+        }
         let error = d.undo(&mut run, &mut journal, error).await;
+        let undone = run
+            .record
+            .steps
+            .last()
+            .is_none_or(|s| !(s.step == Step::SwitchBack && s.status == StepStatus::Failed));
+        if switched_back.is_some() && undone && run.record.outcome == Outcome::Succeeded {
+            // Traffic had moved to the new color and the fleet's exchange brought it back: a rollback at the
+            // step the deploy failed at, as one host's record says it (the undo saw the old color live already).
+            let step = run.failed_step();
+            run.record.outcome = Outcome::RolledBack {
+                step,
+                kind,
+                error: format!(
+                    "failed at {step} and was rolled back with every host in one router exchange: {summary}"
+                ),
+            };
+        }
         let live = journal.live;
         let recorded = d.record(run, journal, Err(error), &self.held.fence).await;
         let record = d.journal().await.ok().and_then(|j| j.history.last().cloned());
