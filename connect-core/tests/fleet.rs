@@ -11,6 +11,8 @@ use connect_core::model::{CanaryPolicy, Color, Release};
 
 #[path = "fleet/aborts.rs"]
 mod aborts;
+#[path = "fleet/joined.rs"]
+mod joined;
 #[path = "fleet/roles.rs"]
 mod roles;
 #[path = "fleet/watch.rs"]

@@ -77,6 +77,9 @@ pub(super) struct HostRun<'a> {
     /// watch failed on some host), as its record's `switch_back` step: the host's own settling then finds
     /// its old color live already, and the record says the deploy was rolled back, not that it failed.
     pub(super) switched_back: Option<StepRecord>,
+    /// A worker that cannot follow a rollback (the release's image is not on it): it keeps running its
+    /// release, and this says why and how to bring it along (`worker_steps.rs`: `aim_worker`).
+    pub(super) stays: Option<Error>,
 }
 
 impl<'a> HostRun<'a> {
@@ -92,6 +95,7 @@ impl<'a> HostRun<'a> {
             failed: None,
             unrecorded: None,
             switched_back: None,
+            stays: None,
         }
     }
 
@@ -176,6 +180,21 @@ impl<'a> HostRun<'a> {
             record,
             error: recorded.err().map(|e| e.to_string()),
         }
+    }
+
+    /// Records how the host ended a rollback: its failure settled, a worker that stays on its release
+    /// recorded as not rolled back (its outcome's error says why and the fix), or its success.
+    pub(super) async fn finish(&mut self) -> HostOutcome {
+        if let Some(e) = self.failed.take() {
+            return self.abandon(e).await;
+        }
+        if let Some(e) = self.stays.take() {
+            let why = e.to_string();
+            let mut outcome = self.abandon(e).await;
+            outcome.error.get_or_insert(why);
+            return outcome;
+        }
+        self.succeed().await
     }
 
     fn unrecorded(&self, error: Error) -> HostOutcome {

@@ -1,13 +1,13 @@
 //! What a fleet operation does on a worker host that it does not do on a web host: retiring the old color
 //! once the deploy is recorded everywhere, and, in a rollback, starting the release the web hosts went back to.
 
-use super::host::{FleetReport, HostOutcome, HostRun};
+use super::host::{FleetReport, HostOutcome, HostRun, failed_step};
 use crate::engine::intent::Intent;
 use crate::engine::journal::{SlotRecord, now_unix_ms};
 use crate::engine::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Release;
-use crate::vocabulary::{OperationKind, Step};
+use crate::vocabulary::{OperationKind, Outcome, Step};
 
 /// Stops the worker's old color with the stop grace (the job in hand finishes, no new one is taken) and
 /// removes it, as a retire of its own, recorded after the deploy: the deploy is done on every host by then,
@@ -175,9 +175,20 @@ pub(super) fn rollback_release(hosts: &[HostRun<'_>], web: &[usize]) -> Result<R
     }
 }
 
-/// Checks the worker can start `release` (its image is still there) and makes it the worker's target.
+/// Makes `release` the worker's target when its image is there. A worker without it (one that joined the
+/// fleet at the release being left, or whose image was removed) keeps running its release: the rollback goes
+/// on without it (`stays`), rather than being refused.
+///
+/// Why not refuse: an instant rollback is what an operator reaches for when the release hurts users, and
+/// the web hosts' standbys can take them back in one exchange. Holding that back until an image is shipped
+/// to a worker (minutes) keeps users on the bad release for the sake of a host that serves none of them. The
+/// worker keeping the newer release is the state the whole fleet was in a moment before, against the same
+/// database (a rollback migrates nothing back), so it is no new risk; the fleet is then mixed, which its
+/// record, the report and the events say, with the fix: ship the release to it and deploy it. An image
+/// that cannot be looked up (the worker unreachable) still refuses: what runs there is unknown.
 pub(super) async fn aim_worker(h: &mut HostRun<'_>, release: &Release) {
-    let d = &h.member.deployer;
+    let member = h.member;
+    let (d, name) = (&member.deployer, member.name.as_str());
     let Some(run) = h.run.as_mut() else {
         return;
     };
@@ -190,17 +201,43 @@ pub(super) async fn aim_worker(h: &mut HostRun<'_>, release: &Release) {
             return;
         }
     };
-    if !present {
-        h.failed = Some(
-            Error::new(
-                ErrorKind::Refused,
-                "fleet.rollback",
-                h.name(),
-                format!("the worker no longer has {} to go back to", release.image),
-            )
-            .with_hint("deploy that release again: it ships the image to every host"),
-        );
+    if present {
+        return;
     }
+    let journal = h.journal.as_ref();
+    let running = journal
+        .and_then(|j| j.slots.get(&j.live?))
+        .map_or("its release".to_string(), |s| s.release.version.clone());
+    let ran = journal.is_some_and(|j| {
+        j.history
+            .iter()
+            .any(|r| r.release.as_ref() == Some(release) && r.outcome == Outcome::Succeeded)
+    });
+    let why = if ran {
+        format!("{} is no longer on {}", release.image, name)
+    } else {
+        format!(
+            "{} never ran {} (it joined the fleet later), so {} is not on it",
+            name, release.version, release.image
+        )
+    };
+    let e = Error::new(
+        ErrorKind::NotFound,
+        "fleet.rollback",
+        name,
+        format!(
+            "{why}: it keeps {running} while the web hosts go back to {}",
+            release.version
+        ),
+    )
+    .with_hint(format!(
+        "ship {} to {} and deploy {} to bring it along (a deploy with a release source ships the image where \
+         it is missing); rolling back again would move the web hosts forward",
+        release.image, name, release.version
+    ));
+    run.events.warn(Step::StageImage, e.to_string());
+    run.record.steps.push(failed_step(Step::StageImage, &e));
+    h.stays = Some(e);
 }
 
 /// Starts the worker's target release on its idle color, health-gates it, then stops and removes the color
