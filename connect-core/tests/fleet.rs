@@ -13,6 +13,8 @@ use connect_core::model::{CanaryPolicy, Color, Release};
 mod aborts;
 #[path = "fleet/joined.rs"]
 mod joined;
+#[path = "fleet/role_change.rs"]
+mod role_change;
 #[path = "fleet/roles.rs"]
 mod roles;
 #[path = "fleet/watch.rs"]

@@ -9,6 +9,7 @@ use crate::engine::operation::Held;
 use crate::engine::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, Release};
+use crate::router::AdminState;
 use crate::vocabulary::{OperationKind, Outcome, Step, StepStatus};
 
 /// How one host ended a fleet operation.
@@ -80,6 +81,12 @@ pub(super) struct HostRun<'a> {
     /// A worker that cannot follow a rollback (the release's image is not on it): it keeps running its
     /// release, and this says why and how to bring it along (`worker_steps.rs`: `aim_worker`).
     pub(super) stays: Option<Error>,
+    /// A worker that was a web host: its servers HAProxy still has in rotation (or draining) and their
+    /// state, which the deploy takes out (`role_change.rs`).
+    pub(super) leaving: Vec<(String, AdminState)>,
+    /// A web host that was a worker: its live color runs jobs and none of its servers is in rotation; the
+    /// deploy brings it in (`role_change.rs`).
+    pub(super) joining: bool,
 }
 
 impl<'a> HostRun<'a> {
@@ -96,6 +103,8 @@ impl<'a> HostRun<'a> {
             unrecorded: None,
             switched_back: None,
             stays: None,
+            leaving: Vec::new(),
+            joining: false,
         }
     }
 
@@ -144,15 +153,23 @@ impl<'a> HostRun<'a> {
     /// writes its record; `error` is why the host did not switch.
     pub(super) async fn abandon(&mut self, error: Error) -> HostOutcome {
         let d = &self.member.deployer;
+        let switched_back = self.switched_back.take();
+        if let (Some(step), Some(run)) = (&switched_back, self.run.as_mut()) {
+            run.record.steps.push(step.clone());
+        }
+        if self.joining {
+            // Its own undo: the one-host one would make the worker color's server ready.
+            super::role_change::undo_joining(self, &error).await;
+        }
         let (Some(mut run), Some(mut journal)) = (self.run.take(), self.journal.take()) else {
             return self.unrecorded(error);
         };
         let (kind, summary) = (error.kind(), error.summary());
-        let switched_back = self.switched_back.take();
-        if let Some(step) = &switched_back {
-            run.record.steps.push(step.clone());
-        }
-        let error = d.undo(&mut run, &mut journal, error).await;
+        let error = if self.joining {
+            error
+        } else {
+            d.undo(&mut run, &mut journal, error).await
+        };
         let undone = run
             .record
             .steps

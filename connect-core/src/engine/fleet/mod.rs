@@ -27,6 +27,7 @@ mod hooks;
 mod host;
 mod locks;
 mod resume;
+mod role_change;
 mod rollback;
 mod scoped;
 mod status;

@@ -6,9 +6,11 @@ use futures::future::join_all;
 use super::Fleet;
 use super::host::{FleetReport, HostOutcome, HostRun, ok_step, recorded};
 use super::resume::interrupted_target;
+use super::role_change::refuse_rollback;
 use super::worker_steps::{aim_worker, begin_worker_rollback, roll_back_worker, rollback_release};
 use crate::engine::hooks::HookPoint;
 use crate::error::{Error, ErrorKind, Result};
+use crate::router::ServerStatus;
 use crate::vocabulary::{OperationKind, Step};
 
 impl Fleet {
@@ -41,11 +43,14 @@ impl Fleet {
     }
 
     async fn rollback_locked(&self, mut hosts: Vec<HostRun<'_>>) -> Result<FleetReport> {
+        // A host whose role changed since its last operation is refused before anything is touched.
+        let servers = self.router.servers().await.unwrap_or_default();
+        let servers = &servers;
         join_all(hosts.iter_mut().map(|h| async move {
             if h.is_worker() {
-                begin_worker_rollback(h).await;
+                begin_worker_rollback(h, servers).await;
             } else {
-                check_standby(h).await;
+                check_standby(h, servers).await;
             }
         }))
         .await;
@@ -265,8 +270,12 @@ fn server(h: &HostRun<'_>, color: crate::model::Color) -> String {
 }
 
 /// Reads the host's journal and checks its standby serves; a host out of rotation has nothing to roll back.
-async fn check_standby(h: &mut HostRun<'_>) {
+async fn check_standby(h: &mut HostRun<'_>, servers: &[ServerStatus]) {
     if !h.begin(OperationKind::InstantRollback, None).await {
+        return;
+    }
+    if let Some(e) = refuse_rollback(h, servers) {
+        h.failed = Some(e);
         return;
     }
     let d = &h.member.deployer;

@@ -9,6 +9,7 @@ use super::abort::DEPLOY;
 use super::host::{HostOutcome, HostRun, failed_step, ok_step};
 use crate::engine::steps::watch::{Baseline, Watched};
 use crate::error::{Error, ErrorKind};
+use crate::router::AdminState;
 use crate::vocabulary::{Step, StepStatus};
 
 impl Fleet {
@@ -25,7 +26,9 @@ impl Fleet {
         }
         let reads = ready.iter().map(|&i| {
             let h = &hosts[i];
-            async move { (i, h.member.deployer.watch_baseline(h.from).await) }
+            // A host joining the web hosts has no old color that served: the thresholds alone hold it.
+            let old = h.from.filter(|_| !h.joining);
+            async move { (i, h.member.deployer.watch_baseline(old).await) }
         });
         for (i, read) in join_all(reads).await {
             baselines[i] = read.map_err(|e| (i, e))?;
@@ -107,16 +110,31 @@ impl Fleet {
         at: Step,
     ) -> Error {
         // Workers have no server: each one's undo stops its new color, its old one still runs.
+        // A host joining the web hosts has no old color to put back (its worker color answers no HTTP): its
+        // new color only leaves. A host that became a worker gets its servers back as they were.
         let back: Vec<usize> = ready
             .iter()
             .copied()
-            .filter(|i| hosts[*i].from.is_some() && !hosts[*i].is_worker())
+            .filter(|i| hosts[*i].from.is_some() && !hosts[*i].is_worker() && !hosts[*i].joining)
             .collect();
-        let up: Vec<String> = back
+        let mut up: Vec<String> = back
             .iter()
             .filter_map(|i| hosts[*i].from.map(|c| hosts[*i].server(c)))
             .collect();
-        let down: Vec<String> = back.iter().map(|i| hosts[*i].server(hosts[*i].to)).collect();
+        for &i in ready {
+            up.extend(
+                hosts[i]
+                    .leaving
+                    .iter()
+                    .filter(|(_, admin)| *admin == AdminState::Ready)
+                    .map(|(s, _)| s.clone()),
+            );
+        }
+        let down: Vec<String> = ready
+            .iter()
+            .filter(|i| back.contains(i) || hosts[**i].joining)
+            .map(|i| hosts[*i].server(hosts[*i].to))
+            .collect();
         // A failed exchange is settled by each host's undo, which acts on what the router shows.
         let t = tokio::time::Instant::now();
         let back_again = self
@@ -141,14 +159,21 @@ impl Fleet {
                 );
                 run.record.steps.push(failed_step(at, &e));
             }
+            let ms = took.as_secs_f64() * 1000.0;
             if back_again.is_ok()
                 && back.contains(&i)
                 && let Some(from) = from
             {
                 let detail = format!(
                     "{from} back in rotation with every host's old color in one router exchange, confirmed after \
-                     {:.1} ms",
-                    took.as_secs_f64() * 1000.0
+                     {ms:.1} ms"
+                );
+                h.switched_back = Some(ok_step(Step::SwitchBack, &detail, took));
+            } else if back_again.is_ok() && h.joining {
+                let detail = format!(
+                    "{} out of rotation again with every host's old color back in one router exchange, confirmed \
+                     after {ms:.1} ms: {name} stays a worker until a deploy succeeds",
+                    h.to
                 );
                 h.switched_back = Some(ok_step(Step::SwitchBack, &detail, took));
             }

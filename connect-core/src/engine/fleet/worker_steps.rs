@@ -2,11 +2,13 @@
 //! once the deploy is recorded everywhere, and, in a rollback, starting the release the web hosts went back to.
 
 use super::host::{FleetReport, HostOutcome, HostRun, failed_step};
+use super::role_change::{WORKER_MARK, refuse_rollback};
 use crate::engine::intent::Intent;
 use crate::engine::journal::{SlotRecord, now_unix_ms};
 use crate::engine::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Release;
+use crate::router::ServerStatus;
 use crate::vocabulary::{OperationKind, Outcome, Step};
 
 /// Stops the worker's old color with the stop grace (the job in hand finishes, no new one is taken) and
@@ -36,12 +38,18 @@ pub(super) async fn retire_old_worker(h: &HostRun<'_>) -> Option<(String, Error)
     );
     let intent = d.intent(&run.record, Some(live), old);
     let grace = d.config.app.stop_grace;
+    // A host that joined the web hosts retires the color it ran as a worker; it is no worker now.
+    let role = if h.joining {
+        format!("the color {name} ran as a worker; it serves as a web host now")
+    } else {
+        WORKER_MARK.to_string()
+    };
     let retired = run
         .step(Step::Retire, async {
             d.declare(&mut journal, fence, intent).await?;
             d.take_down(&mut journal, old).await?;
             Ok(format!(
-                "{old} stopped (its jobs had {grace:?} to finish) and removed: a worker runs one color"
+                "{old} stopped (its jobs had {grace:?} to finish) and removed: {role}"
             ))
         })
         .await;
@@ -99,6 +107,12 @@ pub(super) fn not_retired(report: &FleetReport, failures: Vec<(String, Error)>) 
 pub(super) async fn retire_leftover(h: &mut HostRun<'_>) {
     let d = &h.member.deployer;
     let fence = &h.held.fence;
+    // A worker that was a web host: its old color is the warm standby it kept then.
+    let why = if h.leaving.is_empty() {
+        "left running by an interrupted deploy".to_string()
+    } else {
+        format!("{}'s warm standby from when it was a web host", h.member.name)
+    };
     let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_mut()) else {
         return;
     };
@@ -115,9 +129,7 @@ pub(super) async fn retire_leftover(h: &mut HostRun<'_>) {
             d.declare(journal, fence, intent).await?;
             d.take_down(journal, old).await?;
             journal.intent = None;
-            Ok(format!(
-                "{old}, left running by an interrupted deploy, stopped and removed: a worker runs one color"
-            ))
+            Ok(format!("{old}, {why}, stopped and removed: {WORKER_MARK}"))
         })
         .await;
     if let Err(e) = retired {
@@ -127,8 +139,12 @@ pub(super) async fn retire_leftover(h: &mut HostRun<'_>) {
 
 /// Reads a worker's journal for a rollback: it goes back by starting a release (it keeps no standby), so
 /// its record is a full rollback. A worker with no live color has nothing to roll back.
-pub(super) async fn begin_worker_rollback(h: &mut HostRun<'_>) {
+pub(super) async fn begin_worker_rollback(h: &mut HostRun<'_>, servers: &[ServerStatus]) {
     if !h.begin(OperationKind::FullRollback, None).await {
+        return;
+    }
+    if let Some(e) = refuse_rollback(h, servers) {
+        h.failed = Some(e);
         return;
     }
     retire_leftover(h).await;
@@ -267,7 +283,7 @@ pub(super) async fn roll_back_worker(h: &mut HostRun<'_>) -> Result<()> {
         run.step(Step::Drain, async {
             d.take_down(journal, old).await?;
             Ok(format!(
-                "{old} stopped (its jobs had {grace:?} to finish) and removed"
+                "{old} stopped (its jobs had {grace:?} to finish) and removed: {WORKER_MARK}"
             ))
         })
         .await?;
