@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use connect_core::Result;
 use connect_core::engine::DeployConfig;
-use connect_core::engine::fleet::{Fleet, FleetReport};
+use connect_core::engine::fleet::{Fleet, FleetReport, Role};
 use connect_core::memory::{AppBehavior, FaultKind, Faults, MemoryFleet};
 use connect_core::model::{Color, WatchPolicy};
 
@@ -62,7 +62,13 @@ fn fleet(stack: &MemoryFleet, scenario: &FleetScenario, holder: &str) -> Fleet {
         // Two samples: enough calls to fault each read of the watch without a long sweep.
         config.policy.watch = WatchPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
     }
-    Fleet::new(stack.app_hosts(), stack.shared(), config, scenario.policy).unwrap()
+    let mut hosts = stack.app_hosts();
+    if holder == "setup" {
+        for h in &mut hosts {
+            h.role = scenario.role_before(&h.name).unwrap_or(h.role);
+        }
+    }
+    Fleet::new(hosts, stack.shared(), config, scenario.policy).unwrap()
 }
 
 /// The fault sources, in a fixed order: the shared backends, then each host's machine and engine.
@@ -78,7 +84,20 @@ fn sources(stack: &MemoryFleet) -> Vec<(String, Faults)> {
 }
 
 async fn prepare(scenario: &FleetScenario) -> (MemoryFleet, Arc<Watch>) {
-    let stack = MemoryFleet::with_roles(&scenario.hosts());
+    // A host whose role changes has its servers in the backend whichever role it has.
+    let servers: Vec<(&str, Role)> = scenario
+        .hosts()
+        .into_iter()
+        .map(|(h, role)| (h, scenario.role_before(h).map_or(role, |_| Role::Web)))
+        .collect();
+    let mut stack = MemoryFleet::with_roles(&servers);
+    for h in &mut stack.hosts {
+        h.role = scenario
+            .hosts()
+            .into_iter()
+            .find(|(n, _)| *n == h.name)
+            .map_or(h.role, |(_, r)| r);
+    }
     stack.router.set_load(100);
     for v in ["v1", "v2", "v3"] {
         stack.add_image(&release(v).image, AppBehavior::default());
@@ -187,6 +206,12 @@ pub(crate) async fn run_case(
             inv::HARNESS,
             format!("the trap at call {i} never fired: {} calls", op_calls[s]),
         );
+    }
+    if trap.is_none()
+        && let Some((host, role)) = scenario.becomes
+        && let Some(d) = role_changed(&stack, scenario, host, role).await
+    {
+        watch.record(inv::HARNESS, d);
     }
     match &ended {
         Ended::Returned(Ok(_)) => watch.succeeded(scenario.op),
@@ -316,4 +341,26 @@ async fn check(watch: &Watch, stack: &MemoryFleet, scenario: &FleetScenario, rec
             }
         }
     }
+}
+
+/// The clean run of a scenario whose config changes `host`'s role must have carried the change out: its
+/// record says so, else the scenario sweeps a plain deploy.
+async fn role_changed(
+    stack: &MemoryFleet,
+    scenario: &FleetScenario,
+    host: &str,
+    role: Role,
+) -> Option<String> {
+    let observer = fleet(stack, scenario, "observer");
+    let journal = observer.deployer(host)?.journal().await.ok()?;
+    let said = match role {
+        Role::Worker => "is a worker now, out of HAProxy's rotation",
+        Role::Web => "was a worker",
+    };
+    let carried = journal
+        .history
+        .iter()
+        .flat_map(|r| &r.steps)
+        .any(|s| s.detail.contains(said));
+    (!carried).then(|| format!("{host}'s journal does not say \"{said}\": the role change was not swept"))
 }
