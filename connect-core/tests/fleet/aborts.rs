@@ -4,10 +4,9 @@
 use connect_core::ErrorKind;
 use connect_core::engine::fleet::FleetPolicy;
 use connect_core::engine::{Outcome, Step, StepStatus};
-use connect_core::memory::AppBehavior;
 use connect_core::model::Color;
 
-use super::{HOSTS, cut_at, journal_live, live_servers, release, with_v1_live};
+use super::{HOSTS, cut_at, journal_live, live_servers, logs_errors, release, settled_on, with_v1_live};
 
 /// Before: a host whose connection was cut during its health gate held the fleet until the health deadline
 /// and the abort said `timeout`, as if the app were slow.
@@ -33,7 +32,7 @@ async fn a_host_cut_during_its_health_gate_is_unavailable_naming_the_host() {
     // Back online, the next deploy settles what web3 was left with.
     stack.reconnect("web3");
     fleet.deploy(release("v2")).await.unwrap();
-    assert!(fleet.status().await.differences().is_empty());
+    settled_on(&stack, &fleet, &["web1_green", "web2_green", "web3_green"]).await;
 }
 
 /// Before: the hosts whose own verify passed recorded the failed deploy at `lock`, a step that never
@@ -41,20 +40,7 @@ async fn a_host_cut_during_its_health_gate_is_unavailable_naming_the_host() {
 #[tokio::test(start_paused = true)]
 async fn a_verify_failing_on_one_host_is_each_hosts_rollback_at_verify() {
     let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
-    stack.host("web2").unwrap().runtime.add_image(
-        &release("v2").image,
-        AppBehavior {
-            error_lines: 50,
-            ..AppBehavior::default()
-        },
-    );
-    for host in ["web1", "web3"] {
-        stack
-            .host(host)
-            .unwrap()
-            .runtime
-            .add_image(&release("v2").image, AppBehavior::default());
-    }
+    logs_errors(&stack, "web2", "v2");
     let err = fleet.deploy(release("v2")).await.unwrap_err();
     assert!(err.to_string().contains("verify failed on web2"), "{err}");
     assert!(!err.to_string().contains("at lock"), "{err}");

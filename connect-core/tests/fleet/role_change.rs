@@ -3,12 +3,12 @@
 //! joins the rotation at the next switch. Before, each read as drift (or worse, see below).
 
 use connect_core::engine::fleet::{Fleet, FleetPolicy, Role};
-use connect_core::engine::{DeployConfig, OperationKind, Outcome, Step, StepStatus};
+use connect_core::engine::{DeployConfig, OperationKind, Outcome, Step};
 use connect_core::memory::{AppBehavior, MemoryFleet};
 use connect_core::model::Color;
 use connect_core::router::AdminState;
 
-use super::{live_servers, release};
+use super::{live_servers, logs_errors, never_healthy, release, settled_on, step_says};
 
 const HOSTS: [&str; 3] = ["web1", "web2", "web3"];
 
@@ -84,22 +84,13 @@ async fn a_web_host_that_becomes_a_worker_leaves_rotation_at_the_switch() {
         panic!("{:?}", journal.history)
     };
     assert_eq!(deploy.outcome, Outcome::Succeeded);
-    let standby = deploy.step(Step::Retire).unwrap();
-    assert!(
-        standby
-            .detail
-            .contains("web3's warm standby from when it was a web host"),
-        "{}",
-        standby.detail
+    step_says(
+        deploy,
+        Step::Retire,
+        "web3's warm standby from when it was a web host",
     );
-    let out = deploy.step(Step::Drain).unwrap();
-    assert_eq!(out.status, StepStatus::Ok);
-    assert!(
-        out.detail
-            .contains("web3_blue, web3_green drained and set to maint: web3 is a worker now"),
-        "{}",
-        out.detail
-    );
+    let out = "web3_blue, web3_green drained and set to maint: web3 is a worker now";
+    step_says(deploy, Step::Drain, out);
     assert_eq!(retire.kind, OperationKind::Retire);
     assert_eq!(retire.outcome, Outcome::Succeeded);
     assert!(fleet.status().await.differences().is_empty());
@@ -115,13 +106,7 @@ async fn a_web_host_that_becomes_a_worker_leaves_rotation_at_the_switch() {
 async fn a_failed_verify_puts_the_leaving_hosts_servers_back() {
     let stack = v2_live(&[]).await;
     let fleet = fleet_with(&stack, &["web3"]);
-    stack.host("web1").unwrap().runtime.add_image(
-        &release("v3").image,
-        AppBehavior {
-            error_lines: 50,
-            ..AppBehavior::default()
-        },
-    );
+    logs_errors(&stack, "web1", "v3");
     let err = fleet.deploy(release("v3")).await.unwrap_err();
     assert!(err.to_string().contains("verify failed on web1"), "{err}");
     assert_eq!(
@@ -171,39 +156,23 @@ async fn a_worker_that_becomes_a_web_host_joins_rotation_at_the_switch() {
         panic!("{:?}", journal.history)
     };
     assert_eq!(deploy.outcome, Outcome::Succeeded);
-    let joined = deploy.step(Step::Reconcile).unwrap();
-    assert!(joined.detail.contains("web3 was a worker"), "{}", joined.detail);
+    step_says(deploy, Step::Reconcile, "web3 was a worker");
     assert_eq!(retire.kind, OperationKind::Retire);
-    let retired = retire.step(Step::Retire).unwrap();
-    assert!(
-        retired.detail.contains("the color web3 ran as a worker"),
-        "{}",
-        retired.detail
-    );
+    step_says(retire, Step::Retire, "the color web3 ran as a worker");
     assert!(fleet.status().await.differences().is_empty());
 
     // A web host like the others from then on: its next deploy keeps a warm standby, and a rollback moves it.
     fleet.deploy(release("v4")).await.unwrap();
     assert_eq!(containers(&stack, "web3"), ["connect_app1", "connect_app2"]);
     fleet.rollback().await.unwrap();
-    assert_eq!(
-        live_servers(&stack).await,
-        ["web1_blue", "web2_blue", "web3_blue"]
-    );
-    assert!(fleet.status().await.differences().is_empty());
+    settled_on(&stack, &fleet, &["web1_blue", "web2_blue", "web3_blue"]).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_joining_host_that_fails_its_gate_stays_a_running_worker() {
     let stack = v2_live(&["web3"]).await;
     let fleet = fleet_with(&stack, &[]);
-    stack.host("web3").unwrap().runtime.add_image(
-        &release("v3").image,
-        AppBehavior {
-            becomes_healthy: false,
-            ..AppBehavior::default()
-        },
-    );
+    never_healthy(&stack, "web3", "v3");
     let err = fleet.deploy(release("v3")).await.unwrap_err();
     assert!(err.to_string().contains("web3"), "{err}");
     assert_eq!(live_servers(&stack).await, ["web1_green", "web2_green"]);
@@ -226,11 +195,7 @@ async fn a_joining_host_that_fails_its_gate_stays_a_running_worker() {
         .runtime
         .add_image(&release("v4").image, AppBehavior::default());
     fleet.deploy(release("v4")).await.unwrap();
-    assert_eq!(
-        live_servers(&stack).await,
-        ["web1_blue", "web2_blue", "web3_blue"]
-    );
-    assert!(fleet.status().await.differences().is_empty());
+    settled_on(&stack, &fleet, &["web1_blue", "web2_blue", "web3_blue"]).await;
 }
 
 /// Before: the rollback stopped web3's last web color (it rolled web3 back as a worker) while HAProxy still

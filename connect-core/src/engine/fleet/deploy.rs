@@ -191,13 +191,7 @@ impl Fleet {
         }
         // A host that became a worker leaves rotation in the same exchange, after the new colors are ready.
         for &i in &ready_workers {
-            down.extend(
-                hosts[i]
-                    .leaving
-                    .iter()
-                    .filter(|(_, admin)| *admin == AdminState::Ready)
-                    .map(|(s, _)| s.clone()),
-            );
+            down.extend(hosts[i].leaving_ready());
         }
         for &i in &left_out {
             for color in Color::ALL {

@@ -117,6 +117,15 @@ impl<'a> HostRun<'a> {
         self.member.role == super::Role::Worker
     }
 
+    /// The servers of a host that became a worker that took traffic before the deploy: the switch drains
+    /// them, a switch back makes them ready again.
+    pub(super) fn leaving_ready(&self) -> impl Iterator<Item = String> + '_ {
+        self.leaving
+            .iter()
+            .filter(|(_, admin)| *admin == AdminState::Ready)
+            .map(|(s, _)| s.clone())
+    }
+
     pub(super) fn server(&self, color: Color) -> String {
         self.member.deployer.config.topology.slot(color).server.clone()
     }

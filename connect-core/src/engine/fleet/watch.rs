@@ -9,7 +9,6 @@ use super::abort::DEPLOY;
 use super::host::{HostOutcome, HostRun, failed_step, ok_step};
 use crate::engine::steps::watch::{Baseline, Watched};
 use crate::error::{Error, ErrorKind};
-use crate::router::AdminState;
 use crate::vocabulary::{Step, StepStatus};
 
 impl Fleet {
@@ -122,13 +121,7 @@ impl Fleet {
             .filter_map(|i| hosts[*i].from.map(|c| hosts[*i].server(c)))
             .collect();
         for &i in ready {
-            up.extend(
-                hosts[i]
-                    .leaving
-                    .iter()
-                    .filter(|(_, admin)| *admin == AdminState::Ready)
-                    .map(|(s, _)| s.clone()),
-            );
+            up.extend(hosts[i].leaving_ready());
         }
         let down: Vec<String> = ready
             .iter()
