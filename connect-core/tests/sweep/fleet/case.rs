@@ -117,6 +117,9 @@ async fn prepare(scenario: &FleetScenario) -> (MemoryFleet, Arc<Watch>) {
             .unwrap_or_else(|e| panic!("{}: the clean setup step {op:?} failed: {e}", scenario.name));
         watch.succeeded(*op);
     }
+    if let (Some(v), Some(worker)) = (scenario.worker_lacks, stack.host(super::WORKER)) {
+        worker.runtime.remove_image(&release(v).image);
+    }
     (stack, watch)
 }
 
@@ -208,8 +211,7 @@ pub(crate) async fn run_case(
         );
     }
     if trap.is_none()
-        && let Some((host, role)) = scenario.becomes
-        && let Some(d) = role_changed(&stack, scenario, host, role).await
+        && let Some(d) = swept_what_it_says(&stack, scenario).await
     {
         watch.record(inv::HARNESS, d);
     }
@@ -343,24 +345,21 @@ async fn check(watch: &Watch, stack: &MemoryFleet, scenario: &FleetScenario, rec
     }
 }
 
-/// The clean run of a scenario whose config changes `host`'s role must have carried the change out: its
-/// record says so, else the scenario sweeps a plain deploy.
-async fn role_changed(
-    stack: &MemoryFleet,
-    scenario: &FleetScenario,
-    host: &str,
-    role: Role,
-) -> Option<String> {
+/// The clean run must have taken the path its scenario names: a role change carried out (its record says
+/// so), a worker without the image kept out of the rollback; else the scenario sweeps a plain operation.
+async fn swept_what_it_says(stack: &MemoryFleet, scenario: &FleetScenario) -> Option<String> {
+    let (host, said) = match (scenario.becomes, scenario.worker_lacks) {
+        (Some((host, Role::Worker)), _) => (host, "is a worker now, out of HAProxy's rotation"),
+        (Some((host, Role::Web)), _) => (host, "was a worker"),
+        (None, Some(_)) => (super::WORKER, "it keeps v2 while the web hosts go back to v1"),
+        (None, None) => return None,
+    };
     let observer = fleet(stack, scenario, "observer");
     let journal = observer.deployer(host)?.journal().await.ok()?;
-    let said = match role {
-        Role::Worker => "is a worker now, out of HAProxy's rotation",
-        Role::Web => "was a worker",
-    };
     let carried = journal
         .history
         .iter()
         .flat_map(|r| &r.steps)
         .any(|s| s.detail.contains(said));
-    (!carried).then(|| format!("{host}'s journal does not say \"{said}\": the role change was not swept"))
+    (!carried).then(|| format!("{host}'s journal does not say \"{said}\": the scenario's path was not swept"))
 }

@@ -48,6 +48,9 @@ pub(crate) struct FleetScenario {
     /// A host whose role the operation's config changes to this one: in the setup's config it has the
     /// other. It has its two servers in the backend either way (in maint while it is a worker).
     becomes: Option<(&'static str, Role)>,
+    /// A release whose image the worker no longer has once the setup is done (as for one that joined the
+    /// fleet later): a rollback to it goes on without the worker.
+    worker_lacks: Option<&'static str>,
     op: FleetOp,
 }
 
@@ -116,6 +119,7 @@ async fn fleet_deploy_over_live() {
         watch: false,
         worker: false,
         becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -131,6 +135,7 @@ async fn fleet_deploy_min_one_healthy() {
         watch: false,
         worker: false,
         becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -146,6 +151,7 @@ async fn fleet_rollback() {
         watch: false,
         worker: false,
         becomes: None,
+        worker_lacks: None,
         op: FleetOp::Rollback,
     })
     .await;
@@ -161,6 +167,7 @@ async fn fleet_first_deploy() {
         watch: false,
         worker: false,
         becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v1"),
     })
     .await;
@@ -176,6 +183,7 @@ async fn fleet_deploy_with_migration() {
         watch: false,
         worker: false,
         becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -191,6 +199,7 @@ async fn fleet_deploy_watched() {
         watch: true,
         worker: false,
         becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -206,6 +215,7 @@ async fn fleet_deploy_with_worker() {
         watch: false,
         worker: true,
         becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -221,6 +231,7 @@ async fn fleet_rollback_with_worker() {
         watch: false,
         worker: true,
         becomes: None,
+        worker_lacks: None,
         op: FleetOp::Rollback,
     })
     .await;
@@ -236,6 +247,7 @@ async fn fleet_deploy_web_host_becomes_worker() {
         watch: false,
         worker: false,
         becomes: Some(("web2", Role::Worker)),
+        worker_lacks: None,
         op: FleetOp::Deploy("v3"),
     })
     .await;
@@ -251,7 +263,24 @@ async fn fleet_deploy_worker_becomes_web_host() {
         watch: false,
         worker: true,
         becomes: Some((WORKER, Role::Web)),
+        worker_lacks: None,
         op: FleetOp::Deploy("v3"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fleet_rollback_a_worker_cannot_follow() {
+    sweep(FleetScenario {
+        name: "fleet of 2 and a worker without v1: rollback",
+        policy: FleetPolicy::default(),
+        setup: &[FleetOp::Deploy("v1"), FleetOp::Deploy("v2")],
+        migration: false,
+        watch: false,
+        worker: true,
+        becomes: None,
+        worker_lacks: Some("v1"),
+        op: FleetOp::Rollback,
     })
     .await;
 }
