@@ -9,7 +9,7 @@ use super::abort::DEPLOY;
 use super::deploy_steps::{begin, drain_and_verify, prepare, start_and_gate};
 use super::hooks::prune;
 use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step, recorded};
-use super::role_change::WORKER_MARK;
+use super::role_change::{WORKER_MARK, leaving};
 use super::watch::baseline_error;
 use super::worker_steps::{not_retired, retire_old_worker};
 use crate::engine::hooks::HookPoint;
@@ -190,7 +190,14 @@ impl Fleet {
             }
         }
         // A host that became a worker leaves rotation in the same exchange, after the new colors are ready.
+        // Read again here too: the read before the deploy may have failed, and a server missed would keep
+        // taking requests while the worker's retire stops the container behind it.
         for &i in &ready_workers {
+            for seen in leaving(&hosts[i], &servers_now) {
+                if !hosts[i].leaving.iter().any(|(s, _)| *s == seen.0) {
+                    hosts[i].leaving.push(seen);
+                }
+            }
             down.extend(hosts[i].leaving_ready());
         }
         for &i in &left_out {
