@@ -5,10 +5,16 @@
 
 use connect_core::ErrorKind;
 use connect_core::engine::fleet::{Fleet, FleetPolicy};
-use connect_core::engine::{DeployConfig, Outcome, Step, StepStatus};
+use connect_core::engine::{DeployConfig, OperationRecord, Outcome, Step, StepStatus};
 use connect_core::memory::{AppBehavior, FaultKind, MemoryFleet};
 use connect_core::model::{CanaryPolicy, Color, Release};
 
+#[path = "fleet/aborts.rs"]
+mod aborts;
+#[path = "fleet/joined.rs"]
+mod joined;
+#[path = "fleet/role_change.rs"]
+mod role_change;
 #[path = "fleet/roles.rs"]
 mod roles;
 #[path = "fleet/watch.rs"]
@@ -37,6 +43,56 @@ async fn with_v1_live(policy: FleetPolicy) -> (MemoryFleet, Fleet) {
 /// The servers HAProxy sends traffic to, by name.
 async fn live_servers(stack: &MemoryFleet) -> Vec<String> {
     connect_core::testing::live_servers(&stack.router).await.unwrap()
+}
+
+/// `host`'s engine runs `version` as `behavior` says, whatever the other hosts' do.
+fn runs_on(stack: &MemoryFleet, host: &str, version: &str, behavior: AppBehavior) {
+    let runtime = &stack.host(host).unwrap().runtime;
+    runtime.add_image(&release(version).image, behavior);
+}
+
+/// `host`'s engine runs `version` logging an error line per request: its verify fails.
+fn logs_errors(stack: &MemoryFleet, host: &str, version: &str) {
+    let error_lines = 50;
+    runs_on(
+        stack,
+        host,
+        version,
+        AppBehavior {
+            error_lines,
+            ..Default::default()
+        },
+    );
+}
+
+/// `host`'s engine runs `version` never healthy: its health gate fails.
+fn never_healthy(stack: &MemoryFleet, host: &str, version: &str) {
+    let becomes_healthy = false;
+    runs_on(
+        stack,
+        host,
+        version,
+        AppBehavior {
+            becomes_healthy,
+            ..Default::default()
+        },
+    );
+}
+
+/// `record`'s `step` passed and its detail says `text`.
+fn step_says(record: &OperationRecord, step: Step, text: &str) {
+    let found = record
+        .step(step)
+        .unwrap_or_else(|| panic!("no {step} step: {record:?}"));
+    assert_eq!(found.status, StepStatus::Ok, "{found:?}");
+    assert!(found.detail.contains(text), "{step}: {}", found.detail);
+}
+
+/// HAProxy sends traffic to `servers` exactly, and every host's journal matches what runs.
+async fn settled_on(stack: &MemoryFleet, fleet: &Fleet, servers: &[&str]) {
+    assert_eq!(live_servers(stack).await, servers);
+    let differences = fleet.status().await.differences();
+    assert!(differences.is_empty(), "{differences:?}");
 }
 
 async fn journal_live(fleet: &Fleet, host: &str) -> Option<Color> {

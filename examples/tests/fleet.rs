@@ -168,6 +168,9 @@ async fn three_hosts_deploy_together_abort_together_and_leave_a_dead_host_out() 
             .contains("web3 live green (left for later: its journal could not be written"),
         "the error says web3 is left for later: {err}"
     );
+    // Its gate could not reach web3: unavailable, not the timeout of a slow app.
+    assert_eq!(err.kind(), connect_core::ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("could not be reached"), "{err}");
     assert_eq!(
         live_servers(&stack).await,
         ["web1_green", "web2_green", "web3_green"],

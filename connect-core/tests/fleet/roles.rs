@@ -126,6 +126,10 @@ async fn a_failed_verify_after_the_switch_keeps_the_workers_old_color() {
     let jobs = fleet.deployer("jobs1").unwrap().journal().await.unwrap();
     assert_eq!(jobs.live, Some(Color::Blue));
     assert_eq!(jobs.slots[&Color::Blue].release.version, "v1");
+    // Its v3 took jobs and was stopped: rolled back at the step the deploy failed at, web2's verify.
+    let outcome = &jobs.history.last().unwrap().outcome;
+    assert!(matches!(outcome, Outcome::RolledBack { .. }), "{outcome:?}");
+    assert_eq!(outcome.failed_step(), Some(Step::Verify));
     assert!(fleet.status().await.differences().is_empty());
 }
 
@@ -155,8 +159,9 @@ async fn a_rollback_brings_the_worker_to_the_web_hosts_release() {
     assert_eq!(jobs.slots[&jobs.live.unwrap()].release.version, "v2");
 }
 
+/// Before: refused, so the web hosts stayed on v2 until v1 was shipped to the worker.
 #[tokio::test(start_paused = true)]
-async fn a_rollback_a_worker_cannot_follow_is_refused_before_anything_moves() {
+async fn a_worker_whose_image_was_removed_keeps_its_release_while_the_web_hosts_roll_back() {
     let (stack, fleet) = with_v1_live(FleetPolicy::default()).await;
     fleet.deploy(release("v2")).await.unwrap();
     stack
@@ -165,17 +170,15 @@ async fn a_rollback_a_worker_cannot_follow_is_refused_before_anything_moves() {
         .runtime
         .remove_image(&release("v1").image);
 
-    let err = fleet.rollback().await.unwrap_err();
+    let report = fleet.rollback().await.unwrap();
+    assert_eq!(live_servers(&stack).await, ["web1_blue", "web2_blue"]);
+    let jobs = &report.hosts[2];
+    assert!(jobs.in_rotation, "its v2 still takes jobs");
+    let why = jobs.error.as_deref().unwrap_or_default();
     assert!(
-        err.to_string()
-            .contains("(jobs1): the worker no longer has connect:v1"),
-        "{err}"
-    );
-    assert_eq!(err.operation(), "fleet.rollback");
-    assert_eq!(
-        live_servers(&stack).await,
-        ["web1_green", "web2_green"],
-        "nothing moved"
+        why.contains("connect:v1 is no longer on jobs1: it keeps v2")
+            && why.contains("fix: ship connect:v1 to jobs1"),
+        "{why}"
     );
     assert_eq!(containers(&stack, "jobs1"), ["connect_app2"]);
     assert!(fleet.status().await.differences().is_empty());

@@ -38,13 +38,17 @@ impl Fleet {
         why: &str,
         kind: Option<ErrorKind>,
     ) -> Error {
-        let kind = kind
-            .or_else(|| {
-                which
-                    .iter()
-                    .find_map(|&i| hosts[i].failed.as_ref().map(Error::kind))
-            })
-            .unwrap_or(ErrorKind::Failed);
+        // The host whose failure gives the error its kind gives its fix too (reach the host, read the logs).
+        let cause = which.iter().find_map(|&i| {
+            let e = hosts[i].failed.as_ref()?;
+            Some((e.kind(), e.hint().map(|h| format!("{}: {h}; ", hosts[i].name()))))
+        });
+        let own_fix = cause
+            .as_ref()
+            .filter(|_| kind.is_none())
+            .and_then(|(_, hint)| hint.clone())
+            .unwrap_or_default();
+        let kind = kind.or(cause.map(|(kind, _)| kind)).unwrap_or(ErrorKind::Failed);
         // Each host settles on its own connection: in parallel, so a stop grace is waited once, not per host.
         let settling = hosts
             .iter_mut()
@@ -74,7 +78,7 @@ impl Fleet {
             self.hosts().join(","),
             format!("{why}; settled: {}", where_now.join(", ")),
         )
-        .with_hint(fix)
+        .with_hint(format!("{own_fix}{fix}"))
     }
 }
 

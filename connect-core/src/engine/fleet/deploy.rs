@@ -9,6 +9,7 @@ use super::abort::DEPLOY;
 use super::deploy_steps::{begin, drain_and_verify, prepare, start_and_gate};
 use super::hooks::prune;
 use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step, recorded};
+use super::role_change::{WORKER_MARK, leaving};
 use super::watch::baseline_error;
 use super::worker_steps::{not_retired, retire_old_worker};
 use crate::engine::hooks::HookPoint;
@@ -56,7 +57,9 @@ impl Fleet {
         source: Option<&ReleaseSource>,
     ) -> Result<FleetReport> {
         let since = SystemTime::now();
-        join_all(hosts.iter_mut().map(begin)).await;
+        // What HAProxy has before anything changes: a host whose role changed is told by its servers there.
+        let servers_before = self.router.servers().await.unwrap_or_default();
+        join_all(hosts.iter_mut().map(|h| begin(h, &servers_before))).await;
         if let Err(e) = self.fleet_hooks(&mut hosts, HookPoint::BeforeDeploy, &[]).await {
             return Err(self
                 .abort_with(
@@ -181,9 +184,21 @@ impl Fleet {
         for &i in &ready_web {
             let h = &hosts[i];
             up.push(h.server(h.to));
-            if let Some(from) = h.from.filter(|f| *f != h.to) {
+            // A host joining the web hosts: its old color is a worker's, its server already in maint.
+            if let Some(from) = h.from.filter(|f| *f != h.to && !h.joining) {
                 down.push(h.server(from));
             }
+        }
+        // A host that became a worker leaves rotation in the same exchange, after the new colors are ready.
+        // Read again here too: the read before the deploy may have failed, and a server missed would keep
+        // taking requests while the worker's retire stops the container behind it.
+        for &i in &ready_workers {
+            for seen in leaving(&hosts[i], &servers_now) {
+                if !hosts[i].leaving.iter().any(|(s, _)| *s == seen.0) {
+                    hosts[i].leaving.push(seen);
+                }
+            }
+            down.extend(hosts[i].leaving_ready());
         }
         for &i in &left_out {
             for color in Color::ALL {
@@ -237,7 +252,7 @@ impl Fleet {
             ),
         };
         let worker_detail = format!(
-            "the new color runs beside the old until {} are verified",
+            "the new color runs beside the old until {} are verified: {WORKER_MARK}",
             in_names.join(", ")
         );
         for &i in &ready {
@@ -296,7 +311,9 @@ impl Fleet {
         if let Some((host, e)) = verify_failed {
             let why = format!("verify failed on {host}: {}", e.summary());
             let kind = e.kind();
-            return Err(self.switch_back(&mut hosts, &ready, outcomes, &why, kind).await);
+            return Err(self
+                .switch_back(&mut hosts, &ready, outcomes, &why, kind, Step::Verify)
+                .await);
         }
         if let Some((i, e)) = self.watch_hosts(&mut hosts, &ready_web, &baselines).await {
             let why = format!(
@@ -306,8 +323,11 @@ impl Fleet {
             );
             let kind = e.kind();
             hosts[i].failed = Some(e);
-            return Err(self.switch_back(&mut hosts, &ready, outcomes, &why, kind).await);
+            return Err(self
+                .switch_back(&mut hosts, &ready, outcomes, &why, kind, Step::Watch)
+                .await);
         }
+        self.take_out_leaving(&mut hosts, &ready_workers).await;
         for &i in &ready_web {
             let h = &mut hosts[i];
             if let (Some(journal), Some(_)) = (h.journal.as_mut(), h.from)
@@ -346,11 +366,12 @@ impl Fleet {
         }
         // The deploy is recorded everywhere: each worker's old color finishes its jobs and goes. A worker whose
         // record failed keeps its intent, which the next operation settles instead.
+        // A host that joined the web hosts retires its worker color the same way.
         let not_retired_yet: Vec<(String, Error)> = join_all(
-            ready_workers
+            ready
                 .iter()
                 .map(|&i| &hosts[i])
-                .filter(|h| h.unrecorded.is_none())
+                .filter(|h| (h.is_worker() || h.joining) && h.unrecorded.is_none())
                 .map(retire_old_worker),
         )
         .await

@@ -5,16 +5,23 @@
 use std::time::SystemTime;
 
 use super::host::HostRun;
+use super::role_change::{joining, leaving};
 use super::worker_steps::retire_leftover;
 use crate::error::Error;
-use crate::router::{AdminState, CheckState};
+use crate::router::{AdminState, CheckState, ServerStatus};
 use crate::ship::ReleaseSource;
 use crate::vocabulary::{OperationKind, Step};
 use crate::wait::poll_until;
 
-/// Settles what an interrupted operation left on one host and reconciles its journal.
-pub(super) async fn begin(h: &mut HostRun<'_>) {
+/// Settles what an interrupted operation left on one host and reconciles its journal. `servers`: the shared
+/// backend's servers before the deploy, for a host whose role changed (`role_change.rs`).
+pub(super) async fn begin(h: &mut HostRun<'_>, servers: &[ServerStatus]) {
     if !h.begin(OperationKind::Deploy, Some(h.release.clone())).await {
+        return;
+    }
+    h.leaving = leaving(h, servers);
+    if joining(h, servers).await {
+        h.joining = true;
         return;
     }
     if h.is_worker() {
@@ -120,8 +127,9 @@ pub(super) async fn start_and_gate(h: &mut HostRun<'_>) {
 /// of a failed verify, with the host's name.
 pub(super) async fn drain_and_verify(h: &mut HostRun<'_>, since: SystemTime) -> Option<(String, Error)> {
     let d = &h.member.deployer;
-    // A worker's old color stays until every host is verified: it is stopped then, not drained now.
-    let from = h.from.filter(|_| !h.is_worker());
+    // A worker's old color stays until every host is verified: it is stopped then, not drained now; a host
+    // joining the web hosts has no old color in rotation to drain.
+    let from = h.from.filter(|_| !h.is_worker() && !h.joining);
     let to = h.to;
     let run = h.run.as_mut()?;
     let events = run.events.clone();

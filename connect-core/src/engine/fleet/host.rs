@@ -9,7 +9,8 @@ use crate::engine::operation::Held;
 use crate::engine::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Color, Release};
-use crate::vocabulary::{OperationKind, Step, StepStatus};
+use crate::router::AdminState;
+use crate::vocabulary::{OperationKind, Outcome, Step, StepStatus};
 
 /// How one host ended a fleet operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +74,19 @@ pub(super) struct HostRun<'a> {
     pub(super) failed: Option<Error>,
     /// Why this host's journal could not take the operation's outcome, though traffic moved as the others'.
     pub(super) unrecorded: Option<Error>,
+    /// The fleet's exchange that put this host's old color back after its traffic had moved (a verify or
+    /// watch failed on some host), as its record's `switch_back` step: the host's own settling then finds
+    /// its old color live already, and the record says the deploy was rolled back, not that it failed.
+    pub(super) switched_back: Option<StepRecord>,
+    /// A worker that cannot follow a rollback (the release's image is not on it): it keeps running its
+    /// release, and this says why and how to bring it along (`worker_steps.rs`: `aim_worker`).
+    pub(super) stays: Option<Error>,
+    /// A worker that was a web host: its servers HAProxy still has in rotation (or draining) and their
+    /// state, which the deploy takes out (`role_change.rs`).
+    pub(super) leaving: Vec<(String, AdminState)>,
+    /// A web host that was a worker: its live color runs jobs and none of its servers is in rotation; the
+    /// deploy brings it in (`role_change.rs`).
+    pub(super) joining: bool,
 }
 
 impl<'a> HostRun<'a> {
@@ -87,6 +101,10 @@ impl<'a> HostRun<'a> {
             release,
             failed: None,
             unrecorded: None,
+            switched_back: None,
+            stays: None,
+            leaving: Vec::new(),
+            joining: false,
         }
     }
 
@@ -97,6 +115,15 @@ impl<'a> HostRun<'a> {
     /// A worker: no server in HAProxy (see [`super::Role::Worker`]).
     pub(super) fn is_worker(&self) -> bool {
         self.member.role == super::Role::Worker
+    }
+
+    /// The servers of a host that became a worker that took traffic before the deploy: the switch drains
+    /// them, a switch back makes them ready again.
+    pub(super) fn leaving_ready(&self) -> impl Iterator<Item = String> + '_ {
+        self.leaving
+            .iter()
+            .filter(|(_, admin)| *admin == AdminState::Ready)
+            .map(|(s, _)| s.clone())
     }
 
     pub(super) fn server(&self, color: Color) -> String {
@@ -135,10 +162,40 @@ impl<'a> HostRun<'a> {
     /// writes its record; `error` is why the host did not switch.
     pub(super) async fn abandon(&mut self, error: Error) -> HostOutcome {
         let d = &self.member.deployer;
+        let switched_back = self.switched_back.take();
+        if let (Some(step), Some(run)) = (&switched_back, self.run.as_mut()) {
+            run.record.steps.push(step.clone());
+        }
+        if self.joining {
+            // Its own undo: the one-host one would make the worker color's server ready.
+            super::role_change::undo_joining(self, &error).await;
+        }
         let (Some(mut run), Some(mut journal)) = (self.run.take(), self.journal.take()) else {
             return self.unrecorded(error);
         };
-        let error = d.undo(&mut run, &mut journal, error).await;
+        let (kind, summary) = (error.kind(), error.summary());
+        let error = if self.joining {
+            error
+        } else {
+            d.undo(&mut run, &mut journal, error).await
+        };
+        let undone = run
+            .record
+            .steps
+            .last()
+            .is_none_or(|s| !(s.step == Step::SwitchBack && s.status == StepStatus::Failed));
+        if switched_back.is_some() && undone && run.record.outcome == Outcome::Succeeded {
+            // Traffic had moved to the new color and the fleet's exchange brought it back: a rollback at the
+            // step the deploy failed at, as one host's record says it (the undo saw the old color live already).
+            let step = run.failed_step();
+            run.record.outcome = Outcome::RolledBack {
+                step,
+                kind,
+                error: format!(
+                    "failed at {step} and was rolled back with every host in one router exchange: {summary}"
+                ),
+            };
+        }
         let live = journal.live;
         let recorded = d.record(run, journal, Err(error), &self.held.fence).await;
         let record = d.journal().await.ok().and_then(|j| j.history.last().cloned());
@@ -149,6 +206,21 @@ impl<'a> HostRun<'a> {
             record,
             error: recorded.err().map(|e| e.to_string()),
         }
+    }
+
+    /// Records how the host ended a rollback: its failure settled, a worker that stays on its release
+    /// recorded as not rolled back (its outcome's error says why and the fix), or its success.
+    pub(super) async fn finish(&mut self) -> HostOutcome {
+        if let Some(e) = self.failed.take() {
+            return self.abandon(e).await;
+        }
+        if let Some(e) = self.stays.take() {
+            let why = e.to_string();
+            let mut outcome = self.abandon(e).await;
+            outcome.error.get_or_insert(why);
+            return outcome;
+        }
+        self.succeed().await
     }
 
     fn unrecorded(&self, error: Error) -> HostOutcome {

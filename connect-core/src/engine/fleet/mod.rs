@@ -19,6 +19,8 @@
 //! A host's [`Role`] is web (the above) or worker (`worker.rs`: jobs, no server in HAProxy). A worker's new
 //! color is started and gated with the web hosts', takes no part in the switch, and its old color is stopped
 //! (with the stop grace, so the job in hand finishes) once the web hosts' switch is verified and watched.
+//! A host whose role changed in the config since its last operation takes its new role at the next deploy
+//! (`role_change.rs`): out of HAProxy's rotation, or into it, in that deploy's one exchange.
 
 mod abort;
 mod deploy;
@@ -27,6 +29,7 @@ mod hooks;
 mod host;
 mod locks;
 mod resume;
+mod role_change;
 mod rollback;
 mod scoped;
 mod status;

@@ -6,20 +6,25 @@ use futures::future::join_all;
 use super::Fleet;
 use super::host::{FleetReport, HostOutcome, HostRun, ok_step, recorded};
 use super::resume::interrupted_target;
+use super::role_change::refuse_rollback;
 use super::worker_steps::{aim_worker, begin_worker_rollback, roll_back_worker, rollback_release};
 use crate::engine::hooks::HookPoint;
 use crate::error::{Error, ErrorKind, Result};
+use crate::router::ServerStatus;
 use crate::vocabulary::{OperationKind, Step};
 
 impl Fleet {
     /// Instant rollback on every host in rotation: each web host's warm standby is checked serving, every
     /// host's intent is declared, then one router exchange makes every standby ready and drains every live
-    /// color. Refused, nothing changed, unless every web host in rotation has a standby that serves and every
-    /// worker still has the image of the one release they go back to. Hosts out of rotation stay out.
+    /// color. Refused, nothing changed, unless every web host in rotation has a standby that serves and the
+    /// web hosts go back to one release. Hosts out of rotation stay out.
     ///
     /// Workers keep no standby: once the web hosts' traffic is back, each starts that release on its idle
     /// color, health-gates it and stops the color it leaves. A worker that fails is settled on the release
-    /// it ran, and the error names it (the web hosts are back either way).
+    /// it ran, and the error names it (the web hosts are back either way). A worker without that release's
+    /// image (it joined the fleet later) keeps its own: the rollback succeeds, and its [`HostOutcome`]
+    /// error, its record (failed at `stage_image`, `not_found`) and the web hosts' switch step say so and
+    /// how to bring it along.
     pub async fn rollback(&self) -> Result<FleetReport> {
         // Each host's release is its standby's, filled in once its journal is read.
         let placeholder = crate::model::Release::new("connect", "rollback")?;
@@ -38,11 +43,14 @@ impl Fleet {
     }
 
     async fn rollback_locked(&self, mut hosts: Vec<HostRun<'_>>) -> Result<FleetReport> {
+        // A host whose role changed since its last operation is refused before anything is touched.
+        let servers = self.router.servers().await.unwrap_or_default();
+        let servers = &servers;
         join_all(hosts.iter_mut().map(|h| async move {
             if h.is_worker() {
-                begin_worker_rollback(h).await;
+                begin_worker_rollback(h, servers).await;
             } else {
-                check_standby(h).await;
+                check_standby(h, servers).await;
             }
         }))
         .await;
@@ -89,6 +97,14 @@ impl Fleet {
                 Err(e) => return Err(self.abort("fleet.rollback", hosts, &e.to_string()).await),
             }
         }
+        // Workers without the release's image keep theirs: the web hosts go back all the same.
+        let staying: Vec<String> = hosts
+            .iter()
+            .filter(|h| h.stays.is_some())
+            .map(|h| format!("{} keeps {}", h.name(), kept(h)))
+            .collect();
+        let mut workers = workers;
+        workers.retain(|i| hosts[*i].stays.is_none());
         let refused: Vec<String> = hosts
             .iter()
             .filter_map(|h| {
@@ -143,10 +159,16 @@ impl Fleet {
             return Err(self.abort("fleet.rollback", hosts, &why).await);
         }
         let took = t.elapsed();
-        let detail = format!(
+        let mut detail = format!(
             "every host's standby made live in one router exchange ({} servers)",
             up.len()
         );
+        if !staying.is_empty() {
+            detail.push_str(&format!(
+                "; {} (not on the release the web hosts went back to)",
+                staying.join(", ")
+            ));
+        }
         // Traffic is back. Each web host drains its old color and each worker starts the release the web
         // hosts went back to, all at once: a drain deadline or a worker's health gate is waited once.
         let finishing = hosts.iter_mut().enumerate().map(|(i, h)| {
@@ -154,6 +176,10 @@ impl Fleet {
             let detail = &detail;
             let there = already.contains(&i);
             async move {
+                if h.stays.is_some() {
+                    // Its record is the failed image check `aim_worker` wrote.
+                    return None;
+                }
                 if worker {
                     return roll_back_worker(h).await.err().map(|e| (i, e));
                 }
@@ -197,7 +223,7 @@ impl Fleet {
         let env = [("CONNECT_HOSTS".to_string(), names.join(","))];
         let _ = self.fleet_hooks(&mut hosts, HookPoint::AfterRollback, &env).await;
         // Every journal takes its record over its own connection, in parallel.
-        let outcomes = join_all(hosts.iter_mut().map(|h| h.succeed())).await;
+        let outcomes = join_all(hosts.iter_mut().map(|h| h.finish())).await;
         recorded("rollback", &mut hosts, FleetReport { hosts: outcomes })
     }
 }
@@ -220,13 +246,7 @@ impl Fleet {
         for (i, e) in failures {
             hosts[i].failed = Some(e);
         }
-        let outcomes = join_all(hosts.iter_mut().map(|h| async move {
-            match h.failed.take() {
-                Some(e) => h.abandon(e).await,
-                None => h.succeed().await,
-            }
-        }))
-        .await;
+        let outcomes = join_all(hosts.iter_mut().map(|h| h.finish())).await;
         let where_now: Vec<String> = outcomes.iter().map(HostOutcome::where_now).collect();
         Error::new(
             kind,
@@ -250,8 +270,12 @@ fn server(h: &HostRun<'_>, color: crate::model::Color) -> String {
 }
 
 /// Reads the host's journal and checks its standby serves; a host out of rotation has nothing to roll back.
-async fn check_standby(h: &mut HostRun<'_>) {
+async fn check_standby(h: &mut HostRun<'_>, servers: &[ServerStatus]) {
     if !h.begin(OperationKind::InstantRollback, None).await {
+        return;
+    }
+    if let Some(e) = refuse_rollback(h, servers) {
+        h.failed = Some(e);
         return;
     }
     let d = &h.member.deployer;
@@ -287,4 +311,12 @@ async fn check_standby(h: &mut HostRun<'_>) {
     if let Err(e) = result {
         h.failed = Some(e);
     }
+}
+
+/// The release a worker that cannot follow the rollback keeps running.
+fn kept(h: &HostRun<'_>) -> String {
+    h.journal
+        .as_ref()
+        .and_then(|j| j.slots.get(&j.live?))
+        .map_or("its release".to_string(), |s| s.release.version.clone())
 }

@@ -3,15 +3,30 @@
 use serde::{Deserialize, Serialize};
 
 use super::Fleet;
+use super::role_change::pending;
 use crate::engine::Status;
 use crate::error::Error;
 
 impl Fleet {
     /// Every host's status (journal against what the router and its runtime show), read in parallel; a host
     /// that cannot be read is reported with its error, the others still are.
+    ///
+    /// A host whose role changed in the config and no deploy carried out yet shows that as its one
+    /// difference (its new role's view would read drift): what it still runs as, and that the next deploy
+    /// changes it.
     pub async fn status(&self) -> FleetStatus {
-        let reads = self.members.iter().map(|m| async {
-            let read = m.deployer.status().await;
+        let servers = self.router.servers().await.unwrap_or_default();
+        let servers = &servers;
+        let reads = self.members.iter().map(|m| async move {
+            let mut read = m.deployer.status().await;
+            if let Ok(status) = read.as_mut()
+                && !status.differences.is_empty()
+            {
+                let topology = &m.deployer.config.topology;
+                if let Some(pending) = pending(&m.name, m.role, topology, status, servers) {
+                    status.differences = vec![pending];
+                }
+            }
             HostStatus {
                 host: m.name.clone(),
                 error: read.as_ref().err().map(Error::to_string),

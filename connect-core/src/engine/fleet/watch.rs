@@ -6,10 +6,10 @@ use futures::future::join_all;
 
 use super::Fleet;
 use super::abort::DEPLOY;
-use super::host::{HostOutcome, HostRun};
+use super::host::{HostOutcome, HostRun, failed_step, ok_step};
 use crate::engine::steps::watch::{Baseline, Watched};
 use crate::error::{Error, ErrorKind};
-use crate::vocabulary::Step;
+use crate::vocabulary::{Step, StepStatus};
 
 impl Fleet {
     /// Each ready host's old color's figures before traffic leaves it, read in parallel (default figures
@@ -25,7 +25,9 @@ impl Fleet {
         }
         let reads = ready.iter().map(|&i| {
             let h = &hosts[i];
-            async move { (i, h.member.deployer.watch_baseline(h.from).await) }
+            // A host joining the web hosts has no old color that served: the thresholds alone hold it.
+            let old = h.from.filter(|_| !h.joining);
+            async move { (i, h.member.deployer.watch_baseline(old).await) }
         });
         for (i, read) in join_all(reads).await {
             baselines[i] = read.map_err(|e| (i, e))?;
@@ -95,7 +97,8 @@ impl Fleet {
 
     /// After a switch whose verify or watch failed: every switched host that had an old color back on it in
     /// one exchange, then each host's own settling removes the release it could not keep (a first deploy has
-    /// nothing to go back to and keeps the new color). The error says why and where each host is.
+    /// nothing to go back to and keeps the new color). The error says why and where each host is; each
+    /// host's record says the deploy was rolled back at `at` (verify, watch), the step it failed at.
     pub(super) async fn switch_back(
         &self,
         hosts: &mut [HostRun<'_>],
@@ -103,23 +106,71 @@ impl Fleet {
         outcomes: Vec<Option<HostOutcome>>,
         why: &str,
         kind: ErrorKind,
+        at: Step,
     ) -> Error {
         // Workers have no server: each one's undo stops its new color, its old one still runs.
+        // A host joining the web hosts has no old color to put back (its worker color answers no HTTP): its
+        // new color only leaves. A host that became a worker gets its servers back as they were.
         let back: Vec<usize> = ready
             .iter()
             .copied()
-            .filter(|i| hosts[*i].from.is_some() && !hosts[*i].is_worker())
+            .filter(|i| hosts[*i].from.is_some() && !hosts[*i].is_worker() && !hosts[*i].joining)
             .collect();
-        let up: Vec<String> = back
+        let mut up: Vec<String> = back
             .iter()
             .filter_map(|i| hosts[*i].from.map(|c| hosts[*i].server(c)))
             .collect();
-        let down: Vec<String> = back.iter().map(|i| hosts[*i].server(hosts[*i].to)).collect();
+        for &i in ready {
+            up.extend(hosts[i].leaving_ready());
+        }
+        let down: Vec<String> = ready
+            .iter()
+            .filter(|i| back.contains(i) || hosts[**i].joining)
+            .map(|i| hosts[*i].server(hosts[*i].to))
+            .collect();
         // A failed exchange is settled by each host's undo, which acts on what the router shows.
-        let _ = self
+        let t = tokio::time::Instant::now();
+        let back_again = self
             .router
             .set_states_together(&up, &down, self.config.policy.router_deadline)
             .await;
+        let took = t.elapsed();
+        for &i in ready {
+            let h = &mut hosts[i];
+            let (name, from) = (h.name().to_string(), h.from);
+            let Some(run) = h.run.as_mut() else {
+                continue;
+            };
+            // A host whose own check passed records the step the deploy failed at, on another host: its
+            // record's failed step is that one, not `lock` (the default when none of its own failed).
+            if !run.record.steps.iter().any(|s| s.status == StepStatus::Failed) {
+                let e = Error::new(
+                    ErrorKind::Failed,
+                    DEPLOY,
+                    &name,
+                    format!("{name}'s own {at} passed; aborted everywhere: {why}"),
+                );
+                run.record.steps.push(failed_step(at, &e));
+            }
+            let ms = took.as_secs_f64() * 1000.0;
+            if back_again.is_ok()
+                && back.contains(&i)
+                && let Some(from) = from
+            {
+                let detail = format!(
+                    "{from} back in rotation with every host's old color in one router exchange, confirmed after \
+                     {ms:.1} ms"
+                );
+                h.switched_back = Some(ok_step(Step::SwitchBack, &detail, took));
+            } else if back_again.is_ok() && h.joining {
+                let detail = format!(
+                    "{} out of rotation again with every host's old color back in one router exchange, confirmed \
+                     after {ms:.1} ms: {name} stays a worker until a deploy succeeds",
+                    h.to
+                );
+                h.switched_back = Some(ok_step(Step::SwitchBack, &detail, took));
+            }
+        }
         self.abort_indices(DEPLOY, hosts, ready, outcomes, why, Some(kind))
             .await
     }

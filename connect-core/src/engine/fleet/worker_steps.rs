@@ -1,13 +1,15 @@
 //! What a fleet operation does on a worker host that it does not do on a web host: retiring the old color
 //! once the deploy is recorded everywhere, and, in a rollback, starting the release the web hosts went back to.
 
-use super::host::{FleetReport, HostOutcome, HostRun};
+use super::host::{FleetReport, HostOutcome, HostRun, failed_step};
+use super::role_change::{WORKER_MARK, refuse_rollback};
 use crate::engine::intent::Intent;
 use crate::engine::journal::{SlotRecord, now_unix_ms};
 use crate::engine::run::Run;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Release;
-use crate::vocabulary::{OperationKind, Step};
+use crate::router::ServerStatus;
+use crate::vocabulary::{OperationKind, Outcome, Step};
 
 /// Stops the worker's old color with the stop grace (the job in hand finishes, no new one is taken) and
 /// removes it, as a retire of its own, recorded after the deploy: the deploy is done on every host by then,
@@ -36,12 +38,18 @@ pub(super) async fn retire_old_worker(h: &HostRun<'_>) -> Option<(String, Error)
     );
     let intent = d.intent(&run.record, Some(live), old);
     let grace = d.config.app.stop_grace;
+    // A host that joined the web hosts retires the color it ran as a worker; it is no worker now.
+    let role = if h.joining {
+        format!("the color {name} ran as a worker; it serves as a web host now")
+    } else {
+        WORKER_MARK.to_string()
+    };
     let retired = run
         .step(Step::Retire, async {
             d.declare(&mut journal, fence, intent).await?;
             d.take_down(&mut journal, old).await?;
             Ok(format!(
-                "{old} stopped (its jobs had {grace:?} to finish) and removed: a worker runs one color"
+                "{old} stopped (its jobs had {grace:?} to finish) and removed: {role}"
             ))
         })
         .await;
@@ -99,6 +107,12 @@ pub(super) fn not_retired(report: &FleetReport, failures: Vec<(String, Error)>) 
 pub(super) async fn retire_leftover(h: &mut HostRun<'_>) {
     let d = &h.member.deployer;
     let fence = &h.held.fence;
+    // A worker that was a web host: its old color is the warm standby it kept then.
+    let why = if h.leaving.is_empty() {
+        "left running by an interrupted deploy".to_string()
+    } else {
+        format!("{}'s warm standby from when it was a web host", h.member.name)
+    };
     let (Some(run), Some(journal)) = (h.run.as_mut(), h.journal.as_mut()) else {
         return;
     };
@@ -115,9 +129,7 @@ pub(super) async fn retire_leftover(h: &mut HostRun<'_>) {
             d.declare(journal, fence, intent).await?;
             d.take_down(journal, old).await?;
             journal.intent = None;
-            Ok(format!(
-                "{old}, left running by an interrupted deploy, stopped and removed: a worker runs one color"
-            ))
+            Ok(format!("{old}, {why}, stopped and removed: {WORKER_MARK}"))
         })
         .await;
     if let Err(e) = retired {
@@ -127,8 +139,12 @@ pub(super) async fn retire_leftover(h: &mut HostRun<'_>) {
 
 /// Reads a worker's journal for a rollback: it goes back by starting a release (it keeps no standby), so
 /// its record is a full rollback. A worker with no live color has nothing to roll back.
-pub(super) async fn begin_worker_rollback(h: &mut HostRun<'_>) {
+pub(super) async fn begin_worker_rollback(h: &mut HostRun<'_>, servers: &[ServerStatus]) {
     if !h.begin(OperationKind::FullRollback, None).await {
+        return;
+    }
+    if let Some(e) = refuse_rollback(h, servers) {
+        h.failed = Some(e);
         return;
     }
     retire_leftover(h).await;
@@ -175,9 +191,20 @@ pub(super) fn rollback_release(hosts: &[HostRun<'_>], web: &[usize]) -> Result<R
     }
 }
 
-/// Checks the worker can start `release` (its image is still there) and makes it the worker's target.
+/// Makes `release` the worker's target when its image is there. A worker without it (one that joined the
+/// fleet at the release being left, or whose image was removed) keeps running its release: the rollback goes
+/// on without it (`stays`), rather than being refused.
+///
+/// Why not refuse: an instant rollback is what an operator reaches for when the release hurts users, and
+/// the web hosts' standbys can take them back in one exchange. Holding that back until an image is shipped
+/// to a worker (minutes) keeps users on the bad release for the sake of a host that serves none of them. The
+/// worker keeping the newer release is the state the whole fleet was in a moment before, against the same
+/// database (a rollback migrates nothing back), so it is no new risk; the fleet is then mixed, which its
+/// record, the report and the events say, with the fix: ship the release to it and deploy it. An image
+/// that cannot be looked up (the worker unreachable) still refuses: what runs there is unknown.
 pub(super) async fn aim_worker(h: &mut HostRun<'_>, release: &Release) {
-    let d = &h.member.deployer;
+    let member = h.member;
+    let (d, name) = (&member.deployer, member.name.as_str());
     let Some(run) = h.run.as_mut() else {
         return;
     };
@@ -190,17 +217,43 @@ pub(super) async fn aim_worker(h: &mut HostRun<'_>, release: &Release) {
             return;
         }
     };
-    if !present {
-        h.failed = Some(
-            Error::new(
-                ErrorKind::Refused,
-                "fleet.rollback",
-                h.name(),
-                format!("the worker no longer has {} to go back to", release.image),
-            )
-            .with_hint("deploy that release again: it ships the image to every host"),
-        );
+    if present {
+        return;
     }
+    let journal = h.journal.as_ref();
+    let running = journal
+        .and_then(|j| j.slots.get(&j.live?))
+        .map_or("its release".to_string(), |s| s.release.version.clone());
+    let ran = journal.is_some_and(|j| {
+        j.history
+            .iter()
+            .any(|r| r.release.as_ref() == Some(release) && r.outcome == Outcome::Succeeded)
+    });
+    let why = if ran {
+        format!("{} is no longer on {}", release.image, name)
+    } else {
+        format!(
+            "{} never ran {} (it joined the fleet later), so {} is not on it",
+            name, release.version, release.image
+        )
+    };
+    let e = Error::new(
+        ErrorKind::NotFound,
+        "fleet.rollback",
+        name,
+        format!(
+            "{why}: it keeps {running} while the web hosts go back to {}",
+            release.version
+        ),
+    )
+    .with_hint(format!(
+        "ship {} to {} and deploy {} to bring it along (a deploy with a release source ships the image where \
+         it is missing); rolling back again would move the web hosts forward",
+        release.image, name, release.version
+    ));
+    run.events.warn(Step::StageImage, e.to_string());
+    run.record.steps.push(failed_step(Step::StageImage, &e));
+    h.stays = Some(e);
 }
 
 /// Starts the worker's target release on its idle color, health-gates it, then stops and removes the color
@@ -230,7 +283,7 @@ pub(super) async fn roll_back_worker(h: &mut HostRun<'_>) -> Result<()> {
         run.step(Step::Drain, async {
             d.take_down(journal, old).await?;
             Ok(format!(
-                "{old} stopped (its jobs had {grace:?} to finish) and removed"
+                "{old} stopped (its jobs had {grace:?} to finish) and removed: {WORKER_MARK}"
             ))
         })
         .await?;

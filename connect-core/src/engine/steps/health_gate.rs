@@ -108,6 +108,9 @@ impl Deployer {
                 Err(e) => return Err(e),
             };
             if Instant::now() >= until {
+                if last.kind() == ErrorKind::Unavailable {
+                    return Err(self.unreachable(name, color, deadline, &last));
+                }
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     "deploy.health_gate",
@@ -128,6 +131,25 @@ impl Deployer {
                 tokio::time::sleep(slice).await;
             }
         }
+    }
+
+    /// The gate's error when its last attempt could not reach the server (the connection cut, the engine
+    /// gone): `Unavailable`, naming the server, rather than the slow app a `Timeout` would mean.
+    fn unreachable(&self, container: &str, color: Color, deadline: Duration, last: &Error) -> Error {
+        let host = self.backends.host.name();
+        Error::new(
+            ErrorKind::Unavailable,
+            "deploy.health_gate",
+            container,
+            format!(
+                "{host} could not be reached to read {container}'s health within {deadline:?}: {}",
+                last.message()
+            ),
+        )
+        .with_hint(format!(
+            "check {host}'s SSH connection and Docker engine, then deploy again: traffic never moved to {color} \
+             there, and the next operation settles what this one left"
+        ))
     }
 
     /// Resolves once the app answers its health path on `port` with a 2xx or 3xx, asked through the host

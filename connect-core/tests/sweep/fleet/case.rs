@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use connect_core::Result;
 use connect_core::engine::DeployConfig;
-use connect_core::engine::fleet::{Fleet, FleetReport};
+use connect_core::engine::fleet::{Fleet, FleetReport, Role};
 use connect_core::memory::{AppBehavior, FaultKind, Faults, MemoryFleet};
 use connect_core::model::{Color, WatchPolicy};
 
@@ -62,7 +62,13 @@ fn fleet(stack: &MemoryFleet, scenario: &FleetScenario, holder: &str) -> Fleet {
         // Two samples: enough calls to fault each read of the watch without a long sweep.
         config.policy.watch = WatchPolicy::new(Duration::from_secs(10), Duration::from_secs(5));
     }
-    Fleet::new(stack.app_hosts(), stack.shared(), config, scenario.policy).unwrap()
+    let mut hosts = stack.app_hosts();
+    if holder == "setup" {
+        for h in &mut hosts {
+            h.role = scenario.role_before(&h.name).unwrap_or(h.role);
+        }
+    }
+    Fleet::new(hosts, stack.shared(), config, scenario.policy).unwrap()
 }
 
 /// The fault sources, in a fixed order: the shared backends, then each host's machine and engine.
@@ -78,7 +84,20 @@ fn sources(stack: &MemoryFleet) -> Vec<(String, Faults)> {
 }
 
 async fn prepare(scenario: &FleetScenario) -> (MemoryFleet, Arc<Watch>) {
-    let stack = MemoryFleet::with_roles(&scenario.hosts());
+    // A host whose role changes has its servers in the backend whichever role it has.
+    let servers: Vec<(&str, Role)> = scenario
+        .hosts()
+        .into_iter()
+        .map(|(h, role)| (h, scenario.role_before(h).map_or(role, |_| Role::Web)))
+        .collect();
+    let mut stack = MemoryFleet::with_roles(&servers);
+    for h in &mut stack.hosts {
+        h.role = scenario
+            .hosts()
+            .into_iter()
+            .find(|(n, _)| *n == h.name)
+            .map_or(h.role, |(_, r)| r);
+    }
     stack.router.set_load(100);
     for v in ["v1", "v2", "v3"] {
         stack.add_image(&release(v).image, AppBehavior::default());
@@ -97,6 +116,9 @@ async fn prepare(scenario: &FleetScenario) -> (MemoryFleet, Arc<Watch>) {
             .await
             .unwrap_or_else(|e| panic!("{}: the clean setup step {op:?} failed: {e}", scenario.name));
         watch.succeeded(*op);
+    }
+    if let (Some(v), Some(worker)) = (scenario.worker_lacks, stack.host(super::WORKER)) {
+        worker.runtime.remove_image(&release(v).image);
     }
     (stack, watch)
 }
@@ -187,6 +209,11 @@ pub(crate) async fn run_case(
             inv::HARNESS,
             format!("the trap at call {i} never fired: {} calls", op_calls[s]),
         );
+    }
+    if trap.is_none()
+        && let Some(d) = swept_what_it_says(&stack, scenario).await
+    {
+        watch.record(inv::HARNESS, d);
     }
     match &ended {
         Ended::Returned(Ok(_)) => watch.succeeded(scenario.op),
@@ -316,4 +343,23 @@ async fn check(watch: &Watch, stack: &MemoryFleet, scenario: &FleetScenario, rec
             }
         }
     }
+}
+
+/// The clean run must have taken the path its scenario names: a role change carried out (its record says
+/// so), a worker without the image kept out of the rollback; else the scenario sweeps a plain operation.
+async fn swept_what_it_says(stack: &MemoryFleet, scenario: &FleetScenario) -> Option<String> {
+    let (host, said) = match (scenario.becomes, scenario.worker_lacks) {
+        (Some((host, Role::Worker)), _) => (host, "is a worker now, out of HAProxy's rotation"),
+        (Some((host, Role::Web)), _) => (host, "was a worker"),
+        (None, Some(_)) => (super::WORKER, "it keeps v2 while the web hosts go back to v1"),
+        (None, None) => return None,
+    };
+    let observer = fleet(stack, scenario, "observer");
+    let journal = observer.deployer(host)?.journal().await.ok()?;
+    let carried = journal
+        .history
+        .iter()
+        .flat_map(|r| &r.steps)
+        .any(|s| s.detail.contains(said));
+    (!carried).then(|| format!("{host}'s journal does not say \"{said}\": the scenario's path was not swept"))
 }

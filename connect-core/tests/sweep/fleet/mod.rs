@@ -45,17 +45,39 @@ pub(crate) struct FleetScenario {
     watch: bool,
     /// A worker host ([`WORKER`]) besides the web hosts.
     worker: bool,
+    /// A host whose role the operation's config changes to this one: in the setup's config it has the
+    /// other. It has its two servers in the backend either way (in maint while it is a worker).
+    becomes: Option<(&'static str, Role)>,
+    /// A release whose image the worker no longer has once the setup is done (as for one that joined the
+    /// fleet later): a rollback to it goes on without the worker.
+    worker_lacks: Option<&'static str>,
     op: FleetOp,
 }
 
 impl FleetScenario {
-    /// The scenario's hosts and their roles.
+    /// The scenario's hosts and their roles in the operation's config.
     pub(crate) fn hosts(&self) -> Vec<(&'static str, Role)> {
         let mut hosts: Vec<(&'static str, Role)> = HOSTS.iter().map(|h| (*h, Role::Web)).collect();
         if self.worker {
             hosts.push((WORKER, Role::Worker));
         }
+        for (host, role) in &mut hosts {
+            if let Some((changed, after)) = self.becomes
+                && changed == *host
+            {
+                *role = after;
+            }
+        }
         hosts
+    }
+
+    /// The role `host` has in the setup's config, when the operation's config changes it.
+    pub(crate) fn role_before(&self, host: &str) -> Option<Role> {
+        let (changed, after) = self.becomes?;
+        (changed == host).then_some(match after {
+            Role::Web => Role::Worker,
+            Role::Worker => Role::Web,
+        })
     }
 }
 
@@ -96,6 +118,8 @@ async fn fleet_deploy_over_live() {
         migration: false,
         watch: false,
         worker: false,
+        becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -110,6 +134,8 @@ async fn fleet_deploy_min_one_healthy() {
         migration: false,
         watch: false,
         worker: false,
+        becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -124,6 +150,8 @@ async fn fleet_rollback() {
         migration: false,
         watch: false,
         worker: false,
+        becomes: None,
+        worker_lacks: None,
         op: FleetOp::Rollback,
     })
     .await;
@@ -138,6 +166,8 @@ async fn fleet_first_deploy() {
         migration: false,
         watch: false,
         worker: false,
+        becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v1"),
     })
     .await;
@@ -152,6 +182,8 @@ async fn fleet_deploy_with_migration() {
         migration: true,
         watch: false,
         worker: false,
+        becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -166,6 +198,8 @@ async fn fleet_deploy_watched() {
         migration: false,
         watch: true,
         worker: false,
+        becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -180,6 +214,8 @@ async fn fleet_deploy_with_worker() {
         migration: false,
         watch: false,
         worker: true,
+        becomes: None,
+        worker_lacks: None,
         op: FleetOp::Deploy("v2"),
     })
     .await;
@@ -194,6 +230,56 @@ async fn fleet_rollback_with_worker() {
         migration: false,
         watch: false,
         worker: true,
+        becomes: None,
+        worker_lacks: None,
+        op: FleetOp::Rollback,
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fleet_deploy_web_host_becomes_worker() {
+    sweep(FleetScenario {
+        name: "fleet of 2: web2 becomes a worker, deploy v3 over v2",
+        policy: FleetPolicy::default(),
+        setup: &[FleetOp::Deploy("v1"), FleetOp::Deploy("v2")],
+        migration: false,
+        watch: false,
+        worker: false,
+        becomes: Some(("web2", Role::Worker)),
+        worker_lacks: None,
+        op: FleetOp::Deploy("v3"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fleet_deploy_worker_becomes_web_host() {
+    sweep(FleetScenario {
+        name: "fleet of 2 and a worker: the worker becomes a web host, deploy v3 over v2",
+        policy: FleetPolicy::default(),
+        setup: &[FleetOp::Deploy("v1"), FleetOp::Deploy("v2")],
+        migration: false,
+        watch: false,
+        worker: true,
+        becomes: Some((WORKER, Role::Web)),
+        worker_lacks: None,
+        op: FleetOp::Deploy("v3"),
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fleet_rollback_a_worker_cannot_follow() {
+    sweep(FleetScenario {
+        name: "fleet of 2 and a worker without v1: rollback",
+        policy: FleetPolicy::default(),
+        setup: &[FleetOp::Deploy("v1"), FleetOp::Deploy("v2")],
+        migration: false,
+        watch: false,
+        worker: true,
+        becomes: None,
+        worker_lacks: Some("v1"),
         op: FleetOp::Rollback,
     })
     .await;

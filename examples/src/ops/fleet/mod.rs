@@ -82,7 +82,9 @@ fn print_report(report: &FleetReport, out: &Output) {
 fn host_line(h: &HostOutcome) -> String {
     let record = h.record.as_ref().map_or("no record".to_string(), summary);
     match (&h.error, h.in_rotation) {
-        (_, true) => format!("{}: {record}", h.host),
+        // A worker that could not follow a rollback: it runs, on its own release, and the line says why.
+        (Some(e), true) => format!("{}: {record}; {e}", h.host),
+        (None, true) => format!("{}: {record}", h.host),
         (Some(e), false) => format!("{}: left out of rotation: {record}; {e}", h.host),
         (None, false) => format!("{}: left out of rotation: {record}", h.host),
     }
