@@ -259,6 +259,8 @@ def test_a_worker_follows_the_web_hosts_without_a_server() -> None:
     jobs = f.deployer("jobs1").journal()
     # The deploy, then the retire of the worker's old color: a worker runs one color.
     assert [r.kind for r in jobs.history[-2:]] == ["deploy", "retire"]
+    assert all(r.as_worker for r in jobs.history[-2:])
+    assert not any(r.as_worker for r in f.deployer("web1").journal().history)
     assert jobs.live == "green" and set(jobs.slots) == {"green"}
     # A rollback: the web hosts switch back, the worker starts the release they went back to.
     report = f.rollback()

@@ -62,6 +62,10 @@ pub struct OperationRecord {
     /// The verified backup taken before its migration (or on every deploy, as the policy says).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupRecord>,
+    /// It ran a fleet's host as a worker (one color taking jobs, no server in HAProxy's rotation): how a host
+    /// made a web host in the config since is told from one whose servers are merely out of rotation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub as_worker: bool,
 }
 
 impl OperationRecord {

@@ -143,6 +143,7 @@ impl Deployer {
             steps: Vec::new(),
             restore_point: None,
             backup: None,
+            as_worker: false,
         });
         self.store.save(journal, &held.fence).await?;
         self.events.warn(

@@ -45,6 +45,7 @@ impl Run {
             steps: Vec::new(),
             restore_point: None,
             backup: None,
+            as_worker: false,
         };
         events.emit(Event::OperationStarted {
             id: record.id.clone(),

@@ -74,6 +74,8 @@ class OperationRecord(Data):
     outcome: Outcome
     steps: Tuple[StepRecord, ...]
     restore_point: Optional[RestorePoint] = None
+    as_worker: bool = False
+    """It ran a fleet's host as a worker (one color taking jobs, no server in HAProxy's rotation)."""
 
     @property
     def succeeded(self) -> bool:

@@ -9,7 +9,7 @@ use super::abort::DEPLOY;
 use super::deploy_steps::{begin, drain_and_verify, prepare, start_and_gate};
 use super::hooks::prune;
 use super::host::{FleetReport, HostOutcome, HostRun, failed_step, ok_step, recorded};
-use super::role_change::{WORKER_MARK, leaving};
+use super::role_change::leaving;
 use super::watch::baseline_error;
 use super::worker_steps::{not_retired, retire_old_worker};
 use crate::engine::hooks::HookPoint;
@@ -252,7 +252,7 @@ impl Fleet {
             ),
         };
         let worker_detail = format!(
-            "the new color runs beside the old until {} are verified: {WORKER_MARK}",
+            "the new color runs beside the old until {} are verified",
             in_names.join(", ")
         );
         for &i in &ready {

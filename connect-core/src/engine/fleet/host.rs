@@ -140,14 +140,9 @@ impl<'a> HostRun<'a> {
                     OperationKind::InstantRollback => journal.standby().unwrap_or(Color::Blue),
                     _ => journal.live.map_or(Color::Blue, Color::other),
                 };
-                self.run = Some(Run::new(
-                    &d.events,
-                    kind,
-                    release,
-                    self.from,
-                    self.to,
-                    &d.config.holder,
-                ));
+                let mut run = Run::new(&d.events, kind, release, self.from, self.to, &d.config.holder);
+                run.record.as_worker = self.is_worker();
+                self.run = Some(run);
                 self.journal = Some(journal);
                 true
             }

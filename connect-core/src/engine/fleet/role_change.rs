@@ -23,10 +23,6 @@ use crate::model::Topology;
 use crate::router::{AdminState, ServerStatus};
 use crate::vocabulary::{Outcome, Step};
 
-/// Written into every record of a worker's operation that leaves it running one color (its deploy's switch
-/// step, its retire, its rollback's drain): how a host that is web now is recognised as one that was a worker.
-pub(super) const WORKER_MARK: &str = "a worker runs one color";
-
 /// Whether the host's last completed operation ran it as a worker.
 fn was_worker(journal: &Journal) -> bool {
     ran_as_worker(journal.history.iter().rev())
@@ -36,7 +32,7 @@ fn was_worker(journal: &Journal) -> bool {
 fn ran_as_worker<'a>(mut newest_first: impl Iterator<Item = &'a OperationRecord>) -> bool {
     newest_first
         .find(|r| r.outcome == Outcome::Succeeded)
-        .is_some_and(|r| r.steps.iter().any(|s| s.detail.contains(WORKER_MARK)))
+        .is_some_and(|r| r.as_worker)
 }
 
 /// What `status` says of a host whose role changed and no deploy carried out yet, in place of the drift its

@@ -2,7 +2,7 @@
 //! once the deploy is recorded everywhere, and, in a rollback, starting the release the web hosts went back to.
 
 use super::host::{FleetReport, HostOutcome, HostRun, failed_step};
-use super::role_change::{WORKER_MARK, refuse_rollback};
+use super::role_change::refuse_rollback;
 use crate::engine::intent::Intent;
 use crate::engine::journal::{SlotRecord, now_unix_ms};
 use crate::engine::run::Run;
@@ -36,20 +36,21 @@ pub(super) async fn retire_old_worker(h: &HostRun<'_>) -> Option<(String, Error)
         old,
         &d.config.holder,
     );
+    // A host that joined the web hosts retires the color it ran as a worker; it is no worker now.
+    run.record.as_worker = !h.joining;
     let intent = d.intent(&run.record, Some(live), old);
     let grace = d.config.app.stop_grace;
-    // A host that joined the web hosts retires the color it ran as a worker; it is no worker now.
     let role = if h.joining {
-        format!("the color {name} ran as a worker; it serves as a web host now")
+        format!(": the color {name} ran as a worker; it serves as a web host now")
     } else {
-        WORKER_MARK.to_string()
+        String::new()
     };
     let retired = run
         .step(Step::Retire, async {
             d.declare(&mut journal, fence, intent).await?;
             d.take_down(&mut journal, old).await?;
             Ok(format!(
-                "{old} stopped (its jobs had {grace:?} to finish) and removed: {role}"
+                "{old} stopped (its jobs had {grace:?} to finish) and removed{role}"
             ))
         })
         .await;
@@ -129,7 +130,7 @@ pub(super) async fn retire_leftover(h: &mut HostRun<'_>) {
             d.declare(journal, fence, intent).await?;
             d.take_down(journal, old).await?;
             journal.intent = None;
-            Ok(format!("{old}, {why}, stopped and removed: {WORKER_MARK}"))
+            Ok(format!("{old}, {why}, stopped and removed"))
         })
         .await;
     if let Err(e) = retired {
@@ -283,7 +284,7 @@ pub(super) async fn roll_back_worker(h: &mut HostRun<'_>) -> Result<()> {
         run.step(Step::Drain, async {
             d.take_down(journal, old).await?;
             Ok(format!(
-                "{old} stopped (its jobs had {grace:?} to finish) and removed: {WORKER_MARK}"
+                "{old} stopped (its jobs had {grace:?} to finish) and removed"
             ))
         })
         .await?;

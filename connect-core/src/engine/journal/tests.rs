@@ -18,6 +18,7 @@ fn operation(id: &str, started_unix_ms: u64) -> OperationRecord {
         steps: Vec::new(),
         restore_point: None,
         backup: None,
+        as_worker: false,
     }
 }
 
