@@ -74,16 +74,18 @@ pub(super) fn pending(
     }
 }
 
+/// The host's two servers in HAProxy, blue's and green's.
+fn own_servers(h: &HostRun<'_>) -> [String; 2] {
+    crate::model::Color::ALL.map(|c| h.server(c))
+}
+
 /// A worker's servers that HAProxy still has in (or draining from) rotation, with their state: it was a
 /// web host, and this deploy takes them out.
 pub(super) fn leaving(h: &HostRun<'_>, servers: &[ServerStatus]) -> Vec<(String, AdminState)> {
     if !h.is_worker() {
         return Vec::new();
     }
-    let mine = [
-        h.server(crate::model::Color::Blue),
-        h.server(crate::model::Color::Green),
-    ];
+    let mine = own_servers(h);
     servers
         .iter()
         .filter(|s| mine.contains(&s.name) && s.admin != AdminState::Maint)
@@ -97,10 +99,7 @@ pub(super) async fn joining(h: &mut HostRun<'_>, servers: &[ServerStatus]) -> bo
     let (Some(journal), false) = (h.journal.as_ref(), h.is_worker()) else {
         return false;
     };
-    let mine = [
-        h.server(crate::model::Color::Blue),
-        h.server(crate::model::Color::Green),
-    ];
+    let mine = own_servers(h);
     let in_rotation = servers
         .iter()
         .any(|s| mine.contains(&s.name) && s.admin != AdminState::Maint);
@@ -131,10 +130,7 @@ pub(super) async fn joining(h: &mut HostRun<'_>, servers: &[ServerStatus]) -> bo
 /// ways out.
 pub(super) fn refuse_rollback(h: &HostRun<'_>, servers: &[ServerStatus]) -> Option<Error> {
     let journal = h.journal.as_ref()?;
-    let mine = [
-        h.server(crate::model::Color::Blue),
-        h.server(crate::model::Color::Green),
-    ];
+    let mine = own_servers(h);
     let theirs: Vec<&ServerStatus> = servers.iter().filter(|s| mine.contains(&s.name)).collect();
     let why = if h.is_worker() {
         let serving: Vec<&str> = theirs
