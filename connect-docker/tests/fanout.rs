@@ -7,12 +7,17 @@ mod common;
 
 use std::sync::Arc;
 
-use common::with_scope;
+use common::{base_and_release, with_scope};
 use connect_core::ErrorKind;
 use connect_docker::testing::{SecondDaemon, SocketHost, incompressible, test_app_context};
 use connect_docker::{Docker, ExportCounts, TransferMethod, TransferOptions};
 
 const BASE_DATA: usize = 2 << 20;
+
+/// Two second dockerds; `None` (skipped, loudly) where there is no dockerd.
+async fn two_engines(test: &str) -> Option<(SecondDaemon, SecondDaemon)> {
+    Some((SecondDaemon::start(test).await?, SecondDaemon::start(test).await?))
+}
 
 /// What `after` adds to `before`.
 fn counted(before: ExportCounts, after: ExportCounts) -> ExportCounts {
@@ -26,10 +31,7 @@ fn counted(before: ExportCounts, after: ExportCounts) -> ExportCounts {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_destinations_lacking_different_layers_share_one_read_of_the_image() {
     with_scope("fanout-layers", |docker, scope| async move {
-        let (Some(one), Some(two)) = (
-            SecondDaemon::start("fanout-layers").await,
-            SecondDaemon::start("fanout-layers").await,
-        ) else {
+        let Some((one, two)) = two_engines("fanout-layers").await else {
             return;
         };
         // Through a Host each, as the fleet's servers are reached over SSH.
@@ -37,27 +39,7 @@ async fn two_destinations_lacking_different_layers_share_one_read_of_the_image()
             .await
             .expect("first engine");
         let two = two.docker().await.expect("second engine");
-        let v1 = scope
-            .build(
-                &docker,
-                "v1",
-                test_app_context(None, &[("data", incompressible(BASE_DATA, 11))], &[]).unwrap(),
-            )
-            .await
-            .unwrap();
-        let v2 = scope
-            .build(
-                &docker,
-                "v2",
-                test_app_context(
-                    Some(&v1.to_string()),
-                    &[("release", incompressible(10_000, 12))],
-                    &[],
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let (v1, v2) = base_and_release(&docker, &scope, BASE_DATA, 11).await;
         // The first engine has v1: it lacks v2's own layer only; the second lacks everything.
         docker
             .transfer_image(&one, &v1, &TransferOptions::default())
@@ -123,10 +105,7 @@ async fn two_destinations_lacking_different_layers_share_one_read_of_the_image()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_cut_off_mid_stream_leaves_the_other_to_finish() {
     with_scope("fanout-cut", |docker, scope| async move {
-        let (Some(cut), Some(whole)) = (
-            SecondDaemon::start("fanout-cut").await,
-            SecondDaemon::start("fanout-cut").await,
-        ) else {
+        let Some((cut, whole)) = two_engines("fanout-cut").await else {
             return;
         };
         let (cut, whole) = (cut.docker().await.unwrap(), whole.docker().await.unwrap());
