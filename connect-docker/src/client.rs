@@ -8,6 +8,7 @@ use connect_core::{Error, ErrorKind, Host, Result};
 
 use crate::error::map_err;
 use crate::slot::SlotOptions;
+use crate::transfer::ExportShare;
 use crate::transport::client_through_host;
 
 /// The engine's socket on a server, as the Docker package installs it.
@@ -30,6 +31,8 @@ pub struct Docker {
     /// The engine on the machine running the deploy, which [`connect_core::ContainerRuntime::ship`] builds
     /// on and sends from.
     pub(crate) build_machine: Option<Arc<Docker>>,
+    /// What transfers from this engine share: every clone's (see `transfer/fanout.rs`).
+    pub(crate) exports: Arc<ExportShare>,
 }
 
 impl fmt::Debug for Docker {
@@ -100,6 +103,7 @@ impl Docker {
             location,
             slot_options: SlotOptions::default(),
             build_machine: None,
+            exports: Arc::default(),
         })
     }
 

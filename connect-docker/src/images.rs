@@ -7,12 +7,15 @@ use bollard::query_parameters::{BuildImageOptions, ListImagesOptions, RemoveImag
 use connect_core::model::{ImageRef, Release};
 use connect_core::runtime::{ImageInfo, labels};
 use connect_core::{Error, ErrorKind, Result};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::client::Docker;
 use crate::dockerignore::DockerIgnore;
 use crate::error::{is_not_found, map_err};
 use crate::tarball::TarWriter;
+
+/// Image inspects [`Docker::images`] keeps in flight.
+const IMAGES_INSPECTED_AT_ONCE: usize = 8;
 
 /// A build context: the files `docker build` sees, sent to the Engine as one tar.
 #[derive(Debug, Default, Clone)]
@@ -243,13 +246,14 @@ impl Docker {
             .await
             .map_err(|e| map_err("docker.images", repository.unwrap_or(&self.location), e))?;
         summaries.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
-        let mut out = Vec::new();
-        for s in summaries {
-            if let Some(info) = self.image_info(&s.id).await? {
-                out.push(info);
-            }
-        }
-        Ok(out)
+        // A few inspects at once, in order: over SSH each is a round trip, and a transfer lists every image
+        // of its destination before it sends.
+        let infos: Vec<Option<ImageInfo>> = futures::stream::iter(summaries.into_iter().map(|s| s.id))
+            .map(|id| async move { self.image_info(&id).await })
+            .buffered(IMAGES_INSPECTED_AT_ONCE)
+            .try_collect()
+            .await?;
+        Ok(infos.into_iter().flatten().collect())
     }
 
     /// Removes the releases of `repository` except the newest `keep` and every reference in `protect` (the

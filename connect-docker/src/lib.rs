@@ -64,7 +64,7 @@ pub use images::{BuildContext, BuildOutput, PruneReport};
 pub use slot::{HOST_NETWORK, HealthProbe, Restart, Secrets, SlotOptions};
 pub use swarm::Swarm;
 pub use transfer::{
-    Compression, ProgressFn, TransferMethod, TransferOptions, TransferProgress, TransferReport,
+    Compression, ExportCounts, ProgressFn, TransferMethod, TransferOptions, TransferProgress, TransferReport,
 };
 
 #[cfg(feature = "testing")]

@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::with_scope;
+use common::{base_and_release, with_scope};
 use connect_core::model::Color;
 use connect_core::runtime::{ContainerSpec, ContainerState, Health, slot_labels};
 use connect_core::ssh::SshHost;
 use connect_core::testing::{Sshd, free_port};
 use connect_core::{ContainerRuntime, Host};
-use connect_docker::testing::{SecondDaemon, incompressible, test_app_context, test_slot_options};
+use connect_docker::testing::{SecondDaemon, test_app_context, test_slot_options};
 use connect_docker::{DEFAULT_SOCKET, Docker, TransferMethod, TransferOptions};
 
 async fn docker_over_ssh(sshd: &Sshd) -> (SshHost, Docker) {
@@ -140,27 +140,7 @@ async fn a_release_ships_to_an_engine_reached_through_ssh() {
         let Some(daemon) = SecondDaemon::start("transfer via ssh").await else {
             return;
         };
-        let v1 = scope
-            .build(
-                &local,
-                "v1",
-                test_app_context(None, &[("data", incompressible(1 << 20, 11))], &[]).unwrap(),
-            )
-            .await
-            .unwrap();
-        let v2 = scope
-            .build(
-                &local,
-                "v2",
-                test_app_context(
-                    Some(&v1.to_string()),
-                    &[("release", incompressible(10_000, 12))],
-                    &[],
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let (v1, v2) = base_and_release(&local, &scope, 1 << 20, 11).await;
 
         let before = sshd.accepted_connections();
         let ssh = SshHost::connect(sshd.config()).await.expect("ssh connect");

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::with_scope;
+use common::{base_and_release, with_scope};
 use connect_core::ErrorKind;
 use connect_docker::testing::{SecondDaemon, SocketHost, incompressible, test_app_context};
 use connect_docker::{Compression, Docker, TransferMethod, TransferOptions, TransferProgress};
@@ -22,27 +22,7 @@ async fn a_release_sharing_all_but_one_layer_sends_only_that_layer() {
         let dest = Docker::connect_via(Arc::new(SocketHost), &daemon.socket())
             .await
             .expect("second engine");
-        let v1 = scope
-            .build(
-                &docker,
-                "v1",
-                test_app_context(None, &[("data", incompressible(BASE_DATA, 1))], &[]).unwrap(),
-            )
-            .await
-            .unwrap();
-        let v2 = scope
-            .build(
-                &docker,
-                "v2",
-                test_app_context(
-                    Some(&v1.to_string()),
-                    &[("release", incompressible(10_000, 2))],
-                    &[],
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let (v1, v2) = base_and_release(&docker, &scope, BASE_DATA, 1).await;
 
         let first = docker
             .transfer_image(&dest, &v1, &TransferOptions::default())

@@ -15,9 +15,10 @@ use tokio::io::AsyncWrite;
 use tokio_util::io::StreamReader;
 
 use super::archive::{
-    HashingWriter, ManifestEntry, chain_ids, filter_archive, hex, io_err, is_layer_path, parse_manifest,
-    read_err, read_small,
+    HashingWriter, chain_ids, filter_archive, hex, io_err, is_layer_path, parse_manifest, read_err,
+    read_small,
 };
+use super::fanout::{ArchiveStream, LayerMap};
 use super::{Compression, TransferMethod, TransferOptions, TransferProgress, TransferReport, task_failed};
 use crate::client::Docker;
 use crate::error::map_err;
@@ -42,6 +43,9 @@ impl Docker {
             )
             .with_hint("build the release first")
         })?;
+        // Registered before the destination's round trips, so transfers of this image started together
+        // share its stream (see fanout.rs); dropped on any return before the send.
+        let ticket = self.exports.register(&src.id);
         let compression = match options.compression {
             Some(c) => c,
             None => dest.best_compression().await?,
@@ -83,7 +87,11 @@ impl Docker {
         // path holds which layer, and how big each is.
         let mut bytes_to_send = 0;
         let skip_paths: BTreeSet<String> = if to_send < src.layers.len() || options.progress.is_some() {
-            let (manifest, by_path, sizes) = self.layer_paths(&src.id).await?;
+            let map = self
+                .exports
+                .layer_map(&src.id, || self.layer_paths(&src.id))
+                .await?;
+            let (manifest, by_path, sizes) = (&map.manifest, &map.digests, &map.sizes);
             bytes_to_send = manifest
                 .layers
                 .iter()
@@ -132,9 +140,11 @@ impl Docker {
         });
 
         // Pass 2: filter, hash, compress, send.
+        let source = ticket.archive(&self.api).await;
         let (sent_layers, archive_bytes, wire_bytes) = self
             .send_filtered(
                 dest,
+                source,
                 &src.id,
                 &reference,
                 &skip_paths,
@@ -157,10 +167,7 @@ impl Docker {
     }
 
     /// Reads the image's archive once: the manifest, and each layer path's sha256 and size.
-    async fn layer_paths(
-        &self,
-        image_id: &str,
-    ) -> Result<(ManifestEntry, HashMap<String, String>, HashMap<String, u64>)> {
+    async fn layer_paths(&self, image_id: &str) -> Result<LayerMap> {
         let op = "docker.transfer";
         let stream = self.api.export_image(image_id).map_err(io_err);
         let id = image_id.to_string();
@@ -193,14 +200,20 @@ impl Docker {
                 "the image archive has no manifest.json",
             )
         })?;
-        Ok((manifest, digests, sizes))
+        Ok(LayerMap {
+            manifest,
+            digests,
+            sizes,
+        })
     }
 
-    /// Streams the filtered archive into `dest`'s `docker load`; returns (layers sent, archive bytes, wire bytes).
+    /// Streams the archive `source` gives, filtered, into `dest`'s `docker load`; returns (layers sent,
+    /// archive bytes, wire bytes).
     #[allow(clippy::too_many_arguments)]
     async fn send_filtered(
         &self,
         dest: &Docker,
+        source: ArchiveStream,
         image_id: &str,
         reference: &str,
         skip: &BTreeSet<String>,
@@ -209,7 +222,6 @@ impl Docker {
         options: &TransferOptions,
     ) -> Result<(usize, u64, u64)> {
         let (writer, reader) = tokio::io::duplex(256 * 1024);
-        let source = self.api.export_image(image_id).map_err(io_err);
         let progress = options.progress.clone();
         let diff_ids = diff_ids.to_vec();
         let skip = skip.clone();

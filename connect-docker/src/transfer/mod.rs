@@ -6,10 +6,12 @@
 //! (the paths of a 20.10 archive are v1 ids, not digests), and once to send, filtered, compressed and hashed
 //! on the fly. Nothing touches a disk on this side. The manifest is sent without tags, so a load cut off or
 //! rejected leaves nothing tagged; the tag is set only after the loaded image's id and layers match the source.
-
+//! Shipping one image to many engines at once (a fleet) reads it once for all: the layer map is kept per
+//! image, and transfers running together share one stream, each filtered for its own destination.
 //!
 //! `incremental.rs` sends the missing layers, `whole.rs` the whole image (the fallback), `load.rs` is the
-//! destination's side of both; `archive.rs` reads and filters the archive.
+//! destination's side of both; `archive.rs` reads and filters the archive; `fanout.rs` shares the reads
+//! between transfers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +21,14 @@ use connect_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 mod archive;
+mod fanout;
 mod incremental;
 mod load;
 mod whole;
 
 use crate::client::Docker;
+pub use fanout::ExportCounts;
+pub(crate) use fanout::ExportShare;
 
 /// How the archive is compressed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

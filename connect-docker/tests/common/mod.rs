@@ -13,7 +13,7 @@ use connect_core::model::ImageRef;
 use connect_core::runtime::OneOff;
 use connect_core::testing::free_port;
 use connect_docker::Docker;
-use connect_docker::testing::{TestScope, local_docker};
+use connect_docker::testing::{TestScope, incompressible, local_docker, test_app_context};
 
 /// The runtime suite's fixture on the test app: `healthy` and `unhealthy` images, containers named after
 /// `prefix`, `/app echo` as the exec, `exit 0` and `exit 3` as the jobs.
@@ -53,4 +53,37 @@ where
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+/// Two releases as a deploy ships them: `v1` holding `base` incompressible bytes, and `v2` on top of it with a
+/// 10 kB layer of its own, so a destination that has v1 lacks one layer of v2. `seed` varies the bytes (and
+/// `seed + 1` v2's), so tests running at once share no layer.
+pub(crate) async fn base_and_release(
+    docker: &Docker,
+    scope: &TestScope,
+    base: usize,
+    seed: u64,
+) -> (ImageRef, ImageRef) {
+    let v1 = scope
+        .build(
+            docker,
+            "v1",
+            test_app_context(None, &[("data", incompressible(base, seed))], &[]).unwrap(),
+        )
+        .await
+        .unwrap();
+    let v2 = scope
+        .build(
+            docker,
+            "v2",
+            test_app_context(
+                Some(&v1.to_string()),
+                &[("release", incompressible(10_000, seed + 1))],
+                &[],
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    (v1, v2)
 }
